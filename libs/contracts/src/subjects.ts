@@ -1,0 +1,11 @@
+/** NATS subjects for commands and admin requests (request/reply), all under the deployment's prefix. */
+export const Subjects = {
+  health: (service: string) => `runway.health.${service}`,
+  projectionRebuild: (name: string) => `runway.admin.projection.${name}.rebuild`,
+} as const;
+
+export const SERVICES = ['gateway', 'deployments', 'configurations', 'scheduling', 'execution', 'logs'] as const;
+export type ServiceName = (typeof SERVICES)[number];
+
+/** Aggregate types used in subjects `evt.<workspace>.<type>.<id>`. */
+export const AggregateTypes = { workspace: 'workspace', user: 'user' } as const;

@@ -1,0 +1,3 @@
+export * from './kysely.js';
+export * from './migrator.js';
+export * from './embedded.js';

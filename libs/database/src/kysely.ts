@@ -1,0 +1,23 @@
+import { Kysely, PostgresDialect } from 'kysely';
+import pg from 'pg';
+
+// BIGINT (int8) columns carry stream sequences and counts well below 2^53: parse them as numbers.
+pg.types.setTypeParser(20, (v) => Number(v));
+
+export interface DatabaseOptions {
+  url: string;
+  /** Pool size (default 10). */
+  max?: number;
+  /** Postgres schema used for unqualified table names (default public). */
+  schema?: string;
+}
+
+export function createKysely<DB>(opts: DatabaseOptions): Kysely<DB> {
+  const pool = new pg.Pool({
+    connectionString: opts.url,
+    max: opts.max ?? 10,
+    ...(opts.schema ? { options: `-c search_path=${opts.schema},public` } : {}),
+  });
+  pool.on('error', () => undefined); // idle-client errors (server restart) are retried on next use
+  return new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+}

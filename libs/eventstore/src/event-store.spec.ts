@@ -1,0 +1,169 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { z } from 'zod';
+import { createTestEnvironment, type TestEnvironment } from '#libs/testing';
+import { connectNats } from '#libs/nats';
+import { ConcurrencyError, defineEvent, EventRegistry, EventSchemaError, EventStore, handleCommand, type Decider } from './index.js';
+
+const Incremented = defineEvent('Incremented', z.object({ by: z.number().int().positive() }));
+// Version 2 of Renamed added `reason`; version 1 payloads are upcast on read.
+const Renamed = defineEvent('Renamed', z.object({ name: z.string().min(1), reason: z.string() }), {
+  version: 2,
+  upcasters: { 1: (d) => ({ ...(d as object), reason: 'unknown' }) },
+});
+const registry = () => new EventRegistry().register(Incremented, Renamed);
+type Ev = { type: 'Incremented'; data: { by: number } } | { type: 'Renamed'; data: { name: string; reason: string } };
+
+const counter: Decider<number, { by: number }, Ev> = {
+  initialState: () => 0,
+  evolve: (s, e) => (e.type === 'Incremented' ? s + e.data.by : s),
+  decide: (c) => [{ type: 'Incremented', data: { by: c.by } }],
+};
+
+describe('event store (real JetStream)', () => {
+  let env: TestEnvironment;
+  let store: EventStore;
+  before(async () => {
+    env = await createTestEnvironment();
+    store = env.newStore(registry());
+    await store.ensureStream();
+  });
+  after(() => env.close());
+
+  it('creates the stream with the settings of the design, idempotently', async () => {
+    await store.ensureStream();
+    const info = await (await store.jsm()).streams.info(store.stream);
+    assert.equal(info.config.deny_delete, true);
+    assert.equal(info.config.deny_purge, true);
+    assert.equal(info.config.allow_direct, true);
+    assert.ok(info.config.duplicate_window >= 10 * 60 * 1e9);
+    assert.deepEqual(info.config.subjects, [store.allSubjects]);
+  });
+
+  it('writes one message per decision and reads events back in order', async () => {
+    const ref = { workspaceId: 'w1', type: 'counter', id: 'c1' };
+    const a = await store.append(ref, 0, [{ type: 'Incremented', data: { by: 1 } }, { type: 'Incremented', data: { by: 2 } }], {
+      commandId: 'c1-1',
+      actor: 'tester',
+    });
+    const b = await store.append(ref, a.seq, [{ type: 'Incremented', data: { by: 3 } }], { commandId: 'c1-2', actor: 'tester' });
+    const read = await store.read(ref);
+    assert.equal(read.commits.length, 2);
+    assert.deepEqual(read.events.map((e) => e.data), [{ by: 1 }, { by: 2 }, { by: 3 }]);
+    assert.deepEqual(read.events.map((e) => e.index), [0, 1, 0]);
+    assert.equal(read.lastSeq, b.seq);
+    assert.equal(read.events[0]!.actor, 'tester');
+  });
+
+  it('lets exactly one of 50 concurrent appends with the same expected sequence succeed', async () => {
+    const ref = { workspaceId: 'w1', type: 'counter', id: 'race' };
+    const results = await Promise.allSettled(
+      Array.from({ length: 50 }, (_, i) =>
+        store.append(ref, 0, [{ type: 'Incremented', data: { by: 1 } }], { commandId: `race-${i}`, actor: 't' }),
+      ),
+    );
+    const ok = results.filter((r) => r.status === 'fulfilled');
+    const conflicts = results.filter((r) => r.status === 'rejected' && r.reason instanceof ConcurrencyError);
+    assert.equal(ok.length, 1);
+    assert.equal(conflicts.length, 49);
+    assert.equal((await store.read(ref)).events.length, 1);
+  });
+
+  it('stores a command retried with the same id once and returns the original position', async () => {
+    const ref = { workspaceId: 'w1', type: 'counter', id: 'idem' };
+    const first = await store.append(ref, 0, [{ type: 'Incremented', data: { by: 5 } }], { commandId: 'same', actor: 't' });
+    const again = await store.append(ref, 0, [{ type: 'Incremented', data: { by: 5 } }], { commandId: 'same', actor: 't' });
+    assert.equal(again.duplicate, true);
+    assert.equal(again.seq, first.seq);
+    // Through the handler: a retried command returns the original result, even after the aggregate moved on.
+    const h1 = await handleCommand(store, counter, ref, { by: 7 }, { commandId: 'h-1', actor: 't' });
+    await handleCommand(store, counter, ref, { by: 1 }, { commandId: 'h-2', actor: 't' });
+    const h1again = await handleCommand(store, counter, ref, { by: 7 }, { commandId: 'h-1', actor: 't' });
+    assert.equal(h1again.duplicate, true);
+    assert.deepEqual(h1again.events, h1.events);
+    const read = await store.read(ref);
+    assert.deepEqual(read.events.map((e) => e.data), [{ by: 5 }, { by: 7 }, { by: 1 }]);
+  });
+
+  it('retries a handler on conflict so concurrent commands all land', async () => {
+    const ref = { workspaceId: 'w1', type: 'counter', id: 'retry' };
+    await Promise.all(
+      Array.from({ length: 8 }, (_, i) => handleCommand(store, counter, ref, { by: 1 }, { commandId: `r-${i}`, actor: 't' }, { maxRetries: 20 })),
+    );
+    const read = await store.read(ref);
+    assert.equal(read.events.reduce((s, e) => s + (e.data as { by: number }).by, 0), 8);
+  });
+
+  it('refuses an event that fails its schema, or an unknown type, with a clear error and writes nothing', async () => {
+    const ref = { workspaceId: 'w1', type: 'counter', id: 'bad' };
+    await assert.rejects(
+      store.append(ref, 0, [{ type: 'Incremented', data: { by: -1 } }], { commandId: 'bad-1', actor: 't' }),
+      (err: unknown) => err instanceof EventSchemaError && /Incremented/.test(err.message) && /by/.test(err.message),
+    );
+    await assert.rejects(store.append(ref, 0, [{ type: 'Nope', data: {} }], { commandId: 'bad-2', actor: 't' }), /unknown event type/);
+    assert.equal((await store.read(ref)).lastSeq, 0);
+  });
+
+  it('upcasts old event versions on read', async () => {
+    const ref = { workspaceId: 'w1', type: 'thing', id: 'old' };
+    // Write a version-1 payload as an older release would have.
+    const legacy = new EventRegistry().register(defineEvent('Renamed', z.object({ name: z.string() })));
+    const oldStore = new EventStore(env.nats, legacy, { stream: env.stream, subjectPrefix: env.subjectPrefix });
+    await oldStore.append(ref, 0, [{ type: 'Renamed', data: { name: 'x' } }], { commandId: 'old-1', actor: 't' });
+    const read = await store.read(ref);
+    assert.deepEqual(read.events[0]!.data, { name: 'x', reason: 'unknown' });
+  });
+
+  it('replays from a sequence and filters by aggregate type', async () => {
+    const all = [];
+    for await (const c of store.replay({ fromSeq: 1 })) all.push(c);
+    assert.ok(all.length >= 5);
+    assert.deepEqual(all.map((c) => c.seq), [...all.map((c) => c.seq)].sort((a, b) => a - b));
+    const things = [];
+    for await (const c of store.replay({ fromSeq: 1, aggregateType: 'thing' })) things.push(c);
+    assert.equal(things.length, 1);
+    const fromTime = [];
+    for await (const c of store.replay({ fromTime: new Date(Date.now() + 60_000) })) fromTime.push(c);
+    assert.equal(fromTime.length, 0);
+  });
+});
+
+describe('event store across a nats-server restart', () => {
+  it('reconnects and loses no acknowledged event', async () => {
+    const env = await createTestEnvironment({ ownNats: true });
+    try {
+      const nc = await connectNats({ url: env.natsUrl, name: 'producer' });
+      const store = new EventStore(nc, registry(), { stream: env.stream, subjectPrefix: env.subjectPrefix });
+      await store.ensureStream();
+      const acked = new Set<string>();
+      let stop = false;
+      const producer = (async () => {
+        let n = 0;
+        while (!stop) {
+          const id = `a${n++}`;
+          try {
+            await store.append({ workspaceId: 'w', type: 'counter', id }, 0, [{ type: 'Incremented', data: { by: 1 } }], {
+              commandId: id,
+              actor: 't',
+            });
+            acked.add(id);
+          } catch {
+            await new Promise((r) => setTimeout(r, 50));
+          }
+        }
+      })();
+      await new Promise((r) => setTimeout(r, 300));
+      await env.natsServer!.restart();
+      await new Promise((r) => setTimeout(r, 1500));
+      stop = true;
+      await producer;
+      assert.ok(acked.size > 10, `producer made progress (${acked.size})`);
+      const stored = new Set<string>();
+      for await (const c of store.replay({ fromSeq: 1 })) stored.add(c.aggregate.id);
+      for (const id of acked) assert.ok(stored.has(id), `acknowledged ${id} is missing after the restart`);
+      await nc.close();
+    } finally {
+      await env.close();
+    }
+  });
+});

@@ -1,0 +1,299 @@
+import { headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
+import {
+  AckPolicy,
+  DeliverPolicy,
+  DiscardPolicy,
+  JetStreamApiError,
+  jetstream,
+  jetstreamManager,
+  RetentionPolicy,
+  StorageType,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+  type StreamConfig,
+} from '@nats-io/jetstream';
+import { randomUUID } from 'node:crypto';
+import {
+  aggregateRefSchema,
+  commitEnvelopeSchema,
+  Headers,
+  type AggregateRef,
+  type CommitEnvelope,
+  type CommitMeta,
+  type StoredCommit,
+  type StoredEvent,
+} from './envelope.js';
+import { ConcurrencyError, EventSchemaError } from './errors.js';
+import type { DomainEvent, EventRegistry } from './events.js';
+
+export interface EventStoreOptions {
+  /** Stream name (default EVENTS). Tests use a unique name per file. */
+  stream?: string;
+  /** Prefix of every subject; `''` in production, unique per test file so streams never overlap. */
+  subjectPrefix?: string;
+  /** Duplicate window for Nats-Msg-Id (default 10 minutes; must be at least that). */
+  duplicateWindowMs?: number;
+  /** Replicas (1 for a single server, 3 for a cluster). */
+  replicas?: number;
+}
+
+export interface AppendResult {
+  /** Stream sequence of the commit; the aggregate's new expected sequence. */
+  seq: number;
+  /** True when this command id had already been stored: nothing new was written. */
+  duplicate: boolean;
+}
+
+export interface ReadResult {
+  events: StoredEvent[];
+  commits: StoredCommit[];
+  /** Stream sequence of the aggregate's last commit, 0 if it has none. */
+  lastSeq: number;
+}
+
+export interface ReplayOptions {
+  fromSeq?: number;
+  fromTime?: Date;
+  /** Only this aggregate type. */
+  aggregateType?: string;
+  /** Only this workspace. */
+  workspaceId?: string;
+  /** Keep following new commits after the end (default false: stop at the end of the stream). */
+  follow?: boolean;
+  signal?: AbortSignal;
+}
+
+const WRONG_LAST_SEQUENCE = 10071;
+const MIN_DUPLICATE_WINDOW_MS = 10 * 60_000;
+
+export class EventStore {
+  readonly stream: string;
+  readonly prefix: string;
+  readonly js: JetStreamClient;
+  private jsmPromise: Promise<JetStreamManager> | undefined;
+
+  constructor(
+    readonly nc: NatsConnection,
+    readonly registry: EventRegistry,
+    private readonly opts: EventStoreOptions = {},
+  ) {
+    this.stream = opts.stream ?? 'EVENTS';
+    this.prefix = opts.subjectPrefix ? `${opts.subjectPrefix}.` : '';
+    this.js = jetstream(nc);
+  }
+
+  jsm(): Promise<JetStreamManager> {
+    this.jsmPromise ??= jetstreamManager(this.nc);
+    return this.jsmPromise;
+  }
+
+  /** The wildcard subject of every commit in this store. */
+  get allSubjects(): string {
+    return `${this.prefix}evt.>`;
+  }
+
+  subjectOf(ref: AggregateRef): string {
+    const parsed = aggregateRefSchema.parse(ref);
+    return `${this.prefix}evt.${parsed.workspaceId}.${parsed.type}.${parsed.id}`;
+  }
+
+  filterSubject(opts: { workspaceId?: string; aggregateType?: string } = {}): string {
+    if (!opts.workspaceId && !opts.aggregateType) return this.allSubjects;
+    return `${this.prefix}evt.${opts.workspaceId ?? '*'}.${opts.aggregateType ?? '*'}.*`;
+  }
+
+  /** Creates the stream, or updates it to the settings of DESIGN §3. Idempotent. */
+  async ensureStream(): Promise<void> {
+    const jsm = await this.jsm();
+    const duplicateWindowMs = Math.max(this.opts.duplicateWindowMs ?? MIN_DUPLICATE_WINDOW_MS, MIN_DUPLICATE_WINDOW_MS);
+    const config: Partial<StreamConfig> & { name: string } = {
+      name: this.stream,
+      subjects: [this.allSubjects],
+      storage: StorageType.File,
+      retention: RetentionPolicy.Limits,
+      discard: DiscardPolicy.Old,
+      max_age: 0,
+      max_msgs: -1,
+      max_bytes: -1,
+      max_msgs_per_subject: -1,
+      deny_delete: true,
+      deny_purge: true,
+      allow_direct: true,
+      duplicate_window: duplicateWindowMs * 1_000_000,
+      num_replicas: this.opts.replicas ?? 1,
+    };
+    try {
+      const info = await jsm.streams.info(this.stream);
+      const c = info.config;
+      const same =
+        c.subjects?.length === 1 &&
+        c.subjects[0] === this.allSubjects &&
+        c.deny_delete &&
+        c.deny_purge &&
+        c.allow_direct &&
+        c.duplicate_window === config.duplicate_window;
+      if (!same) await jsm.streams.update(this.stream, { ...c, ...config } as StreamConfig);
+    } catch (err) {
+      if (err instanceof JetStreamApiError && err.code === 10059) {
+        await jsm.streams.add(config);
+      } else throw err;
+    }
+  }
+
+  /**
+   * Appends the events of one decision as ONE message, on condition that the aggregate's last
+   * commit is still `expectedSeq` (0 for a new aggregate).
+   */
+  async append(
+    ref: AggregateRef,
+    expectedSeq: number,
+    events: readonly DomainEvent[],
+    meta: CommitMeta,
+  ): Promise<AppendResult> {
+    if (events.length === 0) throw new Error('append needs at least one event');
+    const subject = this.subjectOf(ref);
+    const time = new Date().toISOString();
+    const correlationId = meta.correlationId ?? meta.commandId;
+    const envelope: CommitEnvelope = {
+      v: 1,
+      aggregate: ref,
+      events: events.map((e) => ({
+        type: e.type,
+        version: this.registry.versionOf(e.type),
+        data: this.registry.validate(e),
+      })),
+      meta: { commandId: meta.commandId, actor: meta.actor, correlationId, causationId: meta.causationId, time },
+    };
+    const h = natsHeaders();
+    h.set(Headers.EventTypes, envelope.events.map((e) => e.type).join(','));
+    h.set(Headers.SchemaVersions, envelope.events.map((e) => e.version).join(','));
+    h.set(Headers.CorrelationId, correlationId);
+    if (meta.causationId) h.set(Headers.CausationId, meta.causationId);
+    h.set(Headers.Actor, meta.actor);
+    h.set(Headers.Time, time);
+    h.set(Headers.Aggregate, `${ref.type}/${ref.id}`);
+    try {
+      const ack = await this.js.publish(subject, JSON.stringify(envelope), {
+        msgID: `${ref.workspaceId}:${meta.commandId}`,
+        expect: { lastSubjectSequence: expectedSeq, streamName: this.stream },
+        headers: h,
+        timeout: 10_000,
+      });
+      return { seq: ack.seq, duplicate: ack.duplicate };
+    } catch (err) {
+      if (err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE) {
+        throw new ConcurrencyError(subject, expectedSeq, err);
+      }
+      throw err;
+    }
+  }
+
+  /** The stream sequence of the aggregate's last commit (0 if none), via direct get. */
+  async lastSequenceOf(ref: AggregateRef): Promise<number> {
+    const jsm = await this.jsm();
+    try {
+      const msg = await jsm.direct.getMessage(this.stream, { last_by_subj: this.subjectOf(ref) });
+      return msg?.seq ?? 0;
+    } catch (err) {
+      if (err instanceof Error && /no message found|not found/i.test(err.message)) return 0;
+      throw err;
+    }
+  }
+
+  /** Loads every event of one aggregate, in order, through an ordered consumer on its subject. */
+  async read(ref: AggregateRef): Promise<ReadResult> {
+    const lastSeq = await this.lastSequenceOf(ref);
+    if (lastSeq === 0) return { events: [], commits: [], lastSeq: 0 };
+    const commits: StoredCommit[] = [];
+    const consumer = await this.js.consumers.get(this.stream, {
+      filter_subjects: this.subjectOf(ref), // a string: one filter subject works on nats-server 2.9
+      deliver_policy: DeliverPolicy.All,
+    });
+    const messages = await consumer.consume({ max_messages: 256 });
+    try {
+      for await (const m of messages) {
+        commits.push(this.decode(m));
+        if (m.seq >= lastSeq) break;
+      }
+    } finally {
+      messages.stop();
+    }
+    return { commits, events: commits.flatMap((c) => c.events), lastSeq };
+  }
+
+  /** Replays commits from a sequence or time, optionally filtered, optionally following. */
+  async *replay(opts: ReplayOptions = {}): AsyncGenerator<StoredCommit> {
+    const jsm = await this.jsm();
+    const info = await jsm.streams.info(this.stream);
+    const endSeq = info.state.last_seq;
+    if (!opts.follow && (endSeq === 0 || (opts.fromSeq !== undefined && opts.fromSeq > endSeq))) return;
+    const consumer = await this.js.consumers.get(this.stream, {
+      filter_subjects: this.filterSubject(opts),
+      ...(opts.fromSeq !== undefined
+        ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: Math.max(1, opts.fromSeq) }
+        : opts.fromTime
+          ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: opts.fromTime.toISOString() }
+          : { deliver_policy: DeliverPolicy.All }),
+    });
+    if (!opts.follow) {
+      // Stop at the end of what exists now; a filtered consumer may have nothing to deliver.
+      const ci = await consumer.info();
+      if (ci.num_pending === 0) return;
+    }
+    const messages = await consumer.consume({ max_messages: 1024 });
+    const onAbort = () => messages.stop();
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      for await (const m of messages) {
+        yield this.decode(m);
+        if (!opts.follow && (m.seq >= endSeq || m.info.pending === 0)) break;
+      }
+    } finally {
+      opts.signal?.removeEventListener('abort', onAbort);
+      messages.stop();
+    }
+  }
+
+  /** Last sequence of the whole stream. */
+  async lastSequence(): Promise<number> {
+    const jsm = await this.jsm();
+    const info = await jsm.streams.info(this.stream);
+    return info.state.last_seq;
+  }
+
+  /** Decodes and validates one stream message (upcasting old event versions). */
+  decode(m: Pick<JsMsg, 'seq' | 'subject' | 'data'>): StoredCommit {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(new TextDecoder().decode(m.data));
+    } catch {
+      throw new EventSchemaError('(commit)', `message ${m.seq} is not JSON`);
+    }
+    const parsed = commitEnvelopeSchema.safeParse(raw);
+    if (!parsed.success) throw new EventSchemaError('(commit)', `message ${m.seq}: ${parsed.error.message}`);
+    const env = parsed.data;
+    const events = env.events.map(
+      (e, index): StoredEvent => ({
+        type: e.type,
+        data: this.registry.decode(e.type, e.version, e.data),
+        seq: m.seq,
+        index,
+        aggregate: env.aggregate,
+        time: env.meta.time,
+        actor: env.meta.actor,
+        commandId: env.meta.commandId,
+        correlationId: env.meta.correlationId,
+        causationId: env.meta.causationId,
+      }),
+    );
+    return { seq: m.seq, subject: m.subject, aggregate: env.aggregate, meta: env.meta, events };
+  }
+
+  /** A fresh id for a command that came without one. */
+  static newCommandId(): string {
+    return randomUUID();
+  }
+}
+
+export { AckPolicy };

@@ -1,0 +1,35 @@
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+
+export type { NatsConnection } from '@nats-io/transport-node';
+
+export interface NatsConnectOptions {
+  url: string;
+  name: string;
+  /** Keep retrying forever while the server is away (default true). */
+  reconnectForever?: boolean;
+}
+
+/** Connects to NATS with reconnect settings suited for services (wait for the server, retry forever). */
+export async function connectNats(opts: NatsConnectOptions): Promise<NatsConnection> {
+  return connect({
+    servers: opts.url,
+    name: opts.name,
+    reconnect: true,
+    maxReconnectAttempts: opts.reconnectForever === false ? 10 : -1,
+    reconnectTimeWait: 250,
+    waitOnFirstConnect: true,
+    timeout: 5_000,
+  });
+}
+
+/** Drains (flushes pending work) and closes a connection, tolerating one that is already closed. */
+export async function drainNats(nc: NatsConnection): Promise<void> {
+  if (nc.isClosed()) return;
+  try {
+    await nc.drain();
+  } catch {
+    await nc.close().catch(() => undefined);
+  }
+}
+
+export * from './nats-server.js';

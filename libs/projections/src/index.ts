@@ -1,0 +1,4 @@
+export * from './projection.js';
+export * from './migrations.js';
+export * from './runner.js';
+export * from './rebuild.js';

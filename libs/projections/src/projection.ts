@@ -1,0 +1,21 @@
+import type { QueryCreator } from 'kysely';
+import type { StoredEvent } from '#libs/eventstore';
+
+/**
+ * A projection folds events into its own tables and nothing else.
+ * `apply` receives a batch (one transaction); the query creator is bound to the schema it must
+ * write (the live one, or a rebuild schema), so it must not qualify table names itself.
+ */
+export interface Projection<DB = unknown> {
+  name: string;
+  /** The tables it owns; a rebuild recreates and swaps all of them. */
+  tables: readonly string[];
+  /** The event types it reads; others only advance the checkpoint. */
+  canHandle: readonly string[];
+  apply: (db: QueryCreator<DB>, events: readonly StoredEvent[]) => Promise<void>;
+}
+
+export function defineProjection<DB>(p: Projection<DB>): Projection<DB> {
+  if (!/^[a-z][a-z0-9_]*$/.test(p.name)) throw new Error(`projection name ${p.name} must be [a-z0-9_]`);
+  return p;
+}

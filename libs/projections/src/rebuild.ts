@@ -1,0 +1,85 @@
+import { sql, type Kysely } from 'kysely';
+import type { EventStore, StoredCommit, StoredEvent } from '#libs/eventstore';
+import type { CheckpointTable } from './migrations.js';
+import type { Projection } from './projection.js';
+import { lockKey } from './runner.js';
+
+function handledEvents(projection: Projection<unknown>, commits: readonly StoredCommit[]): StoredEvent[] {
+  const handled = new Set(projection.canHandle);
+  return commits.flatMap((c) => c.events.filter((e) => handled.has(e.type)));
+}
+
+export interface RebuildResult {
+  name: string;
+  events: number;
+  checkpoint: number;
+  ms: number;
+}
+
+/**
+ * Replays the whole log from sequence 1 into fresh copies of the projection's tables (in a scratch
+ * schema), then, holding the projection's lock so the live runner waits, catches up the tail and
+ * swaps the fresh tables in with the checkpoint, in one transaction.
+ */
+export async function rebuildProjection(
+  store: EventStore,
+  db: Kysely<CheckpointTable>,
+  projection: Projection<unknown>,
+  opts: { schema?: string; batchSize?: number } = {},
+): Promise<RebuildResult> {
+  const started = Date.now();
+  const live = opts.schema ?? 'public';
+  const scratch = `rebuild_${projection.name}`;
+  const batchSize = opts.batchSize ?? 2000;
+  await sql`DROP SCHEMA IF EXISTS ${sql.id(scratch)} CASCADE`.execute(db);
+  await sql`CREATE SCHEMA ${sql.id(scratch)}`.execute(db);
+  for (const t of projection.tables) {
+    await sql`CREATE TABLE ${sql.id(scratch, t)} (LIKE ${sql.id(live, t)} INCLUDING ALL)`.execute(db);
+  }
+  let position = 0;
+  let count = 0;
+  const applyCommits = async (q: Kysely<CheckpointTable>, commits: StoredCommit[]) => {
+    const events = handledEvents(projection, commits);
+    count += events.length;
+    if (events.length) await projection.apply(q.withSchema(scratch) as never, events);
+    position = commits[commits.length - 1]!.seq;
+  };
+  // Bulk of the replay, outside the lock.
+  let batch: StoredCommit[] = [];
+  for await (const c of store.replay({ fromSeq: 1 })) {
+    batch.push(c);
+    if (batch.length >= batchSize) {
+      const b = batch;
+      batch = [];
+      await db.transaction().execute((tx) => applyCommits(tx, b));
+    }
+  }
+  if (batch.length) {
+    const b = batch;
+    await db.transaction().execute((tx) => applyCommits(tx, b));
+  }
+  // Tail + swap, under the projection's lock.
+  await db.transaction().execute(async (tx) => {
+    await sql`SELECT pg_advisory_xact_lock(${lockKey(projection.name)})`.execute(tx);
+    let tail: StoredCommit[] = [];
+    for await (const c of store.replay({ fromSeq: position + 1 })) {
+      tail.push(c);
+      if (tail.length >= batchSize) {
+        await applyCommits(tx, tail);
+        tail = [];
+      }
+    }
+    if (tail.length) await applyCommits(tx, tail);
+    for (const t of projection.tables) {
+      await sql`DROP TABLE ${sql.id(live, t)}`.execute(tx);
+      await sql`ALTER TABLE ${sql.id(scratch, t)} SET SCHEMA ${sql.id(live)}`.execute(tx);
+    }
+    await sql`DROP SCHEMA ${sql.id(scratch)}`.execute(tx);
+    await tx
+      .insertInto('projection_checkpoints')
+      .values({ name: projection.name, stream_seq: position, updated_at: new Date() })
+      .onConflict((oc) => oc.column('name').doUpdateSet({ stream_seq: position, updated_at: new Date() }))
+      .execute();
+  });
+  return { name: projection.name, events: count, checkpoint: position, ms: Date.now() - started };
+}

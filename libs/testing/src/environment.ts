@@ -1,0 +1,103 @@
+import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Kysely } from 'kysely';
+import { createKysely, dropDatabase, ensureDatabase, migrateToLatest, startEmbeddedPostgres, type MigrationSet } from '#libs/database';
+import { EventRegistry, EventStore } from '#libs/eventstore';
+import { connectNats, drainNats, type NatsConnection } from '#libs/nats';
+import { freePort, startNatsServer, type NatsServerHandle } from '#libs/nats';
+
+/**
+ * Real services for one test file. NATS: NATS_URL when set (the test runner starts one for the whole
+ * run), else a private nats-server. Postgres: a fresh database on DATABASE_URL's server, else an
+ * embedded PostgreSQL. Every name (stream, subject prefix, database) is unique to this file.
+ */
+export interface TestEnvironment {
+  id: string;
+  natsUrl: string;
+  nats: NatsConnection;
+  /** Only when this environment started its own server (for stop/restart tests). */
+  natsServer?: NatsServerHandle;
+  databaseUrl: string;
+  stream: string;
+  subjectPrefix: string;
+  newStore: (registry: EventRegistry, nc?: NatsConnection) => EventStore;
+  newDb: <DB>() => Kysely<DB>;
+  migrate: (sets: readonly MigrationSet[]) => Promise<void>;
+  /** Env vars for a child process that must use these same services. */
+  childEnv: () => Record<string, string>;
+  close: () => Promise<void>;
+}
+
+export async function createTestEnvironment(opts: { ownNats?: boolean } = {}): Promise<TestEnvironment> {
+  const id = `t${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
+  const cleanups: (() => Promise<void>)[] = [];
+  let natsServer: NatsServerHandle | undefined;
+  let natsUrl = process.env.NATS_URL;
+  if (!natsUrl || opts.ownNats) {
+    const storeDir = join(tmpdir(), `runway-nats-${id}`);
+    natsServer = await startNatsServer({ storeDir });
+    natsUrl = natsServer.url;
+    const s = natsServer;
+    cleanups.push(async () => {
+      await s.stop();
+      rmSync(storeDir, { recursive: true, force: true });
+    });
+  }
+  let adminUrl = process.env.DATABASE_URL;
+  if (!adminUrl) {
+    const dir = join(tmpdir(), `runway-pg-${id}`); // tmpdir is world-traversable, as the postgres user needs
+    const pg = await startEmbeddedPostgres({ dir, port: await freePort() });
+    adminUrl = pg.url;
+    cleanups.push(async () => {
+      await pg.stop();
+      rmSync(dir, { recursive: true, force: true });
+    });
+  }
+  const databaseUrl = await ensureDatabase(adminUrl, id);
+  const admin = adminUrl;
+  cleanups.push(() => dropDatabase(admin, id));
+  const nats = await connectNats({ url: natsUrl, name: `test-${id}` });
+  const connections: NatsConnection[] = [nats];
+  const dbs: Kysely<unknown>[] = [];
+  const stream = `EVENTS_${id}`;
+  const subjectPrefix = id;
+  const env: TestEnvironment = {
+    id,
+    natsUrl,
+    nats,
+    natsServer,
+    databaseUrl,
+    stream,
+    subjectPrefix,
+    newStore: (registry, nc) => new EventStore(nc ?? nats, registry, { stream, subjectPrefix }),
+    newDb: <DB>() => {
+      const db = createKysely<DB>({ url: databaseUrl, max: 5 });
+      dbs.push(db as Kysely<unknown>);
+      return db;
+    },
+    migrate: async (sets) => {
+      const db = createKysely<unknown>({ url: databaseUrl, max: 1 });
+      try {
+        await migrateToLatest(db, sets);
+      } finally {
+        await db.destroy();
+      }
+    },
+    childEnv: () => ({
+      NATS_URL: natsUrl ?? '',
+      DATABASE_URL: databaseUrl,
+      RUNWAY_EVENTS_STREAM: stream,
+      RUNWAY_SUBJECT_PREFIX: subjectPrefix,
+    }),
+    close: async () => {
+      for (const db of dbs) await db.destroy().catch(() => undefined);
+      for (const nc of connections) await drainNats(nc);
+      for (const c of cleanups.reverse()) await c().catch(() => undefined);
+    },
+  };
+  return env;
+}
+
+export { EventRegistry };

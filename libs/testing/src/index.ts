@@ -1,0 +1,4 @@
+export { freePort, startNatsServer, waitForPort, type NatsServerHandle } from '#libs/nats';
+export * from './environment.js';
+export * from './given-when-then.js';
+export * from './projection-spec.js';

@@ -1,0 +1,62 @@
+import type { MigrationSet } from '#libs/database';
+
+export const gatewayMigrations: MigrationSet = {
+  owner: 'gateway',
+  migrations: [
+    {
+      name: '0001_workspaces_members',
+      up: `
+        CREATE TABLE workspaces (
+          id uuid PRIMARY KEY,
+          name text NOT NULL,
+          owner_id uuid NOT NULL,
+          created_at timestamptz NOT NULL,
+          updated_at timestamptz NOT NULL
+        );
+        CREATE TABLE members (
+          workspace_id uuid NOT NULL,
+          user_id uuid NOT NULL,
+          role text NOT NULL CHECK (role IN ('owner', 'member', 'viewer')),
+          added_at timestamptz NOT NULL,
+          PRIMARY KEY (workspace_id, user_id)
+        );
+        CREATE INDEX members_user ON members (user_id);`,
+    },
+    {
+      name: '0002_users_tokens',
+      up: `
+        CREATE TABLE users (
+          id uuid PRIMARY KEY,
+          email text NOT NULL,
+          name text NOT NULL,
+          created_at timestamptz NOT NULL
+        );
+        CREATE UNIQUE INDEX users_email ON users (lower(email));
+        CREATE TABLE api_tokens (
+          id text PRIMARY KEY,
+          user_id uuid NOT NULL,
+          name text NOT NULL,
+          hash text NOT NULL,
+          created_at timestamptz NOT NULL,
+          expires_at timestamptz,
+          revoked_at timestamptz
+        );
+        CREATE INDEX api_tokens_user ON api_tokens (user_id);`,
+    },
+  ],
+};
+
+export interface GatewayTables {
+  workspaces: { id: string; name: string; owner_id: string; created_at: Date; updated_at: Date };
+  members: { workspace_id: string; user_id: string; role: string; added_at: Date };
+  users: { id: string; email: string; name: string; created_at: Date };
+  api_tokens: {
+    id: string;
+    user_id: string;
+    name: string;
+    hash: string;
+    created_at: Date;
+    expires_at: Date | null;
+    revoked_at: Date | null;
+  };
+}
