@@ -22,7 +22,7 @@ const schema = z.object({
   RUNWAY_PYTHON: z.string().min(1).default('python3'),
   RUNWAY_WORKER_SLOTS: z.coerce.number().int().min(1).max(256).default(4),
   RUNWAY_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
-  RUNWAY_LOG_LEVEL: z.enum(['error', 'warn', 'log', 'debug', 'verbose']).default('log'),
+  RUNWAY_LOG_LEVEL: z.enum(['error', 'warn', 'log', 'debug', 'verbose']).default('warn'),
 });
 
 export type RunwayEnv = z.infer<typeof schema>;

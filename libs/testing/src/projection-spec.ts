@@ -6,7 +6,7 @@ import { applyBatch, type CheckpointTable, type Projection } from '#libs/project
  * Given/then for projections against a real database: each `given` entry becomes one commit with
  * the next stream sequence, applied through the same transaction path as the live runner.
  */
-export function projectionSpec<DB>(db: Kysely<DB>, projection: Projection<DB>) {
+export function projectionSpec<DB>(db: Kysely<DB>, projection: Projection<unknown>) {
   let seq = 0;
   return {
     async given(...entries: { aggregate: AggregateRef; events: DomainEvent[]; actor?: string; time?: string }[]) {
@@ -31,7 +31,7 @@ export function projectionSpec<DB>(db: Kysely<DB>, projection: Projection<DB>) {
           })),
         };
       });
-      await applyBatch(db as unknown as Kysely<CheckpointTable>, projection as Projection<unknown>, commits);
+      await applyBatch(db as unknown as Kysely<CheckpointTable>, projection, commits);
     },
   };
 }

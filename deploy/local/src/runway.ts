@@ -1,0 +1,114 @@
+import 'reflect-metadata';
+import { Logger, type INestApplication, type INestMicroservice } from '@nestjs/common';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { RunwayConfig } from '#libs/config';
+import { ensureDatabase, startEmbeddedPostgres, type EmbeddedPostgresHandle } from '#libs/database';
+import { startNatsServer, waitForPort, type NatsServerHandle } from '#libs/nats';
+import { startNestMicroservice, startServiceHost, type RunningService } from '#libs/service-host';
+import { createGatewayHttp } from '../../../services/gateway/src/app.js';
+import { ensureFirstAdmin, type FirstAdmin } from '../../../services/gateway/src/bootstrap/first-admin.js';
+import { gatewayService } from '../../../services/gateway/src/gateway.service.js';
+import { ConfigurationsModule } from '../../../services/configurations/src/configurations.module.js';
+import { configurationsService } from '../../../services/configurations/src/configurations.service.js';
+import { DeploymentsModule } from '../../../services/deployments/src/deployments.module.js';
+import { deploymentsService } from '../../../services/deployments/src/deployments.service.js';
+import { ExecutionModule } from '../../../services/execution/src/execution.module.js';
+import { executionService } from '../../../services/execution/src/execution.service.js';
+import { LogsModule } from '../../../services/logs/src/logs.module.js';
+import { logsService } from '../../../services/logs/src/logs.service.js';
+import { SchedulingModule } from '../../../services/scheduling/src/scheduling.module.js';
+import { schedulingService } from '../../../services/scheduling/src/scheduling.service.js';
+
+export interface RunningRunway {
+  url: string;
+  natsUrl: string;
+  databaseUrl: string;
+  admin: FirstAdmin;
+  stop: () => Promise<void>;
+}
+
+async function portIsFree(port: number): Promise<boolean> {
+  try {
+    await waitForPort(port, 1);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * The embedded default: nats-server and PostgreSQL under the data dir (unless NATS_URL / DATABASE_URL
+ * are set), every service and its projections in this process, the gateway on RUNWAY_HTTP_PORT.
+ */
+export async function startRunway(config: RunwayConfig, log = new Logger('runway')): Promise<RunningRunway> {
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o755 });
+  const stops: (() => Promise<void>)[] = [];
+  const stopAll = async () => {
+    for (const s of stops.reverse()) await s().catch((e: unknown) => log.error(String(e)));
+    stops.length = 0;
+  };
+  try {
+    let natsUrl = config.nats.url;
+    let natsServer: NatsServerHandle | undefined;
+    if (!natsUrl) {
+      if (!(await portIsFree(config.nats.port))) {
+        throw new Error(`RUNWAY_NATS_PORT ${config.nats.port} is already in use: choose another port or set NATS_URL`);
+      }
+      natsServer = await startNatsServer({ storeDir: join(config.dataDir, 'nats'), port: config.nats.port });
+      natsUrl = natsServer.url;
+      const s = natsServer;
+      stops.push(() => s.stop());
+      log.log(`nats-server with JetStream on ${natsUrl}`);
+    }
+    let adminDbUrl = config.database.url;
+    let pg: EmbeddedPostgresHandle | undefined;
+    let databaseUrl: string;
+    if (!adminDbUrl) {
+      if (!(await portIsFree(config.database.port))) {
+        throw new Error(`RUNWAY_PG_PORT ${config.database.port} is already in use: choose another port or set DATABASE_URL`);
+      }
+      pg = await startEmbeddedPostgres({ dir: join(config.dataDir, 'pg'), port: config.database.port });
+      adminDbUrl = pg.url;
+      const p = pg;
+      stops.push(() => p.stop());
+      databaseUrl = await ensureDatabase(adminDbUrl, 'runway');
+      log.log(`embedded PostgreSQL on 127.0.0.1:${config.database.port}`);
+    } else {
+      databaseUrl = adminDbUrl;
+    }
+    if (!(await portIsFree(config.http.port))) throw new Error(`RUNWAY_HTTP_PORT ${config.http.port} is already in use`);
+
+    const services: RunningService[] = [];
+    const micro: INestMicroservice[] = [];
+    const gateway = await startServiceHost(gatewayService, config, databaseUrl, natsUrl);
+    services.push(gateway);
+    const others = [
+      [deploymentsService, DeploymentsModule],
+      [configurationsService, ConfigurationsModule],
+      [schedulingService, SchedulingModule],
+      [executionService, ExecutionModule],
+      [logsService, LogsModule],
+    ] as const;
+    for (const [def, mod] of others) {
+      const svc = await startServiceHost(def, config, databaseUrl, natsUrl);
+      services.push(svc);
+      micro.push(await startNestMicroservice(mod.forRoot(svc.ctx), natsUrl, def.name, config));
+    }
+    stops.push(async () => {
+      for (const s of services.reverse()) await s.stop();
+    });
+    stops.push(async () => {
+      for (const m of micro) await m.close();
+    });
+    const http: INestApplication = await createGatewayHttp(gateway);
+    await http.listen(config.http.port, config.http.host);
+    stops.push(() => http.close());
+    const admin = await ensureFirstAdmin(http, gateway);
+    const url = `http://${config.http.host}:${config.http.port}`;
+    return { url, natsUrl, databaseUrl, admin, stop: stopAll };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}

@@ -1,0 +1,20 @@
+import type { Kysely } from 'kysely';
+import type { RunwayConfig } from '#libs/config';
+import type { EventStore } from '#libs/eventstore';
+import type { NatsConnection } from '#libs/nats';
+
+/** What every service gets: one validated config, a NATS connection, the event store, the database. */
+export interface ServiceContext {
+  config: RunwayConfig;
+  nats: NatsConnection;
+  store: EventStore;
+  /** Untyped at the edge; each service narrows it to its own tables through its repositories. */
+  db: Kysely<unknown>;
+}
+
+/** Nest injection token for the ServiceContext. */
+export const SERVICE_CONTEXT = Symbol('RUNWAY_SERVICE_CONTEXT');
+/** Prefix every service adds to request/reply subjects (same as the event subject prefix). */
+export function subjectFor(ctx: Pick<ServiceContext, 'config'>, subject: string): string {
+  return ctx.config.events.subjectPrefix ? `${ctx.config.events.subjectPrefix}.${subject}` : subject;
+}

@@ -1,0 +1,85 @@
+import { Logger } from '@nestjs/common';
+import { createKysely, migrateToLatest, type MigrationSet } from '#libs/database';
+import type { RunwayConfig } from '#libs/config';
+import { Subjects, integrationRegistry, type ServiceName } from '#libs/contracts';
+import { EventStore, type EventRegistry } from '#libs/eventstore';
+import { connectNats, drainNats, type NatsConnection } from '#libs/nats';
+import { projectionMigrations, ProjectionRunner, rebuildProjection, type CheckpointTable, type Projection } from '#libs/projections';
+import { subjectFor, type ServiceContext } from './context.js';
+
+export interface ServiceDefinition {
+  name: ServiceName;
+  migrations: readonly MigrationSet[];
+  /** Private events of the service, registered on top of the integration events. */
+  register?: (registry: EventRegistry) => void;
+  projections: readonly Projection<unknown>[];
+}
+
+export interface RunningService {
+  name: ServiceName;
+  ctx: ServiceContext;
+  runners: ProjectionRunner[];
+  startedAt: Date;
+  stop: () => Promise<void>;
+}
+
+/**
+ * Starts the infrastructure side of a service: NATS, event store, migrations, projections,
+ * and its health and projection-rebuild responders. The Nest side runs on top of the context.
+ */
+export async function startServiceHost(def: ServiceDefinition, config: RunwayConfig, databaseUrl: string, natsUrl: string): Promise<RunningService> {
+  const logger = new Logger(def.name);
+  const nats: NatsConnection = await connectNats({ url: natsUrl, name: `runway-${def.name}` });
+  const registry = integrationRegistry();
+  def.register?.(registry);
+  const store = new EventStore(nats, registry, { stream: config.events.stream, subjectPrefix: config.events.subjectPrefix });
+  await store.ensureStream();
+  const db = createKysely<unknown>({ url: databaseUrl, max: 10 });
+  await migrateToLatest(db, [projectionMigrations, ...def.migrations]);
+  const ctx: ServiceContext = { config, nats, store, db };
+  const runners = def.projections.map(
+    (p) =>
+      new ProjectionRunner(store, db as never, p, {
+        onError: (err) => logger.warn(`projection ${p.name}: ${err instanceof Error ? err.message : String(err)}`),
+      }),
+  );
+  for (const r of runners) await r.start();
+  const startedAt = new Date();
+  const subs = [
+    nats.subscribe(subjectFor(ctx, Subjects.health(def.name)), {
+      callback: (_err, msg) => {
+        msg.respond(
+          JSON.stringify({
+            service: def.name,
+            status: nats.isClosed() ? 'down' : 'ok',
+            startedAt: startedAt.toISOString(),
+            projections: runners.map((r) => ({ name: r.projection.name, checkpoint: r.position })),
+          }),
+        );
+      },
+    }),
+    ...runners.map((r) =>
+      nats.subscribe(subjectFor(ctx, Subjects.projectionRebuild(r.projection.name)), {
+        queue: `rebuild-${r.projection.name}`,
+        callback: (_err, msg) => {
+          logger.log(`rebuilding projection ${r.projection.name}`);
+          rebuildProjection(store, db as never as import('kysely').Kysely<CheckpointTable>, r.projection)
+            .then((res) => msg.respond(JSON.stringify({ ok: true, ...res })))
+            .catch((err: unknown) => msg.respond(JSON.stringify({ ok: false, error: err instanceof Error ? err.message : String(err) })));
+        },
+      }),
+    ),
+  ];
+  return {
+    name: def.name,
+    ctx,
+    runners,
+    startedAt,
+    stop: async () => {
+      for (const s of subs) s.unsubscribe();
+      await Promise.all(runners.map((r) => r.stop()));
+      await db.destroy();
+      await drainNats(nats);
+    },
+  };
+}

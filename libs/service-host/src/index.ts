@@ -1,0 +1,3 @@
+export * from './context.js';
+export * from './host.js';
+export * from './microservice.js';

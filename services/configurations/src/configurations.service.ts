@@ -1,0 +1,3 @@
+import type { ServiceDefinition } from '#libs/service-host';
+
+export const configurationsService: ServiceDefinition = { name: 'configurations', migrations: [], projections: [] };

@@ -1,0 +1,22 @@
+import 'reflect-metadata';
+import { loadConfigOrExit } from '#libs/config';
+import { startServiceHost } from '#libs/service-host';
+import { createGatewayHttp } from './app.js';
+import { gatewayService } from './gateway.service.js';
+
+// Bootstrap only: the gateway as its own process (compose / kubernetes). `npm start` hosts it in-process.
+const config = loadConfigOrExit();
+if (!config.nats.url || !config.database.url) {
+  process.stderr.write('runway gateway: NATS_URL and DATABASE_URL must be set when a service runs on its own\n');
+  process.exit(2);
+}
+const service = await startServiceHost(gatewayService, config, config.database.url, config.nats.url);
+const app = await createGatewayHttp(service);
+await app.listen(config.http.port, config.http.host);
+const stop = async () => {
+  await app.close();
+  await service.stop();
+  process.exit(0);
+};
+process.once('SIGINT', stop);
+process.once('SIGTERM', stop);

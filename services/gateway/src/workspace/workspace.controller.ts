@@ -1,0 +1,93 @@
+import { Body, Controller, Get, Headers, HttpCode, Inject, Param, Post, Req } from '@nestjs/common';
+import { z } from 'zod';
+import { roleSchema } from '#libs/contracts';
+import { forbidden, notFound, parseInput } from '#libs/http';
+import type { AuthedRequest, Principal } from '../auth/auth.guard.js';
+import { IdentityRepository } from '../auth/identity.repository.js';
+import { WorkspaceHandler } from './workspace.handler.js';
+import { WorkspaceRepository } from './workspace.repository.js';
+
+const uuidParam = z.string().uuid('workspace id must be a UUID');
+const createBody = z.object({ name: z.string().min(1).max(200) }).strict();
+const renameBody = z.object({ name: z.string().min(1).max(200) }).strict();
+const memberBody = z.object({ email: z.string().email(), role: roleSchema }).strict();
+
+function principal(req: AuthedRequest): Principal {
+  if (!req.principal) throw new Error('route reached without authentication');
+  return req.principal;
+}
+
+function toResponse(w: { id: string; name: string; owner_id: string; created_at: Date; updated_at: Date }) {
+  return { id: w.id, name: w.name, owner_id: w.owner_id, date_added: w.created_at.toISOString(), date_updated: w.updated_at.toISOString() };
+}
+
+@Controller('api/v1/workspaces')
+export class WorkspaceController {
+  constructor(
+    @Inject(WorkspaceRepository) private readonly workspaces: WorkspaceRepository,
+    @Inject(IdentityRepository) private readonly identities: IdentityRepository,
+    @Inject(WorkspaceHandler) private readonly handler: WorkspaceHandler,
+  ) {}
+
+  @Get()
+  async list(@Req() req: AuthedRequest) {
+    const rows = await this.workspaces.ofUser(principal(req).userId);
+    return rows.map((w) => ({ ...toResponse(w), role: w.role }));
+  }
+
+  @Post()
+  @HttpCode(201)
+  async create(@Req() req: AuthedRequest, @Body() body: unknown, @Headers('idempotency-key') key?: string) {
+    const input = parseInput(createBody, body, 'body');
+    const p = principal(req);
+    const r = await this.handler.create(input.name, p.userId, { actor: p.userId, commandId: key });
+    return { id: r.workspaceId, name: input.name.trim(), owner_id: p.userId };
+  }
+
+  @Get(':ws')
+  async get(@Req() req: AuthedRequest, @Param('ws') ws: string) {
+    const w = await this.requireMember(req, ws, 'read');
+    return toResponse(w);
+  }
+
+  @Post(':ws/rename')
+  @HttpCode(201)
+  async rename(@Req() req: AuthedRequest, @Param('ws') ws: string, @Body() body: unknown, @Headers('idempotency-key') key?: string) {
+    await this.requireMember(req, ws, 'owner');
+    const input = parseInput(renameBody, body, 'body');
+    const p = principal(req);
+    await this.handler.handle(ws, { type: 'RenameWorkspace', name: input.name }, { actor: p.userId, commandId: key ?? crypto.randomUUID() });
+    return { id: ws, name: input.name.trim() };
+  }
+
+  @Get(':ws/members')
+  async members(@Req() req: AuthedRequest, @Param('ws') ws: string) {
+    await this.requireMember(req, ws, 'read');
+    const rows = await this.workspaces.members(ws);
+    return rows.map((m) => ({ user_id: m.user_id, email: m.email, role: m.role, date_added: m.added_at.toISOString() }));
+  }
+
+  @Post(':ws/members')
+  @HttpCode(201)
+  async addMember(@Req() req: AuthedRequest, @Param('ws') ws: string, @Body() body: unknown, @Headers('idempotency-key') key?: string) {
+    await this.requireMember(req, ws, 'owner');
+    const input = parseInput(memberBody, body, 'body');
+    const user = await this.identities.userByEmail(input.email);
+    if (!user) throw notFound(`no user with email ${input.email}`);
+    const p = principal(req);
+    await this.handler.handle(ws, { type: 'AddMember', userId: user.id, role: input.role }, { actor: p.userId, commandId: key ?? crypto.randomUUID() });
+    return { user_id: user.id, email: user.email, role: input.role };
+  }
+
+  /** 404 for a workspace the caller is not a member of (no existence leak); 403 for a too-weak role. */
+  private async requireMember(req: AuthedRequest, ws: string, need: 'read' | 'write' | 'owner') {
+    if (!uuidParam.safeParse(ws).success) throw notFound(`workspace ${ws} not found`);
+    const p = principal(req);
+    const m = await this.identities.membership(ws, p.userId);
+    const w = m ? await this.workspaces.byId(ws) : undefined;
+    if (!m || !w) throw notFound(`workspace ${ws} not found`);
+    if (need === 'write' && m.role === 'viewer') throw forbidden('viewers cannot change this workspace');
+    if (need === 'owner' && m.role !== 'owner') throw forbidden('only an owner can do this');
+    return w;
+  }
+}

@@ -1,0 +1,10 @@
+import { Module, type DynamicModule } from '@nestjs/common';
+import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
+import { HealthController } from './health/health.controller.js';
+
+@Module({})
+export class SchedulingModule {
+  static forRoot(ctx: ServiceContext): DynamicModule {
+    return { module: SchedulingModule, controllers: [HealthController], providers: [{ provide: SERVICE_CONTEXT, useValue: ctx }] };
+  }
+}

@@ -1,0 +1,3 @@
+import type { ServiceDefinition } from '#libs/service-host';
+
+export const schedulingService: ServiceDefinition = { name: 'scheduling', migrations: [], projections: [] };
