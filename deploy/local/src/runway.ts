@@ -101,7 +101,7 @@ export async function startRunway(config: RunwayConfig, log = new Logger('runway
     stops.push(async () => {
       for (const m of micro) await m.close();
     });
-    const http: INestApplication = await createGatewayHttp(gateway);
+    const http: INestApplication = await createGatewayHttp(gateway, natsUrl);
     await http.listen(config.http.port, config.http.host);
     stops.push(() => http.close());
     const admin = await ensureFirstAdmin(http, gateway);

@@ -1,6 +1,7 @@
 import { ArgumentsHost, Catch, HttpException, Logger, type ExceptionFilter } from '@nestjs/common';
 import type { Response } from 'express';
 import { ConcurrencyError, DomainError } from '#libs/eventstore';
+import { RpcCallError } from '#libs/service-host';
 
 /** The compatible error body (Litestar's shape, which the dlt CLI parses). `extra` is never null. */
 export interface ErrorBody {
@@ -26,6 +27,7 @@ export const notFound = (detail: string) => new ApiError(404, detail);
 
 export function toErrorBody(err: unknown): ErrorBody {
   if (err instanceof ApiError) return { status_code: err.status, detail: err.detail, extra: err.extra };
+  if (err instanceof RpcCallError) return { status_code: err.error.status, detail: err.error.detail, extra: err.error.extra ?? {} };
   if (err instanceof DomainError) return { status_code: err.status, detail: err.message, extra: { code: err.code } };
   if (err instanceof ConcurrencyError) {
     return { status_code: 409, detail: 'the resource was changed concurrently, retry the request', extra: {} };

@@ -1,3 +1,4 @@
 export * from './context.js';
 export * from './host.js';
 export * from './microservice.js';
+export * from './rpc.js';

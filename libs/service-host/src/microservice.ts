@@ -2,6 +2,7 @@ import { NestFactory } from '@nestjs/core';
 import { Transport, type MicroserviceOptions } from '@nestjs/microservices';
 import type { INestMicroservice, LogLevel } from '@nestjs/common';
 import type { RunwayConfig } from '#libs/config';
+import { RpcErrorFilter } from './rpc.js';
 
 const LEVELS: LogLevel[] = ['error', 'warn', 'log', 'debug', 'verbose'];
 export function logLevels(config: RunwayConfig): LogLevel[] {
@@ -15,6 +16,7 @@ export async function startNestMicroservice(module: unknown, natsUrl: string, na
     options: { servers: [natsUrl], queue: `runway-${name}`, name: `runway-${name}-rpc` },
     logger: logLevels(config),
   });
+  app.useGlobalFilters(new RpcErrorFilter());
   await app.listen();
   return app;
 }

@@ -5,8 +5,8 @@ import { logLevels, type RunningService } from '#libs/service-host';
 import { GatewayModule } from './gateway.module.js';
 
 /** The gateway's HTTP application (REST /api and /auth), not yet listening. */
-export async function createGatewayHttp(service: RunningService): Promise<NestExpressApplication> {
-  const app = await NestFactory.create<NestExpressApplication>(GatewayModule.forRoot(service.ctx), {
+export async function createGatewayHttp(service: RunningService, natsUrl: string): Promise<NestExpressApplication> {
+  const app = await NestFactory.create<NestExpressApplication>(GatewayModule.forRoot(service.ctx, natsUrl), {
     logger: logLevels(service.ctx.config),
     bodyParser: false,
   });

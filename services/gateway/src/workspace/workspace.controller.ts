@@ -1,21 +1,17 @@
 import { Body, Controller, Get, Headers, HttpCode, Inject, Param, Post, Req } from '@nestjs/common';
 import { z } from 'zod';
 import { roleSchema } from '#libs/contracts';
-import { forbidden, notFound, parseInput } from '#libs/http';
-import type { AuthedRequest, Principal } from '../auth/auth.guard.js';
+import { notFound, parseInput } from '#libs/http';
+import type { AuthedRequest } from '../auth/auth.guard.js';
+import { principalOf as principal, WorkspaceAccess, type Need } from '../auth/workspace-access.js';
 import { IdentityRepository } from '../auth/identity.repository.js';
 import { WorkspaceHandler } from './workspace.handler.js';
 import { WorkspaceRepository } from './workspace.repository.js';
 
-const uuidParam = z.string().uuid('workspace id must be a UUID');
 const createBody = z.object({ name: z.string().min(1).max(200) }).strict();
 const renameBody = z.object({ name: z.string().min(1).max(200) }).strict();
 const memberBody = z.object({ email: z.string().email(), role: roleSchema }).strict();
 
-function principal(req: AuthedRequest): Principal {
-  if (!req.principal) throw new Error('route reached without authentication');
-  return req.principal;
-}
 
 function toResponse(w: { id: string; name: string; owner_id: string; created_at: Date; updated_at: Date }) {
   return { id: w.id, name: w.name, owner_id: w.owner_id, date_added: w.created_at.toISOString(), date_updated: w.updated_at.toISOString() };
@@ -27,6 +23,7 @@ export class WorkspaceController {
     @Inject(WorkspaceRepository) private readonly workspaces: WorkspaceRepository,
     @Inject(IdentityRepository) private readonly identities: IdentityRepository,
     @Inject(WorkspaceHandler) private readonly handler: WorkspaceHandler,
+    @Inject(WorkspaceAccess) private readonly access: WorkspaceAccess,
   ) {}
 
   @Get()
@@ -79,15 +76,10 @@ export class WorkspaceController {
     return { user_id: user.id, email: user.email, role: input.role };
   }
 
-  /** 404 for a workspace the caller is not a member of (no existence leak); 403 for a too-weak role. */
-  private async requireMember(req: AuthedRequest, ws: string, need: 'read' | 'write' | 'owner') {
-    if (!uuidParam.safeParse(ws).success) throw notFound(`workspace ${ws} not found`);
-    const p = principal(req);
-    const m = await this.identities.membership(ws, p.userId);
-    const w = m ? await this.workspaces.byId(ws) : undefined;
-    if (!m || !w) throw notFound(`workspace ${ws} not found`);
-    if (need === 'write' && m.role === 'viewer') throw forbidden('viewers cannot change this workspace');
-    if (need === 'owner' && m.role !== 'owner') throw forbidden('only an owner can do this');
+  private async requireMember(req: AuthedRequest, ws: string, need: Need) {
+    await this.access.require(req, ws, need);
+    const w = await this.workspaces.byId(ws);
+    if (!w) throw notFound(`workspace ${ws} not found`);
     return w;
   }
 }
