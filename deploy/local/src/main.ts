@@ -3,6 +3,14 @@ import { Logger } from '@nestjs/common';
 import { loadConfigOrExit } from '#libs/config';
 import { startRunway } from './runway.js';
 
+const args = process.argv.slice(2);
+for (const a of args) {
+  if (a === '--dev-auto-approve') process.env.RUNWAY_DEV_AUTO_APPROVE = '1';
+  else {
+    process.stderr.write(`runway: unknown option ${a} (known: --dev-auto-approve)\n`);
+    process.exit(2);
+  }
+}
 const config = loadConfigOrExit();
 const log = new Logger('runway');
 Logger.overrideLogger(['error', 'warn', 'log']);
@@ -20,6 +28,7 @@ process.stdout.write(
     `  API base:   ${runway.url}/api   (health: ${runway.url}/api/v1/ping)`,
     `  Auth base:  ${runway.url}/auth`,
     `  Data dir:   ${config.dataDir}`,
+    ...(config.devAutoApprove ? ['  --dev-auto-approve: every CLI login is approved as the first admin (single-user local use)'] : []),
     `  Admin token ${runway.admin.created ? 'written to' : 'in'} ${runway.admin.tokenFile} (mode 0600)`,
     '',
     'Point the dlt CLI at it:',

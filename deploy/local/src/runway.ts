@@ -101,11 +101,11 @@ export async function startRunway(config: RunwayConfig, log = new Logger('runway
     stops.push(async () => {
       for (const m of micro) await m.close();
     });
-    const http: INestApplication = await createGatewayHttp(gateway, natsUrl);
+    const http: INestApplication = await createGatewayHttp(gateway, natsUrl, { devAutoApprove: config.devAutoApprove, publicUrl: config.publicUrl });
     await http.listen(config.http.port, config.http.host);
     stops.push(() => http.close());
     const admin = await ensureFirstAdmin(http, gateway);
-    const url = `http://${config.http.host}:${config.http.port}`;
+    const url = config.publicUrl;
     return { url, natsUrl, databaseUrl, admin, stop: stopAll };
   } catch (err) {
     await stopAll();

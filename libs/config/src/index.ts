@@ -22,6 +22,8 @@ const schema = z.object({
   RUNWAY_PYTHON: z.string().min(1).default('python3'),
   RUNWAY_WORKER_SLOTS: z.coerce.number().int().min(1).max(256).default(4),
   RUNWAY_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
+  RUNWAY_DEV_AUTO_APPROVE: z.enum(['0', '1', 'true', 'false']).default('0'),
+  RUNWAY_PUBLIC_URL: z.string().url().optional(),
   RUNWAY_LOG_LEVEL: z.enum(['error', 'warn', 'log', 'debug', 'verbose']).default('warn'),
 });
 
@@ -39,6 +41,10 @@ export interface RunwayConfig {
   worker: { slots: number };
   shutdownTimeoutMs: number;
   logLevel: RunwayEnv['RUNWAY_LOG_LEVEL'];
+  /** Approve every CLI device login as the first admin (single-user local use). Off by default. */
+  devAutoApprove: boolean;
+  /** Base URL users reach the gateway at (default http://<host>:<port>). */
+  publicUrl: string;
 }
 
 export class ConfigError extends Error {
@@ -78,6 +84,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RunwayConfig {
     worker: { slots: e.RUNWAY_WORKER_SLOTS },
     shutdownTimeoutMs: e.RUNWAY_SHUTDOWN_TIMEOUT_MS,
     logLevel: e.RUNWAY_LOG_LEVEL,
+    devAutoApprove: e.RUNWAY_DEV_AUTO_APPROVE === '1' || e.RUNWAY_DEV_AUTO_APPROVE === 'true',
+    publicUrl: (e.RUNWAY_PUBLIC_URL ?? `http://${e.RUNWAY_HOST}:${e.RUNWAY_HTTP_PORT}`).replace(/\/$/, ''),
   };
 }
 

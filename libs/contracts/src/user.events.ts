@@ -5,7 +5,13 @@ const uuid = z.string().uuid();
 
 export const UserRegistered = defineEvent(
   'UserRegistered',
-  z.object({ userId: uuid, email: z.string().email().max(320), name: z.string().max(200) }),
+  z.object({
+    userId: uuid,
+    email: z.string().email().max(320),
+    name: z.string().max(200),
+    /** Instance administrator (the first admin); may add users and approve logins for them. */
+    admin: z.boolean().default(false),
+  }),
 );
 /** Only the token's SHA-256 hash is ever stored; the secret is shown once to its owner. */
 export const TokenIssued = defineEvent(

@@ -10,6 +10,8 @@ export interface ServiceContext {
   store: EventStore;
   /** Untyped at the edge; each service narrows it to its own tables through its repositories. */
   db: Kysely<unknown>;
+  /** Resolves once this service's projections reached stream sequence `seq` (read-your-writes). */
+  waitForProjections: (seq: number, timeoutMs?: number) => Promise<void>;
 }
 
 /** Nest injection token for the ServiceContext. */

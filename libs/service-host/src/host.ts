@@ -36,13 +36,23 @@ export async function startServiceHost(def: ServiceDefinition, config: RunwayCon
   await store.ensureStream();
   const db = createKysely<unknown>({ url: databaseUrl, max: 10 });
   await migrateToLatest(db, [projectionMigrations, ...def.migrations]);
-  const ctx: ServiceContext = { config, nats, store, db };
-  const runners = def.projections.map(
+  const runners: ProjectionRunner[] = [];
+  const ctx: ServiceContext = {
+    config,
+    nats,
+    store,
+    db,
+    waitForProjections: async (seq, timeoutMs = 10_000) => {
+      await Promise.all(runners.map((r) => r.waitFor(seq, timeoutMs)));
+    },
+  };
+  const made = def.projections.map(
     (p) =>
       new ProjectionRunner(store, db as never, p, {
         onError: (err) => logger.warn(`projection ${p.name}: ${err instanceof Error ? err.message : String(err)}`),
       }),
   );
+  runners.push(...made);
   for (const r of runners) await r.start();
   const startedAt = new Date();
   const subs = [

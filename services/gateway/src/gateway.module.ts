@@ -10,20 +10,28 @@ import { WorkspaceHandler } from './workspace/workspace.handler.js';
 import { WorkspaceRepository } from './workspace/workspace.repository.js';
 import { UserHandler } from './user/user.handler.js';
 import { WorkspaceAccess } from './auth/workspace-access.js';
+import { AUTH_OPTIONS, AuthController, type AuthOptions } from './auth/auth.controller.js';
+import { DeviceFlowService } from './auth/device-flow.service.js';
+import { SigningKey } from './auth/signing-key.js';
+import { MeController } from './account/me.controller.js';
+import { TokensController } from './account/tokens.controller.js';
 import { ClientsModule, Transport } from '@nestjs/microservices';
 import { SERVICES_CLIENT } from '#libs/service-host';
 
 @Module({})
 export class GatewayModule {
-  static forRoot(ctx: ServiceContext, natsUrl: string): DynamicModule {
+  static forRoot(ctx: ServiceContext, natsUrl: string, auth: AuthOptions): DynamicModule {
     return {
       module: GatewayModule,
       imports: [
         ClientsModule.register([{ name: SERVICES_CLIENT, transport: Transport.NATS, options: { servers: [natsUrl], name: 'runway-gateway-rpc' } }]),
       ],
-      controllers: [HealthController, WorkspaceController],
+      controllers: [HealthController, AuthController, MeController, TokensController, WorkspaceController],
       providers: [
         { provide: SERVICE_CONTEXT, useValue: ctx },
+        { provide: AUTH_OPTIONS, useValue: auth },
+        SigningKey,
+        DeviceFlowService,
         IdentityRepository,
         WorkspaceRepository,
         WorkspaceHandler,

@@ -11,7 +11,7 @@ if (!config.nats.url || !config.database.url) {
   process.exit(2);
 }
 const service = await startServiceHost(gatewayService, config, config.database.url, config.nats.url);
-const app = await createGatewayHttp(service, config.nats.url);
+const app = await createGatewayHttp(service, config.nats.url, { devAutoApprove: config.devAutoApprove, publicUrl: config.publicUrl });
 await app.listen(config.http.port, config.http.host);
 const stop = async () => {
   await app.close();

@@ -3,6 +3,8 @@ import { Reflector } from '@nestjs/core';
 import type { Request } from 'express';
 import { unauthorized } from '#libs/http';
 import { IdentityRepository } from './identity.repository.js';
+import { verifyJwt } from './jwt.js';
+import { SigningKey } from './signing-key.js';
 import { hashesEqual, hashSecret, parseApiToken } from './tokens.js';
 
 export interface Principal {
@@ -23,6 +25,7 @@ export class AuthGuard implements CanActivate {
   constructor(
     private readonly reflector: Reflector,
     private readonly identities: IdentityRepository,
+    private readonly signing: SigningKey,
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
@@ -32,10 +35,21 @@ export class AuthGuard implements CanActivate {
     if (!header) throw unauthorized('missing Authorization header: send "Authorization: Bearer <token>"');
     const m = /^Bearer\s+(\S+)$/i.exec(header);
     if (!m) throw unauthorized('malformed Authorization header: expected "Bearer <token>"');
-    const parsed = parseApiToken(m[1]!);
-    if (!parsed) throw unauthorized('invalid token');
-    const row = await this.identities.tokenById(parsed.id);
-    if (!row || !hashesEqual(row.hash, hashSecret(parsed.secret))) throw unauthorized('invalid token');
+    const raw = m[1]!;
+    let tokenId: string;
+    const parsed = parseApiToken(raw);
+    if (parsed) {
+      tokenId = parsed.id;
+      const row = await this.identities.tokenById(tokenId);
+      if (!row || !hashesEqual(row.hash, hashSecret(parsed.secret))) throw unauthorized('invalid token');
+    } else {
+      // A CLI login JWT: signed by this instance, and recorded as a token (its jti) so it can be revoked.
+      const check = verifyJwt(this.signing.key, raw);
+      if (!check.ok) throw unauthorized(check.reason === 'expired' ? 'token has expired: log in again' : 'invalid token');
+      tokenId = check.claims.jti;
+    }
+    const row = await this.identities.tokenById(tokenId);
+    if (!row) throw unauthorized('invalid token');
     if (row.revoked_at) throw unauthorized('token has been revoked');
     if (row.expires_at && row.expires_at.getTime() <= Date.now()) throw unauthorized('token has expired');
     const user = await this.identities.userById(row.user_id);

@@ -23,6 +23,14 @@ export class IdentityRepository {
     return this.db.selectFrom('users').selectAll().where('email', '=', email.toLowerCase()).executeTakeFirst();
   }
 
+  firstAdmin() {
+    return this.db.selectFrom('users').selectAll().where('is_admin', '=', true).orderBy('created_at', 'asc').executeTakeFirst();
+  }
+
+  listUsers() {
+    return this.db.selectFrom('users').selectAll().orderBy('created_at', 'asc').execute();
+  }
+
   countUsers() {
     return this.db.selectFrom('users').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
   }

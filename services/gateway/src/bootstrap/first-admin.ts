@@ -29,7 +29,7 @@ export async function ensureFirstAdmin(app: INestApplicationContext, service: Ru
   if (instance && existsSync(tokenFile)) return { tokenFile, created: false, ...instance };
   let lastSeq = 0;
   if (!instance) {
-    const { userId, seq } = await users.register('admin@runway.local', 'Admin', 'system');
+    const { userId, seq } = await users.register('admin@runway.local', 'Admin', 'system', true);
     const ws = await workspaces.create('default', userId, { actor: 'system' });
     lastSeq = Math.max(seq, ws.seq);
     instance = { adminUserId: userId, defaultWorkspaceId: ws.workspaceId };

@@ -43,13 +43,17 @@ export const gatewayMigrations: MigrationSet = {
         );
         CREATE INDEX api_tokens_user ON api_tokens (user_id);`,
     },
+    {
+      name: '0003_user_admin',
+      up: `ALTER TABLE users ADD COLUMN is_admin boolean NOT NULL DEFAULT false;`,
+    },
   ],
 };
 
 export interface GatewayTables {
   workspaces: { id: string; name: string; owner_id: string; created_at: Date; updated_at: Date };
   members: { workspace_id: string; user_id: string; role: string; added_at: Date };
-  users: { id: string; email: string; name: string; created_at: Date };
+  users: { id: string; email: string; name: string; is_admin: boolean; created_at: Date };
   api_tokens: {
     id: string;
     user_id: string;

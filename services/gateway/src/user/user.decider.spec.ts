@@ -5,7 +5,7 @@ import type { UserEvent } from '#libs/contracts';
 import { userDecider } from './user.decider.js';
 
 const userId = '0d5c2a7e-2b4f-4c3a-8e1d-5f6a7b8c9d01';
-const registered: UserEvent = { type: 'UserRegistered', data: { userId, email: 'a@b.io', name: 'A' } };
+const registered: UserEvent = { type: 'UserRegistered', data: { userId, email: 'a@b.io', name: 'A', admin: false } };
 const hash = 'a'.repeat(64);
 const issued: UserEvent = { type: 'TokenIssued', data: { tokenId: 'tok12345', name: 'cli', hash, expiresAt: null } };
 const now = '2026-01-01T00:00:00.000Z';

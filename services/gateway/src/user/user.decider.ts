@@ -2,7 +2,7 @@ import { ConflictError, DomainError, NotFoundError, type Decider } from '#libs/e
 import type { UserEvent } from '#libs/contracts';
 
 export type UserCommand =
-  | { type: 'RegisterUser'; userId: string; email: string; name: string }
+  | { type: 'RegisterUser'; userId: string; email: string; name: string; admin?: boolean }
   | { type: 'IssueToken'; tokenId: string; name: string; hash: string; expiresAt: string | null; now: string }
   | { type: 'RevokeToken'; tokenId: string };
 
@@ -28,7 +28,7 @@ function decide(command: UserCommand, state: UserState): UserEvent[] {
   switch (command.type) {
     case 'RegisterUser':
       if (state.exists) return [];
-      return [{ type: 'UserRegistered', data: { userId: command.userId, email: command.email.trim().toLowerCase(), name: command.name } }];
+      return [{ type: 'UserRegistered', data: { userId: command.userId, email: command.email.trim().toLowerCase(), name: command.name, admin: command.admin ?? false } }];
     case 'IssueToken':
       if (!state.exists) throw new NotFoundError('user not found');
       if (state.tokens.has(command.tokenId)) throw new ConflictError(`token ${command.tokenId} already exists`);

@@ -14,10 +14,23 @@ export class UserHandler {
     return handleCommand(this.ctx.store, userDecider, { workspaceId: GLOBAL_WORKSPACE, type: AggregateTypes.user, id: userId }, command, meta);
   }
 
-  async register(email: string, name: string, actor: string) {
+  async register(email: string, name: string, actor: string, admin = false) {
     const userId = randomUUID();
-    const r = await this.handle(userId, { type: 'RegisterUser', userId, email, name }, { commandId: randomUUID(), actor });
+    const r = await this.handle(userId, { type: 'RegisterUser', userId, email, name, admin }, { commandId: randomUUID(), actor });
     return { userId, seq: r.seq };
+  }
+
+  async revokeToken(userId: string, tokenId: string, actor: string) {
+    return this.handle(userId, { type: 'RevokeToken', tokenId }, { commandId: randomUUID(), actor });
+  }
+
+  /** Records a CLI JWT (its id is the JWT's jti) so it can be listed, expired and revoked like any token. */
+  async recordJwt(userId: string, jti: string, jwtHash: string, expiresAt: Date, actor: string) {
+    return this.handle(
+      userId,
+      { type: 'IssueToken', tokenId: jti, name: 'cli login (device flow)', hash: jwtHash, expiresAt: expiresAt.toISOString(), now: new Date().toISOString() },
+      { commandId: `jwt-${jti}`, actor },
+    );
   }
 
   /** Issues a token; the returned secret is shown once and never stored. */

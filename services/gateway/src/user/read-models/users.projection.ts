@@ -16,7 +16,7 @@ export const usersProjection = defineProjection<GatewayTables>({
         case 'UserRegistered':
           await db
             .insertInto('users')
-            .values({ id: userId, email: e.data.email, name: e.data.name, created_at: at })
+            .values({ id: userId, email: e.data.email, name: e.data.name, is_admin: e.data.admin, created_at: at })
             .onConflict((oc) => oc.column('id').doNothing())
             .execute();
           break;
