@@ -29,3 +29,19 @@ describe('test stack', () => {
     assert.match((bad.json as { detail: string }).detail, /JSON/);
   });
 });
+
+describe('OpenAPI', () => {
+  it('documents every mapped route, generated from the controllers', async () => {
+    const stack = await startTestStack();
+    try {
+      const r = await stack.call('GET', '/api/openapi.json', undefined, null);
+      assert.equal(r.status, 200);
+      const doc = r.json as { openapi: string; paths: Record<string, Record<string, { responses: Record<string, unknown> }>> };
+      assert.equal(doc.openapi, '3.1.0');
+      for (const p of ['/api/v1/ping', '/api/v1/me', '/auth/v1/github/device-flow/code', '/api/v1/workspaces/{ws}']) assert.ok(doc.paths[p], `${p} documented`);
+      assert.ok(doc.paths['/auth/v1/github/device-flow/code']!.post!.responses['201']);
+    } finally {
+      await stack.stop();
+    }
+  });
+});

@@ -27,6 +27,7 @@ process.stdout.write(
     `Runway is running at ${runway.url}`,
     `  API base:   ${runway.url}/api   (health: ${runway.url}/api/v1/ping)`,
     `  Auth base:  ${runway.url}/auth`,
+    `  gRPC:       ${config.http.host}:${runway.grpcPort} (libs/contracts/proto/runway.proto)`,
     `  Data dir:   ${config.dataDir}`,
     ...(config.devAutoApprove ? ['  --dev-auto-approve: every CLI login is approved as the first admin (single-user local use)'] : []),
     `  Admin token ${runway.admin.created ? 'written to' : 'in'} ${runway.admin.tokenFile} (mode 0600)`,

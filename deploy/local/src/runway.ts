@@ -7,6 +7,7 @@ import { ensureDatabase, startEmbeddedPostgres, type EmbeddedPostgresHandle } fr
 import { startNatsServer, waitForPort, type NatsServerHandle } from '#libs/nats';
 import { startNestMicroservice, startServiceHost, type RunningService } from '#libs/service-host';
 import { createGatewayHttp } from '../../../services/gateway/src/app.js';
+import { startGrpcServer } from '../../../services/gateway/src/grpc/grpc-server.js';
 import { ensureFirstAdmin, type FirstAdmin } from '../../../services/gateway/src/bootstrap/first-admin.js';
 import { gatewayService } from '../../../services/gateway/src/gateway.service.js';
 import { ConfigurationsModule } from '../../../services/configurations/src/configurations.module.js';
@@ -22,6 +23,7 @@ import { schedulingService } from '../../../services/scheduling/src/scheduling.s
 
 export interface RunningRunway {
   url: string;
+  grpcPort: number;
   natsUrl: string;
   databaseUrl: string;
   admin: FirstAdmin;
@@ -78,6 +80,7 @@ export async function startRunway(config: RunwayConfig, log = new Logger('runway
       databaseUrl = adminDbUrl;
     }
     if (!(await portIsFree(config.http.port))) throw new Error(`RUNWAY_HTTP_PORT ${config.http.port} is already in use`);
+    if (!(await portIsFree(config.grpc.port))) throw new Error(`RUNWAY_GRPC_PORT ${config.grpc.port} is already in use`);
 
     const services: RunningService[] = [];
     const micro: INestMicroservice[] = [];
@@ -104,9 +107,11 @@ export async function startRunway(config: RunwayConfig, log = new Logger('runway
     const http: INestApplication = await createGatewayHttp(gateway, natsUrl, { devAutoApprove: config.devAutoApprove, publicUrl: config.publicUrl });
     await http.listen(config.http.port, config.http.host);
     stops.push(() => http.close());
+    const grpcServer = await startGrpcServer({ port: config.grpc.port, host: config.http.host, restBase: `http://127.0.0.1:${config.http.port}/api` });
+    stops.push(() => grpcServer.stop());
     const admin = await ensureFirstAdmin(http, gateway);
     const url = config.publicUrl;
-    return { url, natsUrl, databaseUrl, admin, stop: stopAll };
+    return { url, grpcPort: grpcServer.port, natsUrl, databaseUrl, admin, stop: stopAll };
   } catch (err) {
     await stopAll();
     throw err;

@@ -1,5 +1,6 @@
 import { Module, type DynamicModule } from '@nestjs/common';
-import { APP_FILTER, APP_GUARD } from '@nestjs/core';
+import { APP_FILTER, APP_GUARD, DiscoveryModule } from '@nestjs/core';
+import { OpenApiController } from './health/openapi.controller.js';
 import { ErrorBodyFilter } from '#libs/http';
 import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
 import { AuthGuard } from './auth/auth.guard.js';
@@ -24,9 +25,10 @@ export class GatewayModule {
     return {
       module: GatewayModule,
       imports: [
+        DiscoveryModule,
         ClientsModule.register([{ name: SERVICES_CLIENT, transport: Transport.NATS, options: { servers: [natsUrl], name: 'runway-gateway-rpc' } }]),
       ],
-      controllers: [HealthController, AuthController, MeController, TokensController, WorkspaceController],
+      controllers: [HealthController, OpenApiController, AuthController, MeController, TokensController, WorkspaceController],
       providers: [
         { provide: SERVICE_CONTEXT, useValue: ctx },
         { provide: AUTH_OPTIONS, useValue: auth },

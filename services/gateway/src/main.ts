@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { loadConfigOrExit } from '#libs/config';
 import { startServiceHost } from '#libs/service-host';
 import { createGatewayHttp } from './app.js';
+import { startGrpcServer } from './grpc/grpc-server.js';
 import { gatewayService } from './gateway.service.js';
 
 // Bootstrap only: the gateway as its own process (compose / kubernetes). `npm start` hosts it in-process.
@@ -13,7 +14,9 @@ if (!config.nats.url || !config.database.url) {
 const service = await startServiceHost(gatewayService, config, config.database.url, config.nats.url);
 const app = await createGatewayHttp(service, config.nats.url, { devAutoApprove: config.devAutoApprove, publicUrl: config.publicUrl });
 await app.listen(config.http.port, config.http.host);
+const grpcServer = await startGrpcServer({ port: config.grpc.port, host: config.http.host, restBase: `http://127.0.0.1:${config.http.port}/api` });
 const stop = async () => {
+  await grpcServer.stop();
   await app.close();
   await service.stop();
   process.exit(0);

@@ -1,5 +1,5 @@
 import { Controller, Get, Inject, Param, Req } from '@nestjs/common';
-import { notFound } from '#libs/http';
+import { ApiDoc, notFound } from '#libs/http';
 import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
 import type { AuthedRequest } from '../auth/auth.guard.js';
 import { principalOf } from '../auth/workspace-access.js';
@@ -21,6 +21,7 @@ export class MeController {
     @Inject(SERVICE_CONTEXT) private readonly ctx: ServiceContext,
   ) {}
 
+  @ApiDoc({ summary: 'The caller and their default workspace (created on first call)' })
   @Get('me')
   async me(@Req() req: AuthedRequest) {
     const p = principalOf(req);

@@ -1,7 +1,7 @@
 import { Body, Controller, Get, HttpCode, Inject, Param, Post, Req } from '@nestjs/common';
 import { z } from 'zod';
 import { roleSchema } from '#libs/contracts';
-import { forbidden, notFound, parseInput } from '#libs/http';
+import { ApiDoc, forbidden, notFound, parseInput } from '#libs/http';
 import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
 import type { AuthedRequest } from '../auth/auth.guard.js';
 import { IdentityRepository } from '../auth/identity.repository.js';
@@ -56,6 +56,7 @@ export class TokensController {
     return { items: (await this.identities.tokensOf(principalOf(req).userId)).map(tokenView) };
   }
 
+  @ApiDoc({ summary: 'Create an API token for the caller (shown once)', body: createTokenBody })
   @Post('tokens')
   @HttpCode(201)
   async create(@Req() req: AuthedRequest, @Body() body: unknown) {
@@ -83,6 +84,7 @@ export class TokensController {
   }
 
   /** Adds a user (optionally as a member of a workspace). */
+  @ApiDoc({ summary: 'Add a user (instance admins)', body: createUserBody })
   @Post('admin/users')
   @HttpCode(201)
   async createUser(@Req() req: AuthedRequest, @Body() body: unknown) {

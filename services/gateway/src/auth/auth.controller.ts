@@ -1,7 +1,7 @@
 import { Body, Controller, HttpCode, Inject, Post, Req } from '@nestjs/common';
 import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { ApiError, badRequest, parseInput } from '#libs/http';
+import { ApiDoc, ApiError, badRequest, parseInput } from '#libs/http';
 import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
 import { UserHandler } from '../user/user.handler.js';
 import { Public, type AuthedRequest } from './auth.guard.js';
@@ -37,6 +37,7 @@ export class AuthController {
   ) {}
 
   @Public()
+  @ApiDoc({ summary: 'Start a device-code login (dlt CLI compatible)' })
   @Post('auth/v1/github/device-flow/code')
   @HttpCode(201)
   async code() {
@@ -55,6 +56,7 @@ export class AuthController {
   }
 
   @Public()
+  @ApiDoc({ summary: 'Poll a device-code login: 201 with a JWT once approved, 428 while pending, 400 if invalid', body: tokenBody })
   @Post('auth/v1/github/device-flow/token')
   @HttpCode(201)
   async token(@Body() body: unknown) {
@@ -74,6 +76,7 @@ export class AuthController {
   }
 
   /** A signed-in user approves a pending login; the CLI that asked is then logged in as that user. */
+  @ApiDoc({ summary: 'Approve a pending CLI login as the caller', body: approveBody })
   @Post('api/v1/device/approve')
   @HttpCode(201)
   async approve(@Req() req: AuthedRequest, @Body() body: unknown) {

@@ -1,0 +1,227 @@
+/** TypeScript SDK for Runway's REST API (the compatible /v1 routes plus Runway's own). */
+
+export class ClientError extends Error {
+  constructor(
+    readonly status: number,
+    readonly detail: string,
+    readonly extra: Record<string, unknown> = {},
+  ) {
+    super(status ? `${detail} (HTTP ${status})` : detail);
+    this.name = 'ClientError';
+  }
+}
+
+export interface ClientOptions {
+  apiBase: string;
+  authBase?: string;
+  token?: string;
+  fetchImpl?: typeof fetch;
+}
+
+export interface Deployment {
+  id: string;
+  workspace_id: string;
+  version: number;
+  content_hash: string;
+  file_count: number;
+  file_names: string;
+  size: number;
+  created_by: string;
+  date_added: string;
+  date_updated: string;
+}
+
+export interface Configuration extends Deployment {
+  profiles: string;
+  warnings?: string[];
+  profile_keys?: Record<string, string[]>;
+}
+
+export interface Page<T> {
+  items: T[];
+  limit?: number;
+  offset?: number;
+  total?: number;
+}
+
+export interface Me {
+  user_id: string;
+  email: string;
+  default_workspace: { id: string; name: string; date_added: string };
+  workspaces?: { id: string; name: string; role: string }[];
+}
+
+export interface FileRef {
+  path: string;
+  size: number;
+  sha256: string;
+}
+
+/** Derives the auth base from an API base ending in /api (Runway serves both from one origin). */
+export function authBaseFor(apiBase: string): string {
+  return apiBase.replace(/\/api\/?$/, '/auth');
+}
+
+export class RunwayClient {
+  readonly apiBase: string;
+  readonly authBase: string;
+  private readonly fetchImpl: typeof fetch;
+
+  constructor(private readonly opts: ClientOptions) {
+    this.apiBase = opts.apiBase.replace(/\/$/, '');
+    this.authBase = (opts.authBase ?? authBaseFor(this.apiBase)).replace(/\/$/, '');
+    this.fetchImpl = opts.fetchImpl ?? fetch;
+  }
+
+  withToken(token: string): RunwayClient {
+    return new RunwayClient({ ...this.opts, token });
+  }
+
+  async request<T>(method: string, url: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
+    const h: Record<string, string> = { accept: 'application/json', ...headers };
+    if (this.opts.token) h.authorization = `Bearer ${this.opts.token}`;
+    let payload: FormData | Uint8Array | string | undefined;
+    if (body instanceof Uint8Array || body instanceof FormData) payload = body;
+    else if (body !== undefined) {
+      h['content-type'] = 'application/json';
+      payload = JSON.stringify(body);
+    }
+    let res: Response;
+    try {
+      res = await this.fetchImpl(url, { method, headers: h, body: payload });
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err instanceof Error ? err.message : String(err));
+      throw new ClientError(0, `cannot reach Runway at ${url}: ${cause}`);
+    }
+    const text = await res.text();
+    let json: unknown;
+    try {
+      json = text ? JSON.parse(text) : undefined;
+    } catch {
+      json = undefined;
+    }
+    if (!res.ok) {
+      const b = json as { detail?: unknown; extra?: Record<string, unknown> } | undefined;
+      throw new ClientError(res.status, typeof b?.detail === 'string' ? b.detail : text.slice(0, 200) || res.statusText, b?.extra ?? {});
+    }
+    return json as T;
+  }
+
+  api<T>(method: string, path: string, body?: unknown, headers?: Record<string, string>) {
+    return this.request<T>(method, `${this.apiBase}${path}`, body, headers);
+  }
+
+  auth<T>(method: string, path: string, body?: unknown) {
+    return this.request<T>(method, `${this.authBase}${path}`, body);
+  }
+
+  ping() {
+    return this.api<{ message: string }>('GET', '/v1/ping');
+  }
+  me() {
+    return this.api<Me>('GET', '/v1/me');
+  }
+  deviceCode() {
+    return this.auth<{ device_code: string; user_code: string; verification_uri: string; interval: number }>('POST', '/v1/github/device-flow/code');
+  }
+  /** One poll; undefined while the login is still pending. */
+  async deviceToken(deviceCode: string): Promise<{ email: string; id: string; jwt: string } | undefined> {
+    try {
+      return await this.auth('POST', '/v1/github/device-flow/token', { device_code: deviceCode });
+    } catch (err) {
+      if (err instanceof ClientError && err.status !== 400 && err.status !== 0) return undefined;
+      throw err;
+    }
+  }
+  approveDevice(userCode: string) {
+    return this.api<{ approved: boolean; email: string }>('POST', '/v1/device/approve', { user_code: userCode });
+  }
+
+  private ws(workspaceId: string) {
+    return `/v1/workspaces/${encodeURIComponent(workspaceId)}`;
+  }
+  listDeployments(ws: string, limit = 100, offset = 0) {
+    return this.api<Page<Deployment>>('GET', `${this.ws(ws)}/deployments?limit=${limit}&offset=${offset}`);
+  }
+  /** The latest deployment, or undefined when there is none yet. */
+  async latestDeployment(ws: string): Promise<Deployment | undefined> {
+    try {
+      return await this.api<Deployment>('GET', `${this.ws(ws)}/deployments/latest`);
+    } catch (err) {
+      if (err instanceof ClientError && err.status === 404 && /deployment/i.test(err.detail)) return undefined;
+      throw err;
+    }
+  }
+  getDeployment(ws: string, idOrVersion: string | number) {
+    return this.api<Deployment>('GET', `${this.ws(ws)}/deployments/${idOrVersion}`);
+  }
+  deploymentFiles(ws: string, idOrVersion: string | number) {
+    return this.api<Page<FileRef>>('GET', `${this.ws(ws)}/deployments/${idOrVersion}/files`);
+  }
+  syncPlan(ws: string, files: FileRef[]) {
+    return this.api<{ missing: string[] }>('POST', `${this.ws(ws)}/deployments/sync/plan`, { files });
+  }
+  putBlob(ws: string, sha256: string, content: Uint8Array) {
+    return this.api<unknown>('PUT', `${this.ws(ws)}/blobs/${sha256}`, content, { 'content-type': 'application/octet-stream' });
+  }
+  syncCommit(ws: string, files: FileRef[]) {
+    return this.api<Deployment & { created?: boolean }>('POST', `${this.ws(ws)}/deployments/sync/commit`, { files });
+  }
+  uploadDeployment(ws: string, tarGz: Uint8Array) {
+    return this.api<Deployment>('POST', `${this.ws(ws)}/deployments`, multipart(tarGz, 'workspace.tar.gz'));
+  }
+
+  listConfigurations(ws: string, limit = 100, offset = 0) {
+    return this.api<Page<Configuration>>('GET', `${this.ws(ws)}/configurations?limit=${limit}&offset=${offset}`);
+  }
+  async latestConfiguration(ws: string): Promise<Configuration | undefined> {
+    try {
+      return await this.api<Configuration>('GET', `${this.ws(ws)}/configurations/latest`);
+    } catch (err) {
+      if (err instanceof ClientError && err.status === 404 && /configuration/i.test(err.detail)) return undefined;
+      throw err;
+    }
+  }
+  getConfiguration(ws: string, idOrVersion: string | number) {
+    return this.api<Configuration>('GET', `${this.ws(ws)}/configurations/${idOrVersion}`);
+  }
+  /** Uploads the .dlt package; no new version when nothing changed. */
+  syncConfiguration(ws: string, tarGz: Uint8Array) {
+    return this.api<Configuration & { created?: boolean }>('POST', `${this.ws(ws)}/configurations/sync`, multipart(tarGz, 'configurations.tar.gz'));
+  }
+
+  listTokens() {
+    return this.api<Page<{ id: string; name: string; state: string; expires_at: string | null; date_added: string }>>('GET', '/v1/tokens');
+  }
+  createToken(name: string, expiresInDays?: number) {
+    return this.api<{ id: string; token: string; expires_at: string | null }>('POST', '/v1/tokens', {
+      name,
+      ...(expiresInDays ? { expires_in_days: expiresInDays } : {}),
+    });
+  }
+  createTokenFor(user: string, name: string, expiresInDays?: number) {
+    return this.api<{ id: string; token: string; expires_at: string | null }>('POST', `/v1/admin/users/${encodeURIComponent(user)}/tokens`, {
+      name,
+      ...(expiresInDays ? { expires_in_days: expiresInDays } : {}),
+    });
+  }
+  revokeToken(id: string) {
+    return this.api<{ id: string; state: string }>('POST', `/v1/tokens/${encodeURIComponent(id)}/revoke`);
+  }
+  createUser(email: string, workspaceId?: string, role?: string) {
+    return this.api<{ id: string; email: string }>('POST', '/v1/admin/users', {
+      email,
+      ...(workspaceId ? { workspace_id: workspaceId } : {}),
+      ...(role ? { role } : {}),
+    });
+  }
+  listUsers() {
+    return this.api<Page<{ id: string; email: string; admin: boolean; date_added: string }>>('GET', '/v1/admin/users');
+  }
+}
+
+function multipart(content: Uint8Array, filename: string): FormData {
+  const form = new FormData();
+  form.append('file', new Blob([content], { type: 'application/x-tar' }), filename);
+  return form;
+}

@@ -1,0 +1,116 @@
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ClientError, RunwayClient } from '#libs/client';
+
+export function protoPath(): string {
+  // Works from dist/services/gateway/src/grpc and from the source tree.
+  for (let dir = dirname(fileURLToPath(import.meta.url)); dir !== dirname(dir); dir = dirname(dir)) {
+    const p = join(dir, 'libs', 'contracts', 'proto', 'runway.proto');
+    if (existsSync(p)) return p;
+  }
+  throw new Error('libs/contracts/proto/runway.proto not found');
+}
+
+const STATUS: Record<number, grpc.status> = {
+  0: grpc.status.UNAVAILABLE,
+  400: grpc.status.INVALID_ARGUMENT,
+  401: grpc.status.UNAUTHENTICATED,
+  403: grpc.status.PERMISSION_DENIED,
+  404: grpc.status.NOT_FOUND,
+  409: grpc.status.ABORTED,
+  413: grpc.status.RESOURCE_EXHAUSTED,
+  428: grpc.status.FAILED_PRECONDITION,
+};
+
+type Req = Record<string, unknown>;
+type Handler = (c: RunwayClient, req: Req) => Promise<unknown>;
+
+const ws = (req: Req) => {
+  const id = String(req.workspace_id ?? '');
+  if (!id) throw new ClientError(400, 'workspace_id is required');
+  return encodeURIComponent(id);
+};
+const page = (req: Req) => `limit=${Number(req.limit) || 100}&offset=${Number(req.offset) || 0}`;
+const version = (req: Req) => encodeURIComponent(String(req.id_or_version || 'latest'));
+const upload = (kind: 'deployments' | 'configurations') => (c: RunwayClient, req: Req) => {
+  const form = new FormData();
+  const bytes = req.package instanceof Uint8Array ? req.package : new Uint8Array();
+  form.append('file', new Blob([bytes], { type: 'application/x-tar' }), `${kind}.tar.gz`);
+  return c.api('POST', `/v1/workspaces/${ws(req)}/${kind}`, form);
+};
+/** null → '' for proto3 strings. */
+const clean = (v: unknown): unknown =>
+  Array.isArray(v)
+    ? v.map(clean)
+    : v && typeof v === 'object'
+      ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, x === null ? '' : clean(x)]))
+      : v;
+
+/**
+ * The gRPC face of the gateway. Every call is carried out by the REST API of this same gateway with
+ * the caller's credentials, so validation, authorization and results are identical by construction.
+ */
+const handlers: Record<string, Handler> = {
+  Ping: (c) => c.api('GET', '/v1/ping'),
+  Me: (c) => c.me(),
+  ListDeployments: (c, r) => c.api('GET', `/v1/workspaces/${ws(r)}/deployments?${page(r)}`),
+  GetDeployment: (c, r) => c.api('GET', `/v1/workspaces/${ws(r)}/deployments/${version(r)}`),
+  CreateDeployment: upload('deployments'),
+  ListConfigurations: (c, r) => c.api('GET', `/v1/workspaces/${ws(r)}/configurations?${page(r)}`),
+  GetConfiguration: (c, r) => c.api('GET', `/v1/workspaces/${ws(r)}/configurations/${version(r)}`),
+  CreateConfiguration: upload('configurations'),
+  ListTokens: (c) => c.listTokens(),
+  CreateToken: (c, r) => c.createToken(String(r.name ?? ''), Number(r.expires_in_days) || undefined),
+  RevokeToken: (c, r) => c.revokeToken(String(r.id ?? '')),
+};
+
+export interface GrpcServerHandle {
+  port: number;
+  stop: () => Promise<void>;
+}
+
+export async function startGrpcServer(opts: { port: number; host: string; restBase: string }): Promise<GrpcServerHandle> {
+  const def = protoLoader.loadSync(protoPath(), { keepCase: true, longs: Number, defaults: true, oneofs: true });
+  const pkg = grpc.loadPackageDefinition(def) as unknown as { runway: { v1: { Runway: { service: grpc.ServiceDefinition } } } };
+  const server = new grpc.Server({ 'grpc.max_receive_message_length': 110 * 1024 * 1024 });
+  const impl: grpc.UntypedServiceImplementation = {};
+  for (const [name, handler] of Object.entries(handlers)) {
+    impl[name] = (call: grpc.ServerUnaryCall<Req, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+      const auth = call.metadata.get('authorization')[0];
+      const token = typeof auth === 'string' ? auth.replace(/^Bearer\s+/i, '') : undefined;
+      const c = new RunwayClient({ apiBase: opts.restBase, token });
+      Promise.resolve()
+        .then(() => handler(c, call.request))
+        .then((res) => callback(null, clean(res)))
+        .catch((err: unknown) => {
+          const status = err instanceof ClientError ? err.status : 500;
+          const detail = err instanceof ClientError ? err.detail : 'internal error';
+          const md = new grpc.Metadata();
+          md.set('http-status', String(status));
+          callback({ code: STATUS[status] ?? (status >= 500 ? grpc.status.INTERNAL : grpc.status.UNKNOWN), details: detail, metadata: md });
+        });
+    };
+  }
+  server.addService(pkg.runway.v1.Runway.service, impl);
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`${opts.host}:${opts.port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  return {
+    port,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        const t = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, 5000);
+        t.unref();
+        server.tryShutdown(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      }),
+  };
+}
