@@ -98,4 +98,20 @@ describe('accounts, tokens and the device flow', () => {
     assert.equal((await s.call('POST', '/api/v1/tokens', { name: 'past', expires_at: '2020-01-01T00:00:00Z' })).status, 400);
     assert.equal((await s.call('POST', '/api/v1/tokens', { nam: 'typo' })).status, 400);
   });
+
+  it('creates a workspace once for a retried Idempotency-Key, and readably at once', async () => {
+    const key = { 'idempotency-key': 'create-ws-1' };
+    const a = await s.call('POST', '/api/v1/workspaces', { name: 'Analytics' }, undefined, key);
+    assert.equal(a.status, 201, a.text);
+    const b = await s.call('POST', '/api/v1/workspaces', { name: 'Analytics' }, undefined, key);
+    assert.equal(b.status, 201, b.text);
+    const id = (a.json as { id: string }).id;
+    assert.equal((b.json as { id: string }).id, id);
+    assert.equal((await s.call('GET', `/api/v1/workspaces/${id}`)).status, 200);
+    const mine = (await s.call('GET', '/api/v1/workspaces')).json as { name: string }[];
+    assert.equal(mine.filter((w) => w.name === 'Analytics').length, 1);
+    const noKey = await s.call('POST', '/api/v1/workspaces', { name: 'Other' });
+    assert.equal(noKey.status, 201, noKey.text);
+    assert.equal((await s.call('POST', '/api/v1/workspaces', { name: '' })).status, 400);
+  });
 });

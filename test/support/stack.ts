@@ -37,6 +37,8 @@ export async function startTestStack(extraEnv: Record<string, string> = {}): Pro
     RUNWAY_EVENTS_STREAM: env.stream,
     RUNWAY_SUBJECT_PREFIX: env.subjectPrefix,
     RUNWAY_LOG_LEVEL: 'error',
+    // Runs use the interpreter `npm test` prepared (the project .venv with dlt).
+    ...(process.env.RUNWAY_PYTHON ? { RUNWAY_PYTHON: process.env.RUNWAY_PYTHON } : {}),
     ...extraEnv,
   });
   const runway = await startRunway(config);

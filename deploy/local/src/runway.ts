@@ -16,6 +16,7 @@ import { DeploymentsModule } from '../../../services/deployments/src/deployments
 import { deploymentsService } from '../../../services/deployments/src/deployments.service.js';
 import { ExecutionModule } from '../../../services/execution/src/execution.module.js';
 import { executionService } from '../../../services/execution/src/execution.service.js';
+import { startWorkers } from '../../../services/execution/src/worker/start-worker.js';
 import { LogsModule } from '../../../services/logs/src/logs.module.js';
 import { logsService } from '../../../services/logs/src/logs.service.js';
 import { SchedulingModule } from '../../../services/scheduling/src/scheduling.module.js';
@@ -104,6 +105,10 @@ export async function startRunway(config: RunwayConfig, log = new Logger('runway
     stops.push(async () => {
       for (const m of micro) await m.close();
     });
+    // The embedded worker(s) (RUNWAY_EMBEDDED_WORKERS, default 1); more run as services/execution worker-main.
+    const execution = services.find((s) => s.name === 'execution')!.ctx;
+    const workers = await startWorkers(execution, config.worker.embedded);
+    stops.push(() => workers.stop());
     const http: INestApplication = await createGatewayHttp(gateway, natsUrl, { devAutoApprove: config.devAutoApprove, publicUrl: config.publicUrl });
     await http.listen(config.http.port, config.http.host);
     stops.push(() => http.close());

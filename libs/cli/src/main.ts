@@ -2,16 +2,28 @@ import { Command, CommanderError } from 'commander';
 import { ConfigError } from '#libs/config';
 import { registerEvents } from './admin/events.js';
 import { registerProjections } from './admin/projections.js';
+import { registerAccess } from './admin/access.js';
+import { registerAccount } from './commands/account.js';
+import { registerSync } from './commands/sync.js';
+import { ClientError } from '#libs/client';
+import type { GlobalOptions } from './session.js';
 import { CliError } from './instance.js';
 
 export function buildProgram(): Command {
   const program = new Command('runway')
     .description('Runway: run dlt pipelines and marimo notebooks on your own infrastructure')
     .showHelpAfterError(false)
+    .option('--json', 'machine-readable output')
+    .option('--api-url <url>', 'API base URL (default: RUNTIME__API_BASE_URL, [runtime] api_base_url, http://127.0.0.1:8080/api)')
+    .option('--token <token>', 'API token or JWT (default: the saved login)')
     .exitOverride();
+  const g = () => program.opts<GlobalOptions>();
+  registerAccount(program, g);
+  registerSync(program, g);
   const admin = program.command('admin').description('operator commands for the local instance');
   registerEvents(admin);
-  registerProjections(admin);
+  registerProjections(admin, () => g().json ?? false);
+  registerAccess(admin, () => g().json ?? false);
   return program;
 }
 
@@ -23,6 +35,10 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof CommanderError) {
       return err.exitCode === 0 ? 0 : 2;
+    }
+    if (err instanceof ClientError) {
+      process.stderr.write(`runway: ${err.message}\n`);
+      return err.status === 0 ? 3 : 1;
     }
     if (err instanceof CliError) {
       process.stderr.write(`runway: ${err.message}\n`);

@@ -21,6 +21,19 @@ const schema = z.object({
   RUNWAY_SUBJECT_PREFIX: z.string().regex(/^[A-Za-z0-9_-]*$/).default(''),
   RUNWAY_PYTHON: z.string().min(1).default('python3'),
   RUNWAY_WORKER_SLOTS: z.coerce.number().int().min(1).max(256).default(4),
+  /** Workers `npm start` runs in its own process (0: none, run them with services/execution worker-main). */
+  RUNWAY_EMBEDDED_WORKERS: z.coerce.number().int().min(0).max(16).default(1),
+  /** Server-wide default run timeout; a job may set its own. */
+  RUNWAY_RUN_TIMEOUT_MINUTES: z.coerce.number().positive().max(7 * 24 * 60).default(120),
+  /** Time between SIGTERM and SIGKILL when a run is cancelled or times out. */
+  RUNWAY_KILL_GRACE_SECONDS: z.coerce.number().min(0).max(3600).default(10),
+  /** Deployment packages: largest upload (compressed archive, or one blob), most files, most bytes of files. */
+  RUNWAY_DEPLOY_MAX_UPLOAD_BYTES: z.coerce.number().int().min(1024).default(128 * 1024 * 1024),
+  RUNWAY_DEPLOY_MAX_FILES: z.coerce.number().int().min(1).max(1_000_000).default(20_000),
+  RUNWAY_DEPLOY_MAX_BYTES: z.coerce.number().int().min(1024).default(256 * 1024 * 1024),
+  /** Unreferenced deployment blobs older than this are deleted by the periodic sweep (every interval; 0 = never). */
+  RUNWAY_BLOB_GC_GRACE_SECONDS: z.coerce.number().int().min(0).default(3600),
+  RUNWAY_BLOB_GC_INTERVAL_SECONDS: z.coerce.number().int().min(0).default(3600),
   RUNWAY_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
   RUNWAY_DEV_AUTO_APPROVE: z.enum(['0', '1', 'true', 'false']).default('0'),
   RUNWAY_PUBLIC_URL: z.string().url().optional(),
@@ -38,7 +51,20 @@ export interface RunwayConfig {
   masterKey: string | undefined;
   events: { stream: string; subjectPrefix: string };
   python: string;
-  worker: { slots: number };
+  worker: {
+    slots: number;
+    /** In-process workers of `npm start`. */
+    embedded: number;
+    runTimeoutSeconds: number;
+    killGraceMs: number;
+  };
+  deployments: {
+    maxUploadBytes: number;
+    maxFiles: number;
+    maxTotalBytes: number;
+    blobGcGraceMs: number;
+    blobGcIntervalMs: number;
+  };
   shutdownTimeoutMs: number;
   logLevel: RunwayEnv['RUNWAY_LOG_LEVEL'];
   /** Approve every CLI device login as the first admin (single-user local use). Off by default. */
@@ -81,7 +107,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RunwayConfig {
     masterKey: e.RUNWAY_MASTER_KEY,
     events: { stream: e.RUNWAY_EVENTS_STREAM, subjectPrefix: e.RUNWAY_SUBJECT_PREFIX },
     python: e.RUNWAY_PYTHON,
-    worker: { slots: e.RUNWAY_WORKER_SLOTS },
+    worker: {
+      slots: e.RUNWAY_WORKER_SLOTS,
+      embedded: e.RUNWAY_EMBEDDED_WORKERS,
+      runTimeoutSeconds: Math.round(e.RUNWAY_RUN_TIMEOUT_MINUTES * 60),
+      killGraceMs: Math.round(e.RUNWAY_KILL_GRACE_SECONDS * 1000),
+    },
+    deployments: {
+      maxUploadBytes: e.RUNWAY_DEPLOY_MAX_UPLOAD_BYTES,
+      maxFiles: e.RUNWAY_DEPLOY_MAX_FILES,
+      maxTotalBytes: e.RUNWAY_DEPLOY_MAX_BYTES,
+      blobGcGraceMs: e.RUNWAY_BLOB_GC_GRACE_SECONDS * 1000,
+      blobGcIntervalMs: e.RUNWAY_BLOB_GC_INTERVAL_SECONDS * 1000,
+    },
     shutdownTimeoutMs: e.RUNWAY_SHUTDOWN_TIMEOUT_MS,
     logLevel: e.RUNWAY_LOG_LEVEL,
     devAutoApprove: e.RUNWAY_DEV_AUTO_APPROVE === '1' || e.RUNWAY_DEV_AUTO_APPROVE === 'true',

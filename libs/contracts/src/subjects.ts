@@ -8,4 +8,4 @@ export const SERVICES = ['gateway', 'deployments', 'configurations', 'scheduling
 export type ServiceName = (typeof SERVICES)[number];
 
 /** Aggregate types used in subjects `evt.<workspace>.<type>.<id>`. */
-export const AggregateTypes = { workspace: 'workspace', user: 'user' } as const;
+export const AggregateTypes = { deployment: 'deployment', deploymentFiles: 'deployment-files', workspace: 'workspace', user: 'user', configuration: 'configuration', keyring: 'keyring', job: 'job', run: 'run' } as const;

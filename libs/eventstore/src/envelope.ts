@@ -1,11 +1,15 @@
 import { z } from 'zod';
 
-const token = /^[A-Za-z0-9_-]+$/;
+/** What a workspace id or aggregate id may hold (one subject token). */
+export const ID_TOKEN = /^[A-Za-z0-9_-]+$/;
+/** What an aggregate type may hold. */
+export const AGGREGATE_TYPE = /^[a-z][a-z0-9_-]*$/;
+const token = ID_TOKEN;
 
 /** Identifies one aggregate instance; maps to exactly one subject. */
 export const aggregateRefSchema = z.object({
   workspaceId: z.string().regex(token, 'workspace id must be [A-Za-z0-9_-]+'),
-  type: z.string().regex(/^[a-z][a-z0-9_-]*$/, 'aggregate type must be lower case [a-z0-9_-]'),
+  type: z.string().regex(AGGREGATE_TYPE, 'aggregate type must be lower case [a-z0-9_-]'),
   id: z.string().regex(token, 'aggregate id must be [A-Za-z0-9_-]+'),
 });
 export type AggregateRef = z.infer<typeof aggregateRefSchema>;
@@ -25,7 +29,9 @@ export interface CommitMeta {
 export const commitEnvelopeSchema = z.object({
   v: z.literal(1),
   aggregate: aggregateRefSchema,
-  events: z.array(z.object({ type: z.string().min(1), version: z.number().int().min(1), data: z.unknown() })).min(1),
+  events: z
+    .array(z.object({ type: z.string().min(1), version: z.number().int().min(1), data: z.unknown() }))
+    .min(1),
   meta: z.object({
     commandId: z.string().min(1),
     actor: z.string(),
@@ -64,6 +70,8 @@ export interface StoredEvent<E extends { type: string; data: unknown } = { type:
   correlationId: string;
   causationId?: string;
 }
+
+export type StoredCommitMeta = CommitEnvelope['meta'];
 
 /** A decoded commit: one stream message. */
 export interface StoredCommit {

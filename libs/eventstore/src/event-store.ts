@@ -1,4 +1,4 @@
-import { headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
+import { headers as natsHeaders, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 import {
   AckPolicy,
   DeliverPolicy,
@@ -16,10 +16,13 @@ import {
 import { randomUUID } from 'node:crypto';
 import {
   aggregateRefSchema,
+  AGGREGATE_TYPE,
   commitEnvelopeSchema,
   Headers,
+  ID_TOKEN,
   type AggregateRef,
   type CommitEnvelope,
+  type StoredCommitMeta,
   type CommitMeta,
   type StoredCommit,
   type StoredEvent,
@@ -59,11 +62,78 @@ export interface ReplayOptions {
   aggregateType?: string;
   /** Only this workspace. */
   workspaceId?: string;
+  /**
+   * Only commits holding at least one event of these types, and only those events (the others are
+   * neither decoded nor validated, so they may be types this registry does not know).
+   */
+  types?: readonly string[];
   /** Keep following new commits after the end (default false: stop at the end of the stream). */
   follow?: boolean;
   /** Do not upcast or validate payloads (operator tools that must show any event). */
   raw?: boolean;
   signal?: AbortSignal;
+}
+
+export interface DecodeOptions {
+  /** Decode (upcast, validate) only the events of these types; leave the others out of the result. */
+  types?: ReadonlySet<string> | readonly string[];
+}
+
+/** The event types of a stored commit, from its `Runway-Event-Types` header (undefined when absent). */
+export function eventTypesOf(m: { headers?: MsgHdrs }): string[] | undefined {
+  const h = m.headers?.get(Headers.EventTypes);
+  return h ? h.split(',') : undefined;
+}
+
+/** True unless the commit's header proves that it holds none of `types` (no header: maybe). */
+export function mayHold(m: { headers?: MsgHdrs }, types: ReadonlySet<string>): boolean {
+  const listed = eventTypesOf(m);
+  return listed === undefined || listed.some((t) => types.has(t));
+}
+
+const utf8 = new TextDecoder();
+
+/** aggregateRefSchema's check without zod (subjectOf runs on every append). */
+function isRef(a: unknown): a is AggregateRef {
+  if (typeof a !== 'object' || a === null) return false;
+  const r = a as Record<string, unknown>;
+  return (
+    typeof r.workspaceId === 'string' &&
+    ID_TOKEN.test(r.workspaceId) &&
+    typeof r.type === 'string' &&
+    AGGREGATE_TYPE.test(r.type) &&
+    typeof r.id === 'string' &&
+    ID_TOKEN.test(r.id)
+  );
+}
+
+/**
+ * The same check as commitEnvelopeSchema, written out: decoding is the hot path of replays and
+ * projections. When it fails the zod schema runs, to produce the error message.
+ */
+function isEnvelope(x: unknown): x is CommitEnvelope {
+  if (typeof x !== 'object' || x === null) return false;
+  const e = x as Record<string, unknown>;
+  if (e.v !== 1 || !isRef(e.aggregate)) return false;
+  const events = e.events;
+  if (!Array.isArray(events) || events.length === 0) return false;
+  for (const ev of events as unknown[]) {
+    if (typeof ev !== 'object' || ev === null) return false;
+    const { type, version } = ev as Record<string, unknown>;
+    if (typeof type !== 'string' || type.length === 0) return false;
+    if (typeof version !== 'number' || !Number.isInteger(version) || version < 1) return false;
+  }
+  const meta = e.meta;
+  if (typeof meta !== 'object' || meta === null) return false;
+  const m = meta as Record<string, unknown>;
+  return (
+    typeof m.commandId === 'string' &&
+    m.commandId.length > 0 &&
+    typeof m.actor === 'string' &&
+    typeof m.correlationId === 'string' &&
+    (m.causationId === undefined || typeof m.causationId === 'string') &&
+    typeof m.time === 'string'
+  );
 }
 
 const WRONG_LAST_SEQUENCE = 10071;
@@ -96,7 +166,7 @@ export class EventStore {
   }
 
   subjectOf(ref: AggregateRef): string {
-    const parsed = aggregateRefSchema.parse(ref);
+    const parsed = isRef(ref) ? ref : aggregateRefSchema.parse(ref); // zod only to explain a bad ref
     return `${this.prefix}evt.${parsed.workspaceId}.${parsed.type}.${parsed.id}`;
   }
 
@@ -108,7 +178,10 @@ export class EventStore {
   /** Creates the stream, or updates it to the settings of DESIGN §3. Idempotent. */
   async ensureStream(): Promise<void> {
     const jsm = await this.jsm();
-    const duplicateWindowMs = Math.max(this.opts.duplicateWindowMs ?? MIN_DUPLICATE_WINDOW_MS, MIN_DUPLICATE_WINDOW_MS);
+    const duplicateWindowMs = Math.max(
+      this.opts.duplicateWindowMs ?? MIN_DUPLICATE_WINDOW_MS,
+      MIN_DUPLICATE_WINDOW_MS,
+    );
     const config: Partial<StreamConfig> & { name: string } = {
       name: this.stream,
       subjects: [this.allSubjects],
@@ -165,7 +238,13 @@ export class EventStore {
         version: this.registry.versionOf(e.type),
         data: this.registry.validate(e),
       })),
-      meta: { commandId: meta.commandId, actor: meta.actor, correlationId, causationId: meta.causationId, time },
+      meta: {
+        commandId: meta.commandId,
+        actor: meta.actor,
+        correlationId,
+        causationId: meta.causationId,
+        time,
+      },
     };
     const h = natsHeaders();
     h.set(Headers.EventTypes, envelope.events.map((e) => e.type).join(','));
@@ -220,6 +299,9 @@ export class EventStore {
       }
     } finally {
       messages.stop();
+      // Ordered consumers are not removed on stop: left alone, each read would leave one on the
+      // server for its inactive threshold (5 minutes), thousands under steady command traffic.
+      void consumer.delete().catch(() => undefined);
     }
     return { commits, events: commits.flatMap((c) => c.events), lastSeq };
   }
@@ -238,22 +320,31 @@ export class EventStore {
           ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: opts.fromTime.toISOString() }
           : { deliver_policy: DeliverPolicy.All }),
     });
-    if (!opts.follow) {
-      // Stop at the end of what exists now; a filtered consumer may have nothing to deliver.
-      const ci = await consumer.info();
-      if (ci.num_pending === 0) return;
-    }
-    const messages = await consumer.consume({ max_messages: 1024 });
-    const onAbort = () => messages.stop();
-    opts.signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      for await (const m of messages) {
-        yield opts.raw ? this.decodeRaw(m) : this.decode(m);
-        if (!opts.follow && (m.seq >= endSeq || m.info.pending === 0)) break;
+      if (!opts.follow) {
+        // Stop at the end of what exists now; a filtered consumer may have nothing to deliver.
+        const ci = await consumer.info();
+        if (ci.num_pending === 0) return;
+      }
+      const types = opts.types ? new Set(opts.types) : undefined;
+      const messages = await consumer.consume({ max_messages: 1024 });
+      const onAbort = () => messages.stop();
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+      try {
+        for await (const m of messages) {
+          if (!types) yield opts.raw ? this.decodeRaw(m) : this.decode(m);
+          else if (mayHold(m, types)) {
+            const commit = opts.raw ? this.decodeRaw(m, { types }) : this.decode(m, { types });
+            if (commit.events.length > 0) yield commit;
+          }
+          if (!opts.follow && (m.seq >= endSeq || m.info.pending === 0)) break;
+        }
+      } finally {
+        opts.signal?.removeEventListener('abort', onAbort);
+        messages.stop();
       }
     } finally {
-      opts.signal?.removeEventListener('abort', onAbort);
-      messages.stop();
+      void consumer.delete().catch(() => undefined);
     }
   }
 
@@ -264,45 +355,68 @@ export class EventStore {
     return info.state.last_seq;
   }
 
-  /** Decodes and validates one stream message (upcasting old event versions). */
-  decode(m: Pick<JsMsg, 'seq' | 'subject' | 'data'>): StoredCommit {
-    return this.decodeWith(m, (type, version, data) => this.registry.decode(type, version, data));
+  /**
+   * Decodes and validates one stream message (upcasting old event versions). With `types`, only
+   * the events of those types are decoded and returned (each keeps its index in the commit).
+   */
+  decode(m: Pick<JsMsg, 'seq' | 'subject' | 'data'>, opts: DecodeOptions = {}): StoredCommit {
+    return this.decodeWith(m, opts, (type, version, data) => this.registry.decode(type, version, data));
   }
 
   /** Decodes the envelope only: payloads as stored, whatever their type or version. */
-  decodeRaw(m: Pick<JsMsg, 'seq' | 'subject' | 'data'>): StoredCommit {
-    return this.decodeWith(m, (_type, _version, data) => data);
+  decodeRaw(m: Pick<JsMsg, 'seq' | 'subject' | 'data'>, opts: DecodeOptions = {}): StoredCommit {
+    return this.decodeWith(m, opts, (_type, _version, data) => data);
   }
 
   private decodeWith(
     m: Pick<JsMsg, 'seq' | 'subject' | 'data'>,
+    opts: DecodeOptions,
     payload: (type: string, version: number, data: unknown) => unknown,
   ): StoredCommit {
     let raw: unknown;
     try {
-      raw = JSON.parse(new TextDecoder().decode(m.data));
+      raw = JSON.parse(utf8.decode(m.data));
     } catch {
       throw new EventSchemaError('(commit)', `message ${m.seq} is not JSON`);
     }
-    const parsed = commitEnvelopeSchema.safeParse(raw);
-    if (!parsed.success) throw new EventSchemaError('(commit)', `message ${m.seq}: ${parsed.error.message}`);
-    const env = parsed.data;
-    const events = env.events.map(
-      (e, index): StoredEvent => ({
+    if (!isEnvelope(raw)) {
+      const parsed = commitEnvelopeSchema.safeParse(raw);
+      throw new EventSchemaError(
+        '(commit)',
+        `message ${m.seq}: ${parsed.success ? 'invalid envelope' : parsed.error.message}`,
+      );
+    }
+    const a = raw.aggregate;
+    const aggregate: AggregateRef = { workspaceId: a.workspaceId, type: a.type, id: a.id };
+    const rm = raw.meta;
+    const meta: StoredCommitMeta = {
+      commandId: rm.commandId,
+      actor: rm.actor,
+      correlationId: rm.correlationId,
+      ...(rm.causationId !== undefined ? { causationId: rm.causationId } : {}),
+      time: rm.time,
+    };
+    const only =
+      opts.types === undefined ? undefined : opts.types instanceof Set ? opts.types : new Set(opts.types);
+    const events: StoredEvent[] = [];
+    for (let index = 0; index < raw.events.length; index++) {
+      const e = raw.events[index]!;
+      if (only && !only.has(e.type)) continue;
+      events.push({
         type: e.type,
         data: payload(e.type, e.version, e.data),
         version: e.version,
         seq: m.seq,
         index,
-        aggregate: env.aggregate,
-        time: env.meta.time,
-        actor: env.meta.actor,
-        commandId: env.meta.commandId,
-        correlationId: env.meta.correlationId,
-        causationId: env.meta.causationId,
-      }),
-    );
-    return { seq: m.seq, subject: m.subject, aggregate: env.aggregate, meta: env.meta, events };
+        aggregate,
+        time: meta.time,
+        actor: meta.actor,
+        commandId: meta.commandId,
+        correlationId: meta.correlationId,
+        causationId: meta.causationId,
+      });
+    }
+    return { seq: m.seq, subject: m.subject, aggregate, meta, events };
   }
 
   /** A fresh id for a command that came without one. */

@@ -22,7 +22,11 @@ export interface MultipartOptions {
 const MAX_OVERHEAD = 64 * 1024;
 
 function humanBytes(n: number): string {
-  return n >= 1024 * 1024 && n % (1024 * 1024) === 0 ? `${n / (1024 * 1024)} MB` : n >= 1024 && n % 1024 === 0 ? `${n / 1024} KB` : `${n} bytes`;
+  return n >= 1024 * 1024 && n % (1024 * 1024) === 0
+    ? `${n / (1024 * 1024)} MB`
+    : n >= 1024 && n % 1024 === 0
+      ? `${n / 1024} KB`
+      : `${n} bytes`;
 }
 
 /**
@@ -35,17 +39,26 @@ export function readMultipartFile(req: IncomingMessage, opts: MultipartOptions):
   const what = opts.what ?? 'upload';
   const contentType = req.headers['content-type'] ?? '';
   if (!/^multipart\/form-data/i.test(contentType)) {
-    return Promise.reject(badRequest(`expected a multipart/form-data body with the ${what} in a part named "${field}"`));
+    return Promise.reject(
+      badRequest(`expected a multipart/form-data body with the ${what} in a part named "${field}"`),
+    );
   }
   const declared = Number(req.headers['content-length'] ?? NaN);
   if (Number.isFinite(declared) && declared > opts.maxBytes + MAX_OVERHEAD) {
     req.resume();
-    return Promise.reject(badRequest(`${what} too large: ${declared} bytes (at most ${humanBytes(opts.maxBytes)})`, { code: 'archive_too_large' }));
+    return Promise.reject(
+      badRequest(`${what} too large: ${declared} bytes (at most ${humanBytes(opts.maxBytes)})`, {
+        code: 'archive_too_large',
+      }),
+    );
   }
   return new Promise<MultipartFile>((resolve, reject) => {
     let bb: busboy.Busboy;
     try {
-      bb = busboy({ headers: req.headers, limits: { fileSize: opts.maxBytes, files: 5, fields: 20, parts: 25, fieldSize: 64 * 1024 } });
+      bb = busboy({
+        headers: req.headers,
+        limits: { fileSize: opts.maxBytes, files: 5, fields: 20, parts: 25, fieldSize: 64 * 1024 },
+      });
     } catch (err) {
       reject(badRequest(`malformed multipart body: ${err instanceof Error ? err.message : String(err)}`));
       return;
@@ -69,13 +82,21 @@ export function readMultipartFile(req: IncomingMessage, opts: MultipartOptions):
       const chunks: Buffer[] = [];
       stream.on('data', (c: Buffer) => chunks.push(c));
       stream.on('limit', () => {
-        failure ??= badRequest(`${what} too large: more than ${humanBytes(opts.maxBytes)}`, { code: 'archive_too_large' });
+        failure ??= badRequest(`${what} too large: more than ${humanBytes(opts.maxBytes)}`, {
+          code: 'archive_too_large',
+        });
         chunks.length = 0;
         stream.resume();
       });
       stream.on('close', () => {
         pending--;
-        if (!failure) result = { field: name, filename: info.filename ?? '', mimeType: info.mimeType, data: Buffer.concat(chunks) };
+        if (!failure)
+          result = {
+            field: name,
+            filename: info.filename ?? '',
+            mimeType: info.mimeType,
+            data: Buffer.concat(chunks),
+          };
         settle();
       });
       stream.on('error', (err: Error) => {

@@ -19,7 +19,11 @@ export interface RebuildResult {
 /**
  * Replays the whole log from sequence 1 into fresh copies of the projection's tables (in a scratch
  * schema), then, holding the projection's lock so the live runner waits, catches up the tail and
- * swaps the fresh tables in with the checkpoint, in one transaction.
+ * swaps the fresh tables in with the checkpoint, in one transaction. The live runner keeps running
+ * throughout; after the swap it skips what the rebuilt checkpoint covers.
+ *
+ * Only commits holding an event the projection handles are decoded, so the log may hold event types
+ * this service's registry does not know.
  */
 export async function rebuildProjection(
   store: EventStore,
@@ -31,11 +35,13 @@ export async function rebuildProjection(
   const live = opts.schema ?? 'public';
   const scratch = `rebuild_${projection.name}`;
   const batchSize = opts.batchSize ?? 2000;
+  const types = projection.canHandle;
   await sql`DROP SCHEMA IF EXISTS ${sql.id(scratch)} CASCADE`.execute(db);
   await sql`CREATE SCHEMA ${sql.id(scratch)}`.execute(db);
   for (const t of projection.tables) {
     await sql`CREATE TABLE ${sql.id(scratch, t)} (LIKE ${sql.id(live, t)} INCLUDING ALL)`.execute(db);
   }
+  // Every handled event of a commit at or below `position` is in the scratch tables.
   let position = 0;
   let count = 0;
   const applyCommits = async (q: Kysely<CheckpointTable>, commits: StoredCommit[]) => {
@@ -44,32 +50,30 @@ export async function rebuildProjection(
     if (events.length) await projection.apply(q.withSchema(scratch) as never, events);
     position = commits[commits.length - 1]!.seq;
   };
-  // Bulk of the replay, outside the lock.
-  let batch: StoredCommit[] = [];
-  for await (const c of store.replay({ fromSeq: 1 })) {
-    batch.push(c);
-    if (batch.length >= batchSize) {
+  /** Applies every handled commit after `position` up to (at least) the end of the stream now. */
+  const pass = async (q: Kysely<CheckpointTable> | undefined): Promise<void> => {
+    const end = await store.lastSequence();
+    let batch: StoredCommit[] = [];
+    const flush = async () => {
       const b = batch;
       batch = [];
-      await db.transaction().execute((tx) => applyCommits(tx, b));
+      if (q) await applyCommits(q, b);
+      else await db.transaction().execute((tx) => applyCommits(tx, b));
+    };
+    for await (const c of store.replay({ fromSeq: position + 1, types })) {
+      batch.push(c);
+      if (batch.length >= batchSize) await flush();
     }
-  }
-  if (batch.length) {
-    const b = batch;
-    await db.transaction().execute((tx) => applyCommits(tx, b));
-  }
+    if (batch.length) await flush();
+    position = Math.max(position, end);
+  };
+  // The bulk of the replay, outside the lock; passes again while the stream grew by more than a batch.
+  await pass(undefined);
+  for (let i = 0; i < 5 && (await store.lastSequence()) - position > batchSize; i++) await pass(undefined);
   // Tail + swap, under the projection's lock.
   await db.transaction().execute(async (tx) => {
     await sql`SELECT pg_advisory_xact_lock(${lockKey(projection.name)})`.execute(tx);
-    let tail: StoredCommit[] = [];
-    for await (const c of store.replay({ fromSeq: position + 1 })) {
-      tail.push(c);
-      if (tail.length >= batchSize) {
-        await applyCommits(tx, tail);
-        tail = [];
-      }
-    }
-    if (tail.length) await applyCommits(tx, tail);
+    await pass(tx);
     for (const t of projection.tables) {
       await sql`DROP TABLE ${sql.id(live, t)}`.execute(tx);
       await sql`ALTER TABLE ${sql.id(scratch, t)} SET SCHEMA ${sql.id(live)}`.execute(tx);

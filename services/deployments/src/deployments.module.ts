@@ -1,10 +1,25 @@
 import { Module, type DynamicModule } from '@nestjs/common';
+import { blobBucketName, BlobStore } from '#libs/blobs';
 import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
+import { DeploymentController } from './deployment/deployment.controller.js';
+import { BLOB_STORE, DeploymentHandler } from './deployment/deployment.handler.js';
 import { HealthController } from './health/health.controller.js';
 
 @Module({})
 export class DeploymentsModule {
   static forRoot(ctx: ServiceContext): DynamicModule {
-    return { module: DeploymentsModule, controllers: [HealthController], providers: [{ provide: SERVICE_CONTEXT, useValue: ctx }] };
+    return {
+      module: DeploymentsModule,
+      controllers: [HealthController, DeploymentController],
+      providers: [
+        { provide: SERVICE_CONTEXT, useValue: ctx },
+        {
+          provide: BLOB_STORE,
+          useFactory: () =>
+            BlobStore.open(ctx.nats, { bucket: blobBucketName(ctx.config.events.subjectPrefix) }),
+        },
+        DeploymentHandler,
+      ],
+    };
   }
 }

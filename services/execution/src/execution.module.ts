@@ -1,10 +1,17 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
 import { HealthController } from './health/health.controller.js';
+import { RunController } from './run/run.controller.js';
+import { RunHandler } from './run/run.handler.js';
+import { ReaperService } from './worker/reaper.service.js';
 
 @Module({})
 export class ExecutionModule {
   static forRoot(ctx: ServiceContext): DynamicModule {
-    return { module: ExecutionModule, controllers: [HealthController], providers: [{ provide: SERVICE_CONTEXT, useValue: ctx }] };
+    return {
+      module: ExecutionModule,
+      controllers: [HealthController, RunController],
+      providers: [{ provide: SERVICE_CONTEXT, useValue: ctx }, RunHandler, ReaperService],
+    };
   }
 }

@@ -1,3 +1,9 @@
 import type { ServiceDefinition } from '#libs/service-host';
+import { executionMigrations } from './migrations/index.js';
+import { runsProjection } from './run/read-models/runs.projection.js';
 
-export const executionService: ServiceDefinition = { name: 'execution', migrations: [], projections: [] };
+export const executionService: ServiceDefinition = {
+  name: 'execution',
+  migrations: [executionMigrations],
+  projections: [runsProjection],
+};

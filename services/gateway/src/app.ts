@@ -1,9 +1,12 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
+import { json, type NextFunction, type Request, type Response } from 'express';
 import { logLevels, type RunningService } from '#libs/service-host';
 import type { AuthOptions } from './auth/auth.controller.js';
 import { GatewayModule } from './gateway.module.js';
+
+const SYNC_ROUTE = /^\/api\/v1\/workspaces\/[^/]+\/deployments\/sync\//;
 
 /** The gateway's HTTP application (REST /api and /auth), not yet listening. */
 export async function createGatewayHttp(service: RunningService, natsUrl: string, auth: AuthOptions): Promise<NestExpressApplication> {
@@ -11,6 +14,9 @@ export async function createGatewayHttp(service: RunningService, natsUrl: string
     logger: logLevels(service.ctx.config),
     bodyParser: false,
   });
+  // The deployment sync API carries whole file lists (20,000 files are about 2.5 MB of JSON).
+  const syncJson = json({ limit: '32mb' });
+  app.use((req: Request, res: Response, next: NextFunction) => (SYNC_ROUTE.test(req.path) ? syncJson(req, res, next) : next()));
   app.useBodyParser('json', { limit: '1mb' });
   app.disable('x-powered-by');
   app.enableShutdownHooks([]);

@@ -17,7 +17,16 @@ import { SigningKey } from './auth/signing-key.js';
 import { MeController } from './account/me.controller.js';
 import { TokensController } from './account/tokens.controller.js';
 import { ClientsModule, Transport } from '@nestjs/microservices';
+import { ConfigurationController } from './configuration/configuration.controller.js';
+import { ConfigurationRepository } from './configuration/configuration.repository.js';
 import { SERVICES_CLIENT } from '#libs/service-host';
+import { DeploymentController } from './deployment/deployment.controller.js';
+import { deploymentBlobsProvider } from './deployment/deployment.blobs.js';
+import { DeploymentRepository } from './deployment/deployment.repository.js';
+import { DeploymentUploads } from './deployment/deployment.uploads.js';
+import { JobsRepository } from './job/jobs.repository.js';
+import { RunsController } from './job/runs.controller.js';
+import { ScriptsController } from './job/scripts.controller.js';
 
 @Module({})
 export class GatewayModule {
@@ -28,7 +37,7 @@ export class GatewayModule {
         DiscoveryModule,
         ClientsModule.register([{ name: SERVICES_CLIENT, transport: Transport.NATS, options: { servers: [natsUrl], name: 'runway-gateway-rpc' } }]),
       ],
-      controllers: [HealthController, OpenApiController, AuthController, MeController, TokensController, WorkspaceController],
+      controllers: [HealthController, OpenApiController, AuthController, MeController, TokensController, WorkspaceController, ConfigurationController, DeploymentController, ScriptsController, RunsController],
       providers: [
         { provide: SERVICE_CONTEXT, useValue: ctx },
         { provide: AUTH_OPTIONS, useValue: auth },
@@ -39,6 +48,11 @@ export class GatewayModule {
         WorkspaceHandler,
         UserHandler,
         WorkspaceAccess,
+        ConfigurationRepository,
+        deploymentBlobsProvider,
+        DeploymentRepository,
+        DeploymentUploads,
+        JobsRepository,
         { provide: APP_GUARD, useClass: AuthGuard },
         { provide: APP_FILTER, useClass: ErrorBodyFilter },
       ],

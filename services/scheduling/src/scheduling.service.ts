@@ -1,3 +1,9 @@
 import type { ServiceDefinition } from '#libs/service-host';
+import { jobsProjection } from './job/read-models/jobs.projection.js';
+import { schedulingMigrations } from './migrations/index.js';
 
-export const schedulingService: ServiceDefinition = { name: 'scheduling', migrations: [], projections: [] };
+export const schedulingService: ServiceDefinition = {
+  name: 'scheduling',
+  migrations: [schedulingMigrations],
+  projections: [jobsProjection],
+};

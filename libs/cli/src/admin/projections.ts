@@ -5,19 +5,18 @@ import { projectionStatus, type CheckpointTable } from '#libs/projections';
 import { CliError, findInstance, withDb, withNats } from '../instance.js';
 import { table } from '../output.js';
 
-export function registerProjections(admin: Command): void {
+export function registerProjections(admin: Command, json: () => boolean): void {
   const projections = admin.command('projections').description('read models built from the event log');
   projections
     .command('status')
     .description('name, checkpoint and lag of every projection')
-    .option('--json', 'print JSON')
-    .action(async (opts: { json?: boolean }) => {
+    .action(async () => {
       const instance = findInstance();
       const rows = await withDb(instance, async (db) => {
         const names = await (db as Kysely<CheckpointTable>).selectFrom('projection_checkpoints').select('name').orderBy('name').execute();
         return withNats(instance, (_nc, store) => projectionStatus(store, db as Kysely<CheckpointTable>, names.map((n) => n.name)));
       });
-      if (opts.json) process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
+      if (json()) process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
       else process.stdout.write(table(rows.map((r) => ({ name: r.name, checkpoint: r.checkpoint, stream_last_seq: r.streamLastSeq, lag: r.lag }))));
     });
   projections

@@ -2,6 +2,7 @@ import { Body, Controller, Get, Headers, HttpCode, Inject, Param, Post, Req } fr
 import { z } from 'zod';
 import { roleSchema } from '#libs/contracts';
 import { notFound, parseInput } from '#libs/http';
+import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
 import type { AuthedRequest } from '../auth/auth.guard.js';
 import { principalOf as principal, WorkspaceAccess, type Need } from '../auth/workspace-access.js';
 import { IdentityRepository } from '../auth/identity.repository.js';
@@ -24,6 +25,7 @@ export class WorkspaceController {
     @Inject(IdentityRepository) private readonly identities: IdentityRepository,
     @Inject(WorkspaceHandler) private readonly handler: WorkspaceHandler,
     @Inject(WorkspaceAccess) private readonly access: WorkspaceAccess,
+    @Inject(SERVICE_CONTEXT) private readonly ctx: ServiceContext,
   ) {}
 
   @Get()
@@ -38,6 +40,7 @@ export class WorkspaceController {
     const input = parseInput(createBody, body, 'body');
     const p = principal(req);
     const r = await this.handler.create(input.name, p.userId, { actor: p.userId, commandId: key });
+    await this.ctx.waitForProjections(r.seq);
     return { id: r.workspaceId, name: input.name.trim(), owner_id: p.userId };
   }
 

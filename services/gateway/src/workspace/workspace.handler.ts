@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { AggregateTypes } from '#libs/contracts';
 import { handleCommand, type CommitMeta } from '#libs/eventstore';
 import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
@@ -15,9 +15,19 @@ export class WorkspaceHandler {
   }
 
   create(name: string, ownerId: string, meta: Omit<CommitMeta, 'commandId'> & { commandId?: string }) {
-    const workspaceId = randomUUID();
-    return this.handle(workspaceId, { type: 'CreateWorkspace', workspaceId, name, ownerId }, { commandId: meta.commandId ?? randomUUID(), ...meta }).then(
+    // With a client idempotency key the id is derived from it, so a retried create finds its commit.
+    const workspaceId = meta.commandId ? uuidFrom(`${meta.actor}:${meta.commandId}`) : randomUUID();
+    return this.handle(workspaceId, { type: 'CreateWorkspace', workspaceId, name, ownerId }, { ...meta, commandId: meta.commandId ?? randomUUID() }).then(
       (r) => ({ ...r, workspaceId }),
     );
   }
+}
+
+/** A stable UUID (v4 layout) derived from a string. */
+function uuidFrom(seed: string): string {
+  const h = createHash('sha256').update(seed).digest();
+  h[6] = (h[6]! & 0x0f) | 0x40;
+  h[8] = (h[8]! & 0x3f) | 0x80;
+  const x = h.subarray(0, 16).toString('hex');
+  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
 }

@@ -1,0 +1,88 @@
+import { z } from 'zod';
+import { defineEvent, type EventOf } from '#libs/eventstore';
+import { profileNameSchema } from './configuration.events.js';
+
+const uuid = z.string().uuid();
+
+/** `batch` = a script run to completion; `interactive` = a notebook / app served until stopped. */
+export const jobKindSchema = z.enum(['batch', 'interactive']);
+export type JobKind = z.infer<typeof jobKindSchema>;
+
+/** Why a run exists. The compatible API only knows manual and schedule (api is shown as manual there). */
+export const runTriggerSchema = z.enum(['manual', 'api', 'schedule']);
+export type RunTrigger = z.infer<typeof runTriggerSchema>;
+
+/** Longest timeout a job may set (7 days); the server default is RUNWAY_RUN_TIMEOUT_MINUTES. */
+export const MAX_JOB_TIMEOUT_SECONDS = 7 * 24 * 3600;
+
+/** Everything a job version says (the job "script" of the compatible API). */
+export const jobSpecSchema = z.object({
+  name: z.string().min(1).max(500),
+  description: z.string().max(10_000),
+  /** Path of the script relative to the deployment root, as given (`pipelines/load.py`). */
+  entryPoint: z.string().min(1).max(1024),
+  kind: jobKindSchema,
+  /** null: the kind's default profile (prod for batch, access for interactive). */
+  profile: profileNameSchema.nullable(),
+  /** Cron string (validated by the scheduling issue); null = not scheduled. */
+  schedule: z.string().min(1).max(200).nullable(),
+  active: z.boolean(),
+  /** null: the server default (RUNWAY_RUN_TIMEOUT_MINUTES). */
+  timeoutSeconds: z.number().int().min(1).max(MAX_JOB_TIMEOUT_SECONDS).nullable(),
+});
+export type JobSpec = z.infer<typeof jobSpecSchema>;
+
+/** Aggregate `job`, id = uuidv5(name, workspace id): version 1 of a job. */
+export const JobCreated = defineEvent(
+  'JobCreated',
+  z.object({
+    jobId: uuid,
+    versionId: uuid,
+    version: z.literal(1),
+    spec: jobSpecSchema,
+    createdBy: z.string().min(1),
+  }),
+);
+
+/** A new version of a job: the whole spec as it is now, and which fields changed. */
+export const JobUpdated = defineEvent(
+  'JobUpdated',
+  z.object({
+    versionId: uuid,
+    version: z.number().int().min(2),
+    spec: jobSpecSchema,
+    changed: z.array(z.string()).min(1),
+    updatedBy: z.string().min(1),
+  }),
+);
+
+/** A version of the workspace's code or configuration a run uses. */
+export const versionRefSchema = z.object({ id: uuid, version: z.number().int().min(1) });
+export type VersionRef = z.infer<typeof versionRefSchema>;
+
+/**
+ * A run was requested. Decided by the job aggregate, which numbers its runs 1, 2, 3 … without gaps.
+ * It carries everything a worker needs to execute the run without reading a read model.
+ */
+export const RunRequested = defineEvent(
+  'RunRequested',
+  z.object({
+    runId: uuid,
+    number: z.number().int().min(1),
+    trigger: runTriggerSchema,
+    /** The profile the run uses (request, else job, else the kind's default). */
+    profile: profileNameSchema,
+    jobVersion: z.number().int().min(1),
+    jobVersionId: uuid,
+    entryPoint: z.string().min(1).max(1024),
+    kind: jobKindSchema,
+    timeoutSeconds: z.number().int().min(1).max(MAX_JOB_TIMEOUT_SECONDS).nullable(),
+    /** The workspace's deployment / configuration version at the time of the request. */
+    deployment: versionRefSchema.nullable(),
+    configuration: versionRefSchema.nullable(),
+    requestedBy: z.string().min(1),
+  }),
+);
+
+export const jobEvents = [JobCreated, JobUpdated, RunRequested] as const;
+export type JobEvent = EventOf<typeof jobEvents>;

@@ -1,0 +1,60 @@
+import { z } from 'zod';
+import { jobKindSchema, runTriggerSchema } from './job.events.js';
+
+/** Request/reply patterns of the scheduling (jobs, run requests) and execution (runs) services. */
+export const JobRpc = {
+  upsert: 'runway.rpc.scheduling.upsertJob',
+  requestRun: 'runway.rpc.scheduling.requestRun',
+} as const;
+export const RunRpc = {
+  cancel: 'runway.rpc.execution.cancelRun',
+} as const;
+
+const uuid = z.string().uuid();
+
+/** Upsert by name. Omitted optional fields keep their value; null clears profile, schedule and timeout. */
+export const upsertJobRequest = z.object({
+  workspaceId: uuid,
+  actor: z.string().min(1),
+  commandId: z.string().min(1).max(200),
+  name: z.string(),
+  description: z.string(),
+  entryPoint: z.string(),
+  kind: jobKindSchema,
+  active: z.boolean().optional(),
+  profile: z.string().nullable().optional(),
+  schedule: z.string().nullable().optional(),
+  timeoutSeconds: z.number().int().nullable().optional(),
+});
+export type UpsertJobRequest = z.infer<typeof upsertJobRequest>;
+export const upsertJobReply = z.object({
+  jobId: uuid,
+  version: z.number().int().min(1),
+  created: z.boolean(),
+  changed: z.array(z.string()),
+  seq: z.number().int().min(0),
+});
+export type UpsertJobReply = z.infer<typeof upsertJobReply>;
+
+export const requestRunRequest = z.object({
+  workspaceId: uuid,
+  actor: z.string().min(1),
+  commandId: z.string().min(1).max(200),
+  jobId: uuid,
+  trigger: runTriggerSchema,
+  profile: z.string().nullable(),
+  /** The job's entry point as the caller knows it: checked against the deployment before deciding. */
+  entryPoint: z.string().optional(),
+});
+export type RequestRunRequest = z.infer<typeof requestRunRequest>;
+export const requestRunReply = z.object({
+  runId: uuid,
+  number: z.number().int().min(1),
+  seq: z.number().int().min(0),
+});
+export type RequestRunReply = z.infer<typeof requestRunReply>;
+
+export const cancelRunRequest = z.object({ workspaceId: uuid, actor: z.string().min(1), runId: uuid });
+export type CancelRunRequest = z.infer<typeof cancelRunRequest>;
+export const cancelRunReply = z.object({ runId: uuid, status: z.string(), seq: z.number().int().min(0) });
+export type CancelRunReply = z.infer<typeof cancelRunReply>;

@@ -1,0 +1,103 @@
+import { z } from 'zod';
+import { defineEvent, type EventOf } from '#libs/eventstore';
+
+const uuid = z.string().uuid();
+const isoTime = z.string().datetime({ offset: true });
+
+/** The statuses of the compatible API, in lifecycle order. */
+export const runStatusSchema = z.enum([
+  'pending',
+  'starting',
+  'running',
+  'finalizing',
+  'completed',
+  'failed',
+  'cancelling',
+  'cancelled',
+  'skipped',
+]);
+export type RunStatus = z.infer<typeof runStatusSchema>;
+export const TERMINAL_RUN_STATUSES: readonly RunStatus[] = ['completed', 'failed', 'cancelled', 'skipped'];
+
+/** Why a run failed. */
+export const runFailureReasonSchema = z.enum([
+  'exit_code',
+  'signal',
+  'timeout',
+  'worker_lost',
+  'setup_error',
+  'spawn_error',
+]);
+export type RunFailureReason = z.infer<typeof runFailureReasonSchema>;
+
+const stderrTail = z.array(z.string().max(2000)).max(100);
+
+/**
+ * Aggregate `run`, id = the run id. Its first event is the claim of a worker (RunStarting, written
+ * with expected sequence 0, so exactly one worker wins) or a cancel/skip of a run nobody claimed.
+ */
+export const RunStarting = defineEvent(
+  'RunStarting',
+  z.object({
+    runId: uuid,
+    jobId: uuid,
+    number: z.number().int().min(1),
+    workerId: z.string().min(1).max(200),
+    /** Host name of the worker, for operators. */
+    host: z.string().max(300),
+  }),
+);
+/** The user process was spawned (at `startedAt`); reported once `starting` was visible long enough. */
+export const RunStarted = defineEvent(
+  'RunStarted',
+  z.object({ pid: z.number().int(), command: z.string().max(4000), startedAt: isoTime }),
+);
+/** The user process exited (at `endedAt`); the worker collects what it left. */
+export const RunFinalizing = defineEvent(
+  'RunFinalizing',
+  z.object({ exitCode: z.number().int().nullable(), signal: z.string().nullable(), endedAt: isoTime }),
+);
+export const RunCompleted = defineEvent(
+  'RunCompleted',
+  z.object({ exitCode: z.number().int(), durationMs: z.number().int().min(0).nullable() }),
+);
+export const RunFailed = defineEvent(
+  'RunFailed',
+  z.object({
+    reason: runFailureReasonSchema,
+    message: z.string().max(4000),
+    exitCode: z.number().int().nullable(),
+    signal: z.string().nullable(),
+    durationMs: z.number().int().min(0).nullable(),
+    /** Last lines of stderr (known secret values masked). */
+    stderrTail,
+    /** When the process ended, if it ran and that is known. */
+    endedAt: isoTime.nullable(),
+  }),
+);
+export const RunCancelRequested = defineEvent('RunCancelRequested', z.object({ by: z.string().min(1) }));
+export const RunCancelled = defineEvent(
+  'RunCancelled',
+  z.object({
+    by: z.string().min(1).nullable(),
+    /** How it ended: never started, or the process group is gone. */
+    message: z.string().max(4000),
+    exitCode: z.number().int().nullable(),
+    signal: z.string().nullable(),
+    durationMs: z.number().int().min(0).nullable(),
+    endedAt: isoTime.nullable(),
+  }),
+);
+export const RunSkipped = defineEvent('RunSkipped', z.object({ reason: z.string().min(1).max(2000) }));
+
+export const runEvents = [
+  RunStarting,
+  RunStarted,
+  RunFinalizing,
+  RunCompleted,
+  RunFailed,
+  RunCancelRequested,
+  RunCancelled,
+  RunSkipped,
+] as const;
+export type RunEvent = EventOf<typeof runEvents>;

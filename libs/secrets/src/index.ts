@@ -1,0 +1,3 @@
+export * from './aead.js';
+export * from './master-key.js';
+export * from './data-key.js';

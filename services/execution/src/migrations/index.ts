@@ -1,0 +1,131 @@
+import type { ColumnType } from 'kysely';
+import type { MigrationSet } from '#libs/database';
+
+/**
+ * Tables of the execution service:
+ * - `runs`, `run_status_timeline`: read models (projection `runs`).
+ * - `run_output`: write-side buffer of each run's combined stdout/stderr (bounded), written by the
+ *   worker while the run goes; the LOGS stream of the logs issue replaces it.
+ */
+export const executionMigrations: MigrationSet = {
+  owner: 'execution',
+  migrations: [
+    {
+      name: '0001_runs',
+      up: `
+        CREATE TABLE runs (
+          id uuid PRIMARY KEY,
+          workspace_id uuid NOT NULL,
+          job_id uuid NOT NULL,
+          number integer NOT NULL,
+          status text NOT NULL,
+          trigger text NOT NULL,
+          profile text NOT NULL,
+          job_version integer NOT NULL,
+          job_version_id uuid NOT NULL,
+          entry_point text NOT NULL,
+          kind text NOT NULL,
+          timeout_seconds integer,
+          deployment_id uuid,
+          deployment_version integer,
+          configuration_id uuid,
+          configuration_version integer,
+          requested_by text NOT NULL,
+          created_at timestamptz NOT NULL,
+          updated_at timestamptz NOT NULL,
+          started_at timestamptz,
+          ended_at timestamptz,
+          duration_ms integer,
+          exit_code integer,
+          signal text,
+          failure_reason text,
+          message text,
+          stderr_tail jsonb,
+          worker_id text,
+          host text,
+          pid integer,
+          UNIQUE (job_id, number)
+        );
+        CREATE INDEX runs_workspace_created ON runs (workspace_id, created_at DESC);
+        CREATE INDEX runs_job_created ON runs (job_id, created_at DESC);
+        CREATE INDEX runs_active ON runs (status) WHERE status IN ('starting', 'running', 'finalizing', 'cancelling');
+        CREATE TABLE run_status_timeline (
+          run_id uuid NOT NULL,
+          seq bigint NOT NULL,
+          idx integer NOT NULL,
+          workspace_id uuid NOT NULL,
+          status text NOT NULL,
+          at timestamptz NOT NULL,
+          reason text NOT NULL,
+          PRIMARY KEY (run_id, seq, idx)
+        );
+        CREATE TABLE run_output (
+          run_id uuid PRIMARY KEY,
+          workspace_id uuid NOT NULL,
+          text text NOT NULL,
+          bytes integer NOT NULL,
+          truncated boolean NOT NULL DEFAULT false,
+          updated_at timestamptz NOT NULL
+        );`,
+    },
+  ],
+};
+
+export interface RunRow {
+  id: string;
+  workspace_id: string;
+  job_id: string;
+  number: number;
+  status: string;
+  trigger: string;
+  profile: string;
+  job_version: number;
+  job_version_id: string;
+  entry_point: string;
+  kind: string;
+  timeout_seconds: number | null;
+  deployment_id: string | null;
+  deployment_version: number | null;
+  configuration_id: string | null;
+  configuration_version: number | null;
+  requested_by: string;
+  created_at: Date;
+  updated_at: Date;
+  started_at: Date | null;
+  ended_at: Date | null;
+  duration_ms: number | null;
+  exit_code: number | null;
+  signal: string | null;
+  failure_reason: string | null;
+  message: string | null;
+  /** jsonb, written as JSON text. */
+  stderr_tail: ColumnType<string[] | null, string | null, string | null>;
+  worker_id: string | null;
+  host: string | null;
+  pid: number | null;
+}
+
+export interface TimelineRow {
+  run_id: string;
+  seq: ColumnType<string, number, number>;
+  idx: number;
+  workspace_id: string;
+  status: string;
+  at: Date;
+  reason: string;
+}
+
+export interface RunOutputRow {
+  run_id: string;
+  workspace_id: string;
+  text: string;
+  bytes: number;
+  truncated: boolean;
+  updated_at: Date;
+}
+
+export interface ExecutionTables {
+  runs: RunRow;
+  run_status_timeline: TimelineRow;
+  run_output: RunOutputRow;
+}

@@ -1,0 +1,191 @@
+import type { StoredEvent } from '#libs/eventstore';
+import { defineProjection } from '#libs/projections';
+import type { JobEvent, RunEvent, RunStatus } from '#libs/contracts';
+import type { ExecutionTables, RunRow } from '../../migrations/index.js';
+
+type Change = {
+  status: RunStatus;
+  at: Date;
+  reason: string;
+  set: Partial<Omit<RunRow, 'stderr_tail'>> & { stderr_tail?: string | null };
+};
+
+function durationMs(from: Date | null, to: Date): number | null {
+  return from ? Math.max(0, to.getTime() - from.getTime()) : null;
+}
+
+function exitText(exitCode: number | null, signal: string | null): string {
+  return signal ? `process ended by signal ${signal}` : `process exited with code ${exitCode ?? '?'}`;
+}
+
+/** What a run event changes on its row, and its line in the status timeline. */
+function changeOf(e: RunEvent, at: Date): Change {
+  switch (e.type) {
+    case 'RunStarting':
+      return {
+        status: 'starting',
+        at,
+        reason: `claimed by worker ${e.data.workerId}${e.data.host ? ` on ${e.data.host}` : ''}`,
+        set: { worker_id: e.data.workerId, host: e.data.host },
+      };
+    case 'RunStarted': {
+      const started = new Date(e.data.startedAt);
+      return {
+        status: 'running',
+        at: started,
+        reason: `process ${e.data.pid} started: ${e.data.command}`,
+        set: { pid: e.data.pid, started_at: started },
+      };
+    }
+    case 'RunFinalizing': {
+      const ended = new Date(e.data.endedAt);
+      return {
+        status: 'finalizing',
+        at: ended,
+        reason: exitText(e.data.exitCode, e.data.signal),
+        set: { ended_at: ended, exit_code: e.data.exitCode, signal: e.data.signal },
+      };
+    }
+    case 'RunCompleted':
+      return {
+        status: 'completed',
+        at,
+        reason: `exit code ${e.data.exitCode}`,
+        set: { exit_code: e.data.exitCode, duration_ms: e.data.durationMs },
+      };
+    case 'RunFailed':
+      return {
+        status: 'failed',
+        at,
+        reason: `${e.data.reason}: ${e.data.message}`,
+        set: {
+          failure_reason: e.data.reason,
+          message: e.data.message,
+          exit_code: e.data.exitCode,
+          signal: e.data.signal,
+          duration_ms: e.data.durationMs,
+          stderr_tail: JSON.stringify(e.data.stderrTail),
+          ...(e.data.endedAt ? { ended_at: new Date(e.data.endedAt) } : {}),
+        },
+      };
+    case 'RunCancelRequested':
+      return { status: 'cancelling', at, reason: `cancel requested by ${e.data.by}`, set: {} };
+    case 'RunCancelled':
+      return {
+        status: 'cancelled',
+        at,
+        reason: e.data.message,
+        set: {
+          message: e.data.message,
+          exit_code: e.data.exitCode,
+          signal: e.data.signal,
+          duration_ms: e.data.durationMs,
+          ...(e.data.endedAt ? { ended_at: new Date(e.data.endedAt) } : {}),
+        },
+      };
+    case 'RunSkipped':
+      return { status: 'skipped', at, reason: e.data.reason, set: { message: e.data.reason } };
+  }
+}
+
+/**
+ * Folds RunRequested (job streams) and the run events into `runs` (one row per run, every field
+ * of the compatible RunResponse) and `run_status_timeline` (every transition with time and reason).
+ */
+export const runsProjection = defineProjection<ExecutionTables>({
+  name: 'runs',
+  tables: ['runs', 'run_status_timeline'],
+  canHandle: [
+    'RunRequested',
+    'RunStarting',
+    'RunStarted',
+    'RunFinalizing',
+    'RunCompleted',
+    'RunFailed',
+    'RunCancelRequested',
+    'RunCancelled',
+    'RunSkipped',
+  ],
+  async apply(db, events: readonly StoredEvent[]) {
+    for (const stored of events) {
+      const at = new Date(stored.time);
+      const workspaceId = stored.aggregate.workspaceId;
+      if (stored.type === 'RunRequested') {
+        const e = { type: stored.type, data: stored.data } as Extract<JobEvent, { type: 'RunRequested' }>;
+        const d = e.data;
+        await db
+          .insertInto('runs')
+          .values({
+            id: d.runId,
+            workspace_id: workspaceId,
+            job_id: stored.aggregate.id,
+            number: d.number,
+            status: 'pending',
+            trigger: d.trigger,
+            profile: d.profile,
+            job_version: d.jobVersion,
+            job_version_id: d.jobVersionId,
+            entry_point: d.entryPoint,
+            kind: d.kind,
+            timeout_seconds: d.timeoutSeconds,
+            deployment_id: d.deployment?.id ?? null,
+            deployment_version: d.deployment?.version ?? null,
+            configuration_id: d.configuration?.id ?? null,
+            configuration_version: d.configuration?.version ?? null,
+            requested_by: d.requestedBy,
+            created_at: at,
+            updated_at: at,
+            started_at: null,
+            ended_at: null,
+            duration_ms: null,
+            exit_code: null,
+            signal: null,
+            failure_reason: null,
+            message: null,
+            stderr_tail: null,
+            worker_id: null,
+            host: null,
+            pid: null,
+          })
+          .onConflict((oc) => oc.column('id').doNothing())
+          .execute();
+        await db
+          .insertInto('run_status_timeline')
+          .values({
+            run_id: d.runId,
+            seq: stored.seq,
+            idx: stored.index,
+            workspace_id: workspaceId,
+            status: 'pending',
+            at,
+            reason: `requested (${d.trigger}) by ${d.requestedBy}`,
+          })
+          .onConflict((oc) => oc.columns(['run_id', 'seq', 'idx']).doNothing())
+          .execute();
+        continue;
+      }
+      const runId = stored.aggregate.id;
+      const c = changeOf({ type: stored.type, data: stored.data } as RunEvent, at);
+      await db
+        .updateTable('runs')
+        .set({ ...c.set, status: c.status, updated_at: at })
+        .where('id', '=', runId)
+        .execute();
+      await db
+        .insertInto('run_status_timeline')
+        .values({
+          run_id: runId,
+          seq: stored.seq,
+          idx: stored.index,
+          workspace_id: workspaceId,
+          status: c.status,
+          at: c.at,
+          reason: c.reason.slice(0, 4000),
+        })
+        .onConflict((oc) => oc.columns(['run_id', 'seq', 'idx']).doNothing())
+        .execute();
+    }
+  },
+});
+
+export { durationMs };

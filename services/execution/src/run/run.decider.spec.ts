@@ -1,0 +1,156 @@
+import { describe, it } from 'node:test';
+import type { RunEvent } from '#libs/contracts';
+import { DomainError, NotFoundError } from '#libs/eventstore';
+import { deciderSpec } from '#libs/testing';
+import { runDecider, type RunCommand } from './run.decider.js';
+
+const runId = '33333333-3333-4333-8333-333333333333';
+const jobId = '44444444-4444-4444-8444-444444444444';
+const user = '0d5c2a7e-2b4f-4c3a-8e1d-5f6a7b8c9d01';
+const t = '2026-01-01T00:00:00.000Z';
+const claim: RunCommand = { type: 'ClaimRun', runId, jobId, number: 3, workerId: 'w1', host: 'h' };
+const starting: RunEvent = {
+  type: 'RunStarting',
+  data: { runId, jobId, number: 3, workerId: 'w1', host: 'h' },
+};
+const started: RunEvent = { type: 'RunStarted', data: { pid: 42, command: 'python a.py', startedAt: t } };
+const finalizing: RunEvent = { type: 'RunFinalizing', data: { exitCode: 0, signal: null, endedAt: t } };
+const completed: RunEvent = { type: 'RunCompleted', data: { exitCode: 0, durationMs: 10 } };
+const cancelRequested: RunEvent = { type: 'RunCancelRequested', data: { by: user } };
+const fail = (reason: 'timeout' | 'worker_lost' | 'exit_code'): RunCommand => ({
+  type: 'FailRun',
+  reason,
+  message: reason,
+  exitCode: null,
+  signal: null,
+  durationMs: null,
+  stderrTail: [],
+  endedAt: null,
+});
+const s = deciderSpec(runDecider);
+
+describe('run decider', () => {
+  it('lets exactly the first claim start the run', () => {
+    s.given([]).when(claim).then([starting]);
+    s.given([starting])
+      .when({ ...claim, workerId: 'w2' })
+      .thenNothing();
+    s.given([starting, started, finalizing, completed]).when(claim).thenNothing();
+  });
+
+  it('goes starting → running → finalizing → completed', () => {
+    s.given([starting])
+      .when({ type: 'MarkRunning', pid: 42, command: 'python a.py', startedAt: t })
+      .then([started]);
+    s.given([starting, started])
+      .when({ type: 'MarkFinalizing', exitCode: 0, signal: null, endedAt: t })
+      .then([finalizing]);
+    s.given([starting, started, finalizing])
+      .when({ type: 'CompleteRun', exitCode: 0, durationMs: 10 })
+      .then([completed]);
+    // Out of order commands are ignored.
+    s.given([starting]).when({ type: 'CompleteRun', exitCode: 0, durationMs: 10 }).thenNothing();
+  });
+
+  it('fails an active run once', () => {
+    s.given([starting, started])
+      .when(fail('timeout'))
+      .then([
+        {
+          type: 'RunFailed',
+          data: {
+            reason: 'timeout',
+            message: 'timeout',
+            exitCode: null,
+            signal: null,
+            durationMs: null,
+            stderrTail: [],
+            endedAt: null,
+          },
+        },
+      ]);
+    s.given([starting, started, finalizing, completed]).when(fail('worker_lost')).thenNothing();
+    // A cancelling run fails only if its worker is lost.
+    s.given([starting, started, cancelRequested]).when(fail('timeout')).thenNothing();
+    s.given([starting, started, cancelRequested])
+      .when(fail('worker_lost'))
+      .then([
+        {
+          type: 'RunFailed',
+          data: {
+            reason: 'worker_lost',
+            message: 'worker_lost',
+            exitCode: null,
+            signal: null,
+            durationMs: null,
+            stderrTail: [],
+            endedAt: null,
+          },
+        },
+      ]);
+  });
+
+  it('cancels: a pending run at once, an active one through cancelling', () => {
+    s.given([])
+      .when({ type: 'RequestCancel', by: user, known: { number: 3 } })
+      .then([
+        {
+          type: 'RunCancelled',
+          data: {
+            by: user,
+            message: 'cancelled before it started',
+            exitCode: null,
+            signal: null,
+            durationMs: null,
+            endedAt: null,
+          },
+        },
+      ]);
+    s.given([]).when({ type: 'RequestCancel', by: user, known: null }).thenThrows(NotFoundError);
+    s.given([starting, started])
+      .when({ type: 'RequestCancel', by: user, known: { number: 3 } })
+      .then([cancelRequested]);
+    s.given([starting, started, cancelRequested])
+      .when({ type: 'RequestCancel', by: user, known: { number: 3 } })
+      .thenNothing();
+    s.given([starting, started, cancelRequested])
+      .when({
+        type: 'ConfirmCancelled',
+        message: 'process group ended',
+        exitCode: null,
+        signal: 'SIGTERM',
+        durationMs: 5,
+        endedAt: t,
+      })
+      .then([
+        {
+          type: 'RunCancelled',
+          data: {
+            by: null,
+            message: 'process group ended',
+            exitCode: null,
+            signal: 'SIGTERM',
+            durationMs: 5,
+            endedAt: t,
+          },
+        },
+      ]);
+    // A run that went on to running after cancel was requested stays cancelling.
+    s.given([starting, cancelRequested])
+      .when({ type: 'MarkRunning', pid: 1, command: 'x', startedAt: t })
+      .thenNothing();
+  });
+
+  it('refuses to cancel a finished run, saying "terminal state" but not first', () => {
+    s.given([starting, started, finalizing, completed])
+      .when({ type: 'RequestCancel', by: user, known: { number: 3 } })
+      .thenThrows(DomainError, /^run 3 is already in a terminal state \(completed\)$/);
+  });
+
+  it('skips only a run nobody claimed', () => {
+    s.given([])
+      .when({ type: 'SkipRun', reason: 'previous run still running' })
+      .then([{ type: 'RunSkipped', data: { reason: 'previous run still running' } }]);
+    s.given([starting]).when({ type: 'SkipRun', reason: 'x' }).thenNothing();
+  });
+});

@@ -1,0 +1,160 @@
+import { DomainError, NotFoundError, type Decider } from '#libs/eventstore';
+import { TERMINAL_RUN_STATUSES, type RunEvent, type RunFailureReason, type RunStatus } from '#libs/contracts';
+
+/**
+ * The `run` aggregate (id = run id). A run is born `pending` by RunRequested on its job's stream;
+ * this aggregate starts with the claim of a worker (RunStarting, appended at expected sequence 0:
+ * exactly one claim wins), or with a cancel / skip of a run nobody claimed yet.
+ */
+export type RunCommand =
+  | { type: 'ClaimRun'; runId: string; jobId: string; number: number; workerId: string; host: string }
+  | { type: 'MarkRunning'; pid: number; command: string; startedAt: string }
+  | { type: 'MarkFinalizing'; exitCode: number | null; signal: string | null; endedAt: string }
+  | { type: 'CompleteRun'; exitCode: number; durationMs: number | null }
+  | {
+      type: 'FailRun';
+      reason: RunFailureReason;
+      message: string;
+      exitCode: number | null;
+      signal: string | null;
+      durationMs: number | null;
+      stderrTail: string[];
+      endedAt: string | null;
+    }
+  /** `known`: the run exists (it is in the runs read model) with this number; a pending run has no events here yet. */
+  | { type: 'RequestCancel'; by: string; known: { number: number } | null }
+  | {
+      type: 'ConfirmCancelled';
+      message: string;
+      exitCode: number | null;
+      signal: string | null;
+      durationMs: number | null;
+      endedAt: string | null;
+    }
+  | { type: 'SkipRun'; reason: string };
+
+export interface RunState {
+  /** `pending`: no event on this aggregate yet (nobody claimed the run). */
+  status: RunStatus;
+  number: number | undefined;
+  workerId: string | undefined;
+  /** Set once the process was reported started. */
+  started: boolean;
+}
+
+const initialState = (): RunState => ({
+  status: 'pending',
+  number: undefined,
+  workerId: undefined,
+  started: false,
+});
+
+export function isTerminal(status: RunStatus): boolean {
+  return TERMINAL_RUN_STATUSES.includes(status);
+}
+
+function evolve(state: RunState, event: RunEvent): RunState {
+  switch (event.type) {
+    case 'RunStarting':
+      return { ...state, status: 'starting', number: event.data.number, workerId: event.data.workerId };
+    case 'RunStarted':
+      return { ...state, status: 'running', started: true };
+    case 'RunFinalizing':
+      return { ...state, status: 'finalizing' };
+    case 'RunCompleted':
+      return { ...state, status: 'completed' };
+    case 'RunFailed':
+      return { ...state, status: 'failed' };
+    case 'RunCancelRequested':
+      return { ...state, status: 'cancelling' };
+    case 'RunCancelled':
+      return { ...state, status: 'cancelled' };
+    case 'RunSkipped':
+      return { ...state, status: 'skipped' };
+  }
+}
+
+/** The detail the dlt CLI looks for: "terminal state", but not as its first words. */
+export function terminalStateMessage(number: number | undefined, status: RunStatus): string {
+  return `run ${number ?? ''} is already in a terminal state (${status})`.replace('run  is', 'run is');
+}
+
+function decide(command: RunCommand, state: RunState): RunEvent[] {
+  switch (command.type) {
+    case 'ClaimRun':
+      // Claimed by another worker, cancelled or skipped before anyone claimed it: nothing to do.
+      if (state.status !== 'pending') return [];
+      return [
+        {
+          type: 'RunStarting',
+          data: {
+            runId: command.runId,
+            jobId: command.jobId,
+            number: command.number,
+            workerId: command.workerId,
+            host: command.host,
+          },
+        },
+      ];
+    case 'MarkRunning':
+      if (state.status !== 'starting') return [];
+      return [
+        {
+          type: 'RunStarted',
+          data: { pid: command.pid, command: command.command, startedAt: command.startedAt },
+        },
+      ];
+    case 'MarkFinalizing':
+      if (state.status !== 'running') return [];
+      return [
+        {
+          type: 'RunFinalizing',
+          data: { exitCode: command.exitCode, signal: command.signal, endedAt: command.endedAt },
+        },
+      ];
+    case 'CompleteRun':
+      if (state.status !== 'finalizing') return [];
+      return [{ type: 'RunCompleted', data: { exitCode: command.exitCode, durationMs: command.durationMs } }];
+    case 'FailRun': {
+      const { type: _t, ...data } = command;
+      if (state.status === 'starting' || state.status === 'running' || state.status === 'finalizing')
+        return [{ type: 'RunFailed', data }];
+      // A cancel in progress ends as failed only when its worker is gone (nobody can confirm the process ended).
+      if (state.status === 'cancelling' && command.reason === 'worker_lost')
+        return [{ type: 'RunFailed', data }];
+      return [];
+    }
+    case 'RequestCancel':
+      if (isTerminal(state.status))
+        throw new DomainError(terminalStateMessage(state.number ?? command.known?.number, state.status));
+      if (state.status === 'cancelling') return [];
+      if (state.status === 'pending') {
+        if (!command.known) throw new NotFoundError('run not found');
+        // Nobody claimed it: it never ran, so it is cancelled at once (a later claim finds it cancelled).
+        return [
+          {
+            type: 'RunCancelled',
+            data: {
+              by: command.by,
+              message: 'cancelled before it started',
+              exitCode: null,
+              signal: null,
+              durationMs: null,
+              endedAt: null,
+            },
+          },
+        ];
+      }
+      return [{ type: 'RunCancelRequested', data: { by: command.by } }];
+    case 'ConfirmCancelled': {
+      if (state.status !== 'cancelling') return [];
+      const { type: _t, ...rest } = command;
+      return [{ type: 'RunCancelled', data: { by: null, ...rest } }];
+    }
+    case 'SkipRun':
+      if (state.status !== 'pending') return [];
+      return [{ type: 'RunSkipped', data: { reason: command.reason } }];
+  }
+}
+
+export const runDecider: Decider<RunState, RunCommand, RunEvent> = { initialState, evolve, decide };

@@ -1,0 +1,43 @@
+import 'reflect-metadata';
+import { Logger } from '@nestjs/common';
+import { loadConfigOrExit } from '#libs/config';
+import { integrationRegistry } from '#libs/contracts';
+import { createKysely, migrateToLatest } from '#libs/database';
+import { EventStore } from '#libs/eventstore';
+import { connectNats, drainNats } from '#libs/nats';
+import { projectionMigrations } from '#libs/projections';
+import { logLevels } from '#libs/service-host';
+import { executionMigrations } from './migrations/index.js';
+import { startWorkers } from './worker/start-worker.js';
+
+// A worker as its own process: `node dist/services/execution/src/worker-main.js` with NATS_URL and
+// DATABASE_URL of a running Runway (and the same RUNWAY_MASTER_KEY / data dir for secrets).
+const config = loadConfigOrExit();
+if (!config.nats.url || !config.database.url) {
+  process.stderr.write('runway worker: NATS_URL and DATABASE_URL must be set\n');
+  process.exit(2);
+}
+Logger.overrideLogger(logLevels(config));
+const nats = await connectNats({ url: config.nats.url, name: 'runway-worker' });
+const store = new EventStore(nats, integrationRegistry(), {
+  stream: config.events.stream,
+  subjectPrefix: config.events.subjectPrefix,
+});
+await store.ensureStream();
+const db = createKysely<unknown>({ url: config.database.url, max: 5 });
+await migrateToLatest(db, [projectionMigrations, executionMigrations]);
+const running = await startWorkers({ nats, store, db, config }, 1, { reaper: true });
+process.stdout.write(
+  `runway worker ${running.workers[0]!.id} ready (pid ${process.pid}, ${config.worker.slots} slots)\n`,
+);
+let stopping = false;
+const stop = async () => {
+  if (stopping) return;
+  stopping = true;
+  await running.stop();
+  await db.destroy();
+  await drainNats(nats);
+  process.exit(0);
+};
+process.once('SIGINT', () => void stop());
+process.once('SIGTERM', () => void stop());

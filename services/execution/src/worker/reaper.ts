@@ -1,0 +1,85 @@
+import type { Kysely } from 'kysely';
+import type { ExecutionTables } from '../migrations/index.js';
+import type { RunCommands } from '../run/run.handler.js';
+import type { RunLeases } from './leases.js';
+
+export interface ReaperOptions {
+  /** Between sweeps (default 5 s). */
+  intervalMs?: number;
+  /** A run whose status changed less than this ago is left alone (its worker may not have put the lease yet). */
+  graceMs?: number;
+  onError?: (err: unknown) => void;
+  onReaped?: (runId: string) => void;
+}
+
+/**
+ * Fails runs whose worker is gone: an active run (starting, running, finalizing, cancelling) with no
+ * lease in the KV bucket. Several reapers may run: the run aggregate ignores a second failure.
+ */
+export class LeaseReaper {
+  private timer: NodeJS.Timeout | undefined;
+  private sweeping: Promise<unknown> = Promise.resolve();
+  private stopped = false;
+
+  constructor(
+    private readonly db: Kysely<ExecutionTables>,
+    private readonly leases: RunLeases,
+    private readonly commands: RunCommands,
+    private readonly opts: ReaperOptions = {},
+  ) {}
+
+  start(): void {
+    this.stopped = false;
+    const tick = () => {
+      if (this.stopped) return;
+      this.sweeping = this.sweep()
+        .catch((err: unknown) => this.opts.onError?.(err))
+        .finally(() => {
+          if (!this.stopped) this.timer = setTimeout(tick, this.opts.intervalMs ?? 5_000);
+        });
+    };
+    this.timer = setTimeout(tick, this.opts.intervalMs ?? 5_000);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.sweeping;
+  }
+
+  /** One pass; returns the ids of the runs it failed. */
+  async sweep(): Promise<string[]> {
+    const before = new Date(Date.now() - (this.opts.graceMs ?? 10_000));
+    const rows = await this.db
+      .selectFrom('runs')
+      .select(['id', 'workspace_id', 'worker_id', 'started_at', 'created_at'])
+      .where('status', 'in', ['starting', 'running', 'finalizing', 'cancelling'])
+      .where('updated_at', '<', before)
+      .limit(1000)
+      .execute();
+    const reaped: string[] = [];
+    for (const r of rows) {
+      if (await this.leases.get(r.id)) continue;
+      const res = await this.commands.handle(
+        r.workspace_id,
+        r.id,
+        {
+          type: 'FailRun',
+          reason: 'worker_lost',
+          message: `worker ${r.worker_id ?? '?'} stopped renewing its lease (it died or lost its connection)`,
+          exitCode: null,
+          signal: null,
+          durationMs: r.started_at ? Date.now() - r.started_at.getTime() : null,
+          stderrTail: [],
+          endedAt: null,
+        },
+        { commandId: `${r.id}:worker_lost`, actor: 'reaper' },
+      );
+      if (res.events.length > 0 && !res.duplicate) {
+        reaped.push(r.id);
+        this.opts.onReaped?.(r.id);
+      }
+    }
+    return reaped;
+  }
+}

@@ -1,0 +1,93 @@
+import { Logger } from '@nestjs/common';
+import type { Kysely } from 'kysely';
+import type { RunwayConfig } from '#libs/config';
+import { blobBucketName, BlobStore } from '#libs/blobs';
+import type { EventStore } from '#libs/eventstore';
+import type { NatsConnection } from '#libs/nats';
+import { loadMasterKey } from '#libs/secrets';
+import type { ExecutionTables } from '../migrations/index.js';
+import { RunCommands } from '../run/run.handler.js';
+import { RunLeases } from './leases.js';
+import type { RunMaterializer } from './materializer.js';
+import { blobDeploymentWriter } from './deployment-writer.js';
+import { LeaseReaper } from './reaper.js';
+import { ServiceRunMaterializer, type DeploymentWriter } from './service-materializer.js';
+import { Worker } from './worker.js';
+
+export interface WorkerHost {
+  nats: NatsConnection;
+  store: EventStore;
+  db: Kysely<unknown>;
+  config: RunwayConfig;
+}
+
+export interface RunningWorkers {
+  workers: Worker[];
+  stop: () => Promise<void>;
+}
+
+/** The materializer of a real installation (configurations + deployments services). */
+export async function serviceMaterializer(
+  host: WorkerHost,
+  deployments?: DeploymentWriter,
+): Promise<RunMaterializer> {
+  const logger = new Logger('worker');
+  const masterKey = loadMasterKey({ masterKey: host.config.masterKey, dataDir: host.config.dataDir }, (m) =>
+    logger.log(m),
+  );
+  const writer =
+    deployments ??
+    blobDeploymentWriter(
+      host.db,
+      await BlobStore.open(host.nats, { bucket: blobBucketName(host.config.events.subjectPrefix) }),
+    );
+  return new ServiceRunMaterializer({ store: host.store, db: host.db, masterKey }, writer);
+}
+
+/**
+ * Starts `count` workers (each with RUNWAY_WORKER_SLOTS slots) on this process's connections,
+ * plus, with `reaper`, a lease reaper.
+ */
+export async function startWorkers(
+  host: WorkerHost,
+  count: number,
+  opts: { materializer?: RunMaterializer; reaper?: boolean } = {},
+): Promise<RunningWorkers> {
+  const leases = await RunLeases.open(host.nats, host.config.events.subjectPrefix);
+  const materializer = opts.materializer ?? (await serviceMaterializer(host));
+  const workers: Worker[] = [];
+  for (let i = 0; i < count; i++) {
+    const w = new Worker(
+      { nats: host.nats, store: host.store, db: host.db, leases, materializer },
+      {
+        slots: host.config.worker.slots,
+        dataDir: host.config.dataDir,
+        python: host.config.python,
+        runTimeoutSeconds: host.config.worker.runTimeoutSeconds,
+        killGraceMs: host.config.worker.killGraceMs,
+      },
+    );
+    await w.start();
+    workers.push(w);
+  }
+  let reaper: LeaseReaper | undefined;
+  if (opts.reaper) {
+    const logger = new Logger('reaper');
+    reaper = new LeaseReaper(
+      host.db as Kysely<ExecutionTables>,
+      leases,
+      new RunCommands(host.store, host.db as Kysely<ExecutionTables>),
+      {
+        onError: (err) => logger.warn(`sweep failed: ${String(err)}`),
+      },
+    );
+    reaper.start();
+  }
+  return {
+    workers,
+    stop: async () => {
+      await reaper?.stop();
+      await Promise.all(workers.map((w) => w.stop()));
+    },
+  };
+}

@@ -1,0 +1,359 @@
+import {
+  Body,
+  Controller,
+  Get,
+  Headers,
+  HttpCode,
+  Inject,
+  Param,
+  Post,
+  Put,
+  Query,
+  Req,
+  Res,
+} from '@nestjs/common';
+import type { Response } from 'express';
+import type { IncomingMessage } from 'node:http';
+import { z } from 'zod';
+import { fileListDigest } from '#libs/archive';
+import { ApiDoc, ApiError, badRequest, notFound, parseInput } from '#libs/http';
+import type { AuthedRequest } from '../auth/auth.guard.js';
+import { WorkspaceAccess } from '../auth/workspace-access.js';
+import { DeploymentRepository, type DeploymentRow } from './deployment.repository.js';
+import { DeploymentUploads } from './deployment.uploads.js';
+
+const listQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  offset: z.coerce.number().int().min(0).default(0),
+});
+const uuid = z.string().uuid();
+const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'must be a lower-case hex SHA-256');
+
+const syncFile = z.union([
+  z
+    .object({
+      path: z.string().min(1),
+      size: z.number().int().min(0),
+      sha256,
+      mode: z.number().int().min(0).max(0o7777).optional(),
+    })
+    .strict(),
+  z.object({ path: z.string().min(1), target: z.string().min(1) }).strict(),
+]);
+const syncBody = z.object({ files: z.array(syncFile) }).strict();
+
+export const deploymentResponse = z.object({
+  id: z.string().uuid(),
+  workspace_id: z.string().uuid(),
+  version: z.number().int(),
+  content_hash: z
+    .string()
+    .describe('what the dlt CLI computes: SHA3-256 over the sorted files/<path> names and contents, base64'),
+  file_count: z.number().int(),
+  file_names: z.string().describe('the file paths, comma separated (cut after 8 KB)'),
+  size: z.number().int().describe('bytes of all files, uncompressed'),
+  archive_size: z.number().int().describe('bytes of the uploaded archive; 0 for a sync'),
+  source: z.enum(['archive', 'sync']),
+  created_by: z.string().uuid(),
+  date_added: z.string(),
+  date_updated: z.string(),
+});
+const listResponse = z.object({
+  items: z.array(deploymentResponse),
+  limit: z.number(),
+  offset: z.number(),
+  total: z.number(),
+});
+const fileItem = z.object({
+  path: z.string(),
+  type: z.enum(['file', 'symlink']),
+  size: z.number().int(),
+  sha256: z.string(),
+  mode: z.number().int(),
+  target: z.string().optional(),
+});
+const filesResponse = z.object({
+  id: z.string(),
+  version: z.number(),
+  content_hash: z.string(),
+  items: z.array(fileItem),
+  total: z.number(),
+});
+const planResponse = z.object({
+  missing: z.array(z.string()).describe('hashes of the blobs to PUT before the commit'),
+  missing_bytes: z.number().int(),
+  file_count: z.number().int(),
+  unchanged: z.boolean().describe('the files equal the latest version: a commit would create nothing'),
+});
+
+export function toDeploymentResponse(r: DeploymentRow): z.infer<typeof deploymentResponse> {
+  return {
+    id: r.id,
+    workspace_id: r.workspace_id,
+    version: r.version,
+    content_hash: r.content_hash,
+    file_count: r.file_count,
+    file_names: r.file_names,
+    size: r.size,
+    archive_size: r.archive_size,
+    source: r.source as 'archive' | 'sync',
+    created_by: r.created_by,
+    date_added: r.created_at.toISOString(),
+    date_updated: r.created_at.toISOString(),
+  };
+}
+
+/** Reads a raw request body up to `max` bytes; more is a 413 (the rest is drained). */
+function readRaw(req: IncomingMessage, max: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length'] ?? NaN);
+  if (Number.isFinite(declared) && declared > max) {
+    req.resume();
+    return Promise.reject(
+      new ApiError(413, `request body too large: ${declared} bytes (at most ${max})`, {
+        code: 'body_too_large',
+      }),
+    );
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let n = 0;
+    let failed = false;
+    req.on('data', (c: Buffer) => {
+      if (failed) return;
+      n += c.length;
+      if (n > max) {
+        failed = true;
+        chunks.length = 0;
+        reject(
+          new ApiError(413, `request body too large: more than ${max} bytes`, { code: 'body_too_large' }),
+        );
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => !failed && resolve(Buffer.concat(chunks, n)));
+    req.on('aborted', () => !failed && ((failed = true), reject(badRequest('the request was aborted'))));
+    req.on(
+      'error',
+      (err) => !failed && ((failed = true), reject(badRequest(`reading the request failed: ${err.message}`))),
+    );
+  });
+}
+
+/**
+ * Deployments: the dlt-compatible routes (list, upload a tarball, latest, by id or version) plus
+ * Runway's file listing and its incremental sync (plan → PUT missing blobs → commit).
+ */
+@Controller('api/v1/workspaces/:ws')
+export class DeploymentController {
+  constructor(
+    @Inject(WorkspaceAccess) private readonly access: WorkspaceAccess,
+    @Inject(DeploymentRepository) private readonly repo: DeploymentRepository,
+    @Inject(DeploymentUploads) private readonly uploads: DeploymentUploads,
+  ) {}
+
+  @Get('deployments')
+  @ApiDoc({ summary: 'List deployment versions, newest first', response: listResponse })
+  async list(@Req() req: AuthedRequest, @Param('ws') ws: string, @Query() query: unknown) {
+    await this.access.require(req, ws, 'read');
+    const q = parseInput(listQuery, query, 'query');
+    const { rows, total } = await this.repo.list(ws, q.limit, q.offset);
+    return { items: rows.map(toDeploymentResponse), limit: q.limit, offset: q.offset, total };
+  }
+
+  @Post('deployments')
+  @HttpCode(201)
+  @ApiDoc({
+    summary:
+      'Upload a deployment package (the dlt CLI tarball: files/… + manifest.yaml) as multipart part "file"',
+    bodyContentType: 'multipart/form-data',
+    response: deploymentResponse,
+  })
+  async upload(@Req() req: AuthedRequest, @Param('ws') ws: string, @Headers('idempotency-key') key?: string) {
+    const { principal } = await this.access.require(req, ws, 'write');
+    const { row } = await this.uploads.fromArchive(
+      req,
+      ws,
+      principal.userId,
+      key ? `deployment:${key}` : undefined,
+    );
+    return toDeploymentResponse(row);
+  }
+
+  @Post('deployments/sync/plan')
+  @HttpCode(201)
+  @ApiDoc({
+    summary: 'Incremental sync, step 1: which file contents the server lacks',
+    body: syncBody,
+    response: planResponse,
+  })
+  async plan(@Req() req: AuthedRequest, @Param('ws') ws: string, @Body() body: unknown) {
+    await this.access.require(req, ws, 'write');
+    const files = this.uploads.checkSyncFiles(parseInput(syncBody, body, 'body').files);
+    const [{ missing, missingBytes }, latest] = await Promise.all([
+      this.uploads.missing(ws, files),
+      this.repo.latest(ws),
+    ]);
+    return {
+      missing,
+      missing_bytes: missingBytes,
+      file_count: files.length,
+      unchanged: latest?.files_digest === fileListDigest(files),
+    };
+  }
+
+  @Post('deployments/sync/commit')
+  @HttpCode(201)
+  @ApiDoc({
+    summary:
+      'Incremental sync, step 3: create a version from uploaded blobs (none when nothing changed; `created` tells)',
+    body: syncBody,
+    response: deploymentResponse.extend({ created: z.boolean() }),
+  })
+  async commit(
+    @Req() req: AuthedRequest,
+    @Param('ws') ws: string,
+    @Body() body: unknown,
+    @Headers('idempotency-key') key?: string,
+  ) {
+    const { principal } = await this.access.require(req, ws, 'write');
+    const files = this.uploads.checkSyncFiles(parseInput(syncBody, body, 'body').files);
+    const { row, created } = await this.uploads.commit(
+      ws,
+      principal.userId,
+      files,
+      key ? `deployment:${key}` : undefined,
+    );
+    return { ...toDeploymentResponse(row), created };
+  }
+
+  @Get('deployments/latest')
+  @ApiDoc({ summary: 'The newest deployment version (404 when there is none)', response: deploymentResponse })
+  async latest(@Req() req: AuthedRequest, @Param('ws') ws: string) {
+    await this.access.require(req, ws, 'read');
+    return toDeploymentResponse(await this.resolve(ws, 'latest'));
+  }
+
+  @Get('deployments/latest/files')
+  @ApiDoc({ summary: 'Files of the newest deployment version', response: filesResponse })
+  async latestFiles(@Req() req: AuthedRequest, @Param('ws') ws: string) {
+    await this.access.require(req, ws, 'read');
+    return this.files(await this.resolve(ws, 'latest'));
+  }
+
+  @Get('deployments/:idOrVersion')
+  @ApiDoc({ summary: 'A deployment version by id (UUID) or version number', response: deploymentResponse })
+  async get(@Req() req: AuthedRequest, @Param('ws') ws: string, @Param('idOrVersion') idOrVersion: string) {
+    await this.access.require(req, ws, 'read');
+    return toDeploymentResponse(await this.resolve(ws, idOrVersion));
+  }
+
+  @Get('deployments/:idOrVersion/files')
+  @ApiDoc({
+    summary: 'Files of a deployment version: path, type, size, sha256, mode (and target for symlinks)',
+    response: filesResponse,
+  })
+  async getFiles(
+    @Req() req: AuthedRequest,
+    @Param('ws') ws: string,
+    @Param('idOrVersion') idOrVersion: string,
+  ) {
+    await this.access.require(req, ws, 'read');
+    return this.files(await this.resolve(ws, idOrVersion));
+  }
+
+  @Put('blobs/:sha256')
+  @HttpCode(201)
+  @ApiDoc({
+    summary: 'Incremental sync, step 2: upload one file content (raw body, verified against its SHA-256)',
+    bodyContentType: 'application/octet-stream',
+  })
+  async putBlob(@Req() req: AuthedRequest, @Param('ws') ws: string, @Param('sha256') hash: string) {
+    await this.access.require(req, ws, 'write');
+    if (!sha256.safeParse(hash).success)
+      throw badRequest(`invalid blob hash ${JSON.stringify(hash)}: expected a lower-case hex SHA-256`);
+    const type = (req.headers['content-type'] ?? 'application/octet-stream')
+      .split(';')[0]!
+      .trim()
+      .toLowerCase();
+    if (type !== 'application/octet-stream' || (req as { _body?: boolean })._body) {
+      req.resume();
+      throw badRequest(
+        `send the blob as a raw body with Content-Type application/octet-stream (got ${type})`,
+      );
+    }
+    const data = await readRaw(req, this.uploads.limits.maxFileBytes);
+    return this.uploads.putBlob(ws, hash, data);
+  }
+
+  @Post('blobs')
+  @HttpCode(201)
+  @ApiDoc({
+    summary:
+      'Incremental sync, step 2 in bulk: upload many file contents as an uncompressed tar whose members are named by their SHA-256',
+    bodyContentType: 'application/x-tar',
+  })
+  async putBlobs(@Req() req: AuthedRequest, @Param('ws') ws: string) {
+    await this.access.require(req, ws, 'write');
+    const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (type !== 'application/x-tar' || (req as { _body?: boolean })._body) {
+      req.resume();
+      throw badRequest(
+        `send the blobs as an uncompressed tar with Content-Type application/x-tar (got ${type || 'none'})`,
+      );
+    }
+    const data = await readRaw(req, this.uploads.limits.maxArchiveBytes);
+    return this.uploads.putBlobBatch(ws, data);
+  }
+
+  @Get('blobs/:sha256')
+  @ApiDoc({ summary: 'Download one file content of the workspace by its SHA-256' })
+  async getBlob(
+    @Req() req: AuthedRequest,
+    @Param('ws') ws: string,
+    @Param('sha256') hash: string,
+    @Res() res: Response,
+  ) {
+    await this.access.require(req, ws, 'read');
+    if (!sha256.safeParse(hash).success)
+      throw badRequest(`invalid blob hash ${JSON.stringify(hash)}: expected a lower-case hex SHA-256`);
+    const data = await this.uploads.getBlob(ws, hash);
+    if (!data) throw notFound(`blob ${hash} not found`);
+    res.status(200).type('application/octet-stream').send(data);
+  }
+
+  private async resolve(ws: string, idOrVersion: string): Promise<DeploymentRow> {
+    let row: DeploymentRow | undefined;
+    if (idOrVersion === 'latest') {
+      row = await this.repo.latest(ws);
+      if (!row) throw notFound('no deployment yet in this workspace');
+      return row;
+    }
+    if (/^\d{1,9}$/.test(idOrVersion)) row = await this.repo.byVersion(ws, Number(idOrVersion));
+    else if (uuid.safeParse(idOrVersion).success) row = await this.repo.byId(ws, idOrVersion.toLowerCase());
+    else
+      throw badRequest(
+        `deployment_id_or_version must be a UUID or a version number, got ${JSON.stringify(idOrVersion)}`,
+      );
+    if (!row) throw notFound(`deployment ${idOrVersion} not found`);
+    return row;
+  }
+
+  private async files(row: DeploymentRow) {
+    const files = await this.repo.files(row.id);
+    return {
+      id: row.id,
+      version: row.version,
+      content_hash: row.content_hash,
+      items: files.map((f) => ({
+        path: f.path,
+        type: f.type,
+        size: f.size,
+        sha256: f.sha256,
+        mode: f.mode,
+        ...(f.link_target !== null ? { target: f.link_target } : {}),
+      })),
+      total: files.length,
+    };
+  }
+}

@@ -1,0 +1,142 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { Kysely } from 'kysely';
+import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
+
+/** The deployments service's read model, as the gateway reads it (the only SQL of this area). */
+interface Tables {
+  deployments: {
+    id: string;
+    workspace_id: string;
+    version: number;
+    content_hash: string;
+    files_digest: string;
+    file_count: number;
+    size: number;
+    archive_size: number;
+    file_names: string;
+    source: string;
+    created_by: string;
+    created_at: Date;
+  };
+  deployment_files: {
+    deployment_id: string;
+    workspace_id: string;
+    path: string;
+    type: 'file' | 'symlink';
+    size: number;
+    sha256: string;
+    mode: number;
+    link_target: string | null;
+  };
+  projection_checkpoints: { name: string; stream_seq: number };
+}
+
+export type DeploymentRow = Tables['deployments'];
+export type DeploymentFileRow = Tables['deployment_files'];
+
+@Injectable()
+export class DeploymentRepository {
+  private readonly db: Kysely<Tables>;
+  constructor(@Inject(SERVICE_CONTEXT) ctx: ServiceContext) {
+    this.db = ctx.db as Kysely<Tables>;
+  }
+
+  /** Newest first. */
+  async list(
+    workspaceId: string,
+    limit: number,
+    offset: number,
+  ): Promise<{ rows: DeploymentRow[]; total: number }> {
+    const [rows, count] = await Promise.all([
+      this.db
+        .selectFrom('deployments')
+        .selectAll()
+        .where('workspace_id', '=', workspaceId)
+        .orderBy('version', 'desc')
+        .limit(limit)
+        .offset(offset)
+        .execute(),
+      this.db
+        .selectFrom('deployments')
+        .select((eb) => eb.fn.countAll<string>().as('n'))
+        .where('workspace_id', '=', workspaceId)
+        .executeTakeFirst(),
+    ]);
+    return { rows, total: Number(count?.n ?? 0) };
+  }
+
+  latest(workspaceId: string): Promise<DeploymentRow | undefined> {
+    return this.db
+      .selectFrom('deployments')
+      .selectAll()
+      .where('workspace_id', '=', workspaceId)
+      .orderBy('version', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+  }
+
+  byVersion(workspaceId: string, version: number): Promise<DeploymentRow | undefined> {
+    return this.db
+      .selectFrom('deployments')
+      .selectAll()
+      .where('workspace_id', '=', workspaceId)
+      .where('version', '=', version)
+      .executeTakeFirst();
+  }
+
+  byId(workspaceId: string, id: string): Promise<DeploymentRow | undefined> {
+    return this.db
+      .selectFrom('deployments')
+      .selectAll()
+      .where('workspace_id', '=', workspaceId)
+      .where('id', '=', id)
+      .executeTakeFirst();
+  }
+
+  /** Files of a version, in code point order of their paths. */
+  files(deploymentId: string): Promise<DeploymentFileRow[]> {
+    return this.db
+      .selectFrom('deployment_files')
+      .selectAll()
+      .where('deployment_id', '=', deploymentId)
+      .orderBy(
+        (eb) => eb.ref('path'),
+        (ob) => ob.collate('C'),
+      )
+      .execute();
+  }
+
+  /** Which of these blob hashes some version of the workspace already holds (so they exist). */
+  async referencedBlobs(workspaceId: string, sha256s: readonly string[]): Promise<Set<string>> {
+    const out = new Set<string>();
+    for (let i = 0; i < sha256s.length; i += 5000) {
+      const chunk = sha256s.slice(i, i + 5000);
+      const rows = await this.db
+        .selectFrom('deployment_files as f')
+        .innerJoin('deployments as d', 'd.id', 'f.deployment_id')
+        .select('f.sha256')
+        .distinct()
+        .where('f.workspace_id', '=', workspaceId)
+        .where('f.type', '=', 'file')
+        .where('f.sha256', 'in', chunk)
+        .execute();
+      for (const r of rows) out.add(r.sha256);
+    }
+    return out;
+  }
+
+  /** Resolves once the `deployments` projection has applied stream sequence `seq`. */
+  async waitForProjection(seq: number, timeoutMs = 15_000): Promise<boolean> {
+    const until = Date.now() + timeoutMs;
+    for (let delay = 1; ; delay = Math.min(delay * 2, 50)) {
+      const row = await this.db
+        .selectFrom('projection_checkpoints')
+        .select('stream_seq')
+        .where('name', '=', 'deployments')
+        .executeTakeFirst();
+      if ((row?.stream_seq ?? 0) >= seq) return true;
+      if (Date.now() > until) return false;
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}

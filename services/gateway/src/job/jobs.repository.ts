@@ -1,0 +1,180 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { sql, type Kysely, type Selectable } from 'kysely';
+import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
+import type { CheckpointTable } from '#libs/projections';
+import type { SchedulingTables, JobRow, JobVersionRow } from '../../../scheduling/src/migrations/index.js';
+import type { ExecutionTables, RunRow } from '../../../execution/src/migrations/index.js';
+
+export type RunRecord = Selectable<RunRow>;
+type Tables = SchedulingTables & ExecutionTables & CheckpointTable;
+const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+export const isUuid = (s: string) => uuid.test(s);
+
+export interface RunFilter {
+  jobId?: string;
+  status?: string;
+}
+
+/** The only SQL over the jobs, job_versions, runs, run_status_timeline and run_output read models. */
+@Injectable()
+export class JobsRepository {
+  private readonly db: Kysely<Tables>;
+  constructor(@Inject(SERVICE_CONTEXT) ctx: ServiceContext) {
+    this.db = ctx.db as Kysely<Tables>;
+  }
+
+  /** A job by id (a UUID) or else by name; names may hold '/' and '.'. */
+  async job(ws: string, idOrName: string): Promise<JobRow | undefined> {
+    if (isUuid(idOrName)) {
+      const byId = await this.db
+        .selectFrom('jobs')
+        .selectAll()
+        .where('workspace_id', '=', ws)
+        .where('id', '=', idOrName.toLowerCase())
+        .executeTakeFirst();
+      if (byId) return byId;
+    }
+    return this.db
+      .selectFrom('jobs')
+      .selectAll()
+      .where('workspace_id', '=', ws)
+      .where('name', '=', idOrName)
+      .executeTakeFirst();
+  }
+
+  jobsById(ids: readonly string[]): Promise<JobRow[]> {
+    if (ids.length === 0) return Promise.resolve([]);
+    return this.db
+      .selectFrom('jobs')
+      .selectAll()
+      .where('id', 'in', [...new Set(ids)])
+      .execute();
+  }
+
+  async jobs(ws: string, limit: number, offset: number): Promise<{ rows: JobRow[]; total: number }> {
+    const [rows, count] = await Promise.all([
+      this.db
+        .selectFrom('jobs')
+        .selectAll()
+        .where('workspace_id', '=', ws)
+        .orderBy('name', 'asc')
+        .limit(limit)
+        .offset(offset)
+        .execute(),
+      this.db
+        .selectFrom('jobs')
+        .select((eb) => eb.fn.countAll<string>().as('n'))
+        .where('workspace_id', '=', ws)
+        .executeTakeFirstOrThrow(),
+    ]);
+    return { rows, total: Number(count.n) };
+  }
+
+  /** The newest run of each job. */
+  async lastRuns(jobIds: readonly string[]): Promise<Map<string, RunRecord>> {
+    if (jobIds.length === 0) return new Map();
+    const rows = await sql<RunRecord>`
+      SELECT DISTINCT ON (job_id) * FROM runs WHERE job_id IN (${sql.join([...new Set(jobIds)])})
+      ORDER BY job_id, number DESC`.execute(this.db);
+    return new Map(rows.rows.map((r) => [r.job_id, r]));
+  }
+
+  async versions(
+    jobId: string,
+    limit: number,
+    offset: number,
+  ): Promise<{ rows: JobVersionRow[]; total: number }> {
+    const [rows, count] = await Promise.all([
+      this.db
+        .selectFrom('job_versions')
+        .selectAll()
+        .where('job_id', '=', jobId)
+        .orderBy('version', 'desc')
+        .limit(limit)
+        .offset(offset)
+        .execute(),
+      this.db
+        .selectFrom('job_versions')
+        .select((eb) => eb.fn.countAll<string>().as('n'))
+        .where('job_id', '=', jobId)
+        .executeTakeFirstOrThrow(),
+    ]);
+    return { rows, total: Number(count.n) };
+  }
+
+  version(jobId: string, idOrNumber: string): Promise<JobVersionRow | undefined> {
+    const q = this.db.selectFrom('job_versions').selectAll().where('job_id', '=', jobId);
+    if (idOrNumber === 'latest') return q.orderBy('version', 'desc').limit(1).executeTakeFirst();
+    if (isUuid(idOrNumber)) return q.where('id', '=', idOrNumber.toLowerCase()).executeTakeFirst();
+    if (/^\d{1,9}$/.test(idOrNumber)) return q.where('version', '=', Number(idOrNumber)).executeTakeFirst();
+    return Promise.resolve(undefined);
+  }
+
+  run(ws: string, runId: string): Promise<RunRecord | undefined> {
+    if (!isUuid(runId)) return Promise.resolve(undefined);
+    return this.db
+      .selectFrom('runs')
+      .selectAll()
+      .where('workspace_id', '=', ws)
+      .where('id', '=', runId.toLowerCase())
+      .executeTakeFirst();
+  }
+
+  async runs(
+    ws: string,
+    filter: RunFilter,
+    limit: number,
+    offset: number,
+  ): Promise<{ rows: RunRecord[]; total: number }> {
+    let q = this.db.selectFrom('runs').where('workspace_id', '=', ws);
+    if (filter.jobId) q = q.where('job_id', '=', filter.jobId);
+    if (filter.status) q = q.where('status', '=', filter.status);
+    const [rows, count] = await Promise.all([
+      q
+        .selectAll()
+        .orderBy('created_at', 'desc')
+        .orderBy('number', 'desc')
+        .orderBy('id', 'desc')
+        .limit(limit)
+        .offset(offset)
+        .execute(),
+      q.select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow(),
+    ]);
+    return { rows, total: Number(count.n) };
+  }
+
+  timeline(runId: string) {
+    return this.db
+      .selectFrom('run_status_timeline')
+      .select(['status', 'at', 'reason'])
+      .where('run_id', '=', runId)
+      .orderBy('seq')
+      .orderBy('idx')
+      .execute();
+  }
+
+  /** The run's output so far; undefined before its process started. */
+  async output(runId: string): Promise<{ text: string; truncated: boolean } | undefined> {
+    return this.db
+      .selectFrom('run_output')
+      .select(['text', 'truncated'])
+      .where('run_id', '=', runId)
+      .executeTakeFirst();
+  }
+
+  /** Read-your-writes across services: waits until a projection's checkpoint reached `seq`. */
+  async waitForProjection(name: string, seq: number, timeoutMs = 10_000): Promise<void> {
+    const until = Date.now() + timeoutMs;
+    for (let delay = 2; ; delay = Math.min(delay + 2, 10)) {
+      const row = await this.db
+        .selectFrom('projection_checkpoints')
+        .select('stream_seq')
+        .where('name', '=', name)
+        .executeTakeFirst();
+      if (Number(row?.stream_seq ?? 0) >= seq) return;
+      if (Date.now() > until)
+        throw new Error(`projection ${name} did not reach ${seq} within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}

@@ -1,0 +1,190 @@
+import { z } from 'zod';
+import type { JobRow, JobVersionRow } from '../../../scheduling/src/migrations/index.js';
+import type { RunRecord } from './jobs.repository.js';
+
+/** Required uuid fields of the compatible API that Runway may not have (no configuration uploaded, system actor). */
+export const NIL_UUID = '00000000-0000-0000-0000-000000000000';
+const uuidOrNil = (s: string | null | undefined) =>
+  s && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(s) ? s : NIL_UUID;
+const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null);
+
+const runStatus = z.enum([
+  'pending',
+  'starting',
+  'running',
+  'finalizing',
+  'completed',
+  'failed',
+  'cancelling',
+  'cancelled',
+  'skipped',
+]);
+
+export const scriptResponse = z.object({
+  id: z.string().uuid(),
+  name: z.string(),
+  description: z.string(),
+  entry_point: z.string(),
+  script_type: z.enum(['batch', 'interactive']),
+  script_url: z.string().describe('public URL of an interactive job; "" for batch jobs'),
+  version: z.number().int(),
+  active: z.boolean(),
+  created_by: z.string().uuid(),
+  workspace_id: z.string().uuid(),
+  date_added: z.string(),
+  date_updated: z.string(),
+  schedule: z.string().nullable(),
+  profile: z.string().nullable(),
+  next_scheduled_run: z.string().nullable(),
+  public_url: z.string().nullable(),
+  public_secret: z.string().nullable(),
+  timeout_seconds: z
+    .number()
+    .int()
+    .nullable()
+    .describe('Runway: run timeout of the job; null = the server default'),
+});
+export type ScriptResponse = z.infer<typeof scriptResponse>;
+
+export const runResponse = z.object({
+  id: z.string().uuid(),
+  number: z.number().int(),
+  status: runStatus,
+  trigger: z
+    .enum(['manual', 'schedule'])
+    .describe('the compatible enum: runs triggered through the API show as manual'),
+  workspace_id: z.string().uuid(),
+  deployment_id: z.string().uuid(),
+  configuration_id: z.string().uuid().describe('nil UUID when the workspace had no configuration'),
+  script_version_id: z.string().uuid(),
+  date_added: z.string(),
+  date_updated: z.string(),
+  profile: z.string().nullable(),
+  time_started: z.string().nullable(),
+  time_ended: z.string().nullable(),
+  duration: z.number().int().nullable().describe('seconds'),
+  logs: z.string().nullable().describe('URL of the logs route'),
+  triggered_by: z.string().uuid().nullable(),
+  script_id: z.string().uuid(),
+  runway_trigger: z.enum(['manual', 'api', 'schedule']),
+  script_version: z.number().int(),
+  deployment_version: z.number().int().nullable(),
+  configuration_version: z.number().int().nullable(),
+  exit_code: z.number().int().nullable(),
+  signal: z.string().nullable(),
+  failure_reason: z.string().nullable(),
+  message: z.string().nullable(),
+  stderr_tail: z.array(z.string()).nullable(),
+  worker_id: z.string().nullable(),
+  pid: z.number().int().nullable(),
+});
+export type RunResponse = z.infer<typeof runResponse>;
+
+export const detailedScriptResponse = scriptResponse.extend({ last_run: runResponse.nullable() });
+export const detailedRunResponse = runResponse.extend({
+  script: scriptResponse,
+  status_timeline: z.array(z.object({ status: runStatus, at: z.string(), reason: z.string() })).optional(),
+});
+export type DetailedRunResponse = z.infer<typeof detailedRunResponse>;
+export const scriptVersionResponse = z.object({
+  id: z.string().uuid(),
+  script_id: z.string().uuid(),
+  name: z.string(),
+  description: z.string(),
+  entry_point: z.string(),
+  script_type: z.enum(['batch', 'interactive']),
+  version: z.number().int(),
+  active: z.boolean(),
+  created_by: z.string().uuid(),
+  date_added: z.string(),
+  date_updated: z.string(),
+  profile: z.string().nullable(),
+  schedule: z.string().nullable(),
+  timeout_seconds: z.number().int().nullable(),
+  changed: z.array(z.string()),
+});
+export const logsResponse = z.object({ run: detailedRunResponse, logs: z.string().nullable() });
+export const listOf = <T extends z.ZodType>(item: T) =>
+  z.object({
+    items: z.array(item),
+    limit: z.number().int(),
+    offset: z.number().int(),
+    total: z.number().int(),
+  });
+
+export function toScript(j: JobRow, publicUrl: string): ScriptResponse {
+  return {
+    id: j.id,
+    name: j.name,
+    description: j.description,
+    entry_point: j.entry_point,
+    script_type: j.kind,
+    script_url: j.kind === 'interactive' ? `${publicUrl}/i/${j.id}/` : '',
+    version: j.version,
+    active: j.active,
+    created_by: uuidOrNil(j.created_by),
+    workspace_id: j.workspace_id,
+    date_added: j.created_at.toISOString(),
+    date_updated: j.updated_at.toISOString(),
+    schedule: j.schedule,
+    profile: j.profile,
+    next_scheduled_run: null,
+    public_url: null,
+    public_secret: null,
+    timeout_seconds: j.timeout_seconds,
+  };
+}
+
+export function toScriptVersion(v: JobVersionRow) {
+  return {
+    id: v.id,
+    script_id: v.job_id,
+    name: v.name,
+    description: v.description,
+    entry_point: v.entry_point,
+    script_type: v.kind,
+    version: v.version,
+    active: v.active,
+    created_by: uuidOrNil(v.created_by),
+    date_added: v.created_at.toISOString(),
+    date_updated: v.created_at.toISOString(),
+    profile: v.profile,
+    schedule: v.schedule,
+    timeout_seconds: v.timeout_seconds,
+    changed: v.changed,
+  };
+}
+
+export function toRun(r: RunRecord, publicUrl: string): RunResponse {
+  const trigger = r.trigger as RunResponse['runway_trigger'];
+  return {
+    id: r.id,
+    number: r.number,
+    status: r.status as RunResponse['status'],
+    trigger: trigger === 'schedule' ? 'schedule' : 'manual',
+    workspace_id: r.workspace_id,
+    deployment_id: uuidOrNil(r.deployment_id),
+    configuration_id: uuidOrNil(r.configuration_id),
+    script_version_id: r.job_version_id,
+    date_added: r.created_at.toISOString(),
+    date_updated: r.updated_at.toISOString(),
+    profile: r.profile,
+    time_started: iso(r.started_at),
+    time_ended: iso(r.ended_at),
+    duration: r.duration_ms === null ? null : Math.round(r.duration_ms / 1000),
+    logs: `${publicUrl}/api/v1/workspaces/${r.workspace_id}/runs/${r.id}/logs`,
+    triggered_by: r.requested_by && uuidOrNil(r.requested_by) !== NIL_UUID ? r.requested_by : null,
+    script_id: r.job_id,
+    runway_trigger: trigger,
+    script_version: r.job_version,
+    deployment_version: r.deployment_version,
+    configuration_version: r.configuration_version,
+    exit_code: r.exit_code,
+    signal: r.signal,
+    failure_reason: r.failure_reason,
+    message: r.message,
+    stderr_tail: r.stderr_tail,
+    worker_id: r.worker_id,
+    pid: r.pid,
+  };
+}

@@ -1,0 +1,162 @@
+import { Body, Controller, Get, Headers, HttpCode, Inject, Param, Post, Query, Req } from '@nestjs/common';
+import type { ClientProxy } from '@nestjs/microservices';
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import { JobRpc, upsertJobReply, type UpsertJobRequest } from '#libs/contracts';
+import { ApiDoc, ApiError, notFound, parseInput } from '#libs/http';
+import { rpc, SERVICE_CONTEXT, SERVICES_CLIENT, type ServiceContext } from '#libs/service-host';
+import type { JobRow } from '../../../scheduling/src/migrations/index.js';
+import type { AuthedRequest } from '../auth/auth.guard.js';
+import { WorkspaceAccess } from '../auth/workspace-access.js';
+import { JobsRepository } from './jobs.repository.js';
+import {
+  detailedScriptResponse,
+  listOf,
+  scriptResponse,
+  scriptVersionResponse,
+  toRun,
+  toScript,
+  toScriptVersion,
+} from './responses.js';
+
+export const listQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  offset: z.coerce.number().int().min(0).default(0),
+});
+
+/** CreateScriptRequest of the compatible API, plus Runway's `timeout_seconds`. Unknown keys are ignored. */
+const createScriptBody = z.object({
+  name: z.string().min(1).max(500),
+  description: z.string().max(10_000).default(''),
+  entry_point: z.string().min(1).max(1024),
+  script_type: z.enum(['batch', 'interactive']),
+  active: z.boolean().optional(),
+  profile: z.string().max(64).nullable().optional(),
+  schedule: z.string().max(200).nullable().optional(),
+  timeout_seconds: z.number().int().nullable().optional(),
+});
+
+/** Path parameters: Express 5 hands a wildcard over as its segments. */
+export function joinSegments(p: string | string[] | undefined): string[] {
+  if (p === undefined) return [];
+  return (Array.isArray(p) ? p : p.split('/')).filter((s) => s.length > 0);
+}
+
+/**
+ * Jobs ("scripts" in the compatible API): routes #13-#18 of the dlt runtime API. Names may hold
+ * slashes (`pipelines/load.py`), so `scripts/*` is matched greedily: the whole rest names a job if
+ * one has that name or id; otherwise a trailing `/versions[/…]` addresses that job's versions.
+ */
+@Controller('api/v1/workspaces/:ws/scripts')
+export class ScriptsController {
+  private readonly publicUrl: string;
+
+  constructor(
+    @Inject(JobsRepository) private readonly repo: JobsRepository,
+    @Inject(WorkspaceAccess) private readonly access: WorkspaceAccess,
+    @Inject(SERVICES_CLIENT) private readonly client: ClientProxy,
+    @Inject(SERVICE_CONTEXT) ctx: ServiceContext,
+  ) {
+    this.publicUrl = ctx.config.publicUrl;
+  }
+
+  @ApiDoc({
+    summary: 'List jobs (scripts), by name, each with its last run',
+    response: listOf(detailedScriptResponse),
+  })
+  @Get()
+  async list(@Req() req: AuthedRequest, @Param('ws') ws: string, @Query() query: unknown) {
+    await this.access.require(req, ws, 'read');
+    const q = parseInput(listQuery, query, 'query');
+    const { rows, total } = await this.repo.jobs(ws, q.limit, q.offset);
+    const last = await this.repo.lastRuns(rows.map((r) => r.id));
+    return {
+      items: rows.map((j) => this.detailed(j, last.get(j.id))),
+      limit: q.limit,
+      offset: q.offset,
+      total,
+    };
+  }
+
+  @ApiDoc({
+    summary: 'Create or update a job by name; every change makes a new version',
+    body: createScriptBody,
+    response: scriptResponse,
+  })
+  @Post()
+  @HttpCode(201)
+  async upsert(
+    @Req() req: AuthedRequest,
+    @Param('ws') ws: string,
+    @Body() body: unknown,
+    @Headers('idempotency-key') key?: string,
+  ) {
+    const { principal } = await this.access.require(req, ws, 'write');
+    const b = parseInput(createScriptBody, body, 'body');
+    const reply = await rpc(
+      this.client,
+      JobRpc.upsert,
+      {
+        workspaceId: ws,
+        actor: principal.userId,
+        commandId: key ? `job:${key}` : randomUUID(),
+        name: b.name,
+        description: b.description,
+        entryPoint: b.entry_point,
+        kind: b.script_type,
+        active: b.active,
+        profile: b.profile,
+        schedule: b.schedule,
+        timeoutSeconds: b.timeout_seconds,
+      } satisfies UpsertJobRequest,
+      upsertJobReply,
+    );
+    await this.repo.waitForProjection('jobs', reply.seq);
+    const job = await this.repo.job(ws, reply.jobId);
+    if (!job) throw new ApiError(503, `job ${reply.jobId} was stored but is not readable yet, retry`);
+    return toScript(job, this.publicUrl);
+  }
+
+  @ApiDoc({
+    summary:
+      'A job by id or name (names may contain "/"), or its versions: …/versions, …/versions/latest, …/versions/{id or number}',
+    response: detailedScriptResponse,
+  })
+  @Get('*path')
+  async get(
+    @Req() req: AuthedRequest,
+    @Param('ws') ws: string,
+    @Param('path') path: string | string[],
+    @Query() query: unknown,
+  ) {
+    await this.access.require(req, ws, 'read');
+    const segs = joinSegments(path);
+    const full = segs.join('/');
+    const job = await this.repo.job(ws, full);
+    if (job) return this.detailed(job, (await this.repo.lastRuns([job.id])).get(job.id));
+    const n = segs.length;
+    if (n >= 2 && segs[n - 1] === 'versions') {
+      const owner = await this.repo.job(ws, segs.slice(0, -1).join('/'));
+      if (owner) {
+        const q = parseInput(listQuery, query, 'query');
+        const { rows, total } = await this.repo.versions(owner.id, q.limit, q.offset);
+        return { items: rows.map(toScriptVersion), limit: q.limit, offset: q.offset, total };
+      }
+    }
+    if (n >= 3 && segs[n - 2] === 'versions') {
+      const owner = await this.repo.job(ws, segs.slice(0, -2).join('/'));
+      if (owner) {
+        const v = await this.repo.version(owner.id, segs[n - 1]!);
+        if (!v) throw notFound(`version ${segs[n - 1]} of script ${owner.name} not found`);
+        return toScriptVersion(v);
+      }
+    }
+    throw notFound(`script ${full} not found`);
+  }
+
+  private detailed(job: JobRow, lastRun: Parameters<typeof toRun>[0] | undefined) {
+    return { ...toScript(job, this.publicUrl), last_run: lastRun ? toRun(lastRun, this.publicUrl) : null };
+  }
+}
+
+export { scriptVersionResponse };

@@ -1,0 +1,287 @@
+import { DomainError, NotFoundError, type Decider } from '#libs/eventstore';
+import {
+  MAX_JOB_TIMEOUT_SECONDS,
+  type JobEvent,
+  type JobKind,
+  type JobSpec,
+  type RunTrigger,
+  type VersionRef,
+} from '#libs/contracts';
+
+/** dlt's built-in profiles: always valid for a run, configured or not. */
+export const BUILT_IN_PROFILES = ['dev', 'prod', 'access', 'tests'] as const;
+
+/** The profile a run of this kind uses when neither the request nor the job names one. */
+export function defaultProfile(kind: JobKind): string {
+  return kind === 'batch' ? 'prod' : 'access';
+}
+
+/**
+ * Upsert of a job by name. Fields left `undefined` keep their current value (a new job takes the
+ * default); `null` clears profile, schedule and timeout.
+ */
+export interface UpsertJob {
+  type: 'UpsertJob';
+  jobId: string;
+  /** Id the new version gets, if the upsert changes anything. */
+  versionId: string;
+  name: string;
+  description: string;
+  entryPoint: string;
+  kind: JobKind;
+  active?: boolean;
+  profile?: string | null;
+  schedule?: string | null;
+  timeoutSeconds?: number | null;
+  actor: string;
+}
+
+export interface RequestRun {
+  type: 'RequestRun';
+  runId: string;
+  trigger: RunTrigger;
+  /** Profile asked for in the request; null = the job's. */
+  profile: string | null;
+  /** The workspace's latest deployment (null: nothing deployed yet). */
+  deployment: VersionRef | null;
+  /** Whether `path` is a file of that deployment (deployed undefined: cannot be told); used when `path` is the job's entry point. */
+  entryPointChecked?: { path: string; deployed: boolean | undefined };
+  /** The latest configuration and the profiles it defines (null: none uploaded yet). */
+  configuration: (VersionRef & { profiles: readonly string[] }) | null;
+  requestedBy: string;
+}
+
+export type JobCommand = UpsertJob | RequestRun;
+
+export interface JobState {
+  exists: boolean;
+  jobId: string;
+  version: number;
+  versionId: string;
+  spec: JobSpec | undefined;
+  /** Number of the last run requested (0: none): the next is this + 1. */
+  lastRunNumber: number;
+}
+
+const initialState = (): JobState => ({
+  exists: false,
+  jobId: '',
+  version: 0,
+  versionId: '',
+  spec: undefined,
+  lastRunNumber: 0,
+});
+
+function evolve(state: JobState, event: JobEvent): JobState {
+  switch (event.type) {
+    case 'JobCreated':
+      return {
+        ...state,
+        exists: true,
+        jobId: event.data.jobId,
+        version: 1,
+        versionId: event.data.versionId,
+        spec: event.data.spec,
+      };
+    case 'JobUpdated':
+      return {
+        ...state,
+        version: event.data.version,
+        versionId: event.data.versionId,
+        spec: event.data.spec,
+      };
+    case 'RunRequested':
+      return { ...state, lastRunNumber: event.data.number };
+  }
+}
+
+// Characters that would break the name as a URL path segment in the dlt CLI (it inserts names verbatim).
+// eslint-disable-next-line no-control-regex
+const BAD_NAME = /[\u0000-\u001f\u007f?#\\]/;
+
+function checkName(name: string): string {
+  if (name.trim().length === 0) throw new DomainError('job name must not be empty');
+  if (name.length > 500) throw new DomainError('job name must be at most 500 characters');
+  if (BAD_NAME.test(name))
+    throw new DomainError(
+      `job name ${JSON.stringify(name)} must not contain control characters, "?", "#" or "\\"`,
+    );
+  if (name !== name.trim())
+    throw new DomainError(`job name ${JSON.stringify(name)} must not start or end with white space`);
+  if (name.startsWith('/')) throw new DomainError(`job name ${JSON.stringify(name)} must not start with "/"`);
+  return name;
+}
+
+/** A path relative to the deployment root that cannot leave it. */
+export function checkEntryPoint(entryPoint: string): string {
+  const e = entryPoint;
+  const bad =
+    e.trim().length === 0 ||
+    e.length > 1024 ||
+    e !== e.trim() ||
+    e.startsWith('/') ||
+    e.includes('\\') ||
+    // eslint-disable-next-line no-control-regex
+    /[\u0000-\u001f]/.test(e) ||
+    e.split('/').some((s) => s === '..') ||
+    e.endsWith('/');
+  if (bad)
+    throw new DomainError(
+      `entry point ${JSON.stringify(entryPoint)} must be a file path relative to the workspace root (no "..", not absolute)`,
+    );
+  return e;
+}
+
+function checkProfile(profile: string): string {
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(profile))
+    throw new DomainError(`profile ${JSON.stringify(profile)} must be 1 to 64 characters [A-Za-z0-9_-]`);
+  return profile;
+}
+
+function checkSchedule(schedule: string): string {
+  const s = schedule.trim();
+  if (s.length === 0) throw new DomainError('schedule must not be empty: send null to remove the schedule');
+  if (s.length > 200) throw new DomainError('schedule must be at most 200 characters');
+  return s;
+}
+
+function checkTimeout(t: number): number {
+  if (!Number.isInteger(t) || t < 1 || t > MAX_JOB_TIMEOUT_SECONDS) {
+    throw new DomainError(
+      `timeout must be a whole number of seconds between 1 and ${MAX_JOB_TIMEOUT_SECONDS}`,
+    );
+  }
+  return t;
+}
+
+function specOf(c: UpsertJob, current: JobSpec | undefined): JobSpec {
+  if (c.description.length > 10_000) throw new DomainError('description must be at most 10000 characters');
+  return {
+    name: checkName(c.name),
+    description: c.description,
+    entryPoint: checkEntryPoint(c.entryPoint),
+    kind: c.kind,
+    profile:
+      c.profile === undefined
+        ? (current?.profile ?? null)
+        : c.profile === null
+          ? null
+          : checkProfile(c.profile),
+    schedule:
+      c.schedule === undefined
+        ? (current?.schedule ?? null)
+        : c.schedule === null
+          ? null
+          : checkSchedule(c.schedule),
+    active: c.active ?? current?.active ?? true,
+    timeoutSeconds:
+      c.timeoutSeconds === undefined
+        ? (current?.timeoutSeconds ?? null)
+        : c.timeoutSeconds === null
+          ? null
+          : checkTimeout(c.timeoutSeconds),
+  };
+}
+
+const SPEC_FIELDS = [
+  'description',
+  'entryPoint',
+  'kind',
+  'profile',
+  'schedule',
+  'active',
+  'timeoutSeconds',
+] as const;
+
+function decide(command: JobCommand, state: JobState): JobEvent[] {
+  switch (command.type) {
+    case 'UpsertJob': {
+      const spec = specOf(command, state.spec);
+      if (!state.exists) {
+        return [
+          {
+            type: 'JobCreated',
+            data: {
+              jobId: command.jobId,
+              versionId: command.versionId,
+              version: 1,
+              spec,
+              createdBy: command.actor,
+            },
+          },
+        ];
+      }
+      if (state.spec && spec.name !== state.spec.name)
+        throw new DomainError(`job ${state.jobId} is named ${state.spec.name}, not ${spec.name}`);
+      const changed = SPEC_FIELDS.filter((f) => spec[f] !== state.spec?.[f]);
+      if (changed.length === 0) return [];
+      return [
+        {
+          type: 'JobUpdated',
+          data: {
+            versionId: command.versionId,
+            version: state.version + 1,
+            spec,
+            changed: [...changed],
+            updatedBy: command.actor,
+          },
+        },
+      ];
+    }
+    case 'RequestRun': {
+      const spec = state.spec;
+      if (!state.exists || !spec) throw new NotFoundError('job not found');
+      if (!spec.active)
+        throw new DomainError(
+          `job ${spec.name} is inactive: activate it (active: true) before requesting a run`,
+        );
+      if (!command.deployment)
+        throw new DomainError(
+          'nothing is deployed in this workspace yet: deploy the workspace before running a job',
+        );
+      if (
+        command.entryPointChecked?.path === spec.entryPoint &&
+        command.entryPointChecked.deployed === false
+      ) {
+        throw new DomainError(
+          `the entry point ${spec.entryPoint} of job ${spec.name} is not a file of deployment ${command.deployment.version}`,
+        );
+      }
+      const profile =
+        command.profile !== null
+          ? checkProfile(command.profile)
+          : (spec.profile ?? defaultProfile(spec.kind));
+      const known = new Set<string>([...BUILT_IN_PROFILES, ...(command.configuration?.profiles ?? [])]);
+      if (!known.has(profile)) {
+        throw new DomainError(
+          `profile ${profile} does not exist: it is neither built in (${BUILT_IN_PROFILES.join(', ')}) nor defined by configuration ${
+            command.configuration ? `version ${command.configuration.version}` : '(none uploaded)'
+          }`,
+        );
+      }
+      return [
+        {
+          type: 'RunRequested',
+          data: {
+            runId: command.runId,
+            number: state.lastRunNumber + 1,
+            trigger: command.trigger,
+            profile,
+            jobVersion: state.version,
+            jobVersionId: state.versionId,
+            entryPoint: spec.entryPoint,
+            kind: spec.kind,
+            timeoutSeconds: spec.timeoutSeconds,
+            deployment: command.deployment,
+            configuration: command.configuration
+              ? { id: command.configuration.id, version: command.configuration.version }
+              : null,
+            requestedBy: command.requestedBy,
+          },
+        },
+      ];
+    }
+  }
+}
+
+export const jobDecider: Decider<JobState, JobCommand, JobEvent> = { initialState, evolve, decide };

@@ -1,0 +1,106 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { integrationRegistry } from '#libs/contracts';
+import type { EventStore } from '#libs/eventstore';
+import { connectNats, drainNats, type NatsConnection } from '#libs/nats';
+import { createTestEnvironment, type TestEnvironment } from '#libs/testing';
+import { JobCommands } from './job.handler.js';
+import { jobIdFor } from './job-id.js';
+import type { WorkspaceVersions } from './workspace-versions.js';
+
+const ws = '6b1f5c1e-1f7e-4a4b-9a55-3c2f1d0e9a11';
+const user = '0d5c2a7e-2b4f-4c3a-8e1d-5f6a7b8c9d01';
+const versions: WorkspaceVersions = {
+  latestDeployment: async () => ({ id: '44444444-4444-4444-8444-444444444444', version: 1 }),
+  deploymentHasFile: async () => true,
+  latestConfiguration: async () => null,
+};
+
+describe('run numbers under concurrency (real JetStream)', () => {
+  let env: TestEnvironment;
+  let other: NatsConnection;
+  let a: JobCommands;
+  let b: JobCommands;
+  let storeA: EventStore;
+
+  before(async () => {
+    env = await createTestEnvironment();
+    storeA = env.newStore(integrationRegistry());
+    await storeA.ensureStream();
+    // Two "scheduling processes": separate connections, separate in-process locks.
+    other = await connectNats({ url: env.natsUrl, name: 'second-scheduler' });
+    a = new JobCommands(storeA, versions);
+    b = new JobCommands(env.newStore(integrationRegistry(), other), versions);
+  });
+  after(async () => {
+    await drainNats(other);
+    await env.close();
+  });
+
+  it('numbers 20 concurrent run requests 1..20, with no gap and no duplicate, across two processes', async () => {
+    await a.upsert({
+      workspaceId: ws,
+      actor: user,
+      commandId: 'create',
+      name: 'load.py',
+      description: '',
+      entryPoint: 'load.py',
+      kind: 'batch',
+    });
+    const jobId = jobIdFor(ws, 'load.py');
+    const t0 = Date.now();
+    const replies = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        (i % 2 ? a : b).requestRun({
+          workspaceId: ws,
+          actor: user,
+          commandId: `req-${i}`,
+          jobId,
+          trigger: 'manual',
+          profile: null,
+        }),
+      ),
+    );
+    const ms = Date.now() - t0;
+    assert.deepEqual(
+      replies.map((r) => r.number).sort((x, y) => x - y),
+      Array.from({ length: 20 }, (_, i) => i + 1),
+    );
+    assert.equal(new Set(replies.map((r) => r.runId)).size, 20);
+    const { events } = await storeA.read({ workspaceId: ws, type: 'job', id: jobId });
+    assert.deepEqual(
+      events.filter((e) => e.type === 'RunRequested').map((e) => (e.data as { number: number }).number),
+      Array.from({ length: 20 }, (_, i) => i + 1),
+      'stored in number order',
+    );
+    // A retried request (same command id) gets its original run back.
+    const again = await a.requestRun({
+      workspaceId: ws,
+      actor: user,
+      commandId: 'req-3',
+      jobId,
+      trigger: 'manual',
+      profile: null,
+    });
+    assert.equal(again.runId, replies[3]!.runId);
+    console.log(`20 concurrent run requests in ${ms} ms`);
+  });
+
+  it('meets concurrent creates of one name on one aggregate', async () => {
+    const results = await Promise.all(
+      Array.from({ length: 6 }, (_, i) =>
+        (i % 2 ? a : b).upsert({
+          workspaceId: ws,
+          actor: user,
+          commandId: `up-${i}`,
+          name: 'same/name.py',
+          description: 'd',
+          entryPoint: 'same/name.py',
+          kind: 'batch',
+        }),
+      ),
+    );
+    assert.equal(results.filter((r) => r.created).length, 1);
+    assert.ok(results.every((r) => r.version === 1 && r.jobId === jobIdFor(ws, 'same/name.py')));
+  });
+});

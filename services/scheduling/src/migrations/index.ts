@@ -1,0 +1,89 @@
+import type { MigrationSet } from '#libs/database';
+
+/** Read models of the scheduling service: `jobs` (one row per job, its latest version) and `job_versions`. */
+export const schedulingMigrations: MigrationSet = {
+  owner: 'scheduling',
+  migrations: [
+    {
+      name: '0001_jobs',
+      up: `
+        CREATE TABLE jobs (
+          id uuid PRIMARY KEY,
+          workspace_id uuid NOT NULL,
+          name text NOT NULL,
+          description text NOT NULL,
+          entry_point text NOT NULL,
+          kind text NOT NULL CHECK (kind IN ('batch', 'interactive')),
+          profile text,
+          schedule text,
+          active boolean NOT NULL,
+          timeout_seconds integer,
+          version integer NOT NULL,
+          version_id uuid NOT NULL,
+          created_by text NOT NULL,
+          created_at timestamptz NOT NULL,
+          updated_at timestamptz NOT NULL,
+          UNIQUE (workspace_id, name)
+        );
+        CREATE TABLE job_versions (
+          id uuid PRIMARY KEY,
+          job_id uuid NOT NULL,
+          workspace_id uuid NOT NULL,
+          version integer NOT NULL,
+          name text NOT NULL,
+          description text NOT NULL,
+          entry_point text NOT NULL,
+          kind text NOT NULL,
+          profile text,
+          schedule text,
+          active boolean NOT NULL,
+          timeout_seconds integer,
+          changed text[] NOT NULL,
+          created_by text NOT NULL,
+          created_at timestamptz NOT NULL,
+          UNIQUE (job_id, version)
+        );`,
+    },
+  ],
+};
+
+export interface JobRow {
+  id: string;
+  workspace_id: string;
+  name: string;
+  description: string;
+  entry_point: string;
+  kind: 'batch' | 'interactive';
+  profile: string | null;
+  schedule: string | null;
+  active: boolean;
+  timeout_seconds: number | null;
+  version: number;
+  version_id: string;
+  created_by: string;
+  created_at: Date;
+  updated_at: Date;
+}
+
+export interface JobVersionRow {
+  id: string;
+  job_id: string;
+  workspace_id: string;
+  version: number;
+  name: string;
+  description: string;
+  entry_point: string;
+  kind: 'batch' | 'interactive';
+  profile: string | null;
+  schedule: string | null;
+  active: boolean;
+  timeout_seconds: number | null;
+  changed: string[];
+  created_by: string;
+  created_at: Date;
+}
+
+export interface SchedulingTables {
+  jobs: JobRow;
+  job_versions: JobVersionRow;
+}

@@ -1,0 +1,131 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { startTestStack, type TestStack } from '../support/stack.js';
+import { alive, uploadPackage, waitForStatus, type Json } from './support.js';
+
+/** A worker in its own process (services/execution worker-main), on the stack's NATS and database. */
+function startWorkerProcess(s: TestStack): Promise<{ child: ChildProcess; id: string }> {
+  const child = spawn(process.execPath, [join(process.cwd(), 'dist/services/execution/src/worker-main.js')], {
+    env: {
+      ...process.env,
+      ...s.env.childEnv(),
+      NATS_URL: s.env.natsUrl,
+      DATABASE_URL: s.env.databaseUrl,
+      RUNWAY_DATA_DIR: s.dataDir,
+      RUNWAY_WORKER_SLOTS: '2',
+      RUNWAY_KILL_GRACE_SECONDS: '1',
+      RUNWAY_LOG_LEVEL: 'warn',
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const t = setTimeout(() => reject(new Error(`worker did not start: ${out}`)), 30_000);
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /runway worker (\S+) ready/.exec(out);
+      if (m) {
+        clearTimeout(t);
+        resolve({ child, id: m[1]! });
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`worker exited with ${code}: ${out}`)));
+  });
+}
+
+describe('workers as their own processes', () => {
+  let s: TestStack;
+  let ws: string;
+  const children: ChildProcess[] = [];
+  const base = () => `/api/v1/workspaces/${ws}`;
+  const createRun = (name: string) =>
+    s.call('POST', `${base()}/runs`, { script_id_or_name: name, profile: null });
+
+  before(async () => {
+    // No worker inside the stack: runs wait until a worker process takes them.
+    s = await startTestStack({ RUNWAY_EMBEDDED_WORKERS: '0' });
+    ws = s.workspaceId;
+    await uploadPackage(s, 'deployments', [
+      { path: 'sleep.py', content: 'import time\nprint("sleeping", flush=True)\ntime.sleep(600)\n' },
+      { path: 'quick.py', content: 'print("quick")\n' },
+    ]);
+    for (const name of ['sleep.py', 'quick.py']) {
+      const r = await s.call('POST', `${base()}/scripts`, {
+        name,
+        description: '',
+        entry_point: name,
+        script_type: 'batch',
+        active: true,
+        profile: null,
+        schedule: null,
+      });
+      assert.equal(r.status, 201, r.text);
+    }
+  });
+  after(async () => {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+    await s.stop();
+  });
+
+  it('keeps a run pending with null logs while no worker is there, and cancels it at once', async () => {
+    const r = await createRun('quick.py');
+    assert.equal(r.status, 201, r.text);
+    const id = (r.json as Json).id as string;
+    await new Promise((res) => setTimeout(res, 300));
+    const logs = await s.call('GET', `${base()}/runs/${id}/logs`);
+    assert.equal(logs.status, 200);
+    assert.equal((logs.json as Json).logs, null);
+    assert.equal(((logs.json as Json).run as Json).status, 'pending');
+    const c = await s.call('POST', `${base()}/runs/${id}/cancel`);
+    assert.equal(c.status, 201, c.text);
+    assert.equal((c.json as Json).status, 'cancelled');
+    const run = await waitForStatus(s, id, ['cancelled']);
+    assert.deepEqual(
+      (run.status_timeline as Json[]).map((t) => t.status),
+      ['pending', 'cancelled'],
+    );
+  });
+
+  it('fails the run of a worker killed with SIGKILL as worker_lost within 30 s; a restarted worker cleans up and never re-runs it', async () => {
+    const w1 = await startWorkerProcess(s);
+    children.push(w1.child);
+    // The cancelled request above is not run by the new worker.
+    const r = await createRun('sleep.py');
+    const id = (r.json as Json).id as string;
+    const running = await waitForStatus(s, id, ['running'], 30_000);
+    assert.equal(running.worker_id, w1.id);
+    const pid = running.pid as number;
+    assert.ok(alive(pid));
+    const killedAt = Date.now();
+    w1.child.kill('SIGKILL');
+    const failed = await waitForStatus(s, id, ['failed'], 40_000);
+    const elapsed = Date.now() - killedAt;
+    console.log(`worker killed → run failed (worker_lost) after ${elapsed} ms`);
+    assert.equal(failed.failure_reason, 'worker_lost');
+    assert.ok(elapsed < 30_000, `within 30 s (took ${elapsed} ms)`);
+    const timeline = (failed.status_timeline as Json[]).map((t) => t.status);
+    assert.deepEqual(timeline, ['pending', 'starting', 'running', 'failed']);
+    // The run's process outlived its worker; a restarted worker on the same data dir ends it.
+    assert.ok(alive(pid), 'the orphan is still running');
+    const w2 = await startWorkerProcess(s);
+    children.push(w2.child);
+    assert.equal(alive(pid), false, 'the restarted worker killed the orphaned run process');
+    const quick = await createRun('quick.py');
+    const done = await waitForStatus(s, (quick.json as Json).id as string, ['completed', 'failed'], 30_000);
+    assert.equal(done.status, 'completed');
+    assert.equal(done.worker_id, w2.id);
+    const again = await waitForStatus(s, id, ['failed']);
+    assert.deepEqual(
+      (again.status_timeline as Json[]).map((t) => t.status),
+      timeline,
+      'never re-run',
+    );
+    assert.equal(
+      ((await s.call('GET', `${base()}/runs?status=cancelled`)).json as { total: number }).total,
+      1,
+    );
+    w2.child.kill('SIGTERM');
+  });
+});
