@@ -16,6 +16,7 @@ describe('the unmodified dlt runtime CLI (dlt 1.20.0 + dlt-runtime 0.20.0)', () 
   let s: TestStack;
   let dir: string;
   let saved: string | undefined;
+  let jwt: string | undefined;
   before(async () => {
     s = await startTestStack();
     dir = mkdtempSync(join(tmpdir(), 'runway-dltws-'));
@@ -36,6 +37,8 @@ describe('the unmodified dlt runtime CLI (dlt 1.20.0 + dlt-runtime 0.20.0)', () 
     RUNTIME__AUTH_BASE_URL: s.auth,
     RUNTIME__DLTHUB_TELEMETRY: 'false',
     DLT_DATA_DIR: join(dir, '_storage'),
+    // After login, the token is handed over explicitly: /var/dlt is shared by every root process.
+    ...(jwt ? { RUNTIME__AUTH_TOKEN: jwt } : {}),
   });
   const dlt = async (...args: string[]) => {
     const r = await run(dltBin, ['--non-interactive', 'runtime', ...args], { cwd: dir, env: env() });
@@ -61,6 +64,8 @@ describe('the unmodified dlt runtime CLI (dlt 1.20.0 + dlt-runtime 0.20.0)', () 
     assert.match(out, /Logged in as admin@runway\.local/);
     assert.match(out, new RegExp(`Authorized to workspace ${s.workspaceId}`));
     assert.match(readFileSync(join(dir, '.dlt/config.toml'), 'utf8'), new RegExp(`workspace_id = "${s.workspaceId}"`));
+    jwt = /auth_token\s*=\s*"([^"]+)"/.exec(readFileSync(globalSecrets, 'utf8'))?.[1];
+    assert.ok(jwt, 'the CLI stored its JWT');
   });
 
   it('deploys, and a second deploy detects no changes', async () => {

@@ -126,6 +126,31 @@ describe('jobs and runs with the unmodified dlt runtime CLI (launch, job, job-ru
       await new Promise((res) => setTimeout(res, 200));
     }
     assert.match(text, /first run: False/, 'the pipeline state of run 1 is there for run 2');
+    // The run's details show the pipeline: tables, the child table, rows per table.
+    const first = await s.call('GET', `/api/v1/workspaces/${s.workspaceId}/runs?limit=1&offset=1`);
+    const run1 = await s.call(
+      'GET',
+      `/api/v1/workspaces/${s.workspaceId}/runs/${(first.json as { items: Json[] }).items[0]!.id as string}`,
+    );
+    const [p] = (run1.json as { pipelines: Json[] }).pipelines;
+    assert.ok(p, run1.text);
+    assert.equal(p.name, 'shop');
+    assert.equal(p.destination, 'duckdb');
+    assert.equal(p.dataset_name, 'shop_prod');
+    const counts = p.row_counts as Record<string, number>;
+    assert.equal(counts.customers, 2);
+    assert.equal(counts.customers__orders, 3);
+    assert.equal((p.loads as Json[]).length, 1);
+    const tables = p.tables as Json[];
+    const orders = tables.find((t) => t.name === 'customers__orders')!;
+    assert.equal(orders.parent, 'customers');
+    assert.equal(orders.rows, 3);
+    assert.ok((orders.columns as Json[]).some((c) => c.name === 'amount' && c.data_type === 'double'));
+    const pipeline = await s.call('GET', `/api/v1/workspaces/${s.workspaceId}/pipelines/shop`);
+    assert.equal(pipeline.status, 200, pipeline.text);
+    const pj = pipeline.json as { tables: Json[]; loads: Json[] };
+    assert.deepEqual(pj.tables.find((t) => t.name === 'customers')!.children, ['customers__orders']);
+    assert.equal(pj.loads.length, 2, 'a load per run');
     // The prod duckdb file holds the rows (the workspace's local dir on the server).
     const db = join(s.dataDir, 'workspaces', s.workspaceId, 'local', 'prod', 'warehouse.duckdb');
     assert.ok(existsSync(db), `${db} exists`);

@@ -90,6 +90,43 @@ export const RunCancelled = defineEvent(
 );
 export const RunSkipped = defineEvent('RunSkipped', z.object({ reason: z.string().min(1).max(2000) }));
 
+const name = z.string().min(1).max(1000);
+export const pipelineColumnSchema = z.object({
+  name,
+  dataType: z.string().max(100).nullable(),
+  nullable: z.boolean(),
+});
+export const pipelineTableSchema = z.object({
+  schema: name,
+  name,
+  /** The parent table of a child table (nested records), else null. */
+  parent: name.nullable(),
+  writeDisposition: z.string().max(100).nullable(),
+  columns: z.array(pipelineColumnSchema).max(2000),
+});
+export const pipelineReportSchema = z.object({
+  name,
+  destination: z.string().max(200).nullable(),
+  datasetName: z.string().max(1000).nullable(),
+  schemaNames: z.array(name).max(100),
+  /** When the pipeline's last trace (the one this run made) started. */
+  traceStartedAt: z.string().max(100).nullable(),
+  /** Rows per table normalized by this run. */
+  rowCounts: z.record(z.string(), z.number().int().min(0)),
+  loads: z.array(z.object({ loadId: z.string().min(1).max(100), completed: z.boolean() })).max(1000),
+  tables: z.array(pipelineTableSchema).max(2000),
+});
+export type PipelineReport = z.infer<typeof pipelineReportSchema>;
+
+/** What dlt left after the run: per pipeline the run touched, its tables (with parents), loads and row counts. */
+export const PipelineReported = defineEvent(
+  'PipelineReported',
+  z.object({
+    pipelines: z.array(pipelineReportSchema).max(50),
+    warnings: z.array(z.string().max(2000)).max(20),
+  }),
+);
+
 export const runEvents = [
   RunStarting,
   RunStarted,
@@ -99,5 +136,6 @@ export const runEvents = [
   RunCancelRequested,
   RunCancelled,
   RunSkipped,
+  PipelineReported,
 ] as const;
 export type RunEvent = EventOf<typeof runEvents>;

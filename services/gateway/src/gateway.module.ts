@@ -25,6 +25,7 @@ import { deploymentBlobsProvider } from './deployment/deployment.blobs.js';
 import { DeploymentRepository } from './deployment/deployment.repository.js';
 import { DeploymentUploads } from './deployment/deployment.uploads.js';
 import { JobsRepository } from './job/jobs.repository.js';
+import { PipelinesController } from './job/pipelines.controller.js';
 import { RunsController } from './job/runs.controller.js';
 import { ScriptsController } from './job/scripts.controller.js';
 
@@ -37,7 +38,7 @@ export class GatewayModule {
         DiscoveryModule,
         ClientsModule.register([{ name: SERVICES_CLIENT, transport: Transport.NATS, options: { servers: [natsUrl], name: 'runway-gateway-rpc' } }]),
       ],
-      controllers: [HealthController, OpenApiController, AuthController, MeController, TokensController, WorkspaceController, ConfigurationController, DeploymentController, ScriptsController, RunsController],
+      controllers: [HealthController, OpenApiController, AuthController, MeController, TokensController, WorkspaceController, ConfigurationController, DeploymentController, ScriptsController, RunsController, PipelinesController],
       providers: [
         { provide: SERVICE_CONTEXT, useValue: ctx },
         { provide: AUTH_OPTIONS, useValue: auth },

@@ -68,6 +68,53 @@ export const executionMigrations: MigrationSet = {
           updated_at timestamptz NOT NULL
         );`,
     },
+    {
+      name: '0002_pipelines',
+      up: `
+        CREATE TABLE pipelines (
+          workspace_id uuid NOT NULL,
+          name text NOT NULL,
+          destination text,
+          dataset_name text,
+          last_run_id uuid NOT NULL,
+          last_job_id uuid,
+          updated_at timestamptz NOT NULL,
+          PRIMARY KEY (workspace_id, name)
+        );
+        CREATE TABLE pipeline_tables (
+          workspace_id uuid NOT NULL,
+          pipeline_name text NOT NULL,
+          schema_name text NOT NULL,
+          table_name text NOT NULL,
+          parent text,
+          write_disposition text,
+          columns jsonb NOT NULL,
+          last_run_id uuid NOT NULL,
+          updated_at timestamptz NOT NULL,
+          PRIMARY KEY (workspace_id, pipeline_name, schema_name, table_name)
+        );
+        CREATE TABLE pipeline_loads (
+          workspace_id uuid NOT NULL,
+          pipeline_name text NOT NULL,
+          load_id text NOT NULL,
+          run_id uuid NOT NULL,
+          completed boolean NOT NULL,
+          row_counts jsonb,
+          at timestamptz NOT NULL,
+          PRIMARY KEY (workspace_id, pipeline_name, load_id)
+        );
+        CREATE TABLE run_pipelines (
+          run_id uuid NOT NULL,
+          workspace_id uuid NOT NULL,
+          pipeline_name text NOT NULL,
+          destination text,
+          dataset_name text,
+          row_counts jsonb NOT NULL,
+          loads jsonb NOT NULL,
+          tables jsonb NOT NULL,
+          PRIMARY KEY (run_id, pipeline_name)
+        );`,
+    },
   ],
 };
 
@@ -124,8 +171,65 @@ export interface RunOutputRow {
   updated_at: Date;
 }
 
+type Json<T> = ColumnType<T, string, string>;
+
+export interface PipelineRow {
+  workspace_id: string;
+  name: string;
+  destination: string | null;
+  dataset_name: string | null;
+  last_run_id: string;
+  last_job_id: string | null;
+  updated_at: Date;
+}
+
+export interface PipelineTableRow {
+  workspace_id: string;
+  pipeline_name: string;
+  schema_name: string;
+  table_name: string;
+  parent: string | null;
+  write_disposition: string | null;
+  columns: Json<{ name: string; dataType: string | null; nullable: boolean }[]>;
+  last_run_id: string;
+  updated_at: Date;
+}
+
+export interface PipelineLoadRow {
+  workspace_id: string;
+  pipeline_name: string;
+  load_id: string;
+  run_id: string;
+  completed: boolean;
+  row_counts: ColumnType<Record<string, number> | null, string | null, string | null>;
+  at: Date;
+}
+
+export interface RunPipelineRow {
+  run_id: string;
+  workspace_id: string;
+  pipeline_name: string;
+  destination: string | null;
+  dataset_name: string | null;
+  row_counts: Json<Record<string, number>>;
+  loads: Json<{ loadId: string; completed: boolean }[]>;
+  tables: Json<
+    {
+      schema: string;
+      name: string;
+      parent: string | null;
+      writeDisposition: string | null;
+      columns: { name: string; dataType: string | null; nullable: boolean }[];
+    }[]
+  >;
+}
+
 export interface ExecutionTables {
   runs: RunRow;
   run_status_timeline: TimelineRow;
   run_output: RunOutputRow;
+  pipelines: PipelineRow;
+  pipeline_tables: PipelineTableRow;
+  pipeline_loads: PipelineLoadRow;
+  run_pipelines: RunPipelineRow;
 }

@@ -147,6 +147,18 @@ describe('run decider', () => {
       .thenThrows(DomainError, /^run 3 is already in a terminal state \(completed\)$/);
   });
 
+  it('records the pipelines once, while finalizing', () => {
+    const report: RunCommand = { type: 'ReportPipelines', pipelines: [], warnings: ['w'] };
+    const reported: RunEvent = { type: 'PipelineReported', data: { pipelines: [], warnings: ['w'] } };
+    s.given([starting, started, finalizing]).when(report).then([reported]);
+    s.given([starting, started, finalizing, reported]).when(report).thenNothing();
+    s.given([starting, started]).when(report).thenNothing();
+    // It does not change the status.
+    s.given([starting, started, finalizing, reported])
+      .when({ type: 'CompleteRun', exitCode: 0, durationMs: 10 })
+      .then([completed]);
+  });
+
   it('skips only a run nobody claimed', () => {
     s.given([])
       .when({ type: 'SkipRun', reason: 'previous run still running' })

@@ -1,5 +1,11 @@
 import { DomainError, NotFoundError, type Decider } from '#libs/eventstore';
-import { TERMINAL_RUN_STATUSES, type RunEvent, type RunFailureReason, type RunStatus } from '#libs/contracts';
+import {
+  TERMINAL_RUN_STATUSES,
+  type PipelineReport,
+  type RunEvent,
+  type RunFailureReason,
+  type RunStatus,
+} from '#libs/contracts';
 
 /**
  * The `run` aggregate (id = run id). A run is born `pending` by RunRequested on its job's stream;
@@ -31,7 +37,8 @@ export type RunCommand =
       durationMs: number | null;
       endedAt: string | null;
     }
-  | { type: 'SkipRun'; reason: string };
+  | { type: 'SkipRun'; reason: string }
+  | { type: 'ReportPipelines'; pipelines: PipelineReport[]; warnings: string[] };
 
 export interface RunState {
   /** `pending`: no event on this aggregate yet (nobody claimed the run). */
@@ -40,6 +47,7 @@ export interface RunState {
   workerId: string | undefined;
   /** Set once the process was reported started. */
   started: boolean;
+  pipelinesReported: boolean;
 }
 
 const initialState = (): RunState => ({
@@ -47,6 +55,7 @@ const initialState = (): RunState => ({
   number: undefined,
   workerId: undefined,
   started: false,
+  pipelinesReported: false,
 });
 
 export function isTerminal(status: RunStatus): boolean {
@@ -71,6 +80,8 @@ function evolve(state: RunState, event: RunEvent): RunState {
       return { ...state, status: 'cancelled' };
     case 'RunSkipped':
       return { ...state, status: 'skipped' };
+    case 'PipelineReported':
+      return { ...state, pipelinesReported: true };
   }
 }
 
@@ -154,6 +165,12 @@ function decide(command: RunCommand, state: RunState): RunEvent[] {
     case 'SkipRun':
       if (state.status !== 'pending') return [];
       return [{ type: 'RunSkipped', data: { reason: command.reason } }];
+    case 'ReportPipelines':
+      // Once, while the worker collects what the process left.
+      if (state.status !== 'finalizing' || state.pipelinesReported) return [];
+      return [
+        { type: 'PipelineReported', data: { pipelines: command.pipelines, warnings: command.warnings } },
+      ];
   }
 }
 

@@ -147,9 +147,14 @@ export class OutputCapture {
   constructor(
     private readonly ref: RunOutputRef,
     private readonly sink: RunOutputSink,
-    /** Secret values, longest first. */
-    private readonly secrets: readonly string[] = [],
-  ) {}
+    /** Secret values of the run's configuration. */
+    secretValues: readonly string[] = [],
+  ) {
+    this.secrets = expandSecrets(secretValues);
+  }
+
+  /** Each secret with its base64, base64url and URL-encoded forms; 4 characters or more; longest first. */
+  private readonly secrets: readonly string[];
 
   mask(text: string): string {
     let t = text;
@@ -204,4 +209,16 @@ export class OutputCapture {
     }
     this.sink.append(this.ref, lines);
   }
+}
+
+export function expandSecrets(values: readonly string[]): string[] {
+  const all = new Set<string>();
+  for (const v of values) {
+    if (v.length < 4) continue;
+    const b = Buffer.from(v, 'utf8');
+    for (const form of [v, b.toString('base64'), b.toString('base64').replace(/=+$/, ''), b.toString('base64url'), encodeURIComponent(v)]) {
+      if (form.length >= 4) all.add(form);
+    }
+  }
+  return [...all].sort((a, b) => b.length - a.length);
 }

@@ -22,6 +22,7 @@ import { RunCommands, runRef } from '../run/run.handler.js';
 import type { RunLeases } from './leases.js';
 import { dotDltOf, insideDir, type MaterializedConfig, type RunMaterializer } from './materializer.js';
 import { OutputCapture, PostgresOutputSink, type RunOutputSink } from './output.js';
+import { collectPipelines } from './pipeline-report.js';
 import {
   groupAlive,
   livePidsOfGroup,
@@ -381,6 +382,7 @@ class RunExecution {
   private timeoutTimer: NodeJS.Timeout | undefined;
   private done: Promise<void> | undefined;
   private closed: Promise<void> = Promise.resolve();
+  private prepared: { env: Record<string, string>; argv: string[] } | undefined;
   private readonly runDir: string;
   private readonly metaFile: string;
 
@@ -531,6 +533,7 @@ class RunExecution {
       };
       try {
         prepared = await this.prepare();
+        this.prepared = prepared;
       } catch (err) {
         if (this.endReason === 'cancel')
           return void (await this.confirmCancelled(null, 'cancelled before the process started'));
@@ -779,7 +782,27 @@ class RunExecution {
     );
     if (state.status === 'cancelling')
       return this.confirmCancelled(exit, 'the process ended while the run was being cancelled');
-    // (PipelineReported: what dlt left in the pipelines directory is collected here.)
+    // What dlt left in the job's pipelines directory: schemas, loads, row counts.
+    if (this.prepared) {
+      const env = this.prepared.env;
+      const venvPython = env.UV_PROJECT_ENVIRONMENT
+        ? join(env.UV_PROJECT_ENVIRONMENT, 'bin', 'python')
+        : undefined;
+      const collected = await collectPipelines({
+        python: venvPython && existsSync(venvPython) ? venvPython : this.w.python,
+        env,
+        cwd: env.DLT_DATA_DIR!,
+        since: this.spawnedAt!,
+      });
+      if (collected.pipelines.length > 0 || collected.warnings.length > 0) {
+        state = await this.cmd(
+          { type: 'ReportPipelines', pipelines: collected.pipelines, warnings: collected.warnings },
+          'pipelines',
+        );
+        if (state.status === 'cancelling')
+          return this.confirmCancelled(exit, 'the process ended while the run was being cancelled');
+      }
+    }
     const durationMs = exit.at - this.spawnedAt!;
     if (exit.code === 0) {
       state = await this.cmd({ type: 'CompleteRun', exitCode: 0, durationMs }, 'completed');

@@ -153,6 +153,57 @@ export class JobsRepository {
       .execute();
   }
 
+  /** What a run's pipelines did (PipelineReported). */
+  runPipelines(runId: string) {
+    return this.db
+      .selectFrom('run_pipelines')
+      .selectAll()
+      .where('run_id', '=', runId)
+      .orderBy('pipeline_name')
+      .execute();
+  }
+
+  pipelines(ws: string) {
+    return this.db
+      .selectFrom('pipelines')
+      .selectAll()
+      .where('workspace_id', '=', ws)
+      .orderBy('name')
+      .execute();
+  }
+
+  pipeline(ws: string, name: string) {
+    return this.db
+      .selectFrom('pipelines')
+      .selectAll()
+      .where('workspace_id', '=', ws)
+      .where('name', '=', name)
+      .executeTakeFirst();
+  }
+
+  pipelineTables(ws: string, name: string) {
+    return this.db
+      .selectFrom('pipeline_tables')
+      .selectAll()
+      .where('workspace_id', '=', ws)
+      .where('pipeline_name', '=', name)
+      .orderBy('schema_name')
+      .orderBy('table_name')
+      .execute();
+  }
+
+  pipelineLoads(ws: string, name: string, limit: number) {
+    return this.db
+      .selectFrom('pipeline_loads')
+      .selectAll()
+      .where('workspace_id', '=', ws)
+      .where('pipeline_name', '=', name)
+      .orderBy('at', 'desc')
+      .orderBy('load_id', 'desc')
+      .limit(limit)
+      .execute();
+  }
+
   /** The run's output so far; undefined before its process started. */
   async output(runId: string): Promise<{ text: string; truncated: boolean } | undefined> {
     return this.db

@@ -151,9 +151,27 @@ export class RunsController {
     await this.access.require(req, ws, 'read');
     const run = await this.requireRun(ws, id);
     const [detailed] = await this.detailedMany([run]);
-    const timeline = await this.repo.timeline(run.id);
+    const [timeline, pipelines] = await Promise.all([
+      this.repo.timeline(run.id),
+      this.repo.runPipelines(run.id),
+    ]);
     return {
       ...detailed!,
+      pipelines: pipelines.map((p) => ({
+        name: p.pipeline_name,
+        destination: p.destination,
+        dataset_name: p.dataset_name,
+        row_counts: p.row_counts,
+        loads: p.loads.map((l) => ({ load_id: l.loadId, completed: l.completed })),
+        tables: p.tables.map((t) => ({
+          schema: t.schema,
+          name: t.name,
+          parent: t.parent,
+          write_disposition: t.writeDisposition,
+          rows: p.row_counts[t.name] ?? 0,
+          columns: t.columns.map((c) => ({ name: c.name, data_type: c.dataType, nullable: c.nullable })),
+        })),
+      })),
       status_timeline: timeline.map((t) => ({
         status: t.status as DetailedRunResponse['status'],
         at: t.at.toISOString(),

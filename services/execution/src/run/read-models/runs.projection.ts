@@ -19,7 +19,7 @@ function exitText(exitCode: number | null, signal: string | null): string {
 }
 
 /** What a run event changes on its row, and its line in the status timeline. */
-function changeOf(e: RunEvent, at: Date): Change {
+function changeOf(e: RunEvent, at: Date): Change | undefined {
   switch (e.type) {
     case 'RunStarting':
       return {
@@ -85,6 +85,8 @@ function changeOf(e: RunEvent, at: Date): Change {
       };
     case 'RunSkipped':
       return { status: 'skipped', at, reason: e.data.reason, set: { message: e.data.reason } };
+    case 'PipelineReported':
+      return undefined; // the pipelines projection's
   }
 }
 
@@ -166,6 +168,7 @@ export const runsProjection = defineProjection<ExecutionTables>({
       }
       const runId = stored.aggregate.id;
       const c = changeOf({ type: stored.type, data: stored.data } as RunEvent, at);
+      if (!c) continue;
       await db
         .updateTable('runs')
         .set({ ...c.set, status: c.status, updated_at: at })
