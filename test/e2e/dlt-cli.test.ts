@@ -107,4 +107,21 @@ describe('the unmodified dlt runtime CLI (dlt 1.20.0 + dlt-runtime 0.20.0)', () 
     const list = await dlt('deployment', 'list');
     assert.match(list.out, /\b2\b/);
   });
+
+  it('shows the workspace with info once a job has run', async () => {
+    const job = await s.call('POST', `/api/v1/workspaces/${s.workspaceId}/scripts`, {
+      name: 'pipeline.py',
+      description: 'The pipeline.py script',
+      entry_point: 'pipeline.py',
+      script_type: 'batch',
+      profile: null,
+      schedule: null,
+    });
+    assert.equal(job.status, 201, job.text);
+    const run = await s.call('POST', `/api/v1/workspaces/${s.workspaceId}/runs`, { script_id_or_name: 'pipeline.py', profile: null });
+    assert.equal(run.status, 201, run.text);
+    const info = await dlt('info');
+    assert.equal(info.code, 0, info.out);
+    assert.match(info.out, /pipeline\.py/);
+  });
 });
