@@ -3,6 +3,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { after, before, describe, it } from 'node:test';
 import { protoPath } from '../../services/gateway/src/grpc/grpc-server.js';
+import { uploadPackage } from '../jobs/support.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 
 type Unary = (req: object, md: grpc.Metadata, cb: (err: grpc.ServiceError | null, res: Record<string, unknown>) => void) => void;
@@ -55,5 +56,59 @@ describe('gRPC API', () => {
     assert.equal(denied.err?.code, grpc.status.UNAUTHENTICATED);
     const bad = await call('CreateToken', { name: '' });
     assert.equal(bad.err?.code, grpc.status.INVALID_ARGUMENT);
+  });
+
+  it('upserts scripts, creates, gets, lists and cancels runs, serves logs', async () => {
+    await uploadPackage(s, 'deployments', [{ path: 'grpc/hello.py', content: 'print("hello from grpc")\n' }]);
+    const ws = s.workspaceId;
+    const up = await call('UpsertScript', { workspace_id: ws, name: 'grpc/hello.py', entry_point: 'grpc/hello.py', description: 'via gRPC' });
+    assert.equal(up.err, null, up.err?.details);
+    assert.equal(up.res.name, 'grpc/hello.py');
+    assert.equal(up.res.script_type, 'batch');
+    assert.equal(up.res.version, 1);
+    assert.equal(up.res.schedule, '');
+    const same = await call('UpsertScript', { workspace_id: ws, name: 'grpc/hello.py', entry_point: 'grpc/hello.py', description: 'via gRPC' });
+    assert.equal(same.res.version, 1, 'no change, no version');
+    const sched = await call('UpsertScript', { workspace_id: ws, name: 'grpc/hello.py', entry_point: 'grpc/hello.py', description: 'via gRPC', schedule: '*/5 * * * *' });
+    assert.equal(sched.err, null, sched.err?.details);
+    assert.equal(sched.res.version, 2);
+    assert.equal(sched.res.schedule, '*/5 * * * *');
+    const got = await call('GetScript', { workspace_id: ws, id_or_name: 'grpc/hello.py' });
+    assert.equal(got.err, null, got.err?.details);
+    assert.equal(got.res.id, up.res.id);
+    assert.equal((await call('GetScript', { workspace_id: ws, id_or_name: 'nope.py' })).err?.code, grpc.status.NOT_FOUND);
+    const scripts = await call('ListScripts', { workspace_id: ws });
+    assert.ok((scripts.res.items as { name: string }[]).some((x) => x.name === 'grpc/hello.py'));
+    const bad = await call('UpsertScript', { workspace_id: ws, name: 'x.py', entry_point: '' });
+    assert.equal(bad.err?.code, grpc.status.INVALID_ARGUMENT);
+
+    const created = await call('CreateRun', { workspace_id: ws, script_id_or_name: 'grpc/hello.py' });
+    assert.equal(created.err, null, created.err?.details);
+    assert.equal(created.res.number, 1);
+    assert.equal((created.res.script as { name: string }).name, 'grpc/hello.py');
+    const runId = String(created.res.id);
+    let run: Record<string, unknown> = created.res;
+    const until = Date.now() + 60_000;
+    while (!['completed', 'failed', 'cancelled'].includes(String(run.status)) && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 200));
+      const g = await call('GetRun', { workspace_id: ws, run_id: runId });
+      assert.equal(g.err, null, g.err?.details);
+      run = g.res;
+    }
+    assert.equal(run.status, 'completed', JSON.stringify(run));
+    assert.ok((run.status_timeline as { status: string }[]).some((t) => t.status === 'running'));
+    const logs = await call('GetRunLogs', { workspace_id: ws, run_id: runId });
+    assert.equal(logs.err, null, logs.err?.details);
+    assert.match(String(logs.res.logs), /hello from grpc/);
+    assert.equal((logs.res.run as { id: string }).id, runId);
+    const list = await call('ListRuns', { workspace_id: ws, script_id: up.res.id });
+    assert.equal(list.err, null, list.err?.details);
+    assert.deepEqual((list.res.items as { id: string }[]).map((r) => r.id), [runId]);
+    const cancel = await call('CancelRun', { workspace_id: ws, run_id: runId });
+    assert.ok(cancel.err, 'a finished run cannot be cancelled');
+    assert.ok([grpc.status.INVALID_ARGUMENT, grpc.status.FAILED_PRECONDITION].includes(cancel.err.code), String(cancel.err.code));
+    assert.match(cancel.err.details, /terminal state/);
+    assert.equal((await call('GetRun', { workspace_id: ws, run_id: '00000000-0000-4000-8000-000000000000' })).err?.code, grpc.status.NOT_FOUND);
+    assert.equal((await call('CreateRun', { workspace_id: ws, script_id_or_name: 'nope.py' })).err?.code, grpc.status.NOT_FOUND);
   });
 });

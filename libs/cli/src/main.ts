@@ -5,6 +5,7 @@ import { registerProjections } from './admin/projections.js';
 import { registerAccess } from './admin/access.js';
 import { registerAccount } from './commands/account.js';
 import { registerSync } from './commands/sync.js';
+import { registerJobs } from './commands/jobs.js';
 import { ClientError } from '#libs/client';
 import type { GlobalOptions } from './session.js';
 import { CliError } from './instance.js';
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   const g = () => program.opts<GlobalOptions>();
   registerAccount(program, g);
   registerSync(program, g);
+  registerJobs(program, g);
   const admin = program.command('admin').description('operator commands for the local instance');
   registerEvents(admin);
   registerProjections(admin, () => g().json ?? false);

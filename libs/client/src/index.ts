@@ -57,6 +57,63 @@ export interface FileRef {
   sha256: string;
 }
 
+export interface Script {
+  id: string;
+  name: string;
+  description: string;
+  entry_point: string;
+  script_type: 'batch' | 'interactive';
+  script_url: string;
+  version: number;
+  active: boolean;
+  workspace_id: string;
+  date_added: string;
+  date_updated: string;
+  schedule: string | null;
+  profile: string | null;
+  next_scheduled_run: string | null;
+  timeout_seconds: number | null;
+  last_run?: Run | null;
+}
+
+export interface Run {
+  id: string;
+  number: number;
+  status: string;
+  trigger: string;
+  workspace_id: string;
+  profile: string | null;
+  date_added: string;
+  time_started: string | null;
+  time_ended: string | null;
+  duration: number | null;
+  script_id: string;
+  script_version: number;
+  deployment_version: number | null;
+  configuration_version: number | null;
+  exit_code: number | null;
+  signal: string | null;
+  failure_reason: string | null;
+  message: string | null;
+  stderr_tail: string[] | null;
+  script?: Script;
+  status_timeline?: { status: string; at: string; reason: string }[];
+}
+
+export interface UpsertScript {
+  name: string;
+  entry_point: string;
+  script_type: 'batch' | 'interactive';
+  description?: string;
+  schedule?: string | null;
+  profile?: string | null;
+  active?: boolean;
+  timeout_seconds?: number | null;
+}
+
+export const TERMINAL_RUN_STATUSES = ['completed', 'failed', 'cancelled', 'skipped'];
+
+
 /** Derives the auth base from an API base ending in /api (Runway serves both from one origin). */
 export function authBaseFor(apiBase: string): string {
   return apiBase.replace(/\/api\/?$/, '/auth');
@@ -188,6 +245,35 @@ export class RunwayClient {
   /** Uploads the .dlt package; no new version when nothing changed. */
   syncConfiguration(ws: string, tarGz: Uint8Array) {
     return this.api<Configuration & { created?: boolean }>('POST', `${this.ws(ws)}/configurations/sync`, multipart(tarGz, 'configurations.tar.gz'));
+  }
+
+  listScripts(ws: string, limit = 100, offset = 0) {
+    return this.api<Page<Script>>('GET', `${this.ws(ws)}/scripts?limit=${limit}&offset=${offset}`);
+  }
+  /** By id or name (names may contain "/"). */
+  getScript(ws: string, idOrName: string) {
+    return this.api<Script>('GET', `${this.ws(ws)}/scripts/${idOrName.split('/').map(encodeURIComponent).join('/')}`);
+  }
+  upsertScript(ws: string, body: UpsertScript) {
+    return this.api<Script>('POST', `${this.ws(ws)}/scripts`, body);
+  }
+  listRuns(ws: string, opts: { scriptId?: string; status?: string; limit?: number; offset?: number } = {}) {
+    const q = new URLSearchParams({ limit: String(opts.limit ?? 100), offset: String(opts.offset ?? 0) });
+    if (opts.scriptId) q.set('script_id', opts.scriptId);
+    if (opts.status) q.set('status', opts.status);
+    return this.api<Page<Run>>('GET', `${this.ws(ws)}/runs?${q.toString()}`);
+  }
+  createRun(ws: string, scriptIdOrName: string, profile?: string | null) {
+    return this.api<Run>('POST', `${this.ws(ws)}/runs`, { script_id_or_name: scriptIdOrName, ...(profile !== undefined ? { profile } : {}) });
+  }
+  getRun(ws: string, runId: string) {
+    return this.api<Run>('GET', `${this.ws(ws)}/runs/${encodeURIComponent(runId)}`);
+  }
+  runLogs(ws: string, runId: string) {
+    return this.api<{ run: Run; logs: string | null }>('GET', `${this.ws(ws)}/runs/${encodeURIComponent(runId)}/logs`);
+  }
+  cancelRun(ws: string, runId: string) {
+    return this.api<Run>('POST', `${this.ws(ws)}/runs/${encodeURIComponent(runId)}/cancel`);
   }
 
   listTokens() {

@@ -41,12 +41,21 @@ const upload = (kind: 'deployments' | 'configurations') => (c: RunwayClient, req
   form.append('file', new Blob([bytes], { type: 'application/x-tar' }), `${kind}.tar.gz`);
   return c.api('POST', `/v1/workspaces/${ws(req)}/${kind}`, form);
 };
-/** null → '' for proto3 strings. */
+/** A required path parameter; "/" inside (script names) kept as separators. */
+const pathOf = (v: unknown, field: string) => {
+  const s = String(v ?? '');
+  if (!s) throw new ClientError(400, `${field} is required`);
+  return s.split('/').map(encodeURIComponent).join('/');
+};
+const runId = (req: Req) => pathOf(req.run_id, 'run_id');
+/** Whether an `optional` proto3 field was set (proto-loader with oneofs: the synthetic `_field` oneof). */
+const has = (req: Req, field: string) => req[`_${field}`] === field || (req[field] !== undefined && req[field] !== null && !(`_${field}` in req));
+/** null → unset (proto3 default: '' for strings, 0 for numbers, absent for messages). */
 const clean = (v: unknown): unknown =>
   Array.isArray(v)
     ? v.map(clean)
     : v && typeof v === 'object'
-      ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, x === null ? '' : clean(x)]))
+      ? Object.fromEntries(Object.entries(v).flatMap(([k, x]) => (x === null ? [] : [[k, clean(x)]])))
       : v;
 
 /**
@@ -65,6 +74,31 @@ const handlers: Record<string, Handler> = {
   ListTokens: (c) => c.listTokens(),
   CreateToken: (c, r) => c.createToken(String(r.name ?? ''), Number(r.expires_in_days) || undefined),
   RevokeToken: (c, r) => c.revokeToken(String(r.id ?? '')),
+  ListScripts: (c, r) => c.api('GET', `/v1/workspaces/${ws(r)}/scripts?${page(r)}`),
+  GetScript: (c, r) => c.api('GET', `/v1/workspaces/${ws(r)}/scripts/${pathOf(r.id_or_name, 'id_or_name')}`),
+  UpsertScript: (c, r) =>
+    c.api('POST', `/v1/workspaces/${ws(r)}/scripts`, {
+      name: String(r.name ?? ''),
+      entry_point: String(r.entry_point ?? ''),
+      script_type: String(r.script_type || 'batch'),
+      description: String(r.description ?? ''),
+      ...(has(r, 'schedule') ? { schedule: String(r.schedule) || null } : {}),
+      ...(has(r, 'profile') ? { profile: String(r.profile) || null } : {}),
+      ...(has(r, 'active') ? { active: Boolean(r.active) } : {}),
+      ...(has(r, 'timeout_seconds') ? { timeout_seconds: Number(r.timeout_seconds) || null } : {}),
+    }),
+  ListRuns: (c, r) => {
+    const q = page(r) + (r.script_id ? `&script_id=${encodeURIComponent(String(r.script_id))}` : '') + (r.status ? `&status=${encodeURIComponent(String(r.status))}` : '');
+    return c.api('GET', `/v1/workspaces/${ws(r)}/runs?${q}`);
+  },
+  GetRun: (c, r) => c.api('GET', `/v1/workspaces/${ws(r)}/runs/${runId(r)}`),
+  CreateRun: (c, r) =>
+    c.api('POST', `/v1/workspaces/${ws(r)}/runs`, {
+      script_id_or_name: String(r.script_id_or_name ?? ''),
+      ...(r.profile ? { profile: String(r.profile) } : {}),
+    }),
+  CancelRun: (c, r) => c.api('POST', `/v1/workspaces/${ws(r)}/runs/${runId(r)}/cancel`),
+  GetRunLogs: (c, r) => c.api('GET', `/v1/workspaces/${ws(r)}/runs/${runId(r)}/logs`),
 };
 
 export interface GrpcServerHandle {

@@ -1,0 +1,275 @@
+import type { Command } from 'commander';
+import { existsSync, statSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
+import { ClientError, TERMINAL_RUN_STATUSES, type Run, type RunwayClient, type Script } from '#libs/client';
+import { CliError } from '../instance.js';
+import { table } from '../output.js';
+import { boundWorkspace, client, type GlobalOptions } from '../session.js';
+import { LocalWorkspace } from '../workspace/local.js';
+import { printOut } from './print.js';
+import { syncConfiguration, syncDeployment } from './sync.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const isTerminal = (status: string) => TERMINAL_RUN_STATUSES.includes(status);
+
+const scriptRow = (s: Script) => ({
+  Name: s.name,
+  'Entry point': s.entry_point,
+  Type: s.script_type,
+  'Version #': s.version,
+  Schedule: s.schedule ?? '',
+  Profile: s.profile ?? '',
+  'Last run': s.last_run ? `#${s.last_run.number} ${s.last_run.status}` : '',
+  Description: s.description,
+});
+const runRow = (r: Run) => ({
+  'Run #': r.number,
+  Script: r.script?.name ?? r.script_id,
+  Status: r.status,
+  Trigger: r.trigger,
+  Profile: r.profile ?? '',
+  'Created at': r.date_added,
+  Started: r.time_started ?? '',
+  Ended: r.time_ended ?? '',
+  Duration: r.duration ?? '',
+  Failure: r.failure_reason ? `${r.failure_reason}${r.exit_code !== null ? ` (exit code ${r.exit_code})` : ''}` : '',
+});
+
+/** Why a run did not complete, in one line. */
+function failureText(r: Run): string {
+  const name = r.script?.name ?? r.script_id;
+  if (r.status === 'cancelled') return `run #${r.number} of ${name} was cancelled`;
+  const parts = [r.failure_reason ?? 'unknown reason'];
+  if (r.exit_code !== null && r.exit_code !== undefined) parts.push(`exit code ${r.exit_code}`);
+  if (r.signal) parts.push(`signal ${r.signal}`);
+  return `run #${r.number} of ${name} ${r.status}: ${parts.join(', ')}${r.message ? ` (${r.message})` : ''}`;
+}
+
+/** Splits `[op] [script] [N]` in any order. */
+function parseArgs(args: string[], ops: string[], dflt: string): { op: string; script?: string; n?: number } {
+  let op: string | undefined;
+  let script: string | undefined;
+  let n: number | undefined;
+  for (const a of args) {
+    if (/^\d+$/.test(a) && script !== undefined) {
+      if (n !== undefined) throw new CliError(`unexpected ${a}: give one run number`, 2);
+      n = Number(a);
+    } else if (ops.includes(a) && op === undefined) {
+      op = a;
+    } else if (script === undefined) {
+      script = a;
+    } else throw new CliError(`unexpected argument ${a}: expected ${ops.join('|')}, a script and a number`, 2);
+  }
+  return { op: op ?? dflt, script, n: n === 0 ? undefined : n };
+}
+
+function requireScript(script: string | undefined, usage: string): string {
+  if (!script) throw new CliError(`missing script: ${usage}`, 2);
+  return script;
+}
+
+function requireLocalFile(ws: LocalWorkspace, entry: string): void {
+  const abs = isAbsolute(entry) ? entry : join(ws.root, entry);
+  if (!existsSync(abs) || !statSync(abs).isFile()) throw new CliError(`entry point ${entry} not found in ${ws.root}`, 2);
+}
+
+/** Run N of a script (default: the latest). Run numbers of a job have no gaps, newest first. */
+async function findRun(c: RunwayClient, wsId: string, script: Script, n?: number): Promise<Run> {
+  const latest = (await c.listRuns(wsId, { scriptId: script.id, limit: 1 })).items[0];
+  if (!latest) throw new CliError(`script ${script.name} has no runs`);
+  if (n === undefined || n === latest.number) return latest;
+  if (n < latest.number) {
+    const at = (await c.listRuns(wsId, { scriptId: script.id, limit: 1, offset: latest.number - n })).items[0];
+    if (at?.number === n) return at;
+    // Fallback: scan.
+    for (let offset = 0; ; offset += 100) {
+      const page = await c.listRuns(wsId, { scriptId: script.id, limit: 100, offset });
+      const hit = page.items.find((r) => r.number === n);
+      if (hit) return hit;
+      if (page.items.length < 100) break;
+    }
+  }
+  throw new CliError(`run #${n} of script ${script.name} not found (latest is #${latest.number})`);
+}
+
+export function registerJobs(program: Command, g: () => GlobalOptions): void {
+  /** Progress and streamed logs: stdout for humans, stderr with --json (stdout then holds only JSON). */
+  const say = (m: string) => (g().json ? process.stderr : process.stdout).write(`${m}\n`);
+  const note = (m: string) => {
+    if (!g().json) process.stderr.write(`${m}\n`);
+  };
+  const session = async () => {
+    const ws = new LocalWorkspace();
+    const c = client(g(), true, ws);
+    const wsId = await boundWorkspace(c, ws, note);
+    return { ws, c, wsId };
+  };
+
+  /** Polls the run's logs every second, printing only new lines, until the run is terminal. */
+  async function follow(c: RunwayClient, wsId: string, run: Run, statusChanges = true): Promise<Run> {
+    let printed = 0;
+    let status = run.status;
+    for (;;) {
+      const { run: now, logs } = await c.runLogs(wsId, run.id);
+      const lines = logs === null ? [] : logs.split('\n');
+      for (const line of lines.slice(printed)) say(line);
+      printed = Math.max(printed, lines.length);
+      if (statusChanges && now.status !== status) say(`Run status: ${now.status}`);
+      status = now.status;
+      if (isTerminal(now.status)) return now;
+      await sleep(1000);
+    }
+  }
+
+  function finish(run: Run): void {
+    if (g().json) process.stdout.write(JSON.stringify(run, null, 2) + '\n');
+    if (run.status !== 'completed') throw new CliError(failureText(run));
+  }
+
+  program
+    .command('launch')
+    .description('deploy code and configuration, create or update the job, run it and follow its logs')
+    .argument('<script>', 'entry point, relative to the workspace root')
+    .option('-d, --detach', 'do not follow the logs: return once the run left pending')
+    .option('--description <text>', 'job description')
+    .action(async (script: string, opts: { detach?: boolean; description?: string }) => {
+      const { ws, c, wsId } = await session();
+      requireLocalFile(ws, script);
+      const d = await syncDeployment(c, wsId, ws);
+      note(d.created ? `Deployment version ${d.item.version} created` : `Deployment version ${d.item.version} is current`);
+      const cfg = await syncConfiguration(c, wsId, ws);
+      for (const w of cfg.item.warnings ?? []) note(`warning: ${w}`);
+      note(cfg.created ? `Configuration version ${cfg.item.version} created` : `Configuration version ${cfg.item.version} is current`);
+      const job = await c.upsertScript(wsId, {
+        name: script,
+        entry_point: script,
+        script_type: 'batch',
+        ...(opts.description !== undefined ? { description: opts.description } : {}),
+      });
+      say(`Job ${job.name} created or updated, version #${job.version}`);
+      let run = await c.createRun(wsId, job.id);
+      say(`Run #${run.number} of ${job.name} created`);
+      say(`Run status: ${run.status}`);
+      let status = run.status;
+      while (run.status === 'pending') {
+        await sleep(1000);
+        run = await c.getRun(wsId, run.id);
+        if (run.status !== status) say(`Run status: ${run.status}`);
+        status = run.status;
+      }
+      if (opts.detach) {
+        if (g().json) process.stdout.write(JSON.stringify(run, null, 2) + '\n');
+        if (isTerminal(run.status) && run.status !== 'completed') throw new CliError(failureText(run));
+        return;
+      }
+      const last = await follow(c, wsId, run);
+      finish(last);
+    });
+
+  program
+    .command('job')
+    .description('jobs (scripts): list | info <script> | create <script>')
+    .argument('[args...]', 'operation and script')
+    .option('--name <name>', 'job name (create; default: the entry point)')
+    .option('--schedule <cron>', 'cron schedule (create)')
+    .option('--interactive', 'an interactive job (create)')
+    .option('--description <text>', 'job description (create)')
+    .action(async (args: string[], opts: { name?: string; schedule?: string; interactive?: boolean; description?: string }) => {
+      const { op, script } = parseArgs(args, ['list', 'info', 'create'], 'info');
+      const { ws, c, wsId } = await session();
+      if (op === 'list') {
+        if (script) throw new CliError(`unexpected argument ${script}: job list takes no script`, 2);
+        const page = await c.listScripts(wsId);
+        printOut(g(), page.items, () => (page.items.length ? table(page.items.map(scriptRow)) : 'No jobs found in this workspace\n'));
+      } else if (op === 'create') {
+        const entry = requireScript(script, 'runway job create <script>');
+        requireLocalFile(ws, entry);
+        const job = await c.upsertScript(wsId, {
+          name: opts.name ?? entry,
+          entry_point: entry,
+          script_type: opts.interactive ? 'interactive' : 'batch',
+          ...(opts.description !== undefined ? { description: opts.description } : {}),
+          ...(opts.schedule !== undefined ? { schedule: opts.schedule } : {}),
+        });
+        printOut(g(), job, () => `Job ${job.name} created or updated, version #${job.version}\n` + table([scriptRow(job)]));
+      } else {
+        const job = await c.getScript(wsId, requireScript(script, 'runway job info <script>'));
+        printOut(g(), job, () => table([scriptRow(job)]));
+      }
+    });
+
+  program
+    .command('job-run')
+    .description('runs: list [<script>] | info <script> [N] | create <script> | cancel <script> [N]')
+    .argument('[args...]', 'operation, script and run number')
+    .action(async (args: string[]) => {
+      const { op, script, n } = parseArgs(args, ['list', 'info', 'create', 'cancel'], 'info');
+      const { c, wsId } = await session();
+      if (op === 'list') {
+        const job = script ? await c.getScript(wsId, script) : undefined;
+        const page = await c.listRuns(wsId, { scriptId: job?.id });
+        printOut(g(), page.items, () => (page.items.length ? table(page.items.map(runRow)) : `No runs found${job ? ` for ${job.name}` : ''}\n`));
+      } else if (op === 'create') {
+        const job = await c.getScript(wsId, requireScript(script, 'runway job-run create <script>'));
+        const run = await c.createRun(wsId, job.id);
+        printOut(g(), run, () => `Run #${run.number} of ${job.name} created\n` + table([runRow(run)]));
+      } else if (op === 'cancel') {
+        await cancel(c, wsId, requireScript(script, 'runway job-run cancel <script> [N]'), n);
+      } else {
+        const job = await c.getScript(wsId, requireScript(script, 'runway job-run info <script> [N]'));
+        const run = await c.getRun(wsId, (await findRun(c, wsId, job, n)).id);
+        printOut(g(), run, () => {
+          const timeline = (run.status_timeline ?? []).map((t) => ({ status: t.status, at: t.at, reason: t.reason }));
+          const tail = run.stderr_tail?.length ? `\nstderr (last lines):\n${run.stderr_tail.join('\n')}\n` : '';
+          return table([runRow(run)]) + (timeline.length ? '\n' + table(timeline) : '') + tail;
+        });
+      }
+    });
+
+  async function cancel(c: RunwayClient, wsId: string, script: string, n?: number): Promise<void> {
+    const job = await c.getScript(wsId, script);
+    const run = await findRun(c, wsId, job, n);
+    let res: Run;
+    try {
+      res = await c.cancelRun(wsId, run.id);
+    } catch (err) {
+      if (err instanceof ClientError && err.status === 400) throw new CliError(`cannot cancel run #${run.number} of ${job.name}: ${err.detail}`);
+      throw err;
+    }
+    printOut(g(), res, () => `Requested cancellation of run #${res.number} of ${job.name} (status: ${res.status})\n`);
+  }
+
+  program
+    .command('cancel')
+    .description('cancel run N of a script (default: the latest)')
+    .argument('<script>')
+    .argument('[N]', 'run number')
+    .action(async (script: string, n?: string) => {
+      if (n !== undefined && !/^\d+$/.test(n)) throw new CliError(`invalid run number ${n}`, 2);
+      const { c, wsId } = await session();
+      await cancel(c, wsId, script, n ? Number(n) : undefined);
+    });
+
+  program
+    .command('logs')
+    .description('the output of run N of a script (default: the latest); -f follows it until it ends')
+    .argument('<script>')
+    .argument('[N]', 'run number')
+    .option('-f, --follow', 'follow the logs until the run ends')
+    .action(async (script: string, n: string | undefined, opts: { follow?: boolean }) => {
+      if (n !== undefined && !/^\d+$/.test(n)) throw new CliError(`invalid run number ${n}`, 2);
+      const { c, wsId } = await session();
+      const job = await c.getScript(wsId, script);
+      const run = await findRun(c, wsId, job, n ? Number(n) : undefined);
+      if (opts.follow) {
+        note(`Logs of run #${run.number} of ${job.name} (status: ${run.status})`);
+        const last = await follow(c, wsId, run, false);
+        note(`Run status: ${last.status}`);
+        if (g().json) process.stdout.write(JSON.stringify(last, null, 2) + '\n');
+        return;
+      }
+      const { run: now, logs } = await c.runLogs(wsId, run.id);
+      printOut(g(), { run: now, logs }, () => (logs === null ? '' : logs + '\n'));
+      note(`Run #${now.number} of ${job.name}: ${now.status}`);
+    });
+}

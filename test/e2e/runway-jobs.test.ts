@@ -1,0 +1,157 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { run } from '../support/exec.js';
+import { startTestStack, type TestStack } from '../support/stack.js';
+
+const root = process.cwd();
+const cli = join(root, 'bin/runway.mjs');
+
+const WORKSPACE: Record<string, string> = {
+  '.dlt/.workspace': '',
+  '.dlt/config.toml': 'log_level = "WARNING"\n',
+  '.gitignore': '_storage/\n',
+  'hello.py': 'for i in range(3):\n    print(f"hello line {i}", flush=True)\nprint("all done")\n',
+  'fail.py': 'import sys\nprint("failing on purpose", file=sys.stderr)\nsys.exit(3)\n',
+};
+
+describe('runway launch, job, job-run, cancel and logs', () => {
+  let s: TestStack;
+  let dir: string;
+  let configDir: string;
+  before(async () => {
+    s = await startTestStack({ RUNWAY_KILL_GRACE_SECONDS: '1' });
+    dir = mkdtempSync(join(tmpdir(), 'runway-jobsws-'));
+    configDir = mkdtempSync(join(tmpdir(), 'runway-cfg-'));
+    for (const [path, content] of Object.entries(WORKSPACE)) {
+      mkdirSync(dirname(join(dir, path)), { recursive: true });
+      writeFileSync(join(dir, path), content);
+    }
+  });
+  after(async () => {
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(configDir, { recursive: true, force: true });
+    await s.stop();
+  });
+
+  const env = () => {
+    const e: NodeJS.ProcessEnv = { ...process.env, RUNWAY_CONFIG_DIR: configDir, RUNWAY_TOKEN: s.adminToken };
+    delete e.RUNTIME__API_BASE_URL;
+    delete e.RUNTIME__AUTH_TOKEN;
+    delete e.DLT_PROJECT_DIR;
+    return e;
+  };
+  const runway = (...args: string[]) => run(process.execPath, [cli, '--api-url', s.api, ...args], { cwd: dir, env: env() });
+
+  it('launches a script, shows status changes and its output, and exits 0 on completed', async () => {
+    const r = await runway('launch', 'hello.py');
+    assert.equal(r.code, 0, r.out + r.err);
+    assert.match(r.out, /Job hello\.py created or updated, version #1/);
+    assert.match(r.out, /Run #1 of hello\.py created/);
+    assert.match(r.out, /Run status: (starting|running)/);
+    assert.match(r.out, /hello line 0\nhello line 1\nhello line 2\nall done/);
+    assert.equal(r.out.split('\n').filter((l) => l === 'hello line 1').length, 1, 'each line printed once');
+    assert.match(r.out, /Run status: completed/);
+  });
+
+  it('launch of a failing script exits 1 and says it failed, with the reason', async () => {
+    const r = await runway('launch', 'fail.py');
+    assert.equal(r.code, 1, r.out + r.err);
+    assert.match(r.out, /failing on purpose/);
+    assert.match(r.out, /Run status: failed/);
+    const last = r.err.trim().split('\n').at(-1)!;
+    assert.match(last, /^runway: run #1 of fail\.py failed: exit_code, exit code 3/);
+  });
+
+  it('launch -d returns once the run left pending', async () => {
+    const r = await runway('--json', 'launch', 'hello.py', '-d');
+    assert.equal(r.code, 0, r.out + r.err);
+    const j = JSON.parse(r.out) as { number: number; status: string };
+    assert.equal(j.number, 2);
+    assert.notEqual(j.status, 'pending');
+  });
+
+  it('lists and shows jobs', async () => {
+    const list = await runway('job', 'list');
+    assert.equal(list.code, 0, list.err);
+    assert.match(list.out, /Name\s+Entry point/);
+    assert.match(list.out, /hello\.py/);
+    assert.match(list.out, /fail\.py\s.*#1 failed/);
+    const json = await runway('--json', 'job', 'list');
+    assert.deepEqual((JSON.parse(json.out) as { name: string }[]).map((j) => j.name).sort(), ['fail.py', 'hello.py']);
+    const info = await runway('job', 'info', 'hello.py');
+    assert.equal(info.code, 0, info.err);
+    assert.match(info.out, /hello\.py/);
+    writeFileSync(join(dir, 'other.py'), 'print("other")\n');
+    const created = await runway('job', 'create', 'other.py', '--schedule', '*/5 * * * *', '--description', 'another one');
+    assert.equal(created.code, 0, created.err);
+    assert.match(created.out, /\*\/5 \* \* \* \*/);
+    const missing = await runway('job', 'create', 'absent.py');
+    assert.equal(missing.code, 2);
+    assert.match(missing.err, /entry point absent\.py not found/);
+  });
+
+  it('lists runs, shows one, prints logs, creates a run', async () => {
+    const runs = await runway('job-run', 'list', 'hello.py');
+    assert.equal(runs.code, 0, runs.err);
+    assert.match(runs.out, /Run #/);
+    assert.match(runs.out, /completed/);
+    assert.ok(!runs.out.includes('fail.py'));
+    const all = await runway('--json', 'job-run', 'list');
+    assert.equal((JSON.parse(all.out) as unknown[]).length, 3);
+    const one = await runway('job-run', 'info', 'hello.py', '1');
+    assert.equal(one.code, 0, one.err);
+    assert.match(one.out, /completed/);
+    assert.match(one.out, /running/, 'the status timeline');
+    const failed = await runway('--json', 'job-run', 'info', 'fail.py');
+    const f = JSON.parse(failed.out) as { number: number; status: string; exit_code: number };
+    assert.deepEqual([f.number, f.status, f.exit_code], [1, 'failed', 3]);
+    const logs = await runway('logs', 'hello.py', '1');
+    assert.equal(logs.code, 0, logs.err);
+    assert.match(logs.out, /hello line 0\nhello line 1\nhello line 2\nall done\n/);
+    const created = await runway('--json', 'job-run', 'create', 'hello.py');
+    assert.equal(created.code, 0, created.err);
+    assert.equal((JSON.parse(created.out) as { number: number }).number, 3);
+    const follow = await runway('logs', 'hello.py', '-f');
+    assert.equal(follow.code, 0, follow.err);
+    assert.match(follow.out, /all done/);
+    assert.match(follow.err, /Run status: completed/);
+    const nope = await runway('job-run', 'info', 'hello.py', '42');
+    assert.equal(nope.code, 1);
+    assert.match(nope.err, /run #42 of script hello\.py not found/);
+  });
+
+  it('cancel of a finished run reports the terminal state', async () => {
+    const c = await runway('cancel', 'fail.py');
+    assert.equal(c.code, 1, c.out);
+    assert.match(c.err, /terminal state/);
+    const c2 = await runway('job-run', 'cancel', 'hello.py', '1');
+    assert.equal(c2.code, 1);
+    assert.match(c2.err, /run 1 is already in a terminal state \(completed\)/);
+  });
+
+  it('cancels a running run; logs -f follows it to cancelled', async () => {
+    writeFileSync(join(dir, 'slow.py'), 'import time\nprint("slow start", flush=True)\ntime.sleep(600)\n');
+    const l = await runway('launch', 'slow.py', '-d');
+    assert.equal(l.code, 0, l.out + l.err);
+    const c = await runway('cancel', 'slow.py');
+    assert.equal(c.code, 0, c.out + c.err);
+    assert.match(c.out, /Requested cancellation of run #1 of slow\.py \(status: (cancelling|cancelled)\)/);
+    const f = await runway('--json', 'logs', 'slow.py', '-f');
+    assert.equal(f.code, 0, f.err);
+    assert.equal((JSON.parse(f.out) as { status: string }).status, 'cancelled');
+  });
+
+  it('an unknown script exits 1 with the server 404 detail', async () => {
+    for (const args of [['job', 'info', 'nope.py'], ['job-run', 'list', 'nope.py'], ['cancel', 'nope.py'], ['logs', 'nope.py']]) {
+      const r = await runway(...args);
+      assert.equal(r.code, 1, `${args.join(' ')}: ${r.out}${r.err}`);
+      assert.match(r.err, /script nope\.py not found \(HTTP 404\)/);
+    }
+    const l = await runway('launch', 'nope.py');
+    assert.equal(l.code, 2);
+    assert.match(l.err, /entry point nope\.py not found/);
+  });
+});
