@@ -2,3 +2,4 @@ export * from './context.js';
 export * from './host.js';
 export * from './microservice.js';
 export * from './rpc.js';
+export * from './standalone.js';
