@@ -93,6 +93,12 @@ export function mayHold(m: { headers?: MsgHdrs }, types: ReadonlySet<string>): b
 
 const utf8 = new TextDecoder();
 
+/**
+ * Below this body size, parsing the body costs less than decoding the headers (about 300 bytes of
+ * them on every commit): small commits are parsed directly, big ones checked against their header.
+ */
+const HEADER_CHECK_MIN_BYTES = 1024;
+
 /** aggregateRefSchema's check without zod (subjectOf runs on every append). */
 function isRef(a: unknown): a is AggregateRef {
   if (typeof a !== 'object' || a === null) return false;
@@ -230,14 +236,18 @@ export class EventStore {
     const subject = this.subjectOf(ref);
     const time = new Date().toISOString();
     const correlationId = meta.correlationId ?? meta.commandId;
+    const types: string[] = [];
+    const versions: number[] = [];
+    const stored = events.map((e) => {
+      const version = this.registry.versionOf(e.type);
+      types.push(e.type);
+      versions.push(version);
+      return { type: e.type, version, data: this.registry.validate(e) };
+    });
     const envelope: CommitEnvelope = {
       v: 1,
-      aggregate: ref,
-      events: events.map((e) => ({
-        type: e.type,
-        version: this.registry.versionOf(e.type),
-        data: this.registry.validate(e),
-      })),
+      aggregate: { workspaceId: ref.workspaceId, type: ref.type, id: ref.id }, // not the caller's extras
+      events: stored,
       meta: {
         commandId: meta.commandId,
         actor: meta.actor,
@@ -246,17 +256,19 @@ export class EventStore {
         time,
       },
     };
+    // A fresh header set: append, which skips the lookup-and-delete of set.
     const h = natsHeaders();
-    h.set(Headers.EventTypes, envelope.events.map((e) => e.type).join(','));
-    h.set(Headers.SchemaVersions, envelope.events.map((e) => e.version).join(','));
-    h.set(Headers.CorrelationId, correlationId);
-    if (meta.causationId) h.set(Headers.CausationId, meta.causationId);
-    h.set(Headers.Actor, meta.actor);
-    h.set(Headers.Time, time);
-    h.set(Headers.Aggregate, `${ref.type}/${ref.id}`);
+    h.append(Headers.EventTypes, types.join(','));
+    h.append(Headers.SchemaVersions, versions.join(','));
+    h.append(Headers.CorrelationId, correlationId);
+    if (meta.causationId) h.append(Headers.CausationId, meta.causationId);
+    h.append(Headers.Actor, meta.actor);
+    h.append(Headers.Time, time);
+    h.append(Headers.Aggregate, `${ref.type}/${ref.id}`);
     try {
       const ack = await this.js.publish(subject, JSON.stringify(envelope), {
-        msgID: `${ref.workspaceId}:${meta.commandId}`,
+        // Per aggregate: a command id reused on another aggregate is a different write, not a duplicate.
+        msgID: `${ref.workspaceId}:${ref.type}:${ref.id}:${meta.commandId}`,
         expect: { lastSubjectSequence: expectedSeq, streamName: this.stream },
         headers: h,
         timeout: 10_000,
@@ -333,9 +345,9 @@ export class EventStore {
       try {
         for await (const m of messages) {
           if (!types) yield opts.raw ? this.decodeRaw(m) : this.decode(m);
-          else if (mayHold(m, types)) {
-            const commit = opts.raw ? this.decodeRaw(m, { types }) : this.decode(m, { types });
-            if (commit.events.length > 0) yield commit;
+          else {
+            const commit = this.decodeMatching(m, types, opts.raw);
+            if (commit) yield commit;
           }
           if (!opts.follow && (m.seq >= endSeq || m.info.pending === 0)) break;
         }
@@ -361,6 +373,21 @@ export class EventStore {
    */
   decode(m: Pick<JsMsg, 'seq' | 'subject' | 'data'>, opts: DecodeOptions = {}): StoredCommit {
     return this.decodeWith(m, opts, (type, version, data) => this.registry.decode(type, version, data));
+  }
+
+  /**
+   * The commit with only its events of `types` (decoded and validated, or as stored with `raw`), or
+   * undefined when it holds none of them. Takes the cheaper way to find out: a big commit is first
+   * checked against its `Runway-Event-Types` header, so its body is parsed only when it matters.
+   */
+  decodeMatching(
+    m: Pick<JsMsg, 'seq' | 'subject' | 'data' | 'headers'>,
+    types: ReadonlySet<string>,
+    raw = false,
+  ): StoredCommit | undefined {
+    if (m.data.length >= HEADER_CHECK_MIN_BYTES && !mayHold(m, types)) return undefined;
+    const commit = raw ? this.decodeRaw(m, { types }) : this.decode(m, { types });
+    return commit.events.length > 0 ? commit : undefined;
   }
 
   /** Decodes the envelope only: payloads as stored, whatever their type or version. */

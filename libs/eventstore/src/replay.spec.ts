@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { headers } from '@nats-io/transport-node';
 import { z } from 'zod';
 import { createTestEnvironment, type TestEnvironment } from '#libs/testing';
 import {
@@ -98,6 +99,31 @@ describe('event store: type filters, decoding, consumer hygiene (real JetStream)
       () => store.decode({ seq: 10, subject: 'x', data: new TextEncoder().encode('nope') }),
       /message 10 is not JSON/,
     );
+  });
+
+  it('skips a big commit of other types by its header, without parsing its body', async () => {
+    const h = headers();
+    h.set('Runway-Event-Types', 'PrivateThing');
+    const consumer = await store.js.consumers.get(store.stream, { opt_start_seq: 1 });
+    const real = await consumer.next();
+    await consumer.delete();
+    assert.ok(real);
+    const fake = (body: string) => ({
+      seq: 99,
+      subject: 'x',
+      data: new TextEncoder().encode(body),
+      headers: h,
+    });
+    const only = new Set(['Incremented']);
+    // 2 KB that are not even JSON: never parsed.
+    assert.equal(store.decodeMatching(fake(`{${'x'.repeat(2048)}`), only), undefined);
+    // A small body is cheaper to parse than the header: parsed (and here found broken).
+    assert.throws(() => store.decodeMatching(fake('{x'), only), /not JSON/);
+    assert.deepEqual(
+      store.decodeMatching(real, only)?.events.map((e) => e.data),
+      [{ by: 1 }],
+    );
+    assert.equal(store.decodeMatching(real, new Set(['PrivateThing'])), undefined);
   });
 
   it('still explains a bad aggregate reference', () => {
