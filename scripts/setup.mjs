@@ -17,7 +17,11 @@ function say(msg) {
 }
 
 function run(cmd, argv, opts = {}) {
-  const r = spawnSync(cmd, argv, { cwd: root, stdio: quiet ? ['ignore', 'ignore', 'inherit'] : 'inherit', ...opts });
+  const r = spawnSync(cmd, argv, {
+    cwd: root,
+    stdio: quiet ? ['ignore', 'ignore', 'inherit'] : 'inherit',
+    ...opts,
+  });
   if (r.status !== 0) {
     process.stderr.write(`[setup] failed: ${cmd} ${argv.join(' ')} (exit ${r.status ?? r.signal})\n`);
     process.exit(r.status || 1);
@@ -45,7 +49,9 @@ if (!natsCandidates.some((c) => has(c))) {
   if (isRoot && has('apt-get', ['--version'])) {
     say('installing nats-server with apt-get');
     run('apt-get', ['update', '-qq']);
-    run('apt-get', ['install', '-y', '-qq', 'nats-server'], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+    run('apt-get', ['install', '-y', '-qq', 'nats-server'], {
+      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+    });
   } else {
     process.stderr.write(
       'nats-server is not installed. Install it (Debian/Ubuntu: sudo apt-get install nats-server; ' +
@@ -65,7 +71,15 @@ if (args.has('--python')) {
   if (!existsSync(stamp) || readFileSync(stamp, 'utf8') !== reqHash) {
     say('preparing the Python environment (.venv: dlt, duckdb)');
     if (!existsSync(py)) run(process.env.RUNWAY_BOOTSTRAP_PYTHON ?? 'python3', ['-m', 'venv', venv]);
-    run(py, ['-m', 'pip', 'install', '-q', '--disable-pip-version-check', '-r', join(root, 'requirements.txt')]);
+    run(py, [
+      '-m',
+      'pip',
+      'install',
+      '-q',
+      '--disable-pip-version-check',
+      '-r',
+      join(root, 'requirements.txt'),
+    ]);
     writeFileSync(stamp, reqHash);
   }
 }

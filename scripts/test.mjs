@@ -11,11 +11,17 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const filters = process.argv.slice(2);
 
-const setup = spawnSync(process.execPath, [join(root, 'scripts', 'setup.mjs'), '--python'], { stdio: 'inherit' });
+const setup = spawnSync(process.execPath, [join(root, 'scripts', 'setup.mjs'), '--python'], {
+  stdio: 'inherit',
+});
 if (setup.status !== 0) process.exit(setup.status ?? 1);
 
-const { startNatsServer, freePort } = await import(pathToFileURL(join(root, 'dist/libs/nats/src/index.js')).href);
-const { startEmbeddedPostgres } = await import(pathToFileURL(join(root, 'dist/libs/database/src/index.js')).href);
+const { startNatsServer, freePort } = await import(
+  pathToFileURL(join(root, 'dist/libs/nats/src/index.js')).href
+);
+const { startEmbeddedPostgres } = await import(
+  pathToFileURL(join(root, 'dist/libs/database/src/index.js')).href
+);
 
 function findTests(dir, out = []) {
   for (const name of readdirSync(dir)) {
@@ -54,7 +60,14 @@ try {
   code = await new Promise((resolve) => {
     const child = spawn(
       process.execPath,
-      ['--enable-source-maps', '--test', '--test-concurrency=2', '--test-timeout=600000', '--test-reporter=spec', ...files],
+      [
+        '--enable-source-maps',
+        '--test',
+        '--test-concurrency=2',
+        '--test-timeout=600000',
+        '--test-reporter=spec',
+        ...files,
+      ],
       {
         cwd: root,
         stdio: 'inherit',

@@ -3,7 +3,8 @@ import { after, before, describe, it } from 'node:test';
 import { startTestStack, type TestStack } from '../support/stack.js';
 
 type Json = Record<string, unknown>;
-const decodeJwt = (jwt: string) => JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString()) as Json;
+const decodeJwt = (jwt: string) =>
+  JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString()) as Json;
 
 describe('accounts, tokens and the device flow', () => {
   let s: TestStack;
@@ -15,14 +16,29 @@ describe('accounts, tokens and the device flow', () => {
   it('logs the CLI in through the device flow once an owner approves the code', async () => {
     const code = await s.call('POST', '/auth/v1/github/device-flow/code', undefined, null);
     assert.equal(code.status, 201, code.text);
-    const c = code.json as { device_code: string; user_code: string; verification_uri: string; interval: number };
+    const c = code.json as {
+      device_code: string;
+      user_code: string;
+      verification_uri: string;
+      interval: number;
+    };
     assert.match(c.user_code, /^[A-Z]{4}-[A-Z]{4}$/);
     assert.equal(c.interval, 1);
-    const pending = await s.call('POST', '/auth/v1/github/device-flow/token', { device_code: c.device_code }, null);
+    const pending = await s.call(
+      'POST',
+      '/auth/v1/github/device-flow/token',
+      { device_code: c.device_code },
+      null,
+    );
     assert.equal(pending.status, 428, 'pending is neither 201 nor 400, so the CLI keeps polling');
     const approve = await s.call('POST', '/api/v1/device/approve', { user_code: c.user_code.toLowerCase() });
     assert.equal(approve.status, 201, approve.text);
-    const done = await s.call('POST', '/auth/v1/github/device-flow/token', { device_code: c.device_code }, null);
+    const done = await s.call(
+      'POST',
+      '/auth/v1/github/device-flow/token',
+      { device_code: c.device_code },
+      null,
+    );
     assert.equal(done.status, 201, done.text);
     const login = done.json as { email: string; id: string; jwt: string };
     assert.equal(login.email, 'admin@runway.local');
@@ -35,8 +51,15 @@ describe('accounts, tokens and the device flow', () => {
     assert.equal(me.status, 200, me.text);
     assert.equal((me.json as { default_workspace: { id: string } }).default_workspace.id, s.workspaceId);
     // The code is single-use; an unknown code aborts the CLI's loop with 400.
-    assert.equal((await s.call('POST', '/auth/v1/github/device-flow/token', { device_code: c.device_code }, null)).status, 400);
-    assert.equal((await s.call('POST', '/auth/v1/github/device-flow/token', { device_code: 'nope' }, null)).status, 400);
+    assert.equal(
+      (await s.call('POST', '/auth/v1/github/device-flow/token', { device_code: c.device_code }, null))
+        .status,
+      400,
+    );
+    assert.equal(
+      (await s.call('POST', '/auth/v1/github/device-flow/token', { device_code: 'nope' }, null)).status,
+      400,
+    );
     assert.equal((await s.call('POST', '/api/v1/device/approve', { user_code: 'BBBB-CCCC' })).status, 404);
     // A tampered JWT is refused.
     const [h, b] = login.jwt.split('.');
@@ -55,18 +78,31 @@ describe('accounts, tokens and the device flow', () => {
     const bobWs = (me.json as { default_workspace: { id: string } }).default_workspace.id;
     assert.notEqual(bobWs, s.workspaceId);
     const again = await s.call('GET', '/api/v1/me', undefined, bob);
-    assert.equal((again.json as { default_workspace: { id: string } }).default_workspace.id, bobWs, 'created once');
+    assert.equal(
+      (again.json as { default_workspace: { id: string } }).default_workspace.id,
+      bobWs,
+      'created once',
+    );
     // Bob cannot see the admin's workspace, and the admin cannot see Bob's: 404, not 403.
     assert.equal((await s.call('GET', `/api/v1/workspaces/${s.workspaceId}`, undefined, bob)).status, 404);
     assert.equal((await s.call('GET', `/api/v1/workspaces/${bobWs}`)).status, 404);
     // Bob is not an admin.
-    assert.equal((await s.call('POST', '/api/v1/admin/users', { email: 'eve@example.com' }, bob)).status, 403);
+    assert.equal(
+      (await s.call('POST', '/api/v1/admin/users', { email: 'eve@example.com' }, bob)).status,
+      403,
+    );
   });
 
   it('lets a viewer read but not write', async () => {
-    const user = await s.call('POST', '/api/v1/admin/users', { email: 'vera@example.com', workspace_id: s.workspaceId, role: 'viewer' });
+    const user = await s.call('POST', '/api/v1/admin/users', {
+      email: 'vera@example.com',
+      workspace_id: s.workspaceId,
+      role: 'viewer',
+    });
     assert.equal(user.status, 201, user.text);
-    const tok = await s.call('POST', `/api/v1/admin/users/${(user.json as { id: string }).id}/tokens`, { name: 'v' });
+    const tok = await s.call('POST', `/api/v1/admin/users/${(user.json as { id: string }).id}/tokens`, {
+      name: 'v',
+    });
     const vera = (tok.json as { token: string }).token;
     assert.equal((await s.call('GET', `/api/v1/workspaces/${s.workspaceId}`, undefined, vera)).status, 200);
     const w = await s.call('POST', `/api/v1/workspaces/${s.workspaceId}/rename`, { name: 'x' }, vera);
@@ -87,7 +123,10 @@ describe('accounts, tokens and the device flow', () => {
     assert.equal(revoked.status, 401);
     assert.match((revoked.json as { detail: string }).detail, /revoked/);
 
-    const soon = await s.call('POST', '/api/v1/tokens', { name: 'expiring', expires_at: new Date(Date.now() + 1500).toISOString() });
+    const soon = await s.call('POST', '/api/v1/tokens', {
+      name: 'expiring',
+      expires_at: new Date(Date.now() + 1500).toISOString(),
+    });
     assert.equal(soon.status, 201, soon.text);
     const e = soon.json as { token: string };
     assert.equal((await s.call('GET', '/api/v1/me', undefined, e.token)).status, 200);
@@ -95,7 +134,10 @@ describe('accounts, tokens and the device flow', () => {
     const expired = await s.call('GET', '/api/v1/me', undefined, e.token);
     assert.equal(expired.status, 401);
     assert.match((expired.json as { detail: string }).detail, /expired/);
-    assert.equal((await s.call('POST', '/api/v1/tokens', { name: 'past', expires_at: '2020-01-01T00:00:00Z' })).status, 400);
+    assert.equal(
+      (await s.call('POST', '/api/v1/tokens', { name: 'past', expires_at: '2020-01-01T00:00:00Z' })).status,
+      400,
+    );
     assert.equal((await s.call('POST', '/api/v1/tokens', { nam: 'typo' })).status, 400);
   });
 

@@ -6,7 +6,11 @@ import { protoPath } from '../../services/gateway/src/grpc/grpc-server.js';
 import { uploadPackage } from '../jobs/support.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 
-type Unary = (req: object, md: grpc.Metadata, cb: (err: grpc.ServiceError | null, res: Record<string, unknown>) => void) => void;
+type Unary = (
+  req: object,
+  md: grpc.Metadata,
+  cb: (err: grpc.ServiceError | null, res: Record<string, unknown>) => void,
+) => void;
 
 describe('gRPC API', () => {
   let s: TestStack;
@@ -14,8 +18,13 @@ describe('gRPC API', () => {
   before(async () => {
     s = await startTestStack();
     const def = protoLoader.loadSync(protoPath(), { keepCase: true, longs: Number, defaults: true });
-    const pkg = grpc.loadPackageDefinition(def) as unknown as { runway: { v1: { Runway: new (addr: string, creds: grpc.ChannelCredentials) => grpc.Client } } };
-    client = new pkg.runway.v1.Runway(`127.0.0.1:${s.runway.grpcPort}`, grpc.credentials.createInsecure()) as never;
+    const pkg = grpc.loadPackageDefinition(def) as unknown as {
+      runway: { v1: { Runway: new (addr: string, creds: grpc.ChannelCredentials) => grpc.Client } };
+    };
+    client = new pkg.runway.v1.Runway(
+      `127.0.0.1:${s.runway.grpcPort}`,
+      grpc.credentials.createInsecure(),
+    ) as never;
   });
   after(async () => {
     client.close();
@@ -61,22 +70,41 @@ describe('gRPC API', () => {
   it('upserts scripts, creates, gets, lists and cancels runs, serves logs', async () => {
     await uploadPackage(s, 'deployments', [{ path: 'grpc/hello.py', content: 'print("hello from grpc")\n' }]);
     const ws = s.workspaceId;
-    const up = await call('UpsertScript', { workspace_id: ws, name: 'grpc/hello.py', entry_point: 'grpc/hello.py', description: 'via gRPC' });
+    const up = await call('UpsertScript', {
+      workspace_id: ws,
+      name: 'grpc/hello.py',
+      entry_point: 'grpc/hello.py',
+      description: 'via gRPC',
+    });
     assert.equal(up.err, null, up.err?.details);
     assert.equal(up.res.name, 'grpc/hello.py');
     assert.equal(up.res.script_type, 'batch');
     assert.equal(up.res.version, 1);
     assert.equal(up.res.schedule, '');
-    const same = await call('UpsertScript', { workspace_id: ws, name: 'grpc/hello.py', entry_point: 'grpc/hello.py', description: 'via gRPC' });
+    const same = await call('UpsertScript', {
+      workspace_id: ws,
+      name: 'grpc/hello.py',
+      entry_point: 'grpc/hello.py',
+      description: 'via gRPC',
+    });
     assert.equal(same.res.version, 1, 'no change, no version');
-    const sched = await call('UpsertScript', { workspace_id: ws, name: 'grpc/hello.py', entry_point: 'grpc/hello.py', description: 'via gRPC', schedule: '*/5 * * * *' });
+    const sched = await call('UpsertScript', {
+      workspace_id: ws,
+      name: 'grpc/hello.py',
+      entry_point: 'grpc/hello.py',
+      description: 'via gRPC',
+      schedule: '*/5 * * * *',
+    });
     assert.equal(sched.err, null, sched.err?.details);
     assert.equal(sched.res.version, 2);
     assert.equal(sched.res.schedule, '*/5 * * * *');
     const got = await call('GetScript', { workspace_id: ws, id_or_name: 'grpc/hello.py' });
     assert.equal(got.err, null, got.err?.details);
     assert.equal(got.res.id, up.res.id);
-    assert.equal((await call('GetScript', { workspace_id: ws, id_or_name: 'nope.py' })).err?.code, grpc.status.NOT_FOUND);
+    assert.equal(
+      (await call('GetScript', { workspace_id: ws, id_or_name: 'nope.py' })).err?.code,
+      grpc.status.NOT_FOUND,
+    );
     const scripts = await call('ListScripts', { workspace_id: ws });
     assert.ok((scripts.res.items as { name: string }[]).some((x) => x.name === 'grpc/hello.py'));
     const bad = await call('UpsertScript', { workspace_id: ws, name: 'x.py', entry_point: '' });
@@ -103,12 +131,24 @@ describe('gRPC API', () => {
     assert.equal((logs.res.run as { id: string }).id, runId);
     const list = await call('ListRuns', { workspace_id: ws, script_id: up.res.id });
     assert.equal(list.err, null, list.err?.details);
-    assert.deepEqual((list.res.items as { id: string }[]).map((r) => r.id), [runId]);
+    assert.deepEqual(
+      (list.res.items as { id: string }[]).map((r) => r.id),
+      [runId],
+    );
     const cancel = await call('CancelRun', { workspace_id: ws, run_id: runId });
     assert.ok(cancel.err, 'a finished run cannot be cancelled');
-    assert.ok([grpc.status.INVALID_ARGUMENT, grpc.status.FAILED_PRECONDITION].includes(cancel.err.code), String(cancel.err.code));
+    assert.ok(
+      [grpc.status.INVALID_ARGUMENT, grpc.status.FAILED_PRECONDITION].includes(cancel.err.code),
+      String(cancel.err.code),
+    );
     assert.match(cancel.err.details, /terminal state/);
-    assert.equal((await call('GetRun', { workspace_id: ws, run_id: '00000000-0000-4000-8000-000000000000' })).err?.code, grpc.status.NOT_FOUND);
-    assert.equal((await call('CreateRun', { workspace_id: ws, script_id_or_name: 'nope.py' })).err?.code, grpc.status.NOT_FOUND);
+    assert.equal(
+      (await call('GetRun', { workspace_id: ws, run_id: '00000000-0000-4000-8000-000000000000' })).err?.code,
+      grpc.status.NOT_FOUND,
+    );
+    assert.equal(
+      (await call('CreateRun', { workspace_id: ws, script_id_or_name: 'nope.py' })).err?.code,
+      grpc.status.NOT_FOUND,
+    );
   });
 });

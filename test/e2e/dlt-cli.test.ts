@@ -63,7 +63,10 @@ describe('the unmodified dlt runtime CLI (dlt 1.20.0 + dlt-runtime 0.20.0)', () 
     assert.equal(await exited, 0, out);
     assert.match(out, /Logged in as admin@runway\.local/);
     assert.match(out, new RegExp(`Authorized to workspace ${s.workspaceId}`));
-    assert.match(readFileSync(join(dir, '.dlt/config.toml'), 'utf8'), new RegExp(`workspace_id = "${s.workspaceId}"`));
+    assert.match(
+      readFileSync(join(dir, '.dlt/config.toml'), 'utf8'),
+      new RegExp(`workspace_id = "${s.workspaceId}"`),
+    );
     jwt = /auth_token\s*=\s*"([^"]+)"/.exec(readFileSync(globalSecrets, 'utf8'))?.[1];
     assert.ok(jwt, 'the CLI stored its JWT');
   });
@@ -76,9 +79,15 @@ describe('the unmodified dlt runtime CLI (dlt 1.20.0 + dlt-runtime 0.20.0)', () 
     assert.equal(second.code, 0, second.out);
     // `deploy` logs minimally; the server shows nothing new was created, and `sync` says why.
     const deployments = await s.call('GET', `/api/v1/workspaces/${s.workspaceId}/deployments`);
-    assert.deepEqual((deployments.json as { items: { version: number }[] }).items.map((d) => d.version), [1]);
+    assert.deepEqual(
+      (deployments.json as { items: { version: number }[] }).items.map((d) => d.version),
+      [1],
+    );
     const configurations = await s.call('GET', `/api/v1/workspaces/${s.workspaceId}/configurations`);
-    assert.deepEqual((configurations.json as { items: { version: number }[] }).items.map((d) => d.version), [1]);
+    assert.deepEqual(
+      (configurations.json as { items: { version: number }[] }).items.map((d) => d.version),
+      [1],
+    );
     const sync = await dlt('deployment', 'sync');
     assert.match(sync.out, /No changes detected in the deployment/);
     const csync = await dlt('configuration', 'sync');
@@ -118,7 +127,10 @@ describe('the unmodified dlt runtime CLI (dlt 1.20.0 + dlt-runtime 0.20.0)', () 
       schedule: null,
     });
     assert.equal(job.status, 201, job.text);
-    const run = await s.call('POST', `/api/v1/workspaces/${s.workspaceId}/runs`, { script_id_or_name: 'pipeline.py', profile: null });
+    const run = await s.call('POST', `/api/v1/workspaces/${s.workspaceId}/runs`, {
+      script_id_or_name: 'pipeline.py',
+      profile: null,
+    });
     assert.equal(run.status, 201, run.text);
     const info = await dlt('info');
     assert.equal(info.code, 0, info.out);

@@ -32,7 +32,8 @@ describe('the runway CLI', () => {
     delete e.RUNTIME__API_BASE_URL;
     return e;
   };
-  const runway = (...args: string[]) => run(process.execPath, [cli, '--api-url', s.api, ...args], { cwd: dir, env: env() });
+  const runway = (...args: string[]) =>
+    run(process.execPath, [cli, '--api-url', s.api, ...args], { cwd: dir, env: env() });
 
   it('refuses commands before login with a one-line reason', async () => {
     const r = await runway('deploy');
@@ -66,18 +67,27 @@ describe('the runway CLI', () => {
   it('deploys incrementally: unchanged uploads nothing, one changed file uploads one file', async () => {
     const first = await runway('--json', 'deploy');
     assert.equal(first.code, 0, first.err);
-    const a = JSON.parse(first.out) as { deployment: { version: number; created: boolean; uploaded_files: number }; configuration: { version: number; profiles: string } };
+    const a = JSON.parse(first.out) as {
+      deployment: { version: number; created: boolean; uploaded_files: number };
+      configuration: { version: number; profiles: string };
+    };
     assert.equal(a.deployment.version, 1);
     assert.equal(a.deployment.created, true);
     assert.ok(a.deployment.uploaded_files >= 2);
     assert.match(a.configuration.profiles, /prod/);
-    const again = JSON.parse((await runway('--json', 'deploy')).out) as { deployment: { version: number; created: boolean; uploaded_bytes: number }; configuration: { created: boolean } };
+    const again = JSON.parse((await runway('--json', 'deploy')).out) as {
+      deployment: { version: number; created: boolean; uploaded_bytes: number };
+      configuration: { created: boolean };
+    };
     assert.equal(again.deployment.created, false);
     assert.equal(again.deployment.version, 1);
     assert.equal(again.deployment.uploaded_bytes, 0);
     assert.equal(again.configuration.created, false);
     writeFileSync(join(dir, 'pipeline.py'), readFileSync(join(dir, 'pipeline.py'), 'utf8') + '\n# changed\n');
-    const third = JSON.parse((await runway('--json', 'deployment', 'sync')).out) as { version: number; uploaded_bytes: number };
+    const third = JSON.parse((await runway('--json', 'deployment', 'sync')).out) as {
+      version: number;
+      uploaded_bytes: number;
+    };
     assert.equal(third.version, 2);
     assert.equal(third.uploaded_bytes, statSync(join(dir, 'pipeline.py')).size);
   });

@@ -43,7 +43,8 @@ describe('runway launch, job, job-run, cancel and logs', () => {
     delete e.DLT_PROJECT_DIR;
     return e;
   };
-  const runway = (...args: string[]) => run(process.execPath, [cli, '--api-url', s.api, ...args], { cwd: dir, env: env() });
+  const runway = (...args: string[]) =>
+    run(process.execPath, [cli, '--api-url', s.api, ...args], { cwd: dir, env: env() });
 
   it('launches a script, shows status changes and its output, and exits 0 on completed', async () => {
     const r = await runway('launch', 'hello.py');
@@ -80,12 +81,23 @@ describe('runway launch, job, job-run, cancel and logs', () => {
     assert.match(list.out, /hello\.py/);
     assert.match(list.out, /fail\.py\s.*#1 failed/);
     const json = await runway('--json', 'job', 'list');
-    assert.deepEqual((JSON.parse(json.out) as { name: string }[]).map((j) => j.name).sort(), ['fail.py', 'hello.py']);
+    assert.deepEqual((JSON.parse(json.out) as { name: string }[]).map((j) => j.name).sort(), [
+      'fail.py',
+      'hello.py',
+    ]);
     const info = await runway('job', 'info', 'hello.py');
     assert.equal(info.code, 0, info.err);
     assert.match(info.out, /hello\.py/);
     writeFileSync(join(dir, 'other.py'), 'print("other")\n');
-    const created = await runway('job', 'create', 'other.py', '--schedule', '*/5 * * * *', '--description', 'another one');
+    const created = await runway(
+      'job',
+      'create',
+      'other.py',
+      '--schedule',
+      '*/5 * * * *',
+      '--description',
+      'another one',
+    );
     assert.equal(created.code, 0, created.err);
     assert.match(created.out, /\*\/5 \* \* \* \*/);
     const missing = await runway('job', 'create', 'absent.py');
@@ -145,7 +157,12 @@ describe('runway launch, job, job-run, cancel and logs', () => {
   });
 
   it('an unknown script exits 1 with the server 404 detail', async () => {
-    for (const args of [['job', 'info', 'nope.py'], ['job-run', 'list', 'nope.py'], ['cancel', 'nope.py'], ['logs', 'nope.py']]) {
+    for (const args of [
+      ['job', 'info', 'nope.py'],
+      ['job-run', 'list', 'nope.py'],
+      ['cancel', 'nope.py'],
+      ['logs', 'nope.py'],
+    ]) {
       const r = await runway(...args);
       assert.equal(r.code, 1, `${args.join(' ')}: ${r.out}${r.err}`);
       assert.match(r.err, /script nope\.py not found \(HTTP 404\)/);

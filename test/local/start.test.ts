@@ -39,7 +39,10 @@ function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
 }
 
 async function start(inst: Instance): Promise<void> {
-  const proc = spawn(process.execPath, [main], { env: childEnv(inst.env), stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [main], {
+    env: childEnv(inst.env),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   inst.proc = proc;
   proc.stdout!.on('data', (d: Buffer) => (inst.output += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (inst.output += d.toString()));
@@ -62,10 +65,16 @@ async function stop(inst: Instance): Promise<{ code: number | null; ms: number }
 }
 
 const api = (inst: Instance, path: string, token?: string) =>
-  fetch(`http://127.0.0.1:${inst.http}${path}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+  fetch(`http://127.0.0.1:${inst.http}${path}`, {
+    headers: token ? { authorization: `Bearer ${token}` } : {},
+  });
 
 function runCli(inst: Instance, args: string[]) {
-  return spawnSync(process.execPath, [cli, ...args], { env: childEnv(inst.env), encoding: 'utf8', timeout: 60_000 });
+  return spawnSync(process.execPath, [cli, ...args], {
+    env: childEnv(inst.env),
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
 }
 
 describe('npm start (embedded default)', () => {
@@ -87,21 +96,37 @@ describe('npm start (embedded default)', () => {
     const tokenFile = join(a.dir, 'admin-token');
     assert.equal(statSync(tokenFile).mode & 0o777, 0o600);
     const token = readFileSync(tokenFile, 'utf8').trim();
-    const health = (await (await api(a, '/api/v1/health')).json()) as { status: string; services: { name: string; status: string }[] };
+    const health = (await (await api(a, '/api/v1/health')).json()) as {
+      status: string;
+      services: { name: string; status: string }[];
+    };
     assert.equal(health.status, 'ok', JSON.stringify(health));
     assert.equal(health.services.length, 6);
-    const ws = (await (await api(a, '/api/v1/workspaces', token)).json()) as { id: string; name: string; role: string }[];
+    const ws = (await (await api(a, '/api/v1/workspaces', token)).json()) as {
+      id: string;
+      name: string;
+      role: string;
+    }[];
     assert.equal(ws.length, 1);
     assert.equal(ws[0]!.name, 'default');
     assert.equal(ws[0]!.role, 'owner');
     assert.equal((await api(a, '/api/v1/workspaces')).status, 401);
-    assert.equal((await api(a, '/api/v1/workspaces', 'rwy_0000000000000000_xxxxxxxxxxxxxxxxxxxxxxxx')).status, 401);
+    assert.equal(
+      (await api(a, '/api/v1/workspaces', 'rwy_0000000000000000_xxxxxxxxxxxxxxxxxxxxxxxx')).status,
+      401,
+    );
 
     // Operator commands against the running instance.
     const tail = runCli(a, ['admin', 'events', 'tail']);
     assert.equal(tail.status, 0, tail.stderr);
-    const lines = tail.stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; seq: number; actor: string });
-    assert.deepEqual(lines.map((l) => l.type), ['UserRegistered', 'WorkspaceCreated', 'TokenIssued']);
+    const lines = tail.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { type: string; seq: number; actor: string });
+    assert.deepEqual(
+      lines.map((l) => l.type),
+      ['UserRegistered', 'WorkspaceCreated', 'TokenIssued'],
+    );
     assert.ok(!tail.stdout.includes(token.split('_')[2]!), 'the token secret is not in the event log');
     const filtered = runCli(a, ['admin', 'events', 'tail', '--aggregate', 'workspace']);
     assert.equal(filtered.stdout.trim().split('\n').length, 1);
@@ -109,7 +134,11 @@ describe('npm start (embedded default)', () => {
     assert.equal(status.status, 0, status.stderr);
     const rows = JSON.parse(status.stdout) as { name: string; lag: number }[];
     // Every service registers its own projections; check the gateway's and one other service's.
-    for (const name of ['users', 'workspaces', 'deployments']) assert.ok(rows.some((r) => r.name === name), `projection ${name} listed`);
+    for (const name of ['users', 'workspaces', 'deployments'])
+      assert.ok(
+        rows.some((r) => r.name === name),
+        `projection ${name} listed`,
+      );
     assert.ok(rows.every((r) => r.lag === 0));
     const rebuild = runCli(a, ['admin', 'projections', 'rebuild', 'workspaces']);
     assert.equal(rebuild.status, 0, rebuild.stderr);
@@ -126,7 +155,10 @@ describe('npm start (embedded default)', () => {
     await start(a);
     assert.equal(readFileSync(tokenFile, 'utf8').trim(), token, 'the token is kept');
     const again = (await (await api(a, '/api/v1/workspaces', token)).json()) as { id: string }[];
-    assert.deepEqual(again.map((w) => w.id), ws.map((w) => w.id));
+    assert.deepEqual(
+      again.map((w) => w.id),
+      ws.map((w) => w.id),
+    );
     const tail2 = runCli(a, ['admin', 'events', 'tail']);
     assert.equal(tail2.stdout.trim().split('\n').length, 3, 'a restart appends no new event');
   });
@@ -141,11 +173,18 @@ describe('npm start (embedded default)', () => {
     assert.notEqual(tb, tc);
     assert.equal((await api(b, '/api/v1/workspaces', tb)).status, 200);
     assert.equal((await api(c, '/api/v1/workspaces', tc)).status, 200);
-    assert.equal((await api(b, '/api/v1/workspaces', tc)).status, 401, "one instance's token is unknown to the other");
+    assert.equal(
+      (await api(b, '/api/v1/workspaces', tc)).status,
+      401,
+      "one instance's token is unknown to the other",
+    );
   });
 
   it('refuses a wrong configuration value with a message naming the variable', () => {
-    const r = spawnSync(process.execPath, [main], { env: childEnv({ RUNWAY_HTTP_PORT: 'eighty' }), encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [main], {
+      env: childEnv({ RUNWAY_HTTP_PORT: 'eighty' }),
+      encoding: 'utf8',
+    });
     assert.equal(r.status, 2);
     assert.match(r.stderr, /RUNWAY_HTTP_PORT/);
   });

@@ -4,7 +4,11 @@ import { spawn } from 'node:child_process';
  * Runs a command without blocking this process (the Runway stack under test lives in it, so a
  * spawnSync would deadlock against it).
  */
-export function run(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}) {
+export function run(
+  cmd: string,
+  args: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+) {
   return new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
     const child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env });
     let out = '';

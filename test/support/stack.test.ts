@@ -36,9 +36,18 @@ describe('OpenAPI', () => {
     try {
       const r = await stack.call('GET', '/api/openapi.json', undefined, null);
       assert.equal(r.status, 200);
-      const doc = r.json as { openapi: string; paths: Record<string, Record<string, { responses: Record<string, unknown> }>> };
+      const doc = r.json as {
+        openapi: string;
+        paths: Record<string, Record<string, { responses: Record<string, unknown> }>>;
+      };
       assert.equal(doc.openapi, '3.1.0');
-      for (const p of ['/api/v1/ping', '/api/v1/me', '/auth/v1/github/device-flow/code', '/api/v1/workspaces/{ws}']) assert.ok(doc.paths[p], `${p} documented`);
+      for (const p of [
+        '/api/v1/ping',
+        '/api/v1/me',
+        '/auth/v1/github/device-flow/code',
+        '/api/v1/workspaces/{ws}',
+      ])
+        assert.ok(doc.paths[p], `${p} documented`);
       assert.ok(doc.paths['/auth/v1/github/device-flow/code']!.post!.responses['201']);
     } finally {
       await stack.stop();

@@ -16,7 +16,13 @@ export interface TestStack {
   adminToken: string;
   workspaceId: string;
   /** fetch against the API base with the admin token unless another is given. */
-  call: (method: string, path: string, body?: unknown, token?: string | null, headers?: Record<string, string>) => Promise<{ status: number; json: unknown; text: string }>;
+  call: (
+    method: string,
+    path: string,
+    body?: unknown,
+    token?: string | null,
+    headers?: Record<string, string>,
+  ) => Promise<{ status: number; json: unknown; text: string }>;
   stop: () => Promise<void>;
 }
 

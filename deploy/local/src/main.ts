@@ -29,7 +29,9 @@ process.stdout.write(
     `  Auth base:  ${runway.url}/auth`,
     `  gRPC:       ${config.http.host}:${runway.grpcPort} (libs/contracts/proto/runway.proto)`,
     `  Data dir:   ${config.dataDir}`,
-    ...(config.devAutoApprove ? ['  --dev-auto-approve: every CLI login is approved as the first admin (single-user local use)'] : []),
+    ...(config.devAutoApprove
+      ? ['  --dev-auto-approve: every CLI login is approved as the first admin (single-user local use)']
+      : []),
     `  Admin token ${runway.admin.created ? 'written to' : 'in'} ${runway.admin.tokenFile} (mode 0600)`,
     '',
     'Point the dlt CLI at it:',

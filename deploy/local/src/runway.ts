@@ -56,7 +56,9 @@ export async function startRunway(config: RunwayConfig, log = new Logger('runway
     let natsServer: NatsServerHandle | undefined;
     if (!natsUrl) {
       if (!(await portIsFree(config.nats.port))) {
-        throw new Error(`RUNWAY_NATS_PORT ${config.nats.port} is already in use: choose another port or set NATS_URL`);
+        throw new Error(
+          `RUNWAY_NATS_PORT ${config.nats.port} is already in use: choose another port or set NATS_URL`,
+        );
       }
       natsServer = await startNatsServer({ storeDir: join(config.dataDir, 'nats'), port: config.nats.port });
       natsUrl = natsServer.url;
@@ -69,7 +71,9 @@ export async function startRunway(config: RunwayConfig, log = new Logger('runway
     let databaseUrl: string;
     if (!adminDbUrl) {
       if (!(await portIsFree(config.database.port))) {
-        throw new Error(`RUNWAY_PG_PORT ${config.database.port} is already in use: choose another port or set DATABASE_URL`);
+        throw new Error(
+          `RUNWAY_PG_PORT ${config.database.port} is already in use: choose another port or set DATABASE_URL`,
+        );
       }
       pg = await startEmbeddedPostgres({ dir: join(config.dataDir, 'pg'), port: config.database.port });
       adminDbUrl = pg.url;
@@ -80,8 +84,10 @@ export async function startRunway(config: RunwayConfig, log = new Logger('runway
     } else {
       databaseUrl = adminDbUrl;
     }
-    if (!(await portIsFree(config.http.port))) throw new Error(`RUNWAY_HTTP_PORT ${config.http.port} is already in use`);
-    if (!(await portIsFree(config.grpc.port))) throw new Error(`RUNWAY_GRPC_PORT ${config.grpc.port} is already in use`);
+    if (!(await portIsFree(config.http.port)))
+      throw new Error(`RUNWAY_HTTP_PORT ${config.http.port} is already in use`);
+    if (!(await portIsFree(config.grpc.port)))
+      throw new Error(`RUNWAY_GRPC_PORT ${config.grpc.port} is already in use`);
 
     const services: RunningService[] = [];
     const micro: INestMicroservice[] = [];
@@ -109,10 +115,17 @@ export async function startRunway(config: RunwayConfig, log = new Logger('runway
     const execution = services.find((s) => s.name === 'execution')!.ctx;
     const workers = await startWorkers(execution, config.worker.embedded);
     stops.push(() => workers.stop());
-    const http: INestApplication = await createGatewayHttp(gateway, natsUrl, { devAutoApprove: config.devAutoApprove, publicUrl: config.publicUrl });
+    const http: INestApplication = await createGatewayHttp(gateway, natsUrl, {
+      devAutoApprove: config.devAutoApprove,
+      publicUrl: config.publicUrl,
+    });
     await http.listen(config.http.port, config.http.host);
     stops.push(() => http.close());
-    const grpcServer = await startGrpcServer({ port: config.grpc.port, host: config.http.host, restBase: `http://127.0.0.1:${config.http.port}/api` });
+    const grpcServer = await startGrpcServer({
+      port: config.grpc.port,
+      host: config.http.host,
+      restBase: `http://127.0.0.1:${config.http.port}/api`,
+    });
     stops.push(() => grpcServer.stop());
     const admin = await ensureFirstAdmin(http, gateway);
     const url = config.publicUrl;

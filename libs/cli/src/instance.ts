@@ -30,12 +30,17 @@ export class CliError extends Error {
   }
 }
 
-export async function withNats<T>(instance: Instance, fn: (nc: NatsConnection, store: EventStore) => Promise<T>): Promise<T> {
+export async function withNats<T>(
+  instance: Instance,
+  fn: (nc: NatsConnection, store: EventStore) => Promise<T>,
+): Promise<T> {
   let nc: NatsConnection;
   try {
     nc = await connectNats({ url: instance.natsUrl, name: 'runway-cli', reconnectForever: false });
   } catch {
-    throw new CliError(`cannot reach NATS at ${instance.natsUrl}: is Runway running? (set NATS_URL or RUNWAY_NATS_PORT)`);
+    throw new CliError(
+      `cannot reach NATS at ${instance.natsUrl}: is Runway running? (set NATS_URL or RUNWAY_NATS_PORT)`,
+    );
   }
   const store = new EventStore(nc, integrationRegistry(), {
     stream: instance.config.events.stream,

@@ -15,7 +15,10 @@ export function buildProgram(): Command {
     .description('Runway: run dlt pipelines and marimo notebooks on your own infrastructure')
     .showHelpAfterError(false)
     .option('--json', 'machine-readable output')
-    .option('--api-url <url>', 'API base URL (default: RUNTIME__API_BASE_URL, [runtime] api_base_url, http://127.0.0.1:8080/api)')
+    .option(
+      '--api-url <url>',
+      'API base URL (default: RUNTIME__API_BASE_URL, [runtime] api_base_url, http://127.0.0.1:8080/api)',
+    )
     .option('--token <token>', 'API token or JWT (default: the saved login)')
     .exitOverride();
   const g = () => program.opts<GlobalOptions>();

@@ -113,7 +113,6 @@ export interface UpsertScript {
 
 export const TERMINAL_RUN_STATUSES = ['completed', 'failed', 'cancelled', 'skipped'];
 
-
 /** Derives the auth base from an API base ending in /api (Runway serves both from one origin). */
 export function authBaseFor(apiBase: string): string {
   return apiBase.replace(/\/api\/?$/, '/auth');
@@ -134,7 +133,12 @@ export class RunwayClient {
     return new RunwayClient({ ...this.opts, token });
   }
 
-  async request<T>(method: string, url: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
+  async request<T>(
+    method: string,
+    url: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<T> {
     const h: Record<string, string> = { accept: 'application/json', ...headers };
     if (this.opts.token) h.authorization = `Bearer ${this.opts.token}`;
     let payload: FormData | Uint8Array | string | undefined;
@@ -147,7 +151,9 @@ export class RunwayClient {
     try {
       res = await this.fetchImpl(url, { method, headers: h, body: payload });
     } catch (err) {
-      const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err instanceof Error ? err.message : String(err));
+      const cause =
+        (err as { cause?: { code?: string } }).cause?.code ??
+        (err instanceof Error ? err.message : String(err));
       throw new ClientError(0, `cannot reach Runway at ${url}: ${cause}`);
     }
     const text = await res.text();
@@ -159,7 +165,11 @@ export class RunwayClient {
     }
     if (!res.ok) {
       const b = json as { detail?: unknown; extra?: Record<string, unknown> } | undefined;
-      throw new ClientError(res.status, typeof b?.detail === 'string' ? b.detail : text.slice(0, 200) || res.statusText, b?.extra ?? {});
+      throw new ClientError(
+        res.status,
+        typeof b?.detail === 'string' ? b.detail : text.slice(0, 200) || res.statusText,
+        b?.extra ?? {},
+      );
     }
     return json as T;
   }
@@ -179,7 +189,10 @@ export class RunwayClient {
     return this.api<Me>('GET', '/v1/me');
   }
   deviceCode() {
-    return this.auth<{ device_code: string; user_code: string; verification_uri: string; interval: number }>('POST', '/v1/github/device-flow/code');
+    return this.auth<{ device_code: string; user_code: string; verification_uri: string; interval: number }>(
+      'POST',
+      '/v1/github/device-flow/code',
+    );
   }
   /** One poll; undefined while the login is still pending. */
   async deviceToken(deviceCode: string): Promise<{ email: string; id: string; jwt: string } | undefined> {
@@ -191,7 +204,9 @@ export class RunwayClient {
     }
   }
   approveDevice(userCode: string) {
-    return this.api<{ approved: boolean; email: string }>('POST', '/v1/device/approve', { user_code: userCode });
+    return this.api<{ approved: boolean; email: string }>('POST', '/v1/device/approve', {
+      user_code: userCode,
+    });
   }
 
   private ws(workspaceId: string) {
@@ -205,7 +220,8 @@ export class RunwayClient {
     try {
       return await this.api<Deployment>('GET', `${this.ws(ws)}/deployments/latest`);
     } catch (err) {
-      if (err instanceof ClientError && err.status === 404 && /deployment/i.test(err.detail)) return undefined;
+      if (err instanceof ClientError && err.status === 404 && /deployment/i.test(err.detail))
+        return undefined;
       throw err;
     }
   }
@@ -219,23 +235,31 @@ export class RunwayClient {
     return this.api<{ missing: string[] }>('POST', `${this.ws(ws)}/deployments/sync/plan`, { files });
   }
   putBlob(ws: string, sha256: string, content: Uint8Array) {
-    return this.api<unknown>('PUT', `${this.ws(ws)}/blobs/${sha256}`, content, { 'content-type': 'application/octet-stream' });
+    return this.api<unknown>('PUT', `${this.ws(ws)}/blobs/${sha256}`, content, {
+      'content-type': 'application/octet-stream',
+    });
   }
   syncCommit(ws: string, files: FileRef[]) {
-    return this.api<Deployment & { created?: boolean }>('POST', `${this.ws(ws)}/deployments/sync/commit`, { files });
+    return this.api<Deployment & { created?: boolean }>('POST', `${this.ws(ws)}/deployments/sync/commit`, {
+      files,
+    });
   }
   uploadDeployment(ws: string, tarGz: Uint8Array) {
     return this.api<Deployment>('POST', `${this.ws(ws)}/deployments`, multipart(tarGz, 'workspace.tar.gz'));
   }
 
   listConfigurations(ws: string, limit = 100, offset = 0) {
-    return this.api<Page<Configuration>>('GET', `${this.ws(ws)}/configurations?limit=${limit}&offset=${offset}`);
+    return this.api<Page<Configuration>>(
+      'GET',
+      `${this.ws(ws)}/configurations?limit=${limit}&offset=${offset}`,
+    );
   }
   async latestConfiguration(ws: string): Promise<Configuration | undefined> {
     try {
       return await this.api<Configuration>('GET', `${this.ws(ws)}/configurations/latest`);
     } catch (err) {
-      if (err instanceof ClientError && err.status === 404 && /configuration/i.test(err.detail)) return undefined;
+      if (err instanceof ClientError && err.status === 404 && /configuration/i.test(err.detail))
+        return undefined;
       throw err;
     }
   }
@@ -244,7 +268,11 @@ export class RunwayClient {
   }
   /** Uploads the .dlt package; no new version when nothing changed. */
   syncConfiguration(ws: string, tarGz: Uint8Array) {
-    return this.api<Configuration & { created?: boolean }>('POST', `${this.ws(ws)}/configurations/sync`, multipart(tarGz, 'configurations.tar.gz'));
+    return this.api<Configuration & { created?: boolean }>(
+      'POST',
+      `${this.ws(ws)}/configurations/sync`,
+      multipart(tarGz, 'configurations.tar.gz'),
+    );
   }
 
   listScripts(ws: string, limit = 100, offset = 0) {
@@ -252,7 +280,10 @@ export class RunwayClient {
   }
   /** By id or name (names may contain "/"). */
   getScript(ws: string, idOrName: string) {
-    return this.api<Script>('GET', `${this.ws(ws)}/scripts/${idOrName.split('/').map(encodeURIComponent).join('/')}`);
+    return this.api<Script>(
+      'GET',
+      `${this.ws(ws)}/scripts/${idOrName.split('/').map(encodeURIComponent).join('/')}`,
+    );
   }
   upsertScript(ws: string, body: UpsertScript) {
     return this.api<Script>('POST', `${this.ws(ws)}/scripts`, body);
@@ -264,20 +295,28 @@ export class RunwayClient {
     return this.api<Page<Run>>('GET', `${this.ws(ws)}/runs?${q.toString()}`);
   }
   createRun(ws: string, scriptIdOrName: string, profile?: string | null) {
-    return this.api<Run>('POST', `${this.ws(ws)}/runs`, { script_id_or_name: scriptIdOrName, ...(profile !== undefined ? { profile } : {}) });
+    return this.api<Run>('POST', `${this.ws(ws)}/runs`, {
+      script_id_or_name: scriptIdOrName,
+      ...(profile !== undefined ? { profile } : {}),
+    });
   }
   getRun(ws: string, runId: string) {
     return this.api<Run>('GET', `${this.ws(ws)}/runs/${encodeURIComponent(runId)}`);
   }
   runLogs(ws: string, runId: string) {
-    return this.api<{ run: Run; logs: string | null }>('GET', `${this.ws(ws)}/runs/${encodeURIComponent(runId)}/logs`);
+    return this.api<{ run: Run; logs: string | null }>(
+      'GET',
+      `${this.ws(ws)}/runs/${encodeURIComponent(runId)}/logs`,
+    );
   }
   cancelRun(ws: string, runId: string) {
     return this.api<Run>('POST', `${this.ws(ws)}/runs/${encodeURIComponent(runId)}/cancel`);
   }
 
   listTokens() {
-    return this.api<Page<{ id: string; name: string; state: string; expires_at: string | null; date_added: string }>>('GET', '/v1/tokens');
+    return this.api<
+      Page<{ id: string; name: string; state: string; expires_at: string | null; date_added: string }>
+    >('GET', '/v1/tokens');
   }
   createToken(name: string, expiresInDays?: number) {
     return this.api<{ id: string; token: string; expires_at: string | null }>('POST', '/v1/tokens', {
@@ -286,10 +325,14 @@ export class RunwayClient {
     });
   }
   createTokenFor(user: string, name: string, expiresInDays?: number) {
-    return this.api<{ id: string; token: string; expires_at: string | null }>('POST', `/v1/admin/users/${encodeURIComponent(user)}/tokens`, {
-      name,
-      ...(expiresInDays ? { expires_in_days: expiresInDays } : {}),
-    });
+    return this.api<{ id: string; token: string; expires_at: string | null }>(
+      'POST',
+      `/v1/admin/users/${encodeURIComponent(user)}/tokens`,
+      {
+        name,
+        ...(expiresInDays ? { expires_in_days: expiresInDays } : {}),
+      },
+    );
   }
   revokeToken(id: string) {
     return this.api<{ id: string; state: string }>('POST', `/v1/tokens/${encodeURIComponent(id)}/revoke`);
@@ -302,7 +345,10 @@ export class RunwayClient {
     });
   }
   listUsers() {
-    return this.api<Page<{ id: string; email: string; admin: boolean; date_added: string }>>('GET', '/v1/admin/users');
+    return this.api<Page<{ id: string; email: string; admin: boolean; date_added: string }>>(
+      'GET',
+      '/v1/admin/users',
+    );
   }
 }
 

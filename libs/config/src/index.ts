@@ -11,26 +11,50 @@ const schema = z.object({
   RUNWAY_DATA_DIR: z.string().min(1).default('./.runway'),
   RUNWAY_NATS_PORT: port.default(4222),
   RUNWAY_PG_PORT: port.default(5433),
-  NATS_URL: z.string().regex(/^(nats|tls):\/\/\S+$/, 'must look like nats://host:port').optional(),
-  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\/\S+$/, 'must look like postgres://user:pass@host:port/db').optional(),
+  NATS_URL: z
+    .string()
+    .regex(/^(nats|tls):\/\/\S+$/, 'must look like nats://host:port')
+    .optional(),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\/\S+$/, 'must look like postgres://user:pass@host:port/db')
+    .optional(),
   RUNWAY_MASTER_KEY: z
     .string()
     .regex(/^[A-Za-z0-9+/=_-]{43,}$/, 'must be a base64 encoded 32-byte key')
     .optional(),
-  RUNWAY_EVENTS_STREAM: z.string().regex(/^[A-Za-z0-9_-]+$/).default('EVENTS'),
-  RUNWAY_SUBJECT_PREFIX: z.string().regex(/^[A-Za-z0-9_-]*$/).default(''),
+  RUNWAY_EVENTS_STREAM: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+$/)
+    .default('EVENTS'),
+  RUNWAY_SUBJECT_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]*$/)
+    .default(''),
   RUNWAY_PYTHON: z.string().min(1).default('python3'),
   RUNWAY_WORKER_SLOTS: z.coerce.number().int().min(1).max(256).default(4),
   /** Workers `npm start` runs in its own process (0: none, run them with services/execution worker-main). */
   RUNWAY_EMBEDDED_WORKERS: z.coerce.number().int().min(0).max(16).default(1),
   /** Server-wide default run timeout; a job may set its own. */
-  RUNWAY_RUN_TIMEOUT_MINUTES: z.coerce.number().positive().max(7 * 24 * 60).default(120),
+  RUNWAY_RUN_TIMEOUT_MINUTES: z.coerce
+    .number()
+    .positive()
+    .max(7 * 24 * 60)
+    .default(120),
   /** Time between SIGTERM and SIGKILL when a run is cancelled or times out. */
   RUNWAY_KILL_GRACE_SECONDS: z.coerce.number().min(0).max(3600).default(10),
   /** Deployment packages: largest upload (compressed archive, or one blob), most files, most bytes of files. */
-  RUNWAY_DEPLOY_MAX_UPLOAD_BYTES: z.coerce.number().int().min(1024).default(128 * 1024 * 1024),
+  RUNWAY_DEPLOY_MAX_UPLOAD_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(128 * 1024 * 1024),
   RUNWAY_DEPLOY_MAX_FILES: z.coerce.number().int().min(1).max(1_000_000).default(20_000),
-  RUNWAY_DEPLOY_MAX_BYTES: z.coerce.number().int().min(1024).default(256 * 1024 * 1024),
+  RUNWAY_DEPLOY_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(256 * 1024 * 1024),
   /** Unreferenced deployment blobs older than this are deleted by the periodic sweep (every interval; 0 = never). */
   RUNWAY_BLOB_GC_GRACE_SECONDS: z.coerce.number().int().min(0).default(3600),
   RUNWAY_BLOB_GC_INTERVAL_SECONDS: z.coerce.number().int().min(0).default(3600),
@@ -92,7 +116,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RunwayConfig {
     throw new ConfigError(
       parsed.error.issues.map((issue) => {
         const name = String(issue.path[0] ?? '?');
-        const shown = name === 'RUNWAY_MASTER_KEY' || name === 'DATABASE_URL' ? '(hidden)' : JSON.stringify(picked[name]);
+        const shown =
+          name === 'RUNWAY_MASTER_KEY' || name === 'DATABASE_URL' ? '(hidden)' : JSON.stringify(picked[name]);
         return `${name}=${shown}: ${issue.message}`;
       }),
     );

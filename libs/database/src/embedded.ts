@@ -84,7 +84,8 @@ async function waitUntilAccepting(url: string, timeoutMs: number): Promise<void>
       return;
     } catch (err) {
       await client.end().catch(() => undefined);
-      if (Date.now() > until) throw new Error(`PostgreSQL did not start within ${timeoutMs} ms: ${String(err)}`, { cause: err });
+      if (Date.now() > until)
+        throw new Error(`PostgreSQL did not start within ${timeoutMs} ms: ${String(err)}`, { cause: err });
       await new Promise((r) => setTimeout(r, 100));
     }
   }

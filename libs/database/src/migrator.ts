@@ -41,10 +41,14 @@ export async function migrateToLatest(db: Kysely<unknown>, sets: readonly Migrat
     });
     const { error, results } = await migrator.migrateToLatest();
     for (const r of results ?? []) {
-      if (r.status === 'Error') throw new Error(`migration ${set.owner}/${r.migrationName} failed: ${String(error)}`);
+      if (r.status === 'Error')
+        throw new Error(`migration ${set.owner}/${r.migrationName} failed: ${String(error)}`);
       if (r.status === 'Success') applied.push(`${set.owner}/${r.migrationName}`);
     }
-    if (error) throw new Error(`migrations of ${set.owner} failed: ${error instanceof Error ? error.message : String(error)}`);
+    if (error)
+      throw new Error(
+        `migrations of ${set.owner} failed: ${error instanceof Error ? error.message : String(error)}`,
+      );
   }
   return applied;
 }

@@ -3,7 +3,15 @@ import { after, before, describe, it } from 'node:test';
 import { z } from 'zod';
 import { createTestEnvironment, type TestEnvironment } from '#libs/testing';
 import { connectNats } from '#libs/nats';
-import { ConcurrencyError, defineEvent, EventRegistry, EventSchemaError, EventStore, handleCommand, type Decider } from './index.js';
+import {
+  ConcurrencyError,
+  defineEvent,
+  EventRegistry,
+  EventSchemaError,
+  EventStore,
+  handleCommand,
+  type Decider,
+} from './index.js';
 
 const Incremented = defineEvent('Incremented', z.object({ by: z.number().int().positive() }));
 // Version 2 of Renamed added `reason`; version 1 payloads are upcast on read.
@@ -12,7 +20,8 @@ const Renamed = defineEvent('Renamed', z.object({ name: z.string().min(1), reaso
   upcasters: { 1: (d) => ({ ...(d as object), reason: 'unknown' }) },
 });
 const registry = () => new EventRegistry().register(Incremented, Renamed);
-type Ev = { type: 'Incremented'; data: { by: number } } | { type: 'Renamed'; data: { name: string; reason: string } };
+type Ev =
+  { type: 'Incremented'; data: { by: number } } | { type: 'Renamed'; data: { name: string; reason: string } };
 
 const counter: Decider<number, { by: number }, Ev> = {
   initialState: () => 0,
@@ -42,15 +51,32 @@ describe('event store (real JetStream)', () => {
 
   it('writes one message per decision and reads events back in order', async () => {
     const ref = { workspaceId: 'w1', type: 'counter', id: 'c1' };
-    const a = await store.append(ref, 0, [{ type: 'Incremented', data: { by: 1 } }, { type: 'Incremented', data: { by: 2 } }], {
-      commandId: 'c1-1',
+    const a = await store.append(
+      ref,
+      0,
+      [
+        { type: 'Incremented', data: { by: 1 } },
+        { type: 'Incremented', data: { by: 2 } },
+      ],
+      {
+        commandId: 'c1-1',
+        actor: 'tester',
+      },
+    );
+    const b = await store.append(ref, a.seq, [{ type: 'Incremented', data: { by: 3 } }], {
+      commandId: 'c1-2',
       actor: 'tester',
     });
-    const b = await store.append(ref, a.seq, [{ type: 'Incremented', data: { by: 3 } }], { commandId: 'c1-2', actor: 'tester' });
     const read = await store.read(ref);
     assert.equal(read.commits.length, 2);
-    assert.deepEqual(read.events.map((e) => e.data), [{ by: 1 }, { by: 2 }, { by: 3 }]);
-    assert.deepEqual(read.events.map((e) => e.index), [0, 1, 0]);
+    assert.deepEqual(
+      read.events.map((e) => e.data),
+      [{ by: 1 }, { by: 2 }, { by: 3 }],
+    );
+    assert.deepEqual(
+      read.events.map((e) => e.index),
+      [0, 1, 0],
+    );
     assert.equal(read.lastSeq, b.seq);
     assert.equal(read.events[0]!.actor, 'tester');
   });
@@ -59,7 +85,10 @@ describe('event store (real JetStream)', () => {
     const ref = { workspaceId: 'w1', type: 'counter', id: 'race' };
     const results = await Promise.allSettled(
       Array.from({ length: 50 }, (_, i) =>
-        store.append(ref, 0, [{ type: 'Incremented', data: { by: 1 } }], { commandId: `race-${i}`, actor: 't' }),
+        store.append(ref, 0, [{ type: 'Incremented', data: { by: 1 } }], {
+          commandId: `race-${i}`,
+          actor: 't',
+        }),
       ),
     );
     const ok = results.filter((r) => r.status === 'fulfilled');
@@ -71,8 +100,14 @@ describe('event store (real JetStream)', () => {
 
   it('stores a command retried with the same id once and returns the original position', async () => {
     const ref = { workspaceId: 'w1', type: 'counter', id: 'idem' };
-    const first = await store.append(ref, 0, [{ type: 'Incremented', data: { by: 5 } }], { commandId: 'same', actor: 't' });
-    const again = await store.append(ref, 0, [{ type: 'Incremented', data: { by: 5 } }], { commandId: 'same', actor: 't' });
+    const first = await store.append(ref, 0, [{ type: 'Incremented', data: { by: 5 } }], {
+      commandId: 'same',
+      actor: 't',
+    });
+    const again = await store.append(ref, 0, [{ type: 'Incremented', data: { by: 5 } }], {
+      commandId: 'same',
+      actor: 't',
+    });
     assert.equal(again.duplicate, true);
     assert.equal(again.seq, first.seq);
     // Through the handler: a retried command returns the original result, even after the aggregate moved on.
@@ -82,25 +117,44 @@ describe('event store (real JetStream)', () => {
     assert.equal(h1again.duplicate, true);
     assert.deepEqual(h1again.events, h1.events);
     const read = await store.read(ref);
-    assert.deepEqual(read.events.map((e) => e.data), [{ by: 5 }, { by: 7 }, { by: 1 }]);
+    assert.deepEqual(
+      read.events.map((e) => e.data),
+      [{ by: 5 }, { by: 7 }, { by: 1 }],
+    );
   });
 
   it('retries a handler on conflict so concurrent commands all land', async () => {
     const ref = { workspaceId: 'w1', type: 'counter', id: 'retry' };
     await Promise.all(
-      Array.from({ length: 8 }, (_, i) => handleCommand(store, counter, ref, { by: 1 }, { commandId: `r-${i}`, actor: 't' }, { maxRetries: 20 })),
+      Array.from({ length: 8 }, (_, i) =>
+        handleCommand(
+          store,
+          counter,
+          ref,
+          { by: 1 },
+          { commandId: `r-${i}`, actor: 't' },
+          { maxRetries: 20 },
+        ),
+      ),
     );
     const read = await store.read(ref);
-    assert.equal(read.events.reduce((s, e) => s + (e.data as { by: number }).by, 0), 8);
+    assert.equal(
+      read.events.reduce((s, e) => s + (e.data as { by: number }).by, 0),
+      8,
+    );
   });
 
   it('refuses an event that fails its schema, or an unknown type, with a clear error and writes nothing', async () => {
     const ref = { workspaceId: 'w1', type: 'counter', id: 'bad' };
     await assert.rejects(
       store.append(ref, 0, [{ type: 'Incremented', data: { by: -1 } }], { commandId: 'bad-1', actor: 't' }),
-      (err: unknown) => err instanceof EventSchemaError && /Incremented/.test(err.message) && /by/.test(err.message),
+      (err: unknown) =>
+        err instanceof EventSchemaError && /Incremented/.test(err.message) && /by/.test(err.message),
     );
-    await assert.rejects(store.append(ref, 0, [{ type: 'Nope', data: {} }], { commandId: 'bad-2', actor: 't' }), /unknown event type/);
+    await assert.rejects(
+      store.append(ref, 0, [{ type: 'Nope', data: {} }], { commandId: 'bad-2', actor: 't' }),
+      /unknown event type/,
+    );
     assert.equal((await store.read(ref)).lastSeq, 0);
   });
 
@@ -108,8 +162,14 @@ describe('event store (real JetStream)', () => {
     const ref = { workspaceId: 'w1', type: 'thing', id: 'old' };
     // Write a version-1 payload as an older release would have.
     const legacy = new EventRegistry().register(defineEvent('Renamed', z.object({ name: z.string() })));
-    const oldStore = new EventStore(env.nats, legacy, { stream: env.stream, subjectPrefix: env.subjectPrefix });
-    await oldStore.append(ref, 0, [{ type: 'Renamed', data: { name: 'x' } }], { commandId: 'old-1', actor: 't' });
+    const oldStore = new EventStore(env.nats, legacy, {
+      stream: env.stream,
+      subjectPrefix: env.subjectPrefix,
+    });
+    await oldStore.append(ref, 0, [{ type: 'Renamed', data: { name: 'x' } }], {
+      commandId: 'old-1',
+      actor: 't',
+    });
     const read = await store.read(ref);
     assert.deepEqual(read.events[0]!.data, { name: 'x', reason: 'unknown' });
   });
@@ -118,7 +178,10 @@ describe('event store (real JetStream)', () => {
     const all = [];
     for await (const c of store.replay({ fromSeq: 1 })) all.push(c);
     assert.ok(all.length >= 5);
-    assert.deepEqual(all.map((c) => c.seq), [...all.map((c) => c.seq)].sort((a, b) => a - b));
+    assert.deepEqual(
+      all.map((c) => c.seq),
+      [...all.map((c) => c.seq)].sort((a, b) => a - b),
+    );
     const things = [];
     for await (const c of store.replay({ fromSeq: 1, aggregateType: 'thing' })) things.push(c);
     assert.equal(things.length, 1);
@@ -142,10 +205,15 @@ describe('event store across a nats-server restart', () => {
         while (!stop) {
           const id = `a${n++}`;
           try {
-            await store.append({ workspaceId: 'w', type: 'counter', id }, 0, [{ type: 'Incremented', data: { by: 1 } }], {
-              commandId: id,
-              actor: 't',
-            });
+            await store.append(
+              { workspaceId: 'w', type: 'counter', id },
+              0,
+              [{ type: 'Incremented', data: { by: 1 } }],
+              {
+                commandId: id,
+                actor: 't',
+              },
+            );
             acked.add(id);
           } catch {
             await new Promise((r) => setTimeout(r, 50));

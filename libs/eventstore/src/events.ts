@@ -22,7 +22,12 @@ export function defineEvent<T extends string, S extends z.ZodType>(
   schema: S,
   opts: { version?: number; upcasters?: Record<number, Upcaster> } = {},
 ): EventDefinition<T, z.infer<S>> {
-  return { type, version: opts.version ?? 1, schema: schema as z.ZodType<z.infer<S>>, upcasters: opts.upcasters ?? {} };
+  return {
+    type,
+    version: opts.version ?? 1,
+    schema: schema as z.ZodType<z.infer<S>>,
+    upcasters: opts.upcasters ?? {},
+  };
 }
 
 /** The union of the events a list of definitions describes. */
@@ -76,7 +81,8 @@ export class EventRegistry {
       if (!up) throw new EventSchemaError(type, `no upcaster from version ${v} to ${v + 1}`);
       current = up(current);
     }
-    if (version > def.version) throw new EventSchemaError(type, `stored version ${version} is newer than ${def.version}`);
+    if (version > def.version)
+      throw new EventSchemaError(type, `stored version ${version} is newer than ${def.version}`);
     const parsed = def.schema.safeParse(current);
     if (!parsed.success) throw new EventSchemaError(type, describe(parsed.error));
     return parsed.data;

@@ -49,7 +49,10 @@ function jsonSchema(schema: z.ZodType): unknown {
  * Builds an OpenAPI 3.1 document from the controllers' own routing metadata (every mapped route
  * appears), enriched by @ApiDoc where present.
  */
-export function buildOpenApi(controllers: readonly (abstract new (...args: never[]) => unknown)[], opts: { title: string; version: string; publicKey: string }) {
+export function buildOpenApi(
+  controllers: readonly (abstract new (...args: never[]) => unknown)[],
+  opts: { title: string; version: string; publicKey: string },
+) {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const ctrl of controllers) {
     const base = (Reflect.getMetadata('path', ctrl) as string | undefined) ?? '';
@@ -64,8 +67,15 @@ export function buildOpenApi(controllers: readonly (abstract new (...args: never
       const path = joinPath(base, sub);
       if (!path.startsWith('/api/') && !path.startsWith('/auth/')) continue;
       const doc = Reflect.getMetadata(API_DOC, fn) as ApiDocSpec | undefined;
-      const isPublic = Reflect.getMetadata(opts.publicKey, fn) === true || Reflect.getMetadata(opts.publicKey, ctrl) === true;
-      const params = [...path.matchAll(/\{([^}]+)\}/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
+      const isPublic =
+        Reflect.getMetadata(opts.publicKey, fn) === true ||
+        Reflect.getMetadata(opts.publicKey, ctrl) === true;
+      const params = [...path.matchAll(/\{([^}]+)\}/g)].map((m) => ({
+        name: m[1],
+        in: 'path',
+        required: true,
+        schema: { type: 'string' },
+      }));
       const verb = METHODS[method]!;
       const success = String(doc?.successStatus ?? (verb === 'post' ? 201 : 200));
       paths[path] ??= {};
@@ -75,13 +85,29 @@ export function buildOpenApi(controllers: readonly (abstract new (...args: never
         tags: [ctrl.name.replace(/Controller$/, '')],
         ...(params.length ? { parameters: params } : {}),
         ...(doc?.body
-          ? { requestBody: { required: true, content: { [doc.bodyContentType ?? 'application/json']: { schema: jsonSchema(doc.body) } } } }
+          ? {
+              requestBody: {
+                required: true,
+                content: { [doc.bodyContentType ?? 'application/json']: { schema: jsonSchema(doc.body) } },
+              },
+            }
           : {}),
         ...(isPublic ? { security: [] } : {}),
         responses: {
-          [success]: { description: 'OK', ...(doc?.response ? { content: { 'application/json': { schema: jsonSchema(doc.response) } } } : {}) },
+          [success]: {
+            description: 'OK',
+            ...(doc?.response
+              ? { content: { 'application/json': { schema: jsonSchema(doc.response) } } }
+              : {}),
+          },
           ...Object.fromEntries(
-            ['400', '401', '403', '404'].map((s) => [s, { description: 'Error', content: { 'application/json': { schema: { $ref: '#/components/schemas/ErrorResponse' } } } }]),
+            ['400', '401', '403', '404'].map((s) => [
+              s,
+              {
+                description: 'Error',
+                content: { 'application/json': { schema: { $ref: '#/components/schemas/ErrorResponse' } } },
+              },
+            ]),
           ),
         },
       };
@@ -93,7 +119,9 @@ export function buildOpenApi(controllers: readonly (abstract new (...args: never
     paths,
     components: {
       schemas: { ErrorResponse: errorSchema },
-      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'API token (rwy_…) or CLI JWT' } },
+      securitySchemes: {
+        bearer: { type: 'http', scheme: 'bearer', description: 'API token (rwy_…) or CLI JWT' },
+      },
     },
     security: [{ bearer: [] }],
   };

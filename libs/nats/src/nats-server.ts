@@ -32,7 +32,12 @@ export async function waitForPort(port: number, timeoutMs = 10_000): Promise<voi
 
 /** Finds nats-server on PATH (or /usr/sbin, where Debian puts it). */
 export function natsServerBinary(): string {
-  for (const candidate of ['nats-server', '/usr/sbin/nats-server', '/usr/bin/nats-server', '/usr/local/bin/nats-server']) {
+  for (const candidate of [
+    'nats-server',
+    '/usr/sbin/nats-server',
+    '/usr/bin/nats-server',
+    '/usr/local/bin/nats-server',
+  ]) {
     const r = spawnSync(candidate, ['--version'], { encoding: 'utf8' });
     if (r.status === 0) return candidate;
   }
@@ -52,7 +57,11 @@ export interface NatsServerHandle {
 }
 
 /** Starts a real nats-server with JetStream on loopback, storing under `storeDir`. */
-export async function startNatsServer(opts: { storeDir: string; port?: number; log?: (line: string) => void }): Promise<NatsServerHandle> {
+export async function startNatsServer(opts: {
+  storeDir: string;
+  port?: number;
+  log?: (line: string) => void;
+}): Promise<NatsServerHandle> {
   const bin = natsServerBinary();
   const port = opts.port ?? (await freePort());
   mkdirSync(opts.storeDir, { recursive: true });

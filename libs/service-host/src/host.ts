@@ -4,7 +4,13 @@ import type { RunwayConfig } from '#libs/config';
 import { Subjects, integrationRegistry, type ServiceName } from '#libs/contracts';
 import { EventStore, type EventRegistry } from '#libs/eventstore';
 import { connectNats, drainNats, type NatsConnection } from '#libs/nats';
-import { projectionMigrations, ProjectionRunner, rebuildProjection, type CheckpointTable, type Projection } from '#libs/projections';
+import {
+  projectionMigrations,
+  ProjectionRunner,
+  rebuildProjection,
+  type CheckpointTable,
+  type Projection,
+} from '#libs/projections';
 import { subjectFor, type ServiceContext } from './context.js';
 
 export interface ServiceDefinition {
@@ -27,12 +33,20 @@ export interface RunningService {
  * Starts the infrastructure side of a service: NATS, event store, migrations, projections,
  * and its health and projection-rebuild responders. The Nest side runs on top of the context.
  */
-export async function startServiceHost(def: ServiceDefinition, config: RunwayConfig, databaseUrl: string, natsUrl: string): Promise<RunningService> {
+export async function startServiceHost(
+  def: ServiceDefinition,
+  config: RunwayConfig,
+  databaseUrl: string,
+  natsUrl: string,
+): Promise<RunningService> {
   const logger = new Logger(def.name);
   const nats: NatsConnection = await connectNats({ url: natsUrl, name: `runway-${def.name}` });
   const registry = integrationRegistry();
   def.register?.(registry);
-  const store = new EventStore(nats, registry, { stream: config.events.stream, subjectPrefix: config.events.subjectPrefix });
+  const store = new EventStore(nats, registry, {
+    stream: config.events.stream,
+    subjectPrefix: config.events.subjectPrefix,
+  });
   await store.ensureStream();
   const db = createKysely<unknown>({ url: databaseUrl, max: 10 });
   await migrateToLatest(db, [projectionMigrations, ...def.migrations]);
@@ -49,7 +63,8 @@ export async function startServiceHost(def: ServiceDefinition, config: RunwayCon
   const made = def.projections.map(
     (p) =>
       new ProjectionRunner(store, db as never, p, {
-        onError: (err) => logger.warn(`projection ${p.name}: ${err instanceof Error ? err.message : String(err)}`),
+        onError: (err) =>
+          logger.warn(`projection ${p.name}: ${err instanceof Error ? err.message : String(err)}`),
       }),
   );
   runners.push(...made);
@@ -75,7 +90,11 @@ export async function startServiceHost(def: ServiceDefinition, config: RunwayCon
           logger.log(`rebuilding projection ${r.projection.name}`);
           rebuildProjection(store, db as never as import('kysely').Kysely<CheckpointTable>, r.projection)
             .then((res) => msg.respond(JSON.stringify({ ok: true, ...res })))
-            .catch((err: unknown) => msg.respond(JSON.stringify({ ok: false, error: err instanceof Error ? err.message : String(err) })));
+            .catch((err: unknown) =>
+              msg.respond(
+                JSON.stringify({ ok: false, error: err instanceof Error ? err.message : String(err) }),
+              ),
+            );
         },
       }),
     ),

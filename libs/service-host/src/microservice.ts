@@ -10,7 +10,12 @@ export function logLevels(config: RunwayConfig): LogLevel[] {
 }
 
 /** Boots a service's Nest module as a microservice on the NATS transport (request/reply commands). */
-export async function startNestMicroservice(module: unknown, natsUrl: string, name: string, config: RunwayConfig): Promise<INestMicroservice> {
+export async function startNestMicroservice(
+  module: unknown,
+  natsUrl: string,
+  name: string,
+  config: RunwayConfig,
+): Promise<INestMicroservice> {
   const app = await NestFactory.createMicroservice<MicroserviceOptions>(module as never, {
     transport: Transport.NATS,
     options: { servers: [natsUrl], queue: `runway-${name}`, name: `runway-${name}-rpc` },

@@ -5,7 +5,11 @@ import { z } from 'zod';
 import { ConcurrencyError, DomainError, EventSchemaError } from '#libs/eventstore';
 
 /** The error a service sends back over NATS request/reply; the gateway maps it to HTTP. */
-export const rpcErrorSchema = z.object({ status: z.number().int(), detail: z.string(), extra: z.record(z.string(), z.unknown()).optional() });
+export const rpcErrorSchema = z.object({
+  status: z.number().int(),
+  detail: z.string(),
+  extra: z.record(z.string(), z.unknown()).optional(),
+});
 export type RpcError = z.infer<typeof rpcErrorSchema>;
 
 export function toRpcError(err: unknown): RpcError {
@@ -13,8 +17,10 @@ export function toRpcError(err: unknown): RpcError {
     const e = rpcErrorSchema.safeParse(err.getError());
     if (e.success) return e.data;
   }
-  if (err instanceof DomainError) return { status: err.status, detail: err.message, extra: { code: err.code } };
-  if (err instanceof ConcurrencyError) return { status: 409, detail: 'the resource was changed concurrently, retry the request' };
+  if (err instanceof DomainError)
+    return { status: err.status, detail: err.message, extra: { code: err.code } };
+  if (err instanceof ConcurrencyError)
+    return { status: 409, detail: 'the resource was changed concurrently, retry the request' };
   if (err instanceof EventSchemaError) return { status: 400, detail: err.message };
   return { status: 500, detail: 'internal error' };
 }
@@ -36,21 +42,29 @@ export class RpcCallError extends Error {
 }
 
 /** Gateway-side call: request/reply with a timeout; a service error comes back as RpcCallError. */
-export async function rpc<T>(client: ClientProxy, pattern: string, data: unknown, schema: z.ZodType<T>, timeoutMs = 30_000): Promise<T> {
+export async function rpc<T>(
+  client: ClientProxy,
+  pattern: string,
+  data: unknown,
+  schema: z.ZodType<T>,
+  timeoutMs = 30_000,
+): Promise<T> {
   let raw: unknown;
   try {
     raw = await firstValueFrom(client.send<unknown>(pattern, data).pipe(timeout(timeoutMs)));
   } catch (err) {
     const e = rpcErrorSchema.safeParse(err);
     if (e.success) throw new RpcCallError(e.data);
-    if (err instanceof Error && err.name === 'TimeoutError') throw new RpcCallError({ status: 503, detail: `service did not answer ${pattern} in time` });
+    if (err instanceof Error && err.name === 'TimeoutError')
+      throw new RpcCallError({ status: 503, detail: `service did not answer ${pattern} in time` });
     if (err instanceof Error && /no subscribers|no responders|Empty response/i.test(err.message)) {
       throw new RpcCallError({ status: 503, detail: `no service answers ${pattern}` });
     }
     throw err;
   }
   const parsed = schema.safeParse(raw);
-  if (!parsed.success) throw new RpcCallError({ status: 502, detail: `malformed reply to ${pattern}: ${parsed.error.message}` });
+  if (!parsed.success)
+    throw new RpcCallError({ status: 502, detail: `malformed reply to ${pattern}: ${parsed.error.message}` });
   return parsed.data;
 }
 

@@ -9,10 +9,15 @@ import { startNestMicroservice } from './microservice.js';
  * Runs one service as its own process (compose / kubernetes) against shared NATS and PostgreSQL;
  * `npm start` hosts every service in one process instead. Stops cleanly on SIGINT / SIGTERM.
  */
-export async function runStandaloneService(def: ServiceDefinition, module: { forRoot: (ctx: ServiceContext) => DynamicModule }): Promise<void> {
+export async function runStandaloneService(
+  def: ServiceDefinition,
+  module: { forRoot: (ctx: ServiceContext) => DynamicModule },
+): Promise<void> {
   const config = loadConfigOrExit();
   if (!config.nats.url || !config.database.url) {
-    process.stderr.write(`runway ${def.name}: NATS_URL and DATABASE_URL must be set when a service runs on its own\n`);
+    process.stderr.write(
+      `runway ${def.name}: NATS_URL and DATABASE_URL must be set when a service runs on its own\n`,
+    );
     process.exit(2);
   }
   const service = await startServiceHost(def, config, config.database.url, config.nats.url);

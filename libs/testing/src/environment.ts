@@ -3,7 +3,14 @@ import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Kysely } from 'kysely';
-import { createKysely, dropDatabase, ensureDatabase, migrateToLatest, startEmbeddedPostgres, type MigrationSet } from '#libs/database';
+import {
+  createKysely,
+  dropDatabase,
+  ensureDatabase,
+  migrateToLatest,
+  startEmbeddedPostgres,
+  type MigrationSet,
+} from '#libs/database';
 import { EventRegistry, EventStore } from '#libs/eventstore';
 import { connectNats, drainNats, type NatsConnection } from '#libs/nats';
 import { freePort, startNatsServer, type NatsServerHandle } from '#libs/nats';

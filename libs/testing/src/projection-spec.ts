@@ -9,11 +9,18 @@ import { applyBatch, type CheckpointTable, type Projection } from '#libs/project
 export function projectionSpec<DB>(db: Kysely<DB>, projection: Projection<unknown>) {
   let seq = 0;
   return {
-    async given(...entries: { aggregate: AggregateRef; events: DomainEvent[]; actor?: string; time?: string }[]) {
+    async given(
+      ...entries: { aggregate: AggregateRef; events: DomainEvent[]; actor?: string; time?: string }[]
+    ) {
       const commits: StoredCommit[] = entries.map((entry) => {
         seq += 1;
         const time = entry.time ?? new Date().toISOString();
-        const meta = { commandId: `cmd-${seq}`, actor: entry.actor ?? 'test', correlationId: `cmd-${seq}`, time };
+        const meta = {
+          commandId: `cmd-${seq}`,
+          actor: entry.actor ?? 'test',
+          correlationId: `cmd-${seq}`,
+          time,
+        };
         return {
           seq,
           subject: `evt.${entry.aggregate.workspaceId}.${entry.aggregate.type}.${entry.aggregate.id}`,

@@ -9,14 +9,23 @@ import { GatewayModule } from './gateway.module.js';
 const SYNC_ROUTE = /^\/api\/v1\/workspaces\/[^/]+\/deployments\/sync\//;
 
 /** The gateway's HTTP application (REST /api and /auth), not yet listening. */
-export async function createGatewayHttp(service: RunningService, natsUrl: string, auth: AuthOptions): Promise<NestExpressApplication> {
-  const app = await NestFactory.create<NestExpressApplication>(GatewayModule.forRoot(service.ctx, natsUrl, auth), {
-    logger: logLevels(service.ctx.config),
-    bodyParser: false,
-  });
+export async function createGatewayHttp(
+  service: RunningService,
+  natsUrl: string,
+  auth: AuthOptions,
+): Promise<NestExpressApplication> {
+  const app = await NestFactory.create<NestExpressApplication>(
+    GatewayModule.forRoot(service.ctx, natsUrl, auth),
+    {
+      logger: logLevels(service.ctx.config),
+      bodyParser: false,
+    },
+  );
   // The deployment sync API carries whole file lists (20,000 files are about 2.5 MB of JSON).
   const syncJson = json({ limit: '32mb' });
-  app.use((req: Request, res: Response, next: NextFunction) => (SYNC_ROUTE.test(req.path) ? syncJson(req, res, next) : next()));
+  app.use((req: Request, res: Response, next: NextFunction) =>
+    SYNC_ROUTE.test(req.path) ? syncJson(req, res, next) : next(),
+  );
   app.useBodyParser('json', { limit: '1mb' });
   app.disable('x-powered-by');
   app.enableShutdownHooks([]);

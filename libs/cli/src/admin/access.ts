@@ -10,20 +10,26 @@ import { CliError, findInstance } from '../instance.js';
 function adminClient(): RunwayClient {
   const inst = findInstance();
   const file = join(inst.config.dataDir, 'admin-token');
-  const token = process.env.RUNWAY_TOKEN ?? (existsSync(file) ? readFileSync(file, 'utf8').trim() : undefined);
-  if (!token) throw new CliError(`no admin token: ${file} does not exist (is RUNWAY_DATA_DIR right?) and RUNWAY_TOKEN is not set`);
+  const token =
+    process.env.RUNWAY_TOKEN ?? (existsSync(file) ? readFileSync(file, 'utf8').trim() : undefined);
+  if (!token)
+    throw new CliError(
+      `no admin token: ${file} does not exist (is RUNWAY_DATA_DIR right?) and RUNWAY_TOKEN is not set`,
+    );
   return new RunwayClient({ apiBase: `http://127.0.0.1:${inst.config.http.port}/api`, token });
 }
 
 function days(v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
   const m = /^(\d+)(d)?$/.exec(v);
-  if (!m || Number(m[1]) <= 0) throw new CliError(`--expires-in ${v}: expected a number of days, e.g. 30d`, 2);
+  if (!m || Number(m[1]) <= 0)
+    throw new CliError(`--expires-in ${v}: expected a number of days, e.g. 30d`, 2);
   return Number(m[1]);
 }
 
 export function registerAccess(admin: Command, json: () => boolean): void {
-  const out = (data: unknown, human: string) => process.stdout.write(json() ? JSON.stringify(data, null, 2) + '\n' : human);
+  const out = (data: unknown, human: string) =>
+    process.stdout.write(json() ? JSON.stringify(data, null, 2) + '\n' : human);
   const tokens = admin.command('tokens').description('API tokens (stored hashed; shown once)');
   tokens
     .command('create')
@@ -33,16 +39,32 @@ export function registerAccess(admin: Command, json: () => boolean): void {
     .option('--expires-in <days>', 'expire after N days, e.g. 30d')
     .action(async (o: { name: string; user?: string; expiresIn?: string }) => {
       const c = adminClient();
-      const t = o.user ? await c.createTokenFor(o.user, o.name, days(o.expiresIn)) : await c.createToken(o.name, days(o.expiresIn));
+      const t = o.user
+        ? await c.createTokenFor(o.user, o.name, days(o.expiresIn))
+        : await c.createToken(o.name, days(o.expiresIn));
       out(t, `${t.token}\n`);
-      if (!json()) process.stderr.write(`token ${t.id} created${t.expires_at ? `, expires ${t.expires_at}` : ''}: store it now, it is not shown again\n`);
+      if (!json())
+        process.stderr.write(
+          `token ${t.id} created${t.expires_at ? `, expires ${t.expires_at}` : ''}: store it now, it is not shown again\n`,
+        );
     });
   tokens
     .command('list')
     .description('your tokens')
     .action(async () => {
       const page = await adminClient().listTokens();
-      out(page.items, table(page.items.map((t) => ({ id: t.id, name: t.name, state: t.state, created: t.date_added, expires: t.expires_at ?? 'never' }))));
+      out(
+        page.items,
+        table(
+          page.items.map((t) => ({
+            id: t.id,
+            name: t.name,
+            state: t.state,
+            created: t.date_added,
+            expires: t.expires_at ?? 'never',
+          })),
+        ),
+      );
     });
   tokens
     .command('revoke <id>')
@@ -59,16 +81,18 @@ export function registerAccess(admin: Command, json: () => boolean): void {
     .option('--workspace <id>', 'add them to this workspace')
     .option('--role <role>', 'owner | member | viewer', 'member')
     .action(async (email: string, o: { workspace?: string; role: string }) => {
-      if (!roleSchema.safeParse(o.role).success) throw new CliError(`--role ${o.role}: expected owner, member or viewer`, 2);
+      if (!roleSchema.safeParse(o.role).success)
+        throw new CliError(`--role ${o.role}: expected owner, member or viewer`, 2);
       const u = await adminClient().createUser(email, o.workspace, o.workspace ? o.role : undefined);
       out(u, `user ${u.email} created (${u.id})\n`);
     });
-  users
-    .command('list')
-    .action(async () => {
-      const page = await adminClient().listUsers();
-      out(page.items, table(page.items.map((u) => ({ id: u.id, email: u.email, admin: u.admin, created: u.date_added }))));
-    });
+  users.command('list').action(async () => {
+    const page = await adminClient().listUsers();
+    out(
+      page.items,
+      table(page.items.map((u) => ({ id: u.id, email: u.email, admin: u.admin, created: u.date_added }))),
+    );
+  });
 
   admin
     .command('device')
@@ -76,7 +100,8 @@ export function registerAccess(admin: Command, json: () => boolean): void {
     .command('approve <code>')
     .description('approve a pending `runway login` / `dlt runtime login` (it logs in as the approving user)')
     .action(async (code: string) => {
-      if (!/^[A-Za-z]{4}-?[A-Za-z]{4}$/.test(code)) throw new CliError(`${code}: a login code looks like ABCD-EFGH`, 2);
+      if (!/^[A-Za-z]{4}-?[A-Za-z]{4}$/.test(code))
+        throw new CliError(`${code}: a login code looks like ABCD-EFGH`, 2);
       const r = await adminClient().approveDevice(code);
       out(r, `approved ${code.toUpperCase()}: the CLI is now logged in as ${r.email}\n`);
     });

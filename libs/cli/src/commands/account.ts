@@ -15,13 +15,16 @@ export function registerAccount(program: Command, g: () => GlobalOptions): void 
       const ws = new LocalWorkspace();
       const apiBase = resolveApiBase(g(), ws);
       const timeout = Number(opts.timeout);
-      if (!Number.isFinite(timeout) || timeout <= 0) throw new CliError(`--timeout ${opts.timeout}: expected a number of seconds`, 2);
+      if (!Number.isFinite(timeout) || timeout <= 0)
+        throw new CliError(`--timeout ${opts.timeout}: expected a number of seconds`, 2);
       let token = opts.token ?? g().token;
       let email: string | undefined;
       if (!token) {
         const anon = client({ ...g(), token: undefined }, false, ws);
         const start = await anon.deviceCode();
-        process.stderr.write(`To log in, approve the code ${start.user_code}\n  at ${start.verification_uri}\n  or run: runway admin device approve ${start.user_code}\n`);
+        process.stderr.write(
+          `To log in, approve the code ${start.user_code}\n  at ${start.verification_uri}\n  or run: runway admin device approve ${start.user_code}\n`,
+        );
         const until = Date.now() + timeout * 1000;
         while (!token) {
           if (Date.now() > until) throw new CliError('login timed out waiting for approval');
@@ -38,7 +41,11 @@ export function registerAccount(program: Command, g: () => GlobalOptions): void 
       saveCredential(apiBase, token, me.email ?? email);
       ws.setRuntimeValue('api_base_url', apiBase);
       const wsId = await boundWorkspace(c, ws);
-      printOut(g(), { email: me.email, workspace_id: wsId, api_base_url: apiBase }, () => `Logged in as ${me.email}\nAuthorized to workspace ${wsId}\n`);
+      printOut(
+        g(),
+        { email: me.email, workspace_id: wsId, api_base_url: apiBase },
+        () => `Logged in as ${me.email}\nAuthorized to workspace ${wsId}\n`,
+      );
     });
 
   program
@@ -47,6 +54,8 @@ export function registerAccount(program: Command, g: () => GlobalOptions): void 
     .action(() => {
       const apiBase = resolveApiBase(g());
       const removed = removeCredential(apiBase);
-      printOut(g(), { logged_out: removed, api_base_url: apiBase }, () => (removed ? `Logged out of ${apiBase}\n` : `Not logged in to ${apiBase}\n`));
+      printOut(g(), { logged_out: removed, api_base_url: apiBase }, () =>
+        removed ? `Logged out of ${apiBase}\n` : `Not logged in to ${apiBase}\n`,
+      );
     });
 }

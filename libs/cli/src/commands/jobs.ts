@@ -32,7 +32,9 @@ const runRow = (r: Run) => ({
   Started: r.time_started ?? '',
   Ended: r.time_ended ?? '',
   Duration: r.duration ?? '',
-  Failure: r.failure_reason ? `${r.failure_reason}${r.exit_code !== null ? ` (exit code ${r.exit_code})` : ''}` : '',
+  Failure: r.failure_reason
+    ? `${r.failure_reason}${r.exit_code !== null ? ` (exit code ${r.exit_code})` : ''}`
+    : '',
 });
 
 /** Why a run did not complete, in one line. */
@@ -58,7 +60,8 @@ function parseArgs(args: string[], ops: string[], dflt: string): { op: string; s
       op = a;
     } else if (script === undefined) {
       script = a;
-    } else throw new CliError(`unexpected argument ${a}: expected ${ops.join('|')}, a script and a number`, 2);
+    } else
+      throw new CliError(`unexpected argument ${a}: expected ${ops.join('|')}, a script and a number`, 2);
   }
   return { op: op ?? dflt, script, n: n === 0 ? undefined : n };
 }
@@ -70,7 +73,8 @@ function requireScript(script: string | undefined, usage: string): string {
 
 function requireLocalFile(ws: LocalWorkspace, entry: string): void {
   const abs = isAbsolute(entry) ? entry : join(ws.root, entry);
-  if (!existsSync(abs) || !statSync(abs).isFile()) throw new CliError(`entry point ${entry} not found in ${ws.root}`, 2);
+  if (!existsSync(abs) || !statSync(abs).isFile())
+    throw new CliError(`entry point ${entry} not found in ${ws.root}`, 2);
 }
 
 /** Run N of a script (default: the latest). Run numbers of a job have no gaps, newest first. */
@@ -79,7 +83,8 @@ async function findRun(c: RunwayClient, wsId: string, script: Script, n?: number
   if (!latest) throw new CliError(`script ${script.name} has no runs`);
   if (n === undefined || n === latest.number) return latest;
   if (n < latest.number) {
-    const at = (await c.listRuns(wsId, { scriptId: script.id, limit: 1, offset: latest.number - n })).items[0];
+    const at = (await c.listRuns(wsId, { scriptId: script.id, limit: 1, offset: latest.number - n }))
+      .items[0];
     if (at?.number === n) return at;
     // Fallback: scan.
     for (let offset = 0; ; offset += 100) {
@@ -136,10 +141,18 @@ export function registerJobs(program: Command, g: () => GlobalOptions): void {
       const { ws, c, wsId } = await session();
       requireLocalFile(ws, script);
       const d = await syncDeployment(c, wsId, ws);
-      note(d.created ? `Deployment version ${d.item.version} created` : `Deployment version ${d.item.version} is current`);
+      note(
+        d.created
+          ? `Deployment version ${d.item.version} created`
+          : `Deployment version ${d.item.version} is current`,
+      );
       const cfg = await syncConfiguration(c, wsId, ws);
       for (const w of cfg.item.warnings ?? []) note(`warning: ${w}`);
-      note(cfg.created ? `Configuration version ${cfg.item.version} created` : `Configuration version ${cfg.item.version} is current`);
+      note(
+        cfg.created
+          ? `Configuration version ${cfg.item.version} created`
+          : `Configuration version ${cfg.item.version} is current`,
+      );
       const job = await c.upsertScript(wsId, {
         name: script,
         entry_point: script,
@@ -174,29 +187,40 @@ export function registerJobs(program: Command, g: () => GlobalOptions): void {
     .option('--schedule <cron>', 'cron schedule (create)')
     .option('--interactive', 'an interactive job (create)')
     .option('--description <text>', 'job description (create)')
-    .action(async (args: string[], opts: { name?: string; schedule?: string; interactive?: boolean; description?: string }) => {
-      const { op, script } = parseArgs(args, ['list', 'info', 'create'], 'info');
-      const { ws, c, wsId } = await session();
-      if (op === 'list') {
-        if (script) throw new CliError(`unexpected argument ${script}: job list takes no script`, 2);
-        const page = await c.listScripts(wsId);
-        printOut(g(), page.items, () => (page.items.length ? table(page.items.map(scriptRow)) : 'No jobs found in this workspace\n'));
-      } else if (op === 'create') {
-        const entry = requireScript(script, 'runway job create <script>');
-        requireLocalFile(ws, entry);
-        const job = await c.upsertScript(wsId, {
-          name: opts.name ?? entry,
-          entry_point: entry,
-          script_type: opts.interactive ? 'interactive' : 'batch',
-          ...(opts.description !== undefined ? { description: opts.description } : {}),
-          ...(opts.schedule !== undefined ? { schedule: opts.schedule } : {}),
-        });
-        printOut(g(), job, () => `Job ${job.name} created or updated, version #${job.version}\n` + table([scriptRow(job)]));
-      } else {
-        const job = await c.getScript(wsId, requireScript(script, 'runway job info <script>'));
-        printOut(g(), job, () => table([scriptRow(job)]));
-      }
-    });
+    .action(
+      async (
+        args: string[],
+        opts: { name?: string; schedule?: string; interactive?: boolean; description?: string },
+      ) => {
+        const { op, script } = parseArgs(args, ['list', 'info', 'create'], 'info');
+        const { ws, c, wsId } = await session();
+        if (op === 'list') {
+          if (script) throw new CliError(`unexpected argument ${script}: job list takes no script`, 2);
+          const page = await c.listScripts(wsId);
+          printOut(g(), page.items, () =>
+            page.items.length ? table(page.items.map(scriptRow)) : 'No jobs found in this workspace\n',
+          );
+        } else if (op === 'create') {
+          const entry = requireScript(script, 'runway job create <script>');
+          requireLocalFile(ws, entry);
+          const job = await c.upsertScript(wsId, {
+            name: opts.name ?? entry,
+            entry_point: entry,
+            script_type: opts.interactive ? 'interactive' : 'batch',
+            ...(opts.description !== undefined ? { description: opts.description } : {}),
+            ...(opts.schedule !== undefined ? { schedule: opts.schedule } : {}),
+          });
+          printOut(
+            g(),
+            job,
+            () => `Job ${job.name} created or updated, version #${job.version}\n` + table([scriptRow(job)]),
+          );
+        } else {
+          const job = await c.getScript(wsId, requireScript(script, 'runway job info <script>'));
+          printOut(g(), job, () => table([scriptRow(job)]));
+        }
+      },
+    );
 
   program
     .command('job-run')
@@ -208,7 +232,11 @@ export function registerJobs(program: Command, g: () => GlobalOptions): void {
       if (op === 'list') {
         const job = script ? await c.getScript(wsId, script) : undefined;
         const page = await c.listRuns(wsId, { scriptId: job?.id });
-        printOut(g(), page.items, () => (page.items.length ? table(page.items.map(runRow)) : `No runs found${job ? ` for ${job.name}` : ''}\n`));
+        printOut(g(), page.items, () =>
+          page.items.length
+            ? table(page.items.map(runRow))
+            : `No runs found${job ? ` for ${job.name}` : ''}\n`,
+        );
       } else if (op === 'create') {
         const job = await c.getScript(wsId, requireScript(script, 'runway job-run create <script>'));
         const run = await c.createRun(wsId, job.id);
@@ -219,8 +247,14 @@ export function registerJobs(program: Command, g: () => GlobalOptions): void {
         const job = await c.getScript(wsId, requireScript(script, 'runway job-run info <script> [N]'));
         const run = await c.getRun(wsId, (await findRun(c, wsId, job, n)).id);
         printOut(g(), run, () => {
-          const timeline = (run.status_timeline ?? []).map((t) => ({ status: t.status, at: t.at, reason: t.reason }));
-          const tail = run.stderr_tail?.length ? `\nstderr (last lines):\n${run.stderr_tail.join('\n')}\n` : '';
+          const timeline = (run.status_timeline ?? []).map((t) => ({
+            status: t.status,
+            at: t.at,
+            reason: t.reason,
+          }));
+          const tail = run.stderr_tail?.length
+            ? `\nstderr (last lines):\n${run.stderr_tail.join('\n')}\n`
+            : '';
           return table([runRow(run)]) + (timeline.length ? '\n' + table(timeline) : '') + tail;
         });
       }
@@ -233,10 +267,15 @@ export function registerJobs(program: Command, g: () => GlobalOptions): void {
     try {
       res = await c.cancelRun(wsId, run.id);
     } catch (err) {
-      if (err instanceof ClientError && err.status === 400) throw new CliError(`cannot cancel run #${run.number} of ${job.name}: ${err.detail}`);
+      if (err instanceof ClientError && err.status === 400)
+        throw new CliError(`cannot cancel run #${run.number} of ${job.name}: ${err.detail}`);
       throw err;
     }
-    printOut(g(), res, () => `Requested cancellation of run #${res.number} of ${job.name} (status: ${res.status})\n`);
+    printOut(
+      g(),
+      res,
+      () => `Requested cancellation of run #${res.number} of ${job.name} (status: ${res.status})\n`,
+    );
   }
 
   program

@@ -8,7 +8,12 @@ import { boundWorkspace, client, type GlobalOptions } from '../session.js';
 import { LocalWorkspace, sha256 } from '../workspace/local.js';
 import { printOut } from './print.js';
 
-const versionRow = (d: Deployment) => ({ 'Version #': d.version, 'Created at': d.date_added, 'File count': d.file_count, 'Content hash': d.content_hash });
+const versionRow = (d: Deployment) => ({
+  'Version #': d.version,
+  'Created at': d.date_added,
+  'File count': d.file_count,
+  'Content hash': d.content_hash,
+});
 const configRow = (c: Configuration) => ({ ...versionRow(c), Profiles: c.profiles });
 
 export interface SyncResult<T> {
@@ -19,12 +24,17 @@ export interface SyncResult<T> {
 }
 
 /** Incremental code sync: plan → upload only the blobs the server lacks → commit. */
-export async function syncDeployment(c: RunwayClient, wsId: string, ws: LocalWorkspace): Promise<SyncResult<Deployment>> {
+export async function syncDeployment(
+  c: RunwayClient,
+  wsId: string,
+  ws: LocalWorkspace,
+): Promise<SyncResult<Deployment>> {
   const files = ws.codeFiles().map((f) => {
     const content = readFileSync(f.abs);
     return { path: f.path, size: content.length, sha256: sha256(content), content };
   });
-  if (files.length === 0) throw new CliError(`nothing to deploy: ${ws.root} has no files outside .dlt/ and .gitignore`);
+  if (files.length === 0)
+    throw new CliError(`nothing to deploy: ${ws.root} has no files outside .dlt/ and .gitignore`);
   const refs = files.map(({ path, size, sha256: h }) => ({ path, size, sha256: h }));
   const { missing } = await c.syncPlan(wsId, refs);
   const want = new Set(missing);
@@ -45,7 +55,11 @@ export async function syncDeployment(c: RunwayClient, wsId: string, ws: LocalWor
   return { created: res.created ?? true, item: res, uploadedBytes, uploadedFiles };
 }
 
-export async function syncConfiguration(c: RunwayClient, wsId: string, ws: LocalWorkspace): Promise<SyncResult<Configuration>> {
+export async function syncConfiguration(
+  c: RunwayClient,
+  wsId: string,
+  ws: LocalWorkspace,
+): Promise<SyncResult<Configuration>> {
   const files = ws.configFiles().map((f) => ({ path: f.path, content: readFileSync(f.abs), mode: f.mode }));
   const pkg = await buildPackage(files);
   const res = await c.syncConfiguration(wsId, pkg);
@@ -83,13 +97,28 @@ export function registerSync(program: Command, g: () => GlobalOptions): void {
       const d = await syncDeployment(c, wsId, ws);
       const cfg = await syncConfiguration(c, wsId, ws);
       for (const w of cfg.item.warnings ?? []) say(`warning: ${w}`);
-      printOut(g(), { deployment: { ...d.item, created: d.created, uploaded_bytes: d.uploadedBytes, uploaded_files: d.uploadedFiles }, configuration: { ...cfg.item, created: cfg.created } }, () =>
-        [
-          d.created ? `Deployment version ${d.item.version} created (${d.uploadedFiles} files, ${d.uploadedBytes} bytes uploaded)` : `No changes detected in the code: deployment version ${d.item.version} is current`,
-          cfg.created ? `Configuration version ${cfg.item.version} created (profiles: ${cfg.item.profiles || 'default'})` : `No changes detected in the configuration: version ${cfg.item.version} is current`,
-          'Deployment and configuration synchronized successfully',
-          '',
-        ].join('\n'),
+      printOut(
+        g(),
+        {
+          deployment: {
+            ...d.item,
+            created: d.created,
+            uploaded_bytes: d.uploadedBytes,
+            uploaded_files: d.uploadedFiles,
+          },
+          configuration: { ...cfg.item, created: cfg.created },
+        },
+        () =>
+          [
+            d.created
+              ? `Deployment version ${d.item.version} created (${d.uploadedFiles} files, ${d.uploadedBytes} bytes uploaded)`
+              : `No changes detected in the code: deployment version ${d.item.version} is current`,
+            cfg.created
+              ? `Configuration version ${cfg.item.version} created (profiles: ${cfg.item.profiles || 'default'})`
+              : `No changes detected in the configuration: version ${cfg.item.version} is current`,
+            'Deployment and configuration synchronized successfully',
+            '',
+          ].join('\n'),
       );
     });
 
@@ -105,16 +134,29 @@ export function registerSync(program: Command, g: () => GlobalOptions): void {
       if (op === 'sync') {
         const d = await syncDeployment(c, wsId, ws);
         printOut(g(), { ...d.item, created: d.created, uploaded_bytes: d.uploadedBytes }, () =>
-          d.created ? table([versionRow(d.item)]) : `No changes detected: deployment version ${d.item.version} is current\n`,
+          d.created
+            ? table([versionRow(d.item)])
+            : `No changes detected: deployment version ${d.item.version} is current\n`,
         );
       } else if (op === 'list') {
         const page = await c.listDeployments(wsId);
-        printOut(g(), page.items, () => (page.items.length ? table(page.items.map(versionRow)) : 'No deployments found in this workspace\n'));
+        printOut(g(), page.items, () =>
+          page.items.length ? table(page.items.map(versionRow)) : 'No deployments found in this workspace\n',
+        );
       } else {
         const d = n === undefined ? await c.latestDeployment(wsId) : await c.getDeployment(wsId, n);
         if (!d) throw new CliError('no deployment yet: run `runway deploy`');
         const files = await c.deploymentFiles(wsId, d.version).catch(() => undefined);
-        printOut(g(), { ...d, files: files?.items }, () => table([versionRow(d)]) + (files ? '\n' + table(files.items.map((f) => ({ path: f.path, size: f.size, sha256: f.sha256.slice(0, 16) }))) : ''));
+        printOut(
+          g(),
+          { ...d, files: files?.items },
+          () =>
+            table([versionRow(d)]) +
+            (files
+              ? '\n' +
+                table(files.items.map((f) => ({ path: f.path, size: f.size, sha256: f.sha256.slice(0, 16) })))
+              : ''),
+        );
       }
     });
 
@@ -130,15 +172,26 @@ export function registerSync(program: Command, g: () => GlobalOptions): void {
       if (op === 'sync') {
         const r = await syncConfiguration(c, wsId, ws);
         for (const w of r.item.warnings ?? []) say(`warning: ${w}`);
-        printOut(g(), { ...r.item, created: r.created }, () => (r.created ? table([configRow(r.item)]) : `No changes detected: configuration version ${r.item.version} is current\n`));
+        printOut(g(), { ...r.item, created: r.created }, () =>
+          r.created
+            ? table([configRow(r.item)])
+            : `No changes detected: configuration version ${r.item.version} is current\n`,
+        );
       } else if (op === 'list') {
         const page = await c.listConfigurations(wsId);
-        printOut(g(), page.items, () => (page.items.length ? table(page.items.map(configRow)) : 'No configurations found in this workspace\n'));
+        printOut(g(), page.items, () =>
+          page.items.length
+            ? table(page.items.map(configRow))
+            : 'No configurations found in this workspace\n',
+        );
       } else {
         const cfg = n === undefined ? await c.latestConfiguration(wsId) : await c.getConfiguration(wsId, n);
         if (!cfg) throw new CliError('no configuration yet: run `runway deploy`');
         printOut(g(), cfg, () => {
-          const keys = Object.entries(cfg.profile_keys ?? {}).map(([profile, ks]) => ({ profile, keys: ks.join(', ') }));
+          const keys = Object.entries(cfg.profile_keys ?? {}).map(([profile, ks]) => ({
+            profile,
+            keys: ks.join(', '),
+          }));
           return table([configRow(cfg)]) + (keys.length ? '\n' + table(keys) : '');
         });
       }
@@ -153,13 +206,23 @@ export function registerSync(program: Command, g: () => GlobalOptions): void {
       const me = await c.me();
       const wsId = await boundWorkspace(c, ws, say);
       const [d, cfg] = await Promise.all([c.latestDeployment(wsId), c.latestConfiguration(wsId)]);
-      const data = { user: me.email, api_base_url: c.apiBase, workspace_id: wsId, deployment: d ?? null, configuration: cfg ?? null };
+      const data = {
+        user: me.email,
+        api_base_url: c.apiBase,
+        workspace_id: wsId,
+        deployment: d ?? null,
+        configuration: cfg ?? null,
+      };
       printOut(g(), data, () =>
         [
           `Logged in as ${me.email} at ${c.apiBase}`,
           `Workspace ${wsId}`,
-          d ? `Deployment version ${d.version} from ${d.date_added} (${d.file_count} files)` : 'No deployment yet (run `runway deploy`)',
-          cfg ? `Configuration version ${cfg.version} from ${cfg.date_added} (profiles: ${cfg.profiles || 'default'})` : 'No configuration yet',
+          d
+            ? `Deployment version ${d.version} from ${d.date_added} (${d.file_count} files)`
+            : 'No deployment yet (run `runway deploy`)',
+          cfg
+            ? `Configuration version ${cfg.version} from ${cfg.date_added} (profiles: ${cfg.profiles || 'default'})`
+            : 'No configuration yet',
           '',
         ].join('\n'),
       );

@@ -26,7 +26,9 @@ export class LocalWorkspace {
     try {
       doc = parseToml(readFileSync(this.configFile, 'utf8')) as Record<string, unknown>;
     } catch (err) {
-      throw new CliError(`${this.configFile}: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
+      throw new CliError(
+        `${this.configFile}: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`,
+      );
     }
     const rt = doc.runtime;
     return rt && typeof rt === 'object' ? (rt as Record<string, unknown>) : {};
@@ -91,7 +93,12 @@ export class LocalWorkspace {
         const st = lstatSync(abs);
         if (st.isDirectory()) walk(abs);
         else if (st.isFile() && (name.endsWith('config.toml') || name.endsWith('secrets.toml'))) {
-          out.push({ path: relative(this.dltDir, abs).split(sep).join('/'), abs, size: st.size, mode: st.mode & 0o777 });
+          out.push({
+            path: relative(this.dltDir, abs).split(sep).join('/'),
+            abs,
+            size: st.size,
+            mode: st.mode & 0o777,
+          });
         }
       }
     };

@@ -27,7 +27,10 @@ export class MeController {
     const p = principalOf(req);
     let mine = await this.workspaces.ofUser(p.userId);
     if (mine.length === 0) {
-      const created = await this.handler.create(`${p.email}'s workspace`, p.userId, { actor: p.userId, commandId: `default-workspace-${p.userId}` });
+      const created = await this.handler.create(`${p.email}'s workspace`, p.userId, {
+        actor: p.userId,
+        commandId: `default-workspace-${p.userId}`,
+      });
       await this.ctx.waitForProjections(created.seq);
       mine = await this.workspaces.ofUser(p.userId);
     }
@@ -37,7 +40,13 @@ export class MeController {
       identity_id: p.userId,
       email: p.email,
       default_organization: this.organization(p.userId, p.email, ws.created_at),
-      default_workspace: { id: ws.id, name: ws.name, description: null, date_added: iso(ws.created_at), date_updated: iso(ws.updated_at) },
+      default_workspace: {
+        id: ws.id,
+        name: ws.name,
+        description: null,
+        date_added: iso(ws.created_at),
+        date_updated: iso(ws.updated_at),
+      },
       workspaces: mine.map((w) => ({ id: w.id, name: w.name, role: w.role })),
     };
   }

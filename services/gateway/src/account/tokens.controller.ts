@@ -32,13 +32,23 @@ function expiry(b: { expires_in_days?: number; expires_at?: string }): Date | nu
   return null;
 }
 
-const tokenView = (t: { id: string; name: string; created_at: Date; expires_at: Date | null; revoked_at: Date | null }) => ({
+const tokenView = (t: {
+  id: string;
+  name: string;
+  created_at: Date;
+  expires_at: Date | null;
+  revoked_at: Date | null;
+}) => ({
   id: t.id,
   name: t.name,
   date_added: t.created_at.toISOString(),
   expires_at: t.expires_at?.toISOString() ?? null,
   revoked_at: t.revoked_at?.toISOString() ?? null,
-  state: t.revoked_at ? 'revoked' : t.expires_at && t.expires_at.getTime() <= Date.now() ? 'expired' : 'active',
+  state: t.revoked_at
+    ? 'revoked'
+    : t.expires_at && t.expires_at.getTime() <= Date.now()
+      ? 'expired'
+      : 'active',
 });
 
 /** API tokens of the caller, and (for instance admins) users and their tokens. */
@@ -80,7 +90,15 @@ export class TokensController {
   async listUsers(@Req() req: AuthedRequest) {
     await this.requireAdmin(req);
     const rows = await this.identities.listUsers();
-    return { items: rows.map((u) => ({ id: u.id, email: u.email, name: u.name, admin: u.is_admin, date_added: u.created_at.toISOString() })) };
+    return {
+      items: rows.map((u) => ({
+        id: u.id,
+        email: u.email,
+        name: u.name,
+        admin: u.is_admin,
+        date_added: u.created_at.toISOString(),
+      })),
+    };
   }
 
   /** Adds a user (optionally as a member of a workspace). */
@@ -90,7 +108,8 @@ export class TokensController {
   async createUser(@Req() req: AuthedRequest, @Body() body: unknown) {
     const p = await this.requireAdmin(req);
     const input = parseInput(createUserBody, body, 'body');
-    if (await this.identities.userByEmail(input.email)) throw forbidden(`a user with email ${input.email} already exists`);
+    if (await this.identities.userByEmail(input.email))
+      throw forbidden(`a user with email ${input.email} already exists`);
     if (input.workspace_id && !(await this.identities.membership(input.workspace_id, p.userId))) {
       throw notFound(`workspace ${input.workspace_id} not found`);
     }
@@ -105,7 +124,12 @@ export class TokensController {
       last = Math.max(last, r.seq);
     }
     await this.ctx.waitForProjections(last);
-    return { id: userId, email: input.email.toLowerCase(), workspace_id: input.workspace_id ?? null, role: input.workspace_id ? (input.role ?? 'member') : null };
+    return {
+      id: userId,
+      email: input.email.toLowerCase(),
+      workspace_id: input.workspace_id ?? null,
+      role: input.workspace_id ? (input.role ?? 'member') : null,
+    };
   }
 
   @Post('admin/users/:id/tokens')
@@ -113,12 +137,18 @@ export class TokensController {
   async createUserToken(@Req() req: AuthedRequest, @Param('id') id: string, @Body() body: unknown) {
     const p = await this.requireAdmin(req);
     const input = parseInput(createTokenBody, body, 'body');
-    const user = z.string().uuid().safeParse(id).success ? await this.identities.userById(id) : await this.identities.userByEmail(id);
+    const user = z.string().uuid().safeParse(id).success
+      ? await this.identities.userById(id)
+      : await this.identities.userByEmail(id);
     if (!user) throw notFound(`user ${id} not found`);
     return this.issue(user.id, input, p.userId);
   }
 
-  private async issue(userId: string, input: { name: string; expires_in_days?: number; expires_at?: string }, actor: string) {
+  private async issue(
+    userId: string,
+    input: { name: string; expires_in_days?: number; expires_at?: string },
+    actor: string,
+  ) {
     const t = await this.users.issueToken(userId, input.name, expiry(input), actor);
     await this.ctx.waitForProjections(t.seq);
     const row = await this.identities.tokenById(t.tokenId);
@@ -131,7 +161,8 @@ export class TokensController {
 
   private async requireAdmin(req: AuthedRequest) {
     const p = principalOf(req);
-    if (!(await this.isAdmin(p.userId))) throw forbidden('permission denied: only an instance administrator can do this');
+    if (!(await this.isAdmin(p.userId)))
+      throw forbidden('permission denied: only an instance administrator can do this');
     return p;
   }
 }

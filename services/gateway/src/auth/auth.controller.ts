@@ -56,7 +56,10 @@ export class AuthController {
   }
 
   @Public()
-  @ApiDoc({ summary: 'Poll a device-code login: 201 with a JWT once approved, 428 while pending, 400 if invalid', body: tokenBody })
+  @ApiDoc({
+    summary: 'Poll a device-code login: 201 with a JWT once approved, 428 while pending, 400 if invalid',
+    body: tokenBody,
+  })
   @Post('auth/v1/github/device-flow/token')
   @HttpCode(201)
   async token(@Body() body: unknown) {
@@ -64,13 +67,28 @@ export class AuthController {
     const poll = await this.device.poll(input.device_code);
     // 400 aborts the dlt CLI's login loop; any other status means "keep polling".
     if (poll.state === 'invalid') throw badRequest(poll.reason);
-    if (poll.state === 'pending') throw new ApiError(428, 'authorization pending: approve the code first', {});
+    if (poll.state === 'pending')
+      throw new ApiError(428, 'authorization pending: approve the code first', {});
     const user = await this.identities.userById(poll.userId);
     if (!user) throw badRequest('the approving user no longer exists');
     const now = Math.floor(Date.now() / 1000);
     const jti = randomBytes(8).toString('hex');
-    const jwt = signJwt(this.signing.key, { sub: user.id, email: user.email, aud: 'cli', iat: now, exp: now + JWT_TTL_SECONDS, jti, iss: 'runway' });
-    const recorded = await this.users.recordJwt(user.id, jti, createHash('sha256').update(jwt).digest('hex'), new Date((now + JWT_TTL_SECONDS) * 1000), user.id);
+    const jwt = signJwt(this.signing.key, {
+      sub: user.id,
+      email: user.email,
+      aud: 'cli',
+      iat: now,
+      exp: now + JWT_TTL_SECONDS,
+      jti,
+      iss: 'runway',
+    });
+    const recorded = await this.users.recordJwt(
+      user.id,
+      jti,
+      createHash('sha256').update(jwt).digest('hex'),
+      new Date((now + JWT_TTL_SECONDS) * 1000),
+      user.id,
+    );
     await this.ctx.waitForProjections(recorded.seq);
     return { email: user.email, id: user.id, jwt };
   }
@@ -83,8 +101,11 @@ export class AuthController {
     const input = parseInput(approveBody, body, 'body');
     const p = principalOf(req);
     const ok = await this.device.approve(input.user_code, p.userId);
-    if (!ok) throw new ApiError(404, `no pending login with code ${input.user_code} (codes expire after 15 minutes)`);
+    if (!ok)
+      throw new ApiError(
+        404,
+        `no pending login with code ${input.user_code} (codes expire after 15 minutes)`,
+      );
     return { approved: true, user_code: input.user_code.toUpperCase(), email: p.email };
   }
 }
-

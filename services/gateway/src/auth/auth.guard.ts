@@ -29,7 +29,8 @@ export class AuthGuard implements CanActivate {
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
-    if (this.reflector.getAllAndOverride<boolean>(PUBLIC_ROUTE, [context.getHandler(), context.getClass()])) return true;
+    if (this.reflector.getAllAndOverride<boolean>(PUBLIC_ROUTE, [context.getHandler(), context.getClass()]))
+      return true;
     const req = context.switchToHttp().getRequest<AuthedRequest>();
     const header = req.headers.authorization;
     if (!header) throw unauthorized('missing Authorization header: send "Authorization: Bearer <token>"');
@@ -45,7 +46,8 @@ export class AuthGuard implements CanActivate {
     } else {
       // A CLI login JWT: signed by this instance, and recorded as a token (its jti) so it can be revoked.
       const check = verifyJwt(this.signing.key, raw);
-      if (!check.ok) throw unauthorized(check.reason === 'expired' ? 'token has expired: log in again' : 'invalid token');
+      if (!check.ok)
+        throw unauthorized(check.reason === 'expired' ? 'token has expired: log in again' : 'invalid token');
       tokenId = check.claims.jti;
     }
     const row = await this.identities.tokenById(tokenId);

@@ -17,7 +17,8 @@ type Entry = z.infer<typeof entrySchema>;
 // No vowels or look-alikes: codes are read aloud and typed.
 const ALPHABET = 'BCDFGHJKLMNPQRSTVWXZ';
 
-export type PollResult = { state: 'pending' } | { state: 'approved'; userId: string } | { state: 'invalid'; reason: string };
+export type PollResult =
+  { state: 'pending' } | { state: 'approved'; userId: string } | { state: 'invalid'; reason: string };
 
 @Injectable()
 export class DeviceFlowService {
@@ -26,7 +27,10 @@ export class DeviceFlowService {
   constructor(@Inject(SERVICE_CONTEXT) private readonly ctx: ServiceContext) {}
 
   private bucket(): Promise<KV> {
-    this.kv ??= new Kvm(this.ctx.nats).create(`${this.ctx.config.events.stream}_device_codes`, { ttl: TTL_MS, history: 1 });
+    this.kv ??= new Kvm(this.ctx.nats).create(`${this.ctx.config.events.stream}_device_codes`, {
+      ttl: TTL_MS,
+      history: 1,
+    });
     return this.kv;
   }
 
@@ -66,10 +70,12 @@ export class DeviceFlowService {
     const kv = await this.bucket();
     const key = DeviceFlowService.key(deviceCode);
     const cur = await kv.get(key);
-    if (!cur || cur.operation !== 'PUT') return { state: 'invalid', reason: 'unknown or expired device code: run login again' };
+    if (!cur || cur.operation !== 'PUT')
+      return { state: 'invalid', reason: 'unknown or expired device code: run login again' };
     const entry = entrySchema.parse(cur.json());
     if (entry.status === 'pending') return { state: 'pending' };
-    if (entry.status === 'consumed' || !entry.userId) return { state: 'invalid', reason: 'device code already used: run login again' };
+    if (entry.status === 'consumed' || !entry.userId)
+      return { state: 'invalid', reason: 'device code already used: run login again' };
     try {
       await kv.update(key, JSON.stringify({ ...entry, status: 'consumed' }), cur.revision);
     } catch {

@@ -20,11 +20,20 @@ export class IdentityRepository {
   }
 
   userByEmail(email: string) {
-    return this.db.selectFrom('users').selectAll().where('email', '=', email.toLowerCase()).executeTakeFirst();
+    return this.db
+      .selectFrom('users')
+      .selectAll()
+      .where('email', '=', email.toLowerCase())
+      .executeTakeFirst();
   }
 
   firstAdmin() {
-    return this.db.selectFrom('users').selectAll().where('is_admin', '=', true).orderBy('created_at', 'asc').executeTakeFirst();
+    return this.db
+      .selectFrom('users')
+      .selectAll()
+      .where('is_admin', '=', true)
+      .orderBy('created_at', 'asc')
+      .executeTakeFirst();
   }
 
   listUsers() {
@@ -32,11 +41,19 @@ export class IdentityRepository {
   }
 
   countUsers() {
-    return this.db.selectFrom('users').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    return this.db
+      .selectFrom('users')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow();
   }
 
   tokensOf(userId: string) {
-    return this.db.selectFrom('api_tokens').selectAll().where('user_id', '=', userId).orderBy('created_at', 'desc').execute();
+    return this.db
+      .selectFrom('api_tokens')
+      .selectAll()
+      .where('user_id', '=', userId)
+      .orderBy('created_at', 'desc')
+      .execute();
   }
 
   membership(workspaceId: string, userId: string) {

@@ -25,7 +25,8 @@ export function loadSigningKey(dataDir: string): Buffer {
     writeFileSync(file, randomBytes(32).toString('base64') + '\n', { mode: 0o600, flag: 'wx' });
   }
   const mode = statSync(file).mode & 0o777;
-  if (mode & 0o077) throw new Error(`${file} must not be readable by others (mode ${mode.toString(8)}): chmod 600 it`);
+  if (mode & 0o077)
+    throw new Error(`${file} must not be readable by others (mode ${mode.toString(8)}): chmod 600 it`);
   const key = Buffer.from(readFileSync(file, 'utf8').trim(), 'base64');
   if (key.length < 32) throw new Error(`${file} does not hold a 32-byte base64 key`);
   return key;
@@ -38,7 +39,8 @@ export function signJwt(key: Buffer, claims: JwtClaims): string {
   return `${head}.${body}.${b64(sig)}`;
 }
 
-export type JwtCheck = { ok: true; claims: JwtClaims } | { ok: false; reason: 'malformed' | 'signature' | 'expired' | 'claims' };
+export type JwtCheck =
+  { ok: true; claims: JwtClaims } | { ok: false; reason: 'malformed' | 'signature' | 'expired' | 'claims' };
 
 export function verifyJwt(key: Buffer, token: string, now = Date.now()): JwtCheck {
   const parts = token.split('.');
@@ -55,7 +57,8 @@ export function verifyJwt(key: Buffer, token: string, now = Date.now()): JwtChec
   if ((header as { alg?: unknown })?.alg !== 'HS256') return { ok: false, reason: 'signature' };
   const expected = createHmac('sha256', key).update(`${head}.${body}`).digest();
   const given = Buffer.from(sig, 'base64url');
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return { ok: false, reason: 'signature' };
+  if (given.length !== expected.length || !timingSafeEqual(given, expected))
+    return { ok: false, reason: 'signature' };
   const claims = jwtClaimsSchema.safeParse(payload);
   if (!claims.success) return { ok: false, reason: 'claims' };
   if (claims.data.exp * 1000 <= now) return { ok: false, reason: 'expired' };

@@ -20,13 +20,19 @@ export function principalOf(req: AuthedRequest): Principal {
 export class WorkspaceAccess {
   constructor(@Inject(IdentityRepository) private readonly identities: IdentityRepository) {}
 
-  async require(req: AuthedRequest, workspaceId: string, need: Need): Promise<{ principal: Principal; role: string }> {
+  async require(
+    req: AuthedRequest,
+    workspaceId: string,
+    need: Need,
+  ): Promise<{ principal: Principal; role: string }> {
     const principal = principalOf(req);
     if (!uuid.safeParse(workspaceId).success) throw notFound(`workspace ${workspaceId} not found`);
     const m = await this.identities.membership(workspaceId, principal.userId);
     if (!m) throw notFound(`workspace ${workspaceId} not found`);
-    if (need === 'write' && m.role === 'viewer') throw forbidden('permission denied: viewers can read but not change this workspace');
-    if (need === 'owner' && m.role !== 'owner') throw forbidden('permission denied: only an owner of this workspace can do this');
+    if (need === 'write' && m.role === 'viewer')
+      throw forbidden('permission denied: viewers can read but not change this workspace');
+    if (need === 'owner' && m.role !== 'owner')
+      throw forbidden('permission denied: only an owner of this workspace can do this');
     return { principal, role: m.role };
   }
 }

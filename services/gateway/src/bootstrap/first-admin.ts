@@ -19,13 +19,18 @@ export interface FirstAdmin {
  * On first start: the first admin (owner of the default workspace) and a token for them, written to
  * `<dataDir>/admin-token` with mode 0600. Later starts keep both; a deleted token file gets a new token.
  */
-export async function ensureFirstAdmin(app: INestApplicationContext, service: RunningService): Promise<FirstAdmin> {
+export async function ensureFirstAdmin(
+  app: INestApplicationContext,
+  service: RunningService,
+): Promise<FirstAdmin> {
   const dataDir = service.ctx.config.dataDir;
   const tokenFile = join(dataDir, 'admin-token');
   const instanceFile = join(dataDir, 'instance.json');
   const users = app.get(UserHandler);
   const workspaces = app.get(WorkspaceHandler);
-  let instance = existsSync(instanceFile) ? instanceSchema.parse(JSON.parse(readFileSync(instanceFile, 'utf8'))) : undefined;
+  let instance = existsSync(instanceFile)
+    ? instanceSchema.parse(JSON.parse(readFileSync(instanceFile, 'utf8')))
+    : undefined;
   if (instance && existsSync(tokenFile)) return { tokenFile, created: false, ...instance };
   let lastSeq = 0;
   if (!instance) {

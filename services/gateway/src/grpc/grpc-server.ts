@@ -49,7 +49,8 @@ const pathOf = (v: unknown, field: string) => {
 };
 const runId = (req: Req) => pathOf(req.run_id, 'run_id');
 /** Whether an `optional` proto3 field was set (proto-loader with oneofs: the synthetic `_field` oneof). */
-const has = (req: Req, field: string) => req[`_${field}`] === field || (req[field] !== undefined && req[field] !== null && !(`_${field}` in req));
+const has = (req: Req, field: string) =>
+  req[`_${field}`] === field || (req[field] !== undefined && req[field] !== null && !(`_${field}` in req));
 /** null → unset (proto3 default: '' for strings, 0 for numbers, absent for messages). */
 const clean = (v: unknown): unknown =>
   Array.isArray(v)
@@ -88,7 +89,10 @@ const handlers: Record<string, Handler> = {
       ...(has(r, 'timeout_seconds') ? { timeout_seconds: Number(r.timeout_seconds) || null } : {}),
     }),
   ListRuns: (c, r) => {
-    const q = page(r) + (r.script_id ? `&script_id=${encodeURIComponent(String(r.script_id))}` : '') + (r.status ? `&status=${encodeURIComponent(String(r.status))}` : '');
+    const q =
+      page(r) +
+      (r.script_id ? `&script_id=${encodeURIComponent(String(r.script_id))}` : '') +
+      (r.status ? `&status=${encodeURIComponent(String(r.status))}` : '');
     return c.api('GET', `/v1/workspaces/${ws(r)}/runs?${q}`);
   },
   GetRun: (c, r) => c.api('GET', `/v1/workspaces/${ws(r)}/runs/${runId(r)}`),
@@ -106,9 +110,20 @@ export interface GrpcServerHandle {
   stop: () => Promise<void>;
 }
 
-export async function startGrpcServer(opts: { port: number; host: string; restBase: string }): Promise<GrpcServerHandle> {
-  const def = protoLoader.loadSync(protoPath(), { keepCase: true, longs: Number, defaults: true, oneofs: true });
-  const pkg = grpc.loadPackageDefinition(def) as unknown as { runway: { v1: { Runway: { service: grpc.ServiceDefinition } } } };
+export async function startGrpcServer(opts: {
+  port: number;
+  host: string;
+  restBase: string;
+}): Promise<GrpcServerHandle> {
+  const def = protoLoader.loadSync(protoPath(), {
+    keepCase: true,
+    longs: Number,
+    defaults: true,
+    oneofs: true,
+  });
+  const pkg = grpc.loadPackageDefinition(def) as unknown as {
+    runway: { v1: { Runway: { service: grpc.ServiceDefinition } } };
+  };
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 110 * 1024 * 1024 });
   const impl: grpc.UntypedServiceImplementation = {};
   for (const [name, handler] of Object.entries(handlers)) {
@@ -124,13 +139,19 @@ export async function startGrpcServer(opts: { port: number; host: string; restBa
           const detail = err instanceof ClientError ? err.detail : 'internal error';
           const md = new grpc.Metadata();
           md.set('http-status', String(status));
-          callback({ code: STATUS[status] ?? (status >= 500 ? grpc.status.INTERNAL : grpc.status.UNKNOWN), details: detail, metadata: md });
+          callback({
+            code: STATUS[status] ?? (status >= 500 ? grpc.status.INTERNAL : grpc.status.UNKNOWN),
+            details: detail,
+            metadata: md,
+          });
         });
     };
   }
   server.addService(pkg.runway.v1.Runway.service, impl);
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${opts.host}:${opts.port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync(`${opts.host}:${opts.port}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
+      err ? reject(err) : resolve(p),
+    ),
   );
   return {
     port,

@@ -26,7 +26,9 @@ export class HealthController {
     const services = await Promise.all(
       SERVICES.map(async (name) => {
         try {
-          const reply = await this.ctx.nats.request(subjectFor(this.ctx, Subjects.health(name)), '', { timeout: 1000 });
+          const reply = await this.ctx.nats.request(subjectFor(this.ctx, Subjects.health(name)), '', {
+            timeout: 1000,
+          });
           return { name, ...(reply.json() as object), status: 'ok' };
         } catch {
           return { name, status: 'down' };

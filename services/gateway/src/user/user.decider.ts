@@ -28,15 +28,34 @@ function decide(command: UserCommand, state: UserState): UserEvent[] {
   switch (command.type) {
     case 'RegisterUser':
       if (state.exists) return [];
-      return [{ type: 'UserRegistered', data: { userId: command.userId, email: command.email.trim().toLowerCase(), name: command.name, admin: command.admin ?? false } }];
+      return [
+        {
+          type: 'UserRegistered',
+          data: {
+            userId: command.userId,
+            email: command.email.trim().toLowerCase(),
+            name: command.name,
+            admin: command.admin ?? false,
+          },
+        },
+      ];
     case 'IssueToken':
       if (!state.exists) throw new NotFoundError('user not found');
-      if (state.tokens.has(command.tokenId)) throw new ConflictError(`token ${command.tokenId} already exists`);
+      if (state.tokens.has(command.tokenId))
+        throw new ConflictError(`token ${command.tokenId} already exists`);
       if (command.expiresAt !== null && Date.parse(command.expiresAt) <= Date.parse(command.now)) {
         throw new DomainError('token expiry must be in the future');
       }
       return [
-        { type: 'TokenIssued', data: { tokenId: command.tokenId, name: command.name, hash: command.hash, expiresAt: command.expiresAt } },
+        {
+          type: 'TokenIssued',
+          data: {
+            tokenId: command.tokenId,
+            name: command.name,
+            hash: command.hash,
+            expiresAt: command.expiresAt,
+          },
+        },
       ];
     case 'RevokeToken': {
       const token = state.tokens.get(command.tokenId);

@@ -11,12 +11,22 @@ export class UserHandler {
   constructor(@Inject(SERVICE_CONTEXT) private readonly ctx: ServiceContext) {}
 
   handle(userId: string, command: UserCommand, meta: CommitMeta) {
-    return handleCommand(this.ctx.store, userDecider, { workspaceId: GLOBAL_WORKSPACE, type: AggregateTypes.user, id: userId }, command, meta);
+    return handleCommand(
+      this.ctx.store,
+      userDecider,
+      { workspaceId: GLOBAL_WORKSPACE, type: AggregateTypes.user, id: userId },
+      command,
+      meta,
+    );
   }
 
   async register(email: string, name: string, actor: string, admin = false) {
     const userId = randomUUID();
-    const r = await this.handle(userId, { type: 'RegisterUser', userId, email, name, admin }, { commandId: randomUUID(), actor });
+    const r = await this.handle(
+      userId,
+      { type: 'RegisterUser', userId, email, name, admin },
+      { commandId: randomUUID(), actor },
+    );
     return { userId, seq: r.seq };
   }
 
@@ -28,7 +38,14 @@ export class UserHandler {
   async recordJwt(userId: string, jti: string, jwtHash: string, expiresAt: Date, actor: string) {
     return this.handle(
       userId,
-      { type: 'IssueToken', tokenId: jti, name: 'cli login (device flow)', hash: jwtHash, expiresAt: expiresAt.toISOString(), now: new Date().toISOString() },
+      {
+        type: 'IssueToken',
+        tokenId: jti,
+        name: 'cli login (device flow)',
+        hash: jwtHash,
+        expiresAt: expiresAt.toISOString(),
+        now: new Date().toISOString(),
+      },
       { commandId: `jwt-${jti}`, actor },
     );
   }
@@ -38,7 +55,14 @@ export class UserHandler {
     const t = newApiToken();
     const r = await this.handle(
       userId,
-      { type: 'IssueToken', tokenId: t.id, name, hash: t.hash, expiresAt: expiresAt?.toISOString() ?? null, now: new Date().toISOString() },
+      {
+        type: 'IssueToken',
+        tokenId: t.id,
+        name,
+        hash: t.hash,
+        expiresAt: expiresAt?.toISOString() ?? null,
+        now: new Date().toISOString(),
+      },
       { commandId: randomUUID(), actor },
     );
     return { tokenId: t.id, token: t.token, seq: r.seq };

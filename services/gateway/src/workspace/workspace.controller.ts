@@ -13,9 +13,14 @@ const createBody = z.object({ name: z.string().min(1).max(200) }).strict();
 const renameBody = z.object({ name: z.string().min(1).max(200) }).strict();
 const memberBody = z.object({ email: z.string().email(), role: roleSchema }).strict();
 
-
 function toResponse(w: { id: string; name: string; owner_id: string; created_at: Date; updated_at: Date }) {
-  return { id: w.id, name: w.name, owner_id: w.owner_id, date_added: w.created_at.toISOString(), date_updated: w.updated_at.toISOString() };
+  return {
+    id: w.id,
+    name: w.name,
+    owner_id: w.owner_id,
+    date_added: w.created_at.toISOString(),
+    date_updated: w.updated_at.toISOString(),
+  };
 }
 
 @Controller('api/v1/workspaces')
@@ -52,11 +57,20 @@ export class WorkspaceController {
 
   @Post(':ws/rename')
   @HttpCode(201)
-  async rename(@Req() req: AuthedRequest, @Param('ws') ws: string, @Body() body: unknown, @Headers('idempotency-key') key?: string) {
+  async rename(
+    @Req() req: AuthedRequest,
+    @Param('ws') ws: string,
+    @Body() body: unknown,
+    @Headers('idempotency-key') key?: string,
+  ) {
     await this.requireMember(req, ws, 'owner');
     const input = parseInput(renameBody, body, 'body');
     const p = principal(req);
-    await this.handler.handle(ws, { type: 'RenameWorkspace', name: input.name }, { actor: p.userId, commandId: key ?? crypto.randomUUID() });
+    await this.handler.handle(
+      ws,
+      { type: 'RenameWorkspace', name: input.name },
+      { actor: p.userId, commandId: key ?? crypto.randomUUID() },
+    );
     return { id: ws, name: input.name.trim() };
   }
 
@@ -64,18 +78,32 @@ export class WorkspaceController {
   async members(@Req() req: AuthedRequest, @Param('ws') ws: string) {
     await this.requireMember(req, ws, 'read');
     const rows = await this.workspaces.members(ws);
-    return rows.map((m) => ({ user_id: m.user_id, email: m.email, role: m.role, date_added: m.added_at.toISOString() }));
+    return rows.map((m) => ({
+      user_id: m.user_id,
+      email: m.email,
+      role: m.role,
+      date_added: m.added_at.toISOString(),
+    }));
   }
 
   @Post(':ws/members')
   @HttpCode(201)
-  async addMember(@Req() req: AuthedRequest, @Param('ws') ws: string, @Body() body: unknown, @Headers('idempotency-key') key?: string) {
+  async addMember(
+    @Req() req: AuthedRequest,
+    @Param('ws') ws: string,
+    @Body() body: unknown,
+    @Headers('idempotency-key') key?: string,
+  ) {
     await this.requireMember(req, ws, 'owner');
     const input = parseInput(memberBody, body, 'body');
     const user = await this.identities.userByEmail(input.email);
     if (!user) throw notFound(`no user with email ${input.email}`);
     const p = principal(req);
-    await this.handler.handle(ws, { type: 'AddMember', userId: user.id, role: input.role }, { actor: p.userId, commandId: key ?? crypto.randomUUID() });
+    await this.handler.handle(
+      ws,
+      { type: 'AddMember', userId: user.id, role: input.role },
+      { actor: p.userId, commandId: key ?? crypto.randomUUID() },
+    );
     return { user_id: user.id, email: user.email, role: input.role };
   }
 

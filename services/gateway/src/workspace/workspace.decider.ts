@@ -67,7 +67,8 @@ function decide(command: WorkspaceCommand, state: WorkspaceState): WorkspaceEven
     case 'RemoveMember': {
       const current = state.members.get(command.userId);
       if (!current) throw new NotFoundError(`user ${command.userId} is not a member`);
-      if (current === 'owner' && ownerCount(state) === 1) throw new ConflictError('cannot remove the last owner');
+      if (current === 'owner' && ownerCount(state) === 1)
+        throw new ConflictError('cannot remove the last owner');
       return [{ type: 'MemberRemoved', data: { userId: command.userId } }];
     }
   }
@@ -77,4 +78,8 @@ function ownerCount(state: WorkspaceState): number {
   return [...state.members.values()].filter((r) => r === 'owner').length;
 }
 
-export const workspaceDecider: Decider<WorkspaceState, WorkspaceCommand, WorkspaceEvent> = { initialState, evolve, decide };
+export const workspaceDecider: Decider<WorkspaceState, WorkspaceCommand, WorkspaceEvent> = {
+  initialState,
+  evolve,
+  decide,
+};

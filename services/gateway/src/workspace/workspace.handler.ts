@@ -11,15 +11,23 @@ export class WorkspaceHandler {
   constructor(@Inject(SERVICE_CONTEXT) private readonly ctx: ServiceContext) {}
 
   handle(workspaceId: string, command: WorkspaceCommand, meta: CommitMeta) {
-    return handleCommand(this.ctx.store, workspaceDecider, { workspaceId, type: AggregateTypes.workspace, id: workspaceId }, command, meta);
+    return handleCommand(
+      this.ctx.store,
+      workspaceDecider,
+      { workspaceId, type: AggregateTypes.workspace, id: workspaceId },
+      command,
+      meta,
+    );
   }
 
   create(name: string, ownerId: string, meta: Omit<CommitMeta, 'commandId'> & { commandId?: string }) {
     // With a client idempotency key the id is derived from it, so a retried create finds its commit.
     const workspaceId = meta.commandId ? uuidFrom(`${meta.actor}:${meta.commandId}`) : randomUUID();
-    return this.handle(workspaceId, { type: 'CreateWorkspace', workspaceId, name, ownerId }, { ...meta, commandId: meta.commandId ?? randomUUID() }).then(
-      (r) => ({ ...r, workspaceId }),
-    );
+    return this.handle(
+      workspaceId,
+      { type: 'CreateWorkspace', workspaceId, name, ownerId },
+      { ...meta, commandId: meta.commandId ?? randomUUID() },
+    ).then((r) => ({ ...r, workspaceId }));
   }
 }
 

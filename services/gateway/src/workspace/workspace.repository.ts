@@ -19,7 +19,14 @@ export class WorkspaceRepository {
     return this.db
       .selectFrom('workspaces')
       .innerJoin('members', 'members.workspace_id', 'workspaces.id')
-      .select(['workspaces.id', 'workspaces.name', 'workspaces.owner_id', 'workspaces.created_at', 'workspaces.updated_at', 'members.role'])
+      .select([
+        'workspaces.id',
+        'workspaces.name',
+        'workspaces.owner_id',
+        'workspaces.created_at',
+        'workspaces.updated_at',
+        'members.role',
+      ])
       .where('members.user_id', '=', userId)
       .orderBy('workspaces.created_at', 'asc')
       .execute();

@@ -16,7 +16,13 @@ export const usersProjection = defineProjection<GatewayTables>({
         case 'UserRegistered':
           await db
             .insertInto('users')
-            .values({ id: userId, email: e.data.email, name: e.data.name, is_admin: e.data.admin, created_at: at })
+            .values({
+              id: userId,
+              email: e.data.email,
+              name: e.data.name,
+              is_admin: e.data.admin,
+              created_at: at,
+            })
             .onConflict((oc) => oc.column('id').doNothing())
             .execute();
           break;
@@ -36,7 +42,11 @@ export const usersProjection = defineProjection<GatewayTables>({
             .execute();
           break;
         case 'TokenRevoked':
-          await db.updateTable('api_tokens').set({ revoked_at: at }).where('id', '=', e.data.tokenId).execute();
+          await db
+            .updateTable('api_tokens')
+            .set({ revoked_at: at })
+            .where('id', '=', e.data.tokenId)
+            .execute();
           break;
       }
     }

@@ -26,7 +26,11 @@ export const workspacesProjection = defineProjection<GatewayTables>({
             .execute();
           break;
         case 'WorkspaceRenamed':
-          await db.updateTable('workspaces').set({ name: e.data.name, updated_at: at }).where('id', '=', ws).execute();
+          await db
+            .updateTable('workspaces')
+            .set({ name: e.data.name, updated_at: at })
+            .where('id', '=', ws)
+            .execute();
           break;
         case 'MemberAdded':
         case 'MemberRoleChanged':
@@ -37,7 +41,11 @@ export const workspacesProjection = defineProjection<GatewayTables>({
             .execute();
           break;
         case 'MemberRemoved':
-          await db.deleteFrom('members').where('workspace_id', '=', ws).where('user_id', '=', e.data.userId).execute();
+          await db
+            .deleteFrom('members')
+            .where('workspace_id', '=', ws)
+            .where('user_id', '=', e.data.userId)
+            .execute();
           break;
       }
     }
