@@ -1,5 +1,7 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { loadConfigOrExit } from '#libs/config';
 import { startRunway } from './runway.js';
 
@@ -11,6 +13,9 @@ for (const a of args) {
     process.exit(2);
   }
 }
+// Runs use the checkout's .venv (dlt + duckdb, prepared by `npm start`) unless RUNWAY_PYTHON says otherwise.
+const venvPython = fileURLToPath(new URL('../../../../.venv/bin/python', import.meta.url));
+if (!process.env.RUNWAY_PYTHON && existsSync(venvPython)) process.env.RUNWAY_PYTHON = venvPython;
 const config = loadConfigOrExit();
 const log = new Logger('runway');
 Logger.overrideLogger(['error', 'warn', 'log']);
