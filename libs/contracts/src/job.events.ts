@@ -29,8 +29,14 @@ export const jobSpecSchema = z.object({
   active: z.boolean(),
   /** null: the server default (RUNWAY_RUN_TIMEOUT_MINUTES). */
   timeoutSeconds: z.number().int().min(1).max(MAX_JOB_TIMEOUT_SECONDS).nullable(),
+  /** IANA time zone the schedule is read in (events stored before it existed read as UTC). */
+  timezone: z.string().min(1).max(100).default('UTC'),
+  /** What the scheduler does with fire times missed while it was down. */
+  missedPolicy: z.enum(['run_once', 'skip', 'run_all']).default('run_once'),
 });
 export type JobSpec = z.infer<typeof jobSpecSchema>;
+export const missedPolicySchema = z.enum(['run_once', 'skip', 'run_all']);
+export type MissedPolicy = z.infer<typeof missedPolicySchema>;
 
 /** Aggregate `job`, id = uuidv5(name, workspace id): version 1 of a job. */
 export const JobCreated = defineEvent(
@@ -81,6 +87,8 @@ export const RunRequested = defineEvent(
     deployment: versionRefSchema.nullable(),
     configuration: versionRefSchema.nullable(),
     requestedBy: z.string().min(1),
+    /** Scheduled runs: the fire time (ISO) this run is for; the job refuses fire times at or before its last. */
+    fireAt: z.string().datetime().nullable().optional(),
   }),
 );
 

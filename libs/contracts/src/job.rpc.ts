@@ -25,6 +25,9 @@ export const upsertJobRequest = z.object({
   profile: z.string().nullable().optional(),
   schedule: z.string().nullable().optional(),
   timeoutSeconds: z.number().int().nullable().optional(),
+  /** IANA time zone of the schedule (omitted: keep; new job: UTC). */
+  timezone: z.string().optional(),
+  missedPolicy: z.enum(['run_once', 'skip', 'run_all']).optional(),
 });
 export type UpsertJobRequest = z.infer<typeof upsertJobRequest>;
 export const upsertJobReply = z.object({

@@ -3,6 +3,7 @@ import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
 import { HealthController } from './health/health.controller.js';
 import { JobController } from './job/job.controller.js';
 import { JobHandler } from './job/job.handler.js';
+import { SchedulerService } from './scheduler/scheduler.service.js';
 
 @Module({})
 export class SchedulingModule {
@@ -10,7 +11,7 @@ export class SchedulingModule {
     return {
       module: SchedulingModule,
       controllers: [HealthController, JobController],
-      providers: [{ provide: SERVICE_CONTEXT, useValue: ctx }, JobHandler],
+      providers: [{ provide: SERVICE_CONTEXT, useValue: ctx }, JobHandler, SchedulerService],
     };
   }
 }

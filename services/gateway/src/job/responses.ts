@@ -36,6 +36,7 @@ export const scriptResponse = z.object({
   schedule: z.string().nullable(),
   profile: z.string().nullable(),
   next_scheduled_run: z.string().nullable(),
+  timezone: z.string().describe('Runway: IANA time zone of the schedule'),
   public_url: z.string().nullable(),
   public_secret: z.string().nullable(),
   timeout_seconds: z
@@ -128,7 +129,8 @@ export function toScript(j: JobRow, publicUrl: string): ScriptResponse {
     date_updated: j.updated_at.toISOString(),
     schedule: j.schedule,
     profile: j.profile,
-    next_scheduled_run: null,
+    next_scheduled_run: j.next_scheduled_run ? j.next_scheduled_run.toISOString() : null,
+    timezone: j.timezone,
     public_url: null,
     public_secret: null,
     timeout_seconds: j.timeout_seconds,

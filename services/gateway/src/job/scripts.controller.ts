@@ -34,6 +34,10 @@ const createScriptBody = z.object({
   profile: z.string().max(64).nullable().optional(),
   schedule: z.string().max(200).nullable().optional(),
   timeout_seconds: z.number().int().nullable().optional(),
+  /** Runway: IANA time zone of the schedule (default UTC). */
+  timezone: z.string().min(1).max(100).optional(),
+  /** Runway: fire times missed while the scheduler was down (default run_once). */
+  missed_policy: z.enum(['run_once', 'skip', 'run_all']).optional(),
 });
 
 /** Path parameters: Express 5 hands a wildcard over as its segments. */
@@ -108,6 +112,8 @@ export class ScriptsController {
         profile: b.profile,
         schedule: b.schedule,
         timeoutSeconds: b.timeout_seconds,
+        timezone: b.timezone,
+        missedPolicy: b.missed_policy,
       } satisfies UpsertJobRequest,
       upsertJobReply,
     );

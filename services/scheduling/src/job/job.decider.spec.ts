@@ -28,6 +28,8 @@ const spec: JobSpec = {
   schedule: null,
   active: true,
   timeoutSeconds: null,
+  timezone: 'UTC',
+  missedPolicy: 'run_once',
 };
 const upsert = (over: Partial<UpsertJob> = {}): UpsertJob => ({
   type: 'UpsertJob',

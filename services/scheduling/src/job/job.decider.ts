@@ -1,6 +1,8 @@
 import { DomainError, NotFoundError, type Decider } from '#libs/eventstore';
+import { validateCron, validateTimezone } from '../scheduler/cron.js';
 import {
   MAX_JOB_TIMEOUT_SECONDS,
+  type MissedPolicy,
   type JobEvent,
   type JobKind,
   type JobSpec,
@@ -33,6 +35,9 @@ export interface UpsertJob {
   profile?: string | null;
   schedule?: string | null;
   timeoutSeconds?: number | null;
+  /** IANA zone of the schedule; undefined keeps the current one (new job: UTC). */
+  timezone?: string;
+  missedPolicy?: MissedPolicy;
   actor: string;
 }
 
@@ -49,6 +54,11 @@ export interface RequestRun {
   /** The latest configuration and the profiles it defines (null: none uploaded yet). */
   configuration: (VersionRef & { profiles: readonly string[] }) | null;
   requestedBy: string;
+  /**
+   * Scheduled runs: the fire time (ISO). A fire time at or before the job's last one, or a job no
+   * longer active or scheduled, decides nothing (no error): replicas and retries are no-ops.
+   */
+  fireAt?: string;
 }
 
 export type JobCommand = UpsertJob | RequestRun;
@@ -61,6 +71,8 @@ export interface JobState {
   spec: JobSpec | undefined;
   /** Number of the last run requested (0: none): the next is this + 1. */
   lastRunNumber: number;
+  /** The last fire time a scheduled run was requested for (ISO), null: none. */
+  lastFireAt: string | null;
 }
 
 const initialState = (): JobState => ({
@@ -70,6 +82,7 @@ const initialState = (): JobState => ({
   versionId: '',
   spec: undefined,
   lastRunNumber: 0,
+  lastFireAt: null,
 });
 
 function evolve(state: JobState, event: JobEvent): JobState {
@@ -91,7 +104,11 @@ function evolve(state: JobState, event: JobEvent): JobState {
         spec: event.data.spec,
       };
     case 'RunRequested':
-      return { ...state, lastRunNumber: event.data.number };
+      return {
+        ...state,
+        lastRunNumber: event.data.number,
+        lastFireAt: event.data.fireAt ?? state.lastFireAt,
+      };
   }
 }
 
@@ -142,7 +159,19 @@ function checkSchedule(schedule: string): string {
   const s = schedule.trim();
   if (s.length === 0) throw new DomainError('schedule must not be empty: send null to remove the schedule');
   if (s.length > 200) throw new DomainError('schedule must be at most 200 characters');
-  return s;
+  try {
+    return validateCron(s);
+  } catch (err) {
+    throw new DomainError((err as Error).message);
+  }
+}
+
+function checkTimezone(tz: string): string {
+  try {
+    return validateTimezone(tz);
+  } catch (err) {
+    throw new DomainError((err as Error).message);
+  }
 }
 
 function checkTimeout(t: number): number {
@@ -180,6 +209,8 @@ function specOf(c: UpsertJob, current: JobSpec | undefined): JobSpec {
         : c.timeoutSeconds === null
           ? null
           : checkTimeout(c.timeoutSeconds),
+    timezone: c.timezone === undefined ? (current?.timezone ?? 'UTC') : checkTimezone(c.timezone),
+    missedPolicy: c.missedPolicy ?? current?.missedPolicy ?? 'run_once',
   };
 }
 
@@ -191,6 +222,8 @@ const SPEC_FIELDS = [
   'schedule',
   'active',
   'timeoutSeconds',
+  'timezone',
+  'missedPolicy',
 ] as const;
 
 function decide(command: JobCommand, state: JobState): JobEvent[] {
@@ -230,6 +263,13 @@ function decide(command: JobCommand, state: JobState): JobEvent[] {
     }
     case 'RequestRun': {
       const spec = state.spec;
+      if (command.fireAt !== undefined) {
+        // A scheduled fire: refused quietly when already fired (another replica, a retry), or
+        // when the job was deleted, deactivated or unscheduled meanwhile.
+        if (!state.exists || !spec || !spec.active || spec.schedule === null) return [];
+        if (state.lastFireAt !== null && Date.parse(command.fireAt) <= Date.parse(state.lastFireAt))
+          return [];
+      }
       if (!state.exists || !spec) throw new NotFoundError('job not found');
       if (!spec.active)
         throw new DomainError(
@@ -277,6 +317,7 @@ function decide(command: JobCommand, state: JobState): JobEvent[] {
               ? { id: command.configuration.id, version: command.configuration.version }
               : null,
             requestedBy: command.requestedBy,
+            ...(command.fireAt !== undefined ? { fireAt: command.fireAt } : {}),
           },
         },
       ];

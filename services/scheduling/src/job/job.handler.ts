@@ -60,6 +60,8 @@ export class JobCommands {
         profile: req.profile,
         schedule: req.schedule,
         timeoutSeconds: req.timeoutSeconds,
+        timezone: req.timezone,
+        missedPolicy: req.missedPolicy,
         actor: req.actor,
       },
       req.commandId,
@@ -107,6 +109,38 @@ export class JobCommands {
     );
     const e = r.events.find((x) => x.type === 'RunRequested');
     if (!e || e.type !== 'RunRequested') throw new Error('run request produced no RunRequested event');
+    return { runId: e.data.runId, number: e.data.number, seq: r.seq };
+  }
+
+  /**
+   * A scheduled fire: a run with trigger `schedule` for `fireAt`, command id
+   * `fire:<jobId>:<fireAt>` (the Nats-Msg-Id dedupes replicas). null: the job refused it
+   * (already fired, inactive, unscheduled, deleted).
+   */
+  async fire(workspaceId: string, jobId: string, fireAt: Date): Promise<RequestRunReply | null> {
+    const [deployment, configuration] = await Promise.all([
+      this.versions.latestDeployment(workspaceId),
+      this.versions.latestConfiguration(workspaceId),
+    ]);
+    const iso = fireAt.toISOString();
+    const r = await this.handle(
+      workspaceId,
+      jobId,
+      {
+        type: 'RequestRun',
+        runId: randomUUID(),
+        trigger: 'schedule',
+        profile: null,
+        deployment,
+        configuration,
+        requestedBy: 'scheduler',
+        fireAt: iso,
+      },
+      `fire:${jobId}:${iso}`,
+      'scheduler',
+    );
+    const e = r.events.find((x) => x.type === 'RunRequested');
+    if (!e || e.type !== 'RunRequested') return null;
     return { runId: e.data.runId, number: e.data.number, seq: r.seq };
   }
 }

@@ -44,6 +44,17 @@ export const schedulingMigrations: MigrationSet = {
           UNIQUE (job_id, version)
         );`,
     },
+    {
+      name: '0002_job_schedules',
+      up: `
+        ALTER TABLE jobs ADD COLUMN timezone text NOT NULL DEFAULT 'UTC';
+        ALTER TABLE jobs ADD COLUMN missed_policy text NOT NULL DEFAULT 'run_once';
+        ALTER TABLE jobs ADD COLUMN last_fire_at timestamptz;
+        ALTER TABLE jobs ADD COLUMN next_scheduled_run timestamptz;
+        ALTER TABLE job_versions ADD COLUMN timezone text NOT NULL DEFAULT 'UTC';
+        ALTER TABLE job_versions ADD COLUMN missed_policy text NOT NULL DEFAULT 'run_once';
+        CREATE INDEX jobs_scheduled ON jobs (active) WHERE schedule IS NOT NULL;`,
+    },
   ],
 };
 
@@ -58,6 +69,12 @@ export interface JobRow {
   schedule: string | null;
   active: boolean;
   timeout_seconds: number | null;
+  timezone: string;
+  missed_policy: 'run_once' | 'skip' | 'run_all';
+  /** The last fire time a scheduled run was requested for. */
+  last_fire_at: Date | null;
+  /** The next fire time of the schedule (null: not scheduled or inactive). */
+  next_scheduled_run: Date | null;
   version: number;
   version_id: string;
   created_by: string;
@@ -78,6 +95,8 @@ export interface JobVersionRow {
   schedule: string | null;
   active: boolean;
   timeout_seconds: number | null;
+  timezone: string;
+  missed_policy: 'run_once' | 'skip' | 'run_all';
   changed: string[];
   created_by: string;
   created_at: Date;

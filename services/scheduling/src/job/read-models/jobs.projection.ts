@@ -1,6 +1,13 @@
 import { defineProjection } from '#libs/projections';
 import type { JobEvent, JobSpec } from '#libs/contracts';
 import type { SchedulingTables } from '../../migrations/index.js';
+import { nextFire } from '../../scheduler/cron.js';
+
+/** The next fire time after `after` of an active schedule, else null. */
+export function nextScheduledRun(spec: JobSpec, after: Date): Date | null {
+  if (!spec.active || spec.schedule === null) return null;
+  return nextFire(spec.schedule, spec.timezone ?? 'UTC', after);
+}
 
 function columns(spec: JobSpec) {
   return {
@@ -12,6 +19,8 @@ function columns(spec: JobSpec) {
     schedule: spec.schedule,
     active: spec.active,
     timeout_seconds: spec.timeoutSeconds,
+    timezone: spec.timezone ?? 'UTC',
+    missed_policy: spec.missedPolicy ?? 'run_once',
   };
 }
 
@@ -19,7 +28,7 @@ function columns(spec: JobSpec) {
 export const jobsProjection = defineProjection<SchedulingTables>({
   name: 'jobs',
   tables: ['jobs', 'job_versions'],
-  canHandle: ['JobCreated', 'JobUpdated'],
+  canHandle: ['JobCreated', 'JobUpdated', 'RunRequested'],
   async apply(db, events) {
     for (const stored of events) {
       const e = { type: stored.type, data: stored.data } as JobEvent;
@@ -38,6 +47,8 @@ export const jobsProjection = defineProjection<SchedulingTables>({
               created_by: e.data.createdBy,
               created_at: at,
               updated_at: at,
+              last_fire_at: null,
+              next_scheduled_run: nextScheduledRun(e.data.spec, at),
             })
             .onConflict((oc) => oc.column('id').doNothing())
             .execute();
@@ -57,17 +68,33 @@ export const jobsProjection = defineProjection<SchedulingTables>({
             .execute();
           break;
         }
-        case 'JobUpdated':
+        case 'JobUpdated': {
+          const spec = e.data.spec;
           await db
             .updateTable('jobs')
             .set({
-              ...columns(e.data.spec),
+              ...columns(spec),
               version: e.data.version,
               version_id: e.data.versionId,
               updated_at: at,
+              // From the later of this change and the last fire (a schedule never fires a time twice).
+              next_scheduled_run: nextScheduledRun(spec, at),
             })
             .where('id', '=', jobId)
             .execute();
+          if (spec.active && spec.schedule !== null) {
+            const row = await db
+              .selectFrom('jobs')
+              .select('last_fire_at')
+              .where('id', '=', jobId)
+              .executeTakeFirst();
+            if (row?.last_fire_at && row.last_fire_at.getTime() > at.getTime())
+              await db
+                .updateTable('jobs')
+                .set({ next_scheduled_run: nextScheduledRun(spec, row.last_fire_at) })
+                .where('id', '=', jobId)
+                .execute();
+          }
           await db
             .insertInto('job_versions')
             .values({
@@ -83,8 +110,28 @@ export const jobsProjection = defineProjection<SchedulingTables>({
             .onConflict((oc) => oc.column('id').doNothing())
             .execute();
           break;
-        case 'RunRequested':
+        }
+        case 'RunRequested': {
+          const fireAt = e.data.fireAt;
+          if (!fireAt) break;
+          const fired = new Date(fireAt);
+          const row = await db
+            .selectFrom('jobs')
+            .select(['schedule', 'timezone', 'active', 'last_fire_at'])
+            .where('id', '=', jobId)
+            .executeTakeFirst();
+          if (!row || (row.last_fire_at && row.last_fire_at.getTime() >= fired.getTime())) break;
+          await db
+            .updateTable('jobs')
+            .set({
+              last_fire_at: fired,
+              next_scheduled_run:
+                row.active && row.schedule ? nextFire(row.schedule, row.timezone, fired) : null,
+            })
+            .where('id', '=', jobId)
+            .execute();
           break;
+        }
       }
     }
   },

@@ -1,0 +1,96 @@
+import { CronExpressionParser } from 'cron-parser';
+
+const FIELDS_5 = ['minute', 'hour', 'day of month', 'month', 'day of week'] as const;
+const FIELDS_6 = ['second', ...FIELDS_5] as const;
+
+/**
+ * Checks a cron expression (5 fields, or 6 with seconds first) and returns it normalized
+ * (single spaces). Throws an Error whose message names the field at fault, e.g.
+ * `invalid schedule "61 * * * *": minute 61 out of range 0-59`.
+ */
+export function validateCron(expr: string): string {
+  const fields = expr.trim().split(/\s+/);
+  const prefix = `invalid schedule ${JSON.stringify(expr)}`;
+  if (fields.length !== 5 && fields.length !== 6)
+    throw new Error(
+      `${prefix}: expected 5 fields (minute hour day-of-month month day-of-week) or 6 with seconds first, got ${fields.length}`,
+    );
+  const names = fields.length === 5 ? FIELDS_5 : FIELDS_6;
+  // Each field on its own (the others '*'), so the error names the field.
+  fields.forEach((f, i) => {
+    const probe = fields.map((g, j) => (j === i ? g : '*')).join(' ');
+    try {
+      CronExpressionParser.parse(probe, { tz: 'UTC' });
+    } catch (err) {
+      const msg = (err as Error).message;
+      const range = /got value (\S+) expected range (\S+)/.exec(msg);
+      if (range)
+        throw new Error(`${prefix}: ${names[i]} ${range[1]} out of range ${range[2]}`, { cause: err });
+      throw new Error(`${prefix}: ${names[i]} ${JSON.stringify(f)}: ${msg}`, { cause: err });
+    }
+  });
+  const normalized = fields.join(' ');
+  try {
+    CronExpressionParser.parse(normalized, { tz: 'UTC' }).next();
+  } catch (err) {
+    throw new Error(`${prefix}: ${(err as Error).message}`, { cause: err });
+  }
+  return normalized;
+}
+
+/** Checks an IANA time zone name; throws `invalid time zone "…"`. */
+export function validateTimezone(tz: string): string {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz });
+  } catch (err) {
+    throw new Error(
+      `invalid time zone ${JSON.stringify(tz)}: expected an IANA name such as "Europe/Berlin" or "UTC"`,
+      {
+        cause: err,
+      },
+    );
+  }
+  return tz;
+}
+
+/** The first fire time strictly after `after`. null if the expression never fires again. */
+export function nextFire(expr: string, tz: string, after: Date): Date | null {
+  try {
+    const it = CronExpressionParser.parse(expr, { currentDate: after, tz });
+    const d = it.next().toDate();
+    return d.getTime() > after.getTime() ? d : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Fire times in (after, until], ascending, at most `limit` of the latest ones (`count` is the
+ * total, capped at `scanCap` to bound the work after a very long downtime).
+ */
+export function dueFires(
+  expr: string,
+  tz: string,
+  after: Date,
+  until: Date,
+  limit: number,
+  scanCap = 100_000,
+): { fires: Date[]; count: number } {
+  const fires: Date[] = [];
+  let count = 0;
+  let it;
+  try {
+    it = CronExpressionParser.parse(expr, { currentDate: after, tz, endDate: until });
+  } catch {
+    return { fires, count };
+  }
+  while (count < scanCap && it.hasNext()) {
+    const d = it.next().toDate();
+    if (d.getTime() <= after.getTime()) continue;
+    if (d.getTime() > until.getTime()) break;
+    count++;
+    fires.push(d);
+    if (fires.length > limit) fires.shift();
+  }
+  return { fires, count };
+}
