@@ -27,6 +27,7 @@ import { DeploymentUploads } from './deployment/deployment.uploads.js';
 import { JobsRepository } from './job/jobs.repository.js';
 import { PipelinesController } from './job/pipelines.controller.js';
 import { RunsController } from './job/runs.controller.js';
+import { RunLogsStreamController } from './job/run-logs-stream.controller.js';
 import { ScriptsController } from './job/scripts.controller.js';
 
 @Module({})
@@ -38,7 +39,7 @@ export class GatewayModule {
         DiscoveryModule,
         ClientsModule.register([{ name: SERVICES_CLIENT, transport: Transport.NATS, options: { servers: [natsUrl], name: 'runway-gateway-rpc' } }]),
       ],
-      controllers: [HealthController, OpenApiController, AuthController, MeController, TokensController, WorkspaceController, ConfigurationController, DeploymentController, ScriptsController, RunsController, PipelinesController],
+      controllers: [HealthController, OpenApiController, AuthController, MeController, TokensController, WorkspaceController, ConfigurationController, DeploymentController, ScriptsController, RunsController, RunLogsStreamController, PipelinesController],
       providers: [
         { provide: SERVICE_CONTEXT, useValue: ctx },
         { provide: AUTH_OPTIONS, useValue: auth },

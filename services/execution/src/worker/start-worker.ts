@@ -13,6 +13,8 @@ import { blobDeploymentWriter } from './deployment-writer.js';
 import { LeaseReaper } from './reaper.js';
 import { ServiceRunMaterializer, type DeploymentWriter } from './service-materializer.js';
 import { Worker } from './worker.js';
+import { PostgresOutputSink } from './output.js';
+import { CompositeOutputSink, JetStreamLogSink } from '../../../logs/src/stream/log-stream.js';
 
 export interface WorkerHost {
   nats: NatsConnection;
@@ -55,10 +57,23 @@ export async function startWorkers(
 ): Promise<RunningWorkers> {
   const leases = await RunLeases.open(host.nats, host.config.events.subjectPrefix);
   const materializer = opts.materializer ?? (await serviceMaterializer(host));
+  const outputLogger = new Logger('run-output');
+  // Each line to the LOGS stream (live follow, SSE) and to `run_output` (the compatible /logs text).
+  const logSink = await JetStreamLogSink.open(
+    host.nats,
+    { eventsStream: host.config.events.stream, subjectPrefix: host.config.events.subjectPrefix },
+    { onError: (e) => outputLogger.warn(`LOGS publish: ${String(e)}`) },
+  );
+  const output = new CompositeOutputSink([
+    new PostgresOutputSink(host.db as Kysely<ExecutionTables>, undefined, (e) =>
+      outputLogger.warn(`run output: ${String(e)}`),
+    ),
+    logSink,
+  ]);
   const workers: Worker[] = [];
   for (let i = 0; i < count; i++) {
     const w = new Worker(
-      { nats: host.nats, store: host.store, db: host.db, leases, materializer },
+      { nats: host.nats, store: host.store, db: host.db, leases, materializer, output },
       {
         slots: host.config.worker.slots,
         dataDir: host.config.dataDir,

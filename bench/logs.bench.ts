@@ -1,0 +1,137 @@
+/**
+ * `npm run bench -- logs`: run logs on a whole Runway (in this process), 2 embedded workers of 10 slots.
+ *
+ * 1. Latency: BENCH_LOG_RUNS (20) concurrent runs, each printing 100 lines/s for BENCH_LOG_SECONDS
+ *    (5) s, each followed by an SSE client; per line, from the user process's write (its own
+ *    timestamp in the text) to the line's arrival at the SSE client: p50/p99.
+ * 2. Throughput: one run printing BENCH_FLOOD_LINES (200,000) lines as fast as it can; lines/s
+ *    as seen by the SSE client, how many were kept (seal lineCount minus markers) and dropped,
+ *    and the peak RSS of this process (workers are embedded).
+ * Prints ONE table.
+ */
+import { startTestStack } from '../test/support/stack.js';
+import { uploadPackage } from '../test/jobs/support.js';
+import { readSse } from '../test/logs/sse.js';
+
+const RUNS = Number(process.env.BENCH_LOG_RUNS ?? 20);
+const SECONDS = Number(process.env.BENCH_LOG_SECONDS ?? 5);
+const FLOOD = Number(process.env.BENCH_FLOOD_LINES ?? 200_000);
+const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
+};
+
+const stack = await startTestStack({
+  RUNWAY_EMBEDDED_WORKERS: '2',
+  RUNWAY_WORKER_SLOTS: '10',
+  RUNWAY_PYTHON: process.env.RUNWAY_PYTHON ?? 'python3',
+});
+let peakRss = 0;
+const rssTimer = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 50);
+try {
+  const ws = stack.workspaceId;
+  await uploadPackage(stack, 'deployments', [
+    {
+      path: 'paced.py',
+      content: [
+        'import sys, time',
+        `n = ${100 * SECONDS}`,
+        'start = time.time()',
+        'for i in range(n):',
+        '    target = start + i / 100',
+        '    d = target - time.time()',
+        '    if d > 0: time.sleep(d)',
+        '    print(f"t={time.time() * 1000:.3f} i={i}", flush=True)',
+        '',
+      ].join('\n'),
+    },
+    {
+      path: 'flood.py',
+      content: `import sys\nw = sys.stdout.write\nfor i in range(${FLOOD}):\n    w(f"flood line {i}\\n")\n`,
+    },
+  ]);
+  for (const name of ['paced.py', 'flood.py']) {
+    const r = await stack.call('POST', `/api/v1/workspaces/${ws}/scripts`, {
+      name,
+      description: '',
+      entry_point: name,
+      script_type: 'batch',
+      active: true,
+      profile: null,
+      schedule: null,
+    });
+    if (r.status >= 300) throw new Error(`script ${name}: ${r.status} ${r.text}`);
+  }
+  const startRun = async (name: string) => {
+    const r = await stack.call('POST', `/api/v1/workspaces/${ws}/runs`, {
+      script_id_or_name_or_secret: name,
+      profile: null,
+    });
+    if (r.status !== 201) throw new Error(`run ${name}: ${r.status} ${r.text}`);
+    return (r.json as { id: string }).id;
+  };
+  const follow = (id: string, onLine?: (text: string, at: number) => void) =>
+    readSse(`${stack.url}/api/v1/workspaces/${ws}/runs/${id}/logs/stream`, stack.adminToken, {
+      timeoutMs: 300_000,
+      onEvent: (e) => {
+        if (e.event === 'line' && onLine) onLine((JSON.parse(e.data) as { text: string }).text, Date.now());
+      },
+    });
+
+  log(`latency: ${RUNS} runs × 100 lines/s × ${SECONDS} s`);
+  const latencies: number[] = [];
+  /** Lines after each run's first second (process start and SSE connect excluded). */
+  const steady: number[] = [];
+  let lost = 0;
+  const ids = await Promise.all(Array.from({ length: RUNS }, () => startRun('paced.py')));
+  await Promise.all(
+    ids.map(async (id) => {
+      let got = 0;
+      await follow(id, (text, at) => {
+        const m = /^t=([\d.]+) i=(\d+)$/.exec(text);
+        if (m) {
+          got++;
+          latencies.push(at - Number(m[1]));
+          if (Number(m[2]) >= 100) steady.push(at - Number(m[1]));
+        }
+      });
+      lost += 100 * SECONDS - got;
+    }),
+  );
+
+  log(`throughput: one run printing ${FLOOD} lines`);
+  const floodId = await startRun('flood.py');
+  let first = 0;
+  let last = 0;
+  let kept = 0;
+  let dropped = 0;
+  const res = await follow(floodId, (text, at) => {
+    if (text.startsWith('flood line ')) {
+      kept++;
+      first ||= at;
+      last = at;
+    }
+    const d = /^\[runway\] (\d+) lines dropped$/.exec(text);
+    if (d) dropped += Number(d[1]);
+  });
+  const end = res.events.at(-1);
+  const rate = kept / Math.max(0.001, (last - first) / 1000);
+
+  console.log('\n| measure | value |\n|---|---|');
+  console.log(
+    `| write → SSE latency p50 (${RUNS} runs × 100 lines/s) | ${pct(latencies, 50).toFixed(1)} ms |`,
+  );
+  console.log(`| write → SSE latency p99 | ${pct(latencies, 99).toFixed(1)} ms |`);
+  console.log(
+    `| … after each run's first second, p50 / p99 | ${pct(steady, 50).toFixed(1)} / ${pct(steady, 99).toFixed(1)} ms |`,
+  );
+  console.log(`| lines lost in the latency test | ${lost} |`);
+  console.log(`| one run flooding: lines kept / dropped (marker) | ${kept} / ${dropped} of ${FLOOD} |`);
+  console.log(`| one run flooding: lines/s at the SSE client | ${Math.round(rate)} |`);
+  console.log(`| flood ended with | ${end?.event ?? '?'} ${end?.data ?? ''} |`);
+  console.log(`| peak RSS (gateway + embedded workers) | ${Math.round(peakRss / 1024 / 1024)} MiB |`);
+} finally {
+  clearInterval(rssTimer);
+  await stack.stop();
+}

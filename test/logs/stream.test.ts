@@ -1,0 +1,148 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { startTestStack, type TestStack } from '../support/stack.js';
+import { newUser, uploadPackage, waitForStatus, type Json } from '../jobs/support.js';
+import { readSse } from './sse.js';
+
+const SECRET = 'log-secret-that-must-not-leak';
+const LINES = 20;
+
+const code = {
+  'live.py': [
+    'import base64, pathlib, sys, time, tomllib',
+    'secret = tomllib.loads(pathlib.Path(".dlt/prod.secrets.toml").read_text())["sources"]["demo"]["api_key"]',
+    `for i in range(1, ${LINES + 1}):`,
+    '    out = sys.stderr if i % 3 == 0 else sys.stdout',
+    '    print(f"line {i}", file=out, flush=True)',
+    '    if i == 5: print(f"the secret {secret} and {base64.b64encode(secret.encode()).decode()}", flush=True)',
+    '    time.sleep(0.05)',
+    '',
+  ].join('\n'),
+};
+
+interface LineData {
+  seq: number;
+  stream: 'stdout' | 'stderr';
+  ts: number;
+  text: string;
+}
+
+describe('run logs: LOGS stream and SSE follow', () => {
+  let s: TestStack;
+  let ws: string;
+  const base = () => `/api/v1/workspaces/${ws}`;
+
+  before(async () => {
+    s = await startTestStack();
+    ws = s.workspaceId;
+    await uploadPackage(
+      s,
+      'deployments',
+      Object.entries(code).map(([path, content]) => ({ path, content })),
+    );
+    await uploadPackage(s, 'configurations', [
+      { path: 'config.toml', content: 'log_level = "WARNING"\n' },
+      { path: 'prod.secrets.toml', content: `[sources.demo]\napi_key = "${SECRET}"\n` },
+    ]);
+    const up = await s.call('POST', `${base()}/scripts`, {
+      name: 'live.py',
+      description: '',
+      entry_point: 'live.py',
+      script_type: 'batch',
+      active: true,
+      profile: null,
+      schedule: null,
+    });
+    assert.ok(up.status === 200 || up.status === 201, up.text);
+  });
+  after(() => s.stop());
+
+  let runId = '';
+
+  it('follows a run live: every line in order, masked, ending at the seal', async () => {
+    const created = await s.call('POST', `${base()}/runs`, {
+      script_id_or_name_or_secret: 'live.py',
+      profile: null,
+    });
+    assert.equal(created.status, 201, created.text);
+    runId = (created.json as Json).id as string;
+    const res = await readSse(`${s.url}${base()}/runs/${runId}/logs/stream`, s.adminToken, {
+      timeoutMs: 60_000,
+    });
+    assert.equal(res.status, 200, res.body);
+    const lines = res.events.filter((e) => e.event === 'line');
+    const end = res.events.at(-1)!;
+    assert.equal(end.event, 'end');
+    const endData = JSON.parse(end.data) as { lineCount: number; sealed: boolean };
+    assert.equal(endData.sealed, true);
+    const data = lines.map((e) => JSON.parse(e.data) as LineData);
+    // Contiguous sequence numbers from 1, ids = seq, and the seal counts them all.
+    assert.deepEqual(
+      data.map((d) => d.seq),
+      data.map((_, i) => i + 1),
+    );
+    assert.deepEqual(
+      lines.map((e) => e.id),
+      data.map((d) => String(d.seq)),
+    );
+    assert.equal(endData.lineCount, data.length);
+    // The script's lines, in order, with their streams.
+    const own = data.filter((d) => /^line \d+$/.test(d.text));
+    assert.deepEqual(
+      own.map((d) => d.text),
+      Array.from({ length: LINES }, (_, i) => `line ${i + 1}`),
+    );
+    for (const d of own) assert.equal(d.stream, Number(d.text.slice(5)) % 3 === 0 ? 'stderr' : 'stdout');
+    // Live: the first line arrived well before the last (the script takes ≥ 1 s).
+    const first = lines.find((e) => e.data.includes('"line 1"'))!;
+    const last = lines.find((e) => e.data.includes(`"line ${LINES}"`))!;
+    assert.ok(last.at - first.at >= 500, `lines arrived live (${last.at - first.at} ms apart)`);
+    // Masked, in the stream as in the compatible text.
+    const all = data.map((d) => d.text).join('\n');
+    assert.ok(!all.includes(SECRET), 'the secret never leaves the worker');
+    assert.ok(!all.includes(Buffer.from(SECRET).toString('base64')), 'nor its base64 form');
+    assert.match(all, /the secret \*\*\* and \*\*\*/);
+    await waitForStatus(s, runId, ['completed']);
+    const logs = await s.call('GET', `${base()}/runs/${runId}/logs`);
+    assert.equal(logs.status, 200);
+    assert.ok(!String((logs.json as Json).logs).includes(SECRET));
+  });
+
+  it('resumes from a sequence number (from= and Last-Event-ID), replaying a sealed log to its end', async () => {
+    const res = await readSse(`${s.url}${base()}/runs/${runId}/logs/stream?from=5`, s.adminToken);
+    assert.equal(res.status, 200);
+    const seqs = res.events
+      .filter((e) => e.event === 'line')
+      .map((e) => (JSON.parse(e.data) as LineData).seq);
+    assert.equal(seqs[0], 5);
+    assert.deepEqual(
+      seqs,
+      seqs.map((_, i) => i + 5),
+    );
+    assert.equal(res.events.at(-1)!.event, 'end');
+    const viaHeader = await fetch(`${s.url}${base()}/runs/${runId}/logs/stream`, {
+      headers: { authorization: `Bearer ${s.adminToken}`, 'last-event-id': '10' },
+    });
+    const text = await viaHeader.text();
+    assert.match(text, /^id: 11$/m);
+    assert.doesNotMatch(text, /^id: 10$/m);
+    assert.match(text, /event: end/);
+  });
+
+  it('answers 404 for a run of another workspace and for unknown runs', async () => {
+    const bob = await newUser(s, 'logs-bob@example.com');
+    const other = await readSse(
+      `${s.url}/api/v1/workspaces/${bob.workspaceId}/runs/${runId}/logs/stream`,
+      bob.token,
+    );
+    assert.equal(other.status, 404);
+    const notMember = await readSse(`${s.url}${base()}/runs/${runId}/logs/stream`, bob.token);
+    assert.ok(notMember.status === 403 || notMember.status === 404, String(notMember.status));
+    const unknown = await readSse(
+      `${s.url}${base()}/runs/00000000-0000-4000-8000-000000000000/logs/stream`,
+      s.adminToken,
+    );
+    assert.equal(unknown.status, 404);
+    assert.equal((await readSse(`${s.url}${base()}/runs/nope/logs/stream`, s.adminToken)).status, 404);
+  });
+});
