@@ -239,6 +239,12 @@ export class RunwayClient {
       'content-type': 'application/octet-stream',
     });
   }
+  /** Many blobs at once: an uncompressed tar whose members are named by their SHA-256. */
+  putBlobs(ws: string, tar: Uint8Array) {
+    return this.api<{ stored: number; created: number; bytes: number }>('POST', `${this.ws(ws)}/blobs`, tar, {
+      'content-type': 'application/x-tar',
+    });
+  }
   syncCommit(ws: string, files: FileRef[]) {
     return this.api<Deployment & { created?: boolean }>('POST', `${this.ws(ws)}/deployments/sync/commit`, {
       files,

@@ -1,7 +1,9 @@
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import type { Configuration, Deployment, RunwayClient } from '#libs/client';
-import { buildPackage } from '#libs/archive';
+import { buildPackage, writeTar } from '#libs/archive';
+
+const BATCH_BYTES = 8 * 1024 * 1024;
 import { CliError } from '../instance.js';
 import { table } from '../output.js';
 import { boundWorkspace, client, type GlobalOptions } from '../session.js';
@@ -40,14 +42,35 @@ export async function syncDeployment(
   const want = new Set(missing);
   let uploadedBytes = 0;
   let uploadedFiles = 0;
-  const queue = files.filter((f) => want.has(f.sha256) && (want.delete(f.sha256) || true));
-  // A few uploads in flight.
+  // Missing contents go up in tar batches of about 8 MB (one request each, a few in flight);
+  // a file larger than that goes alone.
+  const missingFiles = files.filter((f) => want.has(f.sha256) && (want.delete(f.sha256) || true));
+  const batches: (typeof missingFiles)[] = [];
+  let current: typeof missingFiles = [];
+  let currentBytes = 0;
+  for (const f of missingFiles) {
+    if (current.length > 0 && currentBytes + f.size > BATCH_BYTES) {
+      batches.push(current);
+      current = [];
+      currentBytes = 0;
+    }
+    current.push(f);
+    currentBytes += f.size;
+  }
+  if (current.length > 0) batches.push(current);
   await Promise.all(
-    Array.from({ length: 4 }, async () => {
-      for (let f = queue.shift(); f; f = queue.shift()) {
-        await c.putBlob(wsId, f.sha256, f.content);
-        uploadedBytes += f.size;
-        uploadedFiles += 1;
+    Array.from({ length: 3 }, async () => {
+      for (let b = batches.shift(); b; b = batches.shift()) {
+        if (b.length === 1) await c.putBlob(wsId, b[0]!.sha256, b[0]!.content);
+        else
+          await c.putBlobs(
+            wsId,
+            writeTar(b.map((f) => ({ name: f.sha256, type: 'file' as const, data: f.content }))),
+          );
+        for (const f of b) {
+          uploadedBytes += f.size;
+          uploadedFiles += 1;
+        }
       }
     }),
   );
