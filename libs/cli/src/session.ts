@@ -55,3 +55,11 @@ export async function boundWorkspace(
   );
   return me.default_workspace.id;
 }
+
+/** The local workspace, an authenticated client and the bound workspace id: what most commands start with. */
+export async function openSession(opts: GlobalOptions, say: (m: string) => void = () => undefined) {
+  const ws = new LocalWorkspace();
+  const c = client(opts, true, ws);
+  const wsId = await boundWorkspace(c, ws, say);
+  return { ws, c, wsId };
+}

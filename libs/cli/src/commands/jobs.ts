@@ -4,7 +4,7 @@ import { isAbsolute, join } from 'node:path';
 import { ClientError, TERMINAL_RUN_STATUSES, type Run, type RunwayClient, type Script } from '#libs/client';
 import { CliError } from '../instance.js';
 import { table } from '../output.js';
-import { boundWorkspace, client, type GlobalOptions } from '../session.js';
+import { openSession, type GlobalOptions } from '../session.js';
 import { LocalWorkspace } from '../workspace/local.js';
 import { printOut } from './print.js';
 import { syncConfiguration, syncDeployment } from './sync.js';
@@ -103,12 +103,7 @@ export function registerJobs(program: Command, g: () => GlobalOptions): void {
   const note = (m: string) => {
     if (!g().json) process.stderr.write(`${m}\n`);
   };
-  const session = async () => {
-    const ws = new LocalWorkspace();
-    const c = client(g(), true, ws);
-    const wsId = await boundWorkspace(c, ws, note);
-    return { ws, c, wsId };
-  };
+  const session = () => openSession(g(), note);
 
   /** Polls the run's logs every second, printing only new lines, until the run is terminal. */
   async function follow(c: RunwayClient, wsId: string, run: Run, statusChanges = true): Promise<Run> {

@@ -6,7 +6,7 @@ import { buildPackage, writeTar } from '#libs/archive';
 const BATCH_BYTES = 8 * 1024 * 1024;
 import { CliError } from '../instance.js';
 import { table } from '../output.js';
-import { boundWorkspace, client, type GlobalOptions } from '../session.js';
+import { boundWorkspace, client, openSession, type GlobalOptions } from '../session.js';
 import { LocalWorkspace, sha256 } from '../workspace/local.js';
 import { printOut } from './print.js';
 
@@ -114,9 +114,7 @@ export function registerSync(program: Command, g: () => GlobalOptions): void {
     .command('deploy')
     .description('sync the code (deployment) and the .dlt configuration of this workspace')
     .action(async () => {
-      const ws = new LocalWorkspace();
-      const c = client(g(), true, ws);
-      const wsId = await boundWorkspace(c, ws, say);
+      const { ws, c, wsId } = await openSession(g(), say);
       const d = await syncDeployment(c, wsId, ws);
       const cfg = await syncConfiguration(c, wsId, ws);
       for (const w of cfg.item.warnings ?? []) say(`warning: ${w}`);
@@ -151,9 +149,7 @@ export function registerSync(program: Command, g: () => GlobalOptions): void {
     .argument('[args...]', 'operation and/or version number')
     .action(async (args: string[]) => {
       const { op, n } = parseOp(args, ['sync', 'list', 'info'], 'info');
-      const ws = new LocalWorkspace();
-      const c = client(g(), true, ws);
-      const wsId = await boundWorkspace(c, ws, say);
+      const { ws, c, wsId } = await openSession(g(), say);
       if (op === 'sync') {
         const d = await syncDeployment(c, wsId, ws);
         printOut(g(), { ...d.item, created: d.created, uploaded_bytes: d.uploadedBytes }, () =>
@@ -189,9 +185,7 @@ export function registerSync(program: Command, g: () => GlobalOptions): void {
     .argument('[args...]', 'operation and/or version number')
     .action(async (args: string[]) => {
       const { op, n } = parseOp(args, ['sync', 'list', 'info'], 'info');
-      const ws = new LocalWorkspace();
-      const c = client(g(), true, ws);
-      const wsId = await boundWorkspace(c, ws, say);
+      const { ws, c, wsId } = await openSession(g(), say);
       if (op === 'sync') {
         const r = await syncConfiguration(c, wsId, ws);
         for (const w of r.item.warnings ?? []) say(`warning: ${w}`);

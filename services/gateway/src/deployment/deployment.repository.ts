@@ -1,35 +1,11 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Kysely } from 'kysely';
+import type { CheckpointTable } from '#libs/projections';
 import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
+import type { DeploymentsTables } from '../../../deployments/src/migrations/index.js';
 
 /** The deployments service's read model, as the gateway reads it (the only SQL of this area). */
-interface Tables {
-  deployments: {
-    id: string;
-    workspace_id: string;
-    version: number;
-    content_hash: string;
-    files_digest: string;
-    file_count: number;
-    size: number;
-    archive_size: number;
-    file_names: string;
-    source: string;
-    created_by: string;
-    created_at: Date;
-  };
-  deployment_files: {
-    deployment_id: string;
-    workspace_id: string;
-    path: string;
-    type: 'file' | 'symlink';
-    size: number;
-    sha256: string;
-    mode: number;
-    link_target: string | null;
-  };
-  projection_checkpoints: { name: string; stream_seq: number };
-}
+type Tables = DeploymentsTables & CheckpointTable;
 
 export type DeploymentRow = Tables['deployments'];
 export type DeploymentFileRow = Tables['deployment_files'];
