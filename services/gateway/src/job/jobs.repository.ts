@@ -15,7 +15,7 @@ export interface RunFilter {
   status?: string;
 }
 
-/** The only SQL over the jobs, job_versions, runs, run_status_timeline and run_output read models. */
+/** The only SQL over the jobs, job_versions, runs, run_status_timeline and pipeline read models. */
 @Injectable()
 export class JobsRepository {
   private readonly db: Kysely<Tables>;
@@ -202,15 +202,6 @@ export class JobsRepository {
       .orderBy('load_id', 'desc')
       .limit(limit)
       .execute();
-  }
-
-  /** The run's output so far; undefined before its process started. */
-  async output(runId: string): Promise<{ text: string; truncated: boolean } | undefined> {
-    return this.db
-      .selectFrom('run_output')
-      .select(['text', 'truncated'])
-      .where('run_id', '=', runId)
-      .executeTakeFirst();
   }
 
   /** Read-your-writes across services: waits until a projection's checkpoint reached `seq`. */
