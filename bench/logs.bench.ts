@@ -10,7 +10,7 @@
  * Prints ONE table.
  */
 import { startTestStack } from '../test/support/stack.js';
-import { uploadPackage } from '../test/jobs/support.js';
+import { createBatchJob, uploadPackage } from '../test/jobs/support.js';
 import { readSse } from '../test/logs/sse.js';
 
 const RUNS = Number(process.env.BENCH_LOG_RUNS ?? 20);
@@ -51,18 +51,7 @@ try {
       content: `import sys\nw = sys.stdout.write\nfor i in range(${FLOOD}):\n    w(f"flood line {i}\\n")\n`,
     },
   ]);
-  for (const name of ['paced.py', 'flood.py']) {
-    const r = await stack.call('POST', `/api/v1/workspaces/${ws}/scripts`, {
-      name,
-      description: '',
-      entry_point: name,
-      script_type: 'batch',
-      active: true,
-      profile: null,
-      schedule: null,
-    });
-    if (r.status >= 300) throw new Error(`script ${name}: ${r.status} ${r.text}`);
-  }
+  for (const name of ['paced.py', 'flood.py']) await createBatchJob(stack, name);
   const startRun = async (name: string) => {
     const r = await stack.call('POST', `/api/v1/workspaces/${ws}/runs`, {
       script_id_or_name_or_secret: name,

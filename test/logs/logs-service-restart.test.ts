@@ -1,38 +1,17 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
+import { startStackProcess } from '../support/process.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
-import { uploadPackage, waitForStatus, type Json } from '../jobs/support.js';
+import { createBatchJob, uploadPackage, waitForStatus, type Json } from '../jobs/support.js';
+import { waitForSealRecord } from './seal.js';
 import { readSse } from './sse.js';
 
 const LINES = 150;
 
 /** The logs service in its own process (services/logs main), on the stack's NATS and database. */
-function startLogsProcess(s: TestStack): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [join(process.cwd(), 'dist/services/logs/src/main.js')], {
-    env: {
-      ...process.env,
-      ...s.env.childEnv(),
-      NATS_URL: s.env.natsUrl,
-      DATABASE_URL: s.env.databaseUrl,
-      RUNWAY_DATA_DIR: s.dataDir,
-      RUNWAY_LOG_LEVEL: 'warn',
-    },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const t = setTimeout(() => reject(new Error(`logs service did not start: ${out}`)), 30_000);
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('runway logs ready')) {
-        clearTimeout(t);
-        resolve(child);
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`logs service exited with ${code}: ${out}`)));
-  });
+async function startLogsProcess(s: TestStack): Promise<ChildProcess> {
+  return (await startStackProcess(s, 'dist/services/logs/src/main.js', /runway logs ready/)).child;
 }
 
 describe('the logs service restarted mid-run loses nothing', () => {
@@ -50,16 +29,7 @@ describe('the logs service restarted mid-run loses nothing', () => {
         content: `import time\nfor i in range(1, ${LINES + 1}):\n    print(f"steady {i}", flush=True)\n    time.sleep(0.03)\n`,
       },
     ]);
-    const up = await s.call('POST', `${base()}/scripts`, {
-      name: 'steady.py',
-      description: '',
-      entry_point: 'steady.py',
-      script_type: 'batch',
-      active: true,
-      profile: null,
-      schedule: null,
-    });
-    assert.ok(up.status < 300, up.text);
+    await createBatchJob(s, 'steady.py');
   });
   after(async () => {
     logs?.kill('SIGKILL');
@@ -102,17 +72,8 @@ describe('the logs service restarted mid-run loses nothing', () => {
       own,
     );
     // The restarted service read the seal it missed and recorded it.
-    const db = s.env.newDb<{
-      run_logs: { run_id: string; line_count: number | null; sealed_by: string | null };
-    }>();
-    const until = Date.now() + 30_000;
-    let row;
-    while (Date.now() < until) {
-      row = await db.selectFrom('run_logs').selectAll().where('run_id', '=', id).executeTakeFirst();
-      if (row?.line_count != null) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    assert.equal(row?.line_count, texts.length);
-    assert.equal(row?.sealed_by, 'worker');
+    const row = await waitForSealRecord(s, id);
+    assert.equal(row.line_count, texts.length);
+    assert.equal(row.sealed_by, 'worker');
   });
 });

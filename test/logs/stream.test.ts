@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startTestStack, type TestStack } from '../support/stack.js';
-import { newUser, uploadPackage, waitForStatus, type Json } from '../jobs/support.js';
+import { createBatchJob, newUser, uploadPackage, waitForStatus, type Json } from '../jobs/support.js';
+import { waitForSealRecord } from './seal.js';
 import { readSse } from './sse.js';
 
 const SECRET = 'log-secret-that-must-not-leak';
@@ -56,18 +57,7 @@ describe('run logs: LOGS stream and SSE follow', () => {
       { path: 'config.toml', content: 'log_level = "WARNING"\n' },
       { path: 'prod.secrets.toml', content: `[sources.demo]\napi_key = "${SECRET}"\n` },
     ]);
-    for (const name of Object.keys(code)) {
-      const up = await s.call('POST', `${base()}/scripts`, {
-        name,
-        description: '',
-        entry_point: name,
-        script_type: 'batch',
-        active: true,
-        profile: null,
-        schedule: null,
-      });
-      assert.ok(up.status === 200 || up.status === 201, up.text);
-    }
+    for (const name of Object.keys(code)) await createBatchJob(s, name);
   });
   after(() => s.stop());
 
@@ -203,17 +193,8 @@ describe('run logs: LOGS stream and SSE follow', () => {
     assert.ok(lines.includes('half *** done'));
     assert.ok(!logs.includes(SECRET));
     // RunLogsSealed on the run's `runlog` aggregate, with the final count.
-    const db = s.env.newDb<{
-      run_logs: { run_id: string; line_count: number | null; sealed_by: string | null };
-    }>();
-    const until = Date.now() + 20_000;
-    let row;
-    while (Date.now() < until) {
-      row = await db.selectFrom('run_logs').selectAll().where('run_id', '=', id).executeTakeFirst();
-      if (row?.line_count !== null && row?.line_count !== undefined) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    assert.equal(row?.line_count, end.lineCount);
-    assert.equal(row?.sealed_by, 'worker');
+    const row = await waitForSealRecord(s, id);
+    assert.equal(row.line_count, end.lineCount);
+    assert.equal(row.sealed_by, 'worker');
   });
 });
