@@ -50,6 +50,8 @@ export interface RunLogReaderOptions {
   textMaxBytes?: number;
   /** Most runs whose text is kept in memory between reads (a follower polls every 2 s). */
   cacheRuns?: number;
+  /** Most bytes of text kept in memory between reads, all runs together; default 64 MiB. */
+  cacheBytes?: number;
 }
 
 const READ_IDLE_MS = 5_000;
@@ -66,6 +68,8 @@ export class RunLogReader {
   private readonly cache = new Map<string, Cached>();
   private readonly textMaxBytes: number;
   private readonly cacheRuns: number;
+  private readonly cacheBytes: number;
+  private cachedBytes = 0;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -75,6 +79,7 @@ export class RunLogReader {
     this.js = jetstream(nc);
     this.textMaxBytes = opts.textMaxBytes ?? 16 * 1024 * 1024;
     this.cacheRuns = opts.cacheRuns ?? 200;
+    this.cacheBytes = opts.cacheBytes ?? 64 * 1024 * 1024;
   }
 
   private get stream(): string {
@@ -107,6 +112,7 @@ export class RunLogReader {
     let c = this.cache.get(key);
     if (c) {
       this.cache.delete(key); // LRU: re-inserted below
+      this.cachedBytes -= c.bytes;
     }
     if (!c?.sealed) {
       const sealSeq = await this.lastSeq(runSealSubject(this.loc.subjectPrefix, workspaceId, runId));
@@ -117,7 +123,13 @@ export class RunLogReader {
       if (last >= c.next) await this.readInto(c, workspaceId, runId, last);
     }
     this.cache.set(key, c);
-    while (this.cache.size > this.cacheRuns) this.cache.delete(this.cache.keys().next().value!);
+    this.cachedBytes += c.bytes;
+    // Least recently read first; the run just read stays (it is the newest).
+    while (this.cache.size > 1 && (this.cache.size > this.cacheRuns || this.cachedBytes > this.cacheBytes)) {
+      const [oldest, entry] = this.cache.entries().next().value!;
+      this.cache.delete(oldest);
+      this.cachedBytes -= entry.bytes;
+    }
     const text = c.parts.length > 1 ? c.parts.join('') : (c.parts[0] ?? '');
     c.parts = text ? [text] : [];
     return { text, lineCount: c.lineCount, sealed: c.sealed, truncated: c.truncated };

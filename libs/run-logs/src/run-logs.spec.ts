@@ -200,6 +200,16 @@ describe('run logs in the LOGS stream (sink and reader, real JetStream)', () => 
     await jsm.streams.delete(logsStreamName(late));
   });
 
+  it('reads the same text whatever its cache evicted (bounded by runs and bytes)', async () => {
+    const small = new RunLogReader(env.nats, loc(), { cacheRuns: 1, cacheBytes: 10 });
+    const a1 = await small.text(WS, runIds[0]!);
+    const b = await small.text(WS, runIds[2]!);
+    const a2 = await small.text(WS, runIds[0]!);
+    assert.deepEqual(a2, a1);
+    assert.equal(a1?.lineCount, 20_000);
+    assert.deepEqual(b, await reader.text(WS, runIds[2]!));
+  });
+
   it('applies retention settings to an existing stream', async () => {
     await ensureLogsStream(env.nats, loc(), { maxAgeMs: 2 * 3600_000, maxBytes: 8 * 1024 * 1024 });
     const info = await (await jetstreamManager(env.nats)).streams.info(logsStreamName(loc()));
