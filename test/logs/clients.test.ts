@@ -309,6 +309,8 @@ describe('run logs clients: runway logs -f / job-run logs and gRPC FollowRunLogs
     assert.equal(unknown.err?.code, grpc.status.NOT_FOUND);
     const missing = await follow({ run_id: '' }).done;
     assert.equal(missing.err?.code, grpc.status.INVALID_ARGUMENT);
+    const negative = await follow({ from_seq: -1 }).done;
+    assert.equal(negative.err?.code, grpc.status.INVALID_ARGUMENT);
   });
 
   it('a cancelled gRPC follow closes its upstream SSE request', async () => {
