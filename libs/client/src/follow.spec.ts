@@ -117,6 +117,27 @@ describe('followSse', () => {
     assert.equal(requests.length, 1);
   });
 
+  it('an error of onLine is passed on, not retried', async () => {
+    requests.length = 0;
+    handler = (_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.end(line(1) + line(2));
+    };
+    await assert.rejects(
+      followSse(
+        `${url}/x`,
+        {},
+        {
+          onLine: () => {
+            throw new Error('EPIPE');
+          },
+        },
+      ),
+      /EPIPE/,
+    );
+    assert.equal(requests.length, 1);
+  });
+
   it('aborts with an AbortError, and a silent connection counts as dropped', async () => {
     requests.length = 0;
     handler = (_req, res) => {

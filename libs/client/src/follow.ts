@@ -117,6 +117,13 @@ export class FollowError extends Error {
   }
 }
 
+/** An error of the caller's onLine: passed on as is, never mistaken for a dropped connection. */
+class CallbackFailed extends Error {
+  constructor(override readonly cause: unknown) {
+    super('onLine failed');
+  }
+}
+
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve, reject) => {
     if (signal?.aborted) return reject(abortError(signal));
@@ -204,7 +211,11 @@ export async function followSse(
           if (msg.event === 'line') {
             const line = logLineSchema.parse(JSON.parse(msg.data));
             if (line.seq <= lastSeq) continue; // replayed after a resume
-            await opts.onLine(line);
+            try {
+              await opts.onLine(line);
+            } catch (err) {
+              throw new CallbackFailed(err);
+            }
             lastSeq = line.seq;
             failures = 0;
           } else if (msg.event === 'end') {
@@ -217,6 +228,7 @@ export async function followSse(
       throw new Error('the log stream ended before its end event');
     } catch (err) {
       if (opts.signal?.aborted) throw abortError(opts.signal);
+      if (err instanceof CallbackFailed) throw err.cause;
       if (err instanceof FollowError || err instanceof z.ZodError || err instanceof SyntaxError) throw err;
       error = err instanceof Error && err.name === 'AbortError' && ac.signal.reason ? ac.signal.reason : err;
     } finally {

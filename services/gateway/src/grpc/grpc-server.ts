@@ -129,7 +129,12 @@ function followRunLogs(call: grpc.ServerWritableStream<Req, unknown>, c: RunwayC
   call.on('cancelled', () => ac.abort());
   call.on('close', () => ac.abort());
   const send = (msg: unknown) =>
-    call.write(msg) ? undefined : new Promise<void>((r) => call.once('drain', () => r()));
+    call.write(msg)
+      ? undefined
+      : new Promise<void>((r) => {
+          call.once('drain', () => r());
+          ac.signal.addEventListener('abort', () => r(), { once: true });
+        });
   Promise.resolve()
     .then(() => {
       const r = call.request;
