@@ -23,13 +23,13 @@ const root = process.cwd();
 const cli = join(root, 'bin/runway.mjs');
 const LINES = 10;
 
-/** Prints `line i` (every third to stderr) with pauses: about 4 s in all. */
+/** Prints `line i` (every third to stderr) with pauses: about 8 s in all, so "live" holds on a loaded machine. */
 const code: Record<string, string> = {
   'live.py': [
     'import sys, time',
     `for i in range(1, ${LINES + 1}):`,
     '    print(f"line {i}", file=sys.stderr if i % 3 == 0 else sys.stdout, flush=True)',
-    '    time.sleep(0.4)',
+    '    time.sleep(0.8)',
     '',
   ].join('\n'),
   'fail.py': [
