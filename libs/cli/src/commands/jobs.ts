@@ -22,8 +22,13 @@ const sleep = (ms: number, signal?: AbortSignal) =>
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 /** Writes with backpressure (a slow terminal or pipe slows the follow, nothing piles up). */
-const write = (to: NodeJS.WritableStream, text: string) =>
-  to.write(text) ? undefined : new Promise<void>((r) => to.once('drain', () => r()));
+const write = (to: NodeJS.WritableStream, text: string, signal: AbortSignal) =>
+  to.write(text)
+    ? undefined
+    : new Promise<void>((r) => {
+        to.once('drain', () => r());
+        signal.addEventListener('abort', () => r(), { once: true });
+      });
 const isTerminal = (status: string) => TERMINAL_RUN_STATUSES.includes(status);
 
 const scriptRow = (s: Script) => ({
@@ -133,10 +138,18 @@ export function registerJobs(program: Command, g: () => GlobalOptions): void {
     const ac = new AbortController();
     const onSigint = () => ac.abort();
     process.once('SIGINT', onSigint);
+    // The reader went away (`runway logs x -f | head`): stop following.
+    let outClosed = false;
+    const onOutError = () => {
+      outClosed = true;
+      ac.abort();
+    };
+    out.to.on('error', onOutError);
     try {
       await c.followRunLogs(wsId, run.id, {
         signal: ac.signal,
-        onLine: (l) => write(out.to, out.json ? JSON.stringify(l) + '\n' : l.text + (l.part ? '' : '\n')),
+        onLine: (l) =>
+          write(out.to, out.json ? JSON.stringify(l) + '\n' : l.text + (l.part ? '' : '\n'), ac.signal),
         onReconnect: ({ attempt, from }) =>
           process.stderr.write(
             `runway: log stream interrupted, resuming at line ${from} (retry ${attempt})\n`,
@@ -150,10 +163,12 @@ export function registerJobs(program: Command, g: () => GlobalOptions): void {
       }
       return now;
     } catch (err) {
+      if (outClosed) throw new CliError('output closed', 141);
       if (ac.signal.aborted) throw new CliError('interrupted', 130);
       throw err;
     } finally {
       process.removeListener('SIGINT', onSigint);
+      out.to.removeListener('error', onOutError);
     }
   }
 
