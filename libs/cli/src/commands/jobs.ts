@@ -146,7 +146,7 @@ export function registerJobs(program: Command, g: () => GlobalOptions): void {
     };
     out.to.on('error', onOutError);
     try {
-      await c.followRunLogs(wsId, run.id, {
+      const end = await c.followRunLogs(wsId, run.id, {
         signal: ac.signal,
         onLine: (l) =>
           write(out.to, out.json ? JSON.stringify(l) + '\n' : l.text + (l.part ? '' : '\n'), ac.signal),
@@ -155,6 +155,8 @@ export function registerJobs(program: Command, g: () => GlobalOptions): void {
             `runway: log stream interrupted, resuming at line ${from} (retry ${attempt})\n`,
           ),
       });
+      if (!end.sealed)
+        process.stderr.write(`runway: the log of run #${run.number} was not sealed: lines may be missing\n`);
       // The seal comes just before the run's terminal event: wait for it.
       let now = await c.getRun(wsId, run.id);
       while (!isTerminal(now.status)) {
