@@ -15,7 +15,7 @@ import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { protoPath } from '../../services/gateway/src/grpc/grpc-server.js';
-import { newUser, uploadPackage, waitForStatus, type Json } from '../jobs/support.js';
+import { createBatchJob, newUser, uploadPackage, waitForStatus, type Json } from '../jobs/support.js';
 import { run } from '../support/exec.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 
@@ -41,6 +41,8 @@ const code: Record<string, string> = {
     '',
   ].join('\n'),
   'slow.py': 'import time\nprint("slow start", flush=True)\ntime.sleep(600)\n',
+  // A 200 KB line: the worker cuts it into 64 KiB pieces, the CLI must join them again.
+  'long.py': 'import sys\nprint("before")\nsys.stdout.write("z" * 200_000 + "\\n")\nprint("after")\n',
 };
 
 interface LogEventMsg {
@@ -94,17 +96,7 @@ describe('run logs clients: runway logs -f / job-run logs and gRPC FollowRunLogs
       Object.entries(code).map(([path, content]) => ({ path, content })),
     );
     await uploadPackage(s, 'configurations', [{ path: 'config.toml', content: 'log_level = "WARNING"\n' }]);
-    for (const name of Object.keys(code)) {
-      const up = await s.call('POST', `${base()}/scripts`, {
-        name,
-        description: '',
-        entry_point: name,
-        script_type: 'batch',
-        profile: null,
-        schedule: null,
-      });
-      assert.ok(up.status === 200 || up.status === 201, up.text);
-    }
+    for (const name of Object.keys(code)) await createBatchJob(s, name);
     dir = mkdtempSync(join(tmpdir(), 'runway-logsws-'));
     configDir = mkdtempSync(join(tmpdir(), 'runway-cfg-'));
     mkdirSync(join(dir, '.dlt'));
@@ -192,6 +184,28 @@ describe('run logs clients: runway logs -f / job-run logs and gRPC FollowRunLogs
     assert.ok(!TERMINAL.includes(await statusAtFirstLine), 'it was printed while the run was still going');
     assert.match(r.err, /Logs of run #1 of live\.py/);
     assert.match(r.err, /Run status: completed/);
+  });
+
+  it('a line over 64 KiB arrives in pieces and is printed whole (text and --json)', async () => {
+    await createRun('long.py');
+    const { done } = spawnRunway(['logs', 'long.py', '-f'], /after\n/, () => undefined);
+    const r = await done;
+    assert.equal(r.code, 0, r.err);
+    const lines = r.out.split('\n');
+    assert.ok(lines.includes('z'.repeat(200_000)), 'the long line whole, on one line');
+    assert.ok(lines.indexOf('before') < lines.indexOf('after'));
+    const json = spawnRunway(['--json', 'logs', 'long.py', '-f'], /after/, () => undefined);
+    const j = await json.done;
+    const pieces = j.out
+      .split('\n')
+      .filter((l) => l.includes('"zzz'))
+      .map((l) => JSON.parse(l) as { text: string; part?: boolean });
+    assert.equal(pieces.length, 4);
+    assert.deepEqual(
+      pieces.map((p) => p.part === true),
+      [true, true, true, false],
+    );
+    assert.equal(pieces.map((p) => p.text).join(''), 'z'.repeat(200_000));
   });
 
   it('--json -f prints one JSON object per line; job-run <script> N logs [-f] prints the log', async () => {
