@@ -1,14 +1,19 @@
 /**
- * `npm run bench -- logs`: run logs on a whole Runway (in this process), 2 embedded workers of 10 slots.
+ * `npm run bench -- logs`: run logs on a whole Runway: every service in this process, the workers
+ * as 2 processes of their own (worker-main, 10 slots each; BENCH_LOG_WORKERS=embedded runs them in
+ * this process instead), so the worker's memory is measured on its own.
  *
  * 1. Latency: BENCH_LOG_RUNS (20) concurrent runs, each printing 100 lines/s for BENCH_LOG_SECONDS
  *    (5) s, each followed by an SSE client; per line, from the user process's write (its own
  *    timestamp in the text) to the line's arrival at the SSE client: p50/p99.
  * 2. Throughput: one run printing BENCH_FLOOD_LINES (200,000) lines as fast as it can; lines/s
  *    as seen by the SSE client, how many were kept (seal lineCount minus markers) and dropped,
- *    and the peak RSS of this process (workers are embedded).
+ *    and the peak RSS of each worker process and of this process (gateway and services).
  * Prints ONE table.
  */
+import { readFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { startStackProcess } from '../test/support/process.js';
 import { startTestStack } from '../test/support/stack.js';
 import { createBatchJob, uploadPackage } from '../test/jobs/support.js';
 import { readSse } from '../test/logs/sse.js';
@@ -22,13 +27,43 @@ const pct = (xs: number[], p: number) => {
   return s.length === 0 ? NaN : s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
 };
 
+const EMBEDDED = process.env.BENCH_LOG_WORKERS === 'embedded';
+const python = process.env.RUNWAY_PYTHON ?? 'python3';
 const stack = await startTestStack({
-  RUNWAY_EMBEDDED_WORKERS: '2',
+  RUNWAY_EMBEDDED_WORKERS: EMBEDDED ? '2' : '0',
   RUNWAY_WORKER_SLOTS: '10',
-  RUNWAY_PYTHON: process.env.RUNWAY_PYTHON ?? 'python3',
+  RUNWAY_PYTHON: python,
 });
+const workers: ChildProcess[] = [];
+if (!EMBEDDED)
+  for (let i = 0; i < 2; i++)
+    workers.push(
+      (
+        await startStackProcess(
+          stack,
+          'dist/services/execution/src/worker-main.js',
+          /runway worker \S+ ready/,
+          {
+            RUNWAY_WORKER_SLOTS: '10',
+            RUNWAY_PYTHON: python,
+          },
+        )
+      ).child,
+    );
+/** VmRSS of a process in bytes (0 once it is gone). */
+const rssOf = (pid: number | undefined) => {
+  try {
+    return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+  } catch {
+    return 0;
+  }
+};
 let peakRss = 0;
-const rssTimer = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 50);
+let peakWorkerRss = 0;
+const rssTimer = setInterval(() => {
+  peakRss = Math.max(peakRss, process.memoryUsage().rss);
+  for (const w of workers) peakWorkerRss = Math.max(peakWorkerRss, rssOf(w.pid));
+}, 50);
 try {
   const ws = stack.workspaceId;
   await uploadPackage(stack, 'deployments', [
@@ -147,8 +182,21 @@ try {
   console.log(`| one run flooding: lines/s at the SSE client (first to last line) | ${Math.round(rate)} |`);
   console.log(`| … including process start (run created → last line) | ${Math.round(total)} |`);
   console.log(`| flood ended with | ${end?.event ?? '?'} ${end?.data ?? ''} |`);
-  console.log(`| peak RSS (gateway + embedded workers) | ${Math.round(peakRss / 1024 / 1024)} MiB |`);
+  if (EMBEDDED)
+    console.log(
+      `| peak RSS (gateway + services + 2 embedded workers) | ${Math.round(peakRss / 1024 / 1024)} MiB |`,
+    );
+  else {
+    console.log(
+      `| peak RSS of a worker process (10 slots) | ${Math.round(peakWorkerRss / 1024 / 1024)} MiB |`,
+    );
+    console.log(`| peak RSS of the gateway + services process | ${Math.round(peakRss / 1024 / 1024)} MiB |`);
+  }
 } finally {
   clearInterval(rssTimer);
+  for (const w of workers) w.kill('SIGTERM');
+  await Promise.all(
+    workers.map((w) => new Promise((r) => (w.exitCode !== null ? r(null) : w.once('exit', r)))),
+  );
   await stack.stop();
 }
