@@ -124,8 +124,23 @@ function toServiceError(err: unknown): Partial<grpc.ServiceError> {
  * SSE body is read only as fast as the gRPC client takes messages); a client cancel aborts the
  * upstream request, which closes the gateway's consumer.
  */
-function followRunLogs(call: grpc.ServerWritableStream<Req, unknown>, c: RunwayClient): void {
+function followRunLogs(
+  call: grpc.ServerWritableStream<Req, unknown>,
+  c: RunwayClient,
+  active: Set<() => void>,
+): void {
   const ac = new AbortController();
+  // Server shutdown: the follower ends with UNAVAILABLE at once (it may resume with from_seq elsewhere).
+  const shutdown = () => {
+    if (ac.signal.aborted) return;
+    ac.abort();
+    call.emit('error', {
+      code: grpc.status.UNAVAILABLE,
+      details: 'the server is shutting down; resume with from_seq',
+    });
+  };
+  active.add(shutdown);
+  ac.signal.addEventListener('abort', () => active.delete(shutdown), { once: true });
   call.on('cancelled', () => ac.abort());
   call.on('close', () => ac.abort());
   const send = (msg: unknown) =>
@@ -158,6 +173,7 @@ function followRunLogs(call: grpc.ServerWritableStream<Req, unknown>, c: RunwayC
       if (ac.signal.aborted) return;
       void send({ end: { line_count: end.lineCount, sealed: end.sealed } });
       call.end();
+      active.delete(shutdown);
     })
     .catch((err: unknown) => {
       if (ac.signal.aborted || isAbortError(err)) return;
@@ -207,10 +223,11 @@ export async function startGrpcServer(opts: {
         });
     };
   }
+  const follows = new Set<() => void>();
   impl.FollowRunLogs = (call: grpc.ServerWritableStream<Req, unknown>) => {
     const auth = call.metadata.get('authorization')[0];
     const token = typeof auth === 'string' ? auth.replace(/^Bearer\s+/i, '') : undefined;
-    followRunLogs(call, new RunwayClient({ apiBase: opts.restBase, token }));
+    followRunLogs(call, new RunwayClient({ apiBase: opts.restBase, token }), follows);
   };
   server.addService(pkg.runway.v1.Runway.service, impl);
   const port = await new Promise<number>((resolve, reject) =>
@@ -222,6 +239,7 @@ export async function startGrpcServer(opts: {
     port,
     stop: () =>
       new Promise<void>((resolve) => {
+        for (const end of [...follows]) end();
         const t = setTimeout(() => {
           server.forceShutdown();
           resolve();
