@@ -3,11 +3,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { run } from '../support/exec.js';
+import { runRunwayCli } from '../support/cli.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
-
-const root = process.cwd();
-const cli = join(root, 'bin/runway.mjs');
 
 const WORKSPACE: Record<string, string> = {
   '.dlt/.workspace': '',
@@ -36,15 +33,7 @@ describe('runway launch, job, job-run, cancel and logs', () => {
     await s.stop();
   });
 
-  const env = () => {
-    const e: NodeJS.ProcessEnv = { ...process.env, RUNWAY_CONFIG_DIR: configDir, RUNWAY_TOKEN: s.adminToken };
-    delete e.RUNTIME__API_BASE_URL;
-    delete e.RUNTIME__AUTH_TOKEN;
-    delete e.DLT_PROJECT_DIR;
-    return e;
-  };
-  const runway = (...args: string[]) =>
-    run(process.execPath, [cli, '--api-url', s.api, ...args], { cwd: dir, env: env() });
+  const runway = (...args: string[]) => runRunwayCli(s, dir, configDir, ...args);
 
   it('launches a script, shows status changes and its output, and exits 0 on completed', async () => {
     const r = await runway('launch', 'hello.py');

@@ -16,11 +16,9 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { protoPath, startGrpcServer } from '../../services/gateway/src/grpc/grpc-server.js';
 import { createBatchJob, newUser, uploadPackage, waitForStatus, type Json } from '../jobs/support.js';
-import { run } from '../support/exec.js';
+import { runRunwayCli, runwayCliEnv, runwayCliPath } from '../support/cli.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 
-const root = process.cwd();
-const cli = join(root, 'bin/runway.mjs');
 const LINES = 10;
 
 /** Prints `line i` (every third to stderr) with pauses: about 8 s in all, so "live" holds on a loaded machine. */
@@ -125,15 +123,8 @@ describe('run logs clients: runway logs -f / job-run logs and gRPC FollowRunLogs
     await s.stop();
   });
 
-  const env = () => {
-    const e: NodeJS.ProcessEnv = { ...process.env, RUNWAY_CONFIG_DIR: configDir, RUNWAY_TOKEN: s.adminToken };
-    delete e.RUNTIME__API_BASE_URL;
-    delete e.RUNTIME__AUTH_TOKEN;
-    delete e.DLT_PROJECT_DIR;
-    return e;
-  };
-  const runway = (...args: string[]) =>
-    run(process.execPath, [cli, '--api-url', s.api, ...args], { cwd: dir, env: env() });
+  const env = () => runwayCliEnv(s, configDir);
+  const runway = (...args: string[]) => runRunwayCli(s, dir, configDir, ...args);
   const createRun = async (name: string) => {
     const r = await s.call('POST', `${base()}/runs`, { script_id_or_name: name, profile: null });
     assert.equal(r.status, 201, r.text);
@@ -145,7 +136,10 @@ describe('run logs clients: runway logs -f / job-run logs and gRPC FollowRunLogs
 
   /** The CLI as a child; `onFirstOut` runs when stdout first shows `marker`. */
   function spawnRunway(args: string[], marker: RegExp, onFirstOut: () => void) {
-    const child = spawn(process.execPath, [cli, '--api-url', s.api, ...args], { cwd: dir, env: env() });
+    const child = spawn(process.execPath, [runwayCliPath, '--api-url', s.api, ...args], {
+      cwd: dir,
+      env: env(),
+    });
     let out = '';
     let err = '';
     let seen = false;

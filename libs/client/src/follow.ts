@@ -124,7 +124,8 @@ class CallbackFailed extends Error {
   }
 }
 
-const sleep = (ms: number, signal?: AbortSignal) =>
+/** Waits `ms`; rejects with an AbortError as soon as `signal` aborts. */
+export const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve, reject) => {
     if (signal?.aborted) return reject(abortError(signal));
     const t = setTimeout(() => {

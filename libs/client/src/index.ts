@@ -8,6 +8,7 @@ export {
   logEndSchema,
   logLineSchema,
   SseParser,
+  sleep,
   type FollowOptions,
   type FollowResult,
   type LogEnd,

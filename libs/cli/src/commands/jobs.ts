@@ -1,7 +1,14 @@
 import type { Command } from 'commander';
 import { existsSync, statSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
-import { ClientError, TERMINAL_RUN_STATUSES, type Run, type RunwayClient, type Script } from '#libs/client';
+import {
+  ClientError,
+  sleep,
+  TERMINAL_RUN_STATUSES,
+  type Run,
+  type RunwayClient,
+  type Script,
+} from '#libs/client';
 import { CliError } from '../instance.js';
 import { table } from '../output.js';
 import { openSession, type GlobalOptions } from '../session.js';
@@ -9,18 +16,6 @@ import { LocalWorkspace } from '../workspace/local.js';
 import { printOut } from './print.js';
 import { syncConfiguration, syncDeployment } from './sync.js';
 
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(new Error('aborted'));
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 /** Writes with backpressure (a slow terminal or pipe slows the follow, nothing piles up). */
 const write = (to: NodeJS.WritableStream, text: string, signal: AbortSignal) =>
   to.write(text)
