@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { after, before, describe, it } from 'node:test';
-import { protoPath } from '../../services/gateway/src/grpc/grpc-server.js';
+import { loadRunwayPackage } from '../../services/gateway/src/grpc/grpc-server.js';
 import { uploadPackage } from '../jobs/support.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 
@@ -17,10 +16,7 @@ describe('gRPC API', () => {
   let client: grpc.Client & Record<string, Unary>;
   before(async () => {
     s = await startTestStack();
-    const def = protoLoader.loadSync(protoPath(), { keepCase: true, longs: Number, defaults: true });
-    const pkg = grpc.loadPackageDefinition(def) as unknown as {
-      runway: { v1: { Runway: new (addr: string, creds: grpc.ChannelCredentials) => grpc.Client } };
-    };
+    const pkg = loadRunwayPackage();
     client = new pkg.runway.v1.Runway(
       `127.0.0.1:${s.runway.grpcPort}`,
       grpc.credentials.createInsecure(),

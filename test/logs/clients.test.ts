@@ -13,8 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
-import { protoPath, startGrpcServer } from '../../services/gateway/src/grpc/grpc-server.js';
+import { loadRunwayPackage, startGrpcServer } from '../../services/gateway/src/grpc/grpc-server.js';
 import { createBatchJob, newUser, uploadPackage, waitForStatus, type Json } from '../jobs/support.js';
 import { runRunwayCli, runwayCliEnv, runwayCliPath } from '../support/cli.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
@@ -100,15 +99,7 @@ describe('run logs clients: runway logs -f / job-run logs and gRPC FollowRunLogs
     configDir = mkdtempSync(join(tmpdir(), 'runway-cfg-'));
     mkdirSync(join(dir, '.dlt'));
     writeFileSync(join(dir, '.dlt/config.toml'), `[runtime]\nworkspace_id = "${ws}"\n`);
-    const def = protoLoader.loadSync(protoPath(), {
-      keepCase: true,
-      longs: Number,
-      defaults: true,
-      oneofs: true,
-    });
-    const pkg = grpc.loadPackageDefinition(def) as unknown as {
-      runway: { v1: { Runway: new (addr: string, creds: grpc.ChannelCredentials) => grpc.Client } };
-    };
+    const pkg = loadRunwayPackage();
     newGrpcClient = (port: number) =>
       new pkg.runway.v1.Runway(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as never;
     grpcClient = new pkg.runway.v1.Runway(

@@ -186,20 +186,31 @@ export interface GrpcServerHandle {
   stop: () => Promise<void>;
 }
 
-export async function startGrpcServer(opts: {
-  port: number;
-  host: string;
-  restBase: string;
-}): Promise<GrpcServerHandle> {
+/** The `runway.v1` package of runway.proto, loaded as servers and clients use it (oneofs as fields). */
+export function loadRunwayPackage(): {
+  runway: {
+    v1: {
+      Runway: (new (addr: string, creds: grpc.ChannelCredentials) => grpc.Client) & {
+        service: grpc.ServiceDefinition;
+      };
+    };
+  };
+} {
   const def = protoLoader.loadSync(protoPath(), {
     keepCase: true,
     longs: Number,
     defaults: true,
     oneofs: true,
   });
-  const pkg = grpc.loadPackageDefinition(def) as unknown as {
-    runway: { v1: { Runway: { service: grpc.ServiceDefinition } } };
-  };
+  return grpc.loadPackageDefinition(def) as never;
+}
+
+export async function startGrpcServer(opts: {
+  port: number;
+  host: string;
+  restBase: string;
+}): Promise<GrpcServerHandle> {
+  const pkg = loadRunwayPackage();
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 110 * 1024 * 1024 });
   const impl: grpc.UntypedServiceImplementation = {};
   for (const [name, handler] of Object.entries(handlers)) {
