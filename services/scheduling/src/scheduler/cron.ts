@@ -65,6 +65,18 @@ export function nextFire(expr: string, tz: string, after: Date): Date | null {
 }
 
 /**
+ * Whether `at` is a fire time of the expression in the zone (to the millisecond). A time in a
+ * skipped DST hour moves to the next valid instant only when the iteration starts before the gap,
+ * so a miss of the quick check looks again from 3 hours earlier.
+ */
+export function isFireTime(expr: string, tz: string, at: Date): boolean {
+  const t = at.getTime();
+  if (nextFire(expr, tz, new Date(t - 1))?.getTime() === t) return true;
+  const { fires } = dueFires(expr, tz, new Date(t - 3 * 3600_000), at, 1);
+  return fires[0]?.getTime() === t;
+}
+
+/**
  * Fire times in (after, until], ascending, at most `limit` of the latest ones (`count` is the
  * total, capped at `scanCap` to bound the work after a very long downtime).
  */

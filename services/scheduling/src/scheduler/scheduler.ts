@@ -1,11 +1,21 @@
 import type { Kysely } from 'kysely';
 import type { MissedPolicy } from '#libs/contracts';
 import type { SchedulingTables } from '../migrations/index.js';
+import { DomainError } from '#libs/eventstore';
 import { dueFires } from './cron.js';
 
 /** What the scheduler needs from the job aggregate: one scheduled fire (null: refused / already fired). */
 export interface FireTarget {
   fire(workspaceId: string, jobId: string, fireAt: Date): Promise<{ runId: string; number: number } | null>;
+}
+
+/**
+ * Whether a failed fire is worth retrying: a decision of the job (DomainError, NotFoundError:
+ * e.g. the job is named differently) will not change; anything else (NATS timeout, a database
+ * error, concurrency conflicts that outlasted their retries) may.
+ */
+export function isTransient(err: unknown): boolean {
+  return !(err instanceof DomainError) || (err as DomainError).status === 409;
 }
 
 export interface SchedulerOptions {
@@ -15,6 +25,11 @@ export interface SchedulerOptions {
   runAllCap?: number;
   /** `skip`: a fire time this recent still fires after a pause of the scheduler (default 5 s). */
   skipGraceMs?: number;
+  /** A fire that failed transiently is retried until this long after its fire time (default 5 min). */
+  retryWindowMs?: number;
+  /** First retry delay, doubled per attempt up to retryMaxDelayMs (defaults 250 ms, 10 s). */
+  retryDelayMs?: number;
+  retryMaxDelayMs?: number;
   now?: () => Date;
   log?: (msg: string) => void;
 }
@@ -72,6 +87,13 @@ export class Scheduler {
   private readonly intervalMs: number;
   private readonly runAllCap: number;
   private readonly skipGraceMs: number;
+  private readonly retryWindowMs: number;
+  private readonly retryDelayMs: number;
+  private readonly retryMaxDelayMs: number;
+  /** Fires that failed transiently, by `<jobId> <fireAt>`: retried with backoff while in their window. */
+  private readonly retries = new Map<string, Retry>();
+  /** Counters for tests and operators. */
+  readonly stats = { fired: 0, failed: 0, retried: 0, gaveUp: 0 };
   private readonly now: () => Date;
   private readonly log: (msg: string) => void;
 
@@ -83,6 +105,9 @@ export class Scheduler {
     this.intervalMs = opts.intervalMs ?? 250;
     this.runAllCap = opts.runAllCap ?? 10;
     this.skipGraceMs = opts.skipGraceMs ?? 5_000;
+    this.retryWindowMs = opts.retryWindowMs ?? 5 * 60_000;
+    this.retryDelayMs = opts.retryDelayMs ?? 250;
+    this.retryMaxDelayMs = opts.retryMaxDelayMs ?? 10_000;
     this.now = opts.now ?? (() => new Date());
     this.log = opts.log ?? ((m) => console.error(`[scheduler] ${m}`));
   }
@@ -132,17 +157,60 @@ export class Scheduler {
           runAllCap: this.runAllCap,
           skipGraceMs: this.skipGraceMs,
         });
-        for (const at of p.fire) {
-          try {
-            await this.target.fire(j.workspace_id, j.id, at);
-          } catch (err) {
-            // Not retried: e.g. nothing deployed, or the profile is gone. The next fire time tries again.
-            this.log(`job ${j.id} fire ${at.toISOString()} failed: ${(err as Error).message}`);
-          }
-        }
+        for (const at of p.fire)
+          await this.fireOnce({ workspaceId: j.workspace_id, jobId: j.id, at, attempt: 0 });
         this.cursors.set(j.id, p.cursor.getTime());
       }),
     );
     for (const id of this.cursors.keys()) if (!seen.has(id)) this.cursors.delete(id);
+    await this.retryDue(now);
   }
+
+  /** Fires that wait for a retry. */
+  get pendingRetries(): number {
+    return this.retries.size;
+  }
+
+  private async fireOnce(f: Omit<Retry, 'nextAt'>): Promise<void> {
+    const key = `${f.jobId} ${f.at.toISOString()}`;
+    try {
+      await this.target.fire(f.workspaceId, f.jobId, f.at);
+      this.retries.delete(key);
+      this.stats.fired++;
+      if (f.attempt > 0) this.stats.retried++;
+    } catch (err) {
+      this.stats.failed++;
+      const msg = (err as Error).message;
+      const when = `job ${f.jobId} fire ${f.at.toISOString()}`;
+      if (!isTransient(err)) {
+        // The job refuses it for good (a fire that merely cannot run is recorded by the job as a skipped run).
+        this.retries.delete(key);
+        this.log(`${when} rejected, not retried: ${msg}`);
+        return;
+      }
+      const delay = Math.min(this.retryMaxDelayMs, this.retryDelayMs * 2 ** f.attempt);
+      const nextAt = this.now().getTime() + delay;
+      if (nextAt > f.at.getTime() + this.retryWindowMs) {
+        this.retries.delete(key);
+        this.stats.gaveUp++;
+        this.log(`${when} failed ${f.attempt + 1} times, giving up (outside the retry window): ${msg}`);
+        return;
+      }
+      this.retries.set(key, { ...f, attempt: f.attempt + 1, nextAt });
+      this.log(`${when} failed (attempt ${f.attempt + 1}), retrying in ${delay} ms: ${msg}`);
+    }
+  }
+
+  private async retryDue(now: Date): Promise<void> {
+    const due = [...this.retries.values()].filter((r) => r.nextAt <= now.getTime());
+    await Promise.all(due.map((r) => this.fireOnce(r)));
+  }
+}
+
+interface Retry {
+  workspaceId: string;
+  jobId: string;
+  at: Date;
+  attempt: number;
+  nextAt: number;
 }

@@ -99,6 +99,7 @@ export const runsProjection = defineProjection<ExecutionTables>({
   tables: ['runs', 'run_status_timeline'],
   canHandle: [
     'RunRequested',
+    'ScheduledRunSkipped',
     'RunStarting',
     'RunStarted',
     'RunFinalizing',
@@ -112,6 +113,60 @@ export const runsProjection = defineProjection<ExecutionTables>({
     for (const stored of events) {
       const at = new Date(stored.time);
       const workspaceId = stored.aggregate.workspaceId;
+      if (stored.type === 'ScheduledRunSkipped') {
+        // A fire that made no run: a run that is skipped from the start (never pending) and ended at once.
+        const d = stored.data as Extract<JobEvent, { type: 'ScheduledRunSkipped' }>['data'];
+        await db
+          .insertInto('runs')
+          .values({
+            id: d.runId,
+            workspace_id: workspaceId,
+            job_id: stored.aggregate.id,
+            number: d.number,
+            status: 'skipped',
+            trigger: d.trigger,
+            profile: d.profile ?? '',
+            job_version: d.jobVersion,
+            job_version_id: d.jobVersionId,
+            entry_point: d.entryPoint,
+            kind: d.kind,
+            timeout_seconds: null,
+            deployment_id: d.deployment?.id ?? null,
+            deployment_version: d.deployment?.version ?? null,
+            configuration_id: d.configuration?.id ?? null,
+            configuration_version: d.configuration?.version ?? null,
+            requested_by: d.requestedBy,
+            created_at: at,
+            updated_at: at,
+            started_at: null,
+            ended_at: at,
+            duration_ms: 0,
+            exit_code: null,
+            signal: null,
+            failure_reason: null,
+            message: d.reason,
+            stderr_tail: null,
+            worker_id: null,
+            host: null,
+            pid: null,
+          })
+          .onConflict((oc) => oc.column('id').doNothing())
+          .execute();
+        await db
+          .insertInto('run_status_timeline')
+          .values({
+            run_id: d.runId,
+            seq: stored.seq,
+            idx: stored.index,
+            workspace_id: workspaceId,
+            status: 'skipped',
+            at,
+            reason: `scheduled fire at ${d.fireAt} skipped: ${d.reason}`.slice(0, 4000),
+          })
+          .onConflict((oc) => oc.columns(['run_id', 'seq', 'idx']).doNothing())
+          .execute();
+        continue;
+      }
       if (stored.type === 'RunRequested') {
         const e = { type: stored.type, data: stored.data } as Extract<JobEvent, { type: 'RunRequested' }>;
         const d = e.data;

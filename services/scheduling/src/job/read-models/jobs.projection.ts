@@ -21,6 +21,7 @@ function columns(spec: JobSpec) {
     timeout_seconds: spec.timeoutSeconds,
     timezone: spec.timezone ?? 'UTC',
     missed_policy: spec.missedPolicy ?? 'run_once',
+    overlap_policy: spec.overlapPolicy ?? 'skip',
   };
 }
 
@@ -28,7 +29,7 @@ function columns(spec: JobSpec) {
 export const jobsProjection = defineProjection<SchedulingTables>({
   name: 'jobs',
   tables: ['jobs', 'job_versions'],
-  canHandle: ['JobCreated', 'JobUpdated', 'RunRequested'],
+  canHandle: ['JobCreated', 'JobUpdated', 'RunRequested', 'ScheduledRunSkipped', 'FireQueued'],
   async apply(db, events) {
     for (const stored of events) {
       const e = { type: stored.type, data: stored.data } as JobEvent;
@@ -48,6 +49,7 @@ export const jobsProjection = defineProjection<SchedulingTables>({
               created_at: at,
               updated_at: at,
               last_fire_at: null,
+              queued_fire_at: null,
               next_scheduled_run: nextScheduledRun(e.data.spec, at),
             })
             .onConflict((oc) => oc.column('id').doNothing())
@@ -77,6 +79,7 @@ export const jobsProjection = defineProjection<SchedulingTables>({
               version: e.data.version,
               version_id: e.data.versionId,
               updated_at: at,
+              ...(spec.active && spec.schedule !== null ? {} : { queued_fire_at: null }),
               // From the later of this change and the last fire (a schedule never fires a time twice).
               next_scheduled_run: nextScheduledRun(spec, at),
             })
@@ -111,10 +114,21 @@ export const jobsProjection = defineProjection<SchedulingTables>({
             .execute();
           break;
         }
-        case 'RunRequested': {
+        case 'RunRequested':
+        case 'ScheduledRunSkipped':
+        case 'FireQueued': {
           const fireAt = e.data.fireAt;
           if (!fireAt) break;
           const fired = new Date(fireAt);
+          if (e.type === 'FireQueued')
+            await db.updateTable('jobs').set({ queued_fire_at: fired }).where('id', '=', jobId).execute();
+          else
+            await db
+              .updateTable('jobs')
+              .set({ queued_fire_at: null })
+              .where('id', '=', jobId)
+              .where('queued_fire_at', '=', fired)
+              .execute();
           const row = await db
             .selectFrom('jobs')
             .select(['schedule', 'timezone', 'active', 'last_fire_at'])
