@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { protoPath } from '../../services/gateway/src/grpc/grpc-server.js';
 import { nextFire } from '../../services/scheduling/src/scheduler/cron.js';
 import { run } from '../support/exec.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
@@ -200,5 +203,57 @@ describe('runway schedule and the unmodified `dlt runtime schedule`', () => {
     const cur = await dlt('schedule', 'nightly.py', 'cancel', '--current');
     assert.equal(cur.code, 0, cur.out);
     assert.equal((await script('nightly.py')).schedule, null);
+  });
+
+  it('gRPC: UpsertScript sets schedule, zone and policies; "" clears the schedule; GetScript shows them', async () => {
+    type Unary = (
+      req: object,
+      md: grpc.Metadata,
+      cb: (err: grpc.ServiceError | null, res: Record<string, unknown>) => void,
+    ) => void;
+    const def = protoLoader.loadSync(protoPath(), { keepCase: true, longs: Number, defaults: true });
+    const pkg = grpc.loadPackageDefinition(def) as unknown as {
+      runway: { v1: { Runway: new (addr: string, creds: grpc.ChannelCredentials) => grpc.Client } };
+    };
+    const client = new pkg.runway.v1.Runway(
+      `127.0.0.1:${s.runway.grpcPort}`,
+      grpc.credentials.createInsecure(),
+    ) as grpc.Client & Record<string, Unary>;
+    const call = (method: string, req: object) =>
+      new Promise<{ err: grpc.ServiceError | null; res: Record<string, unknown> }>((resolve) => {
+        const md = new grpc.Metadata();
+        md.set('authorization', `Bearer ${s.adminToken}`);
+        client[method]!(req, md, (err, res) => resolve({ err, res }));
+      });
+    try {
+      const job = { workspace_id: s.workspaceId, name: 'grpc-sched.py', entry_point: 'pipeline.py' };
+      const up = await call('UpsertScript', {
+        ...job,
+        schedule: '30 2 * * *',
+        timezone: 'America/New_York',
+        missed_policy: 'skip',
+        overlap_policy: 'allow',
+      });
+      assert.equal(up.err, null, up.err?.details);
+      assert.equal(up.res.schedule, '30 2 * * *');
+      assert.equal(up.res.timezone, 'America/New_York');
+      assert.equal(up.res.missed_policy, 'skip');
+      assert.equal(up.res.overlap_policy, 'allow');
+      assert.ok(up.res.next_scheduled_run);
+      const bad = await call('UpsertScript', { ...job, schedule: '0 25 * * *' });
+      assert.equal(bad.err?.code, grpc.status.INVALID_ARGUMENT);
+      assert.match(bad.err?.details ?? '', /hour 25 out of range 0-23/);
+      const badTz = await call('UpsertScript', { ...job, timezone: 'Nowhere' });
+      assert.equal(badTz.err?.code, grpc.status.INVALID_ARGUMENT);
+      const cleared = await call('UpsertScript', { ...job, schedule: '' });
+      assert.equal(cleared.err, null, cleared.err?.details);
+      assert.equal(cleared.res.schedule, '');
+      assert.equal(cleared.res.next_scheduled_run, '');
+      const got = await call('GetScript', { workspace_id: s.workspaceId, id_or_name: 'grpc-sched.py' });
+      assert.equal(got.res.timezone, 'America/New_York', 'the zone stays when the schedule is cleared');
+      assert.equal(got.res.overlap_policy, 'allow');
+    } finally {
+      client.close();
+    }
   });
 });
