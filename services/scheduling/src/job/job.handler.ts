@@ -36,6 +36,38 @@ export class JobCommands {
     this.aggregates = new CachedAggregates(store, jobDecider);
   }
 
+  /**
+   * The workspace's latest deployment and configuration for scheduled fires, read at most every
+   * 200 ms per workspace (thousands of jobs of one workspace fire at the same second). A fire in
+   * the same 200 ms as a new deployment may use the previous one.
+   */
+  private readonly recentVersions = new Map<
+    string,
+    {
+      at: number;
+      value: Promise<
+        [
+          Awaited<ReturnType<WorkspaceVersions['latestDeployment']>>,
+          Awaited<ReturnType<WorkspaceVersions['latestConfiguration']>>,
+        ]
+      >;
+    }
+  >();
+
+  private latestVersions(workspaceId: string) {
+    const now = Date.now();
+    const hit = this.recentVersions.get(workspaceId);
+    if (hit && now - hit.at < 200) return hit.value;
+    const value = Promise.all([
+      this.versions.latestDeployment(workspaceId),
+      this.versions.latestConfiguration(workspaceId),
+    ]);
+    this.recentVersions.set(workspaceId, { at: now, value });
+    value.catch(() => this.recentVersions.delete(workspaceId));
+    if (this.recentVersions.size > 10_000) this.recentVersions.clear();
+    return value;
+  }
+
   private handle(workspaceId: string, jobId: string, command: JobCommand, commandId: string, actor: string) {
     const ref = jobRef(workspaceId, jobId);
     return this.lock.run(`${workspaceId}/${jobId}`, () =>
@@ -126,10 +158,7 @@ export class JobCommands {
 
   /** A scheduled fire and what became of it. */
   async fireOutcome(workspaceId: string, jobId: string, fireAt: Date): Promise<FireOutcome> {
-    const [deployment, configuration] = await Promise.all([
-      this.versions.latestDeployment(workspaceId),
-      this.versions.latestConfiguration(workspaceId),
-    ]);
+    const [deployment, configuration] = await this.latestVersions(workspaceId);
     const iso = fireAt.toISOString();
     const r = await this.handle(
       workspaceId,
@@ -172,10 +201,7 @@ export class JobCommands {
    * requests its queued fire if one waits. Idempotent (command id `ended:<runId>`).
    */
   async noteRunEnded(workspaceId: string, jobId: string, runId: string, status: string): Promise<void> {
-    const [deployment, configuration] = await Promise.all([
-      this.versions.latestDeployment(workspaceId),
-      this.versions.latestConfiguration(workspaceId),
-    ]);
+    const [deployment, configuration] = await this.latestVersions(workspaceId);
     await this.handle(
       workspaceId,
       jobId,

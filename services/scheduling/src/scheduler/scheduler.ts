@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely';
 import type { MissedPolicy } from '#libs/contracts';
 import type { SchedulingTables } from '../migrations/index.js';
 import { DomainError } from '#libs/eventstore';
-import { dueFires } from './cron.js';
+import { dueFires, nextFire } from './cron.js';
 
 /** What the scheduler needs from the job aggregate: one scheduled fire (null: refused / already fired). */
 export interface FireTarget {
@@ -84,6 +84,10 @@ export class Scheduler {
   private stopped = true;
   /** Per job: the last fire time handled by this process (the read model may lag behind it). */
   private readonly cursors = new Map<string, number>();
+  /** Per job: its next fire time after its cursor (computed once per cursor, schedule and zone). */
+  private readonly nextDue = new Map<string, { key: string; at: number }>();
+  /** The earliest next fire time (or retry) seen by the last tick: the loop wakes up for it. */
+  private soonest = Infinity;
   private readonly intervalMs: number;
   private readonly runAllCap: number;
   private readonly skipGraceMs: number;
@@ -121,7 +125,9 @@ export class Scheduler {
         .catch((err: unknown) => this.log(`tick failed: ${(err as Error).message}`))
         .finally(() => {
           this.running = undefined;
-          if (!this.stopped) this.timer = setTimeout(loop, this.intervalMs);
+          // Wake up at the next fire time (or after intervalMs at the latest, to see job changes).
+          const wait = Math.max(0, Math.min(this.intervalMs, this.soonest - this.now().getTime()));
+          if (!this.stopped) this.timer = setTimeout(loop, wait);
         });
     };
     loop();
@@ -143,6 +149,7 @@ export class Scheduler {
       .where('schedule', 'is not', null)
       .execute()) as ScheduledJob[];
     const seen = new Set<string>();
+    let soonest = Infinity;
     await Promise.all(
       jobs.map(async (j) => {
         seen.add(j.id);
@@ -153,17 +160,37 @@ export class Scheduler {
           j.last_fire_at?.getTime() ?? 0,
           this.cursors.get(j.id) ?? 0,
         );
+        const keyOf = (c: number) => `${j.schedule}|${j.timezone}|${c}`;
+        let due = this.nextDue.get(j.id);
+        if (due?.key !== keyOf(cursor)) {
+          due = {
+            key: keyOf(cursor),
+            at: nextFire(j.schedule, j.timezone, new Date(cursor))?.getTime() ?? Infinity,
+          };
+          this.nextDue.set(j.id, due);
+        }
+        if (now.getTime() < due.at) {
+          soonest = Math.min(soonest, due.at);
+          return; // nothing due: no cron work
+        }
         const p = plan(j.missed_policy, j.schedule, j.timezone, new Date(cursor), now, {
           runAllCap: this.runAllCap,
           skipGraceMs: this.skipGraceMs,
         });
         for (const at of p.fire)
           await this.fireOnce({ workspaceId: j.workspace_id, jobId: j.id, at, attempt: 0 });
-        this.cursors.set(j.id, p.cursor.getTime());
+        const moved = Math.max(cursor, p.cursor.getTime());
+        this.cursors.set(j.id, moved);
+        const next = nextFire(j.schedule, j.timezone, new Date(moved))?.getTime() ?? Infinity;
+        this.nextDue.set(j.id, { key: keyOf(moved), at: next });
+        soonest = Math.min(soonest, next);
       }),
     );
     for (const id of this.cursors.keys()) if (!seen.has(id)) this.cursors.delete(id);
+    for (const id of this.nextDue.keys()) if (!seen.has(id)) this.nextDue.delete(id);
     await this.retryDue(now);
+    for (const r of this.retries.values()) soonest = Math.min(soonest, r.nextAt);
+    this.soonest = soonest;
   }
 
   /** Fires that wait for a retry. */
