@@ -66,16 +66,21 @@ const children: ChildProcess[] = [];
 try {
   const ws = stack.workspaceId;
   await uploadPackage(stack, 'deployments', [{ path: 'pass.py', content: 'pass\n' }]);
-  const upsert = async (name: string, body: Json) => {
-    const r = await stack.call('POST', `/api/v1/workspaces/${ws}/scripts`, {
-      name,
-      description: '',
-      entry_point: 'pass.py',
-      script_type: 'batch',
-      ...body,
-    });
-    if (r.status !== 201) throw new Error(`upsert ${name}: ${r.status} ${r.text}`);
-    return r.json as Json;
+  let upsertRetries = 0;
+  const upsert = async (name: string, body: Json): Promise<Json> => {
+    for (let attempt = 1; ; attempt++) {
+      const r = await stack.call('POST', `/api/v1/workspaces/${ws}/scripts`, {
+        name,
+        description: '',
+        entry_point: 'pass.py',
+        script_type: 'batch',
+        ...body,
+      });
+      if (r.status === 201) return r.json as Json;
+      // 5xx: stored, but the read model lagged behind (the same upsert again changes nothing).
+      if (r.status < 500 || attempt === 5) throw new Error(`upsert ${name}: ${r.status} ${r.text}`);
+      upsertRetries++;
+    }
   };
   const inParallel = async (n: number, width: number, f: (i: number) => Promise<void>) => {
     let next = 0;
@@ -206,6 +211,10 @@ try {
   console.log(
     `| fire times expected (job creation → end, ${SECONDS} s) / missed / doubled | | | ${expected} / ${missed} / ${doubled} |`,
   );
+  if (upsertRetries > 0)
+    console.log(
+      `\n(${upsertRetries} job upserts answered 5xx while the jobs read model lagged, and were retried)`,
+    );
   if (missed > 0 || doubled > 0) process.exitCode = 1;
 } finally {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');

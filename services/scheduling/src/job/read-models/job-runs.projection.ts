@@ -1,7 +1,7 @@
 import type { StoredEvent } from '#libs/eventstore';
 import { defineProjection } from '#libs/projections';
 import type { JobEvent } from '#libs/contracts';
-import type { SchedulingTables } from '../../migrations/index.js';
+import type { JobRunRow, SchedulingTables } from '../../migrations/index.js';
 
 /** The run events that end a run, and the status each one means. */
 export const RUN_END_EVENTS: Readonly<Record<string, string>> = {
@@ -22,24 +22,34 @@ export const jobRunsProjection = defineProjection<SchedulingTables>({
   tables: ['job_runs'],
   canHandle: ['RunRequested', 'RunEnded', ...Object.keys(RUN_END_EVENTS)],
   async apply(db, events: readonly StoredEvent[]) {
+    // Requests are inserted in one statement, before any other event of the batch is applied.
+    let requested: JobRunRow[] = [];
+    const flush = async () => {
+      if (requested.length === 0) return;
+      await db
+        .insertInto('job_runs')
+        .values(requested)
+        .onConflict((oc) => oc.column('run_id').doNothing())
+        .execute();
+      requested = [];
+    };
     for (const stored of events) {
       const at = new Date(stored.time);
       if (stored.type === 'RunRequested') {
         const e = { type: stored.type, data: stored.data } as Extract<JobEvent, { type: 'RunRequested' }>;
-        await db
-          .insertInto('job_runs')
-          .values({
-            run_id: e.data.runId,
-            job_id: stored.aggregate.id,
-            workspace_id: stored.aggregate.workspaceId,
-            requested_at: at,
-            ended_status: null,
-            ended_at: null,
-            noted: false,
-          })
-          .onConflict((oc) => oc.column('run_id').doNothing())
-          .execute();
-      } else if (stored.type === 'RunEnded') {
+        requested.push({
+          run_id: e.data.runId,
+          job_id: stored.aggregate.id,
+          workspace_id: stored.aggregate.workspaceId,
+          requested_at: at,
+          ended_status: null,
+          ended_at: null,
+          noted: false,
+        });
+        continue;
+      }
+      await flush();
+      if (stored.type === 'RunEnded') {
         // The job recorded the end: nothing left to tell it.
         const e = { type: stored.type, data: stored.data } as Extract<JobEvent, { type: 'RunEnded' }>;
         await db.updateTable('job_runs').set({ noted: true }).where('run_id', '=', e.data.runId).execute();
@@ -54,5 +64,6 @@ export const jobRunsProjection = defineProjection<SchedulingTables>({
           .execute();
       }
     }
+    await flush();
   },
 });
