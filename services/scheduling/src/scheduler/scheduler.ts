@@ -55,20 +55,21 @@ export function plan(
   cursor: Date,
   now: Date,
   opts: { runAllCap: number; skipGraceMs: number },
-): { fire: Date[]; cursor: Date } {
+): { fire: Date[]; cursor: Date; next: Date | null } {
   const limit = policy === 'run_all' ? opts.runAllCap : 1;
-  const { fires } = dueFires(expr, tz, cursor, now, limit);
+  const { fires, next } = dueFires(expr, tz, cursor, now, limit);
   const latest = fires[fires.length - 1];
-  if (!latest) return { fire: [], cursor };
+  if (!latest) return { fire: [], cursor, next };
   switch (policy) {
     case 'run_all':
-      return { fire: fires, cursor: latest };
+      return { fire: fires, cursor: latest, next };
     case 'run_once':
-      return { fire: [latest], cursor: latest };
+      return { fire: [latest], cursor: latest, next };
     case 'skip':
       return {
         fire: now.getTime() - latest.getTime() <= opts.skipGraceMs ? [latest] : [],
         cursor: latest,
+        next,
       };
   }
 }
@@ -181,7 +182,8 @@ export class Scheduler {
           await this.fireOnce({ workspaceId: j.workspace_id, jobId: j.id, at, attempt: 0 });
         const moved = Math.max(cursor, p.cursor.getTime());
         this.cursors.set(j.id, moved);
-        const next = nextFire(j.schedule, j.timezone, new Date(moved))?.getTime() ?? Infinity;
+        // The first fire time after `now` (none is due in (moved, now]), from the same parse.
+        const next = p.next?.getTime() ?? Infinity;
         this.nextDue.set(j.id, { key: keyOf(moved), at: next });
         soonest = Math.min(soonest, next);
       }),
