@@ -157,7 +157,18 @@ try {
   children.push(scheduling);
   await sleep((SECONDS * 1000) / 2);
   const until = Date.now() - 2000; // fire times up to here must all be in
-  await sleep(3000);
+  // Let the scheduler finish what is due (every job's last fire ≤ until reached the read model), at most 60 s.
+  const lastDue = dueFires(CRON, 'UTC', new Date(until - 10_000), new Date(until), 1).fires[0]!;
+  const ids = [...created.keys()];
+  for (const drainUntil = Date.now() + 60_000; Date.now() < drainUntil;) {
+    const behind = (
+      await sql<{ n: number }>`
+        SELECT count(*)::int AS n FROM jobs
+        WHERE id = ANY(${ids}::uuid[]) AND (last_fire_at IS NULL OR last_fire_at < ${lastDue})`.execute(db)
+    ).rows[0]!.n;
+    if (behind === 0) break;
+    await sleep(500);
+  }
   await stopProcess(scheduling);
   let restartTo = restartFrom;
 

@@ -68,10 +68,17 @@ export class JobCommands {
     return value;
   }
 
-  private handle(workspaceId: string, jobId: string, command: JobCommand, commandId: string, actor: string) {
+  private handle(
+    workspaceId: string,
+    jobId: string,
+    command: JobCommand,
+    commandId: string,
+    actor: string,
+    optimistic = false,
+  ) {
     const ref = jobRef(workspaceId, jobId);
     return this.lock.run(`${workspaceId}/${jobId}`, () =>
-      this.aggregates.handle(ref, command, { commandId, actor }),
+      this.aggregates.handle(ref, command, { commandId, actor }, 50, optimistic),
     );
   }
 
@@ -175,6 +182,7 @@ export class JobCommands {
       },
       `fire:${jobId}:${iso}`,
       'scheduler',
+      true,
     );
     const e = r.events[0];
     if (!e) return { outcome: 'none', seq: r.seq };
