@@ -365,6 +365,59 @@ describe('scheduler robustness: restarts, downtime, retries, changes just before
     await upsert({ name: 'changed', active: false });
   });
 
+  it('DST through scheduler and job: Berlin 30 2 * * * once on spring-forward (03:30 CEST) and fall-back days; New York hourly once per real hour', async () => {
+    const berlin = await upsert({
+      name: 'dst-berlin',
+      schedule: '30 2 * * *',
+      timezone: 'Europe/Berlin',
+      overlap_policy: 'allow',
+    });
+    const ny = await upsert({
+      name: 'dst-ny',
+      schedule: '0 * * * *',
+      timezone: 'America/New_York',
+      overlap_policy: 'allow',
+    });
+    const ids = [berlin.id as string, ny.id as string];
+    const clock = { now: 0 };
+    const sched = fakeScheduler(only(ids), clock);
+    /** Ticks every 10 minutes through [from, to] and returns the fire times of the job in (from, to]. */
+    const walk = async (id: string, from: string, to: string) => {
+      for (let t = Date.parse(from); t <= Date.parse(to); t += 10 * MIN) {
+        clock.now = t;
+        await sched.tick();
+      }
+      return (await firesOf(id))
+        .map((f) => f.fireAt)
+        .filter((f) => Date.parse(f) > Date.parse(from) && Date.parse(f) <= Date.parse(to));
+    };
+    // In time order: the clock of one scheduler only moves forward.
+    const hourly = (from: string) =>
+      Array.from({ length: 12 }, (_, i) => new Date(Date.parse(from) + (i + 1) * 3600_000).toISOString());
+    // 2027-03-14 (02:00 EST → 03:00 EDT at 07:00Z) and 2027-11-07 (02:00 EDT → 01:00 EST at 06:00Z).
+    assert.deepEqual(
+      await walk(ny.id as string, '2027-03-14T00:00:00Z', '2027-03-14T12:00:00Z'),
+      hourly('2027-03-14T00:00:00Z'),
+    );
+    // 2027-03-28: 02:00 CET → 03:00 CEST, 02:30 does not exist: once, at 03:30 CEST (01:30Z).
+    assert.deepEqual(await walk(berlin.id as string, '2027-03-27T12:00:00Z', '2027-03-29T12:00:00Z'), [
+      '2027-03-28T01:30:00.000Z',
+      '2027-03-29T00:30:00.000Z',
+    ]);
+    // 2027-10-31: 03:00 CEST → 02:00 CET, 02:30 happens twice: once, the first (CEST, 00:30Z).
+    assert.deepEqual(await walk(berlin.id as string, '2027-10-30T12:00:00Z', '2027-11-01T12:00:00Z'), [
+      '2027-10-31T00:30:00.000Z',
+      '2027-11-01T01:30:00.000Z',
+    ]);
+    assert.deepEqual(
+      await walk(ny.id as string, '2027-11-07T00:00:00Z', '2027-11-07T12:00:00Z'),
+      hourly('2027-11-07T00:00:00Z'),
+    );
+    const all = (await firesOf(ny.id as string)).map((f) => f.fireAt);
+    assert.equal(new Set(all).size, all.length, 'no doubled fire time');
+    for (const name of ['dst-berlin', 'dst-ny']) await upsert({ name, active: false });
+  });
+
   it('a redeploy of the workspace keeps the schedule and makes no extra run', async () => {
     const job = await upsert({ name: 'yearly', schedule: '0 0 1 1 *', timezone: 'Europe/Berlin' });
     const before = (await s.call('GET', `${base()}/scripts/yearly`)).json as Json;
