@@ -136,4 +136,43 @@ describe('the unmodified dlt runtime CLI (dlt 1.20.0 + dlt-runtime 0.20.0)', () 
     assert.equal(info.code, 0, info.out);
     assert.match(info.out, /pipeline\.py/);
   });
+  it('follows a live run to its end with dlt runtime logs -f, printing every line once, in order', async () => {
+    const N = 12;
+    writeFileSync(
+      join(dir, 'live_logs.py'),
+      [
+        'import sys, time',
+        `for i in range(1, ${N + 1}):`,
+        '    print(f"live line {i}", file=sys.stderr if i % 4 == 0 else sys.stdout, flush=True)',
+        '    time.sleep(0.5)',
+        '',
+      ].join('\n'),
+    );
+    const sync = await dlt('deployment', 'sync');
+    assert.equal(sync.code, 0, sync.out);
+    const job = await s.call('POST', `/api/v1/workspaces/${s.workspaceId}/scripts`, {
+      name: 'live_logs.py',
+      description: 'The live_logs.py script',
+      entry_point: 'live_logs.py',
+      script_type: 'batch',
+      profile: null,
+      schedule: null,
+    });
+    assert.equal(job.status, 201, job.text);
+    const created = await s.call('POST', `/api/v1/workspaces/${s.workspaceId}/runs`, {
+      script_id_or_name: 'live_logs.py',
+      profile: null,
+    });
+    assert.equal(created.status, 201, created.text);
+    const runId = (created.json as { id: string }).id;
+    const r = await dlt('logs', 'live_logs.py', '-f');
+    assert.equal(r.code, 0, r.out);
+    assert.deepEqual(
+      [...r.out.matchAll(/live line (\d+)/g)].map((m) => Number(m[1])),
+      Array.from({ length: N }, (_, i) => i + 1),
+      r.out,
+    );
+    const final = await s.call('GET', `/api/v1/workspaces/${s.workspaceId}/runs/${runId}`);
+    assert.equal((final.json as { status: string }).status, 'completed', final.text);
+  });
 });

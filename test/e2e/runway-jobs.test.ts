@@ -144,16 +144,29 @@ describe('runway launch, job, job-run, cancel and logs', () => {
     assert.match(c2.err, /run 1 is already in a terminal state \(completed\)/);
   });
 
-  it('cancels a running run; logs -f follows it to cancelled', async () => {
+  it('cancels a running run; logs -f follows it to cancelled (exit 1)', async () => {
     writeFileSync(join(dir, 'slow.py'), 'import time\nprint("slow start", flush=True)\ntime.sleep(600)\n');
     const l = await runway('launch', 'slow.py', '-d');
     assert.equal(l.code, 0, l.out + l.err);
     const c = await runway('cancel', 'slow.py');
     assert.equal(c.code, 0, c.out + c.err);
     assert.match(c.out, /Requested cancellation of run #1 of slow\.py \(status: (cancelling|cancelled)\)/);
+    // -f ends with the run; a run that did not complete exits 1 with the reason.
     const f = await runway('--json', 'logs', 'slow.py', '-f');
-    assert.equal(f.code, 0, f.err);
-    assert.equal((JSON.parse(f.out) as { status: string }).status, 'cancelled');
+    assert.equal(f.code, 1, f.out + f.err);
+    const lines = f.out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { seq: number; text: string });
+    assert.deepEqual(
+      lines.map((l) => l.seq),
+      lines.map((_, i) => i + 1),
+    );
+    assert.ok(
+      lines.some((l) => l.text === 'slow start'),
+      f.out,
+    );
+    assert.match(f.err, /run #1 of slow\.py was cancelled/);
   });
 
   it('an unknown script exits 1 with the server 404 detail', async () => {

@@ -29,19 +29,30 @@ describe('the fixture workspace, launched for real', () => {
   });
 
   const count = async (db: string, table: string) => {
-    const r = await run(python, ['-c', `import duckdb; print(duckdb.connect(${JSON.stringify(db)}, read_only=True).sql("select count(*) from ${table}").fetchall()[0][0])`]);
+    const r = await run(python, [
+      '-c',
+      `import duckdb; print(duckdb.connect(${JSON.stringify(db)}, read_only=True).sql("select count(*) from ${table}").fetchall()[0][0])`,
+    ]);
     assert.equal(r.code, 0, r.err);
     return Number(r.out.trim());
   };
 
   it('runs under prod with `runway launch`: rows in the prod duckdb, tables and counts in the run', async () => {
-    const env: NodeJS.ProcessEnv = { ...process.env, RUNWAY_TOKEN: s.adminToken, RUNWAY_CONFIG_DIR: join(dir, '_cfg') };
-    const r = await run(process.execPath, [join(root, 'bin/runway.mjs'), '--api-url', s.api, 'launch', 'pipeline.py'], { cwd: dir, env });
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      RUNWAY_TOKEN: s.adminToken,
+      RUNWAY_CONFIG_DIR: join(dir, '_cfg'),
+    };
+    const r = await run(
+      process.execPath,
+      [join(root, 'bin/runway.mjs'), '--api-url', s.api, 'launch', 'pipeline.py'],
+      { cwd: dir, env },
+    );
     assert.equal(r.code, 0, `${r.out}\n${r.err}`);
     assert.match(r.out + r.err, /dataset: shop_prod/);
     assert.ok(!(r.out + r.err).includes('prod-api-key-5f1c9e2a7b'), 'the secret is not in the logs');
     const runs = await s.call('GET', `/api/v1/workspaces/${s.workspaceId}/runs?limit=1&offset=0`);
-    const id = ((runs.json as { items: Json[] }).items[0]!.id as string);
+    const id = (runs.json as { items: Json[] }).items[0]!.id as string;
     const details = (await s.call('GET', `/api/v1/workspaces/${s.workspaceId}/runs/${id}`)).json as Json;
     assert.equal(details.status, 'completed');
     assert.equal(details.profile, 'prod');
@@ -50,12 +61,15 @@ describe('the fixture workspace, launched for real', () => {
     const counts = p!.row_counts as Record<string, number>;
     assert.equal(counts.customers, 2);
     assert.equal(counts.customers__orders, 3);
-    assert.equal(((p!.tables as Json[]).find((t) => t.name === 'customers__orders')!).parent, 'customers');
+    assert.equal((p!.tables as Json[]).find((t) => t.name === 'customers__orders')!.parent, 'customers');
     const db = join(s.dataDir, 'workspaces', s.workspaceId, 'local', 'prod', 'warehouse_prod.duckdb');
     assert.ok(existsSync(db), `${db} exists`);
     assert.equal(await count(db, 'shop_prod.customers'), 2);
     assert.equal(await count(db, 'shop_prod.customers__orders'), 3);
-    assert.ok(!existsSync(join(s.dataDir, 'workspaces', s.workspaceId, 'local', 'prod', 'warehouse_dev.duckdb')), 'the dev database is untouched');
+    assert.ok(
+      !existsSync(join(s.dataDir, 'workspaces', s.workspaceId, 'local', 'prod', 'warehouse_dev.duckdb')),
+      'the dev database is untouched',
+    );
   });
 
   it('runs again with the unmodified `dlt runtime launch`, seeing the state of the first run', async () => {
@@ -72,11 +86,20 @@ describe('the fixture workspace, launched for real', () => {
     const code = await s.call('POST', '/auth/v1/github/device-flow/code', undefined, null);
     const c = code.json as { device_code: string; user_code: string };
     await s.call('POST', '/api/v1/device/approve', { user_code: c.user_code });
-    const tok = await s.call('POST', '/auth/v1/github/device-flow/token', { device_code: c.device_code }, null);
+    const tok = await s.call(
+      'POST',
+      '/auth/v1/github/device-flow/token',
+      { device_code: c.device_code },
+      null,
+    );
     assert.equal(tok.status, 201, tok.text);
     assert.equal(login.status, 201);
     env.RUNTIME__AUTH_TOKEN = (tok.json as { jwt: string }).jwt;
-    const r = await run(join(root, '.venv', 'bin', 'dlt'), ['--non-interactive', 'runtime', 'launch', 'pipeline.py'], { cwd: dir, env });
+    const r = await run(
+      join(root, '.venv', 'bin', 'dlt'),
+      ['--non-interactive', 'runtime', 'launch', 'pipeline.py'],
+      { cwd: dir, env },
+    );
     assert.equal(r.code, 0, `${r.out}\n${r.err}`);
     assert.match(r.out, /first run: False/);
     assert.match(r.out, /completed/);

@@ -70,3 +70,18 @@ export function alive(pid: number): boolean {
     return false;
   }
 }
+
+/** Creates (or updates) a batch job whose entry point is its name, as the dlt CLI's upsert does. */
+export async function createBatchJob(stack: TestStack, name: string, ws = stack.workspaceId): Promise<Json> {
+  const r = await stack.call('POST', `/api/v1/workspaces/${ws}/scripts`, {
+    name,
+    description: '',
+    entry_point: name,
+    script_type: 'batch',
+    active: true,
+    profile: null,
+    schedule: null,
+  });
+  if (r.status !== 200 && r.status !== 201) throw new Error(`job ${name}: ${r.status} ${r.text}`);
+  return r.json as Json;
+}

@@ -1,38 +1,19 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
+import { startStackProcess } from '../support/process.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
-import { alive, uploadPackage, waitForStatus, type Json } from './support.js';
+import { alive, createBatchJob, uploadPackage, waitForStatus, type Json } from './support.js';
 
 /** A worker in its own process (services/execution worker-main), on the stack's NATS and database. */
-function startWorkerProcess(s: TestStack): Promise<{ child: ChildProcess; id: string }> {
-  const child = spawn(process.execPath, [join(process.cwd(), 'dist/services/execution/src/worker-main.js')], {
-    env: {
-      ...process.env,
-      ...s.env.childEnv(),
-      NATS_URL: s.env.natsUrl,
-      DATABASE_URL: s.env.databaseUrl,
-      RUNWAY_DATA_DIR: s.dataDir,
-      RUNWAY_WORKER_SLOTS: '2',
-      RUNWAY_KILL_GRACE_SECONDS: '1',
-      RUNWAY_LOG_LEVEL: 'warn',
-    },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const t = setTimeout(() => reject(new Error(`worker did not start: ${out}`)), 30_000);
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /runway worker (\S+) ready/.exec(out);
-      if (m) {
-        clearTimeout(t);
-        resolve({ child, id: m[1]! });
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`worker exited with ${code}: ${out}`)));
-  });
+async function startWorkerProcess(s: TestStack): Promise<{ child: ChildProcess; id: string }> {
+  const { child, match } = await startStackProcess(
+    s,
+    'dist/services/execution/src/worker-main.js',
+    /runway worker (\S+) ready/,
+    { RUNWAY_WORKER_SLOTS: '2', RUNWAY_KILL_GRACE_SECONDS: '1' },
+  );
+  return { child, id: match[1]! };
 }
 
 describe('workers as their own processes', () => {
@@ -51,18 +32,7 @@ describe('workers as their own processes', () => {
       { path: 'sleep.py', content: 'import time\nprint("sleeping", flush=True)\ntime.sleep(600)\n' },
       { path: 'quick.py', content: 'print("quick")\n' },
     ]);
-    for (const name of ['sleep.py', 'quick.py']) {
-      const r = await s.call('POST', `${base()}/scripts`, {
-        name,
-        description: '',
-        entry_point: name,
-        script_type: 'batch',
-        active: true,
-        profile: null,
-        schedule: null,
-      });
-      assert.equal(r.status, 201, r.text);
-    }
+    for (const name of ['sleep.py', 'quick.py']) await createBatchJob(s, name);
   });
   after(async () => {
     for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');

@@ -10,7 +10,7 @@ export interface SseEvent {
 export async function readSse(
   url: string,
   token: string,
-  opts: { timeoutMs?: number; onEvent?: (e: SseEvent) => void } = {},
+  opts: { timeoutMs?: number; onEvent?: (e: SseEvent) => void; onOpen?: (at: number) => void } = {},
 ): Promise<{ status: number; events: SseEvent[]; body?: string }> {
   const ac = new AbortController();
   const timer = setTimeout(() => ac.abort(), opts.timeoutMs ?? 60_000);
@@ -20,6 +20,7 @@ export async function readSse(
       signal: ac.signal,
     });
     if (res.status !== 200 || !res.body) return { status: res.status, events: [], body: await res.text() };
+    opts.onOpen?.(Date.now());
     const events: SseEvent[] = [];
     const decoder = new TextDecoder();
     let buf = '';

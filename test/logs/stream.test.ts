@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startTestStack, type TestStack } from '../support/stack.js';
-import { newUser, uploadPackage, waitForStatus, type Json } from '../jobs/support.js';
+import { createBatchJob, newUser, uploadPackage, waitForStatus, type Json } from '../jobs/support.js';
+import { waitForSealRecord } from './seal.js';
 import { readSse } from './sse.js';
 
 const SECRET = 'log-secret-that-must-not-leak';
@@ -16,6 +17,18 @@ const code = {
     '    print(f"line {i}", file=out, flush=True)',
     '    if i == 5: print(f"the secret {secret} and {base64.b64encode(secret.encode()).decode()}", flush=True)',
     '    time.sleep(0.05)',
+    '',
+  ].join('\n'),
+  // A 1 MB line, binary garbage, and the secret written in two flushed halves (a write boundary inside it).
+  'rough.py': [
+    'import os, pathlib, sys, time, tomllib',
+    'secret = tomllib.loads(pathlib.Path(".dlt/prod.secrets.toml").read_text())["sources"]["demo"]["api_key"]',
+    'print("begin", flush=True)',
+    'sys.stdout.write("x" * (1024 * 1024) + "\\n"); sys.stdout.flush()',
+    'os.write(1, bytes((i * 131 + 7) % 256 for i in range(4096)) + b"\\n")',
+    'sys.stdout.write("half " + secret[:9]); sys.stdout.flush(); time.sleep(0.3)',
+    'sys.stdout.write(secret[9:] + " done\\n"); sys.stdout.flush()',
+    'print("end", flush=True)',
     '',
   ].join('\n'),
 };
@@ -44,16 +57,7 @@ describe('run logs: LOGS stream and SSE follow', () => {
       { path: 'config.toml', content: 'log_level = "WARNING"\n' },
       { path: 'prod.secrets.toml', content: `[sources.demo]\napi_key = "${SECRET}"\n` },
     ]);
-    const up = await s.call('POST', `${base()}/scripts`, {
-      name: 'live.py',
-      description: '',
-      entry_point: 'live.py',
-      script_type: 'batch',
-      active: true,
-      profile: null,
-      schedule: null,
-    });
-    assert.ok(up.status === 200 || up.status === 201, up.text);
+    for (const name of Object.keys(code)) await createBatchJob(s, name);
   });
   after(() => s.stop());
 
@@ -144,5 +148,53 @@ describe('run logs: LOGS stream and SSE follow', () => {
     );
     assert.equal(unknown.status, 404);
     assert.equal((await readSse(`${s.url}${base()}/runs/nope/logs/stream`, s.adminToken)).status, 404);
+  });
+
+  it('carries a 1 MB line, binary garbage and a secret written across two writes; the seal is recorded', async () => {
+    const created = await s.call('POST', `${base()}/runs`, {
+      script_id_or_name_or_secret: 'rough.py',
+      profile: null,
+    });
+    assert.equal(created.status, 201, created.text);
+    const id = (created.json as Json).id as string;
+    const res = await readSse(`${s.url}${base()}/runs/${id}/logs/stream`, s.adminToken, {
+      timeoutMs: 60_000,
+    });
+    const data = res.events
+      .filter((e) => e.event === 'line')
+      .map((e) => JSON.parse(e.data) as LineData & { part?: true });
+    const end = JSON.parse(res.events.at(-1)!.data) as { lineCount: number; sealed: boolean };
+    assert.equal(end.sealed, true);
+    assert.equal(end.lineCount, data.length);
+    // Pieces of the 1 MB line: ≤ 64 KiB each, all but the last marked `part`, together the line.
+    const pieces = data.filter((d) => /^x+$/.test(d.text));
+    assert.equal(pieces.length, 16);
+    assert.equal(pieces.map((p) => p.text).join('').length, 1024 * 1024);
+    assert.ok(pieces.every((p) => Buffer.byteLength(p.text) <= 65536));
+    assert.deepEqual(
+      pieces.map((p) => p.part === true),
+      pieces.map((_, i) => i < 15),
+    );
+    const texts = data.map((d) => d.text);
+    assert.ok(texts.includes('half *** done'), texts.filter((t) => t.startsWith('half')).join());
+    assert.ok(!texts.join('\n').includes(SECRET));
+    assert.ok(
+      texts.some((t) => t.includes('\uFFFD')),
+      'invalid UTF-8 shown as U+FFFD',
+    );
+    assert.equal(texts[0], 'begin');
+    assert.equal(texts.at(-1), 'end');
+    await waitForStatus(s, id, ['completed']);
+    // The compatible text: the same lines, the 1 MB line whole.
+    const logs = String(((await s.call('GET', `${base()}/runs/${id}/logs`)).json as Json).logs);
+    const lines = logs.split('\n');
+    assert.equal(lines[0], 'begin');
+    assert.equal(lines[1], 'x'.repeat(1024 * 1024));
+    assert.ok(lines.includes('half *** done'));
+    assert.ok(!logs.includes(SECRET));
+    // RunLogsSealed on the run's `runlog` aggregate, with the final count.
+    const row = await waitForSealRecord(s, id);
+    assert.equal(row.line_count, end.lineCount);
+    assert.equal(row.sealed_by, 'worker');
   });
 });

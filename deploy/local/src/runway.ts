@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { Logger, type INestApplication, type INestMicroservice } from '@nestjs/common';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { RunwayConfig } from '#libs/config';
+import type { HostedService, RunwayConfig } from '#libs/config';
 import { ensureDatabase, startEmbeddedPostgres, type EmbeddedPostgresHandle } from '#libs/database';
 import { startNatsServer, waitForPort, type NatsServerHandle } from '#libs/nats';
 import { startNestMicroservice, startServiceHost, type RunningService } from '#libs/service-host';
@@ -100,7 +100,7 @@ export async function startRunway(config: RunwayConfig, log = new Logger('runway
       [executionService, ExecutionModule],
       [logsService, LogsModule],
     ] as const;
-    for (const [def, mod] of others) {
+    for (const [def, mod] of others.filter(([d]) => config.services.includes(d.name as HostedService))) {
       const svc = await startServiceHost(def, config, databaseUrl, natsUrl);
       services.push(svc);
       micro.push(await startNestMicroservice(mod.forRoot(svc.ctx), natsUrl, def.name, config));
@@ -112,9 +112,11 @@ export async function startRunway(config: RunwayConfig, log = new Logger('runway
       for (const m of micro) await m.close();
     });
     // The embedded worker(s) (RUNWAY_EMBEDDED_WORKERS, default 1); more run as services/execution worker-main.
-    const execution = services.find((s) => s.name === 'execution')!.ctx;
-    const workers = await startWorkers(execution, config.worker.embedded);
-    stops.push(() => workers.stop());
+    const execution = services.find((s) => s.name === 'execution')?.ctx;
+    if (execution) {
+      const workers = await startWorkers(execution, config.worker.embedded);
+      stops.push(() => workers.stop());
+    }
     const http: INestApplication = await createGatewayHttp(gateway, natsUrl, {
       devAutoApprove: config.devAutoApprove,
       publicUrl: config.publicUrl,

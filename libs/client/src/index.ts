@@ -1,4 +1,19 @@
 /** TypeScript SDK for Runway's REST API (the compatible /v1 routes plus Runway's own). */
+import { FollowError, followSse, type FollowOptions, type FollowResult } from './follow.js';
+
+export {
+  FollowError,
+  followSse,
+  isAbortError,
+  logEndSchema,
+  logLineSchema,
+  SseParser,
+  type FollowOptions,
+  type FollowResult,
+  type LogEnd,
+  type LogLine,
+  type SseMessage,
+} from './follow.js';
 
 export class ClientError extends Error {
   constructor(
@@ -320,6 +335,25 @@ export class RunwayClient {
       'GET',
       `${this.ws(ws)}/runs/${encodeURIComponent(runId)}/logs`,
     );
+  }
+  /**
+   * Follows a run's log live over SSE until its end (see followSse): each line once, in order,
+   * resuming after dropped connections. 4xx answers (unknown run, …) throw a ClientError.
+   */
+  async followRunLogs(ws: string, runId: string, opts: FollowOptions): Promise<FollowResult> {
+    const headers: Record<string, string> = {};
+    if (this.opts.token) headers.authorization = `Bearer ${this.opts.token}`;
+    try {
+      return await followSse(
+        `${this.apiBase}${this.ws(ws)}/runs/${encodeURIComponent(runId)}/logs/stream`,
+        headers,
+        opts,
+        this.fetchImpl,
+      );
+    } catch (err) {
+      if (err instanceof FollowError) throw new ClientError(err.status, err.detail);
+      throw err;
+    }
   }
   cancelRun(ws: string, runId: string) {
     return this.api<Run>('POST', `${this.ws(ws)}/runs/${encodeURIComponent(runId)}/cancel`);

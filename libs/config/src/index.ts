@@ -4,6 +4,10 @@ import { z } from 'zod';
 const port = z.coerce.number().int().min(1).max(65535);
 
 /** Every environment variable Runway reads, with its default. One validated object per process. */
+/** The services besides the gateway. */
+export const HOSTED_SERVICES = ['deployments', 'configurations', 'scheduling', 'execution', 'logs'] as const;
+export type HostedService = (typeof HOSTED_SERVICES)[number];
+
 const schema = z.object({
   RUNWAY_HTTP_PORT: port.default(8080),
   RUNWAY_GRPC_PORT: port.default(50051),
@@ -59,6 +63,41 @@ const schema = z.object({
   RUNWAY_BLOB_GC_GRACE_SECONDS: z.coerce.number().int().min(0).default(3600),
   RUNWAY_BLOB_GC_INTERVAL_SECONDS: z.coerce.number().int().min(0).default(3600),
   RUNWAY_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
+  /** The services `npm start` hosts in its process (comma-separated; the gateway always runs); the others run on their own (services/<name> main). */
+  RUNWAY_SERVICES: z
+    .string()
+    .transform((v) =>
+      v
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean),
+    )
+    .pipe(z.array(z.enum(HOSTED_SERVICES)))
+    .optional(),
+  /** Run logs (LOGS stream) are kept this long (hours; default 7 days). */
+  RUNWAY_LOGS_MAX_AGE_HOURS: z.coerce
+    .number()
+    .min(0.01)
+    .max(24 * 3650)
+    .default(168),
+  /** Most bytes the LOGS stream keeps (oldest dropped first); -1 = unlimited. */
+  RUNWAY_LOGS_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .refine((n) => n === -1 || n >= 1024 * 1024, 'must be -1 (unlimited) or at least 1048576')
+    .default(-1),
+  /** Per run, most bytes of lines a worker holds while the LOGS stream is slow; past it lines are dropped (with a marker). */
+  RUNWAY_LOGS_QUEUE_BYTES: z.coerce
+    .number()
+    .int()
+    .min(64 * 1024)
+    .default(32 * 1024 * 1024),
+  /** The compatible GET …/runs/{id}/logs text stops growing at this size (with a marker line). */
+  RUNWAY_LOGS_TEXT_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .min(64 * 1024)
+    .default(16 * 1024 * 1024),
   RUNWAY_DEV_AUTO_APPROVE: z.enum(['0', '1', 'true', 'false']).default('0'),
   RUNWAY_PUBLIC_URL: z.string().url().optional(),
   RUNWAY_LOG_LEVEL: z.enum(['error', 'warn', 'log', 'debug', 'verbose']).default('warn'),
@@ -88,6 +127,15 @@ export interface RunwayConfig {
     maxTotalBytes: number;
     blobGcGraceMs: number;
     blobGcIntervalMs: number;
+  };
+  /** Services hosted in the `npm start` process besides the gateway. */
+  services: readonly HostedService[];
+  logs: {
+    maxAgeMs: number;
+    /** -1 = unlimited. */
+    maxBytes: number;
+    queueBytes: number;
+    textMaxBytes: number;
   };
   shutdownTimeoutMs: number;
   logLevel: RunwayEnv['RUNWAY_LOG_LEVEL'];
@@ -144,6 +192,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RunwayConfig {
       maxTotalBytes: e.RUNWAY_DEPLOY_MAX_BYTES,
       blobGcGraceMs: e.RUNWAY_BLOB_GC_GRACE_SECONDS * 1000,
       blobGcIntervalMs: e.RUNWAY_BLOB_GC_INTERVAL_SECONDS * 1000,
+    },
+    services: e.RUNWAY_SERVICES ?? HOSTED_SERVICES,
+    logs: {
+      maxAgeMs: Math.round(e.RUNWAY_LOGS_MAX_AGE_HOURS * 3600 * 1000),
+      maxBytes: e.RUNWAY_LOGS_MAX_BYTES,
+      queueBytes: e.RUNWAY_LOGS_QUEUE_BYTES,
+      textMaxBytes: e.RUNWAY_LOGS_TEXT_MAX_BYTES,
     },
     shutdownTimeoutMs: e.RUNWAY_SHUTDOWN_TIMEOUT_MS,
     logLevel: e.RUNWAY_LOG_LEVEL,

@@ -9,3 +9,4 @@ export * from './run.events.js';
 export * from './job.rpc.js';
 export * from './deployment.events.js';
 export * from './deployment.rpc.js';
+export * from './runlog.events.js';

@@ -4,8 +4,25 @@ export const Subjects = {
   projectionRebuild: (name: string) => `runway.admin.projection.${name}.rebuild`,
 } as const;
 
-export const SERVICES = ['gateway', 'deployments', 'configurations', 'scheduling', 'execution', 'logs'] as const;
+export const SERVICES = [
+  'gateway',
+  'deployments',
+  'configurations',
+  'scheduling',
+  'execution',
+  'logs',
+] as const;
 export type ServiceName = (typeof SERVICES)[number];
 
 /** Aggregate types used in subjects `evt.<workspace>.<type>.<id>`. */
-export const AggregateTypes = { deployment: 'deployment', deploymentFiles: 'deployment-files', workspace: 'workspace', user: 'user', configuration: 'configuration', keyring: 'keyring', job: 'job', run: 'run' } as const;
+export const AggregateTypes = {
+  deployment: 'deployment',
+  deploymentFiles: 'deployment-files',
+  workspace: 'workspace',
+  user: 'user',
+  configuration: 'configuration',
+  keyring: 'keyring',
+  job: 'job',
+  run: 'run',
+  runlog: 'runlog',
+} as const;

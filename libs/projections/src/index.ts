@@ -2,3 +2,4 @@ export * from './projection.js';
 export * from './migrations.js';
 export * from './runner.js';
 export * from './rebuild.js';
+export * from './checkpoint-watcher.js';

@@ -8,6 +8,7 @@ import {
 import { randomBytes } from 'node:crypto';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import { type EventStore, type StoredCommit, type StoredEvent } from '#libs/eventstore';
+import { checkpointSubject } from './checkpoint-watcher.js';
 import type { CheckpointTable } from './migrations.js';
 import type { Projection } from './projection.js';
 
@@ -287,6 +288,11 @@ export class ProjectionRunner {
       this.checkpoint = await commitBatch(this.db, this.projection, commits, this.opts.schema ?? 'public', {
         contiguous: true,
       });
+      // Readers in other processes wait for it (CheckpointWatcher).
+      this.store.nc.publish(
+        checkpointSubject(this.store.prefix, this.projection.name),
+        String(this.checkpoint),
+      );
     }
     // Ack "all" acknowledges every message up to the one acked: ack the highest sequence (the last
     // message may be an older redelivery, whose ack would acknowledge nothing new).

@@ -12,6 +12,8 @@ export interface ServiceContext {
   db: Kysely<unknown>;
   /** Resolves once this service's projections reached stream sequence `seq` (read-your-writes). */
   waitForProjections: (seq: number, timeoutMs?: number) => Promise<void>;
+  /** Resolves once the projection `name` of any service, in any process, reached `seq` (read-your-writes across services). */
+  waitForProjection: (name: string, seq: number, timeoutMs?: number) => Promise<void>;
 }
 
 /** Nest injection token for the ServiceContext. */

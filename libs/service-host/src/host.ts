@@ -1,10 +1,12 @@
 import { Logger } from '@nestjs/common';
+import type { Kysely } from 'kysely';
 import { createKysely, migrateToLatest, type MigrationSet } from '#libs/database';
 import type { RunwayConfig } from '#libs/config';
 import { Subjects, integrationRegistry, type ServiceName } from '#libs/contracts';
 import { EventStore, type EventRegistry } from '#libs/eventstore';
 import { connectNats, drainNats, type NatsConnection } from '#libs/nats';
 import {
+  CheckpointWatcher,
   projectionMigrations,
   ProjectionRunner,
   rebuildProjection,
@@ -51,11 +53,13 @@ export async function startServiceHost(
   const db = createKysely<unknown>({ url: databaseUrl, max: 10 });
   await migrateToLatest(db, [projectionMigrations, ...def.migrations]);
   const runners: ProjectionRunner[] = [];
+  const checkpoints = new CheckpointWatcher(nats, db as Kysely<CheckpointTable>, store.prefix);
   const ctx: ServiceContext = {
     config,
     nats,
     store,
     db,
+    waitForProjection: (name, seq, timeoutMs) => checkpoints.waitFor(name, seq, timeoutMs),
     waitForProjections: async (seq, timeoutMs = 10_000) => {
       await Promise.all(runners.map((r) => r.waitFor(seq, timeoutMs)));
     },

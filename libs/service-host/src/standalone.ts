@@ -29,4 +29,5 @@ export async function runStandaloneService(
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+  process.stdout.write(`runway ${def.name} ready\n`);
 }

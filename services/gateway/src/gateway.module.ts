@@ -27,6 +27,7 @@ import { DeploymentUploads } from './deployment/deployment.uploads.js';
 import { JobsRepository } from './job/jobs.repository.js';
 import { PipelinesController } from './job/pipelines.controller.js';
 import { RunsController } from './job/runs.controller.js';
+import { runLogReaderProvider } from './job/run-log.reader.js';
 import { RunLogsStreamController } from './job/run-logs-stream.controller.js';
 import { ScriptsController } from './job/scripts.controller.js';
 
@@ -37,9 +38,28 @@ export class GatewayModule {
       module: GatewayModule,
       imports: [
         DiscoveryModule,
-        ClientsModule.register([{ name: SERVICES_CLIENT, transport: Transport.NATS, options: { servers: [natsUrl], name: 'runway-gateway-rpc' } }]),
+        ClientsModule.register([
+          {
+            name: SERVICES_CLIENT,
+            transport: Transport.NATS,
+            options: { servers: [natsUrl], name: 'runway-gateway-rpc' },
+          },
+        ]),
       ],
-      controllers: [HealthController, OpenApiController, AuthController, MeController, TokensController, WorkspaceController, ConfigurationController, DeploymentController, ScriptsController, RunsController, RunLogsStreamController, PipelinesController],
+      controllers: [
+        HealthController,
+        OpenApiController,
+        AuthController,
+        MeController,
+        TokensController,
+        WorkspaceController,
+        ConfigurationController,
+        DeploymentController,
+        ScriptsController,
+        RunsController,
+        RunLogsStreamController,
+        PipelinesController,
+      ],
       providers: [
         { provide: SERVICE_CONTEXT, useValue: ctx },
         { provide: AUTH_OPTIONS, useValue: auth },
@@ -52,6 +72,7 @@ export class GatewayModule {
         WorkspaceAccess,
         ConfigurationRepository,
         deploymentBlobsProvider,
+        runLogReaderProvider,
         DeploymentRepository,
         DeploymentUploads,
         JobsRepository,

@@ -9,7 +9,26 @@ import { LocalWorkspace } from '../workspace/local.js';
 import { printOut } from './print.js';
 import { syncConfiguration, syncDeployment } from './sync.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve, reject) => {
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(new Error('aborted'));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+/** Writes with backpressure (a slow terminal or pipe slows the follow, nothing piles up). */
+const write = (to: NodeJS.WritableStream, text: string, signal: AbortSignal) =>
+  to.write(text)
+    ? undefined
+    : new Promise<void>((r) => {
+        to.once('drain', () => r());
+        signal.addEventListener('abort', () => r(), { once: true });
+      });
 const isTerminal = (status: string) => TERMINAL_RUN_STATUSES.includes(status);
 
 const scriptRow = (s: Script) => ({
@@ -105,19 +124,53 @@ export function registerJobs(program: Command, g: () => GlobalOptions): void {
   };
   const session = () => openSession(g(), note);
 
-  /** Polls the run's logs every second, printing only new lines, until the run is terminal. */
-  async function follow(c: RunwayClient, wsId: string, run: Run, statusChanges = true): Promise<Run> {
-    let printed = 0;
-    let status = run.status;
-    for (;;) {
-      const { run: now, logs } = await c.runLogs(wsId, run.id);
-      const lines = logs === null ? [] : logs.split('\n');
-      for (const line of lines.slice(printed)) say(line);
-      printed = Math.max(printed, lines.length);
-      if (statusChanges && now.status !== status) say(`Run status: ${now.status}`);
-      status = now.status;
-      if (isTerminal(now.status)) return now;
-      await sleep(1000);
+  /**
+   * Follows the run's log live (SSE) until its end, writing each line as it arrives (`--json` on
+   * `logs`: one JSON object per line), then waits for the run's terminal status and returns the run.
+   * Ctrl-C ends it with exit code 130.
+   */
+  async function followLive(
+    c: RunwayClient,
+    wsId: string,
+    run: Run,
+    out: { json: boolean; to: NodeJS.WritableStream },
+  ): Promise<Run> {
+    const ac = new AbortController();
+    const onSigint = () => ac.abort();
+    process.once('SIGINT', onSigint);
+    // The reader went away (`runway logs x -f | head`): stop following.
+    let outClosed = false;
+    const onOutError = () => {
+      outClosed = true;
+      ac.abort();
+    };
+    out.to.on('error', onOutError);
+    try {
+      const end = await c.followRunLogs(wsId, run.id, {
+        signal: ac.signal,
+        onLine: (l) =>
+          write(out.to, out.json ? JSON.stringify(l) + '\n' : l.text + (l.part ? '' : '\n'), ac.signal),
+        onReconnect: ({ attempt, from }) =>
+          process.stderr.write(
+            `runway: log stream interrupted, resuming at line ${from} (retry ${attempt})\n`,
+          ),
+      });
+      if (!end.sealed)
+        process.stderr.write(`runway: the log of run #${run.number} was not sealed: lines may be missing\n`);
+      // The seal comes just before the run's terminal event: wait for it.
+      let now = await c.getRun(wsId, run.id);
+      while (!isTerminal(now.status)) {
+        await sleep(500, ac.signal);
+        now = await c.getRun(wsId, run.id);
+      }
+      return now;
+    } catch (err) {
+      if (outClosed) throw new CliError('output closed', 141);
+      if (ac.signal.aborted) throw new CliError('interrupted', 130);
+      throw err;
+    } finally {
+      process.removeListener('SIGINT', onSigint);
+      out.to.removeListener('error', onOutError);
     }
   }
 
@@ -170,7 +223,11 @@ export function registerJobs(program: Command, g: () => GlobalOptions): void {
         if (isTerminal(run.status) && run.status !== 'completed') throw new CliError(failureText(run));
         return;
       }
-      const last = await follow(c, wsId, run);
+      const last = await followLive(c, wsId, run, {
+        json: false,
+        to: g().json ? process.stderr : process.stdout,
+      });
+      if (last.status !== status) say(`Run status: ${last.status}`);
       finish(last);
     });
 
@@ -219,10 +276,16 @@ export function registerJobs(program: Command, g: () => GlobalOptions): void {
 
   program
     .command('job-run')
-    .description('runs: list [<script>] | info <script> [N] | create <script> | cancel <script> [N]')
+    .description(
+      'runs: list [<script>] | info <script> [N] | create <script> | cancel <script> [N] | <script> [N] logs [-f]',
+    )
     .argument('[args...]', 'operation, script and run number')
-    .action(async (args: string[]) => {
-      const { op, script, n } = parseArgs(args, ['list', 'info', 'create', 'cancel'], 'info');
+    .option('-f, --follow', 'logs: follow the log live until the run ends')
+    .action(async (args: string[], opts: { follow?: boolean }) => {
+      const { op, script, n } = parseArgs(args, ['list', 'info', 'create', 'cancel', 'logs'], 'info');
+      if (op === 'logs')
+        return logs(requireScript(script, 'runway job-run <script> [N] logs [-f]'), n, opts.follow ?? false);
+      if (opts.follow) throw new CliError('-f only goes with logs', 2);
       const { c, wsId } = await session();
       if (op === 'list') {
         const job = script ? await c.getScript(wsId, script) : undefined;
@@ -284,26 +347,39 @@ export function registerJobs(program: Command, g: () => GlobalOptions): void {
       await cancel(c, wsId, script, n ? Number(n) : undefined);
     });
 
+  /**
+   * `logs <script> [N] [-f]`: the complete log of run N (default: the latest). With -f the log is
+   * followed live until the run ends; exit 0 if it completed, 1 (with a one-line reason) if not.
+   */
+  async function logs(script: string, n: number | undefined, follow: boolean): Promise<void> {
+    const { c, wsId } = await session();
+    const job = await c.getScript(wsId, script);
+    const run = await findRun(c, wsId, job, n);
+    if (follow) {
+      note(`Logs of run #${run.number} of ${job.name} (status: ${run.status})`);
+      const last = await followLive(c, wsId, run, { json: g().json ?? false, to: process.stdout });
+      note(`Run status: ${last.status}`);
+      if (last.status !== 'completed') throw new CliError(failureText(last));
+      return;
+    }
+    const { run: now, logs } = await c.runLogs(wsId, run.id);
+    printOut(g(), { run: now, logs }, () => (logs === null ? '' : logs + '\n'));
+    note(`Run #${now.number} of ${job.name}: ${now.status}`);
+  }
+
   program
     .command('logs')
-    .description('the output of run N of a script (default: the latest); -f follows it until it ends')
+    .description(
+      'the output of run N of a script (default: the latest); -f follows it live until the run ends',
+    )
     .argument('<script>')
     .argument('[N]', 'run number')
-    .option('-f, --follow', 'follow the logs until the run ends')
+    .option(
+      '-f, --follow',
+      'follow the log live; exit 0 if the run completed, 1 if it failed or was cancelled',
+    )
     .action(async (script: string, n: string | undefined, opts: { follow?: boolean }) => {
       if (n !== undefined && !/^\d+$/.test(n)) throw new CliError(`invalid run number ${n}`, 2);
-      const { c, wsId } = await session();
-      const job = await c.getScript(wsId, script);
-      const run = await findRun(c, wsId, job, n ? Number(n) : undefined);
-      if (opts.follow) {
-        note(`Logs of run #${run.number} of ${job.name} (status: ${run.status})`);
-        const last = await follow(c, wsId, run, false);
-        note(`Run status: ${last.status}`);
-        if (g().json) process.stdout.write(JSON.stringify(last, null, 2) + '\n');
-        return;
-      }
-      const { run: now, logs } = await c.runLogs(wsId, run.id);
-      printOut(g(), { run: now, logs }, () => (logs === null ? '' : logs + '\n'));
-      note(`Run #${now.number} of ${job.name}: ${now.status}`);
+      await logs(script, n && Number(n) !== 0 ? Number(n) : undefined, opts.follow ?? false);
     });
 }

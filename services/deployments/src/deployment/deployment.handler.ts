@@ -315,17 +315,7 @@ export class DeploymentHandler implements OnModuleInit, OnModuleDestroy {
     return { scanned: all.length, deleted, deletedBytes };
   }
 
-  private async waitForProjection(seq: number, timeoutMs = 30_000): Promise<void> {
-    const until = Date.now() + timeoutMs;
-    for (let delay = 2; ; delay = Math.min(delay * 2, 100)) {
-      const row = await this.db
-        .selectFrom('projection_checkpoints')
-        .select('stream_seq')
-        .where('name', '=', 'deployments')
-        .executeTakeFirst();
-      if ((row?.stream_seq ?? 0) >= seq) return;
-      if (Date.now() > until) throw new Error(`the deployments projection did not reach ${seq} in time`);
-      await new Promise((r) => setTimeout(r, delay));
-    }
+  private waitForProjection(seq: number, timeoutMs = 30_000): Promise<void> {
+    return this.ctx.waitForProjection('deployments', seq, timeoutMs);
   }
 }

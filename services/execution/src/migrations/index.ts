@@ -4,8 +4,9 @@ import type { MigrationSet } from '#libs/database';
 /**
  * Tables of the execution service:
  * - `runs`, `run_status_timeline`: read models (projection `runs`).
- * - `run_output`: write-side buffer of each run's combined stdout/stderr (bounded), written by the
- *   worker while the run goes; the LOGS stream of the logs issue replaces it.
+ * - `pipelines`, `pipeline_tables`, `pipeline_loads`, `run_pipelines`: read models (projection `pipelines`).
+ * Run output is not here: it lives in the LOGS stream (`#libs/run-logs`; `run_output`, its first
+ * home, is dropped by 0003).
  */
 export const executionMigrations: MigrationSet = {
   owner: 'execution',
@@ -115,6 +116,10 @@ export const executionMigrations: MigrationSet = {
           PRIMARY KEY (run_id, pipeline_name)
         );`,
     },
+    {
+      name: '0003_drop_run_output',
+      up: `DROP TABLE IF EXISTS run_output;`,
+    },
   ],
 };
 
@@ -160,15 +165,6 @@ export interface TimelineRow {
   status: string;
   at: Date;
   reason: string;
-}
-
-export interface RunOutputRow {
-  run_id: string;
-  workspace_id: string;
-  text: string;
-  bytes: number;
-  truncated: boolean;
-  updated_at: Date;
 }
 
 type Json<T> = ColumnType<T, string, string>;
@@ -227,7 +223,6 @@ export interface RunPipelineRow {
 export interface ExecutionTables {
   runs: RunRow;
   run_status_timeline: TimelineRow;
-  run_output: RunOutputRow;
   pipelines: PipelineRow;
   pipeline_tables: PipelineTableRow;
   pipeline_loads: PipelineLoadRow;

@@ -1,137 +1,10 @@
-import type { Kysely } from 'kysely';
 import { StringDecoder } from 'node:string_decoder';
-import type { ExecutionTables } from '../migrations/index.js';
+import { MAX_LINE_BYTES, type OutputLine, type RunOutputRef, type RunOutputSink } from '#libs/run-logs';
 
-export interface RunOutputRef {
-  workspaceId: string;
-  runId: string;
-}
+export type { OutputLine, RunOutputRef, RunOutputSink } from '#libs/run-logs';
 
-export interface OutputLine {
-  stream: 'stdout' | 'stderr';
-  text: string;
-  /** ms since the epoch. */
-  at: number;
-}
-
-/**
- * Where a run's output lines go. Today: a bounded cumulative text per run in Postgres
- * (`run_output`), read by the compatible `/logs` route. The logs service's LOGS stream
- * (`logs.<workspace>.<runId>`) implements the same three calls.
- */
-export interface RunOutputSink {
-  /** The run started producing output (its logs become "" instead of null). */
-  begin(ref: RunOutputRef): Promise<void>;
-  /** Complete, masked lines in arrival order; must not block. */
-  append(ref: RunOutputRef, lines: readonly OutputLine[]): void;
-  /** No more lines: flush everything. */
-  end(ref: RunOutputRef): Promise<void>;
-}
-
-/** Most bytes of output kept per run: the text stays append-only (the dlt CLI relies on it), the rest is dropped. */
-export const MAX_OUTPUT_BYTES = 1024 * 1024;
-const FLUSH_MS = 300;
-
-interface Buffered {
-  ref: RunOutputRef;
-  parts: string[];
-  bytes: number;
-  truncated: boolean;
-  dirty: boolean;
-  timer: NodeJS.Timeout | undefined;
-  flushing: Promise<void>;
-}
-
-/** Cumulative output text in `run_output`, written at most every 300 ms per run. */
-export class PostgresOutputSink implements RunOutputSink {
-  private readonly runs = new Map<string, Buffered>();
-
-  constructor(
-    private readonly db: Kysely<ExecutionTables>,
-    private readonly maxBytes = MAX_OUTPUT_BYTES,
-    private readonly onError: (err: unknown) => void = () => undefined,
-  ) {}
-
-  async begin(ref: RunOutputRef): Promise<void> {
-    this.runs.set(ref.runId, {
-      ref,
-      parts: [],
-      bytes: 0,
-      truncated: false,
-      dirty: false,
-      timer: undefined,
-      flushing: Promise.resolve(),
-    });
-    await this.db
-      .insertInto('run_output')
-      .values({
-        run_id: ref.runId,
-        workspace_id: ref.workspaceId,
-        text: '',
-        bytes: 0,
-        truncated: false,
-        updated_at: new Date(),
-      })
-      .onConflict((oc) =>
-        oc.column('run_id').doUpdateSet({ text: '', bytes: 0, truncated: false, updated_at: new Date() }),
-      )
-      .execute();
-  }
-
-  append(ref: RunOutputRef, lines: readonly OutputLine[]): void {
-    const b = this.runs.get(ref.runId);
-    if (!b || b.truncated) return;
-    for (const l of lines) {
-      const text = `${l.text}\n`;
-      const n = Buffer.byteLength(text);
-      if (b.bytes + n > this.maxBytes) {
-        const note = `[runway] output truncated: this run wrote more than ${Math.round(this.maxBytes / 1024)} KiB\n`;
-        b.parts.push(note);
-        b.bytes += Buffer.byteLength(note);
-        b.truncated = true;
-        break;
-      }
-      b.parts.push(text);
-      b.bytes += n;
-    }
-    b.dirty = true;
-    b.timer ??= setTimeout(() => {
-      b.timer = undefined;
-      void this.flush(b);
-    }, FLUSH_MS);
-  }
-
-  private flush(b: Buffered): Promise<void> {
-    b.flushing = b.flushing.then(async () => {
-      if (!b.dirty) return;
-      b.dirty = false;
-      const text = b.parts.join('');
-      b.parts = [text];
-      try {
-        await this.db
-          .updateTable('run_output')
-          .set({ text, bytes: b.bytes, truncated: b.truncated, updated_at: new Date() })
-          .where('run_id', '=', b.ref.runId)
-          .execute();
-      } catch (err) {
-        b.dirty = true;
-        this.onError(err);
-      }
-    });
-    return b.flushing;
-  }
-
-  async end(ref: RunOutputRef): Promise<void> {
-    const b = this.runs.get(ref.runId);
-    if (!b) return;
-    if (b.timer) clearTimeout(b.timer);
-    b.timer = undefined;
-    await this.flush(b);
-    this.runs.delete(ref.runId);
-  }
-}
-
-const MAX_LINE = 8192;
+/** A string this short is under MAX_LINE_BYTES whatever its characters (≤ 3 UTF-8 bytes per UTF-16 unit). */
+const SAFE_CHARS = Math.floor(MAX_LINE_BYTES / 3);
 const STDERR_TAIL_LINES = 50;
 const MAX_TAIL_LINE = 2000;
 
@@ -151,32 +24,34 @@ export class OutputCapture {
     secretValues: readonly string[] = [],
   ) {
     this.secrets = expandSecrets(secretValues);
+    this.longestSecret = this.secrets.reduce((n, x) => Math.max(n, Buffer.byteLength(x)), 0);
   }
 
   /** Each secret with its base64, base64url and URL-encoded forms; 4 characters or more; longest first. */
   private readonly secrets: readonly string[];
+  private readonly longestSecret: number;
 
   mask(text: string): string {
     let t = text;
-    for (const s of this.secrets) if (s.length >= 4 && t.includes(s)) t = t.split(s).join('***');
+    for (const s of this.secrets) if (t.includes(s)) t = t.split(s).join('***');
     return t;
   }
 
   write(stream: 'stdout' | 'stderr', chunk: Buffer): void {
-    let data = this.pending[stream] + this.decoders[stream].write(chunk);
-    const lines: string[] = [];
+    const data = this.pending[stream] + this.decoders[stream].write(chunk);
+    const out: Piece[] = [];
+    let pos = 0;
     for (;;) {
-      const i = data.indexOf('\n');
+      const i = data.indexOf('\n', pos);
       if (i < 0) break;
-      lines.push(data.slice(0, i).replace(/\r$/, ''));
-      data = data.slice(i + 1);
+      const end = i > pos && data.charCodeAt(i - 1) === 13 ? i - 1 : i;
+      this.addLine(out, data.slice(pos, end));
+      pos = i + 1;
     }
-    while (data.length > MAX_LINE) {
-      lines.push(data.slice(0, MAX_LINE));
-      data = data.slice(MAX_LINE);
-    }
-    this.pending[stream] = data;
-    this.emit(stream, lines);
+    let rest = pos === 0 ? data : data.slice(pos);
+    if (rest.length > SAFE_CHARS) rest = this.cutUnterminated(out, rest);
+    this.pending[stream] = rest;
+    this.emit(stream, out);
   }
 
   /** Emits the last unterminated lines (the process ended). */
@@ -184,7 +59,10 @@ export class OutputCapture {
     for (const stream of ['stdout', 'stderr'] as const) {
       const rest = this.pending[stream] + this.decoders[stream].end();
       this.pending[stream] = '';
-      if (rest.length > 0) this.emit(stream, [rest]);
+      if (rest.length === 0) continue;
+      const out: Piece[] = [];
+      this.addLine(out, rest);
+      this.emit(stream, out);
     }
   }
 
@@ -197,10 +75,48 @@ export class OutputCapture {
     return [...this.tail];
   }
 
-  private emit(stream: 'stdout' | 'stderr', raw: readonly string[]): void {
-    if (raw.length === 0) return;
+  /** A complete line: masked whole (a secret cannot hide across a cut), then cut at 64 KiB. */
+  private addLine(out: Piece[], raw: string): void {
+    const text = this.mask(raw);
+    if (text.length <= SAFE_CHARS) {
+      out.push({ text, part: false });
+      return;
+    }
+    const buf = Buffer.from(text, 'utf8');
+    let off = 0;
+    while (buf.length - off > MAX_LINE_BYTES) {
+      const cut = utf8Boundary(buf, off + MAX_LINE_BYTES);
+      out.push({ text: buf.toString('utf8', off, cut), part: true });
+      off = cut;
+    }
+    out.push({ text: off === 0 ? text : buf.toString('utf8', off), part: false });
+  }
+
+  /**
+   * A line still without its end but already long: its first 64 KiB pieces leave now (so a
+   * process printing one endless line neither stalls the log nor grows memory). The text is masked
+   * first and the last `4 × longest secret` bytes always stay behind, so a secret that is still
+   * being written is never cut in two.
+   */
+  private cutUnterminated(out: Piece[], rest: string): string {
+    const text = this.mask(rest);
+    const keep = 4 * this.longestSecret;
+    const buf = Buffer.from(text, 'utf8');
+    let off = 0;
+    while (buf.length - off > MAX_LINE_BYTES + keep) {
+      const cut = utf8Boundary(buf, off + MAX_LINE_BYTES);
+      out.push({ text: buf.toString('utf8', off, cut), part: true });
+      off = cut;
+    }
+    return off === 0 ? text : buf.toString('utf8', off);
+  }
+
+  private emit(stream: 'stdout' | 'stderr', pieces: readonly Piece[]): void {
+    if (pieces.length === 0) return;
     const at = Date.now();
-    const lines = raw.map((r) => ({ stream, text: this.mask(r), at }));
+    const lines: OutputLine[] = pieces.map((p) =>
+      p.part ? { stream, text: p.text, at, part: true } : { stream, text: p.text, at },
+    );
     if (stream === 'stderr') {
       for (const l of lines) {
         this.tail.push(l.text.length > MAX_TAIL_LINE ? `${l.text.slice(0, MAX_TAIL_LINE - 1)}…` : l.text);
@@ -211,12 +127,37 @@ export class OutputCapture {
   }
 }
 
+interface Piece {
+  text: string;
+  part: boolean;
+}
+
+/** The largest position ≤ pos that does not split a UTF-8 sequence. */
+function utf8Boundary(buf: Buffer, pos: number): number {
+  let p = Math.min(pos, buf.length);
+  while (p > 0 && p < buf.length && (buf[p]! & 0xc0) === 0x80) p--;
+  return p;
+}
+
+/**
+ * The forms of each secret value that are masked: the value, its base64 (padded and not),
+ * base64url and URL-encoded forms, and each line of a multi-line value (output is masked line by
+ * line). Forms under 4 characters are not masked. Longest first.
+ */
 export function expandSecrets(values: readonly string[]): string[] {
   const all = new Set<string>();
-  for (const v of values) {
+  const candidates = [...values];
+  for (const v of values) if (v.includes('\n')) candidates.push(...v.split(/\r?\n/).map((l) => l.trim()));
+  for (const v of candidates) {
     if (v.length < 4) continue;
     const b = Buffer.from(v, 'utf8');
-    for (const form of [v, b.toString('base64'), b.toString('base64').replace(/=+$/, ''), b.toString('base64url'), encodeURIComponent(v)]) {
+    for (const form of [
+      v,
+      b.toString('base64'),
+      b.toString('base64').replace(/=+$/, ''),
+      b.toString('base64url'),
+      encodeURIComponent(v),
+    ]) {
       if (form.length >= 4) all.add(form);
     }
   }

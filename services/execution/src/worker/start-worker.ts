@@ -13,8 +13,7 @@ import { blobDeploymentWriter } from './deployment-writer.js';
 import { LeaseReaper } from './reaper.js';
 import { ServiceRunMaterializer, type DeploymentWriter } from './service-materializer.js';
 import { Worker } from './worker.js';
-import { PostgresOutputSink } from './output.js';
-import { CompositeOutputSink, JetStreamLogSink } from '../../../logs/src/stream/log-stream.js';
+import { JetStreamLogSink } from '#libs/run-logs';
 
 export interface WorkerHost {
   nats: NatsConnection;
@@ -58,18 +57,11 @@ export async function startWorkers(
   const leases = await RunLeases.open(host.nats, host.config.events.subjectPrefix);
   const materializer = opts.materializer ?? (await serviceMaterializer(host));
   const outputLogger = new Logger('run-output');
-  // Each line to the LOGS stream (live follow, SSE) and to `run_output` (the compatible /logs text).
-  const logSink = await JetStreamLogSink.open(
-    host.nats,
-    { eventsStream: host.config.events.stream, subjectPrefix: host.config.events.subjectPrefix },
-    { onError: (e) => outputLogger.warn(`LOGS publish: ${String(e)}`) },
-  );
-  const output = new CompositeOutputSink([
-    new PostgresOutputSink(host.db as Kysely<ExecutionTables>, undefined, (e) =>
-      outputLogger.warn(`run output: ${String(e)}`),
-    ),
-    logSink,
-  ]);
+  // Every line to the run's subject in the LOGS stream (owned by the logs service).
+  const output = new JetStreamLogSink(host.nats, host.config.events.subjectPrefix, {
+    maxQueuedBytes: host.config.logs.queueBytes,
+    onError: (e) => outputLogger.warn(`LOGS publish: ${String(e)}`),
+  });
   const workers: Worker[] = [];
   for (let i = 0; i < count; i++) {
     const w = new Worker(

@@ -8,6 +8,7 @@ import { integrationRegistry, type VersionRef } from '#libs/contracts';
 import type { EventStore } from '#libs/eventstore';
 import { projectionMigrations, ProjectionRunner, type CheckpointTable } from '#libs/projections';
 import { createTestEnvironment, type TestEnvironment } from '#libs/testing';
+import { ensureLogsStream, JetStreamLogSink, RunLogReader } from '#libs/run-logs';
 import { JobCommands } from '../../../scheduling/src/job/job.handler.js';
 import { jobIdFor } from '../../../scheduling/src/job/job-id.js';
 import type { WorkspaceVersions } from '../../../scheduling/src/job/workspace-versions.js';
@@ -79,6 +80,8 @@ describe('workers (real JetStream, Postgres and Python)', () => {
   let runs: RunCommands;
   let dataDir: string;
   const workers: Worker[] = [];
+  let logSink: JetStreamLogSink;
+  let logReader: RunLogReader;
 
   const newWorker = async (slots = 2) => {
     const w = new Worker(
@@ -88,6 +91,7 @@ describe('workers (real JetStream, Postgres and Python)', () => {
         db: db as Kysely<unknown>,
         leases,
         materializer: new MemoryMaterializer(scripts),
+        output: logSink,
       },
       { slots, dataDir, python, runTimeoutSeconds: 600, killGraceMs: 1_000, leaseRefreshMs: 500 },
     );
@@ -139,8 +143,7 @@ describe('workers (real JetStream, Postgres and Python)', () => {
         .orderBy('idx')
         .execute()
     ).map((t) => t.status);
-  const output = async (id: string) =>
-    (await db.selectFrom('run_output').select('text').where('run_id', '=', id).executeTakeFirst())?.text;
+  const output = async (id: string) => (await logReader.text(ws, id))?.text;
 
   before(async () => {
     env = await createTestEnvironment();
@@ -151,6 +154,10 @@ describe('workers (real JetStream, Postgres and Python)', () => {
     runner = new ProjectionRunner(store, db as unknown as Kysely<CheckpointTable>, runsProjection);
     await runner.start();
     leases = await RunLeases.open(env.nats, env.subjectPrefix, 3_000);
+    const loc = { eventsStream: store.stream, subjectPrefix: env.subjectPrefix };
+    await ensureLogsStream(env.nats, loc);
+    logSink = new JetStreamLogSink(env.nats, env.subjectPrefix);
+    logReader = new RunLogReader(env.nats, loc);
     jobs = new JobCommands(store, versions);
     runs = new RunCommands(store, db);
     dataDir = mkdtempSync(join(tmpdir(), 'runway-worker-'));
@@ -263,6 +270,7 @@ describe('workers (real JetStream, Postgres and Python)', () => {
         db: db as Kysely<unknown>,
         leases,
         materializer: new MemoryMaterializer(scripts),
+        output: logSink,
       },
       {
         slots: 1,
@@ -310,6 +318,10 @@ describe('workers with uv', () => {
       const runner = new ProjectionRunner(store, db as unknown as Kysely<CheckpointTable>, runsProjection);
       await runner.start();
       const leases = await RunLeases.open(env.nats, env.subjectPrefix, 3_000);
+      const loc = { eventsStream: store.stream, subjectPrefix: env.subjectPrefix };
+      await ensureLogsStream(env.nats, loc);
+      const logSink = new JetStreamLogSink(env.nats, env.subjectPrefix);
+      const logReader = new RunLogReader(env.nats, loc);
       const resolved = resolvePython(python);
       const fakeUv = join(dataDir, 'uv');
       writeFileSync(
@@ -327,6 +339,7 @@ describe('workers with uv', () => {
             'pyproject.toml': '[project]\nname = "x"\nversion = "0.1.0"\n',
             'app.py': 'print("hello from uv")\n',
           }),
+          output: logSink,
         },
         {
           slots: 1,
@@ -365,9 +378,7 @@ describe('workers with uv', () => {
         await new Promise((res) => setTimeout(res, 50));
       }
       assert.equal(row?.status, 'completed');
-      const out =
-        (await db.selectFrom('run_output').select('text').where('run_id', '=', r.runId).executeTakeFirst())
-          ?.text ?? '';
+      const out = (await logReader.text(ws, r.runId))?.text ?? '';
       assert.match(out, /fake uv: run python app\.py/);
       assert.ok(
         out.includes(`venv: ${join(dataDir, 'workspaces', ws, 'jobs', jobIdFor(ws, 'app.py'), 'venv')}`),

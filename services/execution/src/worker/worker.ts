@@ -21,7 +21,7 @@ import { isTerminal, runDecider, type RunCommand, type RunState } from '../run/r
 import { RunCommands, runRef } from '../run/run.handler.js';
 import type { RunLeases } from './leases.js';
 import { dotDltOf, insideDir, type MaterializedConfig, type RunMaterializer } from './materializer.js';
-import { OutputCapture, PostgresOutputSink, type RunOutputSink } from './output.js';
+import { OutputCapture, type RunOutputSink } from './output.js';
 import { collectPipelines } from './pipeline-report.js';
 import {
   groupAlive,
@@ -74,7 +74,8 @@ export interface WorkerDeps {
   db: Kysely<unknown>;
   leases: RunLeases;
   materializer: RunMaterializer;
-  output?: RunOutputSink;
+  /** Where run output lines go (the LOGS stream: JetStreamLogSink). */
+  output: RunOutputSink;
 }
 
 const RUN_REQUESTED = new Set(['RunRequested']);
@@ -144,11 +145,7 @@ export class Worker {
     this.id = opts.workerId ?? randomUUID();
     this.logger = new Logger(`worker ${this.id.slice(0, 8)}`);
     this.commands = new RunCommands(deps.store, deps.db as Kysely<ExecutionTables>);
-    this.output =
-      deps.output ??
-      new PostgresOutputSink(deps.db as Kysely<ExecutionTables>, undefined, (e) =>
-        this.logger.warn(`run output: ${String(e)}`),
-      );
+    this.output = deps.output;
   }
 
   get consumerName(): string {

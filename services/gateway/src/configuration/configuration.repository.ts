@@ -12,7 +12,7 @@ export type ProfileRow = ConfigurationTables['configuration_profiles'];
 @Injectable()
 export class ConfigurationRepository {
   private readonly db: Db;
-  constructor(@Inject(SERVICE_CONTEXT) ctx: ServiceContext) {
+  constructor(@Inject(SERVICE_CONTEXT) private readonly ctx: ServiceContext) {
     this.db = ctx.db as Db;
   }
 
@@ -79,22 +79,8 @@ export class ConfigurationRepository {
     return out;
   }
 
-  /**
-   * Read-your-writes: waits until the projection `name` (run by another service, maybe in another
-   * process) has applied stream sequence `seq`.
-   */
-  async waitForProjection(name: string, seq: number, timeoutMs = 10_000): Promise<void> {
-    const until = Date.now() + timeoutMs;
-    for (let delay = 5; ; delay = Math.min(delay * 2, 100)) {
-      const row = await this.db
-        .selectFrom('projection_checkpoints')
-        .select('stream_seq')
-        .where('name', '=', name)
-        .executeTakeFirst();
-      if ((row?.stream_seq ?? 0) >= seq) return;
-      if (Date.now() > until)
-        throw new Error(`projection ${name} did not reach ${seq} within ${timeoutMs} ms`);
-      await new Promise((r) => setTimeout(r, delay));
-    }
+  /** Read-your-writes: waits until the projection `name` (maybe in another process) applied `seq`. */
+  waitForProjection(name: string, seq: number, timeoutMs = 10_000): Promise<void> {
+    return this.ctx.waitForProjection(name, seq, timeoutMs);
   }
 }

@@ -13,7 +13,7 @@ export type DeploymentFileRow = Tables['deployment_files'];
 @Injectable()
 export class DeploymentRepository {
   private readonly db: Kysely<Tables>;
-  constructor(@Inject(SERVICE_CONTEXT) ctx: ServiceContext) {
+  constructor(@Inject(SERVICE_CONTEXT) private readonly ctx: ServiceContext) {
     this.db = ctx.db as Kysely<Tables>;
   }
 
@@ -101,18 +101,11 @@ export class DeploymentRepository {
     return out;
   }
 
-  /** Resolves once the `deployments` projection has applied stream sequence `seq`. */
-  async waitForProjection(seq: number, timeoutMs = 15_000): Promise<boolean> {
-    const until = Date.now() + timeoutMs;
-    for (let delay = 1; ; delay = Math.min(delay * 2, 50)) {
-      const row = await this.db
-        .selectFrom('projection_checkpoints')
-        .select('stream_seq')
-        .where('name', '=', 'deployments')
-        .executeTakeFirst();
-      if ((row?.stream_seq ?? 0) >= seq) return true;
-      if (Date.now() > until) return false;
-      await new Promise((r) => setTimeout(r, delay));
-    }
+  /** Resolves true once the `deployments` projection has applied stream sequence `seq`, false after the timeout. */
+  waitForProjection(seq: number, timeoutMs = 15_000): Promise<boolean> {
+    return this.ctx.waitForProjection('deployments', seq, timeoutMs).then(
+      () => true,
+      () => false,
+    );
   }
 }

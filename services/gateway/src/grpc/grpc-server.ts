@@ -3,7 +3,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ClientError, RunwayClient } from '#libs/client';
+import { ClientError, isAbortError, RunwayClient } from '#libs/client';
 
 export function protoPath(): string {
   // Works from dist/services/gateway/src/grpc and from the source tree.
@@ -108,6 +108,82 @@ const handlers: Record<string, Handler> = {
   GetRunLogs: (c, r) => c.api('GET', `/v1/workspaces/${ws(r)}/runs/${runId(r)}/logs`),
 };
 
+/** A failed call as a gRPC status, like the unary calls map them (with the HTTP status as metadata). */
+function toServiceError(err: unknown): Partial<grpc.ServiceError> {
+  const status = err instanceof ClientError ? err.status : 500;
+  const detail = err instanceof ClientError ? err.detail : 'internal error';
+  const md = new grpc.Metadata();
+  md.set('http-status', String(status));
+  return {
+    code: STATUS[status] ?? (status >= 500 ? grpc.status.INTERNAL : grpc.status.UNKNOWN),
+    details: detail,
+    metadata: md,
+  };
+}
+
+/**
+ * FollowRunLogs: the gateway's own SSE route (`GET …/runs/{id}/logs/stream`) with the caller's
+ * credentials, each `line` / the `end` event re-sent as a LogEvent. Backpressure flows through (the
+ * SSE body is read only as fast as the gRPC client takes messages); a client cancel aborts the
+ * upstream request, which closes the gateway's consumer.
+ */
+function followRunLogs(
+  call: grpc.ServerWritableStream<Req, unknown>,
+  c: RunwayClient,
+  active: Set<() => void>,
+): void {
+  const ac = new AbortController();
+  // Server shutdown: the follower ends with UNAVAILABLE at once (it may resume with from_seq elsewhere).
+  const shutdown = () => {
+    if (ac.signal.aborted) return;
+    ac.abort();
+    call.emit('error', {
+      code: grpc.status.UNAVAILABLE,
+      details: 'the server is shutting down; resume with from_seq',
+    });
+  };
+  active.add(shutdown);
+  ac.signal.addEventListener('abort', () => active.delete(shutdown), { once: true });
+  call.on('cancelled', () => ac.abort());
+  call.on('close', () => ac.abort());
+  const send = (msg: unknown) =>
+    call.write(msg)
+      ? undefined
+      : new Promise<void>((r) => {
+          call.once('drain', () => r());
+          ac.signal.addEventListener('abort', () => r(), { once: true });
+        });
+  Promise.resolve()
+    .then(() => {
+      const r = call.request;
+      const from = Number(r.from_seq ?? 0);
+      if (!Number.isSafeInteger(from) || from < 0)
+        throw new ClientError(400, 'from_seq must be a non-negative integer');
+      const wsId = String(r.workspace_id ?? '');
+      const run = String(r.run_id ?? '');
+      if (!wsId) throw new ClientError(400, 'workspace_id is required');
+      if (!run) throw new ClientError(400, 'run_id is required');
+      return c.followRunLogs(wsId, run, {
+        from: Math.max(1, from),
+        signal: ac.signal,
+        onLine: (l) =>
+          ac.signal.aborted
+            ? undefined
+            : send({ line: { seq: l.seq, stream: l.stream, ts: l.ts, text: l.text, part: l.part ?? false } }),
+      });
+    })
+    .then((end) => {
+      if (ac.signal.aborted) return;
+      void send({ end: { line_count: end.lineCount, sealed: end.sealed } });
+      call.end();
+      active.delete(shutdown);
+    })
+    .catch((err: unknown) => {
+      if (ac.signal.aborted || isAbortError(err)) return;
+      call.emit('error', toServiceError(err));
+    });
+}
+
 export interface GrpcServerHandle {
   port: number;
   stop: () => Promise<void>;
@@ -150,6 +226,12 @@ export async function startGrpcServer(opts: {
         });
     };
   }
+  const follows = new Set<() => void>();
+  impl.FollowRunLogs = (call: grpc.ServerWritableStream<Req, unknown>) => {
+    const auth = call.metadata.get('authorization')[0];
+    const token = typeof auth === 'string' ? auth.replace(/^Bearer\s+/i, '') : undefined;
+    followRunLogs(call, new RunwayClient({ apiBase: opts.restBase, token }), follows);
+  };
   server.addService(pkg.runway.v1.Runway.service, impl);
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${opts.host}:${opts.port}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
@@ -160,6 +242,7 @@ export async function startGrpcServer(opts: {
     port,
     stop: () =>
       new Promise<void>((resolve) => {
+        for (const end of [...follows]) end();
         const t = setTimeout(() => {
           server.forceShutdown();
           resolve();

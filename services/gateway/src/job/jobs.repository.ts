@@ -15,11 +15,11 @@ export interface RunFilter {
   status?: string;
 }
 
-/** The only SQL over the jobs, job_versions, runs, run_status_timeline and run_output read models. */
+/** The only SQL over the jobs, job_versions, runs, run_status_timeline and pipeline read models. */
 @Injectable()
 export class JobsRepository {
   private readonly db: Kysely<Tables>;
-  constructor(@Inject(SERVICE_CONTEXT) ctx: ServiceContext) {
+  constructor(@Inject(SERVICE_CONTEXT) private readonly ctx: ServiceContext) {
     this.db = ctx.db as Kysely<Tables>;
   }
 
@@ -204,28 +204,8 @@ export class JobsRepository {
       .execute();
   }
 
-  /** The run's output so far; undefined before its process started. */
-  async output(runId: string): Promise<{ text: string; truncated: boolean } | undefined> {
-    return this.db
-      .selectFrom('run_output')
-      .select(['text', 'truncated'])
-      .where('run_id', '=', runId)
-      .executeTakeFirst();
-  }
-
   /** Read-your-writes across services: waits until a projection's checkpoint reached `seq`. */
-  async waitForProjection(name: string, seq: number, timeoutMs = 10_000): Promise<void> {
-    const until = Date.now() + timeoutMs;
-    for (let delay = 2; ; delay = Math.min(delay + 2, 10)) {
-      const row = await this.db
-        .selectFrom('projection_checkpoints')
-        .select('stream_seq')
-        .where('name', '=', name)
-        .executeTakeFirst();
-      if (Number(row?.stream_seq ?? 0) >= seq) return;
-      if (Date.now() > until)
-        throw new Error(`projection ${name} did not reach ${seq} within ${timeoutMs} ms`);
-      await new Promise((r) => setTimeout(r, delay));
-    }
+  waitForProjection(name: string, seq: number, timeoutMs = 10_000): Promise<void> {
+    return this.ctx.waitForProjection(name, seq, timeoutMs);
   }
 }

@@ -1,56 +1,43 @@
 import { Controller, Get, Headers, Inject, Param, Query, Req, Res } from '@nestjs/common';
-import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
 import type { Response } from 'express';
 import { z } from 'zod';
 import { TERMINAL_RUN_STATUSES, type RunStatus } from '#libs/contracts';
 import { ApiDoc, notFound, parseInput } from '#libs/http';
-import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
-import {
-  ensureLogsStream,
-  logsStreamName,
-  logsSubject,
-  parseLogMessage,
-} from '../../../logs/src/stream/log-stream.js';
+import type { LogLine, RunLogReader } from '#libs/run-logs';
 import type { AuthedRequest } from '../auth/auth.guard.js';
 import { WorkspaceAccess } from '../auth/workspace-access.js';
 import { isUuid, JobsRepository } from './jobs.repository.js';
+import { RUN_LOG_READER } from './run-log.reader.js';
 
 const streamQuery = z.object({
   from: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
 });
 
-/** How often an unsealed follow checks whether its run ended without a seal (e.g. failed before any output). */
+/** How often an unsealed follow checks whether its run ended (the logs service seals such runs within seconds). */
 const STATUS_CHECK_MS = 2_000;
-/** A terminal run with no new line for this long and no seal ends the stream anyway. */
-const UNSEALED_GRACE_MS = 5_000;
+/** Fallback when the logs service is down: a terminal run with no seal and no new line for this long ends the stream. */
+const UNSEALED_GRACE_MS = 20_000;
 const HEARTBEAT_MS = 15_000;
 
+/** One SSE event per line: `event: line`, `id: <seq>`, `data: {seq, stream, ts, text[, part]}`. */
+export function sseLines(lines: readonly LogLine[]): string {
+  let out = '';
+  for (const l of lines) out += `event: line\nid: ${l.seq}\ndata: ${JSON.stringify(l)}\n\n`;
+  return out;
+}
+
 /**
- * Live logs of a run as Server-Sent Events: replays the run's subject in the LOGS stream with an
- * ordered consumer from line `from` (default 1; or the `Last-Event-ID` + 1), then follows it.
- * `event: line` / `id: <seq>` / `data: {seq, stream, ts, text}`; after the seal, `event: end` with
- * `data: {lineCount}` and the response ends.
+ * Live logs of a run as Server-Sent Events: replays the run's lines in the LOGS stream from line
+ * `from` (default 1; or the `Last-Event-ID` + 1), then follows them; after the seal, `event: end`
+ * with `data: {lineCount, sealed: true}` and the response ends.
  */
 @Controller('api/v1/workspaces/:ws/runs')
 export class RunLogsStreamController {
-  private streamReady: Promise<string> | undefined;
-
   constructor(
     @Inject(JobsRepository) private readonly repo: JobsRepository,
     @Inject(WorkspaceAccess) private readonly access: WorkspaceAccess,
-    @Inject(SERVICE_CONTEXT) private readonly ctx: ServiceContext,
+    @Inject(RUN_LOG_READER) private readonly reader: RunLogReader,
   ) {}
-
-  private ensureStream(): Promise<string> {
-    this.streamReady ??= ensureLogsStream(this.ctx.nats, {
-      eventsStream: this.ctx.config.events.stream,
-      subjectPrefix: this.ctx.config.events.subjectPrefix,
-    }).catch((err: unknown) => {
-      this.streamReady = undefined;
-      throw err;
-    });
-    return this.streamReady;
-  }
 
   @ApiDoc({
     summary: "Follow a run's logs (text/event-stream): replay from `from`, then live, ending after the seal",
@@ -73,34 +60,29 @@ export class RunLogsStreamController {
     const last = lastEventId !== undefined ? Number.parseInt(lastEventId, 10) : Number.NaN;
     if (q.from === undefined && Number.isSafeInteger(last) && last >= 0) from = last + 1;
 
-    await this.ensureStream();
-    const js = jetstream(this.ctx.nats);
-    const consumer = await js.consumers.get(logsStreamName({ eventsStream: this.ctx.config.events.stream }), {
-      // a string: one filter subject works on nats-server 2.9
-      filter_subjects: logsSubject(this.ctx.config.events.subjectPrefix, ws, run.id),
-      deliver_policy: DeliverPolicy.All,
-    });
-    const messages = await consumer.consume();
-
+    const abort = new AbortController();
+    res.on('close', () => abort.abort());
     res.status(200);
     res.setHeader('content-type', 'text/event-stream; charset=utf-8');
     res.setHeader('cache-control', 'no-cache, no-transform');
     res.setHeader('connection', 'keep-alive');
     res.setHeader('x-accel-buffering', 'no');
     res.flushHeaders();
+    res.socket?.setNoDelay(true);
     res.write(': runway logs\n\n');
 
     let lastSeq = 0;
     let lastActivity = Date.now();
-    let done = false;
-    const finish = (lineCount: number, sealed: boolean) => {
-      if (done) return;
-      done = true;
+    let ended = false;
+    const end = (lineCount: number, sealed: boolean) => {
+      if (ended) return;
+      ended = true;
       res.write(`event: end\ndata: ${JSON.stringify({ lineCount, sealed })}\n\n`);
-      void messages.close().catch(() => undefined);
+      abort.abort();
     };
     const heartbeat = setInterval(() => res.write(': ping\n\n'), HEARTBEAT_MS);
     const statusCheck = setInterval(() => {
+      if (Date.now() - lastActivity < UNSEALED_GRACE_MS) return;
       void this.repo
         .run(ws, run.id)
         .then((r) => {
@@ -109,35 +91,26 @@ export class RunLogsStreamController {
             TERMINAL_RUN_STATUSES.includes(r.status as RunStatus) &&
             Date.now() - lastActivity > UNSEALED_GRACE_MS
           )
-            finish(lastSeq, false);
+            end(lastSeq, false);
         })
         .catch(() => undefined);
     }, STATUS_CHECK_MS);
-    res.on('close', () => {
-      done = true;
-      void messages.close().catch(() => undefined);
-    });
-
     try {
-      for await (const m of messages) {
-        if (done) break;
+      for await (const e of this.reader.follow(ws, run.id, { from, signal: abort.signal })) {
         lastActivity = Date.now();
-        const msg = parseLogMessage(m.data);
-        if (!msg) continue;
-        if (msg.type === 'end') {
-          finish(msg.lineCount, true);
+        if (e.type === 'end') {
+          end(e.lineCount, true);
           break;
         }
-        lastSeq = msg.seq;
-        if (msg.seq < from) continue;
-        res.write(
-          `event: line\nid: ${msg.seq}\ndata: ${JSON.stringify({ seq: msg.seq, stream: msg.stream, ts: msg.ts, text: msg.text })}\n\n`,
-        );
+        lastSeq = e.lines.at(-1)?.seq ?? lastSeq;
+        if (e.lines.length > 0) res.write(sseLines(e.lines));
       }
+    } catch (err) {
+      if (!abort.signal.aborted)
+        res.write(`event: error\ndata: ${JSON.stringify({ detail: String(err) })}\n\n`);
     } finally {
       clearInterval(heartbeat);
       clearInterval(statusCheck);
-      done = true;
       res.end();
     }
   }

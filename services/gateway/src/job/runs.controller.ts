@@ -17,6 +17,8 @@ import type { AuthedRequest } from '../auth/auth.guard.js';
 import { parseApiToken } from '../auth/tokens.js';
 import { WorkspaceAccess } from '../auth/workspace-access.js';
 import { isUuid, JobsRepository, type RunRecord } from './jobs.repository.js';
+import type { RunLogReader } from '#libs/run-logs';
+import { RUN_LOG_READER } from './run-log.reader.js';
 import {
   detailedRunResponse,
   listOf,
@@ -69,6 +71,7 @@ export class RunsController {
     @Inject(JobsRepository) private readonly repo: JobsRepository,
     @Inject(WorkspaceAccess) private readonly access: WorkspaceAccess,
     @Inject(SERVICES_CLIENT) private readonly client: ClientProxy,
+    @Inject(RUN_LOG_READER) private readonly logReader: RunLogReader,
     @Inject(SERVICE_CONTEXT) ctx: ServiceContext,
   ) {
     this.publicUrl = ctx.config.publicUrl;
@@ -188,8 +191,8 @@ export class RunsController {
   async logs(@Req() req: AuthedRequest, @Param('ws') ws: string, @Param('id') id: string) {
     await this.access.require(req, ws, 'read');
     const run = await this.requireRun(ws, id);
-    const [out, [detailed]] = await Promise.all([this.repo.output(run.id), this.detailedMany([run])]);
-    return { run: detailed!, logs: logsText(out?.text) };
+    const [log, [detailed]] = await Promise.all([this.logReader.text(ws, run.id), this.detailedMany([run])]);
+    return { run: detailed!, logs: logsText(log?.text) };
   }
 
   @ApiDoc({
