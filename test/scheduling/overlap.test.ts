@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { integrationRegistry } from '#libs/contracts';
 import { jobRef } from '../../services/scheduling/src/job/job.handler.js';
+import { readSse } from '../logs/sse.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 import { uploadPackage, type Json } from '../jobs/support.js';
 
@@ -115,6 +116,24 @@ describe('overlap policy: skip / queue / allow with real runs', () => {
       assert.deepEqual(timeline, ['skipped'], 'never pending');
     }
     assertSequential(runs);
+    // The run aggregate ends as skipped too, so its (empty) log is sealed and a follow ends at once.
+    const one = skipped[0]!;
+    const { events } = await s.env
+      .newStore(integrationRegistry())
+      .read({ workspaceId: ws, type: 'run', id: one.id });
+    assert.deepEqual(
+      events.map((e) => e.type),
+      ['RunSkipped'],
+    );
+    const t0 = Date.now();
+    const sse = await readSse(`${s.api}/v1/workspaces/${ws}/runs/${one.id}/logs/stream`, s.adminToken, {
+      timeoutMs: 30_000,
+    });
+    assert.equal(sse.status, 200);
+    const end = sse.events.find((e) => e.event === 'end');
+    assert.ok(end, 'the stream ended');
+    assert.deepEqual(JSON.parse(end.data), { lineCount: 0, sealed: true });
+    assert.ok(Date.now() - t0 < 10_000, `ended after ${Date.now() - t0} ms`);
   });
 
   it('queue: one fire waits and runs when the active run ended; a second waiting fire is skipped', async () => {

@@ -230,6 +230,11 @@ export const runsProjection = defineProjection<ExecutionTables>({
       const runId = stored.aggregate.id;
       const c = changeOf({ type: stored.type, data: stored.data } as RunEvent, at);
       if (!c) continue;
+      if (stored.type === 'RunSkipped') {
+        // A skipped scheduled fire is a skipped run from its ScheduledRunSkipped already.
+        const row = await db.selectFrom('runs').select('status').where('id', '=', runId).executeTakeFirst();
+        if (row?.status === 'skipped') continue;
+      }
       await db
         .updateTable('runs')
         .set({ ...c.set, status: c.status, updated_at: at })
