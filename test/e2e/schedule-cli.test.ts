@@ -168,6 +168,25 @@ describe('runway schedule and the unmodified `dlt runtime schedule`', () => {
     assert.equal(bad.code, 2, bad.err);
   });
 
+  it('runway schedule <script> cancel --current cancels a running run', async () => {
+    writeFileSync(join(dir, 'sleepy.py'), 'import time\nprint("zz", flush=True)\ntime.sleep(120)\n');
+    const set = await runway('schedule', 'sleepy.py', '0 0 1 1 *');
+    assert.equal(set.code, 0, set.out + set.err);
+    const created = await s.call('POST', `${base()}/runs`, { script_id_or_name: 'sleepy.py', profile: null });
+    assert.equal(created.status, 201, created.text);
+    const id = (created.json as Json).id as string;
+    await waitForStatus(s, id, ['running'], 90_000);
+    const r = await runway('schedule', 'sleepy.py', 'cancel', '--current');
+    assert.equal(r.code, 0, r.out + r.err);
+    assert.match(r.out, /Schedule "0 0 1 1 \*" of sleepy\.py cancelled/);
+    assert.match(r.out, /Requested cancellation of run #1 of sleepy\.py/);
+    await waitForStatus(s, id, ['cancelled'], 60_000);
+    // Not scheduled any more: cancel --current does nothing (as dlt).
+    const again = await runway('schedule', 'sleepy.py', 'cancel', '--current');
+    assert.equal(again.code, 0, again.err);
+    assert.match(again.out, /sleepy\.py is not a scheduled job/);
+  });
+
   it('dlt runtime schedule <script> "<cron>" and schedule cancel [--current] work against Runway', async () => {
     writeFileSync(join(dltDir, 'nightly.py'), 'print("nightly")\n');
     const r = await dlt('schedule', 'nightly.py', '*/5 * * * *');

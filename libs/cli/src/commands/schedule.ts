@@ -136,19 +136,21 @@ export function registerSchedule(program: Command, g: () => GlobalOptions): void
   async function cancel(c: RunwayClient, wsId: string, script: string, current: boolean): Promise<void> {
     const job = await c.getScript(wsId, script);
     if (job.schedule === null) {
+      // As dlt: nothing to cancel, not even with --current.
       say(`${job.name} is not a scheduled job`);
-    } else {
-      const updated = await c.upsertScript(wsId, {
-        name: job.name,
-        entry_point: job.entry_point,
-        script_type: job.script_type,
-        description: job.description,
-        schedule: null,
-      });
-      say(`Schedule "${job.schedule}" of ${job.name} cancelled (job version #${updated.version})`);
-    }
-    if (!current) {
       if (g().json) process.stdout.write(JSON.stringify(job, null, 2) + '\n');
+      return;
+    }
+    const updated = await c.upsertScript(wsId, {
+      name: job.name,
+      entry_point: job.entry_point,
+      script_type: job.script_type,
+      description: job.description,
+      schedule: null,
+    });
+    say(`Schedule "${job.schedule}" of ${job.name} cancelled (job version #${updated.version})`);
+    if (!current) {
+      if (g().json) process.stdout.write(JSON.stringify(updated, null, 2) + '\n');
       return;
     }
     const latest = (await c.listRuns(wsId, { scriptId: job.id, limit: 1 })).items[0];
