@@ -6,6 +6,7 @@ import { registerAccess } from './admin/access.js';
 import { registerAccount } from './commands/account.js';
 import { registerSync } from './commands/sync.js';
 import { registerJobs } from './commands/jobs.js';
+import { registerSchedule } from './commands/schedule.js';
 import { ClientError } from '#libs/client';
 import type { GlobalOptions } from './session.js';
 import { CliError } from './instance.js';
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
   registerAccount(program, g);
   registerSync(program, g);
   registerJobs(program, g);
+  registerSchedule(program, g);
   const admin = program.command('admin').description('operator commands for the local instance');
   registerEvents(admin);
   registerProjections(admin, () => g().json ?? false);

@@ -88,6 +88,9 @@ export interface Script {
   schedule: string | null;
   profile: string | null;
   next_scheduled_run: string | null;
+  timezone?: string;
+  missed_policy?: 'run_once' | 'skip' | 'run_all';
+  overlap_policy?: 'skip' | 'queue' | 'allow';
   timeout_seconds: number | null;
   last_run?: Run | null;
 }
@@ -125,6 +128,9 @@ export interface UpsertScript {
   profile?: string | null;
   active?: boolean;
   timeout_seconds?: number | null;
+  timezone?: string;
+  missed_policy?: 'run_once' | 'skip' | 'run_all';
+  overlap_policy?: 'skip' | 'queue' | 'allow';
 }
 
 export const TERMINAL_RUN_STATUSES = ['completed', 'failed', 'cancelled', 'skipped'];

@@ -33,10 +33,18 @@ export const jobSpecSchema = z.object({
   timezone: z.string().min(1).max(100).default('UTC'),
   /** What the scheduler does with fire times missed while it was down. */
   missedPolicy: z.enum(['run_once', 'skip', 'run_all']).default('run_once'),
+  /**
+   * A scheduled fire while a run of the job is still active: `skip` (recorded as a skipped run),
+   * `queue` (at most one fire waits for the active run to end) or `allow`. Events stored before it
+   * existed read as `skip`. Manual and API runs are never held back by it.
+   */
+  overlapPolicy: z.enum(['skip', 'queue', 'allow']).default('skip'),
 });
 export type JobSpec = z.infer<typeof jobSpecSchema>;
 export const missedPolicySchema = z.enum(['run_once', 'skip', 'run_all']);
 export type MissedPolicy = z.infer<typeof missedPolicySchema>;
+export const overlapPolicySchema = z.enum(['skip', 'queue', 'allow']);
+export type OverlapPolicy = z.infer<typeof overlapPolicySchema>;
 
 /** Aggregate `job`, id = uuidv5(name, workspace id): version 1 of a job. */
 export const JobCreated = defineEvent(
@@ -92,5 +100,47 @@ export const RunRequested = defineEvent(
   }),
 );
 
-export const jobEvents = [JobCreated, JobUpdated, RunRequested] as const;
+/**
+ * A scheduled fire that made no run: a run of the job was still active (overlap policy `skip`, or
+ * `queue` with a fire already waiting), or the run could not be requested (nothing deployed, the
+ * entry point or profile missing). Shown as a run in status `skipped` (numbered like the others,
+ * ended at once, never pending); workers ignore it.
+ */
+export const ScheduledRunSkipped = defineEvent(
+  'ScheduledRunSkipped',
+  z.object({
+    runId: uuid,
+    number: z.number().int().min(1),
+    trigger: runTriggerSchema,
+    /** The profile the run would have used (null: it could not be told). */
+    profile: profileNameSchema.nullable(),
+    jobVersion: z.number().int().min(1),
+    jobVersionId: uuid,
+    entryPoint: z.string().min(1).max(1024),
+    kind: jobKindSchema,
+    deployment: versionRefSchema.nullable(),
+    configuration: versionRefSchema.nullable(),
+    requestedBy: z.string().min(1),
+    fireAt: z.string().datetime(),
+    reason: z.string().min(1).max(2000),
+  }),
+);
+
+/** Overlap policy `queue`: a fire that waits until the job's active runs ended (at most one waits). */
+export const FireQueued = defineEvent(
+  'FireQueued',
+  z.object({ fireAt: z.string().datetime(), activeRunId: uuid }),
+);
+
+/** A run of the job reached a terminal status (noted from the run's own events, so overlap can be decided). */
+export const RunEnded = defineEvent('RunEnded', z.object({ runId: uuid, status: z.string().min(1).max(40) }));
+
+export const jobEvents = [
+  JobCreated,
+  JobUpdated,
+  RunRequested,
+  ScheduledRunSkipped,
+  FireQueued,
+  RunEnded,
+] as const;
 export type JobEvent = EventOf<typeof jobEvents>;

@@ -28,6 +28,7 @@ export const upsertJobRequest = z.object({
   /** IANA time zone of the schedule (omitted: keep; new job: UTC). */
   timezone: z.string().optional(),
   missedPolicy: z.enum(['run_once', 'skip', 'run_all']).optional(),
+  overlapPolicy: z.enum(['skip', 'queue', 'allow']).optional(),
 });
 export type UpsertJobRequest = z.infer<typeof upsertJobRequest>;
 export const upsertJobReply = z.object({

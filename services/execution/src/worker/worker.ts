@@ -79,6 +79,7 @@ export interface WorkerDeps {
 }
 
 const RUN_REQUESTED = new Set(['RunRequested']);
+const SCHEDULED_RUN_SKIPPED = new Set(['ScheduledRunSkipped']);
 const TERMINAL_EVENTS = new Set(['RunCompleted', 'RunFailed', 'RunCancelled', 'RunSkipped']);
 const PASS_ENV = [
   'PATH',
@@ -254,6 +255,10 @@ export class Worker {
   }
 
   private async onMessage(m: JsMsg): Promise<void> {
+    if (mayHold(m, SCHEDULED_RUN_SKIPPED)) {
+      await this.onSkipped(m);
+      return;
+    }
     if (!mayHold(m, RUN_REQUESTED)) {
       m.ack();
       return;
@@ -314,6 +319,29 @@ export class Worker {
         });
     }
     m.ack();
+  }
+
+  /**
+   * A scheduled fire the job recorded as skipped (docs/scheduling.md): the run aggregate gets its
+   * RunSkipped too, so the run ends like any other (the logs service seals its empty log at once).
+   */
+  private async onSkipped(m: JsMsg): Promise<void> {
+    try {
+      const commit = this.deps.store.decode(m, { types: SCHEDULED_RUN_SKIPPED });
+      for (const e of commit.events) {
+        const d = e.data as { runId: string; reason: string };
+        await this.commands.handle(
+          commit.aggregate.workspaceId,
+          d.runId,
+          { type: 'SkipRun', reason: d.reason },
+          { commandId: `${d.runId}:skip`, actor: `worker:${this.id}` },
+        );
+      }
+      m.ack();
+    } catch (err) {
+      this.logger.warn(`recording a skipped run at ${m.seq}: ${String(err)}`);
+      m.nak(2_000);
+    }
   }
 
   private async refreshLeases(): Promise<void> {

@@ -87,6 +87,9 @@ const handlers: Record<string, Handler> = {
       ...(has(r, 'profile') ? { profile: String(r.profile) || null } : {}),
       ...(has(r, 'active') ? { active: Boolean(r.active) } : {}),
       ...(has(r, 'timeout_seconds') ? { timeout_seconds: Number(r.timeout_seconds) || null } : {}),
+      ...(has(r, 'timezone') ? { timezone: String(r.timezone) } : {}),
+      ...(has(r, 'missed_policy') ? { missed_policy: String(r.missed_policy) } : {}),
+      ...(has(r, 'overlap_policy') ? { overlap_policy: String(r.overlap_policy) } : {}),
     }),
   ListRuns: (c, r) => {
     const q =

@@ -37,6 +37,12 @@ export const scriptResponse = z.object({
   profile: z.string().nullable(),
   next_scheduled_run: z.string().nullable(),
   timezone: z.string().describe('Runway: IANA time zone of the schedule'),
+  missed_policy: z
+    .enum(['run_once', 'skip', 'run_all'])
+    .describe('Runway: fire times missed while the scheduler was down'),
+  overlap_policy: z
+    .enum(['skip', 'queue', 'allow'])
+    .describe('Runway: a scheduled fire while a run of the job is still active'),
   public_url: z.string().nullable(),
   public_secret: z.string().nullable(),
   timeout_seconds: z
@@ -131,6 +137,8 @@ export function toScript(j: JobRow, publicUrl: string): ScriptResponse {
     profile: j.profile,
     next_scheduled_run: j.next_scheduled_run ? j.next_scheduled_run.toISOString() : null,
     timezone: j.timezone,
+    missed_policy: j.missed_policy,
+    overlap_policy: j.overlap_policy,
     public_url: null,
     public_secret: null,
     timeout_seconds: j.timeout_seconds,

@@ -38,6 +38,8 @@ const createScriptBody = z.object({
   timezone: z.string().min(1).max(100).optional(),
   /** Runway: fire times missed while the scheduler was down (default run_once). */
   missed_policy: z.enum(['run_once', 'skip', 'run_all']).optional(),
+  /** Runway: a scheduled fire while a run of the job is still active (default skip). */
+  overlap_policy: z.enum(['skip', 'queue', 'allow']).optional(),
 });
 
 /** Path parameters: Express 5 hands a wildcard over as its segments. */
@@ -114,6 +116,7 @@ export class ScriptsController {
         timeoutSeconds: b.timeout_seconds,
         timezone: b.timezone,
         missedPolicy: b.missed_policy,
+        overlapPolicy: b.overlap_policy,
       } satisfies UpsertJobRequest,
       upsertJobReply,
     );

@@ -36,9 +36,10 @@ export class CachedAggregates<S, C, E extends DomainEvent> {
     return `${ref.workspaceId}/${ref.type}/${ref.id}`;
   }
 
-  private async load(ref: AggregateRef): Promise<Cached<S, E>> {
+  private async load(ref: AggregateRef, trustCache = false): Promise<Cached<S, E>> {
     const key = this.key(ref);
     const hit = this.cache.get(key);
+    if (hit && trustCache) return hit;
     if (hit) {
       const last = await this.store.lastSequenceOf(ref);
       if (last === hit.lastSeq) {
@@ -67,18 +68,32 @@ export class CachedAggregates<S, C, E extends DomainEvent> {
     command: C,
     meta: CommitMeta,
     maxRetries = 50,
+    /**
+     * Decide on the cached state without the direct get first: an append is checked by its
+     * expected sequence anyway, and a decision of no events is confirmed against a fresh state.
+     * For hot commands (scheduled fires) that mostly append.
+     */
+    optimistic = false,
   ): Promise<HandleResult<S, E>> {
+    let trust = optimistic;
     for (let attempt = 0; ; attempt++) {
-      const agg = await this.load(ref);
+      const agg = await this.load(ref, trust);
       const previous = agg.byCommand.get(meta.commandId);
       if (previous) return { events: previous.events, state: agg.state, seq: agg.lastSeq, duplicate: true };
       const events = this.decider.decide(command, agg.state);
-      if (events.length === 0) return { events, state: agg.state, seq: agg.lastSeq, duplicate: false };
+      if (events.length === 0) {
+        if (trust && this.cache.has(this.key(ref))) {
+          trust = false; // confirm "nothing to do" against what is stored
+          continue;
+        }
+        return { events, state: agg.state, seq: agg.lastSeq, duplicate: false };
+      }
       try {
         const res = await this.store.append(ref, agg.lastSeq, events, meta);
         if (res.duplicate) {
           // Stored before by another process (the duplicate window caught it): read it back.
           this.cache.delete(this.key(ref));
+          trust = false;
           continue;
         }
         agg.state = events.reduce(this.decider.evolve, agg.state);
@@ -87,6 +102,7 @@ export class CachedAggregates<S, C, E extends DomainEvent> {
         return { events, state: agg.state, seq: res.seq, duplicate: false };
       } catch (err) {
         this.cache.delete(this.key(ref));
+        trust = false;
         if (err instanceof ConcurrencyError && attempt < maxRetries) {
           await new Promise((r) => setTimeout(r, Math.random() * 5 * (attempt + 1)));
           continue;

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import type { JobEvent, JobSpec } from '#libs/contracts';
 import { DomainError, NotFoundError } from '#libs/eventstore';
 import { deciderSpec } from '#libs/testing';
-import { jobDecider, type RequestRun, type UpsertJob } from './job.decider.js';
+import { jobDecider, type NoteRunEnded, type RequestRun, type UpsertJob } from './job.decider.js';
 import { jobIdFor, uuidv5 } from './job-id.js';
 
 const ws = '6b1f5c1e-1f7e-4a4b-9a55-3c2f1d0e9a11';
@@ -30,6 +30,7 @@ const spec: JobSpec = {
   timeoutSeconds: null,
   timezone: 'UTC',
   missedPolicy: 'run_once',
+  overlapPolicy: 'skip',
 };
 const upsert = (over: Partial<UpsertJob> = {}): UpsertJob => ({
   type: 'UpsertJob',
@@ -247,5 +248,178 @@ describe('job decider', () => {
     s.given([created])
       .when(request({ entryPointChecked: { path: spec.entryPoint, deployed: undefined } }))
       .then([requested(1)]);
+  });
+
+  describe('scheduled fires and overlap', () => {
+    const run2 = '66666666-6666-4666-8666-666666666666';
+    const run3 = '77777777-7777-4777-8777-777777777777';
+    const t1 = '2026-03-29T00:30:00.000Z';
+    const t2 = '2026-03-29T00:31:00.000Z';
+    const t3 = '2026-03-29T00:32:00.000Z';
+    const scheduled = (overlapPolicy: JobSpec['overlapPolicy']): JobEvent => ({
+      type: 'JobCreated',
+      data: {
+        jobId,
+        versionId: v1,
+        version: 1,
+        spec: { ...spec, schedule: '* * * * *', overlapPolicy },
+        createdBy: user,
+      },
+    });
+    const fire = (fireAt: string, runId = run2): RequestRun =>
+      request({ fireAt, runId, trigger: 'schedule', requestedBy: 'scheduler' });
+    const fired = (n: number, fireAt: string, runId = run1): JobEvent =>
+      requested(n, { runId, trigger: 'schedule', requestedBy: 'scheduler', fireAt });
+    const ended = (runId = run1): JobEvent => ({ type: 'RunEnded', data: { runId, status: 'completed' } });
+    const note = (over: Partial<NoteRunEnded> = {}): NoteRunEnded => ({
+      type: 'NoteRunEnded',
+      runId: run1,
+      status: 'completed',
+      nextRunId: run3,
+      deployment: dep,
+      configuration: conf,
+      ...over,
+    });
+    const skippedRun = (n: number, fireAt: string, reason: RegExp) => ({ n, fireAt, reason });
+    const assertSkipped = (events: readonly JobEvent[], want: ReturnType<typeof skippedRun>) => {
+      assert.equal(events.length, 1);
+      const e = events[0]!;
+      assert.equal(e.type, 'ScheduledRunSkipped');
+      if (e.type !== 'ScheduledRunSkipped') return;
+      assert.equal(e.data.number, want.n);
+      assert.equal(e.data.fireAt, want.fireAt);
+      assert.equal(e.data.trigger, 'schedule');
+      assert.match(e.data.reason, want.reason);
+    };
+    const decide = (given: JobEvent[], cmd: RequestRun | NoteRunEnded) =>
+      jobDecider.decide(cmd, given.reduce(jobDecider.evolve, jobDecider.initialState()));
+
+    it('fires once per fire time: a time at or before the last one, or an unscheduled / inactive / missing job, decides nothing', () => {
+      s.given([scheduled('skip')])
+        .when(fire(t1, run1))
+        .then([fired(1, t1)]);
+      s.given([scheduled('skip'), fired(1, t1), ended()])
+        .when(fire(t1))
+        .thenNothing();
+      s.given([]).when(fire(t1)).thenNothing();
+      s.given([created]).when(fire(t1)).thenNothing();
+      // Not a fire time of the current schedule (planned before a change of schedule or zone).
+      s.given([scheduled('skip')])
+        .when(fire('2026-03-29T00:30:30.000Z'))
+        .thenNothing();
+      const hourly: JobEvent = {
+        type: 'JobUpdated',
+        data: {
+          versionId: v2,
+          version: 2,
+          spec: { ...spec, schedule: '30 2 * * *', timezone: 'Europe/Berlin' },
+          changed: ['schedule', 'timezone'],
+          updatedBy: user,
+        },
+      };
+      s.given([scheduled('skip'), hourly])
+        .when(fire('2026-03-29T02:30:00.000Z'))
+        .thenNothing();
+      // Spring forward: 02:30 Berlin does not exist on 2026-03-29; it fires at 03:30 CEST (01:30Z).
+      s.given([scheduled('skip'), hourly])
+        .when(fire('2026-03-29T01:30:00.000Z', run1))
+        .then([
+          requested(1, {
+            trigger: 'schedule',
+            requestedBy: 'scheduler',
+            fireAt: '2026-03-29T01:30:00.000Z',
+            jobVersion: 2,
+            jobVersionId: v2,
+          }),
+        ]);
+    });
+
+    it('skip (default): a fire while a run is active is a skipped run, numbered, with the reason', () => {
+      assertSkipped(
+        decide([scheduled('skip'), fired(1, t1)], fire(t2)),
+        skippedRun(2, t2, /still active \(overlap policy skip\)/),
+      );
+      // Once the run ended, the next fire runs; run numbers continue after the skipped one.
+      const skip = decide([scheduled('skip'), fired(1, t1)], fire(t2));
+      s.given([scheduled('skip'), fired(1, t1), ...skip, ended()])
+        .when(fire(t3, run3))
+        .then([fired(3, t3, run3)]);
+    });
+
+    it('a manual run is never skipped, but counts as active for scheduled fires', () => {
+      s.given([scheduled('skip'), fired(1, t1)])
+        .when(request({ runId: run2 }))
+        .then([requested(2, { runId: run2 })]);
+      assertSkipped(decide([scheduled('skip'), requested(1)], fire(t1)), skippedRun(2, t1, /still active/));
+    });
+
+    it('queue: one fire waits and is requested when the active run ends; a second is skipped', () => {
+      s.given([scheduled('queue'), fired(1, t1)])
+        .when(fire(t2))
+        .then([{ type: 'FireQueued', data: { fireAt: t2, activeRunId: run1 } }]);
+      const queued: JobEvent = { type: 'FireQueued', data: { fireAt: t2, activeRunId: run1 } };
+      assertSkipped(
+        decide([scheduled('queue'), fired(1, t1), queued], fire(t3)),
+        skippedRun(2, t3, /already queued/),
+      );
+      s.given([scheduled('queue'), fired(1, t1), queued])
+        .when(note())
+        .then([ended(), fired(2, t2, run3)]);
+      // After that, the queue is empty and the requested run is the active one.
+      s.given([scheduled('queue'), fired(1, t1), queued, ended(), fired(2, t2, run3)])
+        .when(fire(t3))
+        .then([{ type: 'FireQueued', data: { fireAt: t3, activeRunId: run3 } }]);
+      // A queued fire that cannot run any more is recorded as skipped.
+      const [end, skip] = decide([scheduled('queue'), fired(1, t1), queued], note({ deployment: null }));
+      assert.deepEqual(end, ended());
+      assertSkipped([skip!], skippedRun(2, t2, /nothing is deployed/));
+    });
+
+    it('queue: a deactivated or unscheduled job drops its queued fire', () => {
+      const queued: JobEvent = { type: 'FireQueued', data: { fireAt: t2, activeRunId: run1 } };
+      const off: JobEvent = {
+        type: 'JobUpdated',
+        data: {
+          versionId: v2,
+          version: 2,
+          spec: { ...spec, schedule: null, overlapPolicy: 'queue' },
+          changed: ['schedule'],
+          updatedBy: user,
+        },
+      };
+      s.given([scheduled('queue'), fired(1, t1), queued, off])
+        .when(note())
+        .then([ended()]);
+    });
+
+    it('allow: a fire runs even while a run is active', () => {
+      s.given([scheduled('allow'), fired(1, t1)])
+        .when(fire(t2))
+        .then([fired(2, t2, run2)]);
+    });
+
+    it('notes a run end once; an unknown run decides nothing', () => {
+      s.given([scheduled('skip'), fired(1, t1)])
+        .when(note())
+        .then([ended()]);
+      s.given([scheduled('skip'), fired(1, t1), ended()])
+        .when(note())
+        .thenNothing();
+      s.given([scheduled('skip')])
+        .when(note())
+        .thenNothing();
+    });
+
+    it('records a fire that cannot make a run (nothing deployed, unknown profile) as a skipped run', () => {
+      assertSkipped(
+        decide([scheduled('skip')], { ...fire(t1), deployment: null }),
+        skippedRun(1, t1, /nothing is deployed/),
+      );
+      // …and the time counts as handled: the same fire again decides nothing.
+      const skip = decide([scheduled('skip')], { ...fire(t1), deployment: null });
+      s.given([scheduled('skip'), ...skip])
+        .when(fire(t1))
+        .thenNothing();
+    });
   });
 });

@@ -1,8 +1,9 @@
 import { DomainError, NotFoundError, type Decider } from '#libs/eventstore';
-import { validateCron, validateTimezone } from '../scheduler/cron.js';
+import { isFireTime, validateCron, validateTimezone } from '../scheduler/cron.js';
 import {
   MAX_JOB_TIMEOUT_SECONDS,
   type MissedPolicy,
+  type OverlapPolicy,
   type JobEvent,
   type JobKind,
   type JobSpec,
@@ -38,6 +39,7 @@ export interface UpsertJob {
   /** IANA zone of the schedule; undefined keeps the current one (new job: UTC). */
   timezone?: string;
   missedPolicy?: MissedPolicy;
+  overlapPolicy?: OverlapPolicy;
   actor: string;
 }
 
@@ -61,7 +63,22 @@ export interface RequestRun {
   fireAt?: string;
 }
 
-export type JobCommand = UpsertJob | RequestRun;
+/**
+ * A run of this job reached a terminal status (from the run's own events). Frees the job for
+ * overlap; when it was the last active run and a fire is queued, that fire is requested now (with
+ * the deployment / configuration the handler read for it).
+ */
+export interface NoteRunEnded {
+  type: 'NoteRunEnded';
+  runId: string;
+  status: string;
+  /** Run id for the queued fire, if one gets requested. */
+  nextRunId: string;
+  deployment: VersionRef | null;
+  configuration: (VersionRef & { profiles: readonly string[] }) | null;
+}
+
+export type JobCommand = UpsertJob | RequestRun | NoteRunEnded;
 
 export interface JobState {
   exists: boolean;
@@ -71,8 +88,12 @@ export interface JobState {
   spec: JobSpec | undefined;
   /** Number of the last run requested (0: none): the next is this + 1. */
   lastRunNumber: number;
-  /** The last fire time a scheduled run was requested for (ISO), null: none. */
+  /** The last fire time handled (requested, skipped or queued; ISO), null: none. */
   lastFireAt: string | null;
+  /** Runs requested and not yet noted as ended (any trigger), oldest first. */
+  activeRuns: string[];
+  /** Overlap policy `queue`: the fire time waiting for the active runs to end. */
+  queuedFireAt: string | null;
 }
 
 const initialState = (): JobState => ({
@@ -83,7 +104,15 @@ const initialState = (): JobState => ({
   spec: undefined,
   lastRunNumber: 0,
   lastFireAt: null,
+  activeRuns: [],
+  queuedFireAt: null,
 });
+
+function laterFire(a: string | null, b: string | null | undefined): string | null {
+  if (!b) return a;
+  if (!a) return b;
+  return Date.parse(b) > Date.parse(a) ? b : a;
+}
 
 function evolve(state: JobState, event: JobEvent): JobState {
   switch (event.type) {
@@ -96,19 +125,41 @@ function evolve(state: JobState, event: JobEvent): JobState {
         versionId: event.data.versionId,
         spec: event.data.spec,
       };
-    case 'JobUpdated':
+    case 'JobUpdated': {
+      const spec = event.data.spec;
       return {
         ...state,
         version: event.data.version,
         versionId: event.data.versionId,
-        spec: event.data.spec,
+        spec,
+        // A queued fire is dropped when the job stops firing.
+        queuedFireAt: spec.active && spec.schedule !== null ? state.queuedFireAt : null,
       };
+    }
     case 'RunRequested':
       return {
         ...state,
         lastRunNumber: event.data.number,
-        lastFireAt: event.data.fireAt ?? state.lastFireAt,
+        lastFireAt: laterFire(state.lastFireAt, event.data.fireAt),
+        activeRuns: [...state.activeRuns, event.data.runId],
+        queuedFireAt:
+          event.data.fireAt && event.data.fireAt === state.queuedFireAt ? null : state.queuedFireAt,
       };
+    case 'ScheduledRunSkipped':
+      return {
+        ...state,
+        lastRunNumber: event.data.number,
+        lastFireAt: laterFire(state.lastFireAt, event.data.fireAt),
+        queuedFireAt: event.data.fireAt === state.queuedFireAt ? null : state.queuedFireAt,
+      };
+    case 'FireQueued':
+      return {
+        ...state,
+        lastFireAt: laterFire(state.lastFireAt, event.data.fireAt),
+        queuedFireAt: event.data.fireAt,
+      };
+    case 'RunEnded':
+      return { ...state, activeRuns: state.activeRuns.filter((r) => r !== event.data.runId) };
   }
 }
 
@@ -211,6 +262,7 @@ function specOf(c: UpsertJob, current: JobSpec | undefined): JobSpec {
           : checkTimeout(c.timeoutSeconds),
     timezone: c.timezone === undefined ? (current?.timezone ?? 'UTC') : checkTimezone(c.timezone),
     missedPolicy: c.missedPolicy ?? current?.missedPolicy ?? 'run_once',
+    overlapPolicy: c.overlapPolicy ?? current?.overlapPolicy ?? 'skip',
   };
 }
 
@@ -224,6 +276,7 @@ const SPEC_FIELDS = [
   'timeoutSeconds',
   'timezone',
   'missedPolicy',
+  'overlapPolicy',
 ] as const;
 
 function decide(command: JobCommand, state: JobState): JobEvent[] {
@@ -263,66 +316,149 @@ function decide(command: JobCommand, state: JobState): JobEvent[] {
     }
     case 'RequestRun': {
       const spec = state.spec;
-      if (command.fireAt !== undefined) {
-        // A scheduled fire: refused quietly when already fired (another replica, a retry), or
-        // when the job was deleted, deactivated or unscheduled meanwhile.
-        if (!state.exists || !spec || !spec.active || spec.schedule === null) return [];
-        if (state.lastFireAt !== null && Date.parse(command.fireAt) <= Date.parse(state.lastFireAt))
-          return [];
-      }
+      if (command.fireAt !== undefined) return decideFire(command, command.fireAt, state);
       if (!state.exists || !spec) throw new NotFoundError('job not found');
-      if (!spec.active)
-        throw new DomainError(
-          `job ${spec.name} is inactive: activate it (active: true) before requesting a run`,
-        );
-      if (!command.deployment)
-        throw new DomainError(
-          'nothing is deployed in this workspace yet: deploy the workspace before running a job',
-        );
-      if (
-        command.entryPointChecked?.path === spec.entryPoint &&
-        command.entryPointChecked.deployed === false
-      ) {
-        throw new DomainError(
-          `the entry point ${spec.entryPoint} of job ${spec.name} is not a file of deployment ${command.deployment.version}`,
-        );
-      }
-      const profile =
-        command.profile !== null
-          ? checkProfile(command.profile)
-          : (spec.profile ?? defaultProfile(spec.kind));
-      const known = new Set<string>([...BUILT_IN_PROFILES, ...(command.configuration?.profiles ?? [])]);
-      if (!known.has(profile)) {
-        throw new DomainError(
-          `profile ${profile} does not exist: it is neither built in (${BUILT_IN_PROFILES.join(', ')}) nor defined by configuration ${
-            command.configuration ? `version ${command.configuration.version}` : '(none uploaded)'
-          }`,
-        );
-      }
+      const checked = checkRunnable(command, spec);
+      if (typeof checked === 'string') throw new DomainError(checked);
+      return [runRequested(command, state, spec, checked)];
+    }
+    case 'NoteRunEnded': {
+      if (!state.activeRuns.includes(command.runId)) return [];
+      const ended: JobEvent = { type: 'RunEnded', data: { runId: command.runId, status: command.status } };
+      const spec = state.spec;
+      const queued = state.queuedFireAt;
+      if (queued === null || state.activeRuns.length > 1 || !spec || !spec.active || spec.schedule === null)
+        return [ended];
+      // The last active run ended: the queued fire is requested now (or recorded as skipped).
+      const request: RequestRun = {
+        type: 'RequestRun',
+        runId: command.nextRunId,
+        trigger: 'schedule',
+        profile: null,
+        deployment: command.deployment,
+        configuration: command.configuration,
+        requestedBy: 'scheduler',
+        fireAt: queued,
+      };
+      const checked = checkRunnable(request, spec);
       return [
-        {
-          type: 'RunRequested',
-          data: {
-            runId: command.runId,
-            number: state.lastRunNumber + 1,
-            trigger: command.trigger,
-            profile,
-            jobVersion: state.version,
-            jobVersionId: state.versionId,
-            entryPoint: spec.entryPoint,
-            kind: spec.kind,
-            timeoutSeconds: spec.timeoutSeconds,
-            deployment: command.deployment,
-            configuration: command.configuration
-              ? { id: command.configuration.id, version: command.configuration.version }
-              : null,
-            requestedBy: command.requestedBy,
-            ...(command.fireAt !== undefined ? { fireAt: command.fireAt } : {}),
-          },
-        },
+        ended,
+        typeof checked === 'string'
+          ? skipped(request, queued, state, spec, checked)
+          : runRequested(request, state, spec, checked),
       ];
     }
   }
+}
+
+/** The profile a run uses, or why it cannot be requested (a message). */
+function checkRunnable(
+  command: RequestRun,
+  spec: JobSpec,
+): string | { profile: string; deployment: VersionRef } {
+  if (!spec.active) return `job ${spec.name} is inactive: activate it (active: true) before requesting a run`;
+  if (!command.deployment)
+    return 'nothing is deployed in this workspace yet: deploy the workspace before running a job';
+  if (command.entryPointChecked?.path === spec.entryPoint && command.entryPointChecked.deployed === false)
+    return `the entry point ${spec.entryPoint} of job ${spec.name} is not a file of deployment ${command.deployment.version}`;
+  let profile: string;
+  try {
+    profile =
+      command.profile !== null ? checkProfile(command.profile) : (spec.profile ?? defaultProfile(spec.kind));
+  } catch (err) {
+    return (err as Error).message;
+  }
+  const known = new Set<string>([...BUILT_IN_PROFILES, ...(command.configuration?.profiles ?? [])]);
+  if (!known.has(profile)) {
+    return `profile ${profile} does not exist: it is neither built in (${BUILT_IN_PROFILES.join(', ')}) nor defined by configuration ${
+      command.configuration ? `version ${command.configuration.version}` : '(none uploaded)'
+    }`;
+  }
+  return { profile, deployment: command.deployment };
+}
+
+function runRequested(
+  command: RequestRun,
+  state: JobState,
+  spec: JobSpec,
+  ok: { profile: string; deployment: VersionRef },
+): JobEvent {
+  return {
+    type: 'RunRequested',
+    data: {
+      runId: command.runId,
+      number: state.lastRunNumber + 1,
+      trigger: command.trigger,
+      profile: ok.profile,
+      jobVersion: state.version,
+      jobVersionId: state.versionId,
+      entryPoint: spec.entryPoint,
+      kind: spec.kind,
+      timeoutSeconds: spec.timeoutSeconds,
+      deployment: ok.deployment,
+      configuration: command.configuration
+        ? { id: command.configuration.id, version: command.configuration.version }
+        : null,
+      requestedBy: command.requestedBy,
+      ...(command.fireAt !== undefined ? { fireAt: command.fireAt } : {}),
+    },
+  };
+}
+
+function skipped(
+  command: RequestRun,
+  fireAt: string,
+  state: JobState,
+  spec: JobSpec,
+  reason: string,
+): JobEvent {
+  return {
+    type: 'ScheduledRunSkipped',
+    data: {
+      runId: command.runId,
+      number: state.lastRunNumber + 1,
+      trigger: command.trigger,
+      profile: spec.profile ?? defaultProfile(spec.kind),
+      jobVersion: state.version,
+      jobVersionId: state.versionId,
+      entryPoint: spec.entryPoint,
+      kind: spec.kind,
+      deployment: command.deployment,
+      configuration: command.configuration
+        ? { id: command.configuration.id, version: command.configuration.version }
+        : null,
+      requestedBy: command.requestedBy,
+      fireAt,
+      reason: reason.slice(0, 2000),
+    },
+  };
+}
+
+/**
+ * A scheduled fire. Refused quietly (no event) when already handled (another replica, a retry),
+ * when the job was deleted, deactivated or unscheduled meanwhile, or when the time is not a fire
+ * time of the job's current schedule and zone (the scheduler planned it before a change). A fire that cannot make a run
+ * (nothing deployed, …) is recorded as a skipped run with the reason. While a run of the job is
+ * active, the overlap policy decides: skip (a skipped run), queue (one waits), allow.
+ */
+function decideFire(command: RequestRun, fireAt: string, state: JobState): JobEvent[] {
+  const spec = state.spec;
+  if (!state.exists || !spec || !spec.active || spec.schedule === null) return [];
+  if (state.lastFireAt !== null && Date.parse(fireAt) <= Date.parse(state.lastFireAt)) return [];
+  // Planned from a schedule or zone that changed since (a stale read of the scheduler): not a fire of this job any more.
+  if (!isFireTime(spec.schedule, spec.timezone ?? 'UTC', new Date(fireAt))) return [];
+  const checked = checkRunnable(command, spec);
+  if (typeof checked === 'string') return [skipped(command, fireAt, state, spec, checked)];
+  const active = state.activeRuns[state.activeRuns.length - 1];
+  const policy = spec.overlapPolicy ?? 'skip';
+  if (active === undefined || policy === 'allow') return [runRequested(command, state, spec, checked)];
+  if (policy === 'queue' && state.queuedFireAt === null)
+    return [{ type: 'FireQueued', data: { fireAt, activeRunId: active } }];
+  const why =
+    policy === 'queue'
+      ? `a run of job ${spec.name} is still active and the fire at ${state.queuedFireAt} is already queued (overlap policy queue)`
+      : `a run of job ${spec.name} is still active (overlap policy skip)`;
+  return [skipped(command, fireAt, state, spec, why)];
 }
 
 export const jobDecider: Decider<JobState, JobCommand, JobEvent> = { initialState, evolve, decide };

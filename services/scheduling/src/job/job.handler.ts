@@ -36,10 +36,49 @@ export class JobCommands {
     this.aggregates = new CachedAggregates(store, jobDecider);
   }
 
-  private handle(workspaceId: string, jobId: string, command: JobCommand, commandId: string, actor: string) {
+  /**
+   * The workspace's latest deployment and configuration for scheduled fires, read at most every
+   * 200 ms per workspace (thousands of jobs of one workspace fire at the same second). A fire in
+   * the same 200 ms as a new deployment may use the previous one.
+   */
+  private readonly recentVersions = new Map<
+    string,
+    {
+      at: number;
+      value: Promise<
+        [
+          Awaited<ReturnType<WorkspaceVersions['latestDeployment']>>,
+          Awaited<ReturnType<WorkspaceVersions['latestConfiguration']>>,
+        ]
+      >;
+    }
+  >();
+
+  private latestVersions(workspaceId: string) {
+    const now = Date.now();
+    const hit = this.recentVersions.get(workspaceId);
+    if (hit && now - hit.at < 200) return hit.value;
+    const value = Promise.all([
+      this.versions.latestDeployment(workspaceId),
+      this.versions.latestConfiguration(workspaceId),
+    ]);
+    this.recentVersions.set(workspaceId, { at: now, value });
+    value.catch(() => this.recentVersions.delete(workspaceId));
+    if (this.recentVersions.size > 10_000) this.recentVersions.clear();
+    return value;
+  }
+
+  private handle(
+    workspaceId: string,
+    jobId: string,
+    command: JobCommand,
+    commandId: string,
+    actor: string,
+    optimistic = false,
+  ) {
     const ref = jobRef(workspaceId, jobId);
     return this.lock.run(`${workspaceId}/${jobId}`, () =>
-      this.aggregates.handle(ref, command, { commandId, actor }),
+      this.aggregates.handle(ref, command, { commandId, actor }, 50, optimistic),
     );
   }
 
@@ -62,6 +101,7 @@ export class JobCommands {
         timeoutSeconds: req.timeoutSeconds,
         timezone: req.timezone,
         missedPolicy: req.missedPolicy,
+        overlapPolicy: req.overlapPolicy,
         actor: req.actor,
       },
       req.commandId,
@@ -114,14 +154,18 @@ export class JobCommands {
 
   /**
    * A scheduled fire: a run with trigger `schedule` for `fireAt`, command id
-   * `fire:<jobId>:<fireAt>` (the Nats-Msg-Id dedupes replicas). null: the job refused it
-   * (already fired, inactive, unscheduled, deleted).
+   * `fire:<jobId>:<fireAt>` (the Nats-Msg-Id dedupes replicas). null: no run was requested
+   * (already fired, inactive, unscheduled, deleted, or skipped / queued by the overlap policy, or
+   * recorded as skipped because it could not run).
    */
   async fire(workspaceId: string, jobId: string, fireAt: Date): Promise<RequestRunReply | null> {
-    const [deployment, configuration] = await Promise.all([
-      this.versions.latestDeployment(workspaceId),
-      this.versions.latestConfiguration(workspaceId),
-    ]);
+    const r = await this.fireOutcome(workspaceId, jobId, fireAt);
+    return r.outcome === 'requested' ? { runId: r.runId!, number: r.number!, seq: r.seq } : null;
+  }
+
+  /** A scheduled fire and what became of it. */
+  async fireOutcome(workspaceId: string, jobId: string, fireAt: Date): Promise<FireOutcome> {
+    const [deployment, configuration] = await this.latestVersions(workspaceId);
     const iso = fireAt.toISOString();
     const r = await this.handle(
       workspaceId,
@@ -138,11 +182,51 @@ export class JobCommands {
       },
       `fire:${jobId}:${iso}`,
       'scheduler',
+      true,
     );
-    const e = r.events.find((x) => x.type === 'RunRequested');
-    if (!e || e.type !== 'RunRequested') return null;
-    return { runId: e.data.runId, number: e.data.number, seq: r.seq };
+    const e = r.events[0];
+    if (!e) return { outcome: 'none', seq: r.seq };
+    switch (e.type) {
+      case 'RunRequested':
+        return { outcome: 'requested', runId: e.data.runId, number: e.data.number, seq: r.seq };
+      case 'ScheduledRunSkipped':
+        return {
+          outcome: 'skipped',
+          runId: e.data.runId,
+          number: e.data.number,
+          reason: e.data.reason,
+          seq: r.seq,
+        };
+      case 'FireQueued':
+        return { outcome: 'queued', seq: r.seq };
+      default:
+        return { outcome: 'none', seq: r.seq };
+    }
   }
+
+  /**
+   * A run of the job ended (from the run's events): the job stops counting it as active, and
+   * requests its queued fire if one waits. Idempotent (command id `ended:<runId>`).
+   */
+  async noteRunEnded(workspaceId: string, jobId: string, runId: string, status: string): Promise<void> {
+    const [deployment, configuration] = await this.latestVersions(workspaceId);
+    await this.handle(
+      workspaceId,
+      jobId,
+      { type: 'NoteRunEnded', runId, status, nextRunId: randomUUID(), deployment, configuration },
+      `ended:${runId}`,
+      'scheduler',
+    );
+  }
+}
+
+/** What a scheduled fire did: requested a run, recorded a skipped one, queued it, or nothing (already handled, not scheduled). */
+export interface FireOutcome {
+  outcome: 'requested' | 'skipped' | 'queued' | 'none';
+  runId?: string;
+  number?: number;
+  reason?: string;
+  seq: number;
 }
 
 /** The Nest provider around JobCommands. */

@@ -55,6 +55,23 @@ export const schedulingMigrations: MigrationSet = {
         ALTER TABLE job_versions ADD COLUMN missed_policy text NOT NULL DEFAULT 'run_once';
         CREATE INDEX jobs_scheduled ON jobs (active) WHERE schedule IS NOT NULL;`,
     },
+    {
+      name: '0003_job_overlap',
+      up: `
+        ALTER TABLE jobs ADD COLUMN overlap_policy text NOT NULL DEFAULT 'skip';
+        ALTER TABLE jobs ADD COLUMN queued_fire_at timestamptz;
+        ALTER TABLE job_versions ADD COLUMN overlap_policy text NOT NULL DEFAULT 'skip';
+        CREATE TABLE job_runs (
+          run_id uuid PRIMARY KEY,
+          job_id uuid NOT NULL,
+          workspace_id uuid NOT NULL,
+          requested_at timestamptz NOT NULL,
+          ended_status text,
+          ended_at timestamptz,
+          noted boolean NOT NULL DEFAULT false
+        );
+        CREATE INDEX job_runs_to_note ON job_runs (ended_at) WHERE ended_at IS NOT NULL AND NOT noted;`,
+    },
   ],
 };
 
@@ -71,7 +88,10 @@ export interface JobRow {
   timeout_seconds: number | null;
   timezone: string;
   missed_policy: 'run_once' | 'skip' | 'run_all';
-  /** The last fire time a scheduled run was requested for. */
+  overlap_policy: 'skip' | 'queue' | 'allow';
+  /** Overlap policy queue: the fire time waiting for the active run to end. */
+  queued_fire_at: Date | null;
+  /** The last fire time handled (a run requested, skipped or queued for it). */
   last_fire_at: Date | null;
   /** The next fire time of the schedule (null: not scheduled or inactive). */
   next_scheduled_run: Date | null;
@@ -97,12 +117,28 @@ export interface JobVersionRow {
   timeout_seconds: number | null;
   timezone: string;
   missed_policy: 'run_once' | 'skip' | 'run_all';
+  overlap_policy: 'skip' | 'queue' | 'allow';
   changed: string[];
   created_by: string;
   created_at: Date;
 }
 
+/**
+ * Projection `job_runs`: every run of every job and whether it ended, so the job aggregate can be
+ * told (NoteRunEnded) that a run it counts as active is over. `noted`: the job was told.
+ */
+export interface JobRunRow {
+  run_id: string;
+  job_id: string;
+  workspace_id: string;
+  requested_at: Date;
+  ended_status: string | null;
+  ended_at: Date | null;
+  noted: boolean;
+}
+
 export interface SchedulingTables {
   jobs: JobRow;
   job_versions: JobVersionRow;
+  job_runs: JobRunRow;
 }

@@ -65,8 +65,21 @@ export function nextFire(expr: string, tz: string, after: Date): Date | null {
 }
 
 /**
+ * Whether `at` is a fire time of the expression in the zone (to the millisecond). A time in a
+ * skipped DST hour moves to the next valid instant only when the iteration starts before the gap,
+ * so a miss of the quick check looks again from 3 hours earlier.
+ */
+export function isFireTime(expr: string, tz: string, at: Date): boolean {
+  const t = at.getTime();
+  if (nextFire(expr, tz, new Date(t - 1))?.getTime() === t) return true;
+  const { fires } = dueFires(expr, tz, new Date(t - 3 * 3600_000), at, 1);
+  return fires[0]?.getTime() === t;
+}
+
+/**
  * Fire times in (after, until], ascending, at most `limit` of the latest ones (`count` is the
- * total, capped at `scanCap` to bound the work after a very long downtime).
+ * total, the scan capped at `scanCap` to bound the work after a very long downtime), and `next`,
+ * the first fire time after `until` (null: none, or beyond the cap).
  */
 export function dueFires(
   expr: string,
@@ -75,22 +88,28 @@ export function dueFires(
   until: Date,
   limit: number,
   scanCap = 100_000,
-): { fires: Date[]; count: number } {
+): { fires: Date[]; count: number; next: Date | null } {
   const fires: Date[] = [];
   let count = 0;
   let it;
   try {
-    it = CronExpressionParser.parse(expr, { currentDate: after, tz, endDate: until });
+    // No endDate: the first time after `until` is the next fire (one parse for both).
+    it = CronExpressionParser.parse(expr, { currentDate: after, tz });
   } catch {
-    return { fires, count };
+    return { fires, count, next: null };
   }
-  while (count < scanCap && it.hasNext()) {
-    const d = it.next().toDate();
+  for (let scanned = 0; scanned < scanCap; scanned++) {
+    let d: Date;
+    try {
+      d = it.next().toDate();
+    } catch {
+      return { fires, count, next: null }; // never fires again
+    }
     if (d.getTime() <= after.getTime()) continue;
-    if (d.getTime() > until.getTime()) break;
+    if (d.getTime() > until.getTime()) return { fires, count, next: d };
     count++;
     fires.push(d);
     if (fires.length > limit) fires.shift();
   }
-  return { fires, count };
+  return { fires, count, next: null };
 }

@@ -9,6 +9,7 @@ import type { Kysely } from 'kysely';
 import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
 import { JobHandler } from '../job/job.handler.js';
 import type { SchedulingTables } from '../migrations/index.js';
+import { RunEndNotifier } from './run-end-notifier.js';
 import { Scheduler } from './scheduler.js';
 
 /** Runs the scheduler in every scheduling service (replicas are safe); RUNWAY_SCHEDULER=off disables it. */
@@ -16,18 +17,22 @@ import { Scheduler } from './scheduler.js';
 export class SchedulerService implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger('scheduler');
   readonly scheduler: Scheduler;
+  /** Tells jobs that their runs ended (overlap policy). */
+  readonly notifier: RunEndNotifier;
 
   constructor(@Inject(SERVICE_CONTEXT) ctx: ServiceContext, @Inject(JobHandler) jobs: JobHandler) {
-    this.scheduler = new Scheduler(ctx.db as Kysely<SchedulingTables>, jobs, {
-      log: (m) => this.logger.warn(m),
-    });
+    const db = ctx.db as Kysely<SchedulingTables>;
+    this.scheduler = new Scheduler(db, jobs, { log: (m) => this.logger.warn(m) });
+    this.notifier = new RunEndNotifier(db, jobs, { log: (m) => this.logger.warn(m) });
   }
 
   onApplicationBootstrap(): void {
-    if (process.env.RUNWAY_SCHEDULER !== 'off') this.scheduler.start();
+    if (process.env.RUNWAY_SCHEDULER === 'off') return;
+    this.scheduler.start();
+    this.notifier.start();
   }
 
-  onModuleDestroy(): Promise<void> {
-    return this.scheduler.stop();
+  async onModuleDestroy(): Promise<void> {
+    await Promise.all([this.scheduler.stop(), this.notifier.stop()]);
   }
 }

@@ -1,11 +1,21 @@
 import type { Kysely } from 'kysely';
 import type { MissedPolicy } from '#libs/contracts';
 import type { SchedulingTables } from '../migrations/index.js';
-import { dueFires } from './cron.js';
+import { DomainError } from '#libs/eventstore';
+import { dueFires, nextFire } from './cron.js';
 
 /** What the scheduler needs from the job aggregate: one scheduled fire (null: refused / already fired). */
 export interface FireTarget {
   fire(workspaceId: string, jobId: string, fireAt: Date): Promise<{ runId: string; number: number } | null>;
+}
+
+/**
+ * Whether a failed fire is worth retrying: a decision of the job (DomainError, NotFoundError:
+ * e.g. the job is named differently) will not change; anything else (NATS timeout, a database
+ * error, concurrency conflicts that outlasted their retries) may.
+ */
+export function isTransient(err: unknown): boolean {
+  return !(err instanceof DomainError) || (err as DomainError).status === 409;
 }
 
 export interface SchedulerOptions {
@@ -15,6 +25,11 @@ export interface SchedulerOptions {
   runAllCap?: number;
   /** `skip`: a fire time this recent still fires after a pause of the scheduler (default 5 s). */
   skipGraceMs?: number;
+  /** A fire that failed transiently is retried until this long after its fire time (default 5 min). */
+  retryWindowMs?: number;
+  /** First retry delay, doubled per attempt up to retryMaxDelayMs (defaults 250 ms, 10 s). */
+  retryDelayMs?: number;
+  retryMaxDelayMs?: number;
   now?: () => Date;
   log?: (msg: string) => void;
 }
@@ -40,20 +55,21 @@ export function plan(
   cursor: Date,
   now: Date,
   opts: { runAllCap: number; skipGraceMs: number },
-): { fire: Date[]; cursor: Date } {
+): { fire: Date[]; cursor: Date; next: Date | null } {
   const limit = policy === 'run_all' ? opts.runAllCap : 1;
-  const { fires } = dueFires(expr, tz, cursor, now, limit);
+  const { fires, next } = dueFires(expr, tz, cursor, now, limit);
   const latest = fires[fires.length - 1];
-  if (!latest) return { fire: [], cursor };
+  if (!latest) return { fire: [], cursor, next };
   switch (policy) {
     case 'run_all':
-      return { fire: fires, cursor: latest };
+      return { fire: fires, cursor: latest, next };
     case 'run_once':
-      return { fire: [latest], cursor: latest };
+      return { fire: [latest], cursor: latest, next };
     case 'skip':
       return {
         fire: now.getTime() - latest.getTime() <= opts.skipGraceMs ? [latest] : [],
         cursor: latest,
+        next,
       };
   }
 }
@@ -69,9 +85,20 @@ export class Scheduler {
   private stopped = true;
   /** Per job: the last fire time handled by this process (the read model may lag behind it). */
   private readonly cursors = new Map<string, number>();
+  /** Per job: its next fire time after its cursor (computed once per cursor, schedule and zone). */
+  private readonly nextDue = new Map<string, { key: string; at: number }>();
+  /** The earliest next fire time (or retry) seen by the last tick: the loop wakes up for it. */
+  private soonest = Infinity;
   private readonly intervalMs: number;
   private readonly runAllCap: number;
   private readonly skipGraceMs: number;
+  private readonly retryWindowMs: number;
+  private readonly retryDelayMs: number;
+  private readonly retryMaxDelayMs: number;
+  /** Fires that failed transiently, by `<jobId> <fireAt>`: retried with backoff while in their window. */
+  private readonly retries = new Map<string, Retry>();
+  /** Counters for tests and operators. */
+  readonly stats = { fired: 0, failed: 0, retried: 0, gaveUp: 0 };
   private readonly now: () => Date;
   private readonly log: (msg: string) => void;
 
@@ -83,6 +110,9 @@ export class Scheduler {
     this.intervalMs = opts.intervalMs ?? 250;
     this.runAllCap = opts.runAllCap ?? 10;
     this.skipGraceMs = opts.skipGraceMs ?? 5_000;
+    this.retryWindowMs = opts.retryWindowMs ?? 5 * 60_000;
+    this.retryDelayMs = opts.retryDelayMs ?? 250;
+    this.retryMaxDelayMs = opts.retryMaxDelayMs ?? 10_000;
     this.now = opts.now ?? (() => new Date());
     this.log = opts.log ?? ((m) => console.error(`[scheduler] ${m}`));
   }
@@ -96,7 +126,9 @@ export class Scheduler {
         .catch((err: unknown) => this.log(`tick failed: ${(err as Error).message}`))
         .finally(() => {
           this.running = undefined;
-          if (!this.stopped) this.timer = setTimeout(loop, this.intervalMs);
+          // Wake up at the next fire time (or after intervalMs at the latest, to see job changes).
+          const wait = Math.max(0, Math.min(this.intervalMs, this.soonest - this.now().getTime()));
+          if (!this.stopped) this.timer = setTimeout(loop, wait);
         });
     };
     loop();
@@ -118,6 +150,7 @@ export class Scheduler {
       .where('schedule', 'is not', null)
       .execute()) as ScheduledJob[];
     const seen = new Set<string>();
+    let soonest = Infinity;
     await Promise.all(
       jobs.map(async (j) => {
         seen.add(j.id);
@@ -128,21 +161,85 @@ export class Scheduler {
           j.last_fire_at?.getTime() ?? 0,
           this.cursors.get(j.id) ?? 0,
         );
+        const keyOf = (c: number) => `${j.schedule}|${j.timezone}|${c}`;
+        let due = this.nextDue.get(j.id);
+        if (due?.key !== keyOf(cursor)) {
+          due = {
+            key: keyOf(cursor),
+            at: nextFire(j.schedule, j.timezone, new Date(cursor))?.getTime() ?? Infinity,
+          };
+          this.nextDue.set(j.id, due);
+        }
+        if (now.getTime() < due.at) {
+          soonest = Math.min(soonest, due.at);
+          return; // nothing due: no cron work
+        }
         const p = plan(j.missed_policy, j.schedule, j.timezone, new Date(cursor), now, {
           runAllCap: this.runAllCap,
           skipGraceMs: this.skipGraceMs,
         });
-        for (const at of p.fire) {
-          try {
-            await this.target.fire(j.workspace_id, j.id, at);
-          } catch (err) {
-            // Not retried: e.g. nothing deployed, or the profile is gone. The next fire time tries again.
-            this.log(`job ${j.id} fire ${at.toISOString()} failed: ${(err as Error).message}`);
-          }
-        }
-        this.cursors.set(j.id, p.cursor.getTime());
+        for (const at of p.fire)
+          await this.fireOnce({ workspaceId: j.workspace_id, jobId: j.id, at, attempt: 0 });
+        const moved = Math.max(cursor, p.cursor.getTime());
+        this.cursors.set(j.id, moved);
+        // The first fire time after `now` (none is due in (moved, now]), from the same parse.
+        const next = p.next?.getTime() ?? Infinity;
+        this.nextDue.set(j.id, { key: keyOf(moved), at: next });
+        soonest = Math.min(soonest, next);
       }),
     );
     for (const id of this.cursors.keys()) if (!seen.has(id)) this.cursors.delete(id);
+    for (const id of this.nextDue.keys()) if (!seen.has(id)) this.nextDue.delete(id);
+    await this.retryDue(now);
+    for (const r of this.retries.values()) soonest = Math.min(soonest, r.nextAt);
+    this.soonest = soonest;
   }
+
+  /** Fires that wait for a retry. */
+  get pendingRetries(): number {
+    return this.retries.size;
+  }
+
+  private async fireOnce(f: Omit<Retry, 'nextAt'>): Promise<void> {
+    const key = `${f.jobId} ${f.at.toISOString()}`;
+    try {
+      await this.target.fire(f.workspaceId, f.jobId, f.at);
+      this.retries.delete(key);
+      this.stats.fired++;
+      if (f.attempt > 0) this.stats.retried++;
+    } catch (err) {
+      this.stats.failed++;
+      const msg = (err as Error).message;
+      const when = `job ${f.jobId} fire ${f.at.toISOString()}`;
+      if (!isTransient(err)) {
+        // The job refuses it for good (a fire that merely cannot run is recorded by the job as a skipped run).
+        this.retries.delete(key);
+        this.log(`${when} rejected, not retried: ${msg}`);
+        return;
+      }
+      const delay = Math.min(this.retryMaxDelayMs, this.retryDelayMs * 2 ** f.attempt);
+      const nextAt = this.now().getTime() + delay;
+      if (nextAt > f.at.getTime() + this.retryWindowMs) {
+        this.retries.delete(key);
+        this.stats.gaveUp++;
+        this.log(`${when} failed ${f.attempt + 1} times, giving up (outside the retry window): ${msg}`);
+        return;
+      }
+      this.retries.set(key, { ...f, attempt: f.attempt + 1, nextAt });
+      this.log(`${when} failed (attempt ${f.attempt + 1}), retrying in ${delay} ms: ${msg}`);
+    }
+  }
+
+  private async retryDue(now: Date): Promise<void> {
+    const due = [...this.retries.values()].filter((r) => r.nextAt <= now.getTime());
+    await Promise.all(due.map((r) => this.fireOnce(r)));
+  }
+}
+
+interface Retry {
+  workspaceId: string;
+  jobId: string;
+  at: Date;
+  attempt: number;
+  nextAt: number;
 }

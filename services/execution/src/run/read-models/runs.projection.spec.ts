@@ -115,4 +115,52 @@ describe('runs projection (real Postgres)', () => {
     );
     assert.match(timeline[4]!.reason, /exit_code: the process exited with code 3/);
   });
+
+  it('shows a skipped scheduled fire as a run in status skipped, ended at once, never pending', async () => {
+    const spec = projectionSpec(db, runsProjection);
+    const skippedId = '55555555-5555-4555-8555-555555555555';
+    // A new spec numbers its commits from 1 again: step past the checkpoint of the test above.
+    await spec.given(...Array.from({ length: 20 }, () => ({ aggregate: job, events: [] })));
+    await spec.given({
+      aggregate: job,
+      time: '2026-01-02T00:00:00.200Z',
+      events: [
+        {
+          type: 'ScheduledRunSkipped',
+          data: {
+            runId: skippedId,
+            number: 8,
+            trigger: 'schedule',
+            profile: 'prod',
+            jobVersion: 2,
+            jobVersionId: '11111111-1111-4111-8111-111111111111',
+            entryPoint: 'a.py',
+            kind: 'batch',
+            deployment: null,
+            configuration: null,
+            requestedBy: 'scheduler',
+            fireAt: '2026-01-02T00:00:00.000Z',
+            reason: 'a run of job a.py is still active (overlap policy skip)',
+          },
+        },
+      ],
+    });
+    const row = await db.selectFrom('runs').selectAll().where('id', '=', skippedId).executeTakeFirstOrThrow();
+    assert.equal(row.status, 'skipped');
+    assert.equal(row.number, 8);
+    assert.equal(row.trigger, 'schedule');
+    assert.equal(row.ended_at?.toISOString(), '2026-01-02T00:00:00.200Z');
+    assert.equal(row.started_at, null);
+    assert.match(row.message ?? '', /overlap policy skip/);
+    const timeline = await db
+      .selectFrom('run_status_timeline')
+      .select(['status', 'reason'])
+      .where('run_id', '=', skippedId)
+      .execute();
+    assert.deepEqual(
+      timeline.map((t) => t.status),
+      ['skipped'],
+    );
+    assert.match(timeline[0]!.reason, /scheduled fire at 2026-01-02T00:00:00.000Z skipped/);
+  });
 });

@@ -1,7 +1,8 @@
 import type { StoredEvent } from '#libs/eventstore';
 import { defineProjection } from '#libs/projections';
 import type { JobEvent, RunEvent, RunStatus } from '#libs/contracts';
-import type { ExecutionTables, RunRow } from '../../migrations/index.js';
+import type { Insertable } from 'kysely';
+import type { ExecutionTables, RunRow, TimelineRow } from '../../migrations/index.js';
 
 type Change = {
   status: RunStatus;
@@ -99,6 +100,7 @@ export const runsProjection = defineProjection<ExecutionTables>({
   tables: ['runs', 'run_status_timeline'],
   canHandle: [
     'RunRequested',
+    'ScheduledRunSkipped',
     'RunStarting',
     'RunStarted',
     'RunFinalizing',
@@ -109,66 +111,130 @@ export const runsProjection = defineProjection<ExecutionTables>({
     'RunSkipped',
   ],
   async apply(db, events: readonly StoredEvent[]) {
+    // New runs (requested or skipped) are inserted in multi-row statements, flushed before any
+    // run event of the batch updates a row, and at the end.
+    let pendingRuns: Insertable<RunRow>[] = [];
+    let pendingTimeline: Insertable<TimelineRow>[] = [];
+    const flush = async () => {
+      for (let i = 0; i < pendingRuns.length; i += 500)
+        await db
+          .insertInto('runs')
+          .values(pendingRuns.slice(i, i + 500))
+          .onConflict((oc) => oc.column('id').doNothing())
+          .execute();
+      for (let i = 0; i < pendingTimeline.length; i += 1000)
+        await db
+          .insertInto('run_status_timeline')
+          .values(pendingTimeline.slice(i, i + 1000))
+          .onConflict((oc) => oc.columns(['run_id', 'seq', 'idx']).doNothing())
+          .execute();
+      pendingRuns = [];
+      pendingTimeline = [];
+    };
     for (const stored of events) {
       const at = new Date(stored.time);
       const workspaceId = stored.aggregate.workspaceId;
+      if (stored.type === 'ScheduledRunSkipped') {
+        // A fire that made no run: a run that is skipped from the start (never pending) and ended at once.
+        const d = stored.data as Extract<JobEvent, { type: 'ScheduledRunSkipped' }>['data'];
+        pendingRuns.push({
+          id: d.runId,
+          workspace_id: workspaceId,
+          job_id: stored.aggregate.id,
+          number: d.number,
+          status: 'skipped',
+          trigger: d.trigger,
+          profile: d.profile ?? '',
+          job_version: d.jobVersion,
+          job_version_id: d.jobVersionId,
+          entry_point: d.entryPoint,
+          kind: d.kind,
+          timeout_seconds: null,
+          deployment_id: d.deployment?.id ?? null,
+          deployment_version: d.deployment?.version ?? null,
+          configuration_id: d.configuration?.id ?? null,
+          configuration_version: d.configuration?.version ?? null,
+          requested_by: d.requestedBy,
+          created_at: at,
+          updated_at: at,
+          started_at: null,
+          ended_at: at,
+          duration_ms: 0,
+          exit_code: null,
+          signal: null,
+          failure_reason: null,
+          message: d.reason,
+          stderr_tail: null,
+          worker_id: null,
+          host: null,
+          pid: null,
+        });
+        pendingTimeline.push({
+          run_id: d.runId,
+          seq: stored.seq,
+          idx: stored.index,
+          workspace_id: workspaceId,
+          status: 'skipped',
+          at,
+          reason: `scheduled fire at ${d.fireAt} skipped: ${d.reason}`.slice(0, 4000),
+        });
+        continue;
+      }
       if (stored.type === 'RunRequested') {
         const e = { type: stored.type, data: stored.data } as Extract<JobEvent, { type: 'RunRequested' }>;
         const d = e.data;
-        await db
-          .insertInto('runs')
-          .values({
-            id: d.runId,
-            workspace_id: workspaceId,
-            job_id: stored.aggregate.id,
-            number: d.number,
-            status: 'pending',
-            trigger: d.trigger,
-            profile: d.profile,
-            job_version: d.jobVersion,
-            job_version_id: d.jobVersionId,
-            entry_point: d.entryPoint,
-            kind: d.kind,
-            timeout_seconds: d.timeoutSeconds,
-            deployment_id: d.deployment?.id ?? null,
-            deployment_version: d.deployment?.version ?? null,
-            configuration_id: d.configuration?.id ?? null,
-            configuration_version: d.configuration?.version ?? null,
-            requested_by: d.requestedBy,
-            created_at: at,
-            updated_at: at,
-            started_at: null,
-            ended_at: null,
-            duration_ms: null,
-            exit_code: null,
-            signal: null,
-            failure_reason: null,
-            message: null,
-            stderr_tail: null,
-            worker_id: null,
-            host: null,
-            pid: null,
-          })
-          .onConflict((oc) => oc.column('id').doNothing())
-          .execute();
-        await db
-          .insertInto('run_status_timeline')
-          .values({
-            run_id: d.runId,
-            seq: stored.seq,
-            idx: stored.index,
-            workspace_id: workspaceId,
-            status: 'pending',
-            at,
-            reason: `requested (${d.trigger}) by ${d.requestedBy}`,
-          })
-          .onConflict((oc) => oc.columns(['run_id', 'seq', 'idx']).doNothing())
-          .execute();
+        pendingRuns.push({
+          id: d.runId,
+          workspace_id: workspaceId,
+          job_id: stored.aggregate.id,
+          number: d.number,
+          status: 'pending',
+          trigger: d.trigger,
+          profile: d.profile,
+          job_version: d.jobVersion,
+          job_version_id: d.jobVersionId,
+          entry_point: d.entryPoint,
+          kind: d.kind,
+          timeout_seconds: d.timeoutSeconds,
+          deployment_id: d.deployment?.id ?? null,
+          deployment_version: d.deployment?.version ?? null,
+          configuration_id: d.configuration?.id ?? null,
+          configuration_version: d.configuration?.version ?? null,
+          requested_by: d.requestedBy,
+          created_at: at,
+          updated_at: at,
+          started_at: null,
+          ended_at: null,
+          duration_ms: null,
+          exit_code: null,
+          signal: null,
+          failure_reason: null,
+          message: null,
+          stderr_tail: null,
+          worker_id: null,
+          host: null,
+          pid: null,
+        });
+        pendingTimeline.push({
+          run_id: d.runId,
+          seq: stored.seq,
+          idx: stored.index,
+          workspace_id: workspaceId,
+          status: 'pending',
+          at,
+          reason: `requested (${d.trigger}) by ${d.requestedBy}`,
+        });
         continue;
       }
+      await flush();
       const runId = stored.aggregate.id;
       const c = changeOf({ type: stored.type, data: stored.data } as RunEvent, at);
       if (!c) continue;
+      if (stored.type === 'RunSkipped') {
+        // A skipped scheduled fire is a skipped run from its ScheduledRunSkipped already.
+        const row = await db.selectFrom('runs').select('status').where('id', '=', runId).executeTakeFirst();
+        if (row?.status === 'skipped') continue;
+      }
       await db
         .updateTable('runs')
         .set({ ...c.set, status: c.status, updated_at: at })
@@ -188,6 +254,7 @@ export const runsProjection = defineProjection<ExecutionTables>({
         .onConflict((oc) => oc.columns(['run_id', 'seq', 'idx']).doNothing())
         .execute();
     }
+    await flush();
   },
 });
 

@@ -1,3 +1,4 @@
+import type { QueryCreator } from 'kysely';
 import { defineProjection } from '#libs/projections';
 import type { JobEvent, JobSpec } from '#libs/contracts';
 import type { SchedulingTables } from '../../migrations/index.js';
@@ -21,17 +22,85 @@ function columns(spec: JobSpec) {
     timeout_seconds: spec.timeoutSeconds,
     timezone: spec.timezone ?? 'UTC',
     missed_policy: spec.missedPolicy ?? 'run_once',
+    overlap_policy: spec.overlapPolicy ?? 'skip',
   };
+}
+
+/**
+ * The fires of a batch (RunRequested / ScheduledRunSkipped with a fire time), folded by job: a
+ * queued fire they consume is cleared, and `last_fire_at` / `next_scheduled_run` move to the latest
+ * fire. One select and one multi-row upsert whatever the number of fires (2,000 jobs firing at once).
+ */
+async function applyFires(
+  db: QueryCreator<SchedulingTables>,
+  fires: { jobId: string; fired: Date }[],
+): Promise<void> {
+  if (fires.length === 0) return;
+  const byJob = new Map<string, Date[]>();
+  for (const f of fires) byJob.set(f.jobId, [...(byJob.get(f.jobId) ?? []), f.fired]);
+  const rows = await db
+    .selectFrom('jobs')
+    .selectAll()
+    .where('id', 'in', [...byJob.keys()])
+    .execute();
+  const changed = rows.flatMap((row) => {
+    const times = byJob.get(row.id)!;
+    const latest = new Date(Math.max(...times.map((t) => t.getTime())));
+    const queued =
+      row.queued_fire_at && times.some((t) => t.getTime() === row.queued_fire_at!.getTime())
+        ? null
+        : row.queued_fire_at;
+    const later = !row.last_fire_at || row.last_fire_at.getTime() < latest.getTime();
+    if (!later && queued === row.queued_fire_at) return [];
+    return [
+      {
+        ...row,
+        queued_fire_at: queued,
+        ...(later
+          ? {
+              last_fire_at: latest,
+              next_scheduled_run:
+                row.active && row.schedule ? nextFire(row.schedule, row.timezone, latest) : null,
+            }
+          : {}),
+      },
+    ];
+  });
+  // At most 1,000 rows per statement (PostgreSQL takes 65,535 parameters).
+  for (let i = 0; i < changed.length; i += 1000)
+    await db
+      .insertInto('jobs')
+      .values(changed.slice(i, i + 1000))
+      .onConflict((oc) =>
+        oc.column('id').doUpdateSet((eb) => ({
+          last_fire_at: eb.ref('excluded.last_fire_at'),
+          next_scheduled_run: eb.ref('excluded.next_scheduled_run'),
+          queued_fire_at: eb.ref('excluded.queued_fire_at'),
+        })),
+      )
+      .execute();
 }
 
 /** Folds job events into `jobs` (the latest version of each job) and `job_versions` (every version). */
 export const jobsProjection = defineProjection<SchedulingTables>({
   name: 'jobs',
   tables: ['jobs', 'job_versions'],
-  canHandle: ['JobCreated', 'JobUpdated', 'RunRequested'],
+  canHandle: ['JobCreated', 'JobUpdated', 'RunRequested', 'ScheduledRunSkipped', 'FireQueued'],
   async apply(db, events) {
+    // Fires are folded (applyFires) until another event of the batch needs the rows as they are.
+    let fires: { jobId: string; fired: Date }[] = [];
+    const flush = async () => {
+      await applyFires(db, fires);
+      fires = [];
+    };
     for (const stored of events) {
       const e = { type: stored.type, data: stored.data } as JobEvent;
+      if ((e.type === 'RunRequested' && e.data.fireAt) || e.type === 'ScheduledRunSkipped') {
+        fires.push({ jobId: stored.aggregate.id, fired: new Date(e.data.fireAt!) });
+        continue;
+      }
+      if (e.type === 'RunRequested') continue; // not scheduled: nothing to change here
+      await flush();
       const jobId = stored.aggregate.id;
       const workspaceId = stored.aggregate.workspaceId;
       const at = new Date(stored.time);
@@ -48,6 +117,7 @@ export const jobsProjection = defineProjection<SchedulingTables>({
               created_at: at,
               updated_at: at,
               last_fire_at: null,
+              queued_fire_at: null,
               next_scheduled_run: nextScheduledRun(e.data.spec, at),
             })
             .onConflict((oc) => oc.column('id').doNothing())
@@ -77,6 +147,7 @@ export const jobsProjection = defineProjection<SchedulingTables>({
               version: e.data.version,
               version_id: e.data.versionId,
               updated_at: at,
+              ...(spec.active && spec.schedule !== null ? {} : { queued_fire_at: null }),
               // From the later of this change and the last fire (a schedule never fires a time twice).
               next_scheduled_run: nextScheduledRun(spec, at),
             })
@@ -111,28 +182,14 @@ export const jobsProjection = defineProjection<SchedulingTables>({
             .execute();
           break;
         }
-        case 'RunRequested': {
-          const fireAt = e.data.fireAt;
-          if (!fireAt) break;
-          const fired = new Date(fireAt);
-          const row = await db
-            .selectFrom('jobs')
-            .select(['schedule', 'timezone', 'active', 'last_fire_at'])
-            .where('id', '=', jobId)
-            .executeTakeFirst();
-          if (!row || (row.last_fire_at && row.last_fire_at.getTime() >= fired.getTime())) break;
-          await db
-            .updateTable('jobs')
-            .set({
-              last_fire_at: fired,
-              next_scheduled_run:
-                row.active && row.schedule ? nextFire(row.schedule, row.timezone, fired) : null,
-            })
-            .where('id', '=', jobId)
-            .execute();
+        case 'FireQueued': {
+          const fired = new Date(e.data.fireAt);
+          await applyFires(db, [{ jobId, fired }]);
+          await db.updateTable('jobs').set({ queued_fire_at: fired }).where('id', '=', jobId).execute();
           break;
         }
       }
     }
+    await flush();
   },
 });

@@ -1,0 +1,172 @@
+import type { Command } from 'commander';
+import { CronExpressionParser } from 'cron-parser';
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { ClientError, type RunwayClient, type Script } from '#libs/client';
+import { CliError } from '../instance.js';
+import { openSession, type GlobalOptions } from '../session.js';
+import { printOut } from './print.js';
+import { syncConfiguration, syncDeployment } from './sync.js';
+
+const MISSED = ['run_once', 'skip', 'run_all'] as const;
+const OVERLAP = ['skip', 'queue', 'allow'] as const;
+
+/** A quick local check (the server validates field by field and answers precisely). */
+export function checkCronLocally(cron: string): void {
+  const fields = cron.trim().split(/\s+/);
+  if (fields.length !== 5 && fields.length !== 6)
+    throw new CliError(
+      `invalid schedule ${JSON.stringify(cron)}: expected 5 fields (minute hour day-of-month month day-of-week) or 6 with seconds first, got ${fields.length}`,
+      2,
+    );
+  try {
+    CronExpressionParser.parse(fields.join(' '), { tz: 'UTC' });
+  } catch (err) {
+    throw new CliError(`invalid schedule ${JSON.stringify(cron)}: ${(err as Error).message}`, 2);
+  }
+}
+
+function checkZone(tz: string): void {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz });
+  } catch {
+    throw new CliError(
+      `invalid time zone ${JSON.stringify(tz)}: expected an IANA name such as "Europe/Berlin" or "UTC"`,
+      2,
+    );
+  }
+}
+
+function oneOf<T extends string>(
+  what: string,
+  value: string | undefined,
+  allowed: readonly T[],
+): T | undefined {
+  if (value === undefined) return undefined;
+  if (!(allowed as readonly string[]).includes(value))
+    throw new CliError(`invalid ${what} ${JSON.stringify(value)}: expected one of ${allowed.join(', ')}`, 2);
+  return value as T;
+}
+
+interface ScheduleOptions {
+  tz?: string;
+  missed?: string;
+  overlap?: string;
+  current?: boolean;
+  description?: string;
+}
+
+/**
+ * `runway schedule <script> "<cron>" [--tz <zone>] [--missed <policy>] [--overlap <policy>]` and
+ * `runway schedule <script> cancel [--current]`, as `dlt runtime schedule` (deploy and
+ * configuration sync first; the job is the script path; `cancel` sends schedule null).
+ */
+export function registerSchedule(program: Command, g: () => GlobalOptions): void {
+  const say = (m: string) => (g().json ? process.stderr : process.stdout).write(`${m}\n`);
+  const note = (m: string) => {
+    if (!g().json) process.stderr.write(`${m}\n`);
+  };
+
+  program
+    .command('schedule')
+    .description(
+      'run a script on a cron schedule: schedule <script> "<cron>" [--tz <zone>] | schedule <script> cancel [--current]',
+    )
+    .argument('<script>', 'entry point, relative to the workspace root (also the job name)')
+    .argument('<cron|cancel>', 'cron expression, 5 fields (6 with seconds first), or "cancel"')
+    .option('--tz <zone>', 'IANA time zone of the schedule (default: UTC, or the job’s current one)')
+    .option('--missed <policy>', `fire times missed while the scheduler was down: ${MISSED.join(' | ')}`)
+    .option('--overlap <policy>', `a fire while a run of the job is still active: ${OVERLAP.join(' | ')}`)
+    .option('--current', 'with cancel: also cancel the latest run')
+    .option('--description <text>', 'job description')
+    .action(async (script: string, what: string, opts: ScheduleOptions) => {
+      if (what === 'cancel') {
+        for (const o of ['tz', 'missed', 'overlap'] as const)
+          if (opts[o] !== undefined) throw new CliError(`--${o} does not go with cancel`, 2);
+        const { c, wsId } = await openSession(g(), note);
+        await cancel(c, wsId, script, opts.current ?? false);
+        return;
+      }
+      if (opts.current) throw new CliError('--current goes with cancel only', 2);
+      checkCronLocally(what);
+      if (opts.tz !== undefined) checkZone(opts.tz);
+      const missed = oneOf('--missed policy', opts.missed, MISSED);
+      const overlap = oneOf('--overlap policy', opts.overlap, OVERLAP);
+      const { ws, c, wsId } = await openSession(g(), note);
+      const abs = join(ws.root, script);
+      if (!existsSync(abs) || !statSync(abs).isFile())
+        throw new CliError(`entry point ${script} not found in ${ws.root}`, 2);
+      const d = await syncDeployment(c, wsId, ws);
+      note(
+        d.created
+          ? `Deployment version ${d.item.version} created`
+          : `Deployment version ${d.item.version} is current`,
+      );
+      const cfg = await syncConfiguration(c, wsId, ws);
+      for (const w of cfg.item.warnings ?? []) note(`warning: ${w}`);
+      note(
+        cfg.created
+          ? `Configuration version ${cfg.item.version} created`
+          : `Configuration version ${cfg.item.version} is current`,
+      );
+      const job = await c.upsertScript(wsId, {
+        name: script,
+        entry_point: script,
+        script_type: 'batch',
+        schedule: what.trim(),
+        ...(opts.description !== undefined ? { description: opts.description } : {}),
+        ...(opts.tz !== undefined ? { timezone: opts.tz } : {}),
+        ...(missed ? { missed_policy: missed } : {}),
+        ...(overlap ? { overlap_policy: overlap } : {}),
+      });
+      printOut(g(), job, () => describe(job));
+    });
+
+  function describe(job: Script): string {
+    return (
+      `Scheduled ${job.name} with cron "${job.schedule ?? ''}" (${job.timezone ?? 'UTC'}), next run at ${
+        job.next_scheduled_run ?? 'never (inactive)'
+      }\n` +
+      `Job version #${job.version}; missed fire times: ${job.missed_policy ?? 'run_once'}, overlap: ${
+        job.overlap_policy ?? 'skip'
+      }\n`
+    );
+  }
+
+  async function cancel(c: RunwayClient, wsId: string, script: string, current: boolean): Promise<void> {
+    const job = await c.getScript(wsId, script);
+    if (job.schedule === null) {
+      // As dlt: nothing to cancel, not even with --current.
+      say(`${job.name} is not a scheduled job`);
+      if (g().json) process.stdout.write(JSON.stringify(job, null, 2) + '\n');
+      return;
+    }
+    const updated = await c.upsertScript(wsId, {
+      name: job.name,
+      entry_point: job.entry_point,
+      script_type: job.script_type,
+      description: job.description,
+      schedule: null,
+    });
+    say(`Schedule "${job.schedule}" of ${job.name} cancelled (job version #${updated.version})`);
+    if (!current) {
+      if (g().json) process.stdout.write(JSON.stringify(updated, null, 2) + '\n');
+      return;
+    }
+    const latest = (await c.listRuns(wsId, { scriptId: job.id, limit: 1 })).items[0];
+    if (!latest) {
+      say(`${job.name} has no run to cancel`);
+      return;
+    }
+    try {
+      const run = await c.cancelRun(wsId, latest.id);
+      say(`Requested cancellation of run #${run.number} of ${job.name} (status: ${run.status})`);
+    } catch (err) {
+      if (err instanceof ClientError && err.status === 400 && /terminal state/i.test(err.detail)) {
+        say(`Run #${latest.number} of ${job.name} already ended (${latest.status})`);
+        return;
+      }
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,87 @@
+import type { Kysely } from 'kysely';
+import type { SchedulingTables } from '../migrations/index.js';
+
+/** What the notifier needs from the job aggregate. */
+export interface RunEndTarget {
+  noteRunEnded(workspaceId: string, jobId: string, runId: string, status: string): Promise<void>;
+}
+
+export interface RunEndNotifierOptions {
+  intervalMs?: number;
+  /** Rows per pass (default 500). */
+  batch?: number;
+  log?: (msg: string) => void;
+}
+
+/**
+ * Tells jobs that their runs ended: reads `job_runs` rows that ended and are not `noted` (the job
+ * recorded RunEnded) and sends NoteRunEnded, so the job decider knows which runs are active when it
+ * applies the overlap policy, and requests a queued fire. Runs in every scheduling process next to
+ * the scheduler; the command is idempotent, so replicas and resends are harmless.
+ */
+export class RunEndNotifier {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = true;
+  /** Runs told recently (until the projection marks them noted): not told again for a while. */
+  private readonly sent = new Map<string, number>();
+  private readonly intervalMs: number;
+  private readonly batch: number;
+  private readonly log: (msg: string) => void;
+
+  constructor(
+    private readonly db: Kysely<SchedulingTables>,
+    private readonly target: RunEndTarget,
+    opts: RunEndNotifierOptions = {},
+  ) {
+    this.intervalMs = opts.intervalMs ?? 250;
+    this.batch = opts.batch ?? 500;
+    this.log = opts.log ?? ((m) => console.error(`[run-end-notifier] ${m}`));
+  }
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    const loop = () => {
+      if (this.stopped) return;
+      this.running = this.tick()
+        .catch((err: unknown) => this.log(`pass failed: ${(err as Error).message}`))
+        .finally(() => {
+          this.running = undefined;
+          if (!this.stopped) this.timer = setTimeout(loop, this.intervalMs);
+        });
+    };
+    loop();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.running;
+  }
+
+  async tick(): Promise<void> {
+    const now = Date.now();
+    for (const [id, at] of this.sent) if (now - at > 30_000) this.sent.delete(id);
+    const rows = await this.db
+      .selectFrom('job_runs')
+      .select(['run_id', 'job_id', 'workspace_id', 'ended_status'])
+      .where('ended_at', 'is not', null)
+      .where('noted', '=', false)
+      .orderBy('ended_at')
+      .limit(this.batch)
+      .execute();
+    await Promise.all(
+      rows
+        .filter((r) => !this.sent.has(r.run_id))
+        .map(async (r) => {
+          try {
+            await this.target.noteRunEnded(r.workspace_id, r.job_id, r.run_id, r.ended_status ?? 'ended');
+            this.sent.set(r.run_id, Date.now());
+          } catch (err) {
+            this.log(`run ${r.run_id} of job ${r.job_id}: ${(err as Error).message} (tried again next pass)`);
+          }
+        }),
+    );
+  }
+}
