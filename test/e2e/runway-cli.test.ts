@@ -115,6 +115,18 @@ describe('the runway CLI', () => {
     assert.match(missing.err, /HTTP 404/);
   });
 
+  it('login rebinds a directory bound to a workspace of another user or server', async () => {
+    const cfgPath = join(dir, '.dlt/config.toml');
+    const before = readFileSync(cfgPath, 'utf8');
+    const stranger = '00000000-0000-4000-8000-00000000beef';
+    writeFileSync(cfgPath, before.replace(s.workspaceId, stranger));
+    const r = await runway('login', '--token', s.adminToken);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.err, new RegExp(`workspace ${stranger} from \\.dlt/config\\.toml is not one of yours`));
+    assert.match(r.out, new RegExp(`Authorized to workspace ${s.workspaceId}`));
+    assert.match(readFileSync(cfgPath, 'utf8'), new RegExp(`workspace_id = "${s.workspaceId}"`));
+  });
+
   it('logs out', async () => {
     assert.equal((await runway('logout')).code, 0);
     assert.equal((await runway('info')).code, 1);

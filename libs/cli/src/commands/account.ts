@@ -40,6 +40,15 @@ export function registerAccount(program: Command, g: () => GlobalOptions): void 
       const me = await c.me();
       saveCredential(apiBase, token, me.email ?? email);
       ws.setRuntimeValue('api_base_url', apiBase);
+      // A directory bound to a workspace this user has no access to on this server (another
+      // server, a fresh install) is bound to the user's default workspace instead.
+      const bound = ws.runtimeConfig().workspace_id;
+      if (typeof bound === 'string' && bound && me.workspaces && !me.workspaces.some((w) => w.id === bound)) {
+        ws.setRuntimeValue('workspace_id', me.default_workspace.id);
+        process.stderr.write(
+          `runway: workspace ${bound} from .dlt/config.toml is not one of yours on ${apiBase}: bound to ${me.default_workspace.name} (${me.default_workspace.id})\n`,
+        );
+      }
       const wsId = await boundWorkspace(c, ws);
       printOut(
         g(),
