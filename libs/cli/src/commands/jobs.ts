@@ -1,6 +1,4 @@
 import type { Command } from 'commander';
-import { existsSync, statSync } from 'node:fs';
-import { isAbsolute, join } from 'node:path';
 import {
   ClientError,
   sleep,
@@ -12,9 +10,8 @@ import {
 import { CliError } from '../instance.js';
 import { table } from '../output.js';
 import { openSession, type GlobalOptions } from '../session.js';
-import { LocalWorkspace } from '../workspace/local.js';
 import { printOut } from './print.js';
-import { syncConfiguration, syncDeployment } from './sync.js';
+import { requireLocalFile, syncForJob } from './sync.js';
 
 /** Writes with backpressure (a slow terminal or pipe slows the follow, nothing piles up). */
 const write = (to: NodeJS.WritableStream, text: string, signal: AbortSignal) =>
@@ -83,12 +80,6 @@ function parseArgs(args: string[], ops: string[], dflt: string): { op: string; s
 function requireScript(script: string | undefined, usage: string): string {
   if (!script) throw new CliError(`missing script: ${usage}`, 2);
   return script;
-}
-
-function requireLocalFile(ws: LocalWorkspace, entry: string): void {
-  const abs = isAbsolute(entry) ? entry : join(ws.root, entry);
-  if (!existsSync(abs) || !statSync(abs).isFile())
-    throw new CliError(`entry point ${entry} not found in ${ws.root}`, 2);
 }
 
 /** Run N of a script (default: the latest). Run numbers of a job have no gaps, newest first. */
@@ -182,20 +173,7 @@ export function registerJobs(program: Command, g: () => GlobalOptions): void {
     .option('--description <text>', 'job description')
     .action(async (script: string, opts: { detach?: boolean; description?: string }) => {
       const { ws, c, wsId } = await session();
-      requireLocalFile(ws, script);
-      const d = await syncDeployment(c, wsId, ws);
-      note(
-        d.created
-          ? `Deployment version ${d.item.version} created`
-          : `Deployment version ${d.item.version} is current`,
-      );
-      const cfg = await syncConfiguration(c, wsId, ws);
-      for (const w of cfg.item.warnings ?? []) note(`warning: ${w}`);
-      note(
-        cfg.created
-          ? `Configuration version ${cfg.item.version} created`
-          : `Configuration version ${cfg.item.version} is current`,
-      );
+      await syncForJob(c, wsId, ws, script, note);
       const job = await c.upsertScript(wsId, {
         name: script,
         entry_point: script,

@@ -1,12 +1,10 @@
 import type { Command } from 'commander';
 import { CronExpressionParser } from 'cron-parser';
-import { existsSync, statSync } from 'node:fs';
-import { join } from 'node:path';
 import { ClientError, type RunwayClient, type Script } from '#libs/client';
 import { CliError } from '../instance.js';
 import { openSession, type GlobalOptions } from '../session.js';
 import { printOut } from './print.js';
-import { syncConfiguration, syncDeployment } from './sync.js';
+import { syncForJob } from './sync.js';
 
 const MISSED = ['run_once', 'skip', 'run_all'] as const;
 const OVERLAP = ['skip', 'queue', 'allow'] as const;
@@ -93,22 +91,7 @@ export function registerSchedule(program: Command, g: () => GlobalOptions): void
       const missed = oneOf('--missed policy', opts.missed, MISSED);
       const overlap = oneOf('--overlap policy', opts.overlap, OVERLAP);
       const { ws, c, wsId } = await openSession(g(), note);
-      const abs = join(ws.root, script);
-      if (!existsSync(abs) || !statSync(abs).isFile())
-        throw new CliError(`entry point ${script} not found in ${ws.root}`, 2);
-      const d = await syncDeployment(c, wsId, ws);
-      note(
-        d.created
-          ? `Deployment version ${d.item.version} created`
-          : `Deployment version ${d.item.version} is current`,
-      );
-      const cfg = await syncConfiguration(c, wsId, ws);
-      for (const w of cfg.item.warnings ?? []) note(`warning: ${w}`);
-      note(
-        cfg.created
-          ? `Configuration version ${cfg.item.version} created`
-          : `Configuration version ${cfg.item.version} is current`,
-      );
+      await syncForJob(c, wsId, ws, script, note);
       const job = await c.upsertScript(wsId, {
         name: script,
         entry_point: script,

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
 import type { Configuration, Deployment, RunwayClient } from '#libs/client';
 import { buildPackage, writeTar } from '#libs/archive';
 
@@ -103,6 +104,40 @@ function parseOp(args: string[], ops: string[], dflt: string): { op: string; n?:
     } else throw new CliError(`unknown operation ${a}: expected ${ops.join('|')} or a version number`, 2);
   }
   return { op: op ?? dflt, n: n === 0 ? undefined : n };
+}
+
+/** The script must exist in the local workspace (exit 2 otherwise). */
+export function requireLocalFile(ws: LocalWorkspace, entry: string): void {
+  const abs = isAbsolute(entry) ? entry : join(ws.root, entry);
+  if (!existsSync(abs) || !statSync(abs).isFile())
+    throw new CliError(`entry point ${entry} not found in ${ws.root}`, 2);
+}
+
+/**
+ * What `launch` and `schedule` do first: the script must exist locally, then the deployment and the
+ * configuration are synced (each reported through `note`).
+ */
+export async function syncForJob(
+  c: RunwayClient,
+  wsId: string,
+  ws: LocalWorkspace,
+  entry: string,
+  note: (m: string) => void,
+): Promise<void> {
+  requireLocalFile(ws, entry);
+  const d = await syncDeployment(c, wsId, ws);
+  note(
+    d.created
+      ? `Deployment version ${d.item.version} created`
+      : `Deployment version ${d.item.version} is current`,
+  );
+  const cfg = await syncConfiguration(c, wsId, ws);
+  for (const w of cfg.item.warnings ?? []) note(`warning: ${w}`);
+  note(
+    cfg.created
+      ? `Configuration version ${cfg.item.version} created`
+      : `Configuration version ${cfg.item.version} is current`,
+  );
 }
 
 export function registerSync(program: Command, g: () => GlobalOptions): void {
