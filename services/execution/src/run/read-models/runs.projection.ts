@@ -91,6 +91,43 @@ function changeOf(e: RunEvent, at: Date): Change | undefined {
   }
 }
 
+/** The columns a new run row takes from RunRequested / ScheduledRunSkipped (what they share). */
+function newRunRow(
+  stored: StoredEvent,
+  d: Extract<JobEvent, { type: 'RunRequested' | 'ScheduledRunSkipped' }>['data'],
+  at: Date,
+) {
+  return {
+    id: d.runId,
+    workspace_id: stored.aggregate.workspaceId,
+    job_id: stored.aggregate.id,
+    number: d.number,
+    trigger: d.trigger,
+    job_version: d.jobVersion,
+    job_version_id: d.jobVersionId,
+    entry_point: d.entryPoint,
+    kind: d.kind,
+    deployment_id: d.deployment?.id ?? null,
+    deployment_version: d.deployment?.version ?? null,
+    configuration_id: d.configuration?.id ?? null,
+    configuration_version: d.configuration?.version ?? null,
+    requested_by: d.requestedBy,
+    created_at: at,
+    updated_at: at,
+    started_at: null,
+    ended_at: null,
+    duration_ms: null,
+    exit_code: null,
+    signal: null,
+    failure_reason: null,
+    message: null,
+    stderr_tail: null,
+    worker_id: null,
+    host: null,
+    pid: null,
+  };
+}
+
 /**
  * Folds RunRequested (job streams) and the run events into `runs` (one row per run, every field
  * of the compatible RunResponse) and `run_status_timeline` (every transition with time and reason).
@@ -138,36 +175,13 @@ export const runsProjection = defineProjection<ExecutionTables>({
         // A fire that made no run: a run that is skipped from the start (never pending) and ended at once.
         const d = stored.data as Extract<JobEvent, { type: 'ScheduledRunSkipped' }>['data'];
         pendingRuns.push({
-          id: d.runId,
-          workspace_id: workspaceId,
-          job_id: stored.aggregate.id,
-          number: d.number,
+          ...newRunRow(stored, d, at),
           status: 'skipped',
-          trigger: d.trigger,
           profile: d.profile ?? '',
-          job_version: d.jobVersion,
-          job_version_id: d.jobVersionId,
-          entry_point: d.entryPoint,
-          kind: d.kind,
           timeout_seconds: null,
-          deployment_id: d.deployment?.id ?? null,
-          deployment_version: d.deployment?.version ?? null,
-          configuration_id: d.configuration?.id ?? null,
-          configuration_version: d.configuration?.version ?? null,
-          requested_by: d.requestedBy,
-          created_at: at,
-          updated_at: at,
-          started_at: null,
           ended_at: at,
           duration_ms: 0,
-          exit_code: null,
-          signal: null,
-          failure_reason: null,
           message: d.reason,
-          stderr_tail: null,
-          worker_id: null,
-          host: null,
-          pid: null,
         });
         pendingTimeline.push({
           run_id: d.runId,
@@ -181,39 +195,12 @@ export const runsProjection = defineProjection<ExecutionTables>({
         continue;
       }
       if (stored.type === 'RunRequested') {
-        const e = { type: stored.type, data: stored.data } as Extract<JobEvent, { type: 'RunRequested' }>;
-        const d = e.data;
+        const d = stored.data as Extract<JobEvent, { type: 'RunRequested' }>['data'];
         pendingRuns.push({
-          id: d.runId,
-          workspace_id: workspaceId,
-          job_id: stored.aggregate.id,
-          number: d.number,
+          ...newRunRow(stored, d, at),
           status: 'pending',
-          trigger: d.trigger,
           profile: d.profile,
-          job_version: d.jobVersion,
-          job_version_id: d.jobVersionId,
-          entry_point: d.entryPoint,
-          kind: d.kind,
           timeout_seconds: d.timeoutSeconds,
-          deployment_id: d.deployment?.id ?? null,
-          deployment_version: d.deployment?.version ?? null,
-          configuration_id: d.configuration?.id ?? null,
-          configuration_version: d.configuration?.version ?? null,
-          requested_by: d.requestedBy,
-          created_at: at,
-          updated_at: at,
-          started_at: null,
-          ended_at: null,
-          duration_ms: null,
-          exit_code: null,
-          signal: null,
-          failure_reason: null,
-          message: null,
-          stderr_tail: null,
-          worker_id: null,
-          host: null,
-          pid: null,
         });
         pendingTimeline.push({
           run_id: d.runId,
