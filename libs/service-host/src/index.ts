@@ -3,3 +3,4 @@ export * from './host.js';
 export * from './microservice.js';
 export * from './rpc.js';
 export * from './standalone.js';
+export * from './periodic.js';

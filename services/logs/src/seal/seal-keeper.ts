@@ -9,6 +9,7 @@ import type { Kysely } from 'kysely';
 import { AggregateTypes } from '#libs/contracts';
 import { handleCommand, type EventStore } from '#libs/eventstore';
 import type { NatsConnection } from '#libs/nats';
+import { PeriodicTask } from '#libs/service-host';
 import {
   allSealsSubject,
   logsStreamName,
@@ -50,6 +51,7 @@ export class SealKeeper {
   private readonly graceMs: number;
   private readonly sweepEveryMs: number;
   private readonly log: (msg: string) => void;
+  private readonly sweeper: PeriodicTask;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -62,14 +64,21 @@ export class SealKeeper {
     this.graceMs = opts.graceMs ?? 5_000;
     this.sweepEveryMs = opts.sweepEveryMs ?? 1_000;
     this.log = opts.log ?? (() => undefined);
+    this.sweeper = new PeriodicTask(
+      async () => void (await this.sweep()),
+      () => this.sweepEveryMs,
+      (err) => this.log(`seal sweep: ${String(err)}`),
+    );
   }
 
   start(): void {
-    this.loops = [this.recordLoop(), this.sweepLoop()];
+    this.loops = [this.recordLoop()];
+    this.sweeper.start();
   }
 
   async stop(): Promise<void> {
     this.stopping = true;
+    await this.sweeper.stop();
     await this.messages?.close().catch(() => undefined);
     await Promise.all(this.loops);
   }
@@ -134,17 +143,6 @@ export class SealKeeper {
         this.log(`seal consumer: ${String(err)}`);
         await sleep(1_000);
       }
-    }
-  }
-
-  private async sweepLoop(): Promise<void> {
-    while (!this.stopping) {
-      try {
-        await this.sweep();
-      } catch (err) {
-        if (!this.stopping) this.log(`seal sweep: ${String(err)}`);
-      }
-      for (let waited = 0; waited < this.sweepEveryMs && !this.stopping; waited += 100) await sleep(100);
     }
   }
 

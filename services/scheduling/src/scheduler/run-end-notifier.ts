@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import { PeriodicTask } from '#libs/service-host';
 import type { SchedulingTables } from '../migrations/index.js';
 
 /** What the notifier needs from the job aggregate. */
@@ -20,9 +21,7 @@ export interface RunEndNotifierOptions {
  * the scheduler; the command is idempotent, so replicas and resends are harmless.
  */
 export class RunEndNotifier {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
-  private stopped = true;
+  private readonly task: PeriodicTask;
   /** Runs told recently (until the projection marks them noted): not told again for a while. */
   private readonly sent = new Map<string, number>();
   private readonly intervalMs: number;
@@ -37,27 +36,19 @@ export class RunEndNotifier {
     this.intervalMs = opts.intervalMs ?? 250;
     this.batch = opts.batch ?? 500;
     this.log = opts.log ?? ((m) => console.error(`[run-end-notifier] ${m}`));
+    this.task = new PeriodicTask(
+      () => this.tick(),
+      () => this.intervalMs,
+      (err) => this.log(`pass failed: ${(err as Error).message}`),
+    );
   }
 
   start(): void {
-    if (!this.stopped) return;
-    this.stopped = false;
-    const loop = () => {
-      if (this.stopped) return;
-      this.running = this.tick()
-        .catch((err: unknown) => this.log(`pass failed: ${(err as Error).message}`))
-        .finally(() => {
-          this.running = undefined;
-          if (!this.stopped) this.timer = setTimeout(loop, this.intervalMs);
-        });
-    };
-    loop();
+    this.task.start();
   }
 
-  async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    await this.running;
+  stop(): Promise<void> {
+    return this.task.stop();
   }
 
   async tick(): Promise<void> {

@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import { PeriodicTask } from '#libs/service-host';
 import type { MissedPolicy } from '#libs/contracts';
 import type { SchedulingTables } from '../migrations/index.js';
 import { DomainError } from '#libs/eventstore';
@@ -80,9 +81,7 @@ export function plan(
  * or before its last one, so any number of schedulers creates each scheduled run once.
  */
 export class Scheduler {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
-  private stopped = true;
+  private readonly task: PeriodicTask;
   /** Per job: the last fire time handled by this process (the read model may lag behind it). */
   private readonly cursors = new Map<string, number>();
   /** Per job: its next fire time after its cursor (computed once per cursor, schedule and zone). */
@@ -115,29 +114,20 @@ export class Scheduler {
     this.retryMaxDelayMs = opts.retryMaxDelayMs ?? 10_000;
     this.now = opts.now ?? (() => new Date());
     this.log = opts.log ?? ((m) => console.error(`[scheduler] ${m}`));
+    // Wake up at the next fire time (or after intervalMs at the latest, to see job changes).
+    this.task = new PeriodicTask(
+      () => this.tick(),
+      () => Math.min(this.intervalMs, this.soonest - this.now().getTime()),
+      (err) => this.log(`tick failed: ${(err as Error).message}`),
+    );
   }
 
   start(): void {
-    if (!this.stopped) return;
-    this.stopped = false;
-    const loop = () => {
-      if (this.stopped) return;
-      this.running = this.tick()
-        .catch((err: unknown) => this.log(`tick failed: ${(err as Error).message}`))
-        .finally(() => {
-          this.running = undefined;
-          // Wake up at the next fire time (or after intervalMs at the latest, to see job changes).
-          const wait = Math.max(0, Math.min(this.intervalMs, this.soonest - this.now().getTime()));
-          if (!this.stopped) this.timer = setTimeout(loop, wait);
-        });
-    };
-    loop();
+    this.task.start();
   }
 
-  async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    await this.running;
+  stop(): Promise<void> {
+    return this.task.stop();
   }
 
   /** One pass over the active scheduled jobs. */
