@@ -88,42 +88,6 @@ describe('scheduler robustness: restarts, downtime, retries, changes just before
     }
   };
 
-  it("replicas share the jobs: a job of another scheduler's share is fired here only as a backup, after the grace", async () => {
-    const job = await upsert({ name: 'shared', schedule: '* * * * *', overlap_policy: 'allow' });
-    const id = job.id as string;
-    const f1 = nextFire('* * * * *', 'UTC', new Date(Date.parse(job.date_updated as string)))!;
-    const clock = { now: f1.getTime() + 100 };
-    const notMine = fakeScheduler(only([id]), clock, { shares: { mine: () => false }, backupGraceMs: 2_000 });
-    const owner = fakeScheduler(only([id]), clock, { shares: { mine: () => true } });
-    // Due, but another scheduler's: nothing here within the grace.
-    await notMine.tick();
-    assert.deepEqual(await firesOf(id), []);
-    // The owner fires it; the backup, after the grace, sees it fired (last_fire_at) and adds nothing.
-    await owner.tick();
-    await waitFor('last_fire_at', async () => {
-      const row = await db.selectFrom('jobs').select('last_fire_at').where('id', '=', id).executeTakeFirst();
-      return row?.last_fire_at?.getTime() === f1.getTime();
-    });
-    clock.now = f1.getTime() + 2_500;
-    await notMine.tick();
-    assert.deepEqual(
-      (await firesOf(id)).map((f) => f.fireAt),
-      [f1.toISOString()],
-    );
-    // The owner is gone at the next minute: the backup fires it once the grace has passed.
-    const f2 = new Date(f1.getTime() + 60_000);
-    clock.now = f2.getTime() + 500;
-    await notMine.tick();
-    assert.equal((await firesOf(id)).length, 1, 'not before the grace');
-    clock.now = f2.getTime() + 2_100;
-    await notMine.tick();
-    assert.deepEqual(
-      (await firesOf(id)).map((f) => f.fireAt),
-      [f1.toISOString(), f2.toISOString()],
-    );
-    await upsert({ name: 'shared', active: false });
-  });
-
   it('a scheduling process SIGKILLed and restarted within a minute: run_all misses and doubles nothing, run_once fires the latest missed time once', async () => {
     const all = await upsert({
       name: 'kill-all',

@@ -4,7 +4,6 @@ import type { MissedPolicy } from '#libs/contracts';
 import type { SchedulingTables } from '../migrations/index.js';
 import { DomainError } from '#libs/eventstore';
 import { dueFires, nextFire } from './cron.js';
-import type { FireShares } from './shares.js';
 
 /** What the scheduler needs from the job aggregate: one scheduled fire (null: refused / already fired). */
 export interface FireTarget {
@@ -34,10 +33,6 @@ export interface SchedulerOptions {
   retryMaxDelayMs?: number;
   now?: () => Date;
   log?: (msg: string) => void;
-  /** Jobs this scheduler fires first (default: all); the others only as a backup after backupGraceMs. */
-  shares?: FireShares;
-  /** How long a fire due on another scheduler's share waits before this one fires it (default 2 s). */
-  backupGraceMs?: number;
 }
 
 export interface ScheduledJob {
@@ -105,8 +100,6 @@ export class Scheduler {
   readonly stats = { fired: 0, failed: 0, retried: 0, gaveUp: 0 };
   private readonly now: () => Date;
   private readonly log: (msg: string) => void;
-  private readonly shares: FireShares | undefined;
-  private readonly backupGraceMs: number;
 
   constructor(
     private readonly db: Kysely<SchedulingTables>,
@@ -120,8 +113,6 @@ export class Scheduler {
     this.retryDelayMs = opts.retryDelayMs ?? 250;
     this.retryMaxDelayMs = opts.retryMaxDelayMs ?? 10_000;
     this.now = opts.now ?? (() => new Date());
-    this.shares = opts.shares;
-    this.backupGraceMs = opts.backupGraceMs ?? 2_000;
     this.log = opts.log ?? ((m) => console.error(`[scheduler] ${m}`));
     // Wake up at the next fire time (or after intervalMs at the latest, to see job changes).
     this.task = new PeriodicTask(
@@ -172,12 +163,6 @@ export class Scheduler {
         if (now.getTime() < due.at) {
           soonest = Math.min(soonest, due.at);
           return; // nothing due: no cron work
-        }
-        // Another scheduler's share: it fires this; here only as a backup once the grace has passed
-        // (its fire shows in the read model as last_fire_at, which moves the cursor past it).
-        if (this.shares && !this.shares.mine(j.id) && now.getTime() < due.at + this.backupGraceMs) {
-          soonest = Math.min(soonest, due.at + this.backupGraceMs);
-          return;
         }
         const p = plan(j.missed_policy, j.schedule, j.timezone, new Date(cursor), now, {
           runAllCap: this.runAllCap,
