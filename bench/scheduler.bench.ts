@@ -11,8 +11,8 @@
  *    runs stay pending; overlap `allow`, missed `run_all` so that no fire time is dropped on
  *    purpose), with a stop/start of a scheduling process in the middle: fire time → RunRequested
  *    stored, p50/p99 overall and outside the restart, fire times missed and doubled.
- *    BENCH_SCHED_REPLICAS (2) scheduling processes run side by side (no leader election: they
- *    compete for every fire); one of them is restarted. With 1, the restart is a real outage.
+ *    BENCH_SCHED_REPLICAS (1) scheduling processes run side by side (no leader election: they
+ *    compete for every fire); one of them is restarted. With 1 (default), the restart is an outage.
  * Prints ONE table.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -31,7 +31,7 @@ const JOBS = Number(process.env.BENCH_SCHED_JOBS ?? 2000);
 const SECONDS = Number(process.env.BENCH_SCHED_SECONDS ?? 60);
 const SAMPLE_JOBS = Number(process.env.BENCH_SCHED_SAMPLE_JOBS ?? 20);
 const SAMPLE_SECONDS = Number(process.env.BENCH_SCHED_SAMPLE_SECONDS ?? 30);
-const REPLICAS = Math.max(1, Number(process.env.BENCH_SCHED_REPLICAS ?? 2));
+const REPLICAS = Math.max(1, Number(process.env.BENCH_SCHED_REPLICAS ?? 1));
 const CRON = '*/5 * * * * *';
 const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
