@@ -32,7 +32,9 @@ const SECONDS = Number(process.env.BENCH_SCHED_SECONDS ?? 60);
 const SAMPLE_JOBS = Number(process.env.BENCH_SCHED_SAMPLE_JOBS ?? 20);
 const SAMPLE_SECONDS = Number(process.env.BENCH_SCHED_SAMPLE_SECONDS ?? 30);
 const REPLICAS = Math.max(1, Number(process.env.BENCH_SCHED_REPLICAS ?? 1));
-const CRON = '*/5 * * * * *';
+/** The 2,000 jobs' schedule (BENCH_SCHED_CRON): every 5 s by default; `* * * * *` with BENCH_SCHED_SECONDS=300 is the issue's other form. */
+const CRON = process.env.BENCH_SCHED_CRON ?? '*/5 * * * * *';
+const SAMPLE_CRON = '*/5 * * * * *';
 const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const pct = (xs: number[], p: number) => {
@@ -101,14 +103,14 @@ try {
   children.push(...others);
 
   // 1. Process start, a sample with a worker process.
-  log(`sample: ${SAMPLE_JOBS} jobs ${CRON} for ${SAMPLE_SECONDS} s with one worker process (8 slots)`);
+  log(`sample: ${SAMPLE_JOBS} jobs ${SAMPLE_CRON} for ${SAMPLE_SECONDS} s with one worker process (8 slots)`);
   const worker = startProcess(stack, 'dist/services/execution/src/worker-main.js', {
     RUNWAY_WORKER_SLOTS: '8',
   });
   children.push(worker);
   const sampleIds: string[] = [];
   await inParallel(SAMPLE_JOBS, 8, async (i) => {
-    const j = await upsert(`sample-${i}.py`, { schedule: CRON, overlap_policy: 'allow' });
+    const j = await upsert(`sample-${i}.py`, { schedule: SAMPLE_CRON, overlap_policy: 'allow' });
     sampleIds.push(j.id as string);
   });
   const sampleFrom = Date.now() + 5000;
@@ -163,7 +165,7 @@ try {
   await sleep((SECONDS * 1000) / 2);
   const until = Date.now() - 2000; // fire times up to here must all be in
   // Let the scheduler finish what is due (every job's last fire ≤ until reached the read model), at most 60 s.
-  const lastDue = dueFires(CRON, 'UTC', new Date(until - 10_000), new Date(until), 1).fires[0]!;
+  const lastDue = dueFires(CRON, 'UTC', new Date(until - 120_000), new Date(until), 1_000).fires.at(-1)!;
   const ids = [...created.keys()];
   for (const drainUntil = Date.now() + 60_000; Date.now() < drainUntil;) {
     const behind = (
