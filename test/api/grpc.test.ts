@@ -103,6 +103,14 @@ describe('gRPC API', () => {
     );
     const scripts = await call('ListScripts', { workspace_id: ws });
     assert.ok((scripts.res.items as { name: string }[]).some((x) => x.name === 'grpc/hello.py'));
+    await call('UpsertScript', { workspace_id: ws, name: 'grpc/gone.py', entry_point: 'grpc/hello.py' });
+    const gone = await call('DeleteScript', { workspace_id: ws, id_or_name: 'grpc/gone.py' });
+    assert.equal(gone.err, null, gone.err?.details);
+    assert.deepEqual([gone.res.name, gone.res.deleted], ['grpc/gone.py', true]);
+    assert.equal(
+      (await call('DeleteScript', { workspace_id: ws, id_or_name: 'grpc/gone.py' })).err?.code,
+      grpc.status.NOT_FOUND,
+    );
     const bad = await call('UpsertScript', { workspace_id: ws, name: 'x.py', entry_point: '' });
     assert.equal(bad.err?.code, grpc.status.INVALID_ARGUMENT);
 

@@ -173,4 +173,20 @@ describe('runway launch, job, job-run, cancel and logs', () => {
     assert.equal(l.code, 2);
     assert.match(l.err, /entry point nope\.py not found/);
   });
+
+  it('job <script> delete removes the job (exit 0), after which it is unknown (exit 1)', async () => {
+    const up = await s.call('POST', `/api/v1/workspaces/${s.workspaceId}/scripts`, {
+      name: 'gone.py',
+      description: '',
+      entry_point: 'gone.py',
+      script_type: 'batch',
+    });
+    assert.equal(up.status, 201, up.text);
+    const d = await runway('job', 'gone.py', 'delete');
+    assert.equal(d.code, 0, d.err);
+    assert.match(d.out, /Job gone\.py deleted \(its runs and versions are kept\)/);
+    const again = await runway('job', 'delete', 'gone.py');
+    assert.equal(again.code, 1);
+    assert.match(again.err, /script gone\.py not found \(HTTP 404\)/);
+  });
 });

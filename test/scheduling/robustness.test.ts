@@ -307,6 +307,43 @@ describe('scheduler robustness: restarts, downtime, retries, changes just before
     assert.deepEqual(await firesOf(id), []);
   });
 
+  it('a job deleted just before its fire time makes no run; its runs stay, and its name can be created again', async () => {
+    const job = await upsert({ name: 'doomed/job.py', schedule: '* * * * *', overlap_policy: 'allow' });
+    const id = job.id as string;
+    const manual = await s.call('POST', `${base()}/runs`, {
+      script_id_or_name: 'doomed/job.py',
+      profile: null,
+    });
+    assert.equal(manual.status, 201, manual.text);
+    const due = nextFire('* * * * *', 'UTC', new Date(Date.parse(job.date_updated as string)))!;
+    // The scheduler planned `due`; the job is deleted before the fire reaches it.
+    const del = await s.call('DELETE', `${base()}/scripts/doomed/job.py`);
+    assert.equal(del.status, 200, del.text);
+    assert.deepEqual(del.json, { id, name: 'doomed/job.py', deleted: true });
+    assert.equal(await commands.fire(ws, id, due), null);
+    const clock = { now: due.getTime() + 500 };
+    await fakeScheduler(only([id]), clock).tick();
+    assert.deepEqual(await firesOf(id), []);
+    // Gone from the API (404 for it, for a second delete and for a run of it), its run kept.
+    assert.equal((await s.call('GET', `${base()}/scripts/doomed/job.py`)).status, 404);
+    assert.equal((await s.call('DELETE', `${base()}/scripts/doomed/job.py`)).status, 404);
+    const run = await s.call('POST', `${base()}/runs`, { script_id_or_name: 'doomed/job.py', profile: null });
+    assert.equal(run.status, 404, run.text);
+    const runs = await s.call('GET', `${base()}/runs?script_id=${id}`);
+    assert.equal((runs.json as { items: unknown[] }).items.length, 1);
+    // Created again: the next version and the next run number, never one used before.
+    const again = await upsert({ name: 'doomed/job.py' });
+    assert.equal(again.id, id);
+    assert.equal(again.version, 2);
+    assert.equal(again.schedule, null, 'a new job, not the old settings');
+    const next = await s.call('POST', `${base()}/runs`, {
+      script_id_or_name: 'doomed/job.py',
+      profile: null,
+    });
+    assert.equal((next.json as { number: number }).number, 2);
+    await upsert({ name: 'doomed/job.py', active: false });
+  });
+
   it('a job whose zone changes fires at the new zone’s time, with no double and no miss', async () => {
     const job = await upsert({
       name: 'zone',

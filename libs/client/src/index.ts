@@ -313,6 +313,13 @@ export class RunwayClient {
       `${this.ws(ws)}/scripts/${idOrName.split('/').map(encodeURIComponent).join('/')}`,
     );
   }
+  /** Deletes a job (it stops firing and cannot be run; its versions and runs stay). */
+  deleteScript(ws: string, idOrName: string) {
+    return this.api<{ id: string; name: string; deleted: true }>(
+      'DELETE',
+      `${this.ws(ws)}/scripts/${idOrName.split('/').map(encodeURIComponent).join('/')}`,
+    );
+  }
   upsertScript(ws: string, body: UpsertScript) {
     return this.api<Script>('POST', `${this.ws(ws)}/scripts`, body);
   }

@@ -52,7 +52,8 @@ export const JobCreated = defineEvent(
   z.object({
     jobId: uuid,
     versionId: uuid,
-    version: z.literal(1),
+    /** 1, or the next version when a deleted job of the same name is created again. */
+    version: z.number().int().min(1),
     spec: jobSpecSchema,
     createdBy: z.string().min(1),
   }),
@@ -126,6 +127,9 @@ export const ScheduledRunSkipped = defineEvent(
   }),
 );
 
+/** The job is deleted: it no longer fires or runs; its versions and runs stay. Its name can be used again. */
+export const JobDeleted = defineEvent('JobDeleted', z.object({ deletedBy: z.string().min(1) }));
+
 /** Overlap policy `queue`: a fire that waits until the job's active runs ended (at most one waits). */
 export const FireQueued = defineEvent(
   'FireQueued',
@@ -142,5 +146,6 @@ export const jobEvents = [
   ScheduledRunSkipped,
   FireQueued,
   RunEnded,
+  JobDeleted,
 ] as const;
 export type JobEvent = EventOf<typeof jobEvents>;

@@ -5,6 +5,7 @@ import { jobKindSchema, runTriggerSchema } from './job.events.js';
 export const JobRpc = {
   upsert: 'runway.rpc.scheduling.upsertJob',
   requestRun: 'runway.rpc.scheduling.requestRun',
+  delete: 'runway.rpc.scheduling.deleteJob',
 } as const;
 export const RunRpc = {
   cancel: 'runway.rpc.execution.cancelRun',
@@ -62,3 +63,13 @@ export const cancelRunRequest = z.object({ workspaceId: uuid, actor: z.string().
 export type CancelRunRequest = z.infer<typeof cancelRunRequest>;
 export const cancelRunReply = z.object({ runId: uuid, status: z.string(), seq: z.number().int().min(0) });
 export type CancelRunReply = z.infer<typeof cancelRunReply>;
+
+export const deleteJobRequest = z.object({
+  workspaceId: uuid,
+  actor: z.string().min(1),
+  commandId: z.string().min(1).max(200),
+  jobId: uuid,
+});
+export type DeleteJobRequest = z.infer<typeof deleteJobRequest>;
+export const deleteJobReply = z.object({ jobId: uuid, seq: z.number().int().min(0) });
+export type DeleteJobReply = z.infer<typeof deleteJobReply>;

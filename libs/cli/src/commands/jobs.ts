@@ -206,7 +206,7 @@ export function registerJobs(program: Command, g: () => GlobalOptions): void {
 
   program
     .command('job')
-    .description('jobs (scripts): list | info <script> | create <script>')
+    .description('jobs (scripts): list | info <script> | create <script> | delete <script>')
     .argument('[args...]', 'operation and script')
     .option('--name <name>', 'job name (create; default: the entry point)')
     .option('--schedule <cron>', 'cron schedule (create)')
@@ -217,7 +217,7 @@ export function registerJobs(program: Command, g: () => GlobalOptions): void {
         args: string[],
         opts: { name?: string; schedule?: string; interactive?: boolean; description?: string },
       ) => {
-        const { op, script } = parseArgs(args, ['list', 'info', 'create'], 'info');
+        const { op, script } = parseArgs(args, ['list', 'info', 'create', 'delete'], 'info');
         const { ws, c, wsId } = await session();
         if (op === 'list') {
           if (script) throw new CliError(`unexpected argument ${script}: job list takes no script`, 2);
@@ -240,6 +240,9 @@ export function registerJobs(program: Command, g: () => GlobalOptions): void {
             job,
             () => `Job ${job.name} created or updated, version #${job.version}\n` + table([scriptRow(job)]),
           );
+        } else if (op === 'delete') {
+          const gone = await c.deleteScript(wsId, requireScript(script, 'runway job delete <script>'));
+          printOut(g(), gone, () => `Job ${gone.name} deleted (its runs and versions are kept)\n`);
         } else {
           const job = await c.getScript(wsId, requireScript(script, 'runway job info <script>'));
           printOut(g(), job, () => table([scriptRow(job)]));

@@ -77,6 +77,8 @@ const handlers: Record<string, Handler> = {
   RevokeToken: (c, r) => c.revokeToken(String(r.id ?? '')),
   ListScripts: (c, r) => c.api('GET', `/v1/workspaces/${ws(r)}/scripts?${page(r)}`),
   GetScript: (c, r) => c.api('GET', `/v1/workspaces/${ws(r)}/scripts/${pathOf(r.id_or_name, 'id_or_name')}`),
+  DeleteScript: (c, r) =>
+    c.api('DELETE', `/v1/workspaces/${ws(r)}/scripts/${pathOf(r.id_or_name, 'id_or_name')}`),
   UpsertScript: (c, r) =>
     c.api('POST', `/v1/workspaces/${ws(r)}/scripts`, {
       name: String(r.name ?? ''),

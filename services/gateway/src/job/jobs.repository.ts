@@ -42,13 +42,50 @@ export class JobsRepository {
       .executeTakeFirst();
   }
 
-  jobsById(ids: readonly string[]): Promise<JobRow[]> {
-    if (ids.length === 0) return Promise.resolve([]);
-    return this.db
-      .selectFrom('jobs')
+  /**
+   * Jobs by id; a deleted job (its runs stay) as its last version: inactive, unscheduled, so a run
+   * of it still has its nested script.
+   */
+  async jobsById(ids: readonly string[]): Promise<JobRow[]> {
+    if (ids.length === 0) return [];
+    const wanted = [...new Set(ids)];
+    const live = await this.db.selectFrom('jobs').selectAll().where('id', 'in', wanted).execute();
+    const missing = wanted.filter((id) => !live.some((j) => j.id === id));
+    if (missing.length === 0) return live;
+    const last = await this.db
+      .selectFrom('job_versions')
       .selectAll()
-      .where('id', 'in', [...new Set(ids)])
+      .distinctOn('job_id')
+      .where('job_id', 'in', missing)
+      .orderBy('job_id')
+      .orderBy('version', 'desc')
       .execute();
+    return [
+      ...live,
+      ...last.map((v): JobRow => ({
+        id: v.job_id,
+        workspace_id: v.workspace_id,
+        name: v.name,
+        description: v.description,
+        entry_point: v.entry_point,
+        kind: v.kind,
+        profile: v.profile,
+        schedule: null,
+        active: false,
+        timeout_seconds: v.timeout_seconds,
+        timezone: v.timezone,
+        missed_policy: v.missed_policy,
+        overlap_policy: v.overlap_policy,
+        queued_fire_at: null,
+        last_fire_at: null,
+        next_scheduled_run: null,
+        version: v.version,
+        version_id: v.id,
+        created_by: v.created_by,
+        created_at: v.created_at,
+        updated_at: v.created_at,
+      })),
+    ];
   }
 
   async jobs(ws: string, limit: number, offset: number): Promise<{ rows: JobRow[]; total: number }> {

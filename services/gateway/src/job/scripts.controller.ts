@@ -1,8 +1,26 @@
-import { Body, Controller, Get, Headers, HttpCode, Inject, Param, Post, Query, Req } from '@nestjs/common';
+import {
+  Body,
+  Controller,
+  Delete,
+  Get,
+  Headers,
+  HttpCode,
+  Inject,
+  Param,
+  Post,
+  Query,
+  Req,
+} from '@nestjs/common';
 import type { ClientProxy } from '@nestjs/microservices';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { JobRpc, upsertJobReply, type UpsertJobRequest } from '#libs/contracts';
+import {
+  deleteJobReply,
+  JobRpc,
+  upsertJobReply,
+  type DeleteJobRequest,
+  type UpsertJobRequest,
+} from '#libs/contracts';
 import { ApiDoc, ApiError, notFound, parseInput } from '#libs/http';
 import { rpc, SERVICE_CONTEXT, SERVICES_CLIENT, type ServiceContext } from '#libs/service-host';
 import type { JobRow } from '../../../scheduling/src/migrations/index.js';
@@ -47,6 +65,8 @@ export function joinSegments(p: string | string[] | undefined): string[] {
   if (p === undefined) return [];
   return (Array.isArray(p) ? p : p.split('/')).filter((s) => s.length > 0);
 }
+
+const deletedScriptResponse = z.object({ id: z.string().uuid(), name: z.string(), deleted: z.literal(true) });
 
 /**
  * Jobs ("scripts" in the compatible API): routes #13-#18 of the dlt runtime API. Names may hold
@@ -161,6 +181,37 @@ export class ScriptsController {
       }
     }
     throw notFound(`script ${full} not found`);
+  }
+
+  @ApiDoc({
+    summary:
+      'Delete a job by id or name: it stops firing and cannot be run; its versions and runs stay, and the name can be used again',
+    response: deletedScriptResponse,
+  })
+  @Delete('*path')
+  async delete(
+    @Req() req: AuthedRequest,
+    @Param('ws') ws: string,
+    @Param('path') path: string | string[],
+    @Headers('idempotency-key') key?: string,
+  ) {
+    const { principal } = await this.access.require(req, ws, 'write');
+    const full = joinSegments(path).join('/');
+    const job = await this.repo.job(ws, full);
+    if (!job) throw notFound(`script ${full} not found`);
+    const reply = await rpc(
+      this.client,
+      JobRpc.delete,
+      {
+        workspaceId: ws,
+        actor: principal.userId,
+        commandId: key ? `job-delete:${key}` : randomUUID(),
+        jobId: job.id,
+      } satisfies DeleteJobRequest,
+      deleteJobReply,
+    );
+    await this.repo.waitForProjection('jobs', reply.seq);
+    return { id: job.id, name: job.name, deleted: true };
   }
 
   private detailed(job: JobRow, lastRun: Parameters<typeof toRun>[0] | undefined) {

@@ -2,8 +2,10 @@ import { Controller, Inject } from '@nestjs/common';
 import { MessagePattern, Payload } from '@nestjs/microservices';
 import {
   JobRpc,
+  deleteJobRequest,
   requestRunRequest,
   upsertJobRequest,
+  type DeleteJobReply,
   type RequestRunReply,
   type UpsertJobReply,
 } from '#libs/contracts';
@@ -29,6 +31,11 @@ export class JobController {
   @MessagePattern(JobRpc.upsert)
   upsert(@Payload() data: unknown): Promise<UpsertJobReply> {
     return this.jobs.upsert(parse(upsertJobRequest, data));
+  }
+
+  @MessagePattern(JobRpc.delete)
+  delete(@Payload() data: unknown): Promise<DeleteJobReply> {
+    return this.jobs.delete(parse(deleteJobRequest, data));
   }
 
   @MessagePattern(JobRpc.requestRun)

@@ -423,3 +423,45 @@ describe('job decider', () => {
     });
   });
 });
+
+describe('job decider: deletion', () => {
+  const s = deciderSpec(jobDecider);
+  const deleted: JobEvent = { type: 'JobDeleted', data: { deletedBy: user } };
+  const scheduled: JobSpec = { ...spec, schedule: '* * * * *', overlapPolicy: 'allow' };
+  const createdScheduled: JobEvent = {
+    type: 'JobCreated',
+    data: { jobId, versionId: v1, version: 1, spec: scheduled, createdBy: user },
+  };
+
+  it('deletes an existing job; an unknown or already deleted one is not found', () => {
+    s.given([created]).when({ type: 'DeleteJob', actor: user }).then([deleted]);
+    s.given([])
+      .when({ type: 'DeleteJob', actor: user })
+      .thenThrows(NotFoundError, /job not found/);
+    s.given([created, deleted]).when({ type: 'DeleteJob', actor: user }).thenThrows(NotFoundError);
+  });
+
+  it('a deleted job neither runs nor fires (a fire planned just before the delete makes no run)', () => {
+    s.given([created, requested(1), deleted])
+      .when(request())
+      .thenThrows(NotFoundError, /job not found/);
+    s.given([createdScheduled, deleted])
+      .when(request({ trigger: 'schedule', fireAt: '2026-11-28T12:00:00.000Z' }))
+      .thenNothing();
+  });
+
+  it('its name can be created again: versions and run numbers continue (none is used twice)', () => {
+    const again = jobDecider.decide(
+      upsert(),
+      [created, requested(1), requested(2), deleted].reduce(jobDecider.evolve, jobDecider.initialState()),
+    );
+    assert.equal(again[0]?.type, 'JobCreated');
+    assert.equal(again[0]?.type === 'JobCreated' && again[0].data.version, 2);
+    const state = [created, requested(1), requested(2), deleted, ...again].reduce(
+      jobDecider.evolve,
+      jobDecider.initialState(),
+    );
+    const next = jobDecider.decide(request(), state);
+    assert.equal(next[0]?.type === 'RunRequested' && next[0].data.number, 3);
+  });
+});

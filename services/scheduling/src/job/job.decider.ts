@@ -78,7 +78,13 @@ export interface NoteRunEnded {
   configuration: (VersionRef & { profiles: readonly string[] }) | null;
 }
 
-export type JobCommand = UpsertJob | RequestRun | NoteRunEnded;
+/** Deletes the job: no more fires or runs; history stays; the name can be created again. */
+export interface DeleteJob {
+  type: 'DeleteJob';
+  actor: string;
+}
+
+export type JobCommand = UpsertJob | RequestRun | NoteRunEnded | DeleteJob;
 
 export interface JobState {
   exists: boolean;
@@ -121,10 +127,13 @@ function evolve(state: JobState, event: JobEvent): JobState {
         ...state,
         exists: true,
         jobId: event.data.jobId,
-        version: 1,
+        version: event.data.version,
         versionId: event.data.versionId,
         spec: event.data.spec,
       };
+    case 'JobDeleted':
+      // Numbers and the last fire time stay: a job created again continues them (no run number or fire time twice).
+      return { ...state, exists: false, spec: undefined, queuedFireAt: null };
     case 'JobUpdated': {
       const spec = event.data.spec;
       return {
@@ -290,7 +299,7 @@ function decide(command: JobCommand, state: JobState): JobEvent[] {
             data: {
               jobId: command.jobId,
               versionId: command.versionId,
-              version: 1,
+              version: state.version + 1,
               spec,
               createdBy: command.actor,
             },
@@ -321,6 +330,10 @@ function decide(command: JobCommand, state: JobState): JobEvent[] {
       const checked = checkRunnable(command, spec);
       if (typeof checked === 'string') throw new DomainError(checked);
       return [runRequested(command, state, spec, checked)];
+    }
+    case 'DeleteJob': {
+      if (!state.exists) throw new NotFoundError('job not found');
+      return [{ type: 'JobDeleted', data: { deletedBy: command.actor } }];
     }
     case 'NoteRunEnded': {
       if (!state.activeRuns.includes(command.runId)) return [];

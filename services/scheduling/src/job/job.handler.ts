@@ -4,6 +4,8 @@ import {
   AggregateTypes,
   type JobEvent,
   type RequestRunReply,
+  type DeleteJobReply,
+  type DeleteJobRequest,
   type RequestRunRequest,
   type UpsertJobReply,
   type UpsertJobRequest,
@@ -115,6 +117,17 @@ export class JobCommands {
       changed: e?.type === 'JobUpdated' ? e.data.changed : e?.type === 'JobCreated' ? ['created'] : [],
       seq: r.seq,
     };
+  }
+
+  async delete(req: DeleteJobRequest): Promise<DeleteJobReply> {
+    const r = await this.handle(
+      req.workspaceId,
+      req.jobId,
+      { type: 'DeleteJob', actor: req.actor },
+      req.commandId,
+      req.actor,
+    );
+    return { jobId: req.jobId, seq: r.seq };
   }
 
   async requestRun(req: RequestRunRequest): Promise<RequestRunReply> {

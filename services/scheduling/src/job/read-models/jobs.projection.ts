@@ -85,7 +85,7 @@ async function applyFires(
 export const jobsProjection = defineProjection<SchedulingTables>({
   name: 'jobs',
   tables: ['jobs', 'job_versions'],
-  canHandle: ['JobCreated', 'JobUpdated', 'RunRequested', 'ScheduledRunSkipped', 'FireQueued'],
+  canHandle: ['JobCreated', 'JobUpdated', 'JobDeleted', 'RunRequested', 'ScheduledRunSkipped', 'FireQueued'],
   async apply(db, events) {
     // Fires are folded (applyFires) until another event of the batch needs the rows as they are.
     let fires: { jobId: string; fired: Date }[] = [];
@@ -106,7 +106,7 @@ export const jobsProjection = defineProjection<SchedulingTables>({
       const at = new Date(stored.time);
       switch (e.type) {
         case 'JobCreated': {
-          const row = { ...columns(e.data.spec), version: 1, version_id: e.data.versionId };
+          const row = { ...columns(e.data.spec), version: e.data.version, version_id: e.data.versionId };
           await db
             .insertInto('jobs')
             .values({
@@ -128,7 +128,7 @@ export const jobsProjection = defineProjection<SchedulingTables>({
               id: e.data.versionId,
               job_id: jobId,
               workspace_id: workspaceId,
-              version: 1,
+              version: e.data.version,
               ...columns(e.data.spec),
               changed: [],
               created_by: e.data.createdBy,
@@ -182,6 +182,10 @@ export const jobsProjection = defineProjection<SchedulingTables>({
             .execute();
           break;
         }
+        case 'JobDeleted':
+          // Gone from the jobs list (and from the scheduler's reads); its versions stay.
+          await db.deleteFrom('jobs').where('id', '=', jobId).execute();
+          break;
         case 'FireQueued': {
           const fired = new Date(e.data.fireAt);
           await applyFires(db, [{ jobId, fired }]);
