@@ -4,28 +4,18 @@ import { after, before, describe, it } from 'node:test';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { sql, type Kysely } from 'kysely';
 import { buildPackage } from '#libs/archive';
+import type { Configuration } from '#libs/client';
 import { integrationRegistry } from '#libs/contracts';
 import { isSealed, loadMasterKey } from '#libs/secrets';
 import { materializeConfiguration } from '../../services/configurations/src/configuration/materialize.js';
+import { newUser } from '../jobs/support.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 
-interface ConfigurationBody {
-  id: string;
-  workspace_id: string;
-  version: number;
-  content_hash: string;
-  file_count: number;
-  file_names: string;
-  size: number;
-  created_by: string;
-  date_added: string;
-  date_updated: string;
-  profiles: string;
-  warnings: string[];
-  profile_keys: Record<string, string[]>;
+/** The client's Configuration with what the detail and upload responses add. */
+type ConfigurationBody = Required<Configuration> & {
   files: { path: string; kind: string; profile: string | null; encrypted: boolean; keys: string[] }[];
   created?: boolean;
-}
+};
 interface ErrorBody {
   status_code: number;
   detail: string;
@@ -231,18 +221,8 @@ describe('configurations (whole stack)', () => {
   });
 
   it('lets members read, viewers only read, and others nothing', async () => {
-    const mkUser = async (email: string, role?: string) => {
-      const u = await stack.call('POST', '/api/v1/admin/users', {
-        email,
-        ...(role ? { workspace_id: ws, role } : {}),
-      });
-      assert.equal(u.status, 201, u.text);
-      const t = await stack.call('POST', `/api/v1/admin/users/${(u.json as { id: string }).id}/tokens`, {
-        name: 't',
-      });
-      assert.equal(t.status, 201, t.text);
-      return (t.json as { token: string }).token;
-    };
+    const mkUser = async (email: string, role?: 'viewer' | 'member') =>
+      (await newUser(stack, email, role)).token;
     const viewer = await mkUser('viewer@example.com', 'viewer');
     const member = await mkUser('member@example.com', 'member');
     const outsider = await mkUser('outsider@example.com');

@@ -15,6 +15,7 @@ import { blobBucketName, BlobStore } from '#libs/blobs';
 import { blobGcReply, DeploymentRpc } from '#libs/contracts';
 import { rpc } from '#libs/service-host';
 import { startTestStack, type TestStack } from '../support/stack.js';
+import { newUser } from '../jobs/support.js';
 
 interface Deployment {
   id: string;
@@ -159,18 +160,8 @@ describe('deployments (whole stack)', () => {
   const total = async (workspace = ws) =>
     ((await get('?limit=1&offset=0', undefined, workspace)).json as { total: number }).total;
   const blobCount = async (workspace = ws) => (await blobs.list(workspace)).length;
-  const mkUser = async (email: string, role?: string) => {
-    const u = await stack.call('POST', '/api/v1/admin/users', {
-      email,
-      ...(role ? { workspace_id: ws, role } : {}),
-    });
-    assert.equal(u.status, 201, u.text);
-    const t = await stack.call('POST', `/api/v1/admin/users/${(u.json as { id: string }).id}/tokens`, {
-      name: 't',
-    });
-    assert.equal(t.status, 201, t.text);
-    return (t.json as { token: string }).token;
-  };
+  const mkUser = async (email: string, role?: 'viewer' | 'member') =>
+    (await newUser(stack, email, role)).token;
 
   /** A new workspace of the admin, once its membership is readable. */
   const newWorkspace = async (name: string) => {
