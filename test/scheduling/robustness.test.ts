@@ -66,7 +66,7 @@ describe('scheduler robustness: restarts, downtime, retries, changes just before
   });
 
   /** The scheduling service as its own process (its scheduler on), on the stack's NATS and database. */
-  function startSchedulingProcess(): ChildProcess {
+  function startSchedulingProcess(env: Record<string, string> = {}): ChildProcess {
     const child = spawn(process.execPath, [join(process.cwd(), 'dist/services/scheduling/src/main.js')], {
       env: {
         ...process.env,
@@ -74,6 +74,7 @@ describe('scheduler robustness: restarts, downtime, retries, changes just before
         RUNWAY_DATA_DIR: s.dataDir,
         RUNWAY_SCHEDULER: 'on',
         RUNWAY_LOG_LEVEL: 'error',
+        ...env,
       },
       stdio: ['ignore', 'inherit', 'inherit'],
     });
@@ -87,6 +88,46 @@ describe('scheduler robustness: restarts, downtime, retries, changes just before
       await sleep(200);
     }
   };
+
+  it('a scheduling process told to stop (SIGTERM) first fires what is due within its grace; with no grace it leaves it', async () => {
+    const job = await upsert({
+      name: 'grace',
+      schedule: '*/3 * * * * *',
+      missed_policy: 'skip',
+      overlap_policy: 'allow',
+    });
+    const id = job.id as string;
+    /** SIGTERM 600 ms before a fire time (after a first fire): returns that fire time and when the process exited. */
+    const stopBeforeFire = async (env: Record<string, string>) => {
+      const before = (await firesOf(id)).length;
+      const p = startSchedulingProcess(env);
+      await waitFor('a first fire', async () => (await firesOf(id)).length > before);
+      const due = nextFire('*/3 * * * * *', 'UTC', new Date(Date.now() + 700))!.getTime();
+      await sleep(due - 600 - Date.now());
+      const exited = new Promise((r) => p.once('exit', r));
+      p.kill('SIGTERM');
+      await exited;
+      return { due, exitedAt: Date.now() };
+    };
+
+    const graced = await stopBeforeFire({});
+    const fired = (await firesOf(id)).find((f) => Date.parse(f.fireAt) === graced.due);
+    assert.ok(fired, 'the fire due 600 ms after SIGTERM was fired before the process exited');
+    assert.ok(
+      Date.parse(fired.time) - graced.due < 1000,
+      `on time (${Date.parse(fired.time) - graced.due} ms late)`,
+    );
+    assert.ok(graced.exitedAt >= graced.due, 'the process waited for it');
+
+    const immediate = await stopBeforeFire({ RUNWAY_SCHEDULER_STOP_GRACE_MS: '0' });
+    assert.ok(immediate.exitedAt < immediate.due, 'without grace the process exits at once');
+    assert.equal(
+      (await firesOf(id)).filter((f) => Date.parse(f.fireAt) === immediate.due).length,
+      0,
+      'and leaves the fire to its replacement',
+    );
+    await upsert({ name: 'grace', active: false });
+  });
 
   it('a scheduling process SIGKILLed and restarted within a minute: run_all misses and doubles nothing, run_once fires the latest missed time once', async () => {
     const all = await upsert({

@@ -63,6 +63,11 @@ const schema = z.object({
   RUNWAY_BLOB_GC_GRACE_SECONDS: z.coerce.number().int().min(0).default(3600),
   RUNWAY_BLOB_GC_INTERVAL_SECONDS: z.coerce.number().int().min(0).default(3600),
   RUNWAY_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
+  /**
+   * A scheduler told to stop first fires what is due within this long (ms; 0 = stop at once): its
+   * replacement needs about a second to start and load the jobs, so a restart delays no fire.
+   */
+  RUNWAY_SCHEDULER_STOP_GRACE_MS: z.coerce.number().int().min(0).max(60_000).default(2_000),
   /** The services `npm start` hosts in its process (comma-separated; the gateway always runs); the others run on their own (services/<name> main). */
   RUNWAY_SERVICES: z
     .string()
@@ -138,6 +143,7 @@ export interface RunwayConfig {
     textMaxBytes: number;
   };
   shutdownTimeoutMs: number;
+  scheduler: { stopGraceMs: number };
   logLevel: RunwayEnv['RUNWAY_LOG_LEVEL'];
   /** Approve every CLI device login as the first admin (single-user local use). Off by default. */
   devAutoApprove: boolean;
@@ -201,6 +207,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RunwayConfig {
       textMaxBytes: e.RUNWAY_LOGS_TEXT_MAX_BYTES,
     },
     shutdownTimeoutMs: e.RUNWAY_SHUTDOWN_TIMEOUT_MS,
+    scheduler: { stopGraceMs: e.RUNWAY_SCHEDULER_STOP_GRACE_MS },
     logLevel: e.RUNWAY_LOG_LEVEL,
     devAutoApprove: e.RUNWAY_DEV_AUTO_APPROVE === '1' || e.RUNWAY_DEV_AUTO_APPROVE === 'true',
     publicUrl: (e.RUNWAY_PUBLIC_URL ?? `http://${e.RUNWAY_HOST}:${e.RUNWAY_HTTP_PORT}`).replace(/\/$/, ''),

@@ -81,6 +81,45 @@ describe('event store (real JetStream)', () => {
     assert.equal(read.events[0]!.actor, 'tester');
   });
 
+  it('reads the commits of one aggregate after a sequence with direct gets, or null when too many are behind', async () => {
+    const ref = { workspaceId: 'w1', type: 'counter', id: 'after-1' };
+    const other = { workspaceId: 'w1', type: 'counter', id: 'after-2' };
+    const seqs: number[] = [];
+    let last = 0;
+    let lastOther = 0;
+    for (let i = 1; i <= 5; i++) {
+      // Another aggregate's commits in between must not be returned.
+      lastOther = (
+        await store.append(other, lastOther, [{ type: 'Incremented', data: { by: 100 } }], {
+          commandId: `after-2-${i}`,
+          actor: 'tester',
+        })
+      ).seq;
+      last = (
+        await store.append(ref, last, [{ type: 'Incremented', data: { by: i } }], {
+          commandId: `after-1-${i}`,
+          actor: 'tester',
+        })
+      ).seq;
+      seqs.push(last);
+    }
+    const r = await store.readAfter(ref, seqs[1]!);
+    assert.ok(r);
+    assert.deepEqual(
+      r.commits.map((c) => c.seq),
+      seqs.slice(2),
+    );
+    assert.deepEqual(
+      r.events.map((e) => e.data),
+      [{ by: 3 }, { by: 4 }, { by: 5 }],
+    );
+    assert.equal(r.lastSeq, seqs[4]);
+    const none = await store.readAfter(ref, seqs[4]!);
+    assert.deepEqual(none, { commits: [], events: [], lastSeq: seqs[4] });
+    assert.equal(await store.readAfter(ref, 0, 3), null, 'five behind, three allowed');
+    assert.equal((await store.readAfter({ ...ref, id: 'never-written' }, 0))?.commits.length, 0);
+  });
+
   it('lets exactly one of 50 concurrent appends with the same expected sequence succeed', async () => {
     const ref = { workspaceId: 'w1', type: 'counter', id: 'race' };
     const results = await Promise.allSettled(

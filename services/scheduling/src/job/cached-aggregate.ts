@@ -6,6 +6,7 @@ import {
   type DomainEvent,
   type EventStore,
   type HandleResult,
+  type StoredCommit,
 } from '#libs/eventstore';
 
 interface Cached<S, E> {
@@ -36,31 +37,67 @@ export class CachedAggregates<S, C, E extends DomainEvent> {
     return `${ref.workspaceId}/${ref.type}/${ref.id}`;
   }
 
+  private fold(agg: Cached<S, E>, commits: readonly StoredCommit[]): void {
+    for (const c of commits) {
+      const events = c.events.map((e) => ({ type: e.type, data: e.data }) as E);
+      for (const e of events) agg.state = this.decider.evolve(agg.state, e);
+      agg.byCommand.set(c.meta.commandId, { events, seq: c.seq });
+      agg.lastSeq = c.seq;
+    }
+  }
+
+  private remember(key: string, agg: Cached<S, E>): void {
+    this.cache.delete(key);
+    this.cache.set(key, agg); // most recently used last
+    while (this.cache.size > this.maxEntries) this.cache.delete(this.cache.keys().next().value!);
+  }
+
   private async load(ref: AggregateRef, trustCache = false): Promise<Cached<S, E>> {
     const key = this.key(ref);
     const hit = this.cache.get(key);
     if (hit && trustCache) return hit;
     if (hit) {
-      const last = await this.store.lastSequenceOf(ref);
-      if (last === hit.lastSeq) {
-        this.cache.delete(key);
-        this.cache.set(key, hit); // most recently used last
+      // A cached state a few commits behind (another replica wrote) catches up with direct gets.
+      const after = await this.store.readAfter(ref, hit.lastSeq);
+      if (after) {
+        this.fold(hit, after.commits);
+        this.remember(key, hit);
         return hit;
       }
     }
     const { commits, lastSeq } = await this.store.read(ref);
-    let state = this.decider.initialState();
-    const byCommand = new Map<string, { events: E[]; seq: number }>();
-    for (const c of commits) {
-      const events = c.events.map((e) => ({ type: e.type, data: e.data }) as E);
-      for (const e of events) state = this.decider.evolve(state, e);
-      byCommand.set(c.meta.commandId, { events, seq: c.seq });
-    }
-    const fresh = { state, lastSeq, byCommand };
-    this.cache.delete(key);
-    this.cache.set(key, fresh);
-    while (this.cache.size > this.maxEntries) this.cache.delete(this.cache.keys().next().value!);
+    const fresh: Cached<S, E> = { state: this.decider.initialState(), lastSeq: 0, byCommand: new Map() };
+    this.fold(fresh, commits);
+    fresh.lastSeq = lastSeq;
+    this.remember(key, fresh);
     return fresh;
+  }
+
+  /**
+   * Fills the cache from commits read in bulk (one replay of many aggregates' streams, in order),
+   * for the aggregates `wanted` says yes to that are not cached yet. A command that ran meanwhile
+   * keeps its newer entry; an entry older than the stream is caught by the expected sequence of the
+   * next append, like any stale entry. Returns how many aggregates were cached.
+   */
+  async prime(commits: AsyncIterable<StoredCommit>, wanted: (ref: AggregateRef) => boolean): Promise<number> {
+    const loaded = new Map<string, Cached<S, E>>();
+    for await (const c of commits) {
+      const key = this.key(c.aggregate);
+      let agg = loaded.get(key);
+      if (!agg) {
+        if (this.cache.has(key) || !wanted(c.aggregate)) continue;
+        agg = { state: this.decider.initialState(), lastSeq: 0, byCommand: new Map() };
+        loaded.set(key, agg);
+      }
+      this.fold(agg, [c]);
+    }
+    let n = 0;
+    for (const [key, agg] of loaded) {
+      if (this.cache.has(key) || this.cache.size >= this.maxEntries) continue;
+      this.cache.set(key, agg);
+      n++;
+    }
+    return n;
   }
 
   async handle(
@@ -91,9 +128,11 @@ export class CachedAggregates<S, C, E extends DomainEvent> {
       try {
         const res = await this.store.append(ref, agg.lastSeq, events, meta);
         if (res.duplicate) {
-          // Stored before by another process (the duplicate window caught it): read it back.
-          this.cache.delete(this.key(ref));
+          // Stored before by another process (the duplicate window caught it): catch up, find it.
           trust = false;
+          if (attempt >= 1) this.cache.delete(this.key(ref)); // not found by catching up: read it whole
+          if (attempt >= 3)
+            throw new Error(`command ${meta.commandId} was stored before but is not in ${this.key(ref)}`);
           continue;
         }
         agg.state = events.reduce(this.decider.evolve, agg.state);
@@ -101,8 +140,10 @@ export class CachedAggregates<S, C, E extends DomainEvent> {
         agg.byCommand.set(meta.commandId, { events, seq: res.seq });
         return { events, state: agg.state, seq: res.seq, duplicate: false };
       } catch (err) {
-        this.cache.delete(this.key(ref));
         trust = false;
+        // Somebody else wrote (the entry catches up at the next load); after anything else the
+        // outcome is unknown: read it whole.
+        if (!(err instanceof ConcurrencyError)) this.cache.delete(this.key(ref));
         if (err instanceof ConcurrencyError && attempt < maxRetries) {
           await new Promise((r) => setTimeout(r, Math.random() * 5 * (attempt + 1)));
           continue;

@@ -103,4 +103,64 @@ describe('run numbers under concurrency (real JetStream)', () => {
     assert.equal(results.filter((r) => r.created).length, 1);
     assert.ok(results.every((r) => r.version === 1 && r.jobId === jobIdFor(ws, 'same/name.py')));
   });
+
+  it('two schedulers firing the same time make one run; the second gets that run back (catching up, not re-reading)', async () => {
+    await a.upsert({
+      workspaceId: ws,
+      actor: user,
+      commandId: 'create-fired',
+      name: 'fired.py',
+      description: '',
+      entryPoint: 'fired.py',
+      kind: 'batch',
+      schedule: '*/5 * * * * *',
+      overlapPolicy: 'allow',
+    });
+    const jobId = jobIdFor(ws, 'fired.py');
+    const times = [1, 2, 3].map((i) => new Date(Math.ceil(Date.now() / 5000) * 5000 + i * 5000));
+    for (const at of times) {
+      // Both load the job first, then race for the same fire time.
+      const [x, y] = await Promise.all([a.fireOutcome(ws, jobId, at), b.fireOutcome(ws, jobId, at)]);
+      assert.equal(x.outcome, 'requested');
+      assert.equal(y.outcome, 'requested');
+      assert.equal(x.runId, y.runId, 'one run, reported to both');
+    }
+    const { events } = await storeA.read({ workspaceId: ws, type: 'job', id: jobId });
+    const requested = events.filter((e) => e.type === 'RunRequested');
+    assert.deepEqual(
+      requested.map((e) => (e.data as { fireAt: string }).fireAt),
+      times.map((t) => t.toISOString()),
+    );
+    assert.deepEqual(
+      requested.map((e) => (e.data as { number: number }).number),
+      [1, 2, 3],
+    );
+  });
+
+  it('prewarm loads the scheduled jobs with one read; the next fire decides on them', async () => {
+    const names = ['warm-1.py', 'warm-2.py', 'warm-3.py'];
+    for (const name of names)
+      await a.upsert({
+        workspaceId: ws,
+        actor: user,
+        commandId: `create-${name}`,
+        name,
+        description: '',
+        entryPoint: name,
+        kind: 'batch',
+        schedule: '*/5 * * * * *',
+        overlapPolicy: 'allow',
+      });
+    const fresh = new JobCommands(env.newStore(integrationRegistry()), versions);
+    const jobs = names.map((n) => ({ workspaceId: ws, jobId: jobIdFor(ws, n) }));
+    assert.equal(await fresh.prewarm(jobs.slice(0, 2)), 2, 'only the jobs asked for');
+    assert.equal(await fresh.prewarm(jobs), 1, 'jobs already in memory are left alone');
+    const at = new Date(Math.ceil(Date.now() / 5000) * 5000 + 5000);
+    for (const j of jobs) assert.equal((await fresh.fireOutcome(ws, j.jobId, at)).outcome, 'requested');
+    // Another process fired the next time meanwhile: the prewarmed copy is behind and catches up.
+    const next = new Date(at.getTime() + 5000);
+    const other = await a.fireOutcome(ws, jobs[0]!.jobId, next);
+    const mine = await fresh.fireOutcome(ws, jobs[0]!.jobId, next);
+    assert.equal(mine.runId, other.runId);
+  });
 });

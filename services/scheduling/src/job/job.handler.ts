@@ -32,7 +32,7 @@ export class JobCommands {
   private readonly aggregates: CachedAggregates<JobState, JobCommand, JobEvent>;
 
   constructor(
-    store: EventStore,
+    private readonly store: EventStore,
     private readonly versions: WorkspaceVersions,
   ) {
     this.aggregates = new CachedAggregates(store, jobDecider);
@@ -163,6 +163,19 @@ export class JobCommands {
     const e = r.events.find((x) => x.type === 'RunRequested');
     if (!e || e.type !== 'RunRequested') throw new Error('run request produced no RunRequested event');
     return { runId: e.data.runId, number: e.data.number, seq: r.seq };
+  }
+
+  /**
+   * Loads the given jobs into memory with ONE read of the job streams, so that the first fires
+   * after a start do not each read their job's history (2,000 jobs due at the same second). Jobs
+   * already in memory are left alone. Returns how many were loaded.
+   */
+  async prewarm(jobs: readonly { workspaceId: string; jobId: string }[]): Promise<number> {
+    if (jobs.length === 0) return 0;
+    const wanted = new Set(jobs.map((j) => `${j.workspaceId}/${j.jobId}`));
+    return this.aggregates.prime(this.store.replay({ aggregateType: AggregateTypes.job }), (ref) =>
+      wanted.has(`${ref.workspaceId}/${ref.id}`),
+    );
   }
 
   /**

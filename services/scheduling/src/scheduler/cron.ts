@@ -53,15 +53,41 @@ export function validateTimezone(tz: string): string {
   return tz;
 }
 
+/**
+ * Results of the pure functions below, by their arguments. Thousands of jobs share a schedule and
+ * fire at the same instant, so they ask the same questions (next fire after the same time, is this
+ * a fire time) within one tick; parsing the expression each time was most of the scheduler's CPU.
+ * Bounded: cleared when full (the working set is one or two entries per schedule and instant).
+ */
+class Memo<V> {
+  private readonly map = new Map<string, V>();
+  constructor(private readonly max = 20_000) {}
+  get(key: string, compute: () => V): V {
+    const hit = this.map.get(key);
+    if (hit !== undefined || this.map.has(key)) return hit as V;
+    const v = compute();
+    if (this.map.size >= this.max) this.map.clear();
+    this.map.set(key, v);
+    return v;
+  }
+}
+
+const nextMemo = new Memo<number | null>();
+const fireTimeMemo = new Memo<boolean>();
+const dueMemo = new Memo<{ fires: number[]; count: number; next: number | null }>();
+
 /** The first fire time strictly after `after`. null if the expression never fires again. */
 export function nextFire(expr: string, tz: string, after: Date): Date | null {
-  try {
-    const it = CronExpressionParser.parse(expr, { currentDate: after, tz });
-    const d = it.next().toDate();
-    return d.getTime() > after.getTime() ? d : null;
-  } catch {
-    return null;
-  }
+  const t = nextMemo.get(`${expr}\u0000${tz}\u0000${after.getTime()}`, () => {
+    try {
+      const it = CronExpressionParser.parse(expr, { currentDate: after, tz });
+      const d = it.next().toDate();
+      return d.getTime() > after.getTime() ? d.getTime() : null;
+    } catch {
+      return null;
+    }
+  });
+  return t === null ? null : new Date(t);
 }
 
 /**
@@ -71,9 +97,11 @@ export function nextFire(expr: string, tz: string, after: Date): Date | null {
  */
 export function isFireTime(expr: string, tz: string, at: Date): boolean {
   const t = at.getTime();
-  if (nextFire(expr, tz, new Date(t - 1))?.getTime() === t) return true;
-  const { fires } = dueFires(expr, tz, new Date(t - 3 * 3600_000), at, 1);
-  return fires[0]?.getTime() === t;
+  return fireTimeMemo.get(`${expr}\u0000${tz}\u0000${t}`, () => {
+    if (nextFire(expr, tz, new Date(t - 1))?.getTime() === t) return true;
+    const { fires } = dueFires(expr, tz, new Date(t - 3 * 3600_000), at, 1);
+    return fires[0]?.getTime() === t;
+  });
 }
 
 /**
@@ -89,7 +117,24 @@ export function dueFires(
   limit: number,
   scanCap = 100_000,
 ): { fires: Date[]; count: number; next: Date | null } {
-  const fires: Date[] = [];
+  const key = [expr, tz, after.getTime(), until.getTime(), limit, scanCap].join('\u0000');
+  const r = dueMemo.get(key, () => scanFires(expr, tz, after, until, limit, scanCap));
+  return {
+    fires: r.fires.map((t) => new Date(t)),
+    count: r.count,
+    next: r.next === null ? null : new Date(r.next),
+  };
+}
+
+function scanFires(
+  expr: string,
+  tz: string,
+  after: Date,
+  until: Date,
+  limit: number,
+  scanCap: number,
+): { fires: number[]; count: number; next: number | null } {
+  const fires: number[] = [];
   let count = 0;
   let it;
   try {
@@ -106,9 +151,9 @@ export function dueFires(
       return { fires, count, next: null }; // never fires again
     }
     if (d.getTime() <= after.getTime()) continue;
-    if (d.getTime() > until.getTime()) return { fires, count, next: d };
+    if (d.getTime() > until.getTime()) return { fires, count, next: d.getTime() };
     count++;
-    fires.push(d);
+    fires.push(d.getTime());
     if (fires.length > limit) fires.shift();
   }
   return { fires, count, next: null };

@@ -20,7 +20,10 @@ export class SchedulerService implements OnApplicationBootstrap, OnModuleDestroy
   /** Tells jobs that their runs ended (overlap policy). */
   readonly notifier: RunEndNotifier;
 
+  private readonly stopGraceMs: number;
+
   constructor(@Inject(SERVICE_CONTEXT) ctx: ServiceContext, @Inject(JobHandler) jobs: JobHandler) {
+    this.stopGraceMs = ctx.config.scheduler.stopGraceMs;
     const db = ctx.db as Kysely<SchedulingTables>;
     this.scheduler = new Scheduler(db, jobs, { log: (m) => this.logger.warn(m) });
     this.notifier = new RunEndNotifier(db, jobs, { log: (m) => this.logger.warn(m) });
@@ -33,6 +36,6 @@ export class SchedulerService implements OnApplicationBootstrap, OnModuleDestroy
   }
 
   async onModuleDestroy(): Promise<void> {
-    await Promise.all([this.scheduler.stop(), this.notifier.stop()]);
+    await Promise.all([this.scheduler.stop(this.stopGraceMs), this.notifier.stop()]);
   }
 }

@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { PeriodicTask } from '#libs/service-host';
 import type { MissedPolicy } from '#libs/contracts';
 import type { SchedulingTables } from '../migrations/index.js';
@@ -8,6 +8,8 @@ import { dueFires, nextFire } from './cron.js';
 /** What the scheduler needs from the job aggregate: one scheduled fire (null: refused / already fired). */
 export interface FireTarget {
   fire(workspaceId: string, jobId: string, fireAt: Date): Promise<{ runId: string; number: number } | null>;
+  /** Optional: load these jobs ahead of their first fire (called once, after the first read of the jobs). */
+  prewarm?(jobs: readonly { workspaceId: string; jobId: string }[]): Promise<number>;
 }
 
 /**
@@ -22,6 +24,8 @@ export function isTransient(err: unknown): boolean {
 export interface SchedulerOptions {
   /** Tick period (default 250 ms). */
   intervalMs?: number;
+  /** The scheduled jobs are read again at least this often even when their fingerprint did not change (default 10 s). */
+  reloadMs?: number;
   /** Cap of the `run_all` policy (default 10). */
   runAllCap?: number;
   /** `skip`: a fire time this recent still fires after a pause of the scheduler (default 5 s). */
@@ -89,6 +93,12 @@ export class Scheduler {
   /** The earliest next fire time (or retry) seen by the last tick: the loop wakes up for it. */
   private soonest = Infinity;
   private readonly intervalMs: number;
+  private readonly reloadMs: number;
+  /** The active scheduled jobs as last read, their fingerprint (count and versions) and when. */
+  private jobs: ScheduledJob[] = [];
+  private jobsFingerprint = '';
+  private jobsReadAt = -Infinity;
+  private prewarmed = false;
   private readonly runAllCap: number;
   private readonly skipGraceMs: number;
   private readonly retryWindowMs: number;
@@ -107,6 +117,7 @@ export class Scheduler {
     opts: SchedulerOptions = {},
   ) {
     this.intervalMs = opts.intervalMs ?? 250;
+    this.reloadMs = opts.reloadMs ?? 10_000;
     this.runAllCap = opts.runAllCap ?? 10;
     this.skipGraceMs = opts.skipGraceMs ?? 5_000;
     this.retryWindowMs = opts.retryWindowMs ?? 5 * 60_000;
@@ -126,19 +137,66 @@ export class Scheduler {
     this.task.start();
   }
 
-  stop(): Promise<void> {
+  /**
+   * Stops firing. With `graceMs`, the fires due within that time are fired first: a scheduler
+   * being restarted (an upgrade, `docker restart`) would otherwise leave them to its replacement,
+   * which needs about a second to start and load the jobs. Waits at most graceMs + 5 s.
+   */
+  async stop(graceMs = 0): Promise<void> {
+    const until = this.now().getTime() + graceMs;
+    const giveUp = Date.now() + graceMs + 5_000;
+    let waited = false;
+    while (graceMs > 0 && this.task.active && this.soonest <= until && Date.now() < giveUp) {
+      if (!waited) this.log(`stopping after the fires due at ${new Date(this.soonest).toISOString()}`);
+      waited = true;
+      await new Promise((r) => setTimeout(r, 20));
+    }
     return this.task.stop();
   }
 
-  /** One pass over the active scheduled jobs. */
-  async tick(): Promise<void> {
-    const now = this.now();
-    const jobs = (await this.db
+  /**
+   * The active scheduled jobs. Each tick asks the database only for a fingerprint of them (their
+   * number and a hash of ids and versions: one row); the rows are read again when it changed (a
+   * job created, changed, (de)activated, deleted) and at least every `reloadMs` (fires recorded by
+   * other replicas). Between reads, what this process fired itself is in its cursors.
+   */
+  private async scheduledJobs(now: number): Promise<ScheduledJob[]> {
+    const fp = await sql<{ n: number; h: string }>`
+      SELECT count(*)::int AS n, coalesce(sum(hashtext(id::text || ':' || version::text)), 0)::text AS h
+      FROM jobs WHERE active AND schedule IS NOT NULL`.execute(this.db);
+    const row = fp.rows[0];
+    const fingerprint = `${row?.n ?? 0}:${row?.h ?? ''}`;
+    if (fingerprint === this.jobsFingerprint && now - this.jobsReadAt < this.reloadMs) return this.jobs;
+    this.jobs = (await this.db
       .selectFrom('jobs')
       .select(['id', 'workspace_id', 'schedule', 'timezone', 'missed_policy', 'updated_at', 'last_fire_at'])
       .where('active', '=', true)
       .where('schedule', 'is not', null)
       .execute()) as ScheduledJob[];
+    this.jobsFingerprint = fingerprint;
+    this.jobsReadAt = now;
+    if (!this.prewarmed && this.target.prewarm) {
+      // Before the first fires: one bulk read of the jobs beats a read per job at the fire time.
+      this.prewarmed = true;
+      const t0 = Date.now();
+      try {
+        const n = await this.target.prewarm(
+          this.jobs.map((j) => ({ workspaceId: j.workspace_id, jobId: j.id })),
+        );
+        if (n > 0) this.log(`loaded ${n} scheduled jobs in ${Date.now() - t0} ms`);
+      } catch (err) {
+        this.log(
+          `loading the scheduled jobs failed (each is read at its first fire): ${(err as Error).message}`,
+        );
+      }
+    }
+    return this.jobs;
+  }
+
+  /** One pass over the active scheduled jobs. */
+  async tick(): Promise<void> {
+    const now = this.now();
+    const jobs = await this.scheduledJobs(now.getTime());
     const seen = new Set<string>();
     let soonest = Infinity;
     await Promise.all(
