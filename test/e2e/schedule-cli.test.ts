@@ -224,6 +224,54 @@ describe('runway schedule and the unmodified `dlt runtime schedule`', () => {
     assert.equal((await script('nightly.py')).schedule, null);
   });
 
+  it('dlt runtime logs <script> -f ends when the latest run was skipped (reported as cancelled; runway_status skipped)', async () => {
+    // A scheduled fire that cannot run (its entry point is not deployed) is recorded as a skipped run.
+    const up = await s.call('POST', `${base()}/scripts`, {
+      name: 'ghost.py',
+      description: '',
+      entry_point: 'ghost.py',
+      script_type: 'batch',
+      profile: null,
+      schedule: '* * * * * *',
+    });
+    assert.equal(up.status, 201, up.text);
+    const jobId = (up.json as Json).id as string;
+    let runs: Json[] = [];
+    for (const until = Date.now() + 30_000; runs.length === 0;) {
+      if (Date.now() > until) throw new Error('no skipped run within 30 s');
+      await new Promise((r) => setTimeout(r, 300));
+      runs = await runsOf(jobId);
+    }
+    const off = await s.call('POST', `${base()}/scripts`, {
+      name: 'ghost.py',
+      description: '',
+      entry_point: 'ghost.py',
+      script_type: 'batch',
+      active: false,
+    });
+    assert.equal(off.status, 201, off.text);
+    const latest = (await runsOf(jobId))[0]!;
+    assert.equal(latest.runway_status, 'skipped');
+    assert.equal(latest.status, 'cancelled');
+    assert.match(String(latest.message), /ghost\.py|deploy/, 'the reason it could not run');
+    const t0 = Date.now();
+    const r = await run(dltBin, ['--non-interactive', 'runtime', 'logs', 'ghost.py', '-f'], {
+      cwd: dltDir,
+      env: {
+        ...process.env,
+        RUNTIME__API_BASE_URL: s.api,
+        RUNTIME__AUTH_BASE_URL: s.auth,
+        RUNTIME__AUTH_TOKEN: jwt,
+        RUNTIME__DLTHUB_TELEMETRY: 'false',
+        DLT_DATA_DIR: join(dltDir, '_storage'),
+      },
+      timeoutMs: 60_000,
+    });
+    assert.ok(Date.now() - t0 < 55_000, 'dlt logs -f ended on its own');
+    assert.notEqual(r.code, null, `killed after 60 s: ${r.out}\n${r.err}`);
+    assert.match(`${r.out}\n${r.err}`, /cancelled/i);
+  });
+
   it('gRPC: UpsertScript sets schedule, zone and policies; "" clears the schedule; GetScript shows them', async () => {
     type Unary = (
       req: object,

@@ -327,7 +327,8 @@ describe('scheduler robustness: restarts, downtime, retries, changes just before
       runs = (r.json as { items: Json[] }).items;
       return runs.length === 1;
     });
-    assert.equal(runs[0]!.status, 'skipped');
+    assert.equal(runs[0]!.runway_status, 'skipped');
+    assert.equal(runs[0]!.status, 'cancelled', 'the compatible status of a skipped run');
     assert.match(runs[0]!.message as string, /nothing is deployed/);
     for (const name of ['retry', 'retry-down']) await upsert({ name, active: false });
   });

@@ -98,7 +98,10 @@ export interface Script {
 export interface Run {
   id: string;
   number: number;
+  /** Runway's status (this client puts runway_status here: `skipped` is not turned into `cancelled`). */
   status: string;
+  /** The compatible API's own field for it (the `status` field there shows a skipped run as cancelled). */
+  runway_status?: string;
   trigger: string;
   workspace_id: string;
   profile: string | null;
@@ -131,6 +134,16 @@ export interface UpsertScript {
   timezone?: string;
   missed_policy?: 'run_once' | 'skip' | 'run_all';
   overlap_policy?: 'skip' | 'queue' | 'allow';
+}
+
+/** A run as this client reports it: Runway's status (runway_status) in `status`. */
+function runOf(r: Run): Run {
+  const withStatus = r.runway_status ? { ...r, status: r.runway_status } : r;
+  return withStatus.script ? { ...withStatus, script: scriptOf(withStatus.script) } : withStatus;
+}
+
+function scriptOf(s: Script): Script {
+  return s.last_run ? { ...s, last_run: runOf(s.last_run) } : s;
 }
 
 export const TERMINAL_RUN_STATUSES = ['completed', 'failed', 'cancelled', 'skipped'];
@@ -304,14 +317,16 @@ export class RunwayClient {
   }
 
   listScripts(ws: string, limit = 100, offset = 0) {
-    return this.api<Page<Script>>('GET', `${this.ws(ws)}/scripts?limit=${limit}&offset=${offset}`);
+    return this.api<Page<Script>>('GET', `${this.ws(ws)}/scripts?limit=${limit}&offset=${offset}`).then(
+      (p) => ({ ...p, items: p.items.map(scriptOf) }),
+    );
   }
   /** By id or name (names may contain "/"). */
   getScript(ws: string, idOrName: string) {
     return this.api<Script>(
       'GET',
       `${this.ws(ws)}/scripts/${idOrName.split('/').map(encodeURIComponent).join('/')}`,
-    );
+    ).then(scriptOf);
   }
   /** Deletes a job (it stops firing and cannot be run; its versions and runs stay). */
   deleteScript(ws: string, idOrName: string) {
@@ -321,28 +336,31 @@ export class RunwayClient {
     );
   }
   upsertScript(ws: string, body: UpsertScript) {
-    return this.api<Script>('POST', `${this.ws(ws)}/scripts`, body);
+    return this.api<Script>('POST', `${this.ws(ws)}/scripts`, body).then(scriptOf);
   }
   listRuns(ws: string, opts: { scriptId?: string; status?: string; limit?: number; offset?: number } = {}) {
     const q = new URLSearchParams({ limit: String(opts.limit ?? 100), offset: String(opts.offset ?? 0) });
     if (opts.scriptId) q.set('script_id', opts.scriptId);
     if (opts.status) q.set('status', opts.status);
-    return this.api<Page<Run>>('GET', `${this.ws(ws)}/runs?${q.toString()}`);
+    return this.api<Page<Run>>('GET', `${this.ws(ws)}/runs?${q.toString()}`).then((p) => ({
+      ...p,
+      items: p.items.map(runOf),
+    }));
   }
   createRun(ws: string, scriptIdOrName: string, profile?: string | null) {
     return this.api<Run>('POST', `${this.ws(ws)}/runs`, {
       script_id_or_name: scriptIdOrName,
       ...(profile !== undefined ? { profile } : {}),
-    });
+    }).then(runOf);
   }
   getRun(ws: string, runId: string) {
-    return this.api<Run>('GET', `${this.ws(ws)}/runs/${encodeURIComponent(runId)}`);
+    return this.api<Run>('GET', `${this.ws(ws)}/runs/${encodeURIComponent(runId)}`).then(runOf);
   }
   runLogs(ws: string, runId: string) {
     return this.api<{ run: Run; logs: string | null }>(
       'GET',
       `${this.ws(ws)}/runs/${encodeURIComponent(runId)}/logs`,
-    );
+    ).then((r) => ({ ...r, run: runOf(r.run) }));
   }
   /**
    * Follows a run's log live over SSE until its end (see followSse): each line once, in order,
@@ -364,7 +382,7 @@ export class RunwayClient {
     }
   }
   cancelRun(ws: string, runId: string) {
-    return this.api<Run>('POST', `${this.ws(ws)}/runs/${encodeURIComponent(runId)}/cancel`);
+    return this.api<Run>('POST', `${this.ws(ws)}/runs/${encodeURIComponent(runId)}/cancel`).then(runOf);
   }
 
   listTokens() {

@@ -56,7 +56,10 @@ export type ScriptResponse = z.infer<typeof scriptResponse>;
 export const runResponse = z.object({
   id: z.string().uuid(),
   number: z.number().int(),
-  status: runStatus,
+  status: runStatus.describe(
+    'the compatible status: a skipped run shows as cancelled (the dlt CLI follows a skipped run forever); runway_status has the real one',
+  ),
+  runway_status: runStatus.describe('Runway: the run status, including skipped'),
   trigger: z
     .enum(['manual', 'schedule'])
     .describe('the compatible enum: runs triggered through the API show as manual'),
@@ -170,7 +173,9 @@ export function toRun(r: RunRecord, publicUrl: string): RunResponse {
   return {
     id: r.id,
     number: r.number,
-    status: r.status as RunResponse['status'],
+    // The dlt CLI's `logs -f` ends only on completed / failed / cancelled (reference §7.3, §8.13).
+    status: r.status === 'skipped' ? 'cancelled' : (r.status as RunResponse['status']),
+    runway_status: r.status as RunResponse['runway_status'],
     trigger: trigger === 'schedule' ? 'schedule' : 'manual',
     workspace_id: r.workspace_id,
     deployment_id: uuidOrNil(r.deployment_id),
