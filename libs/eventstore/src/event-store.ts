@@ -294,6 +294,18 @@ export class EventStore {
     }
   }
 
+  /** One commit by its stream sequence (direct get); null if there is none. */
+  async readCommit(seq: number): Promise<StoredCommit | null> {
+    const jsm = await this.jsm();
+    try {
+      const msg = await jsm.direct.getMessage(this.stream, { seq });
+      return msg ? this.decode(msg) : null;
+    } catch (err) {
+      if (err instanceof Error && /no message found|not found/i.test(err.message)) return null;
+      throw err;
+    }
+  }
+
   /**
    * The aggregate's commits after `afterSeq`, in order, through direct gets (one request per commit
    * and one for the end): for a cached state a few commits behind, far cheaper than `read`, which

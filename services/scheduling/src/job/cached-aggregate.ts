@@ -12,7 +12,12 @@ import {
 interface Cached<S, E> {
   state: S;
   lastSeq: number;
-  /** The events of every stored command, by command id (a retried command gets its original result). */
+  /**
+   * The events of the latest stored commands (at most maxCommands), by command id: a retried
+   * command gets its original result. An older retry within the stream's duplicate window is
+   * answered from the stored commit the server names; beyond both it is decided again (a fire
+   * time at or before the job's last one decides nothing).
+   */
   byCommand: Map<string, { events: E[]; seq: number }>;
 }
 
@@ -31,6 +36,8 @@ export class CachedAggregates<S, C, E extends DomainEvent> {
     private readonly decider: Decider<S, C, E>,
     /** Most aggregates kept in memory (least recently used are dropped). */
     private readonly maxEntries = 10_000,
+    /** Most command results remembered per aggregate (a job fires every few seconds for years). */
+    private readonly maxCommands = 1_000,
   ) {}
 
   private key(ref: AggregateRef): string {
@@ -41,9 +48,15 @@ export class CachedAggregates<S, C, E extends DomainEvent> {
     for (const c of commits) {
       const events = c.events.map((e) => ({ type: e.type, data: e.data }) as E);
       for (const e of events) agg.state = this.decider.evolve(agg.state, e);
-      agg.byCommand.set(c.meta.commandId, { events, seq: c.seq });
+      this.rememberCommand(agg, c.meta.commandId, { events, seq: c.seq });
       agg.lastSeq = c.seq;
     }
+  }
+
+  private rememberCommand(agg: Cached<S, E>, commandId: string, result: { events: E[]; seq: number }): void {
+    agg.byCommand.delete(commandId);
+    agg.byCommand.set(commandId, result);
+    while (agg.byCommand.size > this.maxCommands) agg.byCommand.delete(agg.byCommand.keys().next().value!);
   }
 
   private remember(key: string, agg: Cached<S, E>): void {
@@ -71,6 +84,16 @@ export class CachedAggregates<S, C, E extends DomainEvent> {
     fresh.lastSeq = lastSeq;
     this.remember(key, fresh);
     return fresh;
+  }
+
+  /** Whether the aggregate is in memory. */
+  has(ref: AggregateRef): boolean {
+    return this.cache.has(this.key(ref));
+  }
+
+  /** Reads the aggregate into memory unless it is there (callers serialize per aggregate, as for handle). */
+  async warm(ref: AggregateRef): Promise<void> {
+    if (!this.cache.has(this.key(ref))) await this.load(ref);
   }
 
   /**
@@ -128,16 +151,20 @@ export class CachedAggregates<S, C, E extends DomainEvent> {
       try {
         const res = await this.store.append(ref, agg.lastSeq, events, meta);
         if (res.duplicate) {
-          // Stored before by another process (the duplicate window caught it): catch up, find it.
-          trust = false;
-          if (attempt >= 1) this.cache.delete(this.key(ref)); // not found by catching up: read it whole
-          if (attempt >= 3)
-            throw new Error(`command ${meta.commandId} was stored before but is not in ${this.key(ref)}`);
-          continue;
+          // Stored before (by another process, or by a call that timed out): the server names the
+          // original commit; answer with it, and catch the cached state up to the stream.
+          const original = await this.store.readCommit(res.seq);
+          if (!original || original.meta.commandId !== meta.commandId)
+            throw new Error(`command ${meta.commandId}: the stored original (${res.seq}) could not be read`);
+          const after = await this.store.readAfter(ref, agg.lastSeq);
+          if (after) this.fold(agg, after.commits);
+          else this.cache.delete(this.key(ref));
+          const stored = original.events.map((e) => ({ type: e.type, data: e.data }) as E);
+          return { events: stored, state: agg.state, seq: res.seq, duplicate: true };
         }
         agg.state = events.reduce(this.decider.evolve, agg.state);
         agg.lastSeq = res.seq;
-        agg.byCommand.set(meta.commandId, { events, seq: res.seq });
+        this.rememberCommand(agg, meta.commandId, { events, seq: res.seq });
         return { events, state: agg.state, seq: res.seq, duplicate: false };
       } catch (err) {
         trust = false;

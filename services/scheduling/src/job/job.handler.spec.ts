@@ -137,7 +137,7 @@ describe('run numbers under concurrency (real JetStream)', () => {
     );
   });
 
-  it('prewarm loads the scheduled jobs with one read; the next fire decides on them', async () => {
+  it('prewarm loads the cold scheduled jobs (in bulk or one by one); the next fire decides on them', async () => {
     const names = ['warm-1.py', 'warm-2.py', 'warm-3.py'];
     for (const name of names)
       await a.upsert({
@@ -151,10 +151,12 @@ describe('run numbers under concurrency (real JetStream)', () => {
         schedule: '*/5 * * * * *',
         overlapPolicy: 'allow',
       });
-    const fresh = new JobCommands(env.newStore(integrationRegistry()), versions);
+    // More than 1 cold job: one replay of the job streams; 1: read on its own.
+    const fresh = new JobCommands(env.newStore(integrationRegistry()), versions, 1);
     const jobs = names.map((n) => ({ workspaceId: ws, jobId: jobIdFor(ws, n) }));
     assert.equal(await fresh.prewarm(jobs.slice(0, 2)), 2, 'only the jobs asked for');
     assert.equal(await fresh.prewarm(jobs), 1, 'jobs already in memory are left alone');
+    assert.equal(await fresh.prewarm(jobs), 0);
     const at = new Date(Math.ceil(Date.now() / 5000) * 5000 + 5000);
     for (const j of jobs) assert.equal((await fresh.fireOutcome(ws, j.jobId, at)).outcome, 'requested');
     // Another process fired the next time meanwhile: the prewarmed copy is behind and catches up.

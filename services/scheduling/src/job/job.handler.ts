@@ -34,6 +34,8 @@ export class JobCommands {
   constructor(
     private readonly store: EventStore,
     private readonly versions: WorkspaceVersions,
+    /** prewarm: up to this many cold jobs are read one by one; more with one replay of all job streams. */
+    private readonly prewarmOneByOne = 200,
   ) {
     this.aggregates = new CachedAggregates(store, jobDecider);
   }
@@ -166,16 +168,28 @@ export class JobCommands {
   }
 
   /**
-   * Loads the given jobs into memory with ONE read of the job streams, so that the first fires
-   * after a start do not each read their job's history (2,000 jobs due at the same second). Jobs
-   * already in memory are left alone. Returns how many were loaded.
+   * Loads the given jobs that are not in memory yet, so that their first fires do not each read
+   * their job's history at the fire time (2,000 jobs due at the same second): many (a start) with
+   * ONE replay of the job streams, a few (jobs just created) one by one. Returns how many were loaded.
    */
   async prewarm(jobs: readonly { workspaceId: string; jobId: string }[]): Promise<number> {
-    if (jobs.length === 0) return 0;
-    const wanted = new Set(jobs.map((j) => `${j.workspaceId}/${j.jobId}`));
-    return this.aggregates.prime(this.store.replay({ aggregateType: AggregateTypes.job }), (ref) =>
-      wanted.has(`${ref.workspaceId}/${ref.id}`),
-    );
+    const cold = jobs.map((j) => jobRef(j.workspaceId, j.jobId)).filter((ref) => !this.aggregates.has(ref));
+    if (cold.length === 0) return 0;
+    if (cold.length > this.prewarmOneByOne) {
+      const wanted = new Set(cold.map((r) => `${r.workspaceId}/${r.id}`));
+      return this.aggregates.prime(this.store.replay({ aggregateType: AggregateTypes.job }), (ref) =>
+        wanted.has(`${ref.workspaceId}/${ref.id}`),
+      );
+    }
+    let next = 0;
+    const one = async (): Promise<void> => {
+      while (next < cold.length) {
+        const ref = cold[next++]!;
+        await this.lock.run(`${ref.workspaceId}/${ref.id}`, () => this.aggregates.warm(ref));
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, one));
+    return cold.length;
   }
 
   /**

@@ -99,6 +99,7 @@ export class Scheduler {
   private jobsFingerprint = '';
   private jobsReadAt = -Infinity;
   private prewarmed = false;
+  private warming: Promise<void> | undefined;
   private readonly runAllCap: number;
   private readonly skipGraceMs: number;
   private readonly retryWindowMs: number;
@@ -175,22 +176,30 @@ export class Scheduler {
       .execute()) as ScheduledJob[];
     this.jobsFingerprint = fingerprint;
     this.jobsReadAt = now;
-    if (!this.prewarmed && this.target.prewarm) {
-      // Before the first fires: one bulk read of the jobs beats a read per job at the fire time.
-      this.prewarmed = true;
-      const t0 = Date.now();
-      try {
-        const n = await this.target.prewarm(
-          this.jobs.map((j) => ({ workspaceId: j.workspace_id, jobId: j.id })),
-        );
-        if (n > 0) this.log(`loaded ${n} scheduled jobs in ${Date.now() - t0} ms`);
-      } catch (err) {
-        this.log(
-          `loading the scheduled jobs failed (each is read at its first fire): ${(err as Error).message}`,
-        );
+    if (this.target.prewarm) {
+      const jobs = this.jobs.map((j) => ({ workspaceId: j.workspace_id, jobId: j.id }));
+      if (!this.prewarmed) {
+        // Before the first fires: one bulk read of the jobs beats a read per job at the fire time.
+        this.prewarmed = true;
+        await this.prewarm(jobs);
+      } else if (!this.warming) {
+        // Jobs created or changed since: loaded in the background, ahead of their first fire.
+        this.warming = this.prewarm(jobs).finally(() => (this.warming = undefined));
       }
     }
     return this.jobs;
+  }
+
+  private async prewarm(jobs: { workspaceId: string; jobId: string }[]): Promise<void> {
+    const t0 = Date.now();
+    try {
+      const n = await this.target.prewarm!(jobs);
+      if (n > 100) this.log(`loaded ${n} scheduled jobs in ${Date.now() - t0} ms`);
+    } catch (err) {
+      this.log(
+        `loading the scheduled jobs failed (each is read at its first fire): ${(err as Error).message}`,
+      );
+    }
   }
 
   /** One pass over the active scheduled jobs. */
