@@ -225,13 +225,13 @@ describe('runway schedule and the unmodified `dlt runtime schedule`', () => {
   });
 
   it('dlt runtime logs <script> -f ends when the latest run was skipped (reported as cancelled; runway_status skipped)', async () => {
-    // A scheduled fire that cannot run (its entry point is not deployed) is recorded as a skipped run.
+    // A scheduled fire that cannot run (its profile exists nowhere) is recorded as a skipped run.
     const up = await s.call('POST', `${base()}/scripts`, {
       name: 'ghost.py',
       description: '',
       entry_point: 'ghost.py',
       script_type: 'batch',
-      profile: null,
+      profile: 'ghost',
       schedule: '* * * * * *',
     });
     assert.equal(up.status, 201, up.text);
@@ -253,7 +253,11 @@ describe('runway schedule and the unmodified `dlt runtime schedule`', () => {
     const latest = (await runsOf(jobId))[0]!;
     assert.equal(latest.runway_status, 'skipped');
     assert.equal(latest.status, 'cancelled');
-    assert.match(String(latest.message), /ghost\.py|deploy/, 'the reason it could not run');
+    assert.match(
+      String(latest.message),
+      /profile ghost does not exist|deploy/,
+      'the reason it could not run',
+    );
     const t0 = Date.now();
     const r = await run(dltBin, ['--non-interactive', 'runtime', 'logs', 'ghost.py', '-f'], {
       cwd: dltDir,

@@ -10,8 +10,11 @@ import {
 } from '#libs/eventstore';
 
 interface Cached<S, E> {
+  ref: AggregateRef;
   state: S;
   lastSeq: number;
+  /** The lastSeq of the last snapshot written of it (0: none). */
+  snapshotSeq: number;
   /**
    * The events of the latest stored commands (at most maxCommands), by command id: a retried
    * command gets its original result. An older retry within the stream's duplicate window is
@@ -79,7 +82,13 @@ export class CachedAggregates<S, C, E extends DomainEvent> {
       }
     }
     const { commits, lastSeq } = await this.store.read(ref);
-    const fresh: Cached<S, E> = { state: this.decider.initialState(), lastSeq: 0, byCommand: new Map() };
+    const fresh: Cached<S, E> = {
+      ref,
+      state: this.decider.initialState(),
+      lastSeq: 0,
+      snapshotSeq: 0,
+      byCommand: new Map(),
+    };
     this.fold(fresh, commits);
     fresh.lastSeq = lastSeq;
     this.remember(key, fresh);
@@ -97,22 +106,52 @@ export class CachedAggregates<S, C, E extends DomainEvent> {
   }
 
   /**
-   * Fills the cache from commits read in bulk (one replay of many aggregates' streams, in order),
-   * for the aggregates `wanted` says yes to that are not cached yet. A command that ran meanwhile
-   * keeps its newer entry; an entry older than the stream is caught by the expected sequence of the
-   * next append, like any stale entry. Returns how many aggregates were cached.
+   * Starts from a snapshot (a state as of a sequence) and catches up with the commits after it
+   * (callers serialize per aggregate). Nothing happens when the aggregate is in memory already.
    */
-  async prime(commits: AsyncIterable<StoredCommit>, wanted: (ref: AggregateRef) => boolean): Promise<number> {
+  async warmFrom(snapshot: { ref: AggregateRef; state: S; lastSeq: number }): Promise<void> {
+    const key = this.key(snapshot.ref);
+    if (this.cache.has(key)) return;
+    this.remember(key, { ...snapshot, snapshotSeq: snapshot.lastSeq, byCommand: new Map() });
+    await this.load(snapshot.ref);
+  }
+
+  /**
+   * Fills the cache from commits read in bulk (one replay of many aggregates' streams, in order),
+   * for the aggregates `wanted` says yes to that are not cached yet. `start` entries (snapshots:
+   * a state as of a sequence) are continued with the commits after their sequence; with
+   * `onlyStarted` (the replay begins after some aggregates' first commits) aggregates without a
+   * start entry are left out. A command that ran meanwhile keeps its newer entry; an entry older
+   * than the stream is caught by the expected sequence of the next append, like any stale entry.
+   * Returns how many aggregates were cached.
+   */
+  async prime(
+    commits: AsyncIterable<StoredCommit>,
+    wanted: (ref: AggregateRef) => boolean,
+    start: readonly { ref: AggregateRef; state: S; lastSeq: number }[] = [],
+    onlyStarted = false,
+  ): Promise<number> {
     const loaded = new Map<string, Cached<S, E>>();
+    for (const st of start) {
+      const key = this.key(st.ref);
+      if (this.cache.has(key) || !wanted(st.ref)) continue;
+      loaded.set(key, { ...st, snapshotSeq: st.lastSeq, byCommand: new Map() });
+    }
     for await (const c of commits) {
       const key = this.key(c.aggregate);
       let agg = loaded.get(key);
       if (!agg) {
-        if (this.cache.has(key) || !wanted(c.aggregate)) continue;
-        agg = { state: this.decider.initialState(), lastSeq: 0, byCommand: new Map() };
+        if (onlyStarted || this.cache.has(key) || !wanted(c.aggregate)) continue;
+        agg = {
+          ref: c.aggregate,
+          state: this.decider.initialState(),
+          lastSeq: 0,
+          snapshotSeq: 0,
+          byCommand: new Map(),
+        };
         loaded.set(key, agg);
       }
-      this.fold(agg, [c]);
+      if (c.seq > agg.lastSeq) this.fold(agg, [c]);
     }
     let n = 0;
     for (const [key, agg] of loaded) {
@@ -121,6 +160,21 @@ export class CachedAggregates<S, C, E extends DomainEvent> {
       n++;
     }
     return n;
+  }
+
+  /** The cached aggregates whose state moved since their last snapshot (see markSnapshotted). */
+  changedSinceSnapshot(): { ref: AggregateRef; state: S; lastSeq: number }[] {
+    const out: { ref: AggregateRef; state: S; lastSeq: number }[] = [];
+    for (const agg of this.cache.values())
+      if (agg.lastSeq > agg.snapshotSeq) out.push({ ref: agg.ref, state: agg.state, lastSeq: agg.lastSeq });
+    return out;
+  }
+
+  markSnapshotted(written: readonly { ref: AggregateRef; lastSeq: number }[]): void {
+    for (const w of written) {
+      const agg = this.cache.get(this.key(w.ref));
+      if (agg && agg.snapshotSeq < w.lastSeq) agg.snapshotSeq = w.lastSeq;
+    }
   }
 
   async handle(

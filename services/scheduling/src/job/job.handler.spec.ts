@@ -152,7 +152,7 @@ describe('run numbers under concurrency (real JetStream)', () => {
         overlapPolicy: 'allow',
       });
     // More than 1 cold job: one replay of the job streams; 1: read on its own.
-    const fresh = new JobCommands(env.newStore(integrationRegistry()), versions, 1);
+    const fresh = new JobCommands(env.newStore(integrationRegistry()), versions, { prewarmOneByOne: 1 });
     const jobs = names.map((n) => ({ workspaceId: ws, jobId: jobIdFor(ws, n) }));
     assert.equal(await fresh.prewarm(jobs.slice(0, 2)), 2, 'only the jobs asked for');
     assert.equal(await fresh.prewarm(jobs), 1, 'jobs already in memory are left alone');

@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
+import type { Kysely } from 'kysely';
 import {
   AggregateTypes,
   type JobEvent,
@@ -15,8 +16,19 @@ import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
 import { CachedAggregates } from './cached-aggregate.js';
 import { jobDecider, type JobCommand, type JobState } from './job.decider.js';
 import { jobIdFor } from './job-id.js';
+import { JobSnapshots } from './job-snapshots.js';
 import { KeyedLock } from './keyed-lock.js';
+import type { SchedulingTables } from '../migrations/index.js';
 import { ReadModelWorkspaceVersions, type WorkspaceVersions } from './workspace-versions.js';
+
+export interface JobCommandsOptions {
+  /** prewarm: up to this many cold jobs are read one by one; more with one replay of the job streams (200). */
+  prewarmOneByOne?: number;
+  /** Where job snapshots are kept (none: a start replays every job's history). */
+  snapshots?: JobSnapshots;
+  /** prewarm replays at most this many of the latest stream messages after the snapshots (100,000). */
+  replayWindow?: number;
+}
 
 export function jobRef(workspaceId: string, jobId: string): AggregateRef {
   return { workspaceId, type: AggregateTypes.job, id: jobId };
@@ -29,14 +41,19 @@ export function jobRef(workspaceId: string, jobId: string): AggregateRef {
  */
 export class JobCommands {
   private readonly lock = new KeyedLock();
+  private readonly prewarmOneByOne: number;
+  private readonly snapshots: JobSnapshots | undefined;
+  private readonly replayWindow: number;
   private readonly aggregates: CachedAggregates<JobState, JobCommand, JobEvent>;
 
   constructor(
     private readonly store: EventStore,
     private readonly versions: WorkspaceVersions,
-    /** prewarm: up to this many cold jobs are read one by one; more with one replay of all job streams. */
-    private readonly prewarmOneByOne = 200,
+    opts: JobCommandsOptions = {},
   ) {
+    this.prewarmOneByOne = opts.prewarmOneByOne ?? 200;
+    this.snapshots = opts.snapshots;
+    this.replayWindow = opts.replayWindow ?? 100_000;
     this.aggregates = new CachedAggregates(store, jobDecider);
   }
 
@@ -175,21 +192,83 @@ export class JobCommands {
   async prewarm(jobs: readonly { workspaceId: string; jobId: string }[]): Promise<number> {
     const cold = jobs.map((j) => jobRef(j.workspaceId, j.jobId)).filter((ref) => !this.aggregates.has(ref));
     if (cold.length === 0) return 0;
-    if (cold.length > this.prewarmOneByOne) {
-      const wanted = new Set(cold.map((r) => `${r.workspaceId}/${r.id}`));
+    if (cold.length <= this.prewarmOneByOne) {
+      await this.oneByOne(cold, (ref) => this.aggregates.warm(ref));
+      return cold.length;
+    }
+    // Many: their snapshots, then ONE replay of the job streams from the oldest snapshot on (at
+    // most the last replayWindow messages: a job with an older snapshot, one that rarely
+    // changes, catches up on its own). From the beginning when too many jobs have no snapshot.
+    const key = (r: { workspaceId: string; id: string }) => `${r.workspaceId}/${r.id}`;
+    const wanted = new Set(cold.map(key));
+    const snaps = this.snapshots
+      ? (await this.snapshots.read(cold.map((r) => r.id)))
+          .filter((sn) => wanted.has(`${sn.workspaceId}/${sn.jobId}`))
+          .map((sn) => ({ ref: jobRef(sn.workspaceId, sn.jobId), state: sn.state, lastSeq: sn.lastSeq }))
+      : [];
+    const snapped = new Set(snaps.map((sn) => key(sn.ref)));
+    const without = cold.filter((r) => !snapped.has(key(r)));
+    if (snaps.length === 0 || without.length > this.prewarmOneByOne) {
       return this.aggregates.prime(this.store.replay({ aggregateType: AggregateTypes.job }), (ref) =>
-        wanted.has(`${ref.workspaceId}/${ref.id}`),
+        wanted.has(key(ref)),
       );
     }
+    const from = Math.max(
+      Math.min(...snaps.map((sn) => sn.lastSeq)) + 1,
+      (await this.store.lastSequence()) - this.replayWindow,
+    );
+    const replayed = snaps.filter((sn) => sn.lastSeq + 1 >= from);
+    const quiet = snaps.filter((sn) => sn.lastSeq + 1 < from);
+    const n = await this.aggregates.prime(
+      this.store.replay({ aggregateType: AggregateTypes.job, fromSeq: from }),
+      (ref) => wanted.has(key(ref)),
+      replayed,
+      true,
+    );
+    await this.oneByOne(
+      quiet,
+      (sn) => this.aggregates.warmFrom(sn),
+      (sn) => sn.ref,
+    );
+    await this.oneByOne(without, (ref) => this.aggregates.warm(ref));
+    return n + quiet.length + without.length;
+  }
+
+  /** Runs `f` for each item, 8 at a time, under the job's lock (`refOf`: the item's job). */
+  private async oneByOne<T>(
+    items: readonly T[],
+    f: (item: T) => Promise<void>,
+    refOf: (item: T) => AggregateRef = (item) => item as AggregateRef,
+  ): Promise<void> {
     let next = 0;
-    const one = async (): Promise<void> => {
-      while (next < cold.length) {
-        const ref = cold[next++]!;
-        await this.lock.run(`${ref.workspaceId}/${ref.id}`, () => this.aggregates.warm(ref));
+    const worker = async (): Promise<void> => {
+      while (next < items.length) {
+        const item = items[next++]!;
+        const ref = refOf(item);
+        await this.lock.run(`${ref.workspaceId}/${ref.id}`, () => f(item));
       }
     };
-    await Promise.all(Array.from({ length: 8 }, one));
-    return cold.length;
+    await Promise.all(Array.from({ length: 8 }, worker));
+  }
+
+  /**
+   * Stores a snapshot of every job in memory whose state moved since its last one, so that the
+   * next start reads the snapshots and only the commits after them. Returns how many were written.
+   */
+  async writeSnapshots(): Promise<number> {
+    if (!this.snapshots) return 0;
+    const changed = this.aggregates.changedSinceSnapshot().filter((c) => c.ref.type === AggregateTypes.job);
+    if (changed.length === 0) return 0;
+    await this.snapshots.write(
+      changed.map((c) => ({
+        workspaceId: c.ref.workspaceId,
+        jobId: c.ref.id,
+        lastSeq: c.lastSeq,
+        state: c.state,
+      })),
+    );
+    this.aggregates.markSnapshotted(changed);
+    return changed.length;
   }
 
   /**
@@ -273,6 +352,8 @@ export interface FireOutcome {
 @Injectable()
 export class JobHandler extends JobCommands {
   constructor(@Inject(SERVICE_CONTEXT) ctx: ServiceContext) {
-    super(ctx.store, new ReadModelWorkspaceVersions(ctx.db));
+    super(ctx.store, new ReadModelWorkspaceVersions(ctx.db), {
+      snapshots: new JobSnapshots(ctx.db as Kysely<SchedulingTables>),
+    });
   }
 }

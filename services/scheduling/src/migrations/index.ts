@@ -72,6 +72,18 @@ export const schedulingMigrations: MigrationSet = {
         );
         CREATE INDEX job_runs_to_note ON job_runs (ended_at) WHERE ended_at IS NOT NULL AND NOT noted;`,
     },
+    {
+      name: '0004_job_snapshots',
+      up: `
+        CREATE TABLE job_snapshots (
+          job_id uuid PRIMARY KEY,
+          workspace_id uuid NOT NULL,
+          last_seq bigint NOT NULL,
+          format integer NOT NULL,
+          state jsonb NOT NULL,
+          updated_at timestamptz NOT NULL
+        );`,
+    },
   ],
 };
 
@@ -137,7 +149,21 @@ export interface JobRunRow {
   noted: boolean;
 }
 
+/**
+ * The job aggregates' folded state as of a stream sequence, written by the scheduler (a cache of
+ * the event store: a start reads these and only the commits after them, not every job's history).
+ */
+export interface JobSnapshotRow {
+  job_id: string;
+  workspace_id: string;
+  last_seq: string | number;
+  format: number;
+  state: unknown;
+  updated_at: Date;
+}
+
 export interface SchedulingTables {
+  job_snapshots: JobSnapshotRow;
   jobs: JobRow;
   job_versions: JobVersionRow;
   job_runs: JobRunRow;

@@ -6,7 +6,7 @@ import {
   type OnModuleDestroy,
 } from '@nestjs/common';
 import type { Kysely } from 'kysely';
-import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
+import { PeriodicTask, SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
 import { JobHandler } from '../job/job.handler.js';
 import type { SchedulingTables } from '../migrations/index.js';
 import { RunEndNotifier } from './run-end-notifier.js';
@@ -21,21 +21,42 @@ export class SchedulerService implements OnApplicationBootstrap, OnModuleDestroy
   readonly notifier: RunEndNotifier;
 
   private readonly stopGraceMs: number;
+  /** Writes snapshots of the jobs in memory every 30 s (and at the stop), so a start reads little. */
+  private readonly snapshotter: PeriodicTask;
+  private started = false;
 
-  constructor(@Inject(SERVICE_CONTEXT) ctx: ServiceContext, @Inject(JobHandler) jobs: JobHandler) {
+  constructor(
+    @Inject(SERVICE_CONTEXT) ctx: ServiceContext,
+    @Inject(JobHandler) private readonly jobs: JobHandler,
+  ) {
     this.stopGraceMs = ctx.config.scheduler.stopGraceMs;
     const db = ctx.db as Kysely<SchedulingTables>;
     this.scheduler = new Scheduler(db, jobs, { log: (m) => this.logger.warn(m) });
     this.notifier = new RunEndNotifier(db, jobs, { log: (m) => this.logger.warn(m) });
+    let first = true;
+    this.snapshotter = new PeriodicTask(
+      async () => {
+        if (first) return void (first = false); // not at the start: the jobs are being loaded
+        await this.jobs.writeSnapshots();
+      },
+      () => 30_000,
+      (err) => this.logger.warn(`writing job snapshots failed: ${(err as Error).message}`),
+    );
   }
 
   onApplicationBootstrap(): void {
     if (process.env.RUNWAY_SCHEDULER === 'off') return;
+    this.started = true;
     this.scheduler.start();
     this.notifier.start();
+    this.snapshotter.start();
   }
 
   async onModuleDestroy(): Promise<void> {
-    await Promise.all([this.scheduler.stop(this.stopGraceMs), this.notifier.stop()]);
+    await Promise.all([this.scheduler.stop(this.stopGraceMs), this.notifier.stop(), this.snapshotter.stop()]);
+    if (this.started)
+      await this.jobs
+        .writeSnapshots()
+        .catch((err: unknown) => this.logger.warn(`writing job snapshots failed: ${(err as Error).message}`));
   }
 }
