@@ -7,9 +7,10 @@ import { createTestEnvironment, type TestEnvironment } from '#libs/testing';
 import { CachedAggregates } from './cached-aggregate.js';
 import { jobDecider, type JobCommand, type JobState } from './job.decider.js';
 import { jobIdFor } from './job-id.js';
+import { testUser } from './job-test-fixtures.js';
 
 const ws = '5a1f5c1e-1f7e-4a4b-9a55-3c2f1d0e9a22';
-const user = '0d5c2a7e-2b4f-4c3a-8e1d-5f6a7b8c9d01';
+const user = testUser;
 const dep = { id: '44444444-4444-4444-8444-444444444444', version: 1 };
 
 describe('cached job aggregates (real JetStream)', () => {

@@ -8,15 +8,10 @@ import { schedulingMigrations, type SchedulingTables } from '../migrations/index
 import { JobCommands } from './job.handler.js';
 import { jobIdFor } from './job-id.js';
 import { JobSnapshots } from './job-snapshots.js';
-import type { WorkspaceVersions } from './workspace-versions.js';
+import { createScheduledJob, deployedVersions } from './job-test-fixtures.js';
 
 const ws = '7c1f5c1e-1f7e-4a4b-9a55-3c2f1d0e9a33';
-const user = '0d5c2a7e-2b4f-4c3a-8e1d-5f6a7b8c9d01';
-const versions: WorkspaceVersions = {
-  latestDeployment: async () => ({ id: '44444444-4444-4444-8444-444444444444', version: 1 }),
-  deploymentHasFile: async () => true,
-  latestConfiguration: async () => null,
-};
+const versions = deployedVersions;
 
 describe('job snapshots (real JetStream and PostgreSQL)', () => {
   let env: TestEnvironment;
@@ -37,18 +32,7 @@ describe('job snapshots (real JetStream and PostgreSQL)', () => {
     const a = new JobCommands(store, versions, { prewarmOneByOne: 1, snapshots: new JobSnapshots(db) });
     const names = ['snap-0.py', 'snap-1.py', 'snap-2.py', 'snap-3.py'];
     const ids = names.map((n) => jobIdFor(ws, n));
-    for (const name of names)
-      await a.upsert({
-        workspaceId: ws,
-        actor: user,
-        commandId: `create-${name}`,
-        name,
-        description: '',
-        entryPoint: name,
-        kind: 'batch',
-        schedule: '*/5 * * * * *',
-        overlapPolicy: 'allow',
-      });
+    for (const name of names) await createScheduledJob(a, ws, name);
     const base = Math.ceil(Date.now() / 5000) * 5000;
     const t = (i: number) => new Date(base + i * 5000);
     for (const id of ids) assert.equal((await a.fireOutcome(ws, id, t(1))).number, 1);

@@ -6,15 +6,11 @@ import { connectNats, drainNats, type NatsConnection } from '#libs/nats';
 import { createTestEnvironment, type TestEnvironment } from '#libs/testing';
 import { JobCommands } from './job.handler.js';
 import { jobIdFor } from './job-id.js';
-import type { WorkspaceVersions } from './workspace-versions.js';
+import { createScheduledJob, deployedVersions, testUser } from './job-test-fixtures.js';
 
 const ws = '6b1f5c1e-1f7e-4a4b-9a55-3c2f1d0e9a11';
-const user = '0d5c2a7e-2b4f-4c3a-8e1d-5f6a7b8c9d01';
-const versions: WorkspaceVersions = {
-  latestDeployment: async () => ({ id: '44444444-4444-4444-8444-444444444444', version: 1 }),
-  deploymentHasFile: async () => true,
-  latestConfiguration: async () => null,
-};
+const user = testUser;
+const versions = deployedVersions;
 
 describe('run numbers under concurrency (real JetStream)', () => {
   let env: TestEnvironment;
@@ -105,17 +101,7 @@ describe('run numbers under concurrency (real JetStream)', () => {
   });
 
   it('two schedulers firing the same time make one run; the second gets that run back (catching up, not re-reading)', async () => {
-    await a.upsert({
-      workspaceId: ws,
-      actor: user,
-      commandId: 'create-fired',
-      name: 'fired.py',
-      description: '',
-      entryPoint: 'fired.py',
-      kind: 'batch',
-      schedule: '*/5 * * * * *',
-      overlapPolicy: 'allow',
-    });
+    await createScheduledJob(a, ws, 'fired.py');
     const jobId = jobIdFor(ws, 'fired.py');
     const times = [1, 2, 3].map((i) => new Date(Math.ceil(Date.now() / 5000) * 5000 + i * 5000));
     for (const at of times) {
@@ -139,18 +125,7 @@ describe('run numbers under concurrency (real JetStream)', () => {
 
   it('prewarm loads the cold scheduled jobs (in bulk or one by one); the next fire decides on them', async () => {
     const names = ['warm-1.py', 'warm-2.py', 'warm-3.py'];
-    for (const name of names)
-      await a.upsert({
-        workspaceId: ws,
-        actor: user,
-        commandId: `create-${name}`,
-        name,
-        description: '',
-        entryPoint: name,
-        kind: 'batch',
-        schedule: '*/5 * * * * *',
-        overlapPolicy: 'allow',
-      });
+    for (const name of names) await createScheduledJob(a, ws, name);
     // More than 1 cold job: one replay of the job streams; 1: read on its own.
     const fresh = new JobCommands(env.newStore(integrationRegistry()), versions, { prewarmOneByOne: 1 });
     const jobs = names.map((n) => ({ workspaceId: ws, jobId: jobIdFor(ws, n) }));
