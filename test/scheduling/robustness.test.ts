@@ -330,6 +330,30 @@ describe('scheduler robustness: restarts, downtime, retries, changes just before
     assert.equal(runs[0]!.runway_status, 'skipped');
     assert.equal(runs[0]!.status, 'cancelled', 'the compatible status of a skipped run');
     assert.match(runs[0]!.message as string, /nothing is deployed/);
+
+    // Deployed, but the job's entry point is not a file of the deployment: a skipped run too.
+    const gone = await upsert({ name: 'gone', entry_point: 'gone.py', schedule: '* * * * *' });
+    const goneAt = nextFire('* * * * *', 'UTC', new Date(Date.parse(gone.date_updated as string)))!;
+    assert.equal(await commands.fire(ws, gone.id as string, goneAt), null);
+    const goneFires = await firesOf(gone.id as string);
+    assert.equal(goneFires.length, 1);
+    assert.equal(goneFires[0]!.type, 'ScheduledRunSkipped');
+    const goneEvent = (await store().read(jobRef(ws, gone.id as string))).events.find(
+      (e) => e.type === 'ScheduledRunSkipped',
+    );
+    assert.match(
+      (goneEvent?.data as { reason: string }).reason,
+      /entry point gone\.py of job gone is not a file of deployment/,
+    );
+    // Its own entry point deployed: the next fire requests a run.
+    const ok = await upsert({ name: 'gone', entry_point: 'tick.py' });
+    const okAt = nextFire(
+      '* * * * *',
+      'UTC',
+      new Date(Math.max(goneAt.getTime(), Date.parse(ok.date_updated as string))),
+    )!;
+    assert.ok((await commands.fire(ws, gone.id as string, okAt))?.runId, 'requested');
+    await upsert({ name: 'gone', active: false });
     for (const name of ['retry', 'retry-down']) await upsert({ name, active: false });
   });
 

@@ -375,6 +375,25 @@ describe('job decider', () => {
       assertSkipped([skip!], skippedRun(2, t2, /nothing is deployed/));
     });
 
+    it('a fire whose entry point is not a file of the deployment is a skipped run; one that is, fires', () => {
+      const files = (...paths: string[]) => new Set(paths);
+      assertSkipped(
+        decide([scheduled('allow')], { ...fire(t1), deployedFiles: files('other.py') }),
+        skippedRun(1, t1, /entry point pipelines\/load\.py of job .* is not a file of deployment 3/),
+      );
+      s.given([scheduled('allow')])
+        .when({ ...fire(t1, run1), deployedFiles: files('pipelines/load.py', 'other.py') })
+        .then([fired(1, t1)]);
+      // The queued fire requested when the active run ends is checked the same way.
+      const queued: JobEvent = { type: 'FireQueued', data: { fireAt: t2, activeRunId: run1 } };
+      const [end, skip] = decide(
+        [scheduled('queue'), fired(1, t1), queued],
+        note({ deployedFiles: files('other.py') }),
+      );
+      assert.deepEqual(end, ended());
+      assertSkipped([skip!], skippedRun(2, t2, /is not a file of deployment/));
+    });
+
     it('queue: a deactivated or unscheduled job drops its queued fire', () => {
       const queued: JobEvent = { type: 'FireQueued', data: { fireAt: t2, activeRunId: run1 } };
       const off: JobEvent = {

@@ -53,6 +53,8 @@ export interface RequestRun {
   deployment: VersionRef | null;
   /** Whether `path` is a file of that deployment (deployed undefined: cannot be told); used when `path` is the job's entry point. */
   entryPointChecked?: { path: string; deployed: boolean | undefined };
+  /** Scheduled fires: the files of that deployment (undefined: not checked); the entry point must be one. */
+  deployedFiles?: ReadonlySet<string>;
   /** The latest configuration and the profiles it defines (null: none uploaded yet). */
   configuration: (VersionRef & { profiles: readonly string[] }) | null;
   requestedBy: string;
@@ -75,6 +77,8 @@ export interface NoteRunEnded {
   /** Run id for the queued fire, if one gets requested. */
   nextRunId: string;
   deployment: VersionRef | null;
+  /** The files of that deployment (undefined: not checked). */
+  deployedFiles?: ReadonlySet<string>;
   configuration: (VersionRef & { profiles: readonly string[] }) | null;
 }
 
@@ -349,6 +353,7 @@ function decide(command: JobCommand, state: JobState): JobEvent[] {
         trigger: 'schedule',
         profile: null,
         deployment: command.deployment,
+        deployedFiles: command.deployedFiles,
         configuration: command.configuration,
         requestedBy: 'scheduler',
         fireAt: queued,
@@ -372,7 +377,10 @@ function checkRunnable(
   if (!spec.active) return `job ${spec.name} is inactive: activate it (active: true) before requesting a run`;
   if (!command.deployment)
     return 'nothing is deployed in this workspace yet: deploy the workspace before running a job';
-  if (command.entryPointChecked?.path === spec.entryPoint && command.entryPointChecked.deployed === false)
+  if (
+    (command.entryPointChecked?.path === spec.entryPoint && command.entryPointChecked.deployed === false) ||
+    (command.deployedFiles && !command.deployedFiles.has(spec.entryPoint.replace(/^(\.\/)+/, '')))
+  )
     return `the entry point ${spec.entryPoint} of job ${spec.name} is not a file of deployment ${command.deployment.version}`;
   let profile: string;
   try {

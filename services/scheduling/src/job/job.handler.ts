@@ -58,7 +58,7 @@ export class JobCommands {
   }
 
   /**
-   * The workspace's latest deployment and configuration for scheduled fires, read at most every
+   * The workspace's latest deployment (with its files) and configuration for scheduled fires, read at most every
    * 200 ms per workspace (thousands of jobs of one workspace fire at the same second). A fire in
    * the same 200 ms as a new deployment may use the previous one.
    */
@@ -67,9 +67,10 @@ export class JobCommands {
     {
       at: number;
       value: Promise<
-        [
+        readonly [
           Awaited<ReturnType<WorkspaceVersions['latestDeployment']>>,
           Awaited<ReturnType<WorkspaceVersions['latestConfiguration']>>,
+          ReadonlySet<string> | undefined,
         ]
       >;
     }
@@ -82,11 +83,30 @@ export class JobCommands {
     const value = Promise.all([
       this.versions.latestDeployment(workspaceId),
       this.versions.latestConfiguration(workspaceId),
-    ]);
+    ]).then(async ([deployment, configuration]) => {
+      const files = deployment ? await this.filesOf(workspaceId, deployment.id) : undefined;
+      return [deployment, configuration, files] as const;
+    });
     this.recentVersions.set(workspaceId, { at: now, value });
     value.catch(() => this.recentVersions.delete(workspaceId));
     if (this.recentVersions.size > 10_000) this.recentVersions.clear();
     return value;
+  }
+
+  /** The files of a deployment, read once per deployment (they never change), the latest few kept. */
+  private readonly deploymentFiles = new Map<string, Promise<ReadonlySet<string> | undefined>>();
+
+  private filesOf(workspaceId: string, deploymentId: string): Promise<ReadonlySet<string> | undefined> {
+    if (!this.versions.deploymentFiles) return Promise.resolve(undefined);
+    let files = this.deploymentFiles.get(deploymentId);
+    if (!files) {
+      files = this.versions.deploymentFiles(workspaceId, deploymentId);
+      files.catch(() => this.deploymentFiles.delete(deploymentId));
+      if (this.deploymentFiles.size >= 16)
+        this.deploymentFiles.delete(this.deploymentFiles.keys().next().value!);
+      this.deploymentFiles.set(deploymentId, files);
+    }
+    return files;
   }
 
   private handle(
@@ -284,7 +304,7 @@ export class JobCommands {
 
   /** A scheduled fire and what became of it. */
   async fireOutcome(workspaceId: string, jobId: string, fireAt: Date): Promise<FireOutcome> {
-    const [deployment, configuration] = await this.latestVersions(workspaceId);
+    const [deployment, configuration, deployedFiles] = await this.latestVersions(workspaceId);
     const iso = fireAt.toISOString();
     const r = await this.handle(
       workspaceId,
@@ -295,6 +315,7 @@ export class JobCommands {
         trigger: 'schedule',
         profile: null,
         deployment,
+        deployedFiles,
         configuration,
         requestedBy: 'scheduler',
         fireAt: iso,
@@ -328,11 +349,19 @@ export class JobCommands {
    * requests its queued fire if one waits. Idempotent (command id `ended:<runId>`).
    */
   async noteRunEnded(workspaceId: string, jobId: string, runId: string, status: string): Promise<void> {
-    const [deployment, configuration] = await this.latestVersions(workspaceId);
+    const [deployment, configuration, deployedFiles] = await this.latestVersions(workspaceId);
     await this.handle(
       workspaceId,
       jobId,
-      { type: 'NoteRunEnded', runId, status, nextRunId: randomUUID(), deployment, configuration },
+      {
+        type: 'NoteRunEnded',
+        runId,
+        status,
+        nextRunId: randomUUID(),
+        deployment,
+        deployedFiles,
+        configuration,
+      },
       `ended:${runId}`,
       'scheduler',
     );

@@ -11,6 +11,8 @@ export interface WorkspaceVersions {
   /** Whether `path` is a file of that deployment; undefined when it cannot be told. */
   deploymentHasFile(workspaceId: string, deploymentId: string, path: string): Promise<boolean | undefined>;
   latestConfiguration(workspaceId: string): Promise<(VersionRef & { profiles: string[] }) | null>;
+  /** Every file path of that deployment (scheduled fires check their entry point); undefined when it cannot be told. */
+  deploymentFiles?(workspaceId: string, deploymentId: string): Promise<ReadonlySet<string> | undefined>;
 }
 
 const UNDEFINED_TABLE = '42P01';
@@ -52,6 +54,19 @@ export class ReadModelWorkspaceVersions implements WorkspaceVersions {
         this.db,
       );
       return (r.rows[0]?.n ?? 0) > 0;
+    } catch (err) {
+      if (missingSchema(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async deploymentFiles(workspaceId: string, deploymentId: string): Promise<ReadonlySet<string> | undefined> {
+    try {
+      const r = await sql<{ path: string }>`
+        SELECT path FROM deployment_files WHERE deployment_id = ${deploymentId} AND workspace_id = ${workspaceId}`.execute(
+        this.db,
+      );
+      return new Set(r.rows.map((x) => x.path));
     } catch (err) {
       if (missingSchema(err)) return undefined;
       throw err;
