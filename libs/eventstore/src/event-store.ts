@@ -8,9 +8,11 @@ import {
   jetstreamManager,
   RetentionPolicy,
   StorageType,
+  type DirectMsgRequest,
   type JetStreamClient,
   type JetStreamManager,
   type JsMsg,
+  type StoredMsg,
   type StreamConfig,
 } from '@nats-io/jetstream';
 import { randomUUID } from 'node:crypto';
@@ -284,26 +286,24 @@ export class EventStore {
 
   /** The stream sequence of the aggregate's last commit (0 if none), via direct get. */
   async lastSequenceOf(ref: AggregateRef): Promise<number> {
+    return (await this.directGet({ last_by_subj: this.subjectOf(ref) }))?.seq ?? 0;
+  }
+
+  /** A direct get of one stream message; null when there is none. */
+  private async directGet(query: DirectMsgRequest): Promise<StoredMsg | null> {
     const jsm = await this.jsm();
     try {
-      const msg = await jsm.direct.getMessage(this.stream, { last_by_subj: this.subjectOf(ref) });
-      return msg?.seq ?? 0;
+      return await jsm.direct.getMessage(this.stream, query);
     } catch (err) {
-      if (err instanceof Error && /no message found|not found/i.test(err.message)) return 0;
+      if (err instanceof Error && /no message found|not found/i.test(err.message)) return null;
       throw err;
     }
   }
 
   /** One commit by its stream sequence (direct get); null if there is none. */
   async readCommit(seq: number): Promise<StoredCommit | null> {
-    const jsm = await this.jsm();
-    try {
-      const msg = await jsm.direct.getMessage(this.stream, { seq });
-      return msg ? this.decode(msg) : null;
-    } catch (err) {
-      if (err instanceof Error && /no message found|not found/i.test(err.message)) return null;
-      throw err;
-    }
+    const msg = await this.directGet({ seq });
+    return msg ? this.decode(msg) : null;
   }
 
   /**
@@ -312,18 +312,11 @@ export class EventStore {
    * creates a consumer. null when more than `max` commits are behind (read it whole instead).
    */
   async readAfter(ref: AggregateRef, afterSeq: number, max = 32): Promise<ReadResult | null> {
-    const jsm = await this.jsm();
     const subject = this.subjectOf(ref);
     const commits: StoredCommit[] = [];
     let cursor = afterSeq;
     for (;;) {
-      let msg;
-      try {
-        msg = await jsm.direct.getMessage(this.stream, { seq: cursor + 1, next_by_subj: subject });
-      } catch (err) {
-        if (err instanceof Error && /no message found|not found/i.test(err.message)) msg = null;
-        else throw err;
-      }
+      const msg = await this.directGet({ seq: cursor + 1, next_by_subj: subject });
       if (!msg) break;
       if (commits.length === max) return null;
       commits.push(this.decode(msg));

@@ -47,6 +47,17 @@ export class CachedAggregates<S, C, E extends DomainEvent> {
     return `${ref.workspaceId}/${ref.type}/${ref.id}`;
   }
 
+  /** An entry with no commits folded yet, or one starting from a snapshot (state as of lastSeq). */
+  private entry(ref: AggregateRef, from?: { state: S; lastSeq: number }): Cached<S, E> {
+    return {
+      ref,
+      state: from?.state ?? this.decider.initialState(),
+      lastSeq: from?.lastSeq ?? 0,
+      snapshotSeq: from?.lastSeq ?? 0,
+      byCommand: new Map(),
+    };
+  }
+
   private fold(agg: Cached<S, E>, commits: readonly StoredCommit[]): void {
     for (const c of commits) {
       const events = c.events.map((e) => ({ type: e.type, data: e.data }) as E);
@@ -82,13 +93,7 @@ export class CachedAggregates<S, C, E extends DomainEvent> {
       }
     }
     const { commits, lastSeq } = await this.store.read(ref);
-    const fresh: Cached<S, E> = {
-      ref,
-      state: this.decider.initialState(),
-      lastSeq: 0,
-      snapshotSeq: 0,
-      byCommand: new Map(),
-    };
+    const fresh = this.entry(ref);
     this.fold(fresh, commits);
     fresh.lastSeq = lastSeq;
     this.remember(key, fresh);
@@ -112,7 +117,7 @@ export class CachedAggregates<S, C, E extends DomainEvent> {
   async warmFrom(snapshot: { ref: AggregateRef; state: S; lastSeq: number }): Promise<void> {
     const key = this.key(snapshot.ref);
     if (this.cache.has(key)) return;
-    this.remember(key, { ...snapshot, snapshotSeq: snapshot.lastSeq, byCommand: new Map() });
+    this.remember(key, this.entry(snapshot.ref, snapshot));
     await this.load(snapshot.ref);
   }
 
@@ -135,20 +140,14 @@ export class CachedAggregates<S, C, E extends DomainEvent> {
     for (const st of start) {
       const key = this.key(st.ref);
       if (this.cache.has(key) || !wanted(st.ref)) continue;
-      loaded.set(key, { ...st, snapshotSeq: st.lastSeq, byCommand: new Map() });
+      loaded.set(key, this.entry(st.ref, st));
     }
     for await (const c of commits) {
       const key = this.key(c.aggregate);
       let agg = loaded.get(key);
       if (!agg) {
         if (onlyStarted || this.cache.has(key) || !wanted(c.aggregate)) continue;
-        agg = {
-          ref: c.aggregate,
-          state: this.decider.initialState(),
-          lastSeq: 0,
-          snapshotSeq: 0,
-          byCommand: new Map(),
-        };
+        agg = this.entry(c.aggregate);
         loaded.set(key, agg);
       }
       if (c.seq > agg.lastSeq) this.fold(agg, [c]);

@@ -277,7 +277,7 @@ export class JobCommands {
    */
   async writeSnapshots(): Promise<number> {
     if (!this.snapshots) return 0;
-    const changed = this.aggregates.changedSinceSnapshot().filter((c) => c.ref.type === AggregateTypes.job);
+    const changed = this.aggregates.changedSinceSnapshot();
     if (changed.length === 0) return 0;
     await this.snapshots.write(
       changed.map((c) => ({

@@ -1,14 +1,15 @@
-import { sql, type Kysely } from 'kysely';
-import { PeriodicTask } from '#libs/service-host';
+import type { Kysely } from 'kysely';
 import type { MissedPolicy } from '#libs/contracts';
+import { PeriodicTask } from '#libs/service-host';
 import type { SchedulingTables } from '../migrations/index.js';
+import { ScheduledJobs, type ScheduledJob } from '../job/read-models/scheduled-jobs.js';
 import { DomainError } from '#libs/eventstore';
 import { dueFires, nextFire } from './cron.js';
 
 /** What the scheduler needs from the job aggregate: one scheduled fire (null: refused / already fired). */
 export interface FireTarget {
   fire(workspaceId: string, jobId: string, fireAt: Date): Promise<{ runId: string; number: number } | null>;
-  /** Optional: load these jobs ahead of their first fire (called once, after the first read of the jobs). */
+  /** Optional: load these jobs ahead of their first fire (after each read of the jobs; awaited before the first fires). */
   prewarm?(jobs: readonly { workspaceId: string; jobId: string }[]): Promise<number>;
 }
 
@@ -39,15 +40,7 @@ export interface SchedulerOptions {
   log?: (msg: string) => void;
 }
 
-export interface ScheduledJob {
-  id: string;
-  workspace_id: string;
-  schedule: string;
-  timezone: string;
-  missed_policy: MissedPolicy;
-  updated_at: Date;
-  last_fire_at: Date | null;
-}
+export type { ScheduledJob };
 
 /**
  * Which fire times of a job to fire now, and where the job's cursor moves. `cursor` is the last
@@ -93,6 +86,7 @@ export class Scheduler {
   /** The earliest next fire time (or retry) seen by the last tick: the loop wakes up for it. */
   private soonest = Infinity;
   private readonly intervalMs: number;
+  private readonly scheduled: ScheduledJobs;
   private readonly reloadMs: number;
   /** The active scheduled jobs as last read, their fingerprint (count and versions) and when. */
   private jobs: ScheduledJob[] = [];
@@ -113,10 +107,11 @@ export class Scheduler {
   private readonly log: (msg: string) => void;
 
   constructor(
-    private readonly db: Kysely<SchedulingTables>,
+    db: Kysely<SchedulingTables>,
     private readonly target: FireTarget,
     opts: SchedulerOptions = {},
   ) {
+    this.scheduled = new ScheduledJobs(db);
     this.intervalMs = opts.intervalMs ?? 250;
     this.reloadMs = opts.reloadMs ?? 10_000;
     this.runAllCap = opts.runAllCap ?? 10;
@@ -162,18 +157,9 @@ export class Scheduler {
    * other replicas). Between reads, what this process fired itself is in its cursors.
    */
   private async scheduledJobs(now: number): Promise<ScheduledJob[]> {
-    const fp = await sql<{ n: number; h: string }>`
-      SELECT count(*)::int AS n, coalesce(sum(hashtext(id::text || ':' || version::text)), 0)::text AS h
-      FROM jobs WHERE active AND schedule IS NOT NULL`.execute(this.db);
-    const row = fp.rows[0];
-    const fingerprint = `${row?.n ?? 0}:${row?.h ?? ''}`;
+    const fingerprint = await this.scheduled.fingerprint();
     if (fingerprint === this.jobsFingerprint && now - this.jobsReadAt < this.reloadMs) return this.jobs;
-    this.jobs = (await this.db
-      .selectFrom('jobs')
-      .select(['id', 'workspace_id', 'schedule', 'timezone', 'missed_policy', 'updated_at', 'last_fire_at'])
-      .where('active', '=', true)
-      .where('schedule', 'is not', null)
-      .execute()) as ScheduledJob[];
+    this.jobs = await this.scheduled.list();
     this.jobsFingerprint = fingerprint;
     this.jobsReadAt = now;
     if (this.target.prewarm) {
