@@ -36,8 +36,16 @@ export async function newUser(stack: TestStack, email: string, role?: 'viewer' |
   const t = await stack.call('POST', `/api/v1/admin/users/${id}/tokens`, { name: 'test' });
   if (t.status !== 201) throw new Error(`token of ${email}: ${t.status} ${t.text}`);
   const token = (t.json as { token: string }).token;
-  const me = await stack.call('GET', '/api/v1/me', undefined, token);
-  return { id, token, workspaceId: (me.json as { default_workspace: { id: string } }).default_workspace.id };
+  // The user's own workspace is created from the user's events: under load /me can answer before it exists.
+  for (const until = Date.now() + 15_000; ;) {
+    const me = await stack.call('GET', '/api/v1/me', undefined, token);
+    const workspaceId = (me.json as { default_workspace?: { id?: string } } | undefined)?.default_workspace
+      ?.id;
+    if (me.status === 200 && workspaceId) return { id, token, workspaceId };
+    if (Date.now() > until)
+      throw new Error(`/me of ${email} has no default workspace: ${me.status} ${me.text}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 export async function waitForStatus(
