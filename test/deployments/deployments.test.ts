@@ -14,6 +14,7 @@ import {
 import { blobBucketName, BlobStore } from '#libs/blobs';
 import { blobGcReply, DeploymentRpc } from '#libs/contracts';
 import { rpc } from '#libs/service-host';
+import { natsClientOptions } from '#libs/nats';
 import { startTestStack, type TestStack } from '../support/stack.js';
 import { newUser } from '../jobs/support.js';
 
@@ -186,7 +187,7 @@ describe('deployments (whole stack)', () => {
     blobs = await BlobStore.open(stack.env.nats, { bucket: blobBucketName(stack.env.subjectPrefix) });
     client = ClientProxyFactory.create({
       transport: Transport.NATS,
-      options: { servers: [stack.env.natsUrl] },
+      options: natsClientOptions(stack.env.natsUrl),
     });
     adminId = ((await stack.call('GET', '/api/v1/me')).json as { user_id: string }).user_id;
   });

@@ -5,13 +5,18 @@ import { startStackProcess } from '../support/process.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 import { alive, createBatchJob, uploadPackage, waitForStatus, type Json } from './support.js';
 
-/** A worker in its own process (services/execution worker-main), on the stack's NATS and database. */
+/**
+ * A worker in its own process (services/execution worker-main), on the stack's NATS (as the
+ * `worker` user, with only a worker's permissions) and database.
+ */
 async function startWorkerProcess(s: TestStack): Promise<{ child: ChildProcess; id: string }> {
+  const server = s.env.natsServer;
+  if (!server) throw new Error('the stack has its own nats-server');
   const { child, match } = await startStackProcess(
     s,
     'dist/services/execution/src/worker-main.js',
     /runway worker (\S+) ready/,
-    { RUNWAY_WORKER_SLOTS: '2', RUNWAY_KILL_GRACE_SECONDS: '1' },
+    { RUNWAY_WORKER_SLOTS: '2', RUNWAY_KILL_GRACE_SECONDS: '1', NATS_URL: server.urlFor('worker') },
   );
   return { child, id: match[1]! };
 }

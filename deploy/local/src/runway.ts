@@ -3,8 +3,11 @@ import { Logger, type INestApplication, type INestMicroservice } from '@nestjs/c
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HostedService, RunwayConfig } from '#libs/config';
-import { ensureDatabase, startEmbeddedPostgres, type EmbeddedPostgresHandle } from '#libs/database';
-import { startNatsServer, waitForPort, type NatsServerHandle } from '#libs/nats';
+import { ensureAppDatabase, startEmbeddedPostgres, type EmbeddedPostgresHandle } from '#libs/database';
+import { integrationRegistry } from '#libs/contracts';
+import { EventStore } from '#libs/eventstore';
+import { connectNats, drainNats, startNatsServer, waitForPort, type NatsServerHandle } from '#libs/nats';
+import { ensureSecretFile } from '#libs/secrets';
 import { startNestMicroservice, startServiceHost, type RunningService } from '#libs/service-host';
 import { createGatewayHttp } from '../../../services/gateway/src/app.js';
 import { startGrpcServer } from '../../../services/gateway/src/grpc/grpc-server.js';
@@ -60,11 +63,17 @@ export async function startRunway(config: RunwayConfig, log = new Logger('runway
           `RUNWAY_NATS_PORT ${config.nats.port} is already in use: choose another port or set NATS_URL`,
         );
       }
-      natsServer = await startNatsServer({ storeDir: join(config.dataDir, 'nats'), port: config.nats.port });
+      natsServer = await startNatsServer({
+        storeDir: join(config.dataDir, 'nats'),
+        port: config.nats.port,
+        scope: { stream: config.events.stream, subjectPrefix: config.events.subjectPrefix },
+      });
       natsUrl = natsServer.url;
       const s = natsServer;
       stops.push(() => s.stop());
-      log.log(`nats-server with JetStream on ${natsUrl}`);
+      log.log(
+        `nats-server with JetStream on ${natsServer.anonymousUrl} (authentication on; credentials in ${natsServer.credentialsDir})`,
+      );
     }
     let adminDbUrl = config.database.url;
     let pg: EmbeddedPostgresHandle | undefined;
@@ -79,8 +88,15 @@ export async function startRunway(config: RunwayConfig, log = new Logger('runway
       adminDbUrl = pg.url;
       const p = pg;
       stops.push(() => p.stop());
-      databaseUrl = await ensureDatabase(adminDbUrl, 'runway');
-      log.log(`embedded PostgreSQL on 127.0.0.1:${config.database.port}`);
+      // Runway connects as `runway`, owner of its database and not a superuser.
+      databaseUrl = await ensureAppDatabase(adminDbUrl, {
+        database: 'runway',
+        role: 'runway',
+        password: ensureSecretFile(join(pg.credentialsDir, 'runway')),
+      });
+      log.log(
+        `embedded PostgreSQL on 127.0.0.1:${config.database.port} (credentials in ${pg.credentialsDir})`,
+      );
     } else {
       databaseUrl = adminDbUrl;
     }
@@ -112,10 +128,22 @@ export async function startRunway(config: RunwayConfig, log = new Logger('runway
       for (const m of micro) await m.close();
     });
     // The embedded worker(s) (RUNWAY_EMBEDDED_WORKERS, default 1); more run as services/execution worker-main.
+    // On our own nats-server they connect as the `worker` user, with only a worker's permissions.
     const execution = services.find((s) => s.name === 'execution')?.ctx;
-    if (execution) {
-      const workers = await startWorkers(execution, config.worker.embedded);
-      stops.push(() => workers.stop());
+    if (execution && config.worker.embedded > 0) {
+      if (natsServer) {
+        const nats = await connectNats({ url: natsServer.urlFor('worker'), name: 'runway-worker' });
+        stops.push(() => drainNats(nats));
+        const store = new EventStore(nats, integrationRegistry(), {
+          stream: config.events.stream,
+          subjectPrefix: config.events.subjectPrefix,
+        });
+        const workers = await startWorkers({ nats, store, db: execution.db, config }, config.worker.embedded);
+        stops.push(() => workers.stop());
+      } else {
+        const workers = await startWorkers(execution, config.worker.embedded);
+        stops.push(() => workers.stop());
+      }
     }
     const http: INestApplication = await createGatewayHttp(gateway, natsUrl, {
       devAutoApprove: config.devAutoApprove,

@@ -2,8 +2,10 @@ import { loadConfig, type RunwayConfig } from '#libs/config';
 import { createKysely } from '#libs/database';
 import { integrationRegistry } from '#libs/contracts';
 import { EventStore } from '#libs/eventstore';
-import { connectNats, drainNats, type NatsConnection } from '#libs/nats';
+import { connectNats, drainNats, redactUrl, type NatsConnection } from '#libs/nats';
 import type { Kysely } from 'kysely';
+import { join } from 'node:path';
+import { readSecretFile } from '#libs/secrets';
 
 /** The local instance, found through the same environment as `npm start`. */
 export interface Instance {
@@ -12,12 +14,22 @@ export interface Instance {
   databaseUrl: string;
 }
 
+/**
+ * Without NATS_URL / DATABASE_URL: the embedded servers of `npm start` on the same data dir, as the
+ * NATS `admin` user and the PostgreSQL `runway` role, whose passwords are under the data dir.
+ */
 export function findInstance(env: NodeJS.ProcessEnv = process.env): Instance {
   const config = loadConfig(env);
+  const secret = (...path: string[]) =>
+    encodeURIComponent(readSecretFile(join(config.dataDir, ...path)) ?? '');
   return {
     config,
-    natsUrl: config.nats.url ?? `nats://127.0.0.1:${config.nats.port}`,
-    databaseUrl: config.database.url ?? `postgres://runway:runway@127.0.0.1:${config.database.port}/runway`,
+    natsUrl:
+      config.nats.url ??
+      `nats://admin:${secret('nats', 'credentials', 'admin')}@127.0.0.1:${config.nats.port}`,
+    databaseUrl:
+      config.database.url ??
+      `postgres://runway:${secret('pg', 'credentials', 'runway')}@127.0.0.1:${config.database.port}/runway`,
   };
 }
 
@@ -36,10 +48,16 @@ export async function withNats<T>(
 ): Promise<T> {
   let nc: NatsConnection;
   try {
-    nc = await connectNats({ url: instance.natsUrl, name: 'runway-cli', reconnectForever: false });
-  } catch {
+    nc = await connectNats({
+      url: instance.natsUrl,
+      auth: instance.config.nats.auth,
+      name: 'runway-cli',
+      reconnectForever: false,
+    });
+  } catch (err) {
     throw new CliError(
-      `cannot reach NATS at ${instance.natsUrl}: is Runway running? (set NATS_URL or RUNWAY_NATS_PORT)`,
+      `cannot reach NATS at ${redactUrl(instance.natsUrl)}: ${err instanceof Error ? err.message : String(err)}; ` +
+        'is Runway running? (set RUNWAY_DATA_DIR to its data dir, or NATS_URL, or RUNWAY_NATS_PORT)',
     );
   }
   const store = new EventStore(nc, integrationRegistry(), {

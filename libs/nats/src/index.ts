@@ -1,9 +1,14 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsAuth } from '#libs/config';
+import { natsClientOptions } from './auth.js';
 
 export type { NatsConnection } from '@nats-io/transport-node';
 
 export interface NatsConnectOptions {
+  /** May carry credentials: `nats://user:pass@host:port` or `nats://token@host:port`. */
   url: string;
+  /** Credentials given apart from the URL (NATS_USER/NATS_PASSWORD, NATS_TOKEN, NATS_CREDS). */
+  auth?: NatsAuth;
   name: string;
   /** Keep retrying forever while the server is away (default true). */
   reconnectForever?: boolean;
@@ -12,7 +17,7 @@ export interface NatsConnectOptions {
 /** Connects to NATS with reconnect settings suited for services (wait for the server, retry forever). */
 export async function connectNats(opts: NatsConnectOptions): Promise<NatsConnection> {
   return connect({
-    servers: opts.url,
+    ...natsClientOptions(opts.url, opts.auth),
     name: opts.name,
     reconnect: true,
     maxReconnectAttempts: opts.reconnectForever === false ? 10 : -1,
@@ -34,4 +39,5 @@ export async function drainNats(nc: NatsConnection): Promise<void> {
   }
 }
 
+export * from './auth.js';
 export * from './nats-server.js';

@@ -1,6 +1,15 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, Socket } from 'node:net';
+import { join } from 'node:path';
+import {
+  ensureNatsCredentials,
+  natsServerConfig,
+  natsUrlWithCredentials,
+  type NatsCredentials,
+  type NatsScope,
+  type NatsUser,
+} from './auth.js';
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -45,9 +54,17 @@ export function natsServerBinary(): string {
 }
 
 export interface NatsServerHandle {
+  /** The URL of the `runway` user, with its password: keep it out of logs (redactUrl). */
   url: string;
+  /** The URL without credentials (an anonymous client: refused). */
+  anonymousUrl: string;
   port: number;
   storeDir: string;
+  /** The passwords, also in `<credentialsDir>/<user>` (0600). */
+  credentials: NatsCredentials;
+  credentialsDir: string;
+  /** The URL of one user, with its password. */
+  urlFor: (user: NatsUser) => string;
   /** Graceful stop (SIGTERM) and wait for exit. */
   stop: () => Promise<void>;
   /** SIGKILL, no flush. */
@@ -56,18 +73,36 @@ export interface NatsServerHandle {
   restart: () => Promise<void>;
 }
 
-/** Starts a real nats-server with JetStream on loopback, storing under `storeDir`. */
+/**
+ * Starts a real nats-server with JetStream on loopback, storing under `storeDir`, with
+ * authentication: the users of NATS_USERS with their permissions (scoped to `scope`), passwords
+ * made once under `credentialsDir` (default `<storeDir>/credentials`) and reused on restart. The
+ * configuration file (`<storeDir>/nats-server.conf`, 0600) is written on every start.
+ */
 export async function startNatsServer(opts: {
   storeDir: string;
   port?: number;
+  credentialsDir?: string;
+  scope?: NatsScope;
   log?: (line: string) => void;
 }): Promise<NatsServerHandle> {
   const bin = natsServerBinary();
   const port = opts.port ?? (await freePort());
-  mkdirSync(opts.storeDir, { recursive: true });
+  mkdirSync(opts.storeDir, { recursive: true, mode: 0o700 });
+  chmodSync(opts.storeDir, 0o700);
+  const credentialsDir = opts.credentialsDir ?? join(opts.storeDir, 'credentials');
+  const credentials = ensureNatsCredentials(credentialsDir);
+  const configFile = join(opts.storeDir, 'nats-server.conf');
+  const host = '127.0.0.1';
+  writeFileSync(
+    configFile,
+    natsServerConfig({ host, port, storeDir: opts.storeDir, credentials, scope: opts.scope }),
+    { mode: 0o600 },
+  );
+  chmodSync(configFile, 0o600);
   let proc: ChildProcess | undefined;
   const launch = async () => {
-    proc = spawn(bin, ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', opts.storeDir, '-m', '0'], {
+    proc = spawn(bin, ['-c', configFile], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const forward = (d: Buffer) => opts.log?.(d.toString());
@@ -84,10 +119,15 @@ export async function startNatsServer(opts: {
     });
   };
   await launch();
+  const urlFor = (user: NatsUser) => natsUrlWithCredentials(host, port, user, credentials[user]);
   return {
-    url: `nats://127.0.0.1:${port}`,
+    url: urlFor('runway'),
+    anonymousUrl: `nats://${host}:${port}`,
     port,
     storeDir: opts.storeDir,
+    credentials,
+    credentialsDir,
+    urlFor,
     stop: () => end('SIGTERM'),
     kill: () => end('SIGKILL'),
     restart: async () => {

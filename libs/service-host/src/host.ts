@@ -42,7 +42,11 @@ export async function startServiceHost(
   natsUrl: string,
 ): Promise<RunningService> {
   const logger = new Logger(def.name);
-  const nats: NatsConnection = await connectNats({ url: natsUrl, name: `runway-${def.name}` });
+  const nats: NatsConnection = await connectNats({
+    url: natsUrl,
+    auth: config.nats.auth,
+    name: `runway-${def.name}`,
+  });
   const registry = integrationRegistry();
   def.register?.(registry);
   const store = new EventStore(nats, registry, {

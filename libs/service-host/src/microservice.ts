@@ -2,6 +2,7 @@ import { NestFactory } from '@nestjs/core';
 import { Transport, type MicroserviceOptions } from '@nestjs/microservices';
 import type { INestMicroservice, LogLevel } from '@nestjs/common';
 import type { RunwayConfig } from '#libs/config';
+import { natsClientOptions } from '#libs/nats';
 import { RpcErrorFilter } from './rpc.js';
 
 const LEVELS: LogLevel[] = ['error', 'warn', 'log', 'debug', 'verbose'];
@@ -18,7 +19,11 @@ export async function startNestMicroservice(
 ): Promise<INestMicroservice> {
   const app = await NestFactory.createMicroservice<MicroserviceOptions>(module as never, {
     transport: Transport.NATS,
-    options: { servers: [natsUrl], queue: `runway-${name}`, name: `runway-${name}-rpc` },
+    options: {
+      ...natsClientOptions(natsUrl, config.nats.auth),
+      queue: `runway-${name}`,
+      name: `runway-${name}-rpc`,
+    },
     logger: logLevels(config),
   });
   app.useGlobalFilters(new RpcErrorFilter());

@@ -6,6 +6,8 @@ import type { Kysely } from 'kysely';
 import {
   createKysely,
   dropDatabase,
+  dropRole,
+  ensureAppDatabase,
   ensureDatabase,
   migrateToLatest,
   startEmbeddedPostgres,
@@ -17,8 +19,11 @@ import { freePort, startNatsServer, type NatsServerHandle } from '#libs/nats';
 
 /**
  * Real services for one test file. NATS: NATS_URL when set (the test runner starts one for the whole
- * run), else a private nats-server. Postgres: a fresh database on DATABASE_URL's server, else an
- * embedded PostgreSQL. Every name (stream, subject prefix, database) is unique to this file.
+ * run; the URL carries the `runway` user's password), else a private nats-server with
+ * authentication, its permissions scoped to this file's stream and prefix. Postgres: a fresh
+ * database on DATABASE_URL's server (a superuser's URL), owned by a role of its own that is not a
+ * superuser, else an embedded PostgreSQL. Every name (stream, subject prefix, database, role) is
+ * unique to this file.
  */
 export interface TestEnvironment {
   id: string;
@@ -42,9 +47,11 @@ export async function createTestEnvironment(opts: { ownNats?: boolean } = {}): P
   const cleanups: (() => Promise<void>)[] = [];
   let natsServer: NatsServerHandle | undefined;
   let natsUrl = process.env.NATS_URL;
+  const stream = `EVENTS_${id}`;
+  const subjectPrefix = id;
   if (!natsUrl || opts.ownNats) {
     const storeDir = join(tmpdir(), `runway-nats-${id}`);
-    natsServer = await startNatsServer({ storeDir });
+    natsServer = await startNatsServer({ storeDir, scope: { stream, subjectPrefix } });
     natsUrl = natsServer.url;
     const s = natsServer;
     cleanups.push(async () => {
@@ -62,14 +69,27 @@ export async function createTestEnvironment(opts: { ownNats?: boolean } = {}): P
       rmSync(dir, { recursive: true, force: true });
     });
   }
-  const databaseUrl = await ensureDatabase(adminUrl, id);
   const admin = adminUrl;
-  cleanups.push(() => dropDatabase(admin, id));
+  let databaseUrl: string;
+  try {
+    databaseUrl = await ensureAppDatabase(admin, {
+      database: id,
+      role: id,
+      password: randomBytes(18).toString('base64url'),
+    });
+    cleanups.push(async () => {
+      await dropDatabase(admin, id);
+      await dropRole(admin, id);
+    });
+  } catch (err) {
+    // A DATABASE_URL whose user may not create roles: the database only, as that user.
+    if (!(err instanceof Error && 'code' in err && err.code === '42501')) throw err;
+    databaseUrl = await ensureDatabase(admin, id);
+    cleanups.push(() => dropDatabase(admin, id));
+  }
   const nats = await connectNats({ url: natsUrl, name: `test-${id}` });
   const connections: NatsConnection[] = [nats];
   const dbs: Kysely<unknown>[] = [];
-  const stream = `EVENTS_${id}`;
-  const subjectPrefix = id;
   const env: TestEnvironment = {
     id,
     natsUrl,

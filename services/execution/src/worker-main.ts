@@ -18,7 +18,7 @@ if (!config.nats.url || !config.database.url) {
   process.exit(2);
 }
 Logger.overrideLogger(logLevels(config));
-const nats = await connectNats({ url: config.nats.url, name: 'runway-worker' });
+const nats = await connectNats({ url: config.nats.url, auth: config.nats.auth, name: 'runway-worker' });
 const store = new EventStore(nats, integrationRegistry(), {
   stream: config.events.stream,
   subjectPrefix: config.events.subjectPrefix,

@@ -20,6 +20,7 @@ import { ClientsModule, Transport } from '@nestjs/microservices';
 import { ConfigurationController } from './configuration/configuration.controller.js';
 import { ConfigurationRepository } from './configuration/configuration.repository.js';
 import { SERVICES_CLIENT } from '#libs/service-host';
+import { natsClientOptions } from '#libs/nats';
 import { DeploymentController } from './deployment/deployment.controller.js';
 import { deploymentBlobsProvider } from './deployment/deployment.blobs.js';
 import { DeploymentRepository } from './deployment/deployment.repository.js';
@@ -42,7 +43,7 @@ export class GatewayModule {
           {
             name: SERVICES_CLIENT,
             transport: Transport.NATS,
-            options: { servers: [natsUrl], name: 'runway-gateway-rpc' },
+            options: { ...natsClientOptions(natsUrl, ctx.config.nats.auth), name: 'runway-gateway-rpc' },
           },
         ]),
       ],
