@@ -4,6 +4,10 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { jetstream } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import pg from 'pg';
+import { connectNats, drainNats, natsClientOptions } from '#libs/nats';
 import { freePort } from '#libs/testing';
 
 const root = process.cwd();
@@ -64,6 +68,64 @@ async function stop(inst: Instance): Promise<{ code: number | null; ms: number }
   return { code, ms: Date.now() - t0 };
 }
 
+/**
+ * The locked core of a running instance: NATS refuses anonymous clients and guessed passwords, the
+ * worker user cannot forge a workspace event, PostgreSQL refuses the old default password and
+ * Runway's role is not superuser; every credential is in a 0600 file under the data dir.
+ */
+async function assertLocked(inst: Instance): Promise<void> {
+  const natsPort = inst.env.RUNWAY_NATS_PORT!;
+  const pgPort = inst.env.RUNWAY_PG_PORT!;
+  const secret = (...path: string[]) => {
+    const file = join(inst.dir, ...path);
+    assert.equal(statSync(file).mode & 0o777, 0o600, file);
+    return readFileSync(file, 'utf8').trim();
+  };
+  for (const userinfo of ['', 'runway:runway@', 'admin:admin@', 'worker:worker@']) {
+    const url = `nats://${userinfo}127.0.0.1:${natsPort}`;
+    await assert.rejects(
+      connect({ ...natsClientOptions(url), reconnect: false, timeout: 3_000 }),
+      /Authorization Violation/,
+      `NATS refuses ${userinfo || 'anonymous'}`,
+    );
+  }
+  const worker = await connectNats({
+    url: `nats://worker:${secret('nats', 'credentials', 'worker')}@127.0.0.1:${natsPort}`,
+    name: 'start-test-worker',
+    reconnectForever: false,
+  });
+  try {
+    const js = jetstream(worker, { timeout: 2_000 });
+    await assert.rejects(js.publish('evt.w1.workspace.w1', '{}'), /Permissions Violation/);
+    await assert.rejects(js.publish('evt.w1.user.u1', '{}'), /Permissions Violation/);
+  } finally {
+    await drainNats(worker);
+  }
+  secret('nats', 'credentials', 'runway');
+  secret('nats', 'credentials', 'admin');
+  secret('pg', 'credentials', 'postgres');
+  const pgAs = async (user: string, password: string, db: string) => {
+    const c = new pg.Client({ host: '127.0.0.1', port: Number(pgPort), user, password, database: db });
+    await c.connect();
+    return c;
+  };
+  for (const [user, password, db] of [
+    ['runway', 'runway', 'runway'],
+    ['runway', 'runway', 'postgres'],
+    ['postgres', 'postgres', 'postgres'],
+  ] as const)
+    await assert.rejects(pgAs(user, password, db), /password authentication failed/, `${user}/${password}`);
+  const app = await pgAs('runway', secret('pg', 'credentials', 'runway'), 'runway');
+  try {
+    const r = await app.query<{ rolsuper: boolean }>(
+      'SELECT rolsuper FROM pg_roles WHERE rolname = current_user',
+    );
+    assert.deepEqual(r.rows, [{ rolsuper: false }]);
+  } finally {
+    await app.end();
+  }
+}
+
 const api = (inst: Instance, path: string, token?: string) =>
   fetch(`http://127.0.0.1:${inst.http}${path}`, {
     headers: token ? { authorization: `Bearer ${token}` } : {},
@@ -96,6 +158,7 @@ describe('npm start (embedded default)', () => {
     const tokenFile = join(a.dir, 'admin-token');
     assert.equal(statSync(tokenFile).mode & 0o777, 0o600);
     const token = readFileSync(tokenFile, 'utf8').trim();
+    await assertLocked(a);
     const health = (await (await api(a, '/api/v1/health')).json()) as {
       status: string;
       services: { name: string; status: string }[];
@@ -157,6 +220,7 @@ describe('npm start (embedded default)', () => {
     a.output = '';
     await start(a);
     assert.equal(readFileSync(tokenFile, 'utf8').trim(), token, 'the token is kept');
+    await assertLocked(a);
     const again = (await (await api(a, '/api/v1/workspaces', token)).json()) as { id: string }[];
     assert.deepEqual(
       again.map((w) => w.id),
