@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // `npm test`: sets up everything the tests need (packages, nats-server, build, Python), starts one
-// nats-server and one embedded PostgreSQL for the run, then runs every test file with node:test.
+// nats-server and one embedded PostgreSQL for the run (both with authentication, as `npm start`'s:
+// NATS_URL carries the `runway` user's password, DATABASE_URL the PostgreSQL superuser's), then
+// runs every test file with node:test.
 // Each test file makes its own stream, subject prefix and database, so files run in parallel.
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';

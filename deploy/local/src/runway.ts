@@ -3,7 +3,12 @@ import { Logger, type INestApplication, type INestMicroservice } from '@nestjs/c
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HostedService, RunwayConfig } from '#libs/config';
-import { ensureAppDatabase, startEmbeddedPostgres, type EmbeddedPostgresHandle } from '#libs/database';
+import {
+  connectsAsSuperuser,
+  ensureAppDatabase,
+  startEmbeddedPostgres,
+  type EmbeddedPostgresHandle,
+} from '#libs/database';
 import { integrationRegistry } from '#libs/contracts';
 import { EventStore } from '#libs/eventstore';
 import { connectNats, drainNats, startNatsServer, waitForPort, type NatsServerHandle } from '#libs/nats';
@@ -99,6 +104,10 @@ export async function startRunway(config: RunwayConfig, log = new Logger('runway
       );
     } else {
       databaseUrl = adminDbUrl;
+      if (await connectsAsSuperuser(databaseUrl))
+        log.warn(
+          'DATABASE_URL connects as a superuser: give Runway a role that owns its database and is not one',
+        );
     }
     if (!(await portIsFree(config.http.port)))
       throw new Error(`RUNWAY_HTTP_PORT ${config.http.port} is already in use`);

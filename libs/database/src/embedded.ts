@@ -241,6 +241,21 @@ export async function ensureAppDatabase(
   return appUrl.toString();
 }
 
+/** Whether the role of `url` is a superuser (Runway warns: it should connect as a role that is not). */
+export async function connectsAsSuperuser(url: string): Promise<boolean> {
+  const { default: pg } = await import('pg');
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const r = await client.query<{ rolsuper: boolean }>(
+      'SELECT rolsuper FROM pg_roles WHERE rolname = current_user',
+    );
+    return r.rows[0]?.rolsuper === true;
+  } finally {
+    await client.end();
+  }
+}
+
 /** Drops an application role (after its database): the test harness's cleanup. */
 export async function dropRole(adminUrl: string, role: string): Promise<void> {
   if (!/^[a-z_][a-z0-9_]*$/.test(role)) throw new Error(`invalid role name ${role}`);
