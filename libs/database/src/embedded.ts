@@ -112,7 +112,7 @@ async function exec(url: string, statements: readonly string[]): Promise<void> {
  * Runway (`runway`/`runway`); or a migration interrupted half-way (the temporary migrator role).
  */
 async function secureSuperuser(port: number, password: string, initialFile: string): Promise<void> {
-  const lit = (s: string) => `'${s.replaceAll("'", "''")}'`;
+  const { escapeLiteral: lit, escapeIdentifier } = (await import('pg')).default;
   const url = (user: string, pw: string) => pgUrl(port, user, pw, 'postgres');
   const done = await tryConnect(url(EMBEDDED_SUPERUSER, password));
   if (done) {
@@ -162,13 +162,23 @@ async function secureSuperuser(port: number, password: string, initialFile: stri
     );
     const name = bootstrap.rows[0]?.rolname;
     if (name && name !== EMBEDDED_SUPERUSER)
-      await migrator.query(`ALTER ROLE "${name}" RENAME TO ${EMBEDDED_SUPERUSER}`);
+      await migrator.query(`ALTER ROLE ${escapeIdentifier(name)} RENAME TO ${EMBEDDED_SUPERUSER}`);
     await migrator.query(`ALTER ROLE ${EMBEDDED_SUPERUSER} WITH PASSWORD ${lit(password)}`);
   } finally {
     await migrator.end();
   }
   await exec(url(EMBEDDED_SUPERUSER, password), [`DROP ROLE IF EXISTS ${MIGRATOR}`]);
 }
+
+/** `ALTER <kind>` for the pg_class kinds that ensureAppDatabase hands over (r and p are tables). */
+const RELATION_KINDS: Readonly<Record<string, string>> = {
+  r: 'TABLE',
+  p: 'TABLE',
+  v: 'VIEW',
+  m: 'MATERIALIZED VIEW',
+  f: 'FOREIGN TABLE',
+  S: 'SEQUENCE',
+};
 
 /**
  * Makes (or updates) the application role `role`: LOGIN, not superuser, no CREATEDB/CREATEROLE,
@@ -182,7 +192,6 @@ export async function ensureAppDatabase(
 ): Promise<string> {
   for (const n of [opts.database, opts.role])
     if (!/^[a-z_][a-z0-9_]*$/.test(n)) throw new Error(`invalid PostgreSQL name ${n}`);
-  const lit = (s: string) => `'${s.replaceAll("'", "''")}'`;
   const { default: pg } = await import('pg');
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
@@ -190,7 +199,7 @@ export async function ensureAppDatabase(
     const role = await admin.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [opts.role]);
     await admin.query(
       `${role.rowCount === 0 ? 'CREATE' : 'ALTER'} ROLE ${opts.role} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE ` +
-        `NOREPLICATION NOBYPASSRLS PASSWORD ${lit(opts.password)}`,
+        `NOREPLICATION NOBYPASSRLS PASSWORD ${pg.escapeLiteral(opts.password)}`,
     );
     const db = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [opts.database]);
     if (db.rowCount === 0) await admin.query(`CREATE DATABASE ${opts.database} OWNER ${opts.role}`);
@@ -207,7 +216,8 @@ export async function ensureAppDatabase(
     const schemas = await inDb.query<{ name: string }>(
       `SELECT n.nspname AS name FROM pg_namespace n WHERE n.nspowner = (SELECT oid FROM pg_roles WHERE rolname = current_user) AND ${system}`,
     );
-    for (const s of schemas.rows) await inDb.query(`ALTER SCHEMA "${s.name}" OWNER TO ${opts.role}`);
+    for (const s of schemas.rows)
+      await inDb.query(`ALTER SCHEMA ${pg.escapeIdentifier(s.name)} OWNER TO ${opts.role}`);
     // Tables (with their indexes and owned sequences), views, materialized views; then sequences left.
     for (const kinds of [['r', 'p', 'v', 'm', 'f'], ['S']]) {
       const rels = await inDb.query<{ schema: string; name: string; kind: string }>(
@@ -218,17 +228,9 @@ export async function ensureAppDatabase(
         [kinds],
       );
       for (const r of rels.rows) {
-        const what =
-          r.kind === 'S'
-            ? 'SEQUENCE'
-            : r.kind === 'v'
-              ? 'VIEW'
-              : r.kind === 'm'
-                ? 'MATERIALIZED VIEW'
-                : r.kind === 'f'
-                  ? 'FOREIGN TABLE'
-                  : 'TABLE';
-        await inDb.query(`ALTER ${what} "${r.schema}"."${r.name}" OWNER TO ${opts.role}`);
+        const what = RELATION_KINDS[r.kind] ?? 'TABLE';
+        const name = `${pg.escapeIdentifier(r.schema)}.${pg.escapeIdentifier(r.name)}`;
+        await inDb.query(`ALTER ${what} ${name} OWNER TO ${opts.role}`);
       }
     }
   } finally {
