@@ -7,7 +7,7 @@ import { alive, createBatchJob, uploadPackage, waitForStatus, type Json } from '
 
 /**
  * A worker in its own process (services/execution worker-main), on the stack's NATS (as the
- * `worker` user, with only a worker's permissions) and database.
+ * `worker` user, with only a worker's permissions, given as NATS_USER/NATS_PASSWORD) and database.
  */
 async function startWorkerProcess(s: TestStack): Promise<{ child: ChildProcess; id: string }> {
   const server = s.env.natsServer;
@@ -16,7 +16,14 @@ async function startWorkerProcess(s: TestStack): Promise<{ child: ChildProcess; 
     s,
     'dist/services/execution/src/worker-main.js',
     /runway worker (\S+) ready/,
-    { RUNWAY_WORKER_SLOTS: '2', RUNWAY_KILL_GRACE_SECONDS: '1', NATS_URL: server.urlFor('worker') },
+    {
+      RUNWAY_WORKER_SLOTS: '2',
+      RUNWAY_KILL_GRACE_SECONDS: '1',
+      // The credentials beside the URL (the rest of the suite has them in NATS_URL).
+      NATS_URL: server.anonymousUrl,
+      NATS_USER: 'worker',
+      NATS_PASSWORD: server.credentials.worker,
+    },
   );
   return { child, id: match[1]! };
 }

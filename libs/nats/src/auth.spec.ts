@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,7 +8,14 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
 import { connectNats, drainNats, natsClientOptions, redactUrl, type NatsConnection } from './index.js';
-import { startNatsServer, type NatsServerHandle } from './nats-server.js';
+import type { NatsAuth } from '#libs/config';
+import {
+  freePort,
+  natsServerBinary,
+  startNatsServer,
+  waitForPort,
+  type NatsServerHandle,
+} from './nats-server.js';
 
 /** Resolves with the error a promise rejects with (fails when it resolves, or with another message). */
 async function rejection(p: Promise<unknown>, message = /Permissions Violation/): Promise<Error> {
@@ -157,5 +165,51 @@ describe('NATS URLs with credentials', () => {
     });
     assert.equal(redactUrl('nats://svc:p%40ss@h:4222'), 'nats://svc:***@h:4222');
     assert.equal(redactUrl('nats://s3cret@h:4222'), 'nats://***@h:4222');
+  });
+});
+
+describe('an external nats-server with its own credentials (NATS_URL, NATS_USER/NATS_PASSWORD, NATS_TOKEN)', () => {
+  async function external(args: string[]): Promise<{ url: string; stop: () => Promise<void> }> {
+    const port = await freePort();
+    const proc = spawn(natsServerBinary(), ['-a', '127.0.0.1', '-p', String(port), ...args], {
+      stdio: 'ignore',
+    });
+    await waitForPort(port);
+    return {
+      url: `nats://127.0.0.1:${port}`,
+      stop: () =>
+        new Promise<void>((resolve) => {
+          proc.once('exit', () => resolve());
+          proc.kill('SIGTERM');
+        }),
+    };
+  }
+  const works = async (url: string, auth?: NatsAuth) => {
+    const nc = await connectNats({ url, auth, name: 'spec-external', reconnectForever: false });
+    await nc.flush();
+    await drainNats(nc);
+  };
+
+  it('connects with a user and password in the URL or beside it', async () => {
+    const s = await external(['--user', 'svc', '--pass', 'p@ss:w/rd']);
+    try {
+      await works(s.url.replace('nats://', `nats://svc:${encodeURIComponent('p@ss:w/rd')}@`));
+      await works(s.url, { kind: 'user', user: 'svc', password: 'p@ss:w/rd' });
+      await refused(s.url);
+      await refused(s.url.replace('nats://', 'nats://svc:wrong@'));
+    } finally {
+      await s.stop();
+    }
+  });
+
+  it('connects with a token in the URL or beside it', async () => {
+    const s = await external(['--auth', 's3cret-token']);
+    try {
+      await works(s.url.replace('nats://', 'nats://s3cret-token@'));
+      await works(s.url, { kind: 'token', token: 's3cret-token' });
+      await refused(s.url);
+    } finally {
+      await s.stop();
+    }
   });
 });
