@@ -103,6 +103,20 @@ const schema = z.object({
     .int()
     .min(64 * 1024)
     .default(16 * 1024 * 1024),
+  /**
+   * Projections that stop at a commit they cannot decode or apply instead of recording it as a dead
+   * letter and moving on (comma-separated names, or `*` for all; docs/dead-letters.md).
+   */
+  RUNWAY_PROJECTIONS_HALT_ON_ERROR: z
+    .string()
+    .transform((v) =>
+      v
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean),
+    )
+    .pipe(z.array(z.string().regex(/^(\*|[a-z][a-z0-9_]*)$/, 'a projection name or *')))
+    .optional(),
   RUNWAY_DEV_AUTO_APPROVE: z.enum(['0', '1', 'true', 'false']).default('0'),
   RUNWAY_PUBLIC_URL: z.string().url().optional(),
   RUNWAY_LOG_LEVEL: z.enum(['error', 'warn', 'log', 'debug', 'verbose']).default('warn'),
@@ -144,6 +158,10 @@ export interface RunwayConfig {
   };
   shutdownTimeoutMs: number;
   scheduler: { stopGraceMs: number };
+  projections: {
+    /** Names of the projections that halt on a bad commit (`*`: all); the others dead-letter it. */
+    haltOnError: readonly string[];
+  };
   logLevel: RunwayEnv['RUNWAY_LOG_LEVEL'];
   /** Approve every CLI device login as the first admin (single-user local use). Off by default. */
   devAutoApprove: boolean;
@@ -208,6 +226,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RunwayConfig {
     },
     shutdownTimeoutMs: e.RUNWAY_SHUTDOWN_TIMEOUT_MS,
     scheduler: { stopGraceMs: e.RUNWAY_SCHEDULER_STOP_GRACE_MS },
+    projections: { haltOnError: e.RUNWAY_PROJECTIONS_HALT_ON_ERROR ?? [] },
     logLevel: e.RUNWAY_LOG_LEVEL,
     devAutoApprove: e.RUNWAY_DEV_AUTO_APPROVE === '1' || e.RUNWAY_DEV_AUTO_APPROVE === 'true',
     publicUrl: (e.RUNWAY_PUBLIC_URL ?? `http://${e.RUNWAY_HOST}:${e.RUNWAY_HTTP_PORT}`).replace(/\/$/, ''),
