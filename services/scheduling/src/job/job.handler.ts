@@ -1,4 +1,4 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import {
@@ -20,6 +20,17 @@ import { JobSnapshots } from './job-snapshots.js';
 import { KeyedLock } from './keyed-lock.js';
 import type { SchedulingTables } from '../migrations/index.js';
 import { ReadModelWorkspaceVersions, type WorkspaceVersions } from './workspace-versions.js';
+
+const logger = new Logger('scheduling');
+
+/**
+ * A message on a job's subject that is not a commit (garbage) is passed over by the prewarm: the
+ * job it sits on is then cached one commit behind, so its next append conflicts and reads the job
+ * again, which fails on that job alone instead of on every job.
+ */
+function onUndecodable(m: { seq: number; subject: string }, err: unknown): void {
+  logger.warn(`prewarm: message ${m.seq} on ${m.subject} is not a readable commit: ${String(err)}`);
+}
 
 export interface JobCommandsOptions {
   /** prewarm: up to this many cold jobs are read one by one; more with one replay of the job streams (200). */
@@ -229,8 +240,9 @@ export class JobCommands {
     const snapped = new Set(snaps.map((sn) => key(sn.ref)));
     const without = cold.filter((r) => !snapped.has(key(r)));
     if (snaps.length === 0 || without.length > this.prewarmOneByOne) {
-      return this.aggregates.prime(this.store.replay({ aggregateType: AggregateTypes.job }), (ref) =>
-        wanted.has(key(ref)),
+      return this.aggregates.prime(
+        this.store.replay({ aggregateType: AggregateTypes.job, onUndecodable }),
+        (ref) => wanted.has(key(ref)),
       );
     }
     const from = Math.max(
@@ -240,7 +252,7 @@ export class JobCommands {
     const replayed = snaps.filter((sn) => sn.lastSeq + 1 >= from);
     const quiet = snaps.filter((sn) => sn.lastSeq + 1 < from);
     const n = await this.aggregates.prime(
-      this.store.replay({ aggregateType: AggregateTypes.job, fromSeq: from }),
+      this.store.replay({ aggregateType: AggregateTypes.job, fromSeq: from, onUndecodable }),
       (ref) => wanted.has(key(ref)),
       replayed,
       true,
