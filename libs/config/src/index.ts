@@ -68,6 +68,8 @@ const schema = z.object({
    * replacement needs about a second to start and load the jobs, so a restart delays no fire.
    */
   RUNWAY_SCHEDULER_STOP_GRACE_MS: z.coerce.number().int().min(0).max(60_000).default(2_000),
+  /** A new or changed job schedule must not fire more often than this (seconds; 0 = no limit). */
+  RUNWAY_MIN_SCHEDULE_INTERVAL_SECONDS: z.coerce.number().int().min(0).max(86_400).default(60),
   /** The services `npm start` hosts in its process (comma-separated; the gateway always runs); the others run on their own (services/<name> main). */
   RUNWAY_SERVICES: z
     .string()
@@ -157,7 +159,7 @@ export interface RunwayConfig {
     textMaxBytes: number;
   };
   shutdownTimeoutMs: number;
-  scheduler: { stopGraceMs: number };
+  scheduler: { stopGraceMs: number; minIntervalSeconds: number };
   projections: {
     /** Names of the projections that halt on a bad commit (`*`: all); the others dead-letter it. */
     haltOnError: readonly string[];
@@ -225,7 +227,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RunwayConfig {
       textMaxBytes: e.RUNWAY_LOGS_TEXT_MAX_BYTES,
     },
     shutdownTimeoutMs: e.RUNWAY_SHUTDOWN_TIMEOUT_MS,
-    scheduler: { stopGraceMs: e.RUNWAY_SCHEDULER_STOP_GRACE_MS },
+    scheduler: {
+      stopGraceMs: e.RUNWAY_SCHEDULER_STOP_GRACE_MS,
+      minIntervalSeconds: e.RUNWAY_MIN_SCHEDULE_INTERVAL_SECONDS,
+    },
     projections: { haltOnError: e.RUNWAY_PROJECTIONS_HALT_ON_ERROR ?? [] },
     logLevel: e.RUNWAY_LOG_LEVEL,
     devAutoApprove: e.RUNWAY_DEV_AUTO_APPROVE === '1' || e.RUNWAY_DEV_AUTO_APPROVE === 'true',

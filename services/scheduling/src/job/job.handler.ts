@@ -39,6 +39,8 @@ export interface JobCommandsOptions {
   snapshots?: JobSnapshots;
   /** prewarm replays at most this many of the latest stream messages after the snapshots (100,000). */
   replayWindow?: number;
+  /** A new or changed schedule must not fire more often (seconds; 0 or unset: no limit). */
+  minScheduleIntervalSeconds?: number;
 }
 
 export function jobRef(workspaceId: string, jobId: string): AggregateRef {
@@ -55,6 +57,7 @@ export class JobCommands {
   private readonly prewarmOneByOne: number;
   private readonly snapshots: JobSnapshots | undefined;
   private readonly replayWindow: number;
+  private readonly minScheduleIntervalSeconds: number;
   private readonly aggregates: CachedAggregates<JobState, JobCommand, JobEvent>;
 
   constructor(
@@ -65,6 +68,7 @@ export class JobCommands {
     this.prewarmOneByOne = opts.prewarmOneByOne ?? 200;
     this.snapshots = opts.snapshots;
     this.replayWindow = opts.replayWindow ?? 100_000;
+    this.minScheduleIntervalSeconds = opts.minScheduleIntervalSeconds ?? 0;
     this.aggregates = new CachedAggregates(store, jobDecider);
   }
 
@@ -155,6 +159,7 @@ export class JobCommands {
         missedPolicy: req.missedPolicy,
         overlapPolicy: req.overlapPolicy,
         actor: req.actor,
+        minScheduleIntervalSeconds: this.minScheduleIntervalSeconds,
       },
       req.commandId,
       req.actor,
@@ -395,6 +400,7 @@ export class JobHandler extends JobCommands {
   constructor(@Inject(SERVICE_CONTEXT) ctx: ServiceContext) {
     super(ctx.store, new ReadModelWorkspaceVersions(ctx.db), {
       snapshots: new JobSnapshots(ctx.db as Kysely<SchedulingTables>),
+      minScheduleIntervalSeconds: ctx.config.scheduler.minIntervalSeconds,
     });
   }
 }
