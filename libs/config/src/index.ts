@@ -70,6 +70,21 @@ const schema = z.object({
   RUNWAY_SCHEDULER_STOP_GRACE_MS: z.coerce.number().int().min(0).max(60_000).default(2_000),
   /** A new or changed job schedule must not fire more often than this (seconds; 0 = no limit). */
   RUNWAY_MIN_SCHEDULE_INTERVAL_SECONDS: z.coerce.number().int().min(0).max(86_400).default(60),
+  /** Uploads (deployment packages and blobs, configurations) one workspace may have in flight at once, per gateway. */
+  RUNWAY_MAX_CONCURRENT_UPLOADS: z.coerce.number().int().min(1).max(1000).default(8),
+  /** Device-code logins one client address may start per minute (unauthenticated route). */
+  RUNWAY_RATE_DEVICE_CODES_PER_MINUTE: z.coerce.number().int().min(1).max(100_000).default(10),
+  /** Token polls of the device-code login one client address may make per minute (unauthenticated route). */
+  RUNWAY_RATE_TOKEN_POLLS_PER_MINUTE: z.coerce.number().int().min(1).max(100_000).default(120),
+  /**
+   * Largest gRPC request message, read only once the caller is authenticated (default: the largest
+   * deployment upload plus 1 MiB).
+   */
+  RUNWAY_GRPC_MAX_MESSAGE_BYTES: z.coerce
+    .number()
+    .int()
+    .min(64 * 1024)
+    .optional(),
   /** The services `npm start` hosts in its process (comma-separated; the gateway always runs); the others run on their own (services/<name> main). */
   RUNWAY_SERVICES: z
     .string()
@@ -128,7 +143,18 @@ export type RunwayEnv = z.infer<typeof schema>;
 
 export interface RunwayConfig {
   http: { host: string; port: number };
-  grpc: { port: number };
+  grpc: {
+    port: number;
+    /** Largest request message of an authenticated call (a call without valid credentials is never read). */
+    maxMessageBytes: number;
+  };
+  quotas: {
+    /** Per workspace and gateway: uploads in flight at once (429 past it). */
+    concurrentUploads: number;
+    /** Per client address and minute, on the unauthenticated device-code routes (429 with Retry-After past it). */
+    deviceCodesPerMinute: number;
+    tokenPollsPerMinute: number;
+  };
   dataDir: string;
   nats: { url: string | undefined; port: number };
   database: { url: string | undefined; port: number };
@@ -199,7 +225,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RunwayConfig {
   const e = parsed.data;
   return {
     http: { host: e.RUNWAY_HOST, port: e.RUNWAY_HTTP_PORT },
-    grpc: { port: e.RUNWAY_GRPC_PORT },
+    grpc: {
+      port: e.RUNWAY_GRPC_PORT,
+      maxMessageBytes: e.RUNWAY_GRPC_MAX_MESSAGE_BYTES ?? e.RUNWAY_DEPLOY_MAX_UPLOAD_BYTES + 1024 * 1024,
+    },
+    quotas: {
+      concurrentUploads: e.RUNWAY_MAX_CONCURRENT_UPLOADS,
+      deviceCodesPerMinute: e.RUNWAY_RATE_DEVICE_CODES_PER_MINUTE,
+      tokenPollsPerMinute: e.RUNWAY_RATE_TOKEN_POLLS_PER_MINUTE,
+    },
     dataDir: resolve(e.RUNWAY_DATA_DIR),
     nats: { url: e.NATS_URL, port: e.RUNWAY_NATS_PORT },
     database: { url: e.DATABASE_URL, port: e.RUNWAY_PG_PORT },
