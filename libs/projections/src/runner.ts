@@ -288,8 +288,8 @@ export class ProjectionRunner {
   private checkpoint = 0;
   private deadLettered = 0;
   private halt: DeadLetter | undefined;
-  /** Failed attempts in a row (for the back-off of the run loop). */
-  private failures = 0;
+  /** Halts in a row at the same commit (for the back-off of its retries). */
+  private halts = 0;
   private readonly instance = randomBytes(4).toString('hex');
   private readonly batchSize: number;
   private readonly handled: ReadonlySet<string>;
@@ -357,9 +357,10 @@ export class ProjectionRunner {
       } catch (err) {
         if (this.stopping) break;
         this.opts.onError?.(err);
-        // 0.5 s, doubling up to 30 s while it keeps failing (the database is down, a halt).
-        this.failures++;
-        await this.pause(Math.min(500 * 2 ** Math.min(this.failures - 1, 6), 30_000));
+        // A halt is retried after 0.5 s, doubling up to 30 s while it stays; anything else (the
+        // database or NATS unreachable) after 0.5 s.
+        this.halts = err instanceof ProjectionHaltedError ? this.halts + 1 : 0;
+        await this.pause(this.halts > 0 ? Math.min(500 * 2 ** Math.min(this.halts - 1, 6), 30_000) : 500);
         if (this.stopping) break;
         try {
           this.checkpoint = await readCheckpoint(this.db, this.projection.name);
@@ -469,7 +470,7 @@ export class ProjectionRunner {
     // Ack "all" acknowledges every message up to the one acked: ack the highest sequence (the last
     // message may be an older redelivery, whose ack would acknowledge nothing new).
     top.ack();
-    this.failures = 0;
+    this.halts = 0;
     this.notifyWaiters();
   }
 
