@@ -43,6 +43,8 @@ export async function startTestStack(extraEnv: Record<string, string> = {}): Pro
     RUNWAY_EVENTS_STREAM: env.stream,
     RUNWAY_SUBJECT_PREFIX: env.subjectPrefix,
     RUNWAY_LOG_LEVEL: 'error',
+    // The tests schedule jobs every few seconds (those of the limit set their own).
+    RUNWAY_MIN_SCHEDULE_INTERVAL_SECONDS: '1',
     // Runs use the interpreter `npm test` prepared (the project .venv with dlt).
     ...(process.env.RUNWAY_PYTHON ? { RUNWAY_PYTHON: process.env.RUNWAY_PYTHON } : {}),
     ...extraEnv,

@@ -164,6 +164,7 @@ export async function startRunway(config: RunwayConfig, log = new Logger('runway
       port: config.grpc.port,
       host: config.http.host,
       restBase: `http://127.0.0.1:${config.http.port}/api`,
+      maxMessageBytes: config.grpc.maxMessageBytes,
     });
     stops.push(() => grpcServer.stop());
     const admin = await ensureFirstAdmin(http, gateway);

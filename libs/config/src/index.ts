@@ -74,6 +74,23 @@ const schema = z.object({
    * replacement needs about a second to start and load the jobs, so a restart delays no fire.
    */
   RUNWAY_SCHEDULER_STOP_GRACE_MS: z.coerce.number().int().min(0).max(60_000).default(2_000),
+  /** A new or changed job schedule must not fire more often than this (seconds; 0 = no limit). */
+  RUNWAY_MIN_SCHEDULE_INTERVAL_SECONDS: z.coerce.number().int().min(0).max(86_400).default(60),
+  /** Uploads (deployment packages and blobs, configurations) one workspace may have in flight at once, per gateway. */
+  RUNWAY_MAX_CONCURRENT_UPLOADS: z.coerce.number().int().min(1).max(1000).default(8),
+  /** Device-code logins one client address may start per minute (unauthenticated route). */
+  RUNWAY_RATE_DEVICE_CODES_PER_MINUTE: z.coerce.number().int().min(1).max(100_000).default(10),
+  /** Token polls of the device-code login one client address may make per minute (unauthenticated route). */
+  RUNWAY_RATE_TOKEN_POLLS_PER_MINUTE: z.coerce.number().int().min(1).max(100_000).default(120),
+  /**
+   * Largest gRPC request message, read only once the caller is authenticated (default: the largest
+   * deployment upload plus 1 MiB).
+   */
+  RUNWAY_GRPC_MAX_MESSAGE_BYTES: z.coerce
+    .number()
+    .int()
+    .min(64 * 1024)
+    .optional(),
   /** The services `npm start` hosts in its process (comma-separated; the gateway always runs); the others run on their own (services/<name> main). */
   RUNWAY_SERVICES: z
     .string()
@@ -109,6 +126,20 @@ const schema = z.object({
     .int()
     .min(64 * 1024)
     .default(16 * 1024 * 1024),
+  /**
+   * Projections that stop at a commit they cannot decode or apply instead of recording it as a dead
+   * letter and moving on (comma-separated names, or `*` for all; docs/dead-letters.md).
+   */
+  RUNWAY_PROJECTIONS_HALT_ON_ERROR: z
+    .string()
+    .transform((v) =>
+      v
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean),
+    )
+    .pipe(z.array(z.string().regex(/^(\*|[a-z][a-z0-9_]*)$/, 'a projection name or *')))
+    .optional(),
   RUNWAY_DEV_AUTO_APPROVE: z.enum(['0', '1', 'true', 'false']).default('0'),
   RUNWAY_PUBLIC_URL: z.string().url().optional(),
   RUNWAY_LOG_LEVEL: z.enum(['error', 'warn', 'log', 'debug', 'verbose']).default('warn'),
@@ -150,7 +181,18 @@ function natsAuthOf(e: RunwayEnv): NatsAuth | undefined {
 
 export interface RunwayConfig {
   http: { host: string; port: number };
-  grpc: { port: number };
+  grpc: {
+    port: number;
+    /** Largest request message of an authenticated call (a call without valid credentials is never read). */
+    maxMessageBytes: number;
+  };
+  quotas: {
+    /** Per workspace and gateway: uploads in flight at once (429 past it). */
+    concurrentUploads: number;
+    /** Per client address and minute, on the unauthenticated device-code routes (429 with Retry-After past it). */
+    deviceCodesPerMinute: number;
+    tokenPollsPerMinute: number;
+  };
   dataDir: string;
   /** `url` may carry credentials (`nats://user:pass@host:port`); `auth` comes from NATS_USER/…, NATS_TOKEN or NATS_CREDS. */
   nats: { url: string | undefined; port: number; auth: NatsAuth | undefined };
@@ -182,7 +224,11 @@ export interface RunwayConfig {
     textMaxBytes: number;
   };
   shutdownTimeoutMs: number;
-  scheduler: { stopGraceMs: number };
+  scheduler: { stopGraceMs: number; minIntervalSeconds: number };
+  projections: {
+    /** Names of the projections that halt on a bad commit (`*`: all); the others dead-letter it. */
+    haltOnError: readonly string[];
+  };
   logLevel: RunwayEnv['RUNWAY_LOG_LEVEL'];
   /** Approve every CLI device login as the first admin (single-user local use). Off by default. */
   devAutoApprove: boolean;
@@ -222,7 +268,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RunwayConfig {
     ]);
   return {
     http: { host: e.RUNWAY_HOST, port: e.RUNWAY_HTTP_PORT },
-    grpc: { port: e.RUNWAY_GRPC_PORT },
+    grpc: {
+      port: e.RUNWAY_GRPC_PORT,
+      maxMessageBytes: e.RUNWAY_GRPC_MAX_MESSAGE_BYTES ?? e.RUNWAY_DEPLOY_MAX_UPLOAD_BYTES + 1024 * 1024,
+    },
+    quotas: {
+      concurrentUploads: e.RUNWAY_MAX_CONCURRENT_UPLOADS,
+      deviceCodesPerMinute: e.RUNWAY_RATE_DEVICE_CODES_PER_MINUTE,
+      tokenPollsPerMinute: e.RUNWAY_RATE_TOKEN_POLLS_PER_MINUTE,
+    },
     dataDir: resolve(e.RUNWAY_DATA_DIR),
     nats: { url: e.NATS_URL, port: e.RUNWAY_NATS_PORT, auth: natsAuth },
     database: { url: e.DATABASE_URL, port: e.RUNWAY_PG_PORT },
@@ -250,7 +304,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RunwayConfig {
       textMaxBytes: e.RUNWAY_LOGS_TEXT_MAX_BYTES,
     },
     shutdownTimeoutMs: e.RUNWAY_SHUTDOWN_TIMEOUT_MS,
-    scheduler: { stopGraceMs: e.RUNWAY_SCHEDULER_STOP_GRACE_MS },
+    scheduler: {
+      stopGraceMs: e.RUNWAY_SCHEDULER_STOP_GRACE_MS,
+      minIntervalSeconds: e.RUNWAY_MIN_SCHEDULE_INTERVAL_SECONDS,
+    },
+    projections: { haltOnError: e.RUNWAY_PROJECTIONS_HALT_ON_ERROR ?? [] },
     logLevel: e.RUNWAY_LOG_LEVEL,
     devAutoApprove: e.RUNWAY_DEV_AUTO_APPROVE === '1' || e.RUNWAY_DEV_AUTO_APPROVE === 'true',
     publicUrl: (e.RUNWAY_PUBLIC_URL ?? `http://${e.RUNWAY_HOST}:${e.RUNWAY_HTTP_PORT}`).replace(/\/$/, ''),

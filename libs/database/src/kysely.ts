@@ -19,5 +19,9 @@ export function createKysely<DB>(opts: DatabaseOptions): Kysely<DB> {
     ...(opts.schema ? { options: `-c search_path=${opts.schema},public` } : {}),
   });
   pool.on('error', () => undefined); // idle-client errors (server restart) are retried on next use
+  // A connection lost while checked out (the server restarted or ended the backend) also emits
+  // 'error' on its client, besides failing the query in flight: without a listener that event
+  // would crash the process instead of failing one transaction, to be retried.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   return new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
 }

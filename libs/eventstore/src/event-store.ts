@@ -73,6 +73,12 @@ export interface ReplayOptions {
   follow?: boolean;
   /** Do not upcast or validate payloads (operator tools that must show any event). */
   raw?: boolean;
+  /**
+   * Told each message that cannot be decoded (not JSON, not a commit envelope, a payload failing
+   * its schema), which is then passed over. Without it, such a message ends the replay with the
+   * error. A throw from it ends the replay too.
+   */
+  onUndecodable?: (m: { seq: number; subject: string; headers?: MsgHdrs }, err: unknown) => void;
   signal?: AbortSignal;
 }
 
@@ -375,11 +381,15 @@ export class EventStore {
       opts.signal?.addEventListener('abort', onAbort, { once: true });
       try {
         for await (const m of messages) {
-          if (!types) yield opts.raw ? this.decodeRaw(m) : this.decode(m);
-          else {
-            const commit = this.decodeMatching(m, types, opts.raw);
-            if (commit) yield commit;
+          let commit: StoredCommit | undefined;
+          try {
+            if (!types) commit = opts.raw ? this.decodeRaw(m) : this.decode(m);
+            else commit = this.decodeMatching(m, types, opts.raw);
+          } catch (err) {
+            if (!opts.onUndecodable) throw err;
+            opts.onUndecodable(m, err);
           }
+          if (commit) yield commit;
           if (!opts.follow && (m.seq >= endSeq || m.info.pending === 0)) break;
         }
       } finally {

@@ -3,3 +3,4 @@ export * from './migrations.js';
 export * from './runner.js';
 export * from './rebuild.js';
 export * from './checkpoint-watcher.js';
+export * from './dead-letters.js';

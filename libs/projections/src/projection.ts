@@ -1,5 +1,6 @@
 import type { QueryCreator } from 'kysely';
 import type { StoredEvent } from '#libs/eventstore';
+import type { FailurePolicy } from './dead-letters.js';
 
 /**
  * A projection folds events into its own tables and nothing else.
@@ -13,6 +14,12 @@ export interface Projection<DB = unknown> {
   /** The event types it reads; others only advance the checkpoint. */
   canHandle: readonly string[];
   apply: (db: QueryCreator<DB>, events: readonly StoredEvent[]) => Promise<void>;
+  /**
+   * A commit it cannot decode or apply: recorded as a dead letter and passed over (default), or
+   * recorded and the projection stops there (`halt`), for a read model that must never miss an
+   * event. `RUNWAY_PROJECTIONS_HALT_ON_ERROR` overrides it per deployment (docs/dead-letters.md).
+   */
+  onFailure?: FailurePolicy;
 }
 
 /** Checks the name and erases the table types, so runners can hold projections of any service. */

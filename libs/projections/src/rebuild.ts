@@ -1,13 +1,9 @@
-import { sql, type Kysely } from 'kysely';
-import type { EventStore, StoredCommit, StoredEvent } from '#libs/eventstore';
+import { sql, type Kysely, type Transaction } from 'kysely';
+import { Headers, type EventStore } from '#libs/eventstore';
+import { errorMessage, type FailurePolicy } from './dead-letters.js';
 import type { CheckpointTable } from './migrations.js';
 import type { Projection } from './projection.js';
-import { lockKey } from './runner.js';
-
-function handledEvents(projection: Projection<unknown>, commits: readonly StoredCommit[]): StoredEvent[] {
-  const handled = new Set(projection.canHandle);
-  return commits.flatMap((c) => c.events.filter((e) => handled.has(e.type)));
-}
+import { applyCommits, lockKey, ProjectionHaltedError, type Decoded } from './runner.js';
 
 export interface RebuildResult {
   name: string;
@@ -23,13 +19,14 @@ export interface RebuildResult {
  * throughout; after the swap it skips what the rebuilt checkpoint covers.
  *
  * Only commits holding an event the projection handles are decoded, so the log may hold event types
- * this service's registry does not know.
+ * this service's registry does not know. A commit that cannot be decoded or applied is a dead letter
+ * as in the live runner (with the policy halt, the rebuild fails there and nothing is swapped).
  */
 export async function rebuildProjection(
   store: EventStore,
   db: Kysely<CheckpointTable>,
   projection: Projection<unknown>,
-  opts: { schema?: string; batchSize?: number } = {},
+  opts: { schema?: string; batchSize?: number; onFailure?: FailurePolicy } = {},
 ): Promise<RebuildResult> {
   const started = Date.now();
   const live = opts.schema ?? 'public';
@@ -44,24 +41,42 @@ export async function rebuildProjection(
   // Every handled event of a commit at or below `position` is in the scratch tables.
   let position = 0;
   let count = 0;
-  const applyCommits = async (q: Kysely<CheckpointTable>, commits: StoredCommit[]) => {
-    const events = handledEvents(projection, commits);
-    count += events.length;
-    if (events.length) await projection.apply(q.withSchema(scratch) as never, events);
+  const policy = opts.onFailure ?? projection.onFailure ?? 'dead-letter';
+  const handled = new Set(types);
+  const applyBatch = async (tx: Transaction<CheckpointTable>, commits: Decoded[]) => {
+    // Always under savepoints: a rebuild is rare, and its batches are big.
+    const res = await applyCommits(tx, projection, commits, scratch, { policy, isolate: true });
+    if (res.halted) throw new ProjectionHaltedError(projection.name, res.halted.seq, res.halted.error);
+    const dead = new Set(res.deadLetters.map((l) => l.seq));
+    for (const c of commits)
+      if (!dead.has(c.seq)) count += c.events.filter((e) => handled.has(e.type)).length;
     position = commits[commits.length - 1]!.seq;
   };
   /** Applies every handled commit after `position` up to (at least) the end of the stream now. */
-  const pass = async (q: Kysely<CheckpointTable> | undefined): Promise<void> => {
+  const pass = async (q: Transaction<CheckpointTable> | undefined): Promise<void> => {
     const end = await store.lastSequence();
-    let batch: StoredCommit[] = [];
+    let batch: Decoded[] = [];
     const flush = async () => {
       const b = batch;
       batch = [];
-      if (q) await applyCommits(q, b);
-      else await db.transaction().execute((tx) => applyCommits(tx, b));
+      if (q) await applyBatch(q, b);
+      else await db.transaction().execute((tx) => applyBatch(tx, b));
     };
-    for await (const c of store.replay({ fromSeq: position + 1, types })) {
-      batch.push(c);
+    const replay = store.replay({
+      fromSeq: position + 1,
+      types,
+      // Called between two commits of the replay, so the batch stays in stream order.
+      onUndecodable: (m, err) =>
+        batch.push({
+          seq: m.seq,
+          events: [],
+          subject: m.subject,
+          eventTypes: () => m.headers?.get(Headers.EventTypes) || null,
+          failure: errorMessage(err),
+        }),
+    });
+    for await (const c of replay) {
+      batch.push({ seq: c.seq, events: c.events, subject: c.subject });
       if (batch.length >= batchSize) await flush();
     }
     if (batch.length) await flush();

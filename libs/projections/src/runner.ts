@@ -7,8 +7,15 @@ import {
 } from '@nats-io/jetstream';
 import { randomBytes } from 'node:crypto';
 import { sql, type Kysely, type Transaction } from 'kysely';
-import { type EventStore, type StoredCommit, type StoredEvent } from '#libs/eventstore';
+import { Headers, type EventStore, type StoredCommit, type StoredEvent } from '#libs/eventstore';
 import { checkpointSubject } from './checkpoint-watcher.js';
+import {
+  errorMessage,
+  isTransientError,
+  recordDeadLetters,
+  type DeadLetter,
+  type FailurePolicy,
+} from './dead-letters.js';
 import type { CheckpointTable } from './migrations.js';
 import type { Projection } from './projection.js';
 
@@ -22,7 +29,14 @@ export interface RunnerOptions {
   schema?: string;
   /** How long the server waits for the ack of a delivered message before redelivering it (default 30 s). */
   ackWaitMs?: number;
+  /**
+   * What to do with a commit the projection cannot decode or apply; overrides the projection's own
+   * `onFailure` (default dead-letter). See docs/dead-letters.md.
+   */
+  onFailure?: FailurePolicy;
   onError?: (err: unknown) => void;
+  /** Told each commit recorded as a dead letter (passed over, or halted at). */
+  onDeadLetter?: (letter: DeadLetter) => void;
 }
 
 export interface ProjectionStatus {
@@ -35,9 +49,14 @@ export interface ProjectionStatus {
 type Db = Kysely<CheckpointTable>;
 
 /** A commit reduced to what a projection needs: its sequence and the events it may handle. */
-interface Decoded {
+export interface Decoded {
   seq: number;
   events: readonly StoredEvent[];
+  /** For a dead letter: the commit's subject and (read only then) its event types header. */
+  subject?: string;
+  eventTypes?: () => string | null;
+  /** Why the commit could not be decoded (it is then a dead letter, or the halt). */
+  failure?: string;
 }
 
 /** A stable 32-bit key for pg advisory locks. */
@@ -59,10 +78,87 @@ export async function readCheckpoint(
   return row ? Number(row.stream_seq) : 0; // bigint: a string unless the int8 parser is installed
 }
 
+/** Thrown when a projection with the policy `halt` stopped at a commit (its checkpoint is just below it). */
+export class ProjectionHaltedError extends Error {
+  constructor(
+    readonly projection: string,
+    readonly seq: number,
+    readonly reason: string,
+  ) {
+    super(`projection ${projection} halted at ${seq}: ${reason}`);
+    this.name = 'ProjectionHaltedError';
+  }
+}
+
+export interface BatchResult {
+  checkpoint: number;
+  deadLetters: DeadLetter[];
+  /** Policy halt: the commit it stopped at (recorded, the checkpoint is below it). */
+  halted?: DeadLetter;
+}
+
+interface BatchOptions {
+  contiguous: boolean;
+  policy: FailurePolicy;
+  /**
+   * Apply under savepoints, bisecting a failing batch down to the commits that fail on their own:
+   * those are dead letters (or the halt), the others are applied. Without it, an apply error fails
+   * the whole transaction (the fast path; the runner then retries the batch isolated).
+   */
+  isolate: boolean;
+  onApplyError?: (err: unknown) => void;
+}
+
+const SAVEPOINT = sql.raw('projection_apply');
+
+/**
+ * Applies `commits` (in order) under savepoints: a batch that fails is rolled back and split in
+ * two, down to single commits; a single commit that fails is `failed`. With `stopAtFirst`, nothing
+ * after the first failed commit is applied. A transient error (isTransientError) is not the
+ * commits': it propagates and fails the whole transaction, to be retried.
+ */
+async function applyIsolated(
+  tx: Transaction<CheckpointTable>,
+  projection: Projection<unknown>,
+  commits: readonly Decoded[],
+  schema: string,
+  stopAtFirst: boolean,
+  onApplyError: ((err: unknown) => void) | undefined,
+): Promise<{ commit: Decoded; error: string }[]> {
+  const handled = new Set(projection.canHandle);
+  const failed: { commit: Decoded; error: string }[] = [];
+  const attempt = async (part: readonly Decoded[]): Promise<void> => {
+    const events = part.flatMap((c) => c.events.filter((e) => handled.has(e.type)));
+    if (events.length === 0) return;
+    await sql`SAVEPOINT ${SAVEPOINT}`.execute(tx);
+    try {
+      await projection.apply(tx.withSchema(schema) as never, events);
+      await sql`RELEASE SAVEPOINT ${SAVEPOINT}`.execute(tx);
+      return;
+    } catch (err) {
+      if (isTransientError(err)) throw err;
+      onApplyError?.(err);
+      await sql`ROLLBACK TO SAVEPOINT ${SAVEPOINT}`.execute(tx);
+      await sql`RELEASE SAVEPOINT ${SAVEPOINT}`.execute(tx);
+      if (part.length === 1) {
+        failed.push({ commit: part[0]!, error: errorMessage(err) });
+        return;
+      }
+    }
+    const mid = Math.ceil(part.length / 2);
+    await attempt(part.slice(0, mid));
+    if (stopAtFirst && failed.length > 0) return;
+    await attempt(part.slice(mid));
+  };
+  await attempt(commits);
+  return failed;
+}
+
 /**
  * The one write path of every projection: in ONE transaction, take the projection's lock, skip what
- * the checkpoint already covers (and any sequence repeated in the batch), apply the rest, advance
- * the checkpoint. Returns the new checkpoint.
+ * the checkpoint already covers (and any sequence repeated in the batch), apply the rest, record
+ * the commits that could not be decoded or applied as dead letters, advance the checkpoint.
+ * With the policy `halt`, the checkpoint stops below the first such commit instead.
  *
  * The lock and the checkpoint read must stay two statements: under READ COMMITTED a statement sees
  * the snapshot taken when it started, so a read in the locking statement could predate the commit
@@ -73,32 +169,83 @@ async function commitBatch(
   projection: Projection<unknown>,
   batch: readonly Decoded[],
   schema: string,
-  opts: { contiguous: boolean },
-): Promise<number> {
-  const handled = new Set(projection.canHandle);
+  opts: BatchOptions,
+): Promise<BatchResult> {
   return db.transaction().execute(async (tx) => {
     await sql`SELECT pg_advisory_xact_lock(${lockKey(projection.name)})`.execute(tx);
     const checkpoint = await readCheckpoint(tx, projection.name);
     let last = checkpoint;
-    const events: StoredEvent[] = [];
+    const fresh: Decoded[] = [];
     for (const c of batch) {
       if (c.seq <= last) continue; // at or below the checkpoint (a redelivery), or repeated in this batch
       if (opts.contiguous && last === checkpoint && c.seq > checkpoint + 1) {
         throw new Error(`projection ${projection.name}: gap after ${checkpoint}, next is ${c.seq}`);
       }
       last = c.seq;
-      for (const e of c.events) if (handled.has(e.type)) events.push(e);
+      fresh.push(c);
     }
-    if (last === checkpoint) return checkpoint;
-    if (events.length > 0) await projection.apply(tx.withSchema(schema) as never, events);
-    const now = new Date();
-    await tx
-      .insertInto('projection_checkpoints')
-      .values({ name: projection.name, stream_seq: last, updated_at: now })
-      .onConflict((oc) => oc.column('name').doUpdateSet({ stream_seq: last, updated_at: now }))
-      .execute();
-    return last;
+    if (fresh.length === 0) return { checkpoint, deadLetters: [] };
+    const res = await applyCommits(tx, projection, fresh, schema, opts);
+    const stoppedAt = res.halted?.seq;
+    if (stoppedAt !== undefined)
+      last = fresh.filter((c) => c.seq < stoppedAt).reduce((m, c) => Math.max(m, c.seq), checkpoint);
+    if (last > checkpoint) {
+      const now = new Date();
+      await tx
+        .insertInto('projection_checkpoints')
+        .values({ name: projection.name, stream_seq: last, updated_at: now })
+        .onConflict((oc) => oc.column('name').doUpdateSet({ stream_seq: last, updated_at: now }))
+        .execute();
+    }
+    return { checkpoint: last, deadLetters: res.deadLetters, ...(res.halted ? { halted: res.halted } : {}) };
   });
+}
+
+/**
+ * Applies `commits` (fresh ones, in order) and records those that could not be decoded or applied
+ * as dead letters, or (policy halt) stops at the first one (`halted`; nothing from it on is applied).
+ */
+export async function applyCommits(
+  tx: Transaction<CheckpointTable>,
+  projection: Projection<unknown>,
+  commits: readonly Decoded[],
+  schema: string,
+  opts: Pick<BatchOptions, 'policy' | 'isolate' | 'onApplyError'>,
+): Promise<{ deadLetters: DeadLetter[]; halted?: DeadLetter }> {
+  const halt = opts.policy === 'halt';
+  const now = new Date();
+  const letter = (c: Decoded, error: string, halted: boolean): DeadLetter => ({
+    projection: projection.name,
+    seq: c.seq,
+    subject: c.subject ?? '',
+    eventTypes: c.eventTypes?.() ?? null,
+    error,
+    halted,
+    failedAt: now,
+  });
+  // Undecodable commits: dead letters, or (halt) the end of what this transaction applies.
+  const undecodable = commits.findIndex((c) => c.failure !== undefined);
+  const todo = halt && undecodable >= 0 ? commits.slice(0, undecodable) : commits;
+  let stop: DeadLetter | undefined;
+  if (halt && undecodable >= 0) stop = letter(commits[undecodable]!, commits[undecodable]!.failure!, true);
+  const deadLetters: DeadLetter[] = [];
+  const good: Decoded[] = [];
+  for (const c of todo) {
+    if (c.failure === undefined) good.push(c);
+    else deadLetters.push(letter(c, c.failure, false));
+  }
+  if (opts.isolate) {
+    const failed = await applyIsolated(tx, projection, good, schema, halt, opts.onApplyError);
+    if (halt && failed.length > 0) stop = letter(failed[0]!.commit, failed[0]!.error, true);
+    else for (const f of failed) deadLetters.push(letter(f.commit, f.error, false));
+  } else {
+    const handled = new Set(projection.canHandle);
+    const events = good.flatMap((c) => c.events.filter((e) => handled.has(e.type)));
+    if (events.length > 0) await projection.apply(tx.withSchema(schema) as never, events);
+  }
+  deadLetters.sort((x, y) => x.seq - y.seq);
+  await recordDeadLetters(tx, stop ? [...deadLetters, stop] : deadLetters);
+  return stop ? { deadLetters, halted: stop } : { deadLetters };
 }
 
 /**
@@ -111,7 +258,12 @@ export async function applyBatch(
   commits: readonly StoredCommit[],
   schema = 'public',
 ): Promise<number> {
-  return commitBatch(db, projection, commits, schema, { contiguous: false });
+  const res = await commitBatch(db, projection, commits, schema, {
+    contiguous: false,
+    policy: 'halt',
+    isolate: false,
+  });
+  return res.checkpoint;
 }
 
 /**
@@ -134,6 +286,10 @@ export class ProjectionRunner {
   private stopping = false;
   private wakeUp: (() => void) | undefined;
   private checkpoint = 0;
+  private deadLettered = 0;
+  private halt: DeadLetter | undefined;
+  /** Halts in a row at the same commit (for the back-off of its retries). */
+  private halts = 0;
   private readonly instance = randomBytes(4).toString('hex');
   private readonly batchSize: number;
   private readonly handled: ReadonlySet<string>;
@@ -201,7 +357,10 @@ export class ProjectionRunner {
       } catch (err) {
         if (this.stopping) break;
         this.opts.onError?.(err);
-        await this.pause(500);
+        // A halt is retried after 0.5 s, doubling up to 30 s while it stays; anything else (the
+        // database or NATS unreachable) after 0.5 s.
+        this.halts = err instanceof ProjectionHaltedError ? this.halts + 1 : 0;
+        await this.pause(this.halts > 0 ? Math.min(500 * 2 ** Math.min(this.halts - 1, 6), 30_000) : 500);
         if (this.stopping) break;
         try {
           this.checkpoint = await readCheckpoint(this.db, this.projection.name);
@@ -280,29 +439,85 @@ export class ProjectionRunner {
       prev = m.seq;
       // Commits without an event this projection handles only advance the checkpoint: their events
       // are not validated (big ones not even parsed), so they may be of types this service's
-      // registry does not know.
-      const events = this.store.decodeMatching(m, this.handled)?.events ?? [];
-      commits.push({ seq: m.seq, events });
+      // registry does not know. One that cannot be decoded (not JSON, not an envelope, a payload
+      // that fails its schema) is a dead letter.
+      const eventTypes = () => m.headers?.get(Headers.EventTypes) || null;
+      try {
+        const events = this.store.decodeMatching(m, this.handled)?.events ?? [];
+        commits.push({ seq: m.seq, events, subject: m.subject, eventTypes });
+      } catch (err) {
+        commits.push({ seq: m.seq, events: [], subject: m.subject, eventTypes, failure: errorMessage(err) });
+      }
     }
     if (commits.length > 0) {
-      this.checkpoint = await commitBatch(this.db, this.projection, commits, this.opts.schema ?? 'public', {
-        contiguous: true,
-      });
+      const result = await this.commit(commits);
+      this.checkpoint = result.checkpoint;
+      for (const l of result.deadLetters) this.opts.onDeadLetter?.(l);
+      this.deadLettered += result.deadLetters.length;
       // Readers in other processes wait for it (CheckpointWatcher).
       this.store.nc.publish(
         checkpointSubject(this.store.prefix, this.projection.name),
         String(this.checkpoint),
       );
+      if (result.halted) {
+        this.halt = result.halted;
+        this.opts.onDeadLetter?.(result.halted);
+        this.notifyWaiters();
+        throw new ProjectionHaltedError(this.projection.name, result.halted.seq, result.halted.error);
+      }
+      this.halt = undefined;
     }
     // Ack "all" acknowledges every message up to the one acked: ack the highest sequence (the last
     // message may be an older redelivery, whose ack would acknowledge nothing new).
     top.ack();
+    this.halts = 0;
+    this.notifyWaiters();
+  }
+
+  /**
+   * One transaction for the batch; if the projection fails on it, once more with the batch
+   * bisected under savepoints, so that only the commits that fail on their own are dead letters
+   * (or the halt) and the others are applied. A transient error (the database unreachable, a
+   * serialization failure) propagates: the run loop retries the batch.
+   */
+  private async commit(commits: readonly Decoded[]): Promise<BatchResult> {
+    const schema = this.opts.schema ?? 'public';
+    const base = { contiguous: true, policy: this.policy };
+    try {
+      return await commitBatch(this.db, this.projection, commits, schema, { ...base, isolate: false });
+    } catch (err) {
+      if (isTransientError(err)) throw err;
+      this.opts.onError?.(err);
+      return commitBatch(this.db, this.projection, commits, schema, {
+        ...base,
+        isolate: true,
+        onApplyError: (e) => this.opts.onError?.(e),
+      });
+    }
+  }
+
+  private notifyWaiters(): void {
     for (const w of this.waiters) {
       if (this.checkpoint >= w.seq) {
         this.waiters.delete(w);
         w.resolve();
       }
     }
+  }
+
+  /** The policy in force: the runner's option, else the projection's, else dead-letter. */
+  get policy(): FailurePolicy {
+    return this.opts.onFailure ?? this.projection.onFailure ?? 'dead-letter';
+  }
+
+  /** Policy halt: the commit the projection stopped at, until it applies. */
+  get halted(): DeadLetter | undefined {
+    return this.halt;
+  }
+
+  /** Commits this runner recorded as dead letters and passed over since it was created. */
+  get deadLetterCount(): number {
+    return this.deadLettered;
   }
 
   /** Resolves once the checkpoint reached `seq`. */

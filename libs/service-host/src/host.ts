@@ -68,11 +68,18 @@ export async function startServiceHost(
       await Promise.all(runners.map((r) => r.waitFor(seq, timeoutMs)));
     },
   };
+  const halting = new Set(config.projections.haltOnError);
   const made = def.projections.map(
     (p) =>
       new ProjectionRunner(store, db as never, p, {
+        ...(halting.has('*') || halting.has(p.name) ? { onFailure: 'halt' as const } : {}),
         onError: (err) =>
           logger.warn(`projection ${p.name}: ${err instanceof Error ? err.message : String(err)}`),
+        onDeadLetter: (l) =>
+          logger.error(
+            `projection ${p.name} ${l.halted ? 'halted at' : 'passed over'} commit ${l.seq} (${l.subject}): ${l.error}` +
+              ' (runway admin projections dead-letters)',
+          ),
       }),
   );
   runners.push(...made);
@@ -96,7 +103,9 @@ export async function startServiceHost(
         queue: `rebuild-${r.projection.name}`,
         callback: (_err, msg) => {
           logger.log(`rebuilding projection ${r.projection.name}`);
-          rebuildProjection(store, db as never as import('kysely').Kysely<CheckpointTable>, r.projection)
+          rebuildProjection(store, db as never as import('kysely').Kysely<CheckpointTable>, r.projection, {
+            onFailure: r.policy,
+          })
             .then((res) => msg.respond(JSON.stringify({ ok: true, ...res })))
             .catch((err: unknown) =>
               msg.respond(

@@ -117,6 +117,8 @@ export async function createTestEnvironment(opts: { ownNats?: boolean } = {}): P
       DATABASE_URL: databaseUrl,
       RUNWAY_EVENTS_STREAM: stream,
       RUNWAY_SUBJECT_PREFIX: subjectPrefix,
+      // The tests schedule jobs every few seconds.
+      RUNWAY_MIN_SCHEDULE_INTERVAL_SECONDS: '1',
     }),
     close: async () => {
       for (const db of dbs) await db.destroy().catch(() => undefined);

@@ -1,5 +1,5 @@
 import { Module, type DynamicModule } from '@nestjs/common';
-import { APP_FILTER, APP_GUARD, DiscoveryModule } from '@nestjs/core';
+import { APP_FILTER, APP_GUARD, APP_INTERCEPTOR, DiscoveryModule } from '@nestjs/core';
 import { OpenApiController } from './health/openapi.controller.js';
 import { ErrorBodyFilter } from '#libs/http';
 import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
@@ -31,6 +31,7 @@ import { RunsController } from './job/runs.controller.js';
 import { runLogReaderProvider } from './job/run-log.reader.js';
 import { RunLogsStreamController } from './job/run-logs-stream.controller.js';
 import { ScriptsController } from './job/scripts.controller.js';
+import { QuotaInterceptor } from './quota/quota.interceptor.js';
 
 @Module({})
 export class GatewayModule {
@@ -79,6 +80,7 @@ export class GatewayModule {
         JobsRepository,
         { provide: APP_GUARD, useClass: AuthGuard },
         { provide: APP_FILTER, useClass: ErrorBodyFilter },
+        { provide: APP_INTERCEPTOR, useClass: QuotaInterceptor },
       ],
       exports: [UserHandler, WorkspaceHandler, IdentityRepository, WorkspaceAccess],
     };

@@ -23,6 +23,7 @@ const grpcServer = await startGrpcServer({
   port: config.grpc.port,
   host: config.http.host,
   restBase: `http://127.0.0.1:${config.http.port}/api`,
+  maxMessageBytes: config.grpc.maxMessageBytes,
 });
 const stop = async () => {
   await grpcServer.stop();

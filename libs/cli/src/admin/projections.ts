@@ -1,7 +1,13 @@
 import type { Command } from 'commander';
 import type { Kysely } from 'kysely';
 import { Subjects } from '#libs/contracts';
-import { projectionStatus, type CheckpointTable } from '#libs/projections';
+import {
+  deadLetterSummary,
+  listDeadLetters,
+  projectionStatus,
+  type CheckpointTable,
+  type DeadLetter,
+} from '#libs/projections';
 import { CliError, findInstance, withDb, withNats } from '../instance.js';
 import { table } from '../output.js';
 
@@ -9,35 +15,71 @@ export function registerProjections(admin: Command, json: () => boolean): void {
   const projections = admin.command('projections').description('read models built from the event log');
   projections
     .command('status')
-    .description('name, checkpoint and lag of every projection')
+    .description('name, checkpoint, lag and dead letters of every projection, and the latest errors')
     .action(async () => {
       const instance = findInstance();
-      const rows = await withDb(instance, async (db) => {
-        const names = await (db as Kysely<CheckpointTable>)
+      const rows = await withDb(instance, async (anyDb) => {
+        const db = anyDb as Kysely<CheckpointTable>;
+        const names = await db
           .selectFrom('projection_checkpoints')
           .select('name')
+          .union(db.selectFrom('projection_dead_letters').select('projection as name'))
           .orderBy('name')
           .execute();
-        return withNats(instance, (_nc, store) =>
+        const status = await withNats(instance, (_nc, store) =>
           projectionStatus(
             store,
-            db as Kysely<CheckpointTable>,
+            db,
             names.map((n) => n.name),
           ),
         );
-      });
-      if (json()) process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
-      else
-        process.stdout.write(
-          table(
-            rows.map((r) => ({
-              name: r.name,
-              checkpoint: r.checkpoint,
-              stream_last_seq: r.streamLastSeq,
-              lag: r.lag,
-            })),
-          ),
+        const dead = await deadLetterSummary(
+          db,
+          status.map((s) => s.name),
         );
+        return status.map((s) => {
+          const d = dead.get(s.name);
+          return { ...s, deadLetters: d?.count ?? 0, halted: d?.halted ?? 0, latestErrors: d?.latest ?? [] };
+        });
+      });
+      if (json()) {
+        process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
+        return;
+      }
+      process.stdout.write(
+        table(
+          rows.map((r) => ({
+            name: r.name,
+            checkpoint: r.checkpoint,
+            stream_last_seq: r.streamLastSeq,
+            lag: r.lag,
+            dead_letters: r.deadLetters,
+            state: r.halted > 0 ? 'HALTED' : 'ok',
+          })),
+        ),
+      );
+      const errors = rows.flatMap((r) => r.latestErrors);
+      if (errors.length > 0) {
+        process.stdout.write('\nlatest errors (all: runway admin projections dead-letters [name]):\n');
+        process.stdout.write(table(errors.map(deadLetterRow)));
+      }
+    });
+  projections
+    .command('dead-letters [name]')
+    .description('commits a projection could not decode or apply (newest first), of one projection or all')
+    .option('--limit <n>', 'most rows', '100')
+    .action(async (name: string | undefined, opts: { limit: string }) => {
+      if (name !== undefined && !/^[a-z][a-z0-9_]*$/.test(name))
+        throw new CliError(`${name}: not a projection name`, 2);
+      const limit = Number(opts.limit);
+      if (!Number.isInteger(limit) || limit < 1)
+        throw new CliError(`--limit ${opts.limit}: not a positive integer`, 2);
+      const instance = findInstance();
+      const letters = await withDb(instance, (db) =>
+        listDeadLetters(db as Kysely<CheckpointTable>, { ...(name ? { projection: name } : {}), limit }),
+      );
+      if (json()) process.stdout.write(JSON.stringify(letters, null, 2) + '\n');
+      else process.stdout.write(table(letters.map(deadLetterRow)));
     });
   projections
     .command('rebuild <name>')
@@ -75,4 +117,16 @@ export function registerProjections(admin: Command, json: () => boolean): void {
         );
       });
     });
+}
+
+function deadLetterRow(l: DeadLetter): Record<string, unknown> {
+  return {
+    projection: l.projection,
+    seq: l.seq,
+    failed_at: l.failedAt.toISOString(),
+    action: l.halted ? 'halted' : 'passed over',
+    subject: l.subject,
+    types: l.eventTypes ?? '',
+    error: l.error.length > 160 ? `${l.error.slice(0, 160)}…` : l.error,
+  };
 }

@@ -3,7 +3,7 @@
  * and writes one row to an `applied` log with no unique key, so an event applied twice shows up
  * both as a wrong count and as a duplicate row. Not exported from the package.
  */
-import { sql } from 'kysely';
+import { sql, type QueryCreator } from 'kysely';
 import { z } from 'zod';
 import type { MigrationSet } from '#libs/database';
 import { defineEvent, EventRegistry, type StoredCommit, type StoredEvent } from '#libs/eventstore';
@@ -56,7 +56,7 @@ export function countingMigrations(schema = 'public'): MigrationSet {
 export interface CountingOptions {
   name?: string;
   /** Called inside the transaction, after the writes and before the sleep. */
-  onApply?: (events: readonly StoredEvent[]) => void | Promise<void>;
+  onApply?: (events: readonly StoredEvent[], db: QueryCreator<CountingTables>) => void | Promise<void>;
   /** pg_sleep at the end of every batch, inside the transaction (to make batches slow). */
   sleepMs?: number | (() => number);
 }
@@ -94,7 +94,7 @@ export function countingProjection(opts: CountingOptions = {}): Projection<unkno
         .insertInto('applied')
         .values(events.map((e) => ({ seq: e.seq, idx: e.index, aggregate_id: e.aggregate.id })))
         .execute();
-      await opts.onApply?.(events);
+      await opts.onApply?.(events, db);
       const sleep = typeof opts.sleepMs === 'function' ? opts.sleepMs() : (opts.sleepMs ?? 0);
       if (sleep > 0) await db.selectNoFrom(sql<number>`pg_sleep(${sleep / 1000})`.as('slept')).execute();
     },

@@ -22,8 +22,47 @@ const STATUS: Record<number, grpc.status> = {
   404: grpc.status.NOT_FOUND,
   409: grpc.status.ABORTED,
   413: grpc.status.RESOURCE_EXHAUSTED,
+  422: grpc.status.INVALID_ARGUMENT,
   428: grpc.status.FAILED_PRECONDITION,
+  429: grpc.status.RESOURCE_EXHAUSTED,
 };
+
+const bearer = (md: grpc.Metadata): string | undefined => {
+  const auth = md.get('authorization')[0];
+  return typeof auth === 'string' ? auth.replace(/^Bearer\s+/i, '') || undefined : undefined;
+};
+
+/**
+ * Authentication before the request message is read: the server reads a call's message only when
+ * its handler asks for it, after the metadata went through this interceptor. So a caller without
+ * valid credentials never makes the server buffer a message, whatever the message size limit
+ * (docs/quotas.md): Ping, the one public method, is answered without reading its (empty) request;
+ * any other call gets UNAUTHENTICATED. An authenticated call's message may be up to the limit.
+ */
+function authenticateFirst(restBase: string): grpc.ServerInterceptor {
+  return (method, call) =>
+    new grpc.ServerInterceptingCall(call, {
+      start: (next) =>
+        next({
+          onReceiveMetadata: (metadata, proceed) => {
+            const token = bearer(metadata);
+            const fail = (err: unknown) => call.sendStatus(toServiceError(err));
+            if (!token) {
+              if (!method.path.endsWith('/Ping'))
+                return fail(
+                  new ClientError(401, 'authentication required: send authorization: Bearer <token>'),
+                );
+              new RunwayClient({ apiBase: restBase }).api('GET', '/v1/ping').then((pong) => {
+                call.sendMetadata(new grpc.Metadata());
+                call.sendMessage(clean(pong), () => call.sendStatus({ code: grpc.status.OK, details: 'OK' }));
+              }, fail);
+              return;
+            }
+            new RunwayClient({ apiBase: restBase, token }).me().then(() => proceed(metadata), fail);
+          },
+        }),
+    });
+}
 
 type Req = Record<string, unknown>;
 type Handler = (c: RunwayClient, req: Req) => Promise<unknown>;
@@ -111,7 +150,7 @@ const handlers: Record<string, Handler> = {
 };
 
 /** A failed call as a gRPC status, like the unary calls map them (with the HTTP status as metadata). */
-function toServiceError(err: unknown): Partial<grpc.ServiceError> {
+function toServiceError(err: unknown): grpc.StatusObject {
   const status = err instanceof ClientError ? err.status : 500;
   const detail = err instanceof ClientError ? err.detail : 'internal error';
   const md = new grpc.Metadata();
@@ -214,9 +253,14 @@ export async function startGrpcServer(opts: {
   port: number;
   host: string;
   restBase: string;
+  /** Largest request message of an authenticated call (default 110 MiB); others are never read. */
+  maxMessageBytes?: number;
 }): Promise<GrpcServerHandle> {
   const pkg = loadRunwayPackage();
-  const server = new grpc.Server({ 'grpc.max_receive_message_length': 110 * 1024 * 1024 });
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': opts.maxMessageBytes ?? 110 * 1024 * 1024,
+    interceptors: [authenticateFirst(opts.restBase)],
+  });
   const impl: grpc.UntypedServiceImplementation = {};
   for (const [name, handler] of Object.entries(handlers)) {
     impl[name] = (call: grpc.ServerUnaryCall<Req, unknown>, callback: grpc.sendUnaryData<unknown>) => {
@@ -226,17 +270,7 @@ export async function startGrpcServer(opts: {
       Promise.resolve()
         .then(() => handler(c, call.request))
         .then((res) => callback(null, clean(res)))
-        .catch((err: unknown) => {
-          const status = err instanceof ClientError ? err.status : 500;
-          const detail = err instanceof ClientError ? err.detail : 'internal error';
-          const md = new grpc.Metadata();
-          md.set('http-status', String(status));
-          callback({
-            code: STATUS[status] ?? (status >= 500 ? grpc.status.INTERNAL : grpc.status.UNKNOWN),
-            details: detail,
-            metadata: md,
-          });
-        });
+        .catch((err: unknown) => callback(toServiceError(err)));
     };
   }
   const follows = new Set<() => void>();

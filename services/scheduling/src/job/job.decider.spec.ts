@@ -152,6 +152,49 @@ describe('job decider', () => {
     }
   });
 
+  it('refuses a new or changed schedule firing more often than the server allows (422)', () => {
+    const limited = (schedule: string | null | undefined) =>
+      upsert({ schedule, minScheduleIntervalSeconds: 60 });
+    s.given([created])
+      .when(limited('*/10 * * * * *'))
+      .thenThrows(DomainError, /fires every 10 s; this server allows at most one fire every 60 s/);
+    s.given([created])
+      .when(limited('0,59 * * * * *'))
+      .thenThrows(DomainError, /fires every 1 s/);
+    const err = (() => {
+      try {
+        jobDecider.decide(
+          limited('* * * * * *'),
+          [created].reduce(jobDecider.evolve, jobDecider.initialState()),
+        );
+      } catch (e) {
+        return e;
+      }
+      return undefined;
+    })();
+    assert.ok(err instanceof DomainError);
+    assert.equal(err.status, 422);
+    assert.equal(err.code, 'schedule_too_frequent');
+    // Every minute is within the limit; so is a job scheduled before the limit, left as it is.
+    assert.equal(
+      jobDecider.decide(limited('* * * * *'), [created].reduce(jobDecider.evolve, jobDecider.initialState()))
+        .length,
+      1,
+    );
+    const fast: JobEvent = {
+      type: 'JobUpdated',
+      data: {
+        versionId: v2,
+        version: 2,
+        spec: { ...spec, schedule: '*/5 * * * * *' },
+        changed: ['schedule'],
+        updatedBy: user,
+      },
+    };
+    s.given([created, fast]).when(limited('*/5 * * * * *')).thenNothing();
+    s.given([created, fast]).when(limited(undefined)).thenNothing();
+  });
+
   it('refuses bad input', () => {
     s.given([])
       .when(upsert({ name: '' }))

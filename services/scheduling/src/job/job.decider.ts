@@ -1,5 +1,5 @@
 import { DomainError, NotFoundError, type Decider } from '#libs/eventstore';
-import { isFireTime, validateCron, validateTimezone } from '../scheduler/cron.js';
+import { isFireTime, shortestInterval, validateCron, validateTimezone } from '../scheduler/cron.js';
 import {
   MAX_JOB_TIMEOUT_SECONDS,
   type MissedPolicy,
@@ -41,6 +41,11 @@ export interface UpsertJob {
   missedPolicy?: MissedPolicy;
   overlapPolicy?: OverlapPolicy;
   actor: string;
+  /**
+   * The server's shortest schedule interval (RUNWAY_MIN_SCHEDULE_INTERVAL_SECONDS): a new or
+   * changed schedule firing more often is refused (422). Unset: no limit.
+   */
+  minScheduleIntervalSeconds?: number;
 }
 
 export interface RequestRun {
@@ -219,15 +224,27 @@ function checkProfile(profile: string): string {
   return profile;
 }
 
-function checkSchedule(schedule: string): string {
+function checkSchedule(schedule: string, current: string | null, minIntervalSeconds: number): string {
   const s = schedule.trim();
   if (s.length === 0) throw new DomainError('schedule must not be empty: send null to remove the schedule');
   if (s.length > 200) throw new DomainError('schedule must be at most 200 characters');
+  let normalized: string;
   try {
-    return validateCron(s);
+    normalized = validateCron(s);
   } catch (err) {
     throw new DomainError((err as Error).message);
   }
+  // Only a new or changed schedule: one accepted under an earlier limit stays as it is.
+  if (normalized !== current && minIntervalSeconds > 0) {
+    const every = shortestInterval(normalized);
+    if (every < minIntervalSeconds)
+      throw new DomainError(
+        `schedule ${JSON.stringify(normalized)} fires every ${every} s; this server allows at most one fire every ${minIntervalSeconds} s`,
+        422,
+        'schedule_too_frequent',
+      );
+  }
+  return normalized;
 }
 
 function checkTimezone(tz: string): string {
@@ -265,7 +282,7 @@ function specOf(c: UpsertJob, current: JobSpec | undefined): JobSpec {
         ? (current?.schedule ?? null)
         : c.schedule === null
           ? null
-          : checkSchedule(c.schedule),
+          : checkSchedule(c.schedule, current?.schedule ?? null, c.minScheduleIntervalSeconds ?? 0),
     active: c.active ?? current?.active ?? true,
     timeoutSeconds:
       c.timeoutSeconds === undefined

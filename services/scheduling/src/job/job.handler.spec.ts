@@ -140,4 +140,18 @@ describe('run numbers under concurrency (real JetStream)', () => {
     const mine = await fresh.fireOutcome(ws, jobs[0]!.jobId, next);
     assert.equal(mine.runId, other.runId);
   });
+
+  it('prewarm passes over garbage on a job subject: the other jobs are loaded', async () => {
+    const names = ['garbage-1.py', 'garbage-2.py'];
+    for (const name of names) await createScheduledJob(a, ws, name);
+    const jobs = names.map((n) => ({ workspaceId: ws, jobId: jobIdFor(ws, n) }));
+    await storeA.js.publish(
+      storeA.subjectOf({ workspaceId: ws, type: 'job', id: jobs[0]!.jobId }),
+      new Uint8Array([0xde, 0xad, 0xbe, 0xef, 0, 1, 2, 3]),
+    );
+    const fresh = new JobCommands(env.newStore(integrationRegistry()), versions, { prewarmOneByOne: 0 });
+    assert.equal(await fresh.prewarm(jobs), 2);
+    const at = new Date(Math.ceil(Date.now() / 5000) * 5000 + 5000);
+    assert.equal((await fresh.fireOutcome(ws, jobs[1]!.jobId, at)).outcome, 'requested');
+  });
 });

@@ -1,4 +1,4 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import {
@@ -21,6 +21,17 @@ import { KeyedLock } from './keyed-lock.js';
 import type { SchedulingTables } from '../migrations/index.js';
 import { ReadModelWorkspaceVersions, type WorkspaceVersions } from './workspace-versions.js';
 
+const logger = new Logger('scheduling');
+
+/**
+ * A message on a job's subject that is not a commit (garbage) is passed over by the prewarm: the
+ * job it sits on is then cached one commit behind, so its next append conflicts and reads the job
+ * again, which fails on that job alone instead of on every job.
+ */
+function onUndecodable(m: { seq: number; subject: string }, err: unknown): void {
+  logger.warn(`prewarm: message ${m.seq} on ${m.subject} is not a readable commit: ${String(err)}`);
+}
+
 export interface JobCommandsOptions {
   /** prewarm: up to this many cold jobs are read one by one; more with one replay of the job streams (200). */
   prewarmOneByOne?: number;
@@ -28,6 +39,8 @@ export interface JobCommandsOptions {
   snapshots?: JobSnapshots;
   /** prewarm replays at most this many of the latest stream messages after the snapshots (100,000). */
   replayWindow?: number;
+  /** A new or changed schedule must not fire more often (seconds; 0 or unset: no limit). */
+  minScheduleIntervalSeconds?: number;
 }
 
 export function jobRef(workspaceId: string, jobId: string): AggregateRef {
@@ -44,6 +57,7 @@ export class JobCommands {
   private readonly prewarmOneByOne: number;
   private readonly snapshots: JobSnapshots | undefined;
   private readonly replayWindow: number;
+  private readonly minScheduleIntervalSeconds: number;
   private readonly aggregates: CachedAggregates<JobState, JobCommand, JobEvent>;
 
   constructor(
@@ -54,6 +68,7 @@ export class JobCommands {
     this.prewarmOneByOne = opts.prewarmOneByOne ?? 200;
     this.snapshots = opts.snapshots;
     this.replayWindow = opts.replayWindow ?? 100_000;
+    this.minScheduleIntervalSeconds = opts.minScheduleIntervalSeconds ?? 0;
     this.aggregates = new CachedAggregates(store, jobDecider);
   }
 
@@ -144,6 +159,7 @@ export class JobCommands {
         missedPolicy: req.missedPolicy,
         overlapPolicy: req.overlapPolicy,
         actor: req.actor,
+        minScheduleIntervalSeconds: this.minScheduleIntervalSeconds,
       },
       req.commandId,
       req.actor,
@@ -229,8 +245,9 @@ export class JobCommands {
     const snapped = new Set(snaps.map((sn) => key(sn.ref)));
     const without = cold.filter((r) => !snapped.has(key(r)));
     if (snaps.length === 0 || without.length > this.prewarmOneByOne) {
-      return this.aggregates.prime(this.store.replay({ aggregateType: AggregateTypes.job }), (ref) =>
-        wanted.has(key(ref)),
+      return this.aggregates.prime(
+        this.store.replay({ aggregateType: AggregateTypes.job, onUndecodable }),
+        (ref) => wanted.has(key(ref)),
       );
     }
     const from = Math.max(
@@ -240,7 +257,7 @@ export class JobCommands {
     const replayed = snaps.filter((sn) => sn.lastSeq + 1 >= from);
     const quiet = snaps.filter((sn) => sn.lastSeq + 1 < from);
     const n = await this.aggregates.prime(
-      this.store.replay({ aggregateType: AggregateTypes.job, fromSeq: from }),
+      this.store.replay({ aggregateType: AggregateTypes.job, fromSeq: from, onUndecodable }),
       (ref) => wanted.has(key(ref)),
       replayed,
       true,
@@ -383,6 +400,7 @@ export class JobHandler extends JobCommands {
   constructor(@Inject(SERVICE_CONTEXT) ctx: ServiceContext) {
     super(ctx.store, new ReadModelWorkspaceVersions(ctx.db), {
       snapshots: new JobSnapshots(ctx.db as Kysely<SchedulingTables>),
+      minScheduleIntervalSeconds: ctx.config.scheduler.minIntervalSeconds,
     });
   }
 }

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import type { JobEvent, JobSpec } from '#libs/contracts';
 import { DomainError } from '#libs/eventstore';
 import { jobDecider, type JobState, type RequestRun, type UpsertJob } from '../job/job.decider.js';
-import { dueFires, nextFire, validateCron, validateTimezone } from './cron.js';
+import { dueFires, nextFire, shortestInterval, validateCron, validateTimezone } from './cron.js';
 import { plan } from './scheduler.js';
 
 const iso = (ds: Date[]) => ds.map((d) => d.toISOString());
@@ -153,5 +153,20 @@ describe('job decider and scheduled fires', () => {
     assert.equal(s.lastRunNumber, 2);
     s = fold(s, jobDecider.decide(upsert({ active: false }), s));
     assert.deepEqual(jobDecider.decide(fire('2026-01-01T00:00:06.000Z'), s), []);
+  });
+});
+
+describe('shortestInterval', () => {
+  it('is the shortest time between two fires, in seconds', () => {
+    assert.equal(shortestInterval('*/10 * * * * *'), 10);
+    assert.equal(shortestInterval('*/5 * * * * *'), 5);
+    assert.equal(shortestInterval('* * * * *'), 60);
+    assert.equal(shortestInterval('*/15 * * * *'), 900);
+    assert.equal(shortestInterval('0,59 * * * * *'), 1); // across the minute
+    assert.equal(shortestInterval('0 0,1 * * *'), 3600);
+    assert.equal(shortestInterval('30 2 * * *'), 86_400);
+    assert.equal(shortestInterval('0 0 1 1 *'), 365 * 86_400);
+    // Two fires a year, a second apart (more than the sampled fires away).
+    assert.equal(shortestInterval('0,1 0 0 1 1 *'), 1);
   });
 });

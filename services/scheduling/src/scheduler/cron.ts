@@ -38,6 +38,44 @@ export function validateCron(expr: string): string {
   return normalized;
 }
 
+const smallestStep = (values: readonly number[]): number => {
+  let min = Infinity;
+  for (let i = 1; i < values.length; i++) min = Math.min(min, values[i]! - values[i - 1]!);
+  return min;
+};
+
+/** Fires sampled by shortestInterval (from a fixed instant, so the result depends only on `expr`), over a year at most. */
+const INTERVAL_SAMPLES = 64;
+const SAMPLE_SPAN_MS = 400 * 86_400_000;
+const SAMPLE_FROM = new Date('2000-01-01T00:00:00Z');
+
+/**
+ * The shortest time between two fires of a valid cron expression, in seconds (Infinity if it
+ * fires at most once). From the expression's finest field that lists several values (two fires in
+ * one minute, or one hour, or one day), and from its first fires after a fixed instant, which also
+ * catch the steps across a field's wrap (`0,59 * * * * *`: 59 s and 1 s apart).
+ */
+export function shortestInterval(expr: string): number {
+  return intervalMemo.get(expr, () => computeShortestInterval(expr));
+}
+
+function computeShortestInterval(expr: string): number {
+  const parsed = CronExpressionParser.parse(expr, { tz: 'UTC', currentDate: SAMPLE_FROM });
+  const f = parsed.fields;
+  let min = Infinity;
+  if (f.second.values.length > 1) min = smallestStep(f.second.values);
+  else if (f.minute.values.length > 1) min = 60 * smallestStep(f.minute.values);
+  else if (f.hour.values.length > 1) min = 3600 * smallestStep(f.hour.values);
+  let prev: number | undefined;
+  for (let i = 0; i < INTERVAL_SAMPLES && parsed.hasNext(); i++) {
+    const t = parsed.next().getTime();
+    if (prev !== undefined) min = Math.min(min, (t - prev) / 1000);
+    prev = t;
+    if (t - SAMPLE_FROM.getTime() > SAMPLE_SPAN_MS) break;
+  }
+  return min;
+}
+
 /** Checks an IANA time zone name; throws `invalid time zone "…"`. */
 export function validateTimezone(tz: string): string {
   try {
@@ -74,6 +112,7 @@ class Memo<V> {
 
 const nextMemo = new Memo<number | null>();
 const fireTimeMemo = new Memo<boolean>();
+const intervalMemo = new Memo<number>(1000);
 const dueMemo = new Memo<{ fires: number[]; count: number; next: number | null }>();
 
 /** The first fire time strictly after `after`. null if the expression never fires again. */
