@@ -13,9 +13,13 @@ import { UserHandler } from './user/user.handler.js';
 import { WorkspaceAccess } from './auth/workspace-access.js';
 import { AUTH_OPTIONS, AuthController, type AuthOptions } from './auth/auth.controller.js';
 import { DeviceFlowService } from './auth/device-flow.service.js';
+import { DeviceLoginService } from './auth/device-login.service.js';
 import { SigningKey } from './auth/signing-key.js';
 import { MeController } from './account/me.controller.js';
-import { TokensController } from './account/tokens.controller.js';
+import { AccountsService } from './account/accounts.service.js';
+import { TokensController, UsersController } from './account/tokens.controller.js';
+import { Authenticator } from './auth/authenticator.js';
+import { MembersService } from './workspace/members.service.js';
 import { ClientsModule, Transport } from '@nestjs/microservices';
 import { ConfigurationController } from './configuration/configuration.controller.js';
 import { ConfigurationRepository } from './configuration/configuration.repository.js';
@@ -52,6 +56,7 @@ export class GatewayModule {
         AuthController,
         MeController,
         TokensController,
+        UsersController,
         WorkspaceController,
         ConfigurationController,
         DeploymentController,
@@ -64,7 +69,11 @@ export class GatewayModule {
         { provide: SERVICE_CONTEXT, useValue: ctx },
         { provide: AUTH_OPTIONS, useValue: auth },
         SigningKey,
+        Authenticator,
+        AccountsService,
+        MembersService,
         DeviceFlowService,
+        DeviceLoginService,
         IdentityRepository,
         WorkspaceRepository,
         WorkspaceHandler,
@@ -79,7 +88,7 @@ export class GatewayModule {
         { provide: APP_GUARD, useClass: AuthGuard },
         { provide: APP_FILTER, useClass: ErrorBodyFilter },
       ],
-      exports: [UserHandler, WorkspaceHandler, IdentityRepository, WorkspaceAccess],
+      exports: [UserHandler, WorkspaceHandler, IdentityRepository, WorkspaceAccess, Authenticator],
     };
   }
 }
