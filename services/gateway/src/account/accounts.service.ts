@@ -3,9 +3,8 @@ import type { Role } from '#libs/contracts';
 import { ConflictError } from '#libs/eventstore';
 import { forbidden, notFound } from '#libs/http';
 import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
-import type { Principal } from '../auth/authenticator.js';
+import { parentOf, type Principal } from '../auth/authenticator.js';
 import { IdentityRepository } from '../auth/identity.repository.js';
-import type { ParentToken } from '../user/user.decider.js';
 import { UserHandler } from '../user/user.handler.js';
 import { WorkspaceHandler } from '../workspace/workspace.handler.js';
 
@@ -66,12 +65,6 @@ function expiry(b: { expires_in_days?: number; expires_at?: string }): Date | nu
   if (b.expires_at) return new Date(b.expires_at);
   return null;
 }
-
-/** The caller's token as the parent of a token it mints. */
-export const parentOf = (p: Principal): ParentToken => ({
-  tokenId: p.tokenId,
-  expiresAt: p.tokenExpiresAt?.toISOString() ?? null,
-});
 
 /**
  * Users and API tokens: the one application service behind the REST routes (and so behind gRPC,

@@ -13,6 +13,12 @@ export interface Principal {
   tokenExpiresAt: Date | null;
 }
 
+/** The caller's credential as the parent of a token it mints (which then expires no later). */
+export const parentOf = (p: Principal): { tokenId: string; expiresAt: string | null } => ({
+  tokenId: p.tokenId,
+  expiresAt: p.tokenExpiresAt?.toISOString() ?? null,
+});
+
 type TokenRow = { revoked_at: Date | null; expires_at: Date | null };
 type UserRow = { disabled_at: Date | null };
 
