@@ -63,6 +63,45 @@ describe('gRPC API', () => {
     assert.equal(bad.err?.code, grpc.status.INVALID_ARGUMENT);
   });
 
+  it('manages users, members and every token as REST does', async () => {
+    const created = await call('CreateUser', { email: 'grpc-user@example.com', workspace_id: s.workspaceId });
+    assert.equal(created.err, null, created.err?.details);
+    const id = String(created.res.id);
+    assert.equal(created.res.role, 'member');
+    const dup = await call('CreateUser', { email: 'GRPC-user@example.com' });
+    assert.equal(dup.err?.code, grpc.status.ABORTED, 'a taken email is a conflict (HTTP 409)');
+    const token = await call('CreateToken', { name: 'for the list' });
+    const all = await call('ListAllTokens', { user: 'admin@runway.local', state: 'active' });
+    assert.equal(all.err, null, all.err?.details);
+    assert.ok((all.res.items as { id: string; email: string }[]).some((t) => t.id === token.res.id));
+    const members = await call('ListMembers', { workspace_id: s.workspaceId });
+    assert.ok((members.res.items as { user_id: string }[]).some((m) => m.user_id === id));
+    const removed = await call('RemoveMember', {
+      workspace_id: s.workspaceId,
+      user: 'grpc-user@example.com',
+    });
+    assert.equal(removed.err, null, removed.err?.details);
+    assert.equal(removed.res.removed, true);
+    const added = await call('AddMember', {
+      workspace_id: s.workspaceId,
+      email: 'grpc-user@example.com',
+      role: 'viewer',
+    });
+    assert.equal(added.res.role, 'viewer');
+    const disabled = await call('DisableUser', { user: id, reason: 'grpc' });
+    assert.equal(disabled.err, null, disabled.err?.details);
+    assert.equal(disabled.res.disabled, true);
+    const users = await call('ListUsers', {});
+    assert.equal(
+      (users.res.items as { id: string; disabled: boolean }[]).find((u) => u.id === id)?.disabled,
+      true,
+    );
+    const enabled = await call('EnableUser', { user: id });
+    assert.equal(enabled.res.disabled, false);
+    const unknown = await call('GetDeviceLogin', { user_code: 'BBBB-CCCC' });
+    assert.equal(unknown.err?.code, grpc.status.NOT_FOUND);
+  });
+
   it('upserts scripts, creates, gets, lists and cancels runs, serves logs', async () => {
     await uploadPackage(s, 'deployments', [{ path: 'grpc/hello.py', content: 'print("hello from grpc")\n' }]);
     const ws = s.workspaceId;

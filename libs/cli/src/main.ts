@@ -7,6 +7,7 @@ import { registerAccount } from './commands/account.js';
 import { registerSync } from './commands/sync.js';
 import { registerJobs } from './commands/jobs.js';
 import { registerSchedule } from './commands/schedule.js';
+import { registerWorkspace } from './commands/workspace.js';
 import { ClientError } from '#libs/client';
 import type { GlobalOptions } from './session.js';
 import { CliError } from './instance.js';
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerSync(program, g);
   registerJobs(program, g);
   registerSchedule(program, g);
+  registerWorkspace(program, g);
   const admin = program.command('admin').description('operator commands for the local instance');
   registerEvents(admin);
   registerProjections(admin, () => g().json ?? false);

@@ -53,6 +53,23 @@ describe('followSse', () => {
       }),
   );
 
+  it('stops at an error event with a 4xx status (access withdrawn) and resumes after one without', async () => {
+    requests.length = 0;
+    handler = (_req, res, n) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      if (n === 1) res.end(line(1) + 'event: error\ndata: {"detail":"boom"}\n\n');
+      else res.end(line(2) + 'event: error\ndata: {"status":401,"detail":"token has been revoked"}\n\n');
+    };
+    const got: number[] = [];
+    const c = new RunwayClient({ apiBase: url, token: 'tok' });
+    await assert.rejects(
+      c.followRunLogs('w', 'r', { onLine: (l) => void got.push(l.seq), baseDelayMs: 10 }),
+      (err: unknown) => err instanceof ClientError && err.status === 401 && /revoked/.test(err.detail),
+    );
+    assert.deepEqual(got, [1, 2]);
+    assert.equal(requests.length, 2, 'no resume after the refusal');
+  });
+
   it('resumes after a dropped connection from the last line, each line once, to the end', async () => {
     requests.length = 0;
     handler = (_req, res, n) => {

@@ -152,6 +152,20 @@ export function isAbortError(err: unknown): boolean {
   return err instanceof Error && (err.name === 'AbortError' || err.name === 'TimeoutError');
 }
 
+const sseErrorSchema = z.object({ status: z.number().int(), detail: z.string() });
+
+/** An `event: error` carrying a 4xx status and its detail; undefined for any other error event. */
+function sseRefusal(data: string): { status: number; detail: string } | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(data);
+  } catch {
+    return undefined;
+  }
+  const e = sseErrorSchema.safeParse(parsed);
+  return e.success && e.data.status >= 400 && e.data.status < 500 ? e.data : undefined;
+}
+
 /**
  * Follows a run's log over SSE (`GET …/runs/{id}/logs/stream`) to its end: every line once, in
  * order, then the end info. A dropped connection (network error, a response that ends before
@@ -219,6 +233,14 @@ export async function followSse(
             }
             lastSeq = line.seq;
             failures = 0;
+          } else if (msg.event === 'error') {
+            // The server withdrew access mid-stream (revoked or expired token, disabled user, removed
+            // member): a 4xx status is final, as it would be on a new request. Others resume.
+            const refused = sseRefusal(msg.data);
+            if (refused) {
+              void res.body.cancel().catch(() => undefined);
+              throw new FollowError(refused.status, refused.detail);
+            }
           } else if (msg.event === 'end') {
             const end = logEndSchema.parse(JSON.parse(msg.data));
             void res.body.cancel().catch(() => undefined);

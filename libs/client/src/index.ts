@@ -67,6 +67,40 @@ export interface Me {
   workspaces?: { id: string; name: string; role: string }[];
 }
 
+export interface TokenInfo {
+  id: string;
+  name: string;
+  user_id: string;
+  state: 'active' | 'revoked' | 'expired';
+  expires_at: string | null;
+  revoked_at: string | null;
+  parent_id: string | null;
+  date_added: string;
+}
+
+export interface UserInfo {
+  id: string;
+  email: string;
+  name: string;
+  admin: boolean;
+  disabled: boolean;
+  date_added: string;
+  date_disabled: string | null;
+}
+
+export interface Member {
+  user_id: string;
+  email: string;
+  role: string;
+  date_added: string;
+}
+
+export interface DeviceLogin {
+  user_code: string;
+  status: string;
+  client: { user_agent: string; ip: string; requested_at: string } | null;
+}
+
 export interface FileRef {
   path: string;
   size: number;
@@ -238,8 +272,12 @@ export class RunwayClient {
       throw err;
     }
   }
+  /** Which client asked for a pending login (owners only). */
+  describeDevice(userCode: string) {
+    return this.api<DeviceLogin>('GET', `/v1/device/${encodeURIComponent(userCode)}`);
+  }
   approveDevice(userCode: string) {
-    return this.api<{ approved: boolean; email: string }>('POST', '/v1/device/approve', {
+    return this.api<DeviceLogin & { approved: boolean; email: string }>('POST', '/v1/device/approve', {
       user_code: userCode,
     });
   }
@@ -386,9 +424,7 @@ export class RunwayClient {
   }
 
   listTokens() {
-    return this.api<
-      Page<{ id: string; name: string; state: string; expires_at: string | null; date_added: string }>
-    >('GET', '/v1/tokens');
+    return this.api<Page<TokenInfo>>('GET', '/v1/tokens');
   }
   createToken(name: string, expiresInDays?: number) {
     return this.api<{ id: string; token: string; expires_at: string | null }>('POST', '/v1/tokens', {
@@ -409,6 +445,35 @@ export class RunwayClient {
   revokeToken(id: string) {
     return this.api<{ id: string; state: string }>('POST', `/v1/tokens/${encodeURIComponent(id)}/revoke`);
   }
+  /** Every token of the instance (admins), optionally of one user (id or email) and in one state. */
+  listAllTokens(filter: { user?: string; state?: string } = {}) {
+    const q = new URLSearchParams(filter);
+    const qs = q.toString();
+    return this.api<Page<TokenInfo & { email: string }>>('GET', `/v1/admin/tokens${qs ? `?${qs}` : ''}`);
+  }
+  disableUser(user: string, reason?: string) {
+    return this.api<UserInfo>(
+      'POST',
+      `/v1/admin/users/${encodeURIComponent(user)}/disable`,
+      reason ? { reason } : {},
+    );
+  }
+  enableUser(user: string) {
+    return this.api<UserInfo>('POST', `/v1/admin/users/${encodeURIComponent(user)}/enable`, {});
+  }
+  listMembers(ws: string) {
+    return this.api<Member[]>('GET', `${this.ws(ws)}/members`);
+  }
+  addMember(ws: string, email: string, role: string) {
+    return this.api<Member>('POST', `${this.ws(ws)}/members`, { email, role });
+  }
+  /** `user`: a user id or email. */
+  removeMember(ws: string, user: string) {
+    return this.api<{ workspace_id: string; user_id: string; email: string; removed: boolean }>(
+      'DELETE',
+      `${this.ws(ws)}/members/${encodeURIComponent(user)}`,
+    );
+  }
   createUser(email: string, workspaceId?: string, role?: string) {
     return this.api<{ id: string; email: string }>('POST', '/v1/admin/users', {
       email,
@@ -417,10 +482,7 @@ export class RunwayClient {
     });
   }
   listUsers() {
-    return this.api<Page<{ id: string; email: string; admin: boolean; date_added: string }>>(
-      'GET',
-      '/v1/admin/users',
-    );
+    return this.api<Page<UserInfo>>('GET', '/v1/admin/users');
   }
 }
 

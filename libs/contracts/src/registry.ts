@@ -4,7 +4,7 @@ import { configurationEvents, keyringEvents } from './configuration.events.js';
 import { jobEvents } from './job.events.js';
 import { runEvents } from './run.events.js';
 import { runLogEvents } from './runlog.events.js';
-import { userEvents } from './user.events.js';
+import { emailEvents, instanceEvents, userEvents } from './user.events.js';
 import { workspaceEvents } from './workspace.events.js';
 
 /** Registry of every integration event; services register their private events on top. */
@@ -13,6 +13,8 @@ export function integrationRegistry(): EventRegistry {
     ...deploymentEvents,
     ...workspaceEvents,
     ...userEvents,
+    ...emailEvents,
+    ...instanceEvents,
     ...configurationEvents,
     ...keyringEvents,
     ...jobEvents,

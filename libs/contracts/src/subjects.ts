@@ -20,6 +20,10 @@ export const AggregateTypes = {
   deploymentFiles: 'deployment-files',
   workspace: 'workspace',
   user: 'user',
+  /** One per normalised email (id: its SHA-256): the email's claim by one user. */
+  email: 'email',
+  /** One instance aggregate (id `default`): the first start. */
+  instance: 'instance',
   configuration: 'configuration',
   keyring: 'keyring',
   job: 'job',

@@ -13,9 +13,13 @@ import { UserHandler } from './user/user.handler.js';
 import { WorkspaceAccess } from './auth/workspace-access.js';
 import { AUTH_OPTIONS, AuthController, type AuthOptions } from './auth/auth.controller.js';
 import { DeviceFlowService } from './auth/device-flow.service.js';
+import { DeviceLoginService } from './auth/device-login.service.js';
 import { SigningKey } from './auth/signing-key.js';
 import { MeController } from './account/me.controller.js';
-import { TokensController } from './account/tokens.controller.js';
+import { AccountsService } from './account/accounts.service.js';
+import { TokensController, UsersController } from './account/tokens.controller.js';
+import { Authenticator } from './auth/authenticator.js';
+import { MembersService } from './workspace/members.service.js';
 import { ClientsModule, Transport } from '@nestjs/microservices';
 import { ConfigurationController } from './configuration/configuration.controller.js';
 import { ConfigurationRepository } from './configuration/configuration.repository.js';
@@ -54,6 +58,7 @@ export class GatewayModule {
         AuthController,
         MeController,
         TokensController,
+        UsersController,
         WorkspaceController,
         ConfigurationController,
         DeploymentController,
@@ -66,7 +71,11 @@ export class GatewayModule {
         { provide: SERVICE_CONTEXT, useValue: ctx },
         { provide: AUTH_OPTIONS, useValue: auth },
         SigningKey,
+        Authenticator,
+        AccountsService,
+        MembersService,
         DeviceFlowService,
+        DeviceLoginService,
         IdentityRepository,
         WorkspaceRepository,
         WorkspaceHandler,
@@ -82,7 +91,7 @@ export class GatewayModule {
         { provide: APP_FILTER, useClass: ErrorBodyFilter },
         { provide: APP_INTERCEPTOR, useClass: QuotaInterceptor },
       ],
-      exports: [UserHandler, WorkspaceHandler, IdentityRepository, WorkspaceAccess],
+      exports: [UserHandler, WorkspaceHandler, IdentityRepository, WorkspaceAccess, Authenticator],
     };
   }
 }

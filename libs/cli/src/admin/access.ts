@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { RunwayClient } from '#libs/client';
+import { RunwayClient, type DeviceLogin } from '#libs/client';
 import { roleSchema } from '#libs/contracts';
 import { table } from '../output.js';
 import { CliError, findInstance } from '../instance.js';
@@ -50,14 +50,29 @@ export function registerAccess(admin: Command, json: () => boolean): void {
     });
   tokens
     .command('list')
-    .description('your tokens')
-    .action(async () => {
-      const page = await adminClient().listTokens();
+    .description('your tokens; with --all (or --user) every token of the instance (admins)')
+    .option('--all', "every user's tokens")
+    .option('--user <user>', 'the tokens of this user (email or id)')
+    .option('--state <state>', 'active | revoked | expired')
+    .action(async (o: { all?: boolean; user?: string; state?: string }) => {
+      if (o.state && !['active', 'revoked', 'expired'].includes(o.state))
+        throw new CliError(`--state ${o.state}: expected active, revoked or expired`, 2);
+      const c = adminClient();
+      const everyone = o.all || o.user !== undefined;
+      const items = everyone
+        ? (
+            await c.listAllTokens({
+              ...(o.user ? { user: o.user } : {}),
+              ...(o.state ? { state: o.state } : {}),
+            })
+          ).items
+        : (await c.listTokens()).items.filter((t) => !o.state || t.state === o.state);
       out(
-        page.items,
+        items,
         table(
-          page.items.map((t) => ({
+          items.map((t) => ({
             id: t.id,
+            ...('email' in t ? { user: t.email } : {}),
             name: t.name,
             state: t.state,
             created: t.date_added,
@@ -68,7 +83,7 @@ export function registerAccess(admin: Command, json: () => boolean): void {
     });
   tokens
     .command('revoke <id>')
-    .description('revoke a token; it stops working at once')
+    .description('revoke a token (yours, or any for admins); it stops working at once, open log streams end')
     .action(async (id: string) => {
       const t = await adminClient().revokeToken(id);
       out(t, `token ${t.id} revoked\n`);
@@ -86,23 +101,67 @@ export function registerAccess(admin: Command, json: () => boolean): void {
       const u = await adminClient().createUser(email, o.workspace, o.workspace ? o.role : undefined);
       out(u, `user ${u.email} created (${u.id})\n`);
     });
-  users.command('list').action(async () => {
-    const page = await adminClient().listUsers();
-    out(
-      page.items,
-      table(page.items.map((u) => ({ id: u.id, email: u.email, admin: u.admin, created: u.date_added }))),
-    );
-  });
+  users
+    .command('list')
+    .description('every user, with whether they are disabled')
+    .action(async () => {
+      const page = await adminClient().listUsers();
+      out(
+        page.items,
+        table(
+          page.items.map((u) => ({
+            id: u.id,
+            email: u.email,
+            admin: u.admin,
+            disabled: u.disabled,
+            created: u.date_added,
+          })),
+        ),
+      );
+    });
+  users
+    .command('disable <user>')
+    .description('disable a user (email or id): their tokens stop working at once; nothing is deleted')
+    .option('--reason <text>', 'why (kept in the event log)')
+    .action(async (user: string, o: { reason?: string }) => {
+      const u = await adminClient().disableUser(user, o.reason);
+      out(u, `user ${u.email} disabled: their tokens no longer work\n`);
+    });
+  users
+    .command('enable <user>')
+    .description(
+      'enable a disabled user again (their tokens that are neither revoked nor expired work again)',
+    )
+    .action(async (user: string) => {
+      const u = await adminClient().enableUser(user);
+      out(u, `user ${u.email} enabled\n`);
+    });
 
-  admin
-    .command('device')
-    .description('CLI logins waiting for approval')
-    .command('approve <code>')
-    .description('approve a pending `runway login` / `dlt runtime login` (it logs in as the approving user)')
+  const device = admin.command('device').description('CLI logins waiting for approval');
+  const checkCode = (code: string) => {
+    if (!/^[A-Za-z]{4}-?[A-Za-z]{4}$/.test(code))
+      throw new CliError(`${code}: a login code looks like ABCD-EFGH`, 2);
+  };
+  const who = (l: DeviceLogin) =>
+    l.client
+      ? `requested by ${l.client.user_agent} from ${l.client.ip} at ${l.client.requested_at}`
+      : 'requested by an unknown client';
+  device
+    .command('show <code>')
+    .description('which client asked for a pending login (user agent, IP, time)')
     .action(async (code: string) => {
-      if (!/^[A-Za-z]{4}-?[A-Za-z]{4}$/.test(code))
-        throw new CliError(`${code}: a login code looks like ABCD-EFGH`, 2);
+      checkCode(code);
+      const l = await adminClient().describeDevice(code);
+      out(l, `${l.user_code} (${l.status}): ${who(l)}\n`);
+    });
+  device
+    .command('approve <code>')
+    .description(
+      'approve a pending `runway login` / `dlt runtime login` (owners only; it logs in as the approving user)',
+    )
+    .action(async (code: string) => {
+      checkCode(code);
       const r = await adminClient().approveDevice(code);
-      out(r, `approved ${code.toUpperCase()}: the CLI is now logged in as ${r.email}\n`);
+      out(r, `approved ${r.user_code} (${who(r)}): the CLI is now logged in as ${r.email}\n`);
     });
 }

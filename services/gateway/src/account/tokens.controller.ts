@@ -1,13 +1,10 @@
-import { Body, Controller, Get, HttpCode, Inject, Param, Post, Req } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Inject, Param, Post, Query, Req } from '@nestjs/common';
 import { z } from 'zod';
 import { roleSchema } from '#libs/contracts';
-import { ApiDoc, forbidden, notFound, parseInput } from '#libs/http';
-import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
+import { ApiDoc, parseInput } from '#libs/http';
 import type { AuthedRequest } from '../auth/auth.guard.js';
-import { IdentityRepository } from '../auth/identity.repository.js';
 import { principalOf } from '../auth/workspace-access.js';
-import { UserHandler } from '../user/user.handler.js';
-import { WorkspaceHandler } from '../workspace/workspace.handler.js';
+import { AccountsService } from './accounts.service.js';
 
 const createTokenBody = z
   .object({
@@ -25,144 +22,99 @@ const createUserBody = z
     role: roleSchema.optional(),
   })
   .strict();
+const disableBody = z.object({ reason: z.string().max(500).optional() }).strict();
+const allTokensQuery = z
+  .object({
+    user: z.string().min(1).max(320).optional(),
+    state: z.enum(['active', 'revoked', 'expired']).optional(),
+  })
+  .strict();
 
-function expiry(b: { expires_in_days?: number; expires_at?: string }): Date | null {
-  if (b.expires_in_days) return new Date(Date.now() + b.expires_in_days * 86_400_000);
-  if (b.expires_at) return new Date(b.expires_at);
-  return null;
-}
-
-const tokenView = (t: {
-  id: string;
-  name: string;
-  created_at: Date;
-  expires_at: Date | null;
-  revoked_at: Date | null;
-}) => ({
-  id: t.id,
-  name: t.name,
-  date_added: t.created_at.toISOString(),
-  expires_at: t.expires_at?.toISOString() ?? null,
-  revoked_at: t.revoked_at?.toISOString() ?? null,
-  state: t.revoked_at
-    ? 'revoked'
-    : t.expires_at && t.expires_at.getTime() <= Date.now()
-      ? 'expired'
-      : 'active',
-});
-
-/** API tokens of the caller, and (for instance admins) users and their tokens. */
+/** API tokens of the caller, and (for instance admins) every token. */
 @Controller('api/v1')
 export class TokensController {
-  constructor(
-    @Inject(IdentityRepository) private readonly identities: IdentityRepository,
-    @Inject(UserHandler) private readonly users: UserHandler,
-    @Inject(WorkspaceHandler) private readonly workspaces: WorkspaceHandler,
-    @Inject(SERVICE_CONTEXT) private readonly ctx: ServiceContext,
-  ) {}
+  constructor(@Inject(AccountsService) private readonly accounts: AccountsService) {}
 
+  @ApiDoc({ summary: "The caller's API tokens (never their secrets or hashes)" })
   @Get('tokens')
-  async list(@Req() req: AuthedRequest) {
-    return { items: (await this.identities.tokensOf(principalOf(req).userId)).map(tokenView) };
+  list(@Req() req: AuthedRequest) {
+    return this.accounts.myTokens(principalOf(req));
   }
 
-  @ApiDoc({ summary: 'Create an API token for the caller (shown once)', body: createTokenBody })
+  @ApiDoc({
+    summary: 'Create an API token for the caller (shown once); it expires no later than the token used',
+    body: createTokenBody,
+  })
   @Post('tokens')
   @HttpCode(201)
-  async create(@Req() req: AuthedRequest, @Body() body: unknown) {
-    const p = principalOf(req);
-    return this.issue(p.userId, parseInput(createTokenBody, body, 'body'), p.userId);
+  create(@Req() req: AuthedRequest, @Body() body: unknown) {
+    return this.accounts.issueOwnToken(principalOf(req), parseInput(createTokenBody, body, 'body'));
   }
 
+  @ApiDoc({ summary: "Revoke a token: the caller's own, or any token for instance admins" })
   @Post('tokens/:id/revoke')
   @HttpCode(201)
-  async revoke(@Req() req: AuthedRequest, @Param('id') id: string) {
-    const p = principalOf(req);
-    const t = await this.identities.tokenById(id);
-    const admin = await this.isAdmin(p.userId);
-    if (!t || (t.user_id !== p.userId && !admin)) throw notFound(`token ${id} not found`);
-    const r = await this.users.revokeToken(t.user_id, id, p.userId);
-    await this.ctx.waitForProjections(r.seq);
-    return tokenView((await this.identities.tokenById(id))!);
+  revoke(@Req() req: AuthedRequest, @Param('id') id: string) {
+    return this.accounts.revokeToken(principalOf(req), id);
   }
 
-  @Get('admin/users')
-  async listUsers(@Req() req: AuthedRequest) {
-    await this.requireAdmin(req);
-    const rows = await this.identities.listUsers();
-    return {
-      items: rows.map((u) => ({
-        id: u.id,
-        email: u.email,
-        name: u.name,
-        admin: u.is_admin,
-        date_added: u.created_at.toISOString(),
-      })),
-    };
+  @ApiDoc({ summary: 'Every token of the instance (instance admins); ?user=<id|email>&state=active' })
+  @Get('admin/tokens')
+  allTokens(@Req() req: AuthedRequest, @Query() query: unknown) {
+    return this.accounts.allTokens(principalOf(req), parseInput(allTokensQuery, query, 'query'));
   }
 
-  /** Adds a user (optionally as a member of a workspace). */
-  @ApiDoc({ summary: 'Add a user (instance admins)', body: createUserBody })
-  @Post('admin/users')
+  @ApiDoc({ summary: 'Revoke any token (instance admins)' })
+  @Post('admin/tokens/:id/revoke')
   @HttpCode(201)
-  async createUser(@Req() req: AuthedRequest, @Body() body: unknown) {
-    const p = await this.requireAdmin(req);
-    const input = parseInput(createUserBody, body, 'body');
-    if (await this.identities.userByEmail(input.email))
-      throw forbidden(`a user with email ${input.email} already exists`);
-    if (input.workspace_id && !(await this.identities.membership(input.workspace_id, p.userId))) {
-      throw notFound(`workspace ${input.workspace_id} not found`);
-    }
-    const { userId, seq } = await this.users.register(input.email, input.name ?? input.email, p.userId);
-    let last = seq;
-    if (input.workspace_id) {
-      const r = await this.workspaces.handle(
-        input.workspace_id,
-        { type: 'AddMember', userId, role: input.role ?? 'member' },
-        { commandId: `add-${input.workspace_id}-${userId}`, actor: p.userId },
-      );
-      last = Math.max(last, r.seq);
-    }
-    await this.ctx.waitForProjections(last);
-    return {
-      id: userId,
-      email: input.email.toLowerCase(),
-      workspace_id: input.workspace_id ?? null,
-      role: input.workspace_id ? (input.role ?? 'member') : null,
-    };
+  adminRevoke(@Req() req: AuthedRequest, @Param('id') id: string) {
+    return this.accounts.revokeToken(principalOf(req), id);
+  }
+}
+
+/** Users of the instance (instance admins). */
+@Controller('api/v1/admin/users')
+export class UsersController {
+  constructor(@Inject(AccountsService) private readonly accounts: AccountsService) {}
+
+  @ApiDoc({ summary: 'Every user of the instance (instance admins)' })
+  @Get()
+  list(@Req() req: AuthedRequest) {
+    return this.accounts.listUsers(principalOf(req));
   }
 
-  @Post('admin/users/:id/tokens')
+  @ApiDoc({
+    summary: 'Add a user (instance admins); 409 when the email is taken, also under concurrent requests',
+    body: createUserBody,
+  })
+  @Post()
   @HttpCode(201)
-  async createUserToken(@Req() req: AuthedRequest, @Param('id') id: string, @Body() body: unknown) {
-    const p = await this.requireAdmin(req);
-    const input = parseInput(createTokenBody, body, 'body');
-    const user = z.string().uuid().safeParse(id).success
-      ? await this.identities.userById(id)
-      : await this.identities.userByEmail(id);
-    if (!user) throw notFound(`user ${id} not found`);
-    return this.issue(user.id, input, p.userId);
+  create(@Req() req: AuthedRequest, @Body() body: unknown) {
+    return this.accounts.createUser(principalOf(req), parseInput(createUserBody, body, 'body'));
   }
 
-  private async issue(
-    userId: string,
-    input: { name: string; expires_in_days?: number; expires_at?: string },
-    actor: string,
-  ) {
-    const t = await this.users.issueToken(userId, input.name, expiry(input), actor);
-    await this.ctx.waitForProjections(t.seq);
-    const row = await this.identities.tokenById(t.tokenId);
-    return { ...tokenView(row!), token: t.token, user_id: userId };
+  @ApiDoc({ summary: 'Create a token for a user (instance admins; shown once)', body: createTokenBody })
+  @Post(':id/tokens')
+  @HttpCode(201)
+  createToken(@Req() req: AuthedRequest, @Param('id') id: string, @Body() body: unknown) {
+    return this.accounts.issueTokenFor(principalOf(req), id, parseInput(createTokenBody, body, 'body'));
   }
 
-  private async isAdmin(userId: string): Promise<boolean> {
-    return (await this.identities.userById(userId))?.is_admin ?? false;
+  @ApiDoc({
+    summary: 'Disable a user (by id or email): their tokens stop working at once, open log streams end',
+    body: disableBody,
+  })
+  @Post(':id/disable')
+  @HttpCode(201)
+  disable(@Req() req: AuthedRequest, @Param('id') id: string, @Body() body: unknown) {
+    const input = parseInput(disableBody, body ?? {}, 'body');
+    return this.accounts.disableUser(principalOf(req), id, input.reason);
   }
 
-  private async requireAdmin(req: AuthedRequest) {
-    const p = principalOf(req);
-    if (!(await this.isAdmin(p.userId)))
-      throw forbidden('permission denied: only an instance administrator can do this');
-    return p;
+  @ApiDoc({ summary: 'Enable a disabled user again' })
+  @Post(':id/enable')
+  @HttpCode(201)
+  enable(@Req() req: AuthedRequest, @Param('id') id: string) {
+    return this.accounts.enableUser(principalOf(req), id);
   }
 }

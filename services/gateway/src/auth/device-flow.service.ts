@@ -6,11 +6,21 @@ import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
 
 /** Codes live 15 minutes in a JetStream KV bucket, so every gateway replica sees the same state. */
 const TTL_MS = 15 * 60_000;
+const clientSchema = z.object({
+  /** The User-Agent the CLI sent (dlt's or runway's client name and version), cut to 200 characters. */
+  userAgent: z.string(),
+  ip: z.string(),
+  requestedAt: z.string(),
+});
+export type DeviceClient = z.infer<typeof clientSchema>;
 const entrySchema = z.object({
   userCode: z.string(),
   status: z.enum(['pending', 'approved', 'consumed']),
   userId: z.string().uuid().optional(),
+  /** The token the approver used: the login's JWT expires no later than it. */
+  approvedWith: z.object({ tokenId: z.string(), expiresAt: z.string().nullable() }).optional(),
   createdAt: z.string(),
+  client: clientSchema.optional(),
 });
 type Entry = z.infer<typeof entrySchema>;
 
@@ -18,7 +28,15 @@ type Entry = z.infer<typeof entrySchema>;
 const ALPHABET = 'BCDFGHJKLMNPQRSTVWXZ';
 
 export type PollResult =
-  { state: 'pending' } | { state: 'approved'; userId: string } | { state: 'invalid'; reason: string };
+  | { state: 'pending' }
+  | { state: 'approved'; userId: string; approvedWith?: { tokenId: string; expiresAt: string | null } }
+  | { state: 'invalid'; reason: string };
+
+export interface PendingLogin {
+  userCode: string;
+  status: Entry['status'];
+  client: DeviceClient | null;
+}
 
 @Injectable()
 export class DeviceFlowService {
@@ -38,31 +56,66 @@ export class DeviceFlowService {
     return `dc_${createHash('sha256').update(deviceCode).digest('hex')}`;
   }
 
-  async start(): Promise<{ deviceCode: string; userCode: string; expiresIn: number }> {
+  async start(client: {
+    userAgent: string;
+    ip: string;
+  }): Promise<{ deviceCode: string; userCode: string; expiresIn: number }> {
     const kv = await this.bucket();
     const deviceCode = randomBytes(32).toString('base64url');
     const pick = () => Array.from({ length: 4 }, () => ALPHABET[randomInt(ALPHABET.length)]).join('');
     const userCode = `${pick()}-${pick()}`;
-    const entry: Entry = { userCode, status: 'pending', createdAt: new Date().toISOString() };
+    const createdAt = new Date().toISOString();
+    const entry: Entry = {
+      userCode,
+      status: 'pending',
+      createdAt,
+      client: { userAgent: client.userAgent.slice(0, 200), ip: client.ip, requestedAt: createdAt },
+    };
     await kv.put(DeviceFlowService.key(deviceCode), JSON.stringify(entry));
     await kv.put(`uc_${userCode.replace('-', '')}`, DeviceFlowService.key(deviceCode));
     return { deviceCode, userCode, expiresIn: TTL_MS / 1000 };
   }
 
-  /** Approves a pending request by its user code on behalf of `userId`. False if no such pending code. */
-  async approve(userCode: string, userId: string): Promise<boolean> {
+  /** The login waiting behind a user code, with the client that asked for it; null if unknown or expired. */
+  async describe(userCode: string): Promise<PendingLogin | null> {
+    const found = await this.find(userCode);
+    return found
+      ? { userCode: found.entry.userCode, status: found.entry.status, client: found.entry.client ?? null }
+      : null;
+  }
+
+  /**
+   * Approves a pending request by its user code on behalf of `userId`, who used the token
+   * `approvedWith`. Null if there is no such pending code.
+   */
+  async approve(
+    userCode: string,
+    userId: string,
+    approvedWith?: { tokenId: string; expiresAt: string | null },
+  ): Promise<PendingLogin | null> {
+    const kv = await this.bucket();
+    const found = await this.find(userCode);
+    if (!found || found.entry.status !== 'pending') return null;
+    const next: Entry = {
+      ...found.entry,
+      status: 'approved',
+      userId,
+      ...(approvedWith ? { approvedWith } : {}),
+    };
+    await kv.update(found.key, JSON.stringify(next), found.revision);
+    return { userCode: next.userCode, status: next.status, client: next.client ?? null };
+  }
+
+  private async find(userCode: string): Promise<{ key: string; revision: number; entry: Entry } | null> {
     const kv = await this.bucket();
     const normalised = userCode.toUpperCase().replace(/[^A-Z]/g, '');
-    if (normalised.length !== 8) return false;
+    if (normalised.length !== 8) return null;
     const ref = await kv.get(`uc_${normalised}`);
-    if (!ref || ref.operation !== 'PUT') return false;
+    if (!ref || ref.operation !== 'PUT') return null;
     const key = ref.string();
     const cur = await kv.get(key);
-    if (!cur || cur.operation !== 'PUT') return false;
-    const entry = entrySchema.parse(cur.json());
-    if (entry.status !== 'pending') return false;
-    await kv.update(key, JSON.stringify({ ...entry, status: 'approved', userId }), cur.revision);
-    return true;
+    if (!cur || cur.operation !== 'PUT') return null;
+    return { key, revision: cur.revision, entry: entrySchema.parse(cur.json()) };
   }
 
   /** One poll of the CLI. An approved code is consumed by the first successful poll. */
@@ -81,6 +134,10 @@ export class DeviceFlowService {
     } catch {
       return { state: 'invalid', reason: 'device code already used: run login again' };
     }
-    return { state: 'approved', userId: entry.userId };
+    return {
+      state: 'approved',
+      userId: entry.userId,
+      ...(entry.approvedWith ? { approvedWith: entry.approvedWith } : {}),
+    };
   }
 }

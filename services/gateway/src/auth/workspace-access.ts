@@ -1,7 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { z } from 'zod';
 import { forbidden, notFound } from '#libs/http';
-import type { AuthedRequest, Principal } from './auth.guard.js';
+import type { AuthedRequest } from './auth.guard.js';
+import { Authenticator, type Principal } from './authenticator.js';
 import { IdentityRepository } from './identity.repository.js';
 
 export type Need = 'read' | 'write' | 'owner';
@@ -18,7 +19,26 @@ export function principalOf(req: AuthedRequest): Principal {
  */
 @Injectable()
 export class WorkspaceAccess {
-  constructor(@Inject(IdentityRepository) private readonly identities: IdentityRepository) {}
+  constructor(
+    @Inject(IdentityRepository) private readonly identities: IdentityRepository,
+    @Inject(Authenticator) private readonly authenticator: Authenticator,
+  ) {}
+
+  /**
+   * For long-lived responses: whether the caller may still read the workspace (credential not
+   * revoked or expired, user not disabled, still a member). Null while allowed, else the HTTP
+   * status and detail the request would get now.
+   */
+  async recheck(
+    principal: Principal,
+    workspaceId: string,
+  ): Promise<{ status: 401 | 404; detail: string } | null> {
+    const why = await this.authenticator.recheck(principal);
+    if (why) return { status: 401, detail: why };
+    if (!(await this.identities.membership(workspaceId, principal.userId)))
+      return { status: 404, detail: `workspace ${workspaceId} not found` };
+    return null;
+  }
 
   async require(
     req: AuthedRequest,

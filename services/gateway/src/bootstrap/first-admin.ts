@@ -1,12 +1,24 @@
 import type { INestApplicationContext } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { AggregateTypes, InstanceBootstrapped, UserRegistered, WorkspaceCreated } from '#libs/contracts';
+import { fold, GLOBAL_WORKSPACE, handleCommand, type AggregateRef, type EventStore } from '#libs/eventstore';
 import type { RunningService } from '#libs/service-host';
 import { UserHandler } from '../user/user.handler.js';
 import { WorkspaceHandler } from '../workspace/workspace.handler.js';
+import { instanceDecider, type InstanceIdentity } from './instance.decider.js';
 
 const instanceSchema = z.object({ adminUserId: z.string().uuid(), defaultWorkspaceId: z.string().uuid() });
+type InstanceFile = z.infer<typeof instanceSchema>;
+
+export const FIRST_ADMIN_EMAIL = 'admin@runway.local';
+const instanceRef: AggregateRef = {
+  workspaceId: GLOBAL_WORKSPACE,
+  type: AggregateTypes.instance,
+  id: 'default',
+};
 
 export interface FirstAdmin {
   tokenFile: string;
@@ -15,30 +27,118 @@ export interface FirstAdmin {
   defaultWorkspaceId: string;
 }
 
+/** What the event store recorded of the first start (null before it). */
+async function recordedInstance(store: EventStore): Promise<InstanceIdentity | null> {
+  const { events } = await store.read(instanceRef);
+  const typed = events
+    .filter((e) => e.type === InstanceBootstrapped.type)
+    .map((e) => ({ type: InstanceBootstrapped.type, data: InstanceBootstrapped.schema.parse(e.data) }));
+  return fold(instanceDecider, typed).bootstrapped;
+}
+
+/**
+ * An instance bootstrapped before the first start was recorded on the event store: its first admin
+ * (the oldest admin user) and the oldest workspace that admin owns. Read only when neither the
+ * record nor `instance.json` exists.
+ */
+async function legacyInstance(store: EventStore): Promise<InstanceIdentity | null> {
+  let admin: { userId: string; email: string } | undefined;
+  for await (const c of store.replay({ aggregateType: AggregateTypes.user, types: [UserRegistered.type] })) {
+    for (const e of c.events) {
+      const d = UserRegistered.schema.parse(e.data);
+      if (d.admin) admin ??= { userId: d.userId, email: d.email };
+    }
+  }
+  if (!admin) return null;
+  let workspaceId: string | undefined;
+  for await (const c of store.replay({
+    aggregateType: AggregateTypes.workspace,
+    types: [WorkspaceCreated.type],
+  })) {
+    for (const e of c.events) {
+      const d = WorkspaceCreated.schema.parse(e.data);
+      if (d.ownerId === admin.userId) workspaceId ??= d.workspaceId;
+    }
+  }
+  return {
+    adminUserId: admin.userId,
+    adminEmail: admin.email,
+    defaultWorkspaceId: workspaceId ?? randomUUID(),
+  };
+}
+
+function readInstanceFile(file: string): InstanceFile | undefined {
+  return existsSync(file) ? instanceSchema.parse(JSON.parse(readFileSync(file, 'utf8'))) : undefined;
+}
+
 /**
  * On first start: the first admin (owner of the default workspace) and a token for them, written to
- * `<dataDir>/admin-token` with mode 0600. Later starts keep both; a deleted token file gets a new token.
+ * `<dataDir>/admin-token` with mode 0600. Whether the instance was bootstrapped is decided on the
+ * event store (`evt._.instance.default`, appended with expected sequence 0), not by the data dir:
+ * a lost `instance.json` is written again from that record, and no second admin is ever created,
+ * even by several gateways starting at once. A deleted token file gets a new token.
  */
 export async function ensureFirstAdmin(
   app: INestApplicationContext,
   service: RunningService,
 ): Promise<FirstAdmin> {
   const dataDir = service.ctx.config.dataDir;
+  const store = service.ctx.store;
   const tokenFile = join(dataDir, 'admin-token');
   const instanceFile = join(dataDir, 'instance.json');
   const users = app.get(UserHandler);
   const workspaces = app.get(WorkspaceHandler);
-  let instance = existsSync(instanceFile)
-    ? instanceSchema.parse(JSON.parse(readFileSync(instanceFile, 'utf8')))
-    : undefined;
-  if (instance && existsSync(tokenFile)) return { tokenFile, created: false, ...instance };
+  const fromFile = readInstanceFile(instanceFile);
+
+  let recorded = await recordedInstance(store);
+  if (!recorded) {
+    const candidate: InstanceIdentity = fromFile
+      ? { ...fromFile, adminEmail: FIRST_ADMIN_EMAIL }
+      : ((await legacyInstance(store)) ?? {
+          adminUserId: randomUUID(),
+          adminEmail: FIRST_ADMIN_EMAIL,
+          defaultWorkspaceId: randomUUID(),
+        });
+    const r = await handleCommand(
+      store,
+      instanceDecider,
+      instanceRef,
+      { type: 'BootstrapInstance', ...candidate },
+      { commandId: `bootstrap-${candidate.adminUserId}`, actor: 'system' },
+    );
+    recorded = r.state.bootstrapped;
+    if (!recorded) throw new Error('the instance bootstrap was not recorded');
+  }
+  const instance: InstanceFile = {
+    adminUserId: recorded.adminUserId,
+    defaultWorkspaceId: recorded.defaultWorkspaceId,
+  };
+  const fileMatches =
+    fromFile?.adminUserId === instance.adminUserId &&
+    fromFile.defaultWorkspaceId === instance.defaultWorkspaceId;
+  if (fileMatches && existsSync(tokenFile)) return { tokenFile, created: false, ...instance };
+
+  // Finish the first start: each step is keyed by the recorded ids, so a start interrupted anywhere
+  // (or racing another gateway) completes it without creating anything twice.
   let lastSeq = 0;
-  if (!instance) {
-    const { userId, seq } = await users.register('admin@runway.local', 'Admin', 'system', true);
-    const ws = await workspaces.create('default', userId, { actor: 'system' });
-    lastSeq = Math.max(seq, ws.seq);
-    instance = { adminUserId: userId, defaultWorkspaceId: ws.workspaceId };
-    writeFileSync(instanceFile, JSON.stringify(instance, null, 2) + '\n', { mode: 0o600 });
+  if (!(await users.exists(instance.adminUserId))) {
+    const r = await users.register(recorded.adminEmail, 'Admin', 'system', {
+      admin: true,
+      userId: instance.adminUserId,
+    });
+    lastSeq = Math.max(lastSeq, r.seq);
+  }
+  if (!(await workspaces.exists(instance.defaultWorkspaceId))) {
+    const r = await workspaces.createWithId(instance.defaultWorkspaceId, 'default', instance.adminUserId, {
+      commandId: `bootstrap-workspace-${instance.defaultWorkspaceId}`,
+      actor: 'system',
+    });
+    lastSeq = Math.max(lastSeq, r.seq);
+  }
+  if (!fileMatches) writeFileSync(instanceFile, JSON.stringify(instance, null, 2) + '\n', { mode: 0o600 });
+  if (existsSync(tokenFile)) {
+    await Promise.all(service.runners.map((r) => r.waitFor(lastSeq, 30_000)));
+    return { tokenFile, created: false, ...instance };
   }
   const issued = await users.issueToken(instance.adminUserId, 'admin', null, 'system');
   lastSeq = Math.max(lastSeq, issued.seq);

@@ -114,6 +114,31 @@ const handlers: Record<string, Handler> = {
   ListTokens: (c) => c.listTokens(),
   CreateToken: (c, r) => c.createToken(String(r.name ?? ''), Number(r.expires_in_days) || undefined),
   RevokeToken: (c, r) => c.revokeToken(String(r.id ?? '')),
+  ListAllTokens: (c, r) =>
+    c.listAllTokens({
+      ...(r.user ? { user: String(r.user) } : {}),
+      ...(r.state ? { state: String(r.state) } : {}),
+    }),
+  ListUsers: (c) => c.listUsers(),
+  CreateUser: (c, r) =>
+    c.api('POST', '/v1/admin/users', {
+      email: String(r.email ?? ''),
+      ...(r.name ? { name: String(r.name) } : {}),
+      ...(r.workspace_id ? { workspace_id: String(r.workspace_id) } : {}),
+      ...(r.role ? { role: String(r.role) } : {}),
+    }),
+  DisableUser: (c, r) => c.disableUser(pathOf(r.user, 'user'), r.reason ? String(r.reason) : undefined),
+  EnableUser: (c, r) => c.enableUser(pathOf(r.user, 'user')),
+  ListMembers: (c, r) =>
+    c.api<unknown[]>('GET', `/v1/workspaces/${ws(r)}/members`).then((items) => ({ items })),
+  AddMember: (c, r) =>
+    c.api('POST', `/v1/workspaces/${ws(r)}/members`, {
+      email: String(r.email ?? ''),
+      role: String(r.role || 'member'),
+    }),
+  RemoveMember: (c, r) => c.api('DELETE', `/v1/workspaces/${ws(r)}/members/${pathOf(r.user, 'user')}`),
+  GetDeviceLogin: (c, r) => c.describeDevice(String(r.user_code ?? '')),
+  ApproveDeviceLogin: (c, r) => c.approveDevice(String(r.user_code ?? '')),
   ListScripts: (c, r) => c.api('GET', `/v1/workspaces/${ws(r)}/scripts?${page(r)}`),
   GetScript: (c, r) => c.api('GET', `/v1/workspaces/${ws(r)}/scripts/${pathOf(r.id_or_name, 'id_or_name')}`),
   DeleteScript: (c, r) =>

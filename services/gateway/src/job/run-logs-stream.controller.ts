@@ -18,6 +18,11 @@ const STATUS_CHECK_MS = 2_000;
 /** Fallback when the logs service is down: a terminal run with no seal and no new line for this long ends the stream. */
 const UNSEALED_GRACE_MS = 20_000;
 const HEARTBEAT_MS = 15_000;
+/**
+ * How often an open stream checks that its caller may still read it: a revoked or expired token, a
+ * disabled user or a removed member loses the stream within this plus the projection's lag (< 5 s).
+ */
+const ACCESS_CHECK_MS = 2_000;
 
 /** One SSE event per line: `event: line`, `id: <seq>`, `data: {seq, stream, ts, text[, part]}`. */
 export function sseLines(lines: readonly LogLine[]): string {
@@ -51,7 +56,7 @@ export class RunLogsStreamController {
     @Query() query: unknown,
     @Headers('last-event-id') lastEventId: string | undefined,
   ): Promise<void> {
-    await this.access.require(req, ws, 'read');
+    const { principal } = await this.access.require(req, ws, 'read');
     const q = parseInput(streamQuery, query, 'query');
     if (!isUuid(id)) throw notFound(`run ${id} not found`);
     const run = await this.repo.run(ws, id);
@@ -80,7 +85,23 @@ export class RunLogsStreamController {
       res.write(`event: end\ndata: ${JSON.stringify({ lineCount, sealed })}\n\n`);
       abort.abort();
     };
+    // The caller lost access: an `error` event with the status a new request would get, then the end.
+    // Clients do not resume after it (a 4xx would refuse them anyway).
+    const refuse = (status: number, detail: string) => {
+      if (ended) return;
+      ended = true;
+      res.write(`event: error\ndata: ${JSON.stringify({ status, detail })}\n\n`);
+      abort.abort();
+    };
     const heartbeat = setInterval(() => res.write(': ping\n\n'), HEARTBEAT_MS);
+    const accessCheck = setInterval(() => {
+      void this.access
+        .recheck(principal, ws)
+        .then((denied) => {
+          if (denied) refuse(denied.status, denied.detail);
+        })
+        .catch(() => undefined);
+    }, ACCESS_CHECK_MS);
     const statusCheck = setInterval(() => {
       if (Date.now() - lastActivity < UNSEALED_GRACE_MS) return;
       void this.repo
@@ -111,6 +132,7 @@ export class RunLogsStreamController {
     } finally {
       clearInterval(heartbeat);
       clearInterval(statusCheck);
+      clearInterval(accessCheck);
       res.end();
     }
   }

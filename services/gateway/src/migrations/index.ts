@@ -47,13 +47,30 @@ export const gatewayMigrations: MigrationSet = {
       name: '0003_user_admin',
       up: `ALTER TABLE users ADD COLUMN is_admin boolean NOT NULL DEFAULT false;`,
     },
+    {
+      // The write model owns email uniqueness (an email claim per address, decided on the event
+      // store): a unique index here only made the users projection stop on a duplicate.
+      name: '0004_users_disabled_token_parent',
+      up: `
+        DROP INDEX users_email;
+        CREATE INDEX users_email ON users (lower(email));
+        ALTER TABLE users ADD COLUMN disabled_at timestamptz;
+        ALTER TABLE api_tokens ADD COLUMN parent_id text;`,
+    },
   ],
 };
 
 export interface GatewayTables {
   workspaces: { id: string; name: string; owner_id: string; created_at: Date; updated_at: Date };
   members: { workspace_id: string; user_id: string; role: string; added_at: Date };
-  users: { id: string; email: string; name: string; is_admin: boolean; created_at: Date };
+  users: {
+    id: string;
+    email: string;
+    name: string;
+    is_admin: boolean;
+    created_at: Date;
+    disabled_at: Date | null;
+  };
   api_tokens: {
     id: string;
     user_id: string;
@@ -62,5 +79,6 @@ export interface GatewayTables {
     created_at: Date;
     expires_at: Date | null;
     revoked_at: Date | null;
+    parent_id: string | null;
   };
 }

@@ -61,3 +61,70 @@ describe('user decider', () => {
     spec.given([registered]).when({ type: 'RevokeToken', tokenId: 'nope1234' }).thenThrows(NotFoundError);
   });
 });
+
+describe('user decider: offboarding and token lineage', () => {
+  const admin = '9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d';
+  const disabled: UserEvent = { type: 'UserDisabled', data: {} };
+  it('disables once, never oneself, and enables again', () => {
+    spec
+      .given([registered])
+      .when({ type: 'DisableUser', userId, by: admin, reason: 'left' })
+      .then([{ type: 'UserDisabled', data: { reason: 'left' } }]);
+    spec.given([registered, disabled]).when({ type: 'DisableUser', userId, by: admin }).thenNothing();
+    spec
+      .given([registered])
+      .when({ type: 'DisableUser', userId, by: userId })
+      .thenThrows(ConflictError, /yourself/);
+    spec.given([]).when({ type: 'DisableUser', userId, by: admin }).thenThrows(NotFoundError);
+    spec
+      .given([registered, disabled])
+      .when({ type: 'EnableUser', userId })
+      .then([{ type: 'UserEnabled', data: {} }]);
+    spec.given([registered]).when({ type: 'EnableUser', userId }).thenNothing();
+  });
+  it('issues no token to a disabled user', () => {
+    spec
+      .given([registered, disabled])
+      .when({ type: 'IssueToken', tokenId: 'tok12345', name: 'cli', hash, expiresAt: null, now })
+      .thenThrows(ConflictError, /disabled/);
+  });
+  it('bounds a token minted by a token by its parent expiry', () => {
+    const parentExpiry = '2026-02-01T00:00:00.000Z';
+    const child = (expiresAt: string | null) => ({
+      type: 'IssueToken' as const,
+      tokenId: 'tok22222',
+      name: 'child',
+      hash,
+      expiresAt,
+      now,
+      parent: { tokenId: 'tok12345', expiresAt: parentExpiry },
+    });
+    const issuedWith = (expiresAt: string | null): UserEvent => ({
+      type: 'TokenIssued',
+      data: { tokenId: 'tok22222', name: 'child', hash, expiresAt, parentTokenId: 'tok12345' },
+    });
+    // No expiry asked: the parent's; a later one: clamped; an earlier one: kept.
+    spec
+      .given([registered, issued])
+      .when(child(null))
+      .then([issuedWith(parentExpiry)]);
+    spec
+      .given([registered, issued])
+      .when(child('2027-01-01T00:00:00.000Z'))
+      .then([issuedWith(parentExpiry)]);
+    spec
+      .given([registered, issued])
+      .when(child('2026-01-15T00:00:00.000Z'))
+      .then([issuedWith('2026-01-15T00:00:00.000Z')]);
+    // A parent without expiry leaves the request as it is.
+    spec
+      .given([registered, issued])
+      .when({ ...child(null), parent: { tokenId: 'tok12345', expiresAt: null } })
+      .then([issuedWith(null)]);
+    // An already expired parent cannot mint.
+    spec
+      .given([registered, issued])
+      .when({ ...child(null), parent: { tokenId: 'tok12345', expiresAt: '2025-12-31T00:00:00.000Z' } })
+      .thenThrows(DomainError, /future/);
+  });
+});

@@ -1,17 +1,36 @@
 import { ConflictError, DomainError, NotFoundError, type Decider } from '#libs/eventstore';
 import type { UserEvent } from '#libs/contracts';
+import { normaliseEmail } from './email-claim.decider.js';
+
+/** The token a new token is minted with: the new one never outlives it. */
+export interface ParentToken {
+  tokenId: string;
+  expiresAt: string | null;
+}
 
 export type UserCommand =
   | { type: 'RegisterUser'; userId: string; email: string; name: string; admin?: boolean }
-  | { type: 'IssueToken'; tokenId: string; name: string; hash: string; expiresAt: string | null; now: string }
-  | { type: 'RevokeToken'; tokenId: string };
+  | {
+      type: 'IssueToken';
+      tokenId: string;
+      name: string;
+      hash: string;
+      /** What the caller asked for (null: no expiry); bounded by the parent's expiry. */
+      expiresAt: string | null;
+      now: string;
+      parent?: ParentToken;
+    }
+  | { type: 'RevokeToken'; tokenId: string }
+  | { type: 'DisableUser'; userId: string; by: string; reason?: string }
+  | { type: 'EnableUser'; userId: string };
 
 export interface UserState {
   exists: boolean;
+  disabled: boolean;
   tokens: ReadonlyMap<string, { revoked: boolean }>;
 }
 
-const initialState = (): UserState => ({ exists: false, tokens: new Map() });
+const initialState = (): UserState => ({ exists: false, disabled: false, tokens: new Map() });
 
 function evolve(state: UserState, event: UserEvent): UserState {
   switch (event.type) {
@@ -21,29 +40,45 @@ function evolve(state: UserState, event: UserEvent): UserState {
       return { ...state, tokens: new Map(state.tokens).set(event.data.tokenId, { revoked: false }) };
     case 'TokenRevoked':
       return { ...state, tokens: new Map(state.tokens).set(event.data.tokenId, { revoked: true }) };
+    case 'UserDisabled':
+      return { ...state, disabled: true };
+    case 'UserEnabled':
+      return { ...state, disabled: false };
   }
 }
 
+/** The earlier of two expiries, null meaning never. */
+function earlier(a: string | null, b: string | null): string | null {
+  if (a === null) return b;
+  if (b === null) return a;
+  return Date.parse(a) <= Date.parse(b) ? a : b;
+}
+
 function decide(command: UserCommand, state: UserState): UserEvent[] {
-  switch (command.type) {
-    case 'RegisterUser':
-      if (state.exists) return [];
-      return [
-        {
-          type: 'UserRegistered',
-          data: {
-            userId: command.userId,
-            email: command.email.trim().toLowerCase(),
-            name: command.name,
-            admin: command.admin ?? false,
-          },
+  if (command.type === 'RegisterUser') {
+    if (state.exists) return [];
+    return [
+      {
+        type: 'UserRegistered',
+        data: {
+          userId: command.userId,
+          email: normaliseEmail(command.email),
+          name: command.name,
+          admin: command.admin ?? false,
         },
-      ];
-    case 'IssueToken':
-      if (!state.exists) throw new NotFoundError('user not found');
+      },
+    ];
+  }
+  if (!state.exists) throw new NotFoundError('user not found');
+  switch (command.type) {
+    case 'IssueToken': {
+      if (state.disabled) throw new ConflictError('the user is disabled: enable them first');
       if (state.tokens.has(command.tokenId))
         throw new ConflictError(`token ${command.tokenId} already exists`);
-      if (command.expiresAt !== null && Date.parse(command.expiresAt) <= Date.parse(command.now)) {
+      const expiresAt = command.parent
+        ? earlier(command.expiresAt, command.parent.expiresAt)
+        : command.expiresAt;
+      if (expiresAt !== null && Date.parse(expiresAt) <= Date.parse(command.now)) {
         throw new DomainError('token expiry must be in the future');
       }
       return [
@@ -53,14 +88,26 @@ function decide(command: UserCommand, state: UserState): UserEvent[] {
             tokenId: command.tokenId,
             name: command.name,
             hash: command.hash,
-            expiresAt: command.expiresAt,
+            expiresAt,
+            ...(command.parent ? { parentTokenId: command.parent.tokenId } : {}),
           },
         },
       ];
+    }
     case 'RevokeToken': {
       const token = state.tokens.get(command.tokenId);
       if (!token) throw new NotFoundError(`token ${command.tokenId} not found`);
       return token.revoked ? [] : [{ type: 'TokenRevoked', data: { tokenId: command.tokenId } }];
+    }
+    case 'DisableUser':
+      if (command.by === command.userId) throw new ConflictError('you cannot disable yourself');
+      if (state.disabled) return [];
+      return [{ type: 'UserDisabled', data: command.reason ? { reason: command.reason } : {} }];
+    case 'EnableUser':
+      return state.disabled ? [{ type: 'UserEnabled', data: {} }] : [];
+    default: {
+      const unknown: never = command;
+      throw new Error(`unknown command ${JSON.stringify(unknown)}`);
     }
   }
 }

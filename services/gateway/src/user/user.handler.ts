@@ -1,41 +1,130 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { randomUUID } from 'node:crypto';
-import { AggregateTypes } from '#libs/contracts';
-import { GLOBAL_WORKSPACE, handleCommand, type CommitMeta } from '#libs/eventstore';
+import { createHash, randomUUID } from 'node:crypto';
+import { AggregateTypes, EmailClaimed } from '#libs/contracts';
+import {
+  ConflictError,
+  GLOBAL_WORKSPACE,
+  handleCommand,
+  type AggregateRef,
+  type CommitMeta,
+} from '#libs/eventstore';
 import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
 import { newApiToken } from '../auth/tokens.js';
-import { userDecider, type UserCommand } from './user.decider.js';
+import { emailClaimDecider, normaliseEmail, type EmailClaim } from './email-claim.decider.js';
+import { userDecider, type ParentToken, type UserCommand } from './user.decider.js';
+
+const userRef = (userId: string): AggregateRef => ({
+  workspaceId: GLOBAL_WORKSPACE,
+  type: AggregateTypes.user,
+  id: userId,
+});
+
+/** The claim aggregate of an email: one subject per normalised address (its SHA-256, a valid token). */
+export function emailRef(email: string): AggregateRef {
+  const id = createHash('sha256').update(normaliseEmail(email)).digest('hex');
+  return { workspaceId: GLOBAL_WORKSPACE, type: AggregateTypes.email, id };
+}
 
 @Injectable()
 export class UserHandler {
   constructor(@Inject(SERVICE_CONTEXT) private readonly ctx: ServiceContext) {}
 
   handle(userId: string, command: UserCommand, meta: CommitMeta) {
-    return handleCommand(
-      this.ctx.store,
-      userDecider,
-      { workspaceId: GLOBAL_WORKSPACE, type: AggregateTypes.user, id: userId },
-      command,
-      meta,
+    return handleCommand(this.ctx.store, userDecider, userRef(userId), command, meta);
+  }
+
+  /**
+   * Registers a user under a claim of their email, decided on the event store with optimistic
+   * concurrency (the claim's subject must be empty): of concurrent registrations of one email, one
+   * wins and the others get a ConflictError (409). The claim carries the registration, so a claim
+   * whose registration never happened (a crash in between) is finished by the next attempt.
+   */
+  async register(
+    email: string,
+    name: string,
+    actor: string,
+    opts: { admin?: boolean; userId?: string } = {},
+  ): Promise<{ userId: string; seq: number }> {
+    const claim: EmailClaim = {
+      email: normaliseEmail(email),
+      userId: opts.userId ?? randomUUID(),
+      name,
+      admin: opts.admin ?? false,
+    };
+    try {
+      await handleCommand(
+        this.ctx.store,
+        emailClaimDecider,
+        emailRef(claim.email),
+        { type: 'ClaimEmail', ...claim },
+        { commandId: `claim-${claim.userId}`, actor },
+      );
+    } catch (err) {
+      if (err instanceof ConflictError) {
+        const held = await this.claimOf(claim.email);
+        if (held && held.userId !== claim.userId) await this.finishRegistration(held, actor);
+      }
+      throw err;
+    }
+    const r = await this.finishRegistration(claim, actor);
+    return { userId: claim.userId, seq: r.seq };
+  }
+
+  /** Who holds an email in the write model (null when nobody does). */
+  async claimOf(email: string): Promise<EmailClaim | null> {
+    const { events } = await this.ctx.store.read(emailRef(email));
+    const first = events.find((e) => e.type === EmailClaimed.type);
+    return first ? EmailClaimed.schema.parse(first.data) : null;
+  }
+
+  /** Idempotent: the command id is derived from the user id, and registering twice decides nothing. */
+  private async finishRegistration(claim: EmailClaim, actor: string) {
+    return this.handle(
+      claim.userId,
+      {
+        type: 'RegisterUser',
+        userId: claim.userId,
+        email: claim.email,
+        name: claim.name,
+        admin: claim.admin,
+      },
+      { commandId: `register-${claim.userId}`, actor },
     );
   }
 
-  async register(email: string, name: string, actor: string, admin = false) {
-    const userId = randomUUID();
-    const r = await this.handle(
-      userId,
-      { type: 'RegisterUser', userId, email, name, admin },
-      { commandId: randomUUID(), actor },
-    );
-    return { userId, seq: r.seq };
+  /** Whether the user aggregate exists in the event store (not only in a read model). */
+  async exists(userId: string): Promise<boolean> {
+    return (await this.ctx.store.lastSequenceOf(userRef(userId))) > 0;
   }
 
   async revokeToken(userId: string, tokenId: string, actor: string) {
     return this.handle(userId, { type: 'RevokeToken', tokenId }, { commandId: randomUUID(), actor });
   }
 
-  /** Records a CLI JWT (its id is the JWT's jti) so it can be listed, expired and revoked like any token. */
-  async recordJwt(userId: string, jti: string, jwtHash: string, expiresAt: Date, actor: string) {
+  async disable(userId: string, actor: string, reason?: string) {
+    return this.handle(
+      userId,
+      { type: 'DisableUser', userId, by: actor, ...(reason ? { reason } : {}) },
+      { commandId: randomUUID(), actor },
+    );
+  }
+
+  async enable(userId: string, actor: string) {
+    return this.handle(userId, { type: 'EnableUser', userId }, { commandId: randomUUID(), actor });
+  }
+
+  /**
+   * Records a CLI JWT (its id is the JWT's jti) so it can be listed, expired and revoked like any
+   * token. Returns the expiry decided (the JWT must not claim a later one).
+   */
+  async recordJwt(
+    userId: string,
+    jti: string,
+    jwtHash: string,
+    expiresAt: Date,
+    actor: string,
+    parent?: ParentToken,
+  ) {
     return this.handle(
       userId,
       {
@@ -45,13 +134,23 @@ export class UserHandler {
         hash: jwtHash,
         expiresAt: expiresAt.toISOString(),
         now: new Date().toISOString(),
+        ...(parent ? { parent } : {}),
       },
       { commandId: `jwt-${jti}`, actor },
     );
   }
 
-  /** Issues a token; the returned secret is shown once and never stored. */
-  async issueToken(userId: string, name: string, expiresAt: Date | null, actor: string) {
+  /**
+   * Issues a token; the returned secret is shown once and never stored. Minted with `parent` (the
+   * caller's own token), it expires no later than the parent.
+   */
+  async issueToken(
+    userId: string,
+    name: string,
+    expiresAt: Date | null,
+    actor: string,
+    parent?: ParentToken,
+  ) {
     const t = newApiToken();
     const r = await this.handle(
       userId,
@@ -62,6 +161,7 @@ export class UserHandler {
         hash: t.hash,
         expiresAt: expiresAt?.toISOString() ?? null,
         now: new Date().toISOString(),
+        ...(parent ? { parent } : {}),
       },
       { commandId: randomUUID(), actor },
     );

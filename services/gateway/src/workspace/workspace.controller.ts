@@ -1,11 +1,11 @@
-import { Body, Controller, Get, Headers, HttpCode, Inject, Param, Post, Req } from '@nestjs/common';
+import { Body, Controller, Delete, Get, Headers, HttpCode, Inject, Param, Post, Req } from '@nestjs/common';
 import { z } from 'zod';
 import { roleSchema } from '#libs/contracts';
-import { notFound, parseInput } from '#libs/http';
+import { ApiDoc, notFound, parseInput } from '#libs/http';
 import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
 import type { AuthedRequest } from '../auth/auth.guard.js';
 import { principalOf as principal, WorkspaceAccess, type Need } from '../auth/workspace-access.js';
-import { IdentityRepository } from '../auth/identity.repository.js';
+import { MembersService } from './members.service.js';
 import { WorkspaceHandler } from './workspace.handler.js';
 import { WorkspaceRepository } from './workspace.repository.js';
 
@@ -27,7 +27,7 @@ function toResponse(w: { id: string; name: string; owner_id: string; created_at:
 export class WorkspaceController {
   constructor(
     @Inject(WorkspaceRepository) private readonly workspaces: WorkspaceRepository,
-    @Inject(IdentityRepository) private readonly identities: IdentityRepository,
+    @Inject(MembersService) private readonly memberships: MembersService,
     @Inject(WorkspaceHandler) private readonly handler: WorkspaceHandler,
     @Inject(WorkspaceAccess) private readonly access: WorkspaceAccess,
     @Inject(SERVICE_CONTEXT) private readonly ctx: ServiceContext,
@@ -74,37 +74,36 @@ export class WorkspaceController {
     return { id: ws, name: input.name.trim() };
   }
 
+  @ApiDoc({ summary: 'Members of a workspace with their roles' })
   @Get(':ws/members')
-  async members(@Req() req: AuthedRequest, @Param('ws') ws: string) {
-    await this.requireMember(req, ws, 'read');
-    const rows = await this.workspaces.members(ws);
-    return rows.map((m) => ({
-      user_id: m.user_id,
-      email: m.email,
-      role: m.role,
-      date_added: m.added_at.toISOString(),
-    }));
+  members(@Req() req: AuthedRequest, @Param('ws') ws: string) {
+    return this.memberships.list(req, ws);
   }
 
+  @ApiDoc({ summary: 'Add a member or change their role (owners)', body: memberBody })
   @Post(':ws/members')
   @HttpCode(201)
-  async addMember(
+  addMember(
     @Req() req: AuthedRequest,
     @Param('ws') ws: string,
     @Body() body: unknown,
     @Headers('idempotency-key') key?: string,
   ) {
-    await this.requireMember(req, ws, 'owner');
-    const input = parseInput(memberBody, body, 'body');
-    const user = await this.identities.userByEmail(input.email);
-    if (!user) throw notFound(`no user with email ${input.email}`);
-    const p = principal(req);
-    await this.handler.handle(
-      ws,
-      { type: 'AddMember', userId: user.id, role: input.role },
-      { actor: p.userId, commandId: key ?? crypto.randomUUID() },
-    );
-    return { user_id: user.id, email: user.email, role: input.role };
+    return this.memberships.add(req, ws, parseInput(memberBody, body, 'body'), key);
+  }
+
+  @ApiDoc({
+    summary:
+      'Remove a member by user id or email (owners; members may remove themselves; never the last owner)',
+  })
+  @Delete(':ws/members/:user')
+  removeMember(
+    @Req() req: AuthedRequest,
+    @Param('ws') ws: string,
+    @Param('user') user: string,
+    @Headers('idempotency-key') key?: string,
+  ) {
+    return this.memberships.remove(req, ws, user, key);
   }
 
   private async requireMember(req: AuthedRequest, ws: string, need: Need) {

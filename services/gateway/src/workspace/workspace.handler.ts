@@ -20,6 +20,17 @@ export class WorkspaceHandler {
     );
   }
 
+  /** Whether the workspace aggregate exists in the event store. */
+  async exists(workspaceId: string): Promise<boolean> {
+    const ref = { workspaceId, type: AggregateTypes.workspace, id: workspaceId };
+    return (await this.ctx.store.lastSequenceOf(ref)) > 0;
+  }
+
+  /** Creates a workspace with an id decided beforehand (the first start's default workspace). */
+  createWithId(workspaceId: string, name: string, ownerId: string, meta: CommitMeta) {
+    return this.handle(workspaceId, { type: 'CreateWorkspace', workspaceId, name, ownerId }, meta);
+  }
+
   create(name: string, ownerId: string, meta: Omit<CommitMeta, 'commandId'> & { commandId?: string }) {
     // With a client idempotency key the id is derived from it, so a retried create finds its commit.
     const workspaceId = meta.commandId ? uuidFrom(`${meta.actor}:${meta.commandId}`) : randomUUID();

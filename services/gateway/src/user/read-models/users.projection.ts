@@ -2,11 +2,15 @@ import { defineProjection } from '#libs/projections';
 import type { UserEvent } from '#libs/contracts';
 import type { GatewayTables } from '../../migrations/index.js';
 
-/** Folds user events into `users` and `api_tokens` (hashes only). */
+/**
+ * Folds user events into `users` and `api_tokens` (hashes only). Every write is an upsert or a
+ * conflict-free insert: the write model owns the invariants (one user per email, one token per
+ * id), so nothing here can fail on a unique index and stop the projection.
+ */
 export const usersProjection = defineProjection<GatewayTables>({
   name: 'users',
   tables: ['users', 'api_tokens'],
-  canHandle: ['UserRegistered', 'TokenIssued', 'TokenRevoked'],
+  canHandle: ['UserRegistered', 'TokenIssued', 'TokenRevoked', 'UserDisabled', 'UserEnabled'],
   async apply(db, events) {
     for (const stored of events) {
       const e = { type: stored.type, data: stored.data } as UserEvent;
@@ -22,8 +26,9 @@ export const usersProjection = defineProjection<GatewayTables>({
               name: e.data.name,
               is_admin: e.data.admin,
               created_at: at,
+              disabled_at: null,
             })
-            .onConflict((oc) => oc.column('id').doNothing())
+            .onConflict((oc) => oc.doNothing())
             .execute();
           break;
         case 'TokenIssued':
@@ -37,8 +42,9 @@ export const usersProjection = defineProjection<GatewayTables>({
               created_at: at,
               expires_at: e.data.expiresAt ? new Date(e.data.expiresAt) : null,
               revoked_at: null,
+              parent_id: e.data.parentTokenId ?? null,
             })
-            .onConflict((oc) => oc.column('id').doNothing())
+            .onConflict((oc) => oc.doNothing())
             .execute();
           break;
         case 'TokenRevoked':
@@ -46,7 +52,14 @@ export const usersProjection = defineProjection<GatewayTables>({
             .updateTable('api_tokens')
             .set({ revoked_at: at })
             .where('id', '=', e.data.tokenId)
+            .where('revoked_at', 'is', null)
             .execute();
+          break;
+        case 'UserDisabled':
+          await db.updateTable('users').set({ disabled_at: at }).where('id', '=', userId).execute();
+          break;
+        case 'UserEnabled':
+          await db.updateTable('users').set({ disabled_at: null }).where('id', '=', userId).execute();
           break;
       }
     }
