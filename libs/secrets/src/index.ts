@@ -1,3 +1,4 @@
 export * from './aead.js';
 export * from './master-key.js';
 export * from './data-key.js';
+export * from './transport.js';

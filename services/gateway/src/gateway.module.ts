@@ -19,6 +19,7 @@ import { TokensController } from './account/tokens.controller.js';
 import { ClientsModule, Transport } from '@nestjs/microservices';
 import { ConfigurationController } from './configuration/configuration.controller.js';
 import { ConfigurationRepository } from './configuration/configuration.repository.js';
+import { UploadSealer } from './configuration/upload-sealer.js';
 import { SERVICES_CLIENT } from '#libs/service-host';
 import { DeploymentController } from './deployment/deployment.controller.js';
 import { deploymentBlobsProvider } from './deployment/deployment.blobs.js';
@@ -71,6 +72,7 @@ export class GatewayModule {
         UserHandler,
         WorkspaceAccess,
         ConfigurationRepository,
+        UploadSealer,
         deploymentBlobsProvider,
         runLogReaderProvider,
         DeploymentRepository,
