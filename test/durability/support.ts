@@ -210,14 +210,17 @@ export async function answers(s: DurableStack): Promise<Record<string, unknown>>
     `${ws}/pipelines/shop`,
   ];
   const out: Record<string, unknown> = {};
+  // Links name the gateway's address, which a restored install may not share.
+  const hostless = (v: unknown): unknown =>
+    v === undefined ? v : JSON.parse(JSON.stringify(v).replaceAll(s.url, '<gateway>'));
   for (const p of paths) {
     const r = await s.call('GET', p);
-    out[p] = { status: r.status, body: r.json ?? r.text };
+    out[p] = { status: r.status, body: hostless(r.json ?? r.text) };
   }
   const runs = (out[`${ws}/runs?limit=100`] as { body: { items?: Json[] } }).body.items ?? [];
   for (const run of runs) {
     const r = await s.call('GET', `${ws}/runs/${run.id as string}`);
-    out[`${ws}/runs/${run.id as string}`] = { status: r.status, body: r.json };
+    out[`${ws}/runs/${run.id as string}`] = { status: r.status, body: hostless(r.json) };
   }
   return out;
 }
