@@ -7,6 +7,12 @@ import { buildPackage } from '#libs/archive';
 import type { Configuration } from '#libs/client';
 import { integrationRegistry } from '#libs/contracts';
 import { isSealed, loadMasterKey } from '#libs/secrets';
+import { Objm } from '@nats-io/obj';
+import { z } from 'zod';
+import {
+  configurationBucketName,
+  ConfigurationContentStore,
+} from '../../services/configurations/src/configuration/content-store.js';
 import { materializeConfiguration } from '../../services/configurations/src/configuration/materialize.js';
 import { newUser } from '../jobs/support.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
@@ -22,6 +28,11 @@ interface ErrorBody {
 }
 
 type Files = Record<string, string>;
+
+const configurationCreated = z.object({
+  configurationId: z.string(),
+  files: z.array(z.object({ blobId: z.string() })),
+});
 
 function tarball(files: Files): Buffer {
   return buildPackage(Object.entries(files).map(([path, content]) => ({ path, content })));
@@ -270,11 +281,17 @@ describe('configurations (whole stack)', () => {
       listed,
       Array.from({ length: listed.length }, (_, i) => listed.length - i),
     );
+    // No stored file is left without its version (the losers of the races discarded theirs).
     const db = stack.env.newDb<unknown>();
-    const orphans = await sql<{ n: number }>`
-      SELECT count(*)::int AS n FROM configuration_blobs b
-      WHERE NOT EXISTS (SELECT 1 FROM configurations c WHERE c.id = b.configuration_id)`.execute(db);
-    assert.equal(orphans.rows[0]!.n, 0);
+    const ids = new Set(
+      (await sql<{ id: string }>`SELECT id::text AS id FROM configurations`.execute(db)).rows.map(
+        (r) => r.id,
+      ),
+    );
+    const os = await new Objm(stack.env.nats).open(configurationBucketName(stack.env.subjectPrefix));
+    const objects = (await os.list()).filter((o) => !o.deleted);
+    assert.ok(objects.length > 6);
+    for (const o of objects) assert.ok(ids.has(o.metadata?.configurationId ?? ''), `orphan ${o.name}`);
   });
 
   it('returns the original version for a retried request with the same Idempotency-Key', async () => {
@@ -310,7 +327,7 @@ describe('configurations (whole stack)', () => {
     const c = r.json as ConfigurationBody;
     const deps = {
       store: stack.env.newStore(integrationRegistry()),
-      db: stack.env.newDb<unknown>(),
+      blobs: await ConfigurationContentStore.open(stack.env.nats, stack.env.subjectPrefix),
       masterKey: loadMasterKey({ dataDir: stack.dataDir }),
     };
     const prod = await materializeConfiguration(deps, ws, c.version, 'prod');
@@ -352,6 +369,16 @@ describe('configurations (whole stack)', () => {
     ];
     const leaks = (text: string) => forms.filter((f) => text.includes(f));
     const responses: string[] = [];
+    // (c) every message on the bus while the secret is uploaded, stored and read back: core NATS
+    // request/reply (gateway → configurations service), JetStream publishes, object store chunks.
+    const bus: string[] = [];
+    const tapBus = stack.env.nats.subscribe('>', {
+      callback: (_err, m) => {
+        const h = m.headers ? [...m.headers.keys()].map((k) => `${k}: ${m.headers!.get(k)}`).join('\n') : '';
+        bus.push(`${m.subject}\n${h}\n${Buffer.from(m.data).toString('latin1')}`);
+      },
+    });
+    await stack.env.nats.flush();
     const created = await upload({
       'config.toml': 'a = 1\n',
       'prod.secrets.toml': secretsToml,
@@ -376,6 +403,15 @@ describe('configurations (whole stack)', () => {
     }
     responses.push((await stack.call('GET', '/api/openapi.json', undefined, null)).text);
     for (const [i, text] of responses.entries()) assert.deepEqual(leaks(text), [], `API response ${i}`);
+    await stack.env.nats.flush();
+    tapBus.unsubscribe();
+    assert.ok(
+      bus.some(
+        (m) => m.startsWith('runway.rpc.configurations.create') || m.includes('.rpc.configurations.create'),
+      ),
+      'the upload request was seen on the bus',
+    );
+    for (const [i, text] of bus.entries()) assert.deepEqual(leaks(text), [], `bus message ${i}`);
 
     // (a) every message of the EVENTS stream, raw bytes and headers.
     const jsm = await jetstreamManager(stack.env.nats);
@@ -408,7 +444,7 @@ describe('configurations (whole stack)', () => {
       WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', 'information_schema')`.execute(
       db,
     );
-    assert.ok(tables.rows.some((t) => t.table_name === 'configuration_blobs'));
+    assert.ok(!tables.rows.some((t) => t.table_name === 'configuration_blobs'));
     assert.ok(tables.rows.some((t) => t.table_name === 'configurations'));
     let rows = 0;
     for (const t of tables.rows) {
@@ -438,16 +474,34 @@ describe('configurations (whole stack)', () => {
     assert.ok(rows > 10);
 
     // (d) stored only encrypted, and it decrypts back through materializeConfiguration.
-    const blobs = await sql<{ path: string; encrypted: boolean; content: Buffer }>`
-      SELECT path, encrypted, content FROM configuration_blobs WHERE configuration_id = ${c.id}`.execute(db);
-    const stored = blobs.rows.find((b) => b.path === 'prod.secrets.toml')!;
-    assert.equal(stored.encrypted, true);
+    const blobStore = await ConfigurationContentStore.open(stack.env.nats, stack.env.subjectPrefix);
+    const blobs = [
+      ...(
+        await blobStore.get(
+          ws,
+          c.id,
+          (
+            await stack.env
+              .newStore(integrationRegistry())
+              .read({ workspaceId: ws, type: 'configuration', id: ws })
+          ).commits.flatMap((cm) =>
+            cm.events.flatMap((e) => {
+              const d = configurationCreated.safeParse(e.data);
+              return d.success && d.data.configurationId === c.id ? d.data.files.map((f) => f.blobId) : [];
+            }),
+          ),
+        )
+      ).values(),
+    ];
+    assert.equal(blobs.length, 3);
+    const stored = blobs.find((b) => b.path === 'prod.secrets.toml')!;
+    assert.notEqual(stored.keyId, null);
     assert.ok(isSealed(stored.content));
     assert.equal(stored.content.includes(Buffer.from(secret)), false);
-    assert.equal(blobs.rows.find((b) => b.path === 'config.toml')!.encrypted, false);
+    assert.equal(blobs.find((b) => b.path === 'config.toml')!.keyId, null);
     const deps = {
       store: stack.env.newStore(integrationRegistry()),
-      db,
+      blobs: blobStore,
       masterKey: loadMasterKey({ dataDir: stack.dataDir }),
     };
     const m = await materializeConfiguration(deps, ws, c.version, 'prod');

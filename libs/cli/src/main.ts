@@ -3,6 +3,7 @@ import { ConfigError } from '#libs/config';
 import { registerEvents } from './admin/events.js';
 import { registerProjections } from './admin/projections.js';
 import { registerAccess } from './admin/access.js';
+import { registerBackup } from './admin/backup.js';
 import { registerAccount } from './commands/account.js';
 import { registerSync } from './commands/sync.js';
 import { registerJobs } from './commands/jobs.js';
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
   registerEvents(admin);
   registerProjections(admin, () => g().json ?? false);
   registerAccess(admin, () => g().json ?? false);
+  registerBackup(admin);
   return program;
 }
 

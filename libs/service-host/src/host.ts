@@ -21,6 +21,16 @@ export interface ServiceDefinition {
   /** Private events of the service, registered on top of the integration events. */
   register?: (registry: EventRegistry) => void;
   projections: readonly Projection<unknown>[];
+  /**
+   * Runs before the service's migrations: moves data a migration is about to drop to where it
+   * lives now (e.g. out of PostgreSQL into JetStream). Must be idempotent.
+   */
+  beforeMigrations?: (deps: {
+    db: Kysely<unknown>;
+    nats: NatsConnection;
+    config: RunwayConfig;
+    log: (message: string) => void;
+  }) => Promise<void>;
 }
 
 export interface RunningService {
@@ -55,6 +65,7 @@ export async function startServiceHost(
   });
   await store.ensureStream();
   const db = createKysely<unknown>({ url: databaseUrl, max: 10 });
+  await def.beforeMigrations?.({ db, nats, config, log: (m) => logger.log(m) });
   await migrateToLatest(db, [projectionMigrations, ...def.migrations]);
   const runners: ProjectionRunner[] = [];
   const checkpoints = new CheckpointWatcher(nats, db as Kysely<CheckpointTable>, store.prefix);

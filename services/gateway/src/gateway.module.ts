@@ -23,6 +23,7 @@ import { MembersService } from './workspace/members.service.js';
 import { ClientsModule, Transport } from '@nestjs/microservices';
 import { ConfigurationController } from './configuration/configuration.controller.js';
 import { ConfigurationRepository } from './configuration/configuration.repository.js';
+import { UploadSealer } from './configuration/upload-sealer.js';
 import { SERVICES_CLIENT } from '#libs/service-host';
 import { natsClientOptions } from '#libs/nats';
 import { DeploymentController } from './deployment/deployment.controller.js';
@@ -82,6 +83,7 @@ export class GatewayModule {
         UserHandler,
         WorkspaceAccess,
         ConfigurationRepository,
+        UploadSealer,
         deploymentBlobsProvider,
         runLogReaderProvider,
         DeploymentRepository,

@@ -1,13 +1,28 @@
 import { Controller, Inject } from '@nestjs/common';
 import { MessagePattern, Payload } from '@nestjs/microservices';
-import { ConfigurationRpc, createConfigurationRequest, type CreateConfigurationReply } from '#libs/contracts';
+import {
+  ConfigurationRpc,
+  createConfigurationRequest,
+  decodeConfigurationFiles,
+  MalformedUploadError,
+  type CreateConfigurationReply,
+} from '#libs/contracts';
 import { DomainError } from '#libs/eventstore';
+import { DecryptionError, openUpload, transportKey } from '#libs/secrets';
+import { Keyring } from '../keyring/keyring.js';
 import { ConfigurationHandler } from './configuration.handler.js';
 
 /** Commands of the configurations service, as NATS request/reply. */
 @Controller()
 export class ConfigurationController {
-  constructor(@Inject(ConfigurationHandler) private readonly handler: ConfigurationHandler) {}
+  private readonly uploadKey: Buffer;
+
+  constructor(
+    @Inject(ConfigurationHandler) private readonly handler: ConfigurationHandler,
+    @Inject(Keyring) keyring: Keyring,
+  ) {
+    this.uploadKey = transportKey(keyring.master, 'configuration-upload');
+  }
 
   @MessagePattern(ConfigurationRpc.create)
   async create(@Payload() payload: unknown): Promise<CreateConfigurationReply> {
@@ -17,6 +32,23 @@ export class ConfigurationController {
         `invalid create configuration request: ${parsed.error.issues.map((i) => i.path.join('.')).join(', ')}`,
       );
     const r = parsed.data;
+    let files;
+    try {
+      files = decodeConfigurationFiles(
+        openUpload(this.uploadKey, Buffer.from(r.sealedFiles, 'base64'), {
+          workspaceId: r.workspaceId,
+          commandId: r.commandId,
+        }),
+      );
+    } catch (err) {
+      if (err instanceof DecryptionError)
+        throw new Error(
+          'the configuration upload does not open: the gateway and the configurations service must share the master key (RUNWAY_MASTER_KEY or master.key)',
+          { cause: err },
+        );
+      if (err instanceof MalformedUploadError) throw new DomainError(err.message, 400, 'malformed_upload');
+      throw err;
+    }
     return this.handler.create({
       workspaceId: r.workspaceId,
       actor: r.actor,
@@ -24,7 +56,7 @@ export class ConfigurationController {
       contentHash: r.contentHash,
       size: r.size,
       onlyIfChanged: r.onlyIfChanged,
-      files: r.files.map((f) => ({ path: f.path, content: Buffer.from(f.content, 'base64') })),
+      files: files.map((f) => ({ path: f.path, content: Buffer.from(f.content) })),
     });
   }
 }

@@ -5,7 +5,7 @@ import { ConcurrencyError, fold, type AggregateRef, type StoredCommit } from '#l
 import { encryptFile } from '#libs/secrets';
 import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
 import { Keyring } from '../keyring/keyring.js';
-import { ConfigurationBlobStore, type ConfigurationBlob } from './blob-store.js';
+import { ConfigurationContentStore, type ConfigurationBlob } from './content-store.js';
 import { configurationDecider, isUnchanged, type ConfigurationState } from './configuration.decider.js';
 import { analyzeConfiguration, type UploadedFile } from './toml-files.js';
 
@@ -51,14 +51,11 @@ export function foldConfiguration(commits: readonly StoredCommit[]): Configurati
  */
 @Injectable()
 export class ConfigurationHandler {
-  private readonly blobs: ConfigurationBlobStore;
-
   constructor(
     @Inject(SERVICE_CONTEXT) private readonly ctx: ServiceContext,
     @Inject(Keyring) private readonly keyring: Keyring,
-  ) {
-    this.blobs = new ConfigurationBlobStore(ctx.db);
-  }
+    @Inject(ConfigurationContentStore) private readonly blobs: ConfigurationContentStore,
+  ) {}
 
   async load(
     workspaceId: string,
@@ -130,19 +127,20 @@ export class ConfigurationHandler {
         },
         state,
       );
-      await this.blobs.put(blobs);
+      const blobIds = blobs.map((b) => b.id);
       try {
+        await this.blobs.put(blobs);
         const res = await this.ctx.store.append(ref, lastSeq, events, {
           commandId: input.commandId,
           actor: input.actor,
         });
         if (!res.duplicate) return { configurationId, version, created: true, seq: res.seq };
         // The same command was stored meanwhile (a retried request): answer with that one.
-        await this.blobs.discard(configurationId);
+        await this.blobs.discard(input.workspaceId, blobIds);
         if (attempt >= MAX_ATTEMPTS)
           throw new Error(`command ${input.commandId} was stored but cannot be found`);
       } catch (err) {
-        await this.blobs.discard(configurationId);
+        await this.blobs.discard(input.workspaceId, blobIds);
         if (!(err instanceof ConcurrencyError) || attempt >= MAX_ATTEMPTS) throw err;
         await new Promise((r) => setTimeout(r, Math.random() * 10 * attempt));
       }

@@ -1,9 +1,8 @@
-import type { Kysely } from 'kysely';
 import { DEFAULT_PROFILE, type ConfigurationFile } from '#libs/contracts';
 import { NotFoundError, type EventStore } from '#libs/eventstore';
 import { decryptFile, type MasterKey } from '#libs/secrets';
 import { Keyring } from '../keyring/keyring.js';
-import { ConfigurationBlobStore } from './blob-store.js';
+import type { ConfigurationContentStore } from './content-store.js';
 import { configurationRef, foldConfiguration } from './configuration.handler.js';
 import { parseToml } from './toml-files.js';
 
@@ -61,7 +60,8 @@ export interface MaterializedConfiguration {
 
 export interface MaterializeDeps {
   store: EventStore;
-  db: Kysely<unknown>;
+  /** The configuration files' object store (ConfigurationContentStore.open). */
+  blobs: ConfigurationContentStore;
   masterKey: MasterKey;
 }
 
@@ -96,7 +96,7 @@ export async function materializeConfiguration(
   const wanted = entry.files.filter(
     (f) => f.profile === DEFAULT_PROFILE || (resolution.filesOf !== null && f.profile === resolution.filesOf),
   );
-  const blobs = await new ConfigurationBlobStore(deps.db).get(
+  const blobs = await deps.blobs.get(
     workspaceId,
     entry.configurationId,
     wanted.map((f) => f.blobId),
@@ -113,6 +113,8 @@ export async function materializeConfiguration(
   for (const f of wanted as ConfigurationFile[]) {
     const blob = blobs.get(f.blobId);
     if (!blob) throw new Error(`the stored bytes of ${f.path} (configuration ${version}) are missing`);
+    if (blob.path !== f.path || blob.version !== version)
+      throw new Error(`the stored bytes of ${f.path} (configuration ${version}) belong to another file`);
     let content = blob.content;
     if (f.encrypted) {
       if (!f.keyId || blob.keyId !== f.keyId)

@@ -2,11 +2,10 @@ import type { ColumnType } from 'kysely';
 import type { MigrationSet } from '#libs/database';
 
 /**
- * Tables of the configurations service:
- * - `configuration_blobs`: write-side storage of file bytes (secrets files only as AES-256-GCM
- *   ciphertext). Not a read model: it is not rebuilt from events, events point into it.
- * - `configurations`, `configuration_profiles`: read models (projection `configurations`), key
- *   names only, never values.
+ * Tables of the configurations service, all read models (projection `configurations`), key names
+ * only, never values: `configurations`, `configuration_profiles`. File contents live in the
+ * JetStream object store (configuration/content-store.ts); `configuration_blobs`, their first
+ * home, is emptied into it by `moveConfigurationBlobs` before migrations run, then dropped by 0002.
  */
 export const configurationsMigrations: MigrationSet = {
   owner: 'configurations',
@@ -53,6 +52,10 @@ export const configurationsMigrations: MigrationSet = {
           PRIMARY KEY (configuration_id, profile)
         );`,
     },
+    {
+      name: '0002_drop_configuration_blobs',
+      up: `DROP TABLE IF EXISTS configuration_blobs;`,
+    },
   ],
 };
 
@@ -66,17 +69,6 @@ export interface ConfigurationFileRow {
 }
 
 export interface ConfigurationTables {
-  configuration_blobs: {
-    id: string;
-    workspace_id: string;
-    configuration_id: string;
-    version: number;
-    path: string;
-    encrypted: boolean;
-    key_id: string | null;
-    content: Buffer;
-    created_at: Date | undefined;
-  };
   configurations: {
     id: string;
     workspace_id: string;
@@ -102,3 +94,18 @@ export interface ConfigurationTables {
     secret_keys: string[];
   };
 }
+
+/** The table of 0001 that 0002 drops, read once by moveConfigurationBlobs. */
+export type LegacyConfigurationTables = {
+  configuration_blobs: {
+    id: string;
+    workspace_id: string;
+    configuration_id: string;
+    version: number;
+    path: string;
+    encrypted: boolean;
+    key_id: string | null;
+    content: Buffer;
+    created_at: Date | undefined;
+  };
+};

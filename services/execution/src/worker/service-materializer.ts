@@ -1,7 +1,7 @@
-import type { Kysely } from 'kysely';
 import type { VersionRef } from '#libs/contracts';
 import type { EventStore } from '#libs/eventstore';
 import type { MasterKey } from '#libs/secrets';
+import type { ConfigurationContentStore } from '../../../configurations/src/configuration/content-store.js';
 import { materializeConfiguration } from '../../../configurations/src/configuration/materialize.js';
 import { writeFileInside, type MaterializedConfig, type RunMaterializer } from './materializer.js';
 
@@ -10,12 +10,13 @@ export type DeploymentWriter = (dir: string, workspaceId: string, deployment: Ve
 
 /**
  * The materializer of a real installation: configuration files (secrets decrypted here only,
- * mode 0600) through the configurations service's `materializeConfiguration`, code files through
+ * mode 0600) through the configurations service's `materializeConfiguration` (files from its object
+ * store, decrypted in this process), code files through
  * the deployments service's blob store.
  */
 export class ServiceRunMaterializer implements RunMaterializer {
   constructor(
-    private readonly deps: { store: EventStore; db: Kysely<unknown>; masterKey: MasterKey },
+    private readonly deps: { store: EventStore; blobs: ConfigurationContentStore; masterKey: MasterKey },
     private readonly deployments: DeploymentWriter,
   ) {}
 

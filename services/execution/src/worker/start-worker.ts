@@ -11,6 +11,7 @@ import { RunLeases } from './leases.js';
 import type { RunMaterializer } from './materializer.js';
 import { blobDeploymentWriter } from './deployment-writer.js';
 import { LeaseReaper } from './reaper.js';
+import { ConfigurationContentStore } from '../../../configurations/src/configuration/content-store.js';
 import { ServiceRunMaterializer, type DeploymentWriter } from './service-materializer.js';
 import { Worker } from './worker.js';
 import { JetStreamLogSink } from '#libs/run-logs';
@@ -42,7 +43,8 @@ export async function serviceMaterializer(
       host.db,
       await BlobStore.open(host.nats, { bucket: blobBucketName(host.config.events.subjectPrefix) }),
     );
-  return new ServiceRunMaterializer({ store: host.store, db: host.db, masterKey }, writer);
+  const blobs = await ConfigurationContentStore.open(host.nats, host.config.events.subjectPrefix);
+  return new ServiceRunMaterializer({ store: host.store, blobs, masterKey }, writer);
 }
 
 /**

@@ -4,11 +4,17 @@ import type { Response } from 'express';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { ArchiveError, readPackage, type ReadPackageResult } from '#libs/archive';
-import { ConfigurationRpc, createConfigurationReply, type CreateConfigurationRequest } from '#libs/contracts';
+import {
+  ConfigurationRpc,
+  createConfigurationReply,
+  type ConfigurationUploadFile,
+  type CreateConfigurationRequest,
+} from '#libs/contracts';
 import { ApiDoc, ApiError, badRequest, notFound, parseInput, readMultipartFile } from '#libs/http';
 import { rpc, SERVICES_CLIENT } from '#libs/service-host';
 import type { AuthedRequest } from '../auth/auth.guard.js';
 import { WorkspaceAccess } from '../auth/workspace-access.js';
+import { UploadSealer } from './upload-sealer.js';
 import {
   ConfigurationRepository,
   type ConfigurationRow,
@@ -104,6 +110,7 @@ export class ConfigurationController {
     @Inject(ConfigurationRepository) private readonly repo: ConfigurationRepository,
     @Inject(WorkspaceAccess) private readonly access: WorkspaceAccess,
     @Inject(SERVICES_CLIENT) private readonly client: ClientProxy,
+    @Inject(UploadSealer) private readonly sealer: UploadSealer,
   ) {}
 
   @ApiDoc({ summary: 'List configuration versions, newest first', response: listResponse })
@@ -212,23 +219,24 @@ export class ConfigurationController {
         });
       throw err;
     }
-    const files: CreateConfigurationRequest['files'] = [];
+    const files: ConfigurationUploadFile[] = [];
     for (const f of pkg.files) {
       if (f.type !== 'file')
         throw badRequest(`${f.path}: a ${f.type}; only regular files are accepted in a configuration`);
-      files.push({ path: f.path, content: f.content.toString('base64') });
+      files.push({ path: f.path, content: f.content });
     }
+    const commandId = key ? `configuration:${key}` : randomUUID();
     const reply = await rpc(
       this.client,
       ConfigurationRpc.create,
       {
         workspaceId: ws,
         actor: principal.userId,
-        commandId: key ? `configuration:${key}` : randomUUID(),
+        commandId,
         contentHash: pkg.contentHash,
         size: part.data.length,
         onlyIfChanged,
-        files,
+        sealedFiles: this.sealer.seal(ws, commandId, files),
       } satisfies CreateConfigurationRequest,
       createConfigurationReply,
     );
