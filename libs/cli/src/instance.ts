@@ -11,6 +11,11 @@ import { readSecretFile } from '#libs/secrets';
 export interface Instance {
   config: RunwayConfig;
   natsUrl: string;
+  /**
+   * The services' NATS user, for what the read-only admin user may not do (restoring streams). Only
+   * the embedded default's (its password is in the data dir); with NATS_URL, that URL.
+   */
+  serviceNatsUrl: string;
   databaseUrl: string;
 }
 
@@ -27,6 +32,9 @@ export function findInstance(env: NodeJS.ProcessEnv = process.env): Instance {
     natsUrl:
       config.nats.url ??
       `nats://admin:${secret('nats', 'credentials', 'admin')}@127.0.0.1:${config.nats.port}`,
+    serviceNatsUrl:
+      config.nats.url ??
+      `nats://runway:${secret('nats', 'credentials', 'runway')}@127.0.0.1:${config.nats.port}`,
     databaseUrl:
       config.database.url ??
       `postgres://runway:${secret('pg', 'credentials', 'runway')}@127.0.0.1:${config.database.port}/runway`,

@@ -100,11 +100,13 @@ function prefixed(scope: NatsScope, subject: string): string {
 }
 
 /** Stream names a worker touches besides the event stream (kept in step with libs/blobs and the leases). */
-function workerStreams(scope: NatsScope): { leases: string; blobs: string } {
+function workerStreams(scope: NatsScope): { leases: string; blobs: string; configurations: string } {
   const p = scope.subjectPrefix;
   return {
     leases: p ? `KV_RUN_LEASES_${p}` : 'KV_RUN_LEASES',
     blobs: p ? `OBJ_${p}_blobs` : 'OBJ_runway_blobs',
+    // Configuration contents (secrets only as ciphertext under the workspace's data key).
+    configurations: p ? `OBJ_${p}_configurations` : 'OBJ_runway_configurations',
   };
 }
 
@@ -115,8 +117,8 @@ function workerStreams(scope: NatsScope): { leases: string; blobs: string } {
  * any other stream or bucket (device codes, other installations' streams).
  */
 export function workerPermissions(scope: NatsScope): Permissions {
-  const { leases, blobs } = workerStreams(scope);
-  const readable = [scope.stream, leases, blobs];
+  const { leases, blobs, configurations } = workerStreams(scope);
+  const readable = [scope.stream, leases, blobs, configurations];
   const leaseBucket = leases.slice('KV_'.length);
   return {
     publish: {
@@ -127,6 +129,7 @@ export function workerPermissions(scope: NatsScope): Permissions {
         `$JS.API.STREAM.CREATE.${leases}`,
         `$JS.API.STREAM.UPDATE.${leases}`,
         `$JS.API.STREAM.CREATE.${blobs}`,
+        `$JS.API.STREAM.CREATE.${configurations}`,
         ...readable.flatMap((s) => [
           `$JS.API.CONSUMER.CREATE.${s}`,
           `$JS.API.CONSUMER.CREATE.${s}.>`,

@@ -15,7 +15,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { createInbox } from '@nats-io/transport-node';
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { connectNats, drainNats, startNatsServer, type NatsConnection } from '#libs/nats';
+import { connectNats, drainNats, redactUrl, startNatsServer, type NatsConnection } from '#libs/nats';
 import { CliError, findInstance, type Instance } from '../instance.js';
 
 /**
@@ -299,9 +299,14 @@ async function withJetStream<T>(instance: Instance, fn: (nc: NatsConnection) => 
   let server: Awaited<ReturnType<typeof startNatsServer>> | undefined;
   let nc: NatsConnection;
   try {
-    nc = await connectNats({ url: instance.natsUrl, name: 'runway-cli-backup', reconnectForever: false });
+    // Snapshots and restores of every stream: the services' user (the admin user only reads).
+    nc = await connectNats({
+      url: instance.serviceNatsUrl,
+      name: 'runway-cli-backup',
+      reconnectForever: false,
+    });
   } catch {
-    if (instance.config.nats.url) throw new CliError(`cannot reach NATS at ${instance.natsUrl} (NATS_URL)`);
+    if (instance.config.nats.url) throw new CliError(`cannot reach NATS at ${redactUrl(instance.natsUrl)} (NATS_URL)`);
     server = await startNatsServer({
       storeDir: join(instance.config.dataDir, 'nats'),
       port: instance.config.nats.port,
