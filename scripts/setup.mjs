@@ -61,6 +61,24 @@ if (!natsCandidates.some((c) => has(c))) {
   }
 }
 
+// 2b. bubblewrap: every run executes in its sandbox (unless RUNWAY_SANDBOX=off).
+if (process.env.RUNWAY_SANDBOX !== 'off' && !['bwrap', '/usr/bin/bwrap'].some((c) => has(c))) {
+  const isRoot = process.getuid?.() === 0;
+  if (isRoot && has('apt-get', ['--version'])) {
+    say('installing bubblewrap with apt-get (the run sandbox)');
+    run('apt-get', ['update', '-qq']);
+    run('apt-get', ['install', '-y', '-qq', 'bubblewrap'], {
+      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+    });
+  } else {
+    process.stderr.write(
+      'bubblewrap is not installed: runs execute in its sandbox. Install it (Debian/Ubuntu: sudo apt-get ' +
+        'install bubblewrap), or set RUNWAY_SANDBOX=off to run pipelines unsandboxed (trusted single-user mode).\n',
+    );
+    process.exit(1);
+  }
+}
+
 // 3. Python environment for runs (dlt + duckdb), only when asked.
 if (args.has('--python')) {
   const venv = join(root, '.venv');

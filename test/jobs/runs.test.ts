@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { livePidsWithArg } from '#libs/testing';
 import { startTestStack, type TestStack } from '../support/stack.js';
 import { alive, newUser, uploadPackage, waitForStatus, type Json } from './support.js';
 
@@ -21,9 +22,9 @@ const code = {
   'exit3.py':
     'import sys\nprint("about to fail")\nprint("boom: something broke", file=sys.stderr)\nsys.exit(3)\n',
   'stubborn.py': [
-    'import signal, subprocess, sys, time',
+    'import os, signal, subprocess, sys, time',
     'signal.signal(signal.SIGTERM, signal.SIG_IGN)',
-    "child = subprocess.Popen([sys.executable, '-c', 'import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)'])",
+    "child = subprocess.Popen([sys.executable, '-c', 'import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)', os.environ['RUNTIME__RUN_ID']])",
     'print(f"child {child.pid}", flush=True)',
     'time.sleep(600)',
     '',
@@ -226,14 +227,14 @@ describe('jobs and runs through the compatible API', () => {
       childPid = Number(/child (\d+)/.exec((logs.json as { logs: string | null }).logs ?? '')?.[1] ?? 0);
       if (!childPid) await new Promise((res) => setTimeout(res, 100));
     }
-    assert.ok(childPid > 0 && alive(childPid));
+    assert.ok(childPid > 0 && livePidsWithArg(id).length > 0);
     const c = await s.call('POST', `${base()}/runs/${id}/cancel`, undefined, undefined);
     assert.equal(c.status, 201, c.text);
     assert.equal((c.json as Json).status, 'cancelling');
     assert.equal(((c.json as Json).script as Json).name, 'stubborn.py');
     const run = await waitForStatus(s, id, ['cancelled', 'failed', 'completed'], 30_000);
     assert.equal(run.status, 'cancelled');
-    assert.equal(alive(childPid), false, 'the child process is gone');
+    assert.deepEqual(livePidsWithArg(id), [], 'the child process is gone');
     assert.equal(alive((run.pid as number) ?? 0), false);
     const statuses = (run.status_timeline as Json[]).map((t) => t.status);
     assert.deepEqual(statuses.slice(-2), ['cancelling', 'cancelled']);

@@ -140,6 +140,16 @@ const schema = z.object({
     )
     .pipe(z.array(z.string().regex(/^(\*|[a-z][a-z0-9_]*)$/, 'a projection name or *')))
     .optional(),
+  /** on: every run in a bubblewrap sandbox (workers refuse to start where it cannot work); off: trusted single-user mode. */
+  RUNWAY_SANDBOX: z.enum(['on', 'off']).default('on'),
+  /** Per run process: address space in MiB (RLIMIT_AS; 0 = unlimited). */
+  RUNWAY_RUN_MEMORY_MB: z.coerce.number().int().min(0).default(8192),
+  /** Processes and threads of a workspace's runs (RLIMIT_NPROC of its uid, as root; 0 = unlimited). */
+  RUNWAY_RUN_MAX_PROCESSES: z.coerce.number().int().min(0).default(1024),
+  /** Open files per run process (RLIMIT_NOFILE; 0 = unchanged). */
+  RUNWAY_RUN_MAX_OPEN_FILES: z.coerce.number().int().min(0).default(4096),
+  /** Largest file a run may write, MiB (RLIMIT_FSIZE; 0 = unlimited). */
+  RUNWAY_RUN_MAX_FILE_MB: z.coerce.number().int().min(0).default(0),
   RUNWAY_DEV_AUTO_APPROVE: z.enum(['0', '1', 'true', 'false']).default('0'),
   RUNWAY_PUBLIC_URL: z.string().url().optional(),
   RUNWAY_LOG_LEVEL: z.enum(['error', 'warn', 'log', 'debug', 'verbose']).default('warn'),
@@ -206,6 +216,9 @@ export interface RunwayConfig {
     embedded: number;
     runTimeoutSeconds: number;
     killGraceMs: number;
+    /** Run processes in the bubblewrap sandbox (RUNWAY_SANDBOX). */
+    sandbox: boolean;
+    limits: { memoryBytes: number; processes: number; openFiles: number; fileBytes: number };
   };
   deployments: {
     maxUploadBytes: number;
@@ -288,6 +301,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RunwayConfig {
       embedded: e.RUNWAY_EMBEDDED_WORKERS,
       runTimeoutSeconds: Math.round(e.RUNWAY_RUN_TIMEOUT_MINUTES * 60),
       killGraceMs: Math.round(e.RUNWAY_KILL_GRACE_SECONDS * 1000),
+      sandbox: e.RUNWAY_SANDBOX === 'on',
+      limits: {
+        memoryBytes: e.RUNWAY_RUN_MEMORY_MB * 1024 * 1024,
+        processes: e.RUNWAY_RUN_MAX_PROCESSES,
+        openFiles: e.RUNWAY_RUN_MAX_OPEN_FILES,
+        fileBytes: e.RUNWAY_RUN_MAX_FILE_MB * 1024 * 1024,
+      },
     },
     deployments: {
       maxUploadBytes: e.RUNWAY_DEPLOY_MAX_UPLOAD_BYTES,

@@ -2,3 +2,4 @@ export { freePort, startNatsServer, waitForPort, type NatsServerHandle } from '#
 export * from './environment.js';
 export * from './given-when-then.js';
 export * from './projection-spec.js';
+export * from './processes.js';

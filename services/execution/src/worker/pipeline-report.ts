@@ -1,8 +1,8 @@
-import { spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { pipelineReportSchema, type PipelineReport } from '#libs/contracts';
 import { z } from 'zod';
+import { runToCompletion, type RunExecutor } from '../executor/index.js';
 
 /**
  * Run with the job's interpreter after its process ended: lists the pipelines in DLT_DATA_DIR
@@ -83,37 +83,34 @@ export interface PipelineCollection {
  * this run ran). Never throws: problems become warnings.
  */
 export async function collectPipelines(opts: {
+  /** The collector runs where the run ran: it unpickles what the run left. */
+  executor: RunExecutor;
   python: string;
   env: Record<string, string>;
   cwd: string;
+  workspaceId: string;
+  writable: string[];
+  readable: string[];
   since: number;
   timeoutMs?: number;
 }): Promise<PipelineCollection> {
   const dir = opts.env.DLT_DATA_DIR ? join(opts.env.DLT_DATA_DIR, 'pipelines') : undefined;
   // Only start Python (importing dlt takes a while) when a pipeline's files changed during the run.
   if (!dir || !touchedSince(dir, opts.since - 2_000)) return { pipelines: [], warnings: [] };
-  const { stdout, code, error } = await new Promise<{ stdout: string; code: number | null; error?: string }>(
-    (resolve) => {
-      const child = spawn(opts.python, ['-c', HELPER], {
-        cwd: opts.cwd,
-        env: { ...opts.env, RUNTIME__DLTHUB_TELEMETRY: 'false' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let out = '';
-      let err = '';
-      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-2000)));
-      const t = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
-      child.once('error', (e) => {
-        clearTimeout(t);
-        resolve({ stdout: '', code: null, error: e.message });
-      });
-      child.once('close', (c) => {
-        clearTimeout(t);
-        resolve({ stdout: out, code: c, error: c === 0 ? undefined : err.trim().split('\n').at(-1) });
-      });
+  const r = await runToCompletion(
+    opts.executor,
+    {
+      argv: [opts.python, '-I', '-c', HELPER],
+      cwd: opts.cwd,
+      env: { ...opts.env, RUNTIME__DLTHUB_TELEMETRY: 'false' },
+      workspaceId: opts.workspaceId,
+      writable: opts.writable,
+      readable: opts.readable,
     },
+    opts.timeoutMs ?? 60_000,
   );
+  const { stdout, code } = r;
+  const error = r.error ?? (code === 0 ? undefined : r.stderrTail.trim().split('\n').at(-1));
   if (code !== 0)
     return {
       pipelines: [],

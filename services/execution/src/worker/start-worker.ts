@@ -15,6 +15,7 @@ import { ConfigurationContentStore } from '../../../configurations/src/configura
 import { ServiceRunMaterializer, type DeploymentWriter } from './service-materializer.js';
 import { Worker } from './worker.js';
 import { JetStreamLogSink } from '#libs/run-logs';
+import { createExecutor, type RunExecutor } from '../executor/index.js';
 
 export interface WorkerHost {
   nats: NatsConnection;
@@ -54,7 +55,7 @@ export async function serviceMaterializer(
 export async function startWorkers(
   host: WorkerHost,
   count: number,
-  opts: { materializer?: RunMaterializer; reaper?: boolean } = {},
+  opts: { materializer?: RunMaterializer; reaper?: boolean; executor?: RunExecutor } = {},
 ): Promise<RunningWorkers> {
   const leases = await RunLeases.open(host.nats, host.config.events.subjectPrefix);
   const materializer = opts.materializer ?? (await serviceMaterializer(host));
@@ -64,10 +65,12 @@ export async function startWorkers(
     maxQueuedBytes: host.config.logs.queueBytes,
     onError: (e) => outputLogger.warn(`LOGS publish: ${String(e)}`),
   });
+  // Refuses to start where the sandbox cannot work (unless RUNWAY_SANDBOX=off).
+  const executor = opts.executor ?? createExecutor(host.config.worker);
   const workers: Worker[] = [];
   for (let i = 0; i < count; i++) {
     const w = new Worker(
-      { nats: host.nats, store: host.store, db: host.db, leases, materializer, output },
+      { nats: host.nats, store: host.store, db: host.db, leases, materializer, output, executor },
       {
         slots: host.config.worker.slots,
         dataDir: host.config.dataDir,

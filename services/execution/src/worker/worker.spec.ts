@@ -7,7 +7,9 @@ import type { Kysely } from 'kysely';
 import { integrationRegistry, type VersionRef } from '#libs/contracts';
 import type { EventStore } from '#libs/eventstore';
 import { projectionMigrations, ProjectionRunner, type CheckpointTable } from '#libs/projections';
-import { createTestEnvironment, type TestEnvironment } from '#libs/testing';
+import { createTestEnvironment, livePidsWithArg, type TestEnvironment } from '#libs/testing';
+import { loadConfig } from '#libs/config';
+import { createExecutor } from '../executor/index.js';
 import { ensureLogsStream, JetStreamLogSink, RunLogReader } from '#libs/run-logs';
 import { JobCommands } from '../../../scheduling/src/job/job.handler.js';
 import { jobIdFor } from '../../../scheduling/src/job/job-id.js';
@@ -24,6 +26,8 @@ const ws = '6b1f5c1e-1f7e-4a4b-9a55-3c2f1d0e9a11';
 const user = '0d5c2a7e-2b4f-4c3a-8e1d-5f6a7b8c9d01';
 const deployment: VersionRef = { id: '44444444-4444-4444-8444-444444444444', version: 1 };
 const python = process.env.RUNWAY_PYTHON ?? 'python3';
+/** The executor of the environment's configuration: the sandbox unless RUNWAY_SANDBOX=off. */
+const executor = createExecutor(loadConfig().worker);
 
 /** Deployment files from memory: every test script is a file of deployment 1. */
 class MemoryMaterializer implements RunMaterializer {
@@ -42,22 +46,22 @@ const versions: WorkspaceVersions = {
   latestConfiguration: async () => null,
 };
 
-const marks = join(tmpdir(), `runway-marks-${process.pid}-${Date.now()}`);
 const scripts: Record<string, string> = {
   'ok.py':
     'import os\nprint("hello from", os.environ["WORKSPACE__PROFILE"], os.environ["RUNTIME__RUN_ID"])\n',
   'exit3.py':
     'import sys\nprint("to stdout")\nfor i in range(60):\n    print(f"err line {i}", file=sys.stderr)\nsys.exit(3)\n',
   'stubborn.py': [
-    'import signal, subprocess, sys, time',
+    'import os, signal, subprocess, sys, time',
     'signal.signal(signal.SIGTERM, signal.SIG_IGN)',
-    "child = subprocess.Popen([sys.executable, '-c', 'import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)'])",
+    "child = subprocess.Popen([sys.executable, '-c', 'import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)', os.environ['RUNTIME__RUN_ID']])",
     'print(f"child {child.pid}", flush=True)',
     'time.sleep(600)',
     '',
   ].join('\n'),
   'sleep.py': 'import time\ntime.sleep(600)\n',
-  'mark.py': `import os\nwith open(${JSON.stringify(marks)}, "a") as f:\n    f.write(os.environ["RUNTIME__RUN_ID"] + "\\n")\n`,
+  // The job's dlt data dir: the one place a sandboxed run writes that outlives it.
+  'mark.py': `import os\nwith open(os.path.join(os.environ["DLT_DATA_DIR"], "marks"), "a") as f:\n    f.write(os.environ["RUNTIME__RUN_ID"] + "\\n")\n`,
 };
 
 function alive(pid: number): boolean {
@@ -92,6 +96,7 @@ describe('workers (real JetStream, Postgres and Python)', () => {
         leases,
         materializer: new MemoryMaterializer(scripts),
         output: logSink,
+        executor,
       },
       { slots, dataDir, python, runTimeoutSeconds: 600, killGraceMs: 1_000, leaseRefreshMs: 500 },
     );
@@ -167,7 +172,6 @@ describe('workers (real JetStream, Postgres and Python)', () => {
     await runner.stop();
     await env.close();
     rmSync(dataDir, { recursive: true, force: true });
-    rmSync(marks, { force: true });
   });
 
   it('runs a script to completion through every status, keeping starting visible', async () => {
@@ -222,11 +226,12 @@ describe('workers (real JetStream, Postgres and Python)', () => {
     }
     assert.ok(childPid > 0, 'the child reported its pid');
     const row0 = await runRow(r.runId);
-    assert.ok(alive(childPid) && alive(row0!.pid!));
+    assert.ok(livePidsWithArg(r.runId).length > 0, 'the child runs');
+    assert.ok(alive(row0!.pid!));
     const c = await runs.cancel({ workspaceId: ws, actor: user, runId: r.runId });
     assert.equal(c.status, 'cancelling');
     const row = await waitFor(r.runId, ['cancelled']);
-    assert.equal(alive(childPid), false, 'the child is gone');
+    assert.deepEqual(livePidsWithArg(r.runId), [], 'the child is gone');
     assert.equal(alive(row.pid!), false, 'the process is gone');
     assert.deepEqual(await timeline(r.runId), ['pending', 'starting', 'running', 'cancelling', 'cancelled']);
     await assert.rejects(runs.cancel({ workspaceId: ws, actor: user, runId: r.runId }), (err: Error) =>
@@ -247,6 +252,7 @@ describe('workers (real JetStream, Postgres and Python)', () => {
     const ids = [];
     for (let i = 0; i < 12; i++) ids.push((await request('mark.py')).runId);
     for (const id of ids) await waitFor(id, ['completed'], 60_000);
+    const marks = join(dataDir, 'workspaces', ws, 'jobs', jobIdFor(ws, 'mark.py'), 'data', 'prod', 'marks');
     const marked = readFileSync(marks, 'utf8').trim().split('\n');
     assert.deepEqual([...marked].sort(), [...ids].sort(), 'each run executed once');
     const byWorker = new Set(
@@ -271,6 +277,7 @@ describe('workers (real JetStream, Postgres and Python)', () => {
         leases,
         materializer: new MemoryMaterializer(scripts),
         output: logSink,
+        executor,
       },
       {
         slots: 1,
@@ -340,6 +347,7 @@ describe('workers with uv', () => {
             'app.py': 'print("hello from uv")\n',
           }),
           output: logSink,
+          executor,
         },
         {
           slots: 1,

@@ -8,11 +8,11 @@ import {
 } from '@nats-io/jetstream';
 import type { Subscription } from '@nats-io/transport-node';
 import type { Kysely } from 'kysely';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { isAbsolute, join } from 'node:path';
+import { dirname, isAbsolute, join } from 'node:path';
 import type { JobEvent, RunStatus } from '#libs/contracts';
 import { eventTypesOf, Headers, mayHold, type EventStore } from '#libs/eventstore';
 import type { NatsConnection } from '#libs/nats';
@@ -23,13 +23,8 @@ import type { RunLeases } from './leases.js';
 import { dotDltOf, insideDir, type MaterializedConfig, type RunMaterializer } from './materializer.js';
 import { OutputCapture, type RunOutputSink } from './output.js';
 import { collectPipelines } from './pipeline-report.js';
-import {
-  groupAlive,
-  livePidsOfGroup,
-  resolveExecutable,
-  signalGroup,
-  waitGroupGone,
-} from './process-group.js';
+import { groupAlive, resolveExecutable, signalGroup, waitGroupGone } from './process-group.js';
+import type { ProcessExit, ProcessHandle, RunExecutor, RunProcess } from '../executor/index.js';
 
 export type RunRequestedData = Extract<JobEvent, { type: 'RunRequested' }>['data'];
 
@@ -76,6 +71,8 @@ export interface WorkerDeps {
   materializer: RunMaterializer;
   /** Where run output lines go (the LOGS stream: JetStreamLogSink). */
   output: RunOutputSink;
+  /** Where run processes execute (the bubblewrap sandbox, or plain processes with RUNWAY_SANDBOX=off). */
+  executor: RunExecutor;
 }
 
 const RUN_REQUESTED = new Set(['RunRequested']);
@@ -104,6 +101,27 @@ const PASS_ENV = [
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, ms)));
 
+/**
+ * What a sandboxed process must be able to read to run the interpreter: its prefix (a virtualenv),
+ * the base installation it was made from, and the directory of the real executable.
+ */
+export function pythonPaths(python: string): string[] {
+  const probe = spawnSync(
+    python,
+    [
+      '-c',
+      'import os, sys; print(sys.prefix); print(sys.base_prefix); print(os.path.realpath(sys.executable))',
+    ],
+    { encoding: 'utf8', timeout: 20_000 },
+  );
+  if (probe.status !== 0) return [python];
+  const [prefix, base, exe] = probe.stdout.trim().split('\n');
+  const out = new Set<string>();
+  for (const p of [prefix, base, exe ? dirname(dirname(exe)) : undefined, python])
+    if (p && isAbsolute(p)) out.add(p);
+  return [...out];
+}
+
 /** The interpreter as an absolute path, through shims (pyenv) to the real executable when it can tell. */
 export function resolvePython(cmd: string): string {
   const exe = resolveExecutable(cmd);
@@ -130,6 +148,8 @@ export class Worker {
   readonly logger: Logger;
   python = '';
   uv: string | undefined;
+  /** What run processes may read besides the system: the interpreter's installation, uv. */
+  toolPaths: string[] = [];
   private readonly active = new Map<string, RunExecution>();
   /** Runs holding a slot: from the claim until their processes are gone (the final events follow outside the slot). */
   private busy = 0;
@@ -170,13 +190,14 @@ export class Worker {
         : this.opts.uv
           ? resolveExecutable(this.opts.uv)
           : resolveExecutable('uv');
+    this.toolPaths = [...pythonPaths(this.python), ...(this.uv ? [this.uv] : [])];
     mkdirSync(this.workDir, { recursive: true, mode: 0o700 });
     await this.cleanupOrphans();
     await this.ensureConsumer();
     this.refreshTimer = setInterval(() => void this.refreshLeases(), this.opts.leaseRefreshMs ?? 3_000);
     this.loop = this.pull();
     this.logger.log(
-      `started with ${this.opts.slots} slots, python ${this.python}${this.uv ? `, uv ${this.uv}` : ''}`,
+      `started with ${this.opts.slots} slots, python ${this.python}${this.uv ? `, uv ${this.uv}` : ''}; runs: ${this.deps.executor.description}`,
     );
   }
 
@@ -363,7 +384,7 @@ export class Worker {
     for (const name of names) {
       if (!name.endsWith('.json')) continue;
       const runId = name.slice(0, -'.json'.length);
-      let meta: { pid?: number | null; workerId?: string } = {};
+      let meta: { pid?: number | null; workerId?: string; handle?: ProcessHandle } = {};
       try {
         meta = JSON.parse(readFileSync(join(this.workDir, name), 'utf8')) as typeof meta;
       } catch {
@@ -371,7 +392,10 @@ export class Worker {
       }
       const lease = await this.deps.leases.get(runId).catch(() => undefined);
       if (lease && lease.workerId !== this.id) continue; // another live worker on this host
-      if (meta.pid && groupAlive(meta.pid)) {
+      if (meta.handle && meta.handle.executor === this.deps.executor.name) {
+        this.logger.warn(`ending what is left of orphaned run ${runId} (pid ${meta.handle.pid})`);
+        await this.deps.executor.killOrphan(meta.handle);
+      } else if (meta.pid && groupAlive(meta.pid)) {
         this.logger.warn(`killing the processes of orphaned run ${runId} (group ${meta.pid})`);
         signalGroup(meta.pid, 'SIGKILL');
         await waitGroupGone(meta.pid, 5_000);
@@ -384,11 +408,7 @@ export class Worker {
 
 type EndReason = 'cancel' | 'timeout' | 'lost' | 'shutdown';
 
-interface Exit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  at: number;
-}
+type Exit = ProcessExit;
 
 /** One run in one worker: claim, set up, spawn, supervise, report, clean up. */
 class RunExecution {
@@ -398,7 +418,7 @@ class RunExecution {
   private lastSeq = 0;
   private status: RunStatus = 'pending';
   private sub: Subscription | undefined;
-  private pid: number | undefined;
+  private proc: RunProcess | undefined;
   private spawnedAt: number | undefined;
   private endReason: EndReason | undefined;
   private terminating: Promise<void> | undefined;
@@ -407,7 +427,7 @@ class RunExecution {
   private timeoutTimer: NodeJS.Timeout | undefined;
   private done: Promise<void> | undefined;
   private closed: Promise<void> = Promise.resolve();
-  private prepared: { env: Record<string, string>; argv: string[] } | undefined;
+  private prepared: { env: Record<string, string>; argv: string[]; writable: string[] } | undefined;
   private readonly runDir: string;
   private readonly metaFile: string;
 
@@ -479,7 +499,7 @@ class RunExecution {
       workerId: this.w.id,
       host: this.w.host,
       workerPid: process.pid,
-      runPid: this.pid ?? null,
+      runPid: this.proc?.pid ?? null,
       at: new Date().toISOString(),
     };
   }
@@ -502,21 +522,21 @@ class RunExecution {
     if (this.endReason) return;
     this.endReason = reason;
     this.wake?.();
-    if (this.pid !== undefined) this.terminate();
+    if (this.proc !== undefined) void this.terminate();
   }
 
-  /** SIGTERM to the process group, SIGKILL after the grace period. */
+  /** SIGTERM to every process of the run, SIGKILL after the grace period. */
   private terminate(graceMs = this.w.opts.killGraceMs): Promise<void> {
-    const pgid = this.pid;
-    if (pgid === undefined) return Promise.resolve();
+    const proc = this.proc;
+    if (proc === undefined) return Promise.resolve();
     this.terminating ??= (async () => {
-      this.capture?.note(`stopping the run (${this.endReason}): SIGTERM to process group ${pgid}`);
-      signalGroup(pgid, 'SIGTERM');
-      if (!(await waitGroupGone(pgid, graceMs))) {
+      this.capture?.note(`stopping the run (${this.endReason}): SIGTERM to its processes`);
+      proc.signal('SIGTERM');
+      if (!(await proc.waitGone(graceMs))) {
         this.capture?.note(
-          `process group ${pgid} still alive after ${Math.round(graceMs / 1000)} s: SIGKILL`,
+          `the run's processes are still alive after ${Math.round(graceMs / 1000)} s: SIGKILL`,
         );
-        signalGroup(pgid, 'SIGKILL');
+        proc.signal('SIGKILL');
       }
     })();
     return this.terminating;
@@ -525,7 +545,7 @@ class RunExecution {
   /** The worker stops: end the process and record the run as lost with this worker. */
   async shutdown(): Promise<void> {
     this.end('shutdown');
-    if (this.pid !== undefined) await this.terminate(Math.min(this.w.opts.killGraceMs, 3_000));
+    if (this.proc !== undefined) await this.terminate(Math.min(this.w.opts.killGraceMs, 3_000));
     await this.done?.catch(() => undefined);
   }
 
@@ -555,6 +575,7 @@ class RunExecution {
         config: MaterializedConfig;
         env: Record<string, string>;
         argv: string[];
+        writable: string[];
       };
       try {
         prepared = await this.prepare();
@@ -581,21 +602,21 @@ class RunExecution {
       for (const warning of prepared.config.warnings) this.capture.note(warning);
       let exited: Promise<Exit>;
       try {
-        exited = this.spawn(prepared.argv, prepared.env);
+        exited = this.spawn(prepared.argv, prepared.env, prepared.writable);
       } catch (err) {
         await this.w.output.end(ref);
         await this.fail('spawn_error', err instanceof Error ? err.message : String(err), null, []);
         return;
       }
       this.w.logger.debug(
-        `run ${this.runId}: spawned pid ${this.pid} ${this.spawnedAt! - this.req.requestedAt.getTime()} ms after the request (setup ${this.spawnedAt! - startedSetup} ms)`,
+        `run ${this.runId}: spawned pid ${this.proc?.pid} ${this.spawnedAt! - this.req.requestedAt.getTime()} ms after the request (setup ${this.spawnedAt! - startedSetup} ms)`,
       );
       const timeoutSeconds = d.timeoutSeconds ?? this.w.opts.runTimeoutSeconds;
       this.timeoutTimer = setTimeout(() => this.end('timeout'), timeoutSeconds * 1000);
-      if (this.endReason) this.terminate();
+      if (this.endReason) void this.terminate();
 
       const capture = this.capture;
-      const pgid = this.pid!;
+      const proc = this.proc!;
       // The process's end, concurrently with the `starting` hold below: once its process group is
       // gone, its files (secrets) are removed and its slot is free for the next run.
       const ended = (async () => {
@@ -603,14 +624,13 @@ class RunExecution {
         clearTimeout(this.timeoutTimer);
         // Whatever the main process left behind in its group goes too.
         if (this.terminating) await this.terminating;
-        else if (groupAlive(pgid)) {
-          capture.note(
-            `the process exited, ending ${livePidsOfGroup(pgid).length} process(es) it left in its group`,
-          );
-          signalGroup(pgid, 'SIGKILL');
+        else if (proc.alive()) {
+          const left = proc.liveCount();
+          if (left > 0) capture.note(`the process exited, ending ${left} process(es) it left behind`);
+          proc.signal('SIGKILL');
         }
-        if (!(await waitGroupGone(pgid, 30_000)))
-          this.w.logger.warn(`run ${this.runId}: process group ${pgid} survives SIGKILL`);
+        if (!(await proc.waitGone(30_000)))
+          this.w.logger.warn(`run ${this.runId}: processes of pid ${proc.pid} survive SIGKILL`);
         rmSync(this.runDir, { recursive: true, force: true });
         this.processesGone();
         // The last output may still be in the pipes.
@@ -636,7 +656,7 @@ class RunExecution {
         await this.cmd(
           {
             type: 'MarkRunning',
-            pid: pgid,
+            pid: proc.pid,
             command: prepared.argv.join(' '),
             startedAt: new Date(this.spawnedAt!).toISOString(),
           },
@@ -685,6 +705,7 @@ class RunExecution {
     const localDir = join(wsDir, 'local', config.profile);
     const home = join(wsDir, 'home');
     for (const dir of [dataDir, localDir, home]) mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const writable = [this.runDir, dataDir, localDir, home];
     const env: Record<string, string> = {};
     for (const k of PASS_ENV) {
       const v = process.env[k];
@@ -707,40 +728,51 @@ class RunExecution {
     let argv: string[];
     if (w.uv && existsSync(join(this.runDir, 'pyproject.toml'))) {
       env.UV_PROJECT_ENVIRONMENT = join(jobDir, 'venv');
-      env.UV_CACHE_DIR = process.env.UV_CACHE_DIR ?? join(w.opts.dataDir, 'cache', 'uv');
+      // Per workspace under the sandbox: a shared writable cache would let one workspace plant
+      // packages for another.
+      env.UV_CACHE_DIR =
+        w.deps.executor.name === 'local-process'
+          ? (process.env.UV_CACHE_DIR ?? join(w.opts.dataDir, 'cache', 'uv'))
+          : join(wsDir, 'cache', 'uv');
+      for (const dir of [env.UV_PROJECT_ENVIRONMENT, env.UV_CACHE_DIR]) {
+        mkdirSync(dir, { recursive: true, mode: 0o700 });
+        writable.push(dir);
+      }
       argv = [w.uv, 'run', 'python', d.entryPoint];
     } else {
       argv = [w.python, d.entryPoint];
     }
-    return { entry, config, env, argv };
+    // The run's processes own what they may write (under the sandbox: the workspace's uid).
+    w.deps.executor.grant(this.ws, writable);
+    return { entry, config, env, argv, writable };
   }
 
-  private spawn(argv: string[], env: Record<string, string>): Promise<Exit> {
-    const child = spawn(argv[0]!, argv.slice(1), {
-      cwd: this.runDir,
+  private spawn(argv: string[], env: Record<string, string>, writable: string[]): Promise<Exit> {
+    const proc = this.w.deps.executor.spawn({
+      argv,
       env,
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      cwd: this.runDir,
+      workspaceId: this.ws,
+      writable,
+      readable: this.w.toolPaths,
     });
-    if (child.pid === undefined) {
-      // The error event follows (ENOENT, EACCES): report it as a spawn error.
-      child.once('error', () => undefined);
-      throw new Error(`cannot start ${argv[0]}: not found or not executable`);
-    }
-    this.pid = child.pid;
+    this.proc = proc;
     this.spawnedAt = Date.now();
     writeFileSync(
       this.metaFile,
-      JSON.stringify({ runId: this.runId, workspaceId: this.ws, workerId: this.w.id, pid: child.pid }),
+      JSON.stringify({
+        runId: this.runId,
+        workspaceId: this.ws,
+        workerId: this.w.id,
+        pid: proc.pid,
+        handle: proc.handle,
+      }),
       { mode: 0o600 },
     );
-    child.stdout!.on('data', (c: Buffer) => this.capture?.write('stdout', c));
-    child.stderr!.on('data', (c: Buffer) => this.capture?.write('stderr', c));
-    child.on('error', (err) => this.w.logger.warn(`run ${this.runId}: ${err.message}`));
-    this.closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
-    return new Promise<Exit>((resolve) =>
-      child.once('exit', (code, signal) => resolve({ code, signal, at: Date.now() })),
-    );
+    proc.stdout.on('data', (c: Buffer) => this.capture?.write('stdout', c));
+    proc.stderr.on('data', (c: Buffer) => this.capture?.write('stderr', c));
+    this.closed = proc.closed;
+    return proc.exited;
   }
 
   private async fail(
@@ -784,7 +816,7 @@ class RunExecution {
     const tail = this.capture?.stderrTail() ?? [];
     switch (this.endReason) {
       case 'cancel':
-        return this.confirmCancelled(exit, `cancelled: process group ${this.pid} ended`);
+        return this.confirmCancelled(exit, `cancelled: the processes of pid ${this.proc?.pid} ended`);
       case 'timeout': {
         const t = this.req.data.timeoutSeconds ?? this.w.opts.runTimeoutSeconds;
         return this.fail('timeout', `the run exceeded its timeout of ${t} s and was stopped`, exit, tail);
@@ -813,10 +845,15 @@ class RunExecution {
       const venvPython = env.UV_PROJECT_ENVIRONMENT
         ? join(env.UV_PROJECT_ENVIRONMENT, 'bin', 'python')
         : undefined;
+      // In the sandbox too: what the run left (pickled traces) is as untrusted as the run.
       const collected = await collectPipelines({
+        executor: this.w.deps.executor,
         python: venvPython && existsSync(venvPython) ? venvPython : this.w.python,
         env,
         cwd: env.DLT_DATA_DIR!,
+        workspaceId: this.ws,
+        writable: this.prepared.writable.filter((p) => p !== this.runDir),
+        readable: this.w.toolPaths,
         since: this.spawnedAt!,
       });
       if (collected.pipelines.length > 0 || collected.warnings.length > 0) {
