@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startStackProcess } from '../support/process.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
@@ -89,11 +91,15 @@ describe('workers as their own processes', () => {
     assert.ok(elapsed < 30_000, `within 30 s (took ${elapsed} ms)`);
     const timeline = (failed.status_timeline as Json[]).map((t) => t.status);
     assert.deepEqual(timeline, ['pending', 'starting', 'running', 'failed']);
-    // The run's process outlived its worker; a restarted worker on the same data dir ends it.
-    assert.ok(alive(pid), 'the orphan is still running');
+    // The run's processes died with their worker (the sandbox's --die-with-parent); a restarted
+    // worker on the same data dir removes what the run left (its secrets).
+    for (const until = Date.now() + 5_000; alive(pid) && Date.now() < until; )
+      await new Promise((res) => setTimeout(res, 50));
+    assert.equal(alive(pid), false, 'the run did not outlive its worker');
+    assert.ok(existsSync(join(s.dataDir, 'work', id)), 'the dead worker left the run directory');
     const w2 = await startWorkerProcess(s);
     children.push(w2.child);
-    assert.equal(alive(pid), false, 'the restarted worker killed the orphaned run process');
+    assert.equal(existsSync(join(s.dataDir, 'work', id)), false, 'the restarted worker removed it');
     const quick = await createRun('quick.py');
     const done = await waitForStatus(s, (quick.json as Json).id as string, ['completed', 'failed'], 30_000);
     assert.equal(done.status, 'completed');
