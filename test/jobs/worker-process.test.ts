@@ -93,7 +93,7 @@ describe('workers as their own processes', () => {
     assert.deepEqual(timeline, ['pending', 'starting', 'running', 'failed']);
     // The run's processes died with their worker (the sandbox's --die-with-parent); a restarted
     // worker on the same data dir removes what the run left (its secrets).
-    for (const until = Date.now() + 5_000; alive(pid) && Date.now() < until; )
+    for (const until = Date.now() + 5_000; alive(pid) && Date.now() < until;)
       await new Promise((res) => setTimeout(res, 50));
     assert.equal(alive(pid), false, 'the run did not outlive its worker');
     assert.ok(existsSync(join(s.dataDir, 'work', id)), 'the dead worker left the run directory');

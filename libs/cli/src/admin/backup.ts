@@ -306,7 +306,8 @@ async function withJetStream<T>(instance: Instance, fn: (nc: NatsConnection) => 
       reconnectForever: false,
     });
   } catch {
-    if (instance.config.nats.url) throw new CliError(`cannot reach NATS at ${redactUrl(instance.natsUrl)} (NATS_URL)`);
+    if (instance.config.nats.url)
+      throw new CliError(`cannot reach NATS at ${redactUrl(instance.natsUrl)} (NATS_URL)`);
     server = await startNatsServer({
       storeDir: join(instance.config.dataDir, 'nats'),
       port: instance.config.nats.port,
