@@ -142,6 +142,12 @@ const schema = z.object({
     .optional(),
   /** on: every run in a bubblewrap sandbox (workers refuse to start where it cannot work); off: trusted single-user mode. */
   RUNWAY_SANDBOX: z.enum(['on', 'off']).default('on'),
+  /** Most bytes of output one run may log (its LOGS subject); past it lines are dropped with a note. */
+  RUNWAY_RUN_LOG_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .min(64 * 1024)
+    .default(256 * 1024 * 1024),
   /** Per run process: address space in MiB (RLIMIT_AS; 0 = unlimited). */
   RUNWAY_RUN_MEMORY_MB: z.coerce.number().int().min(0).default(8192),
   /** Processes and threads of a workspace's runs (RLIMIT_NPROC of its uid, as root; 0 = unlimited). */
@@ -218,6 +224,7 @@ export interface RunwayConfig {
     killGraceMs: number;
     /** Run processes in the bubblewrap sandbox (RUNWAY_SANDBOX). */
     sandbox: boolean;
+    logMaxBytes: number;
     limits: { memoryBytes: number; processes: number; openFiles: number; fileBytes: number };
   };
   deployments: {
@@ -302,6 +309,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RunwayConfig {
       runTimeoutSeconds: Math.round(e.RUNWAY_RUN_TIMEOUT_MINUTES * 60),
       killGraceMs: Math.round(e.RUNWAY_KILL_GRACE_SECONDS * 1000),
       sandbox: e.RUNWAY_SANDBOX === 'on',
+      logMaxBytes: e.RUNWAY_RUN_LOG_MAX_BYTES,
       limits: {
         memoryBytes: e.RUNWAY_RUN_MEMORY_MB * 1024 * 1024,
         processes: e.RUNWAY_RUN_MAX_PROCESSES,

@@ -145,4 +145,21 @@ describe('run output lines', () => {
     // Every line is valid text that survives a JSON round trip unchanged.
     for (const t of texts) assert.equal(JSON.parse(JSON.stringify(t)), t);
   });
+
+  it("stops logging at the run's log limit with one note, and keeps the stderr tail", () => {
+    const sink = new Collect();
+    const cap = new OutputCapture(ref, sink, [], 100);
+    for (let i = 0; i < 50; i++) cap.write('stderr', Buffer.from(`line ${String(i).padStart(4, '0')}\n`));
+    cap.finish();
+    const texts = sink.lines.map((l) => l.text);
+    // 10 bytes a line (with its newline): 10 lines fit in 100 bytes.
+    assert.deepEqual(
+      texts.slice(0, 10),
+      Array.from({ length: 10 }, (_, i) => `line ${String(i).padStart(4, '0')}`),
+    );
+    assert.equal(texts.length, 11);
+    assert.match(texts[10]!, /^\[runway\] the run's log reached its limit of 100 bytes/);
+    assert.equal(cap.droppedLines, 40);
+    assert.equal(cap.stderrTail().at(-1), 'line 0049', 'the failure message still has the last lines');
+  });
 });

@@ -16,12 +16,16 @@ export class OutputCapture {
   private readonly decoders = { stdout: new StringDecoder('utf8'), stderr: new StringDecoder('utf8') };
   private readonly pending = { stdout: '', stderr: '' };
   private readonly tail: string[] = [];
+  private loggedBytes = 0;
+  private dropped = 0;
 
   constructor(
     private readonly ref: RunOutputRef,
     private readonly sink: RunOutputSink,
     /** Secret values of the run's configuration. */
     secretValues: readonly string[] = [],
+    /** Most bytes of output the run may log; past it lines are dropped (one note says so). */
+    private readonly maxBytes = Number.POSITIVE_INFINITY,
   ) {
     this.secrets = expandSecrets(secretValues);
     this.longestSecret = this.secrets.reduce((n, x) => Math.max(n, Buffer.byteLength(x)), 0);
@@ -123,7 +127,28 @@ export class OutputCapture {
         if (this.tail.length > STDERR_TAIL_LINES) this.tail.shift();
       }
     }
-    this.sink.append(this.ref, lines);
+    if (this.dropped > 0) {
+      this.dropped += lines.length;
+      return;
+    }
+    let n = 0;
+    for (; n < lines.length; n++) {
+      const size = Buffer.byteLength(lines[n]!.text) + 1;
+      if (this.loggedBytes + size > this.maxBytes) break;
+      this.loggedBytes += size;
+    }
+    if (n > 0) this.sink.append(this.ref, n === lines.length ? lines : lines.slice(0, n));
+    if (n < lines.length) {
+      this.dropped = lines.length - n;
+      this.note(
+        `the run's log reached its limit of ${this.maxBytes} bytes (RUNWAY_RUN_LOG_MAX_BYTES): further output is dropped`,
+      );
+    }
+  }
+
+  /** Lines dropped past the log limit. */
+  get droppedLines(): number {
+    return this.dropped;
   }
 }
 

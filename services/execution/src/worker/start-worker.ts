@@ -77,6 +77,7 @@ export async function startWorkers(
         python: host.config.python,
         runTimeoutSeconds: host.config.worker.runTimeoutSeconds,
         killGraceMs: host.config.worker.killGraceMs,
+        logMaxBytes: host.config.worker.logMaxBytes,
       },
     );
     await w.start();

@@ -50,6 +50,8 @@ export interface WorkerOptions {
   runTimeoutSeconds: number;
   /** Between SIGTERM and SIGKILL. */
   killGraceMs: number;
+  /** Most bytes of output a run may log (default unlimited). */
+  logMaxBytes?: number;
   /**
    * `starting` stays visible until this long after the run was requested (the dlt CLI polls every
    * 2 s and waits to see it); the process itself is spawned at once. Default 2500 ms.
@@ -347,8 +349,16 @@ export class Worker {
    * RunSkipped too, so the run ends like any other (the logs service seals its empty log at once).
    */
   private async onSkipped(m: JsMsg): Promise<void> {
+    let commit;
     try {
-      const commit = this.deps.store.decode(m, { types: SCHEDULED_RUN_SKIPPED });
+      commit = this.deps.store.decode(m, { types: SCHEDULED_RUN_SKIPPED });
+    } catch (err) {
+      // Garbage never becomes valid: retrying it would hold the message forever.
+      this.logger.error(`undecodable message at ${m.seq}, passed over: ${String(err)}`);
+      m.term();
+      return;
+    }
+    try {
       for (const e of commit.events) {
         const d = e.data as { runId: string; reason: string };
         await this.commands.handle(
@@ -597,7 +607,12 @@ class RunExecution {
         ));
 
       const ref = { workspaceId: this.ws, runId: this.runId };
-      this.capture = new OutputCapture(ref, this.w.output, prepared.config.secretValues);
+      this.capture = new OutputCapture(
+        ref,
+        this.w.output,
+        prepared.config.secretValues,
+        this.w.opts.logMaxBytes ?? Number.POSITIVE_INFINITY,
+      );
       await this.w.output.begin(ref);
       for (const warning of prepared.config.warnings) this.capture.note(warning);
       let exited: Promise<Exit>;
@@ -636,6 +651,8 @@ class RunExecution {
         // The last output may still be in the pipes.
         await Promise.race([this.closed, sleep(2_000)]);
         capture.finish();
+        if (capture.droppedLines > 0)
+          capture.note(`${capture.droppedLines} line(s) past the log limit were dropped`);
         await this.w.output.end(ref);
         return exit;
       })();
