@@ -142,6 +142,14 @@ const schema = z.object({
     .optional(),
   /** on: every run in a bubblewrap sandbox (workers refuse to start where it cannot work); off: trusted single-user mode. */
   RUNWAY_SANDBOX: z.enum(['on', 'off']).default('on'),
+  /** Runs in progress at once per workspace, across every worker (0 = no limit); the others wait, pending. */
+  RUNWAY_MAX_CONCURRENT_RUNS_PER_WORKSPACE: z.coerce.number().int().min(0).default(16),
+  /** Size limit of each KV bucket Runway creates (leases, run slots, device codes), bytes; 0 = none. */
+  RUNWAY_KV_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(64 * 1024 * 1024),
   /** Most bytes of output one run may log (its LOGS subject); past it lines are dropped with a note. */
   RUNWAY_RUN_LOG_MAX_BYTES: z.coerce
     .number()
@@ -225,6 +233,7 @@ export interface RunwayConfig {
     /** Run processes in the bubblewrap sandbox (RUNWAY_SANDBOX). */
     sandbox: boolean;
     logMaxBytes: number;
+    maxRunsPerWorkspace: number;
     limits: { memoryBytes: number; processes: number; openFiles: number; fileBytes: number };
   };
   deployments: {
@@ -254,6 +263,8 @@ export interface RunwayConfig {
   devAutoApprove: boolean;
   /** Base URL users reach the gateway at (default http://<host>:<port>). */
   publicUrl: string;
+  /** Size limit of each KV bucket Runway creates (0 = none). */
+  kvMaxBytes: number;
 }
 
 export class ConfigError extends Error {
@@ -310,6 +321,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RunwayConfig {
       killGraceMs: Math.round(e.RUNWAY_KILL_GRACE_SECONDS * 1000),
       sandbox: e.RUNWAY_SANDBOX === 'on',
       logMaxBytes: e.RUNWAY_RUN_LOG_MAX_BYTES,
+      maxRunsPerWorkspace: e.RUNWAY_MAX_CONCURRENT_RUNS_PER_WORKSPACE,
       limits: {
         memoryBytes: e.RUNWAY_RUN_MEMORY_MB * 1024 * 1024,
         processes: e.RUNWAY_RUN_MAX_PROCESSES,
@@ -339,6 +351,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RunwayConfig {
     projections: { haltOnError: e.RUNWAY_PROJECTIONS_HALT_ON_ERROR ?? [] },
     logLevel: e.RUNWAY_LOG_LEVEL,
     devAutoApprove: e.RUNWAY_DEV_AUTO_APPROVE === '1' || e.RUNWAY_DEV_AUTO_APPROVE === 'true',
+    kvMaxBytes: e.RUNWAY_KV_MAX_BYTES,
     publicUrl: (e.RUNWAY_PUBLIC_URL ?? `http://${e.RUNWAY_HOST}:${e.RUNWAY_HTTP_PORT}`).replace(/\/$/, ''),
   };
 }

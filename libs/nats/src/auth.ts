@@ -100,10 +100,17 @@ function prefixed(scope: NatsScope, subject: string): string {
 }
 
 /** Stream names a worker touches besides the event stream (kept in step with libs/blobs and the leases). */
-function workerStreams(scope: NatsScope): { leases: string; blobs: string; configurations: string } {
+function workerStreams(scope: NatsScope): {
+  leases: string;
+  slots: string;
+  blobs: string;
+  configurations: string;
+} {
   const p = scope.subjectPrefix;
   return {
     leases: p ? `KV_RUN_LEASES_${p}` : 'KV_RUN_LEASES',
+    // Runs in progress per workspace (the concurrency quota).
+    slots: p ? `KV_RUN_SLOTS_${p}` : 'KV_RUN_SLOTS',
     blobs: p ? `OBJ_${p}_blobs` : 'OBJ_runway_blobs',
     // Configuration contents (secrets only as ciphertext under the workspace's data key).
     configurations: p ? `OBJ_${p}_configurations` : 'OBJ_runway_configurations',
@@ -117,9 +124,10 @@ function workerStreams(scope: NatsScope): { leases: string; blobs: string; confi
  * any other stream or bucket (device codes, other installations' streams).
  */
 export function workerPermissions(scope: NatsScope): Permissions {
-  const { leases, blobs, configurations } = workerStreams(scope);
-  const readable = [scope.stream, leases, blobs, configurations];
+  const { leases, slots, blobs, configurations } = workerStreams(scope);
+  const readable = [scope.stream, leases, slots, blobs, configurations];
   const leaseBucket = leases.slice('KV_'.length);
+  const slotsBucket = slots.slice('KV_'.length);
   return {
     publish: {
       allow: [
@@ -128,6 +136,7 @@ export function workerPermissions(scope: NatsScope): Permissions {
         // The leases bucket and the blob bucket are opened with create-if-missing.
         `$JS.API.STREAM.CREATE.${leases}`,
         `$JS.API.STREAM.UPDATE.${leases}`,
+        `$JS.API.STREAM.CREATE.${slots}`,
         `$JS.API.STREAM.CREATE.${blobs}`,
         `$JS.API.STREAM.CREATE.${configurations}`,
         ...readable.flatMap((s) => [
@@ -145,6 +154,7 @@ export function workerPermissions(scope: NatsScope): Permissions {
         prefixed(scope, 'evt.*.run.*'),
         prefixed(scope, 'logs.>'),
         `$KV.${leaseBucket}.>`,
+        `$KV.${slotsBucket}.>`,
       ],
     },
     subscribe: { allow: ['_INBOX.>', prefixed(scope, 'evt.*.run.*')] },

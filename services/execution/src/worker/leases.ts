@@ -26,8 +26,18 @@ export class RunLeases {
     readonly ttlMs: number,
   ) {}
 
-  static async open(nc: NatsConnection, subjectPrefix: string, ttlMs = 15_000): Promise<RunLeases> {
-    const kv = await new Kvm(nc).create(leaseBucketName(subjectPrefix), { ttl: ttlMs, history: 1 });
+  static async open(
+    nc: NatsConnection,
+    subjectPrefix: string,
+    ttlMs = 15_000,
+    maxBytes = 0,
+  ): Promise<RunLeases> {
+    const kv = await new Kvm(nc).create(leaseBucketName(subjectPrefix), {
+      ttl: ttlMs,
+      history: 1,
+      maxValueSize: 4096,
+      ...(maxBytes > 0 ? { max_bytes: maxBytes } : {}),
+    });
     return new RunLeases(kv, ttlMs);
   }
 

@@ -8,6 +8,7 @@ import { loadMasterKey } from '#libs/secrets';
 import type { ExecutionTables } from '../migrations/index.js';
 import { RunCommands } from '../run/run.handler.js';
 import { RunLeases } from './leases.js';
+import { WorkspaceSlots } from './workspace-slots.js';
 import type { RunMaterializer } from './materializer.js';
 import { blobDeploymentWriter } from './deployment-writer.js';
 import { LeaseReaper } from './reaper.js';
@@ -57,7 +58,24 @@ export async function startWorkers(
   count: number,
   opts: { materializer?: RunMaterializer; reaper?: boolean; executor?: RunExecutor } = {},
 ): Promise<RunningWorkers> {
-  const leases = await RunLeases.open(host.nats, host.config.events.subjectPrefix);
+  const leases = await RunLeases.open(
+    host.nats,
+    host.config.events.subjectPrefix,
+    undefined,
+    host.config.kvMaxBytes,
+  );
+  const perWorkspace = host.config.worker.maxRunsPerWorkspace;
+  const workspaceQuota =
+    perWorkspace > 0
+      ? {
+          slots: await WorkspaceSlots.open(
+            host.nats,
+            host.config.events.subjectPrefix,
+            host.config.kvMaxBytes,
+          ),
+          limit: perWorkspace,
+        }
+      : undefined;
   const materializer = opts.materializer ?? (await serviceMaterializer(host));
   const outputLogger = new Logger('run-output');
   // Every line to the run's subject in the LOGS stream (owned by the logs service).
@@ -70,7 +88,16 @@ export async function startWorkers(
   const workers: Worker[] = [];
   for (let i = 0; i < count; i++) {
     const w = new Worker(
-      { nats: host.nats, store: host.store, db: host.db, leases, materializer, output, executor },
+      {
+        nats: host.nats,
+        store: host.store,
+        db: host.db,
+        leases,
+        materializer,
+        output,
+        executor,
+        ...(workspaceQuota ? { workspaceQuota } : {}),
+      },
       {
         slots: host.config.worker.slots,
         dataDir: host.config.dataDir,

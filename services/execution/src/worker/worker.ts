@@ -20,6 +20,7 @@ import type { ExecutionTables } from '../migrations/index.js';
 import { isTerminal, runDecider, type RunCommand, type RunState } from '../run/run.decider.js';
 import { RunCommands, runRef } from '../run/run.handler.js';
 import type { RunLeases } from './leases.js';
+import type { WorkspaceSlots } from './workspace-slots.js';
 import { dotDltOf, insideDir, type MaterializedConfig, type RunMaterializer } from './materializer.js';
 import { OutputCapture, type RunOutputSink } from './output.js';
 import { collectPipelines } from './pipeline-report.js';
@@ -75,6 +76,8 @@ export interface WorkerDeps {
   output: RunOutputSink;
   /** Where run processes execute (the bubblewrap sandbox, or plain processes with RUNWAY_SANDBOX=off). */
   executor: RunExecutor;
+  /** At most `limit` runs in progress per workspace, across workers (absent: no limit). */
+  workspaceQuota?: { slots: WorkspaceSlots; limit: number };
 }
 
 const RUN_REQUESTED = new Set(['RunRequested']);
@@ -302,6 +305,11 @@ export class Worker {
     }
     for (const req of requests) {
       if (this.active.has(req.data.runId) || this.stopping) continue;
+      if (!(await this.takeWorkspaceSlot(req))) {
+        // The workspace has as many runs in progress as it may: the request waits (pending).
+        m.nak(2_000);
+        return;
+      }
       const exec = new RunExecution(this, req);
       this.active.set(req.data.runId, exec);
       this.busy++;
@@ -317,6 +325,7 @@ export class Worker {
         claimed = await exec.claim();
       } catch (err) {
         this.active.delete(req.data.runId);
+        void this.releaseWorkspaceSlot(req);
         release();
         exec.dispose();
         this.logger.warn(`claiming run ${req.data.runId}: ${String(err)}`);
@@ -325,6 +334,7 @@ export class Worker {
       }
       if (!claimed) {
         this.active.delete(req.data.runId);
+        void this.releaseWorkspaceSlot(req);
         release();
         exec.dispose();
         continue;
@@ -338,10 +348,30 @@ export class Worker {
         )
         .finally(() => {
           this.active.delete(req.data.runId);
+          void this.releaseWorkspaceSlot(req);
           release();
         });
     }
     m.ack();
+  }
+
+  private async takeWorkspaceSlot(req: RunRequest): Promise<boolean> {
+    const q = this.deps.workspaceQuota;
+    if (!q) return true;
+    try {
+      return await q.slots.acquire(req.workspaceId, req.data.runId, q.limit, async (runId) =>
+        Boolean(await this.deps.leases.get(runId).catch(() => ({}))),
+      );
+    } catch (err) {
+      this.logger.warn(`run slots of workspace ${req.workspaceId}: ${String(err)}`);
+      return false;
+    }
+  }
+
+  private async releaseWorkspaceSlot(req: RunRequest): Promise<void> {
+    await this.deps.workspaceQuota?.slots
+      .release(req.workspaceId, req.data.runId)
+      .catch((err: unknown) => this.logger.warn(`run slots of workspace ${req.workspaceId}: ${String(err)}`));
   }
 
   /**

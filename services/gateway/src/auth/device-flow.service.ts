@@ -48,6 +48,8 @@ export class DeviceFlowService {
     this.kv ??= new Kvm(this.ctx.nats).create(`${this.ctx.config.events.stream}_device_codes`, {
       ttl: TTL_MS,
       history: 1,
+      maxValueSize: 16 * 1024,
+      ...(this.ctx.config.kvMaxBytes > 0 ? { max_bytes: this.ctx.config.kvMaxBytes } : {}),
     });
     return this.kv;
   }
