@@ -9,7 +9,7 @@ import {
   realpathSync,
 } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { resolveExecutable } from '../worker/process-group.js';
+import { isLive, resolveExecutable } from '../worker/process-group.js';
 import { spawnDetached } from './process-executor.js';
 import { sleep, type ExecSpec, type ProcessHandle, type RunExecutor, type RunProcess } from './executor.js';
 
@@ -86,16 +86,6 @@ function pidNamespace(pid: number): string | undefined {
     return readlinkSync(`/proc/${pid}/ns/pid`);
   } catch {
     return undefined;
-  }
-}
-
-function isLive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
   }
 }
 

@@ -39,6 +39,17 @@ export function livePidsOfGroup(pgid: number): number[] {
   }
 }
 
+/** True while the process exists and is not a zombie (Linux /proc). */
+export function isLive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
+  }
+}
+
 export function groupAlive(pgid: number): boolean {
   return livePidsOfGroup(pgid).length > 0;
 }
