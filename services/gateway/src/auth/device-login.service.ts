@@ -7,7 +7,7 @@ import { parentOf, type Principal } from './authenticator.js';
 import { DeviceFlowService, type PendingLogin } from './device-flow.service.js';
 import { IdentityRepository } from './identity.repository.js';
 import { signJwt } from './jwt.js';
-import { RateLimiter } from './rate-limit.js';
+import { RateLimiter } from '../quota/rate-limiter.js';
 import { SigningKey } from './signing-key.js';
 
 const JWT_TTL_SECONDS = 30 * 24 * 3600;
@@ -29,7 +29,7 @@ const view = (p: PendingLogin) => ({
  */
 @Injectable()
 export class DeviceLoginService {
-  private readonly limiter = new RateLimiter(APPROVALS_PER_MINUTE, 60_000);
+  private readonly limiter = new RateLimiter(APPROVALS_PER_MINUTE);
 
   constructor(
     @Inject(DeviceFlowService) private readonly device: DeviceFlowService,
@@ -102,7 +102,7 @@ export class DeviceLoginService {
 
   /** Approving needs the owner role (of at least one workspace) or an instance admin, and is rate limited. */
   private async requireApprover(p: Principal): Promise<void> {
-    const wait = this.limiter.hit(p.userId);
+    const wait = this.limiter.take(p.userId);
     if (wait > 0)
       throw new ApiError(429, `too many login approvals: try again in ${wait} s`, { retry_after: wait });
     const user = await this.identities.userById(p.userId);
