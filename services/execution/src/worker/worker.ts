@@ -314,18 +314,19 @@ export class Worker {
       this.active.set(req.data.runId, exec);
       this.busy++;
       let released = false;
+      // Once the run's processes are gone: the worker's slot and the workspace's.
       const release = () => {
         if (released) return;
         released = true;
         this.busy--;
         this.freeSlot();
+        void this.releaseWorkspaceSlot(req);
       };
       let claimed: boolean;
       try {
         claimed = await exec.claim();
       } catch (err) {
         this.active.delete(req.data.runId);
-        void this.releaseWorkspaceSlot(req);
         release();
         exec.dispose();
         this.logger.warn(`claiming run ${req.data.runId}: ${String(err)}`);
@@ -334,7 +335,6 @@ export class Worker {
       }
       if (!claimed) {
         this.active.delete(req.data.runId);
-        void this.releaseWorkspaceSlot(req);
         release();
         exec.dispose();
         continue;
@@ -348,7 +348,6 @@ export class Worker {
         )
         .finally(() => {
           this.active.delete(req.data.runId);
-          void this.releaseWorkspaceSlot(req);
           release();
         });
     }
