@@ -8,6 +8,7 @@ import {
   readlinkSync,
   realpathSync,
 } from 'node:fs';
+import { constants } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { isLive, resolveExecutable } from '../worker/process-group.js';
 import { spawnDetached } from './process-executor.js';
@@ -44,22 +45,10 @@ export class SandboxUnavailableError extends Error {
   }
 }
 
-const SIGNALS: Record<number, NodeJS.Signals> = {
-  1: 'SIGHUP',
-  2: 'SIGINT',
-  3: 'SIGQUIT',
-  4: 'SIGILL',
-  6: 'SIGABRT',
-  7: 'SIGBUS',
-  8: 'SIGFPE',
-  9: 'SIGKILL',
-  11: 'SIGSEGV',
-  13: 'SIGPIPE',
-  14: 'SIGALRM',
-  15: 'SIGTERM',
-  24: 'SIGXCPU',
-  25: 'SIGXFSZ',
-};
+/** Signal names by number, from Node's own table (bubblewrap reports a signalled command as 128 + n). */
+const isSignal = (name: string): name is NodeJS.Signals => name in constants.signals;
+const SIGNALS = new Map<number, NodeJS.Signals>();
+for (const [name, n] of Object.entries(constants.signals)) if (isSignal(name)) SIGNALS.set(n, name);
 
 /** A stable uid per workspace: fnv-1a of its id over the range. */
 export function workspaceUid(workspaceId: string, base: number, range: number): number {
@@ -311,11 +300,10 @@ export class SandboxExecutor implements RunExecutor {
     };
     return {
       ...p,
-      exited: p.exited.then((e) =>
-        e.code !== null && e.code > 128 && SIGNALS[e.code - 128]
-          ? { code: null, signal: SIGNALS[e.code - 128]!, at: e.at }
-          : e,
-      ),
+      exited: p.exited.then((e) => {
+        const signal = e.code !== null && e.code > 128 ? SIGNALS.get(e.code - 128) : undefined;
+        return signal ? { code: null, signal, at: e.at } : e;
+      }),
       handle: { executor: this.name, pid: outer },
       signal,
       alive,
