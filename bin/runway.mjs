@@ -3,6 +3,9 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { useSupportedNode } from '../scripts/node.mjs';
+
+await useSupportedNode(); // Node ≥ 22: under an older one, re-run under .tools/node (Node 24)
 
 const entry = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'libs', 'cli', 'src', 'main.js');
 if (!existsSync(entry)) {

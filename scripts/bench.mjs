@@ -9,6 +9,9 @@ import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { useSupportedNode } from './node.mjs';
+
+await useSupportedNode(); // Node ≥ 22: under an older one, re-run under .tools/node (Node 24)
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const names = process.argv.slice(2).filter((a) => !a.startsWith('-'));

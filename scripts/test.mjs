@@ -9,6 +9,9 @@ import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { useSupportedNode } from './node.mjs';
+
+await useSupportedNode(); // Node ≥ 22: under an older one, re-run under .tools/node (Node 24)
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const filters = process.argv.slice(2);
