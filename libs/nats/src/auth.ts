@@ -198,8 +198,24 @@ function renderPermissions(p: Permissions, indent: string): string {
 }
 
 /**
- * A nats-server configuration (2.9-compatible) with JetStream and password authentication: no
- * anonymous user, one entry per Runway user with its permissions.
+ * How often JetStream fsyncs its files (`jetstream { sync_interval }`): RUNWAY_NATS_SYNC_INTERVAL,
+ * `always` (fsync every write before the ack) or a Go duration (`30s`, `2m`, `1m30s`); undefined
+ * when unset: the server's default (2 minutes). Throws on anything else.
+ */
+export function natsSyncInterval(value: string | undefined): string | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (!/^(always|(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+)$/.test(value) || /^[0.]+[a-zµ]+$/.test(value)) {
+    throw new Error(
+      `RUNWAY_NATS_SYNC_INTERVAL=${JSON.stringify(value)}: must be \`always\` or a positive duration such as 10s or 2m`,
+    );
+  }
+  return value;
+}
+
+/**
+ * A nats-server configuration with JetStream and password authentication: no anonymous user, one
+ * entry per Runway user with its permissions. `syncInterval` (default: RUNWAY_NATS_SYNC_INTERVAL,
+ * see natsSyncInterval; null: the server's default) sets JetStream's fsync interval.
  */
 export function natsServerConfig(opts: {
   host: string;
@@ -207,8 +223,14 @@ export function natsServerConfig(opts: {
   storeDir: string;
   credentials: NatsCredentials;
   scope?: NatsScope;
+  syncInterval?: string | null;
 }): string {
   const scope = opts.scope ?? DEFAULT_NATS_SCOPE;
+  const syncInterval = natsSyncInterval(
+    opts.syncInterval === undefined
+      ? process.env.RUNWAY_NATS_SYNC_INTERVAL
+      : (opts.syncInterval ?? undefined),
+  );
   const perms: Record<NatsUser, Permissions> = {
     runway: runwayPermissions(),
     worker: workerPermissions(scope),
@@ -222,7 +244,7 @@ export function natsServerConfig(opts: {
     '# Written by Runway on every start (libs/nats). Credentials: the files under credentials/.',
     `host: ${quote(opts.host)}`,
     `port: ${opts.port}`,
-    `jetstream { store_dir: ${quote(opts.storeDir)} }`,
+    `jetstream { store_dir: ${quote(opts.storeDir)}${syncInterval ? `, sync_interval: ${quote(syncInterval)}` : ''} }`,
     'authorization {',
     '  users: [',
     users.join(',\n'),

@@ -110,6 +110,8 @@ export async function startNatsServer(opts: {
   port?: number;
   credentialsDir?: string;
   scope?: NatsScope;
+  /** JetStream's fsync interval (default RUNWAY_NATS_SYNC_INTERVAL, see natsSyncInterval). */
+  syncInterval?: string | null;
   log?: (line: string) => void;
 }): Promise<NatsServerHandle> {
   const bin = natsServerBinary();
@@ -122,7 +124,14 @@ export async function startNatsServer(opts: {
   const host = '127.0.0.1';
   writeFileSync(
     configFile,
-    natsServerConfig({ host, port, storeDir: opts.storeDir, credentials, scope: opts.scope }),
+    natsServerConfig({
+      host,
+      port,
+      storeDir: opts.storeDir,
+      credentials,
+      scope: opts.scope,
+      syncInterval: opts.syncInterval,
+    }),
     { mode: 0o600 },
   );
   chmodSync(configFile, 0o600);
