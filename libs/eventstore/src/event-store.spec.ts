@@ -120,6 +120,60 @@ describe('event store (real JetStream)', () => {
     assert.equal((await store.readAfter({ ...ref, id: 'never-written' }, 0))?.commits.length, 0);
   });
 
+  it('reads a long aggregate whole, in order, across several batched direct gets, and creates no consumer', async () => {
+    const ref = { workspaceId: 'w1', type: 'counter', id: 'long-1' };
+    const other = { workspaceId: 'w1', type: 'counter', id: 'long-2' };
+    const n = 600; // more than two batches of 256
+    let last = 0;
+    let lastOther = 0;
+    const seqs: number[] = [];
+    for (let i = 1; i <= n; i++) {
+      last = (
+        await store.append(ref, last, [{ type: 'Incremented', data: { by: i } }], {
+          commandId: `long-1-${i}`,
+          actor: 'tester',
+        })
+      ).seq;
+      seqs.push(last);
+      if (i % 3 === 0) {
+        lastOther = (
+          await store.append(other, lastOther, [{ type: 'Incremented', data: { by: 1 } }], {
+            commandId: `long-2-${i}`,
+            actor: 'tester',
+          })
+        ).seq;
+      }
+    }
+    const jsm = await store.jsm();
+    const consumersBefore = (await jsm.streams.info(store.stream)).state.consumer_count;
+    const r = await store.read(ref);
+    assert.deepEqual(
+      r.commits.map((c) => c.seq),
+      seqs,
+    );
+    assert.deepEqual(
+      r.events.map((e) => e.data),
+      Array.from({ length: n }, (_, i) => ({ by: i + 1 })),
+    );
+    assert.equal(r.lastSeq, seqs.at(-1));
+    assert.equal((await jsm.streams.info(store.stream)).state.consumer_count, consumersBefore);
+    assert.deepEqual(await store.read({ ...ref, id: 'never-written' }), {
+      commits: [],
+      events: [],
+      lastSeq: 0,
+    });
+    // The handler's read-decide-append works on it: the next append expects the last commit read.
+    const next = await handleCommand(
+      store,
+      counter,
+      ref,
+      { by: 1 },
+      { commandId: 'long-1-next', actor: 'tester' },
+    );
+    assert.ok(next.seq > last);
+    assert.equal(next.state, (n * (n + 1)) / 2 + 1);
+    assert.equal(next.duplicate, false);
+  });
   it('lets exactly one of 50 concurrent appends with the same expected sequence succeed', async () => {
     const ref = { workspaceId: 'w1', type: 'counter', id: 'race' };
     const results = await Promise.allSettled(

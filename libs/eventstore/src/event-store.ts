@@ -4,6 +4,7 @@ import {
   DeliverPolicy,
   DiscardPolicy,
   JetStreamApiError,
+  JetStreamError,
   jetstream,
   jetstreamManager,
   RetentionPolicy,
@@ -151,9 +152,17 @@ function isEnvelope(x: unknown): x is CommitEnvelope {
 }
 
 const WRONG_LAST_SEQUENCE = 10071;
+
+/** The status a direct get answers when no message of the subject exists from there on (404). */
+function isNoMessage(err: Error): boolean {
+  return err instanceof JetStreamError && 'code' in err && err.code === 404;
+}
 const MSG_ID_HEADER = 'Nats-Msg-Id';
 /** How many commits after a stale expected sequence are searched for a retried command's first attempt. */
 const DUPLICATE_SCAN = 256;
+/** Commits per batched direct get when reading an aggregate, and the bytes after which the server ends a batch early. */
+const READ_BATCH = 256;
+const READ_BATCH_BYTES = 8 * 1024 * 1024;
 const MIN_DUPLICATE_WINDOW_MS = 10 * 60_000;
 
 export class EventStore {
@@ -305,14 +314,8 @@ export class EventStore {
    * attempt); null when there is none.
    */
   private async findCommitById(subject: string, afterSeq: number, msgID: string): Promise<number | null> {
-    let cursor = afterSeq;
-    for (let i = 0; i < DUPLICATE_SCAN; i++) {
-      const msg = await this.directGet({ seq: cursor + 1, next_by_subj: subject });
-      if (!msg) return null;
-      if (msg.header.get(MSG_ID_HEADER) === msgID) return msg.seq;
-      cursor = msg.seq;
-    }
-    return null;
+    const after = await this.directBatch(subject, afterSeq + 1, DUPLICATE_SCAN);
+    return after.find((m) => m.header.get(MSG_ID_HEADER) === msgID)?.seq ?? null;
   }
 
   /** The stream sequence of the aggregate's last commit (0 if none), via direct get. */
@@ -331,6 +334,32 @@ export class EventStore {
     }
   }
 
+  /**
+   * Up to `batch` messages of `subject` from stream sequence `fromSeq` on, in order, in ONE request
+   * (a batched direct get, nats-server ≥ 2.11); fewer when the server stops at READ_BATCH_BYTES.
+   * Each message's `pending` is the number of the subject's messages after it.
+   */
+  private async directBatch(subject: string, fromSeq: number, batch: number): Promise<StoredMsg[]> {
+    const jsm = await this.jsm();
+    return new Promise((resolve, reject) => {
+      const out: StoredMsg[] = [];
+      // With a callback the client drops its reply subscription as soon as the batch ends.
+      jsm.direct
+        .getBatch(this.stream, {
+          seq: Math.max(1, fromSeq),
+          next_by_subj: subject,
+          batch,
+          max_bytes: READ_BATCH_BYTES,
+          callback: (done, m) => {
+            if (!done) out.push(m);
+            else if (!done.err || isNoMessage(done.err)) resolve(out);
+            else reject(done.err);
+          },
+        })
+        .catch(reject);
+    });
+  }
+
   /** One commit by its stream sequence (direct get); null if there is none. */
   async readCommit(seq: number): Promise<StoredCommit | null> {
     const msg = await this.directGet({ seq });
@@ -338,46 +367,33 @@ export class EventStore {
   }
 
   /**
-   * The aggregate's commits after `afterSeq`, in order, through direct gets (one request per commit
-   * and one for the end): for a cached state a few commits behind, far cheaper than `read`, which
-   * creates a consumer. null when more than `max` commits are behind (read it whole instead).
+   * The aggregate's commits after `afterSeq`, in order (one batched direct get): for a cached state
+   * a few commits behind. null when more than `max` commits are behind (read it whole instead).
    */
   async readAfter(ref: AggregateRef, afterSeq: number, max = 32): Promise<ReadResult | null> {
-    const subject = this.subjectOf(ref);
-    const commits: StoredCommit[] = [];
-    let cursor = afterSeq;
-    for (;;) {
-      const msg = await this.directGet({ seq: cursor + 1, next_by_subj: subject });
-      if (!msg) break;
-      if (commits.length === max) return null;
-      commits.push(this.decode(msg));
-      cursor = msg.seq;
-    }
-    return { commits, events: commits.flatMap((c) => c.events), lastSeq: cursor };
+    const msgs = await this.directBatch(this.subjectOf(ref), afterSeq + 1, max + 1);
+    if (msgs.length > max || (msgs.at(-1)?.pending ?? 0) > 0) return null;
+    const commits = msgs.map((m) => this.decode(m));
+    return { commits, events: commits.flatMap((c) => c.events), lastSeq: msgs.at(-1)?.seq ?? afterSeq };
   }
 
-  /** Loads every event of one aggregate, in order, through an ordered consumer on its subject. */
+  /**
+   * Loads every event of one aggregate, in order, through batched direct gets on its subject: one
+   * request per READ_BATCH commits, no consumer (nats-server ≥ 2.11). `lastSeq` is the last commit
+   * read: the server reports none after it (`pending` 0) when the read ended.
+   */
   async read(ref: AggregateRef): Promise<ReadResult> {
-    const lastSeq = await this.lastSequenceOf(ref);
-    if (lastSeq === 0) return { events: [], commits: [], lastSeq: 0 };
+    const subject = this.subjectOf(ref);
     const commits: StoredCommit[] = [];
-    const consumer = await this.js.consumers.get(this.stream, {
-      filter_subjects: this.subjectOf(ref), // a string: one filter subject works on nats-server 2.9
-      deliver_policy: DeliverPolicy.All,
-    });
-    const messages = await consumer.consume({ max_messages: 256 });
-    try {
-      for await (const m of messages) {
-        commits.push(this.decode(m));
-        if (m.seq >= lastSeq) break;
-      }
-    } finally {
-      messages.stop();
-      // Ordered consumers are not removed on stop: left alone, each read would leave one on the
-      // server for its inactive threshold (5 minutes), thousands under steady command traffic.
-      void consumer.delete().catch(() => undefined);
+    let from = 1;
+    for (;;) {
+      const msgs = await this.directBatch(subject, from, READ_BATCH);
+      for (const m of msgs) commits.push(this.decode(m));
+      const last = msgs.at(-1);
+      if (!last || last.pending <= 0) break;
+      from = last.seq + 1;
     }
-    return { commits, events: commits.flatMap((c) => c.events), lastSeq };
+    return { commits, events: commits.flatMap((c) => c.events), lastSeq: commits.at(-1)?.seq ?? 0 };
   }
 
   /** Replays commits from a sequence or time, optionally filtered, optionally following. */
