@@ -31,6 +31,7 @@ const IN_FLIGHT = 64;
 const REPLAY = 100_000;
 const LIVE_RATE = 1_000; // events per second
 const LIVE_SECONDS = 8;
+const READS = 2_000; // reads of whole aggregates (SEQUENTIAL / 100 commits each) per round
 
 const BenchEvent = defineEvent(
   'BenchEvent',
@@ -81,6 +82,7 @@ function envelopeBytes(workspaceId: string, type: string, id: string, n: number)
 
 const payloadBytes = envelopeBytes('w1', 'bench', 's0_12', 12345).byteLength;
 const env = await createTestEnvironment();
+const serverVersion = env.nats.info?.version ?? 'unknown';
 const results: { name: string; lib: string; raw: string; ratio: string; target: string; ok: string }[] = [];
 try {
   const store = env.newStore(registry);
@@ -187,6 +189,61 @@ try {
   for (let r = 0; r < SHORT_ROUNDS; r++) {
     conRaw.push(await rawConcurrent(`c${r}_`, CONCURRENT));
     conLib.push(await libConcurrent(`c${r}_`, CONCURRENT));
+  }
+
+  // -- read one aggregate whole (what a command handler does before deciding): the aggregates of the
+  //    warm-up (5 commits each) and of the first sequential round (SEQUENTIAL / 100 commits each).
+  //    "raw" reads it the way a plain client would: the last sequence by direct get, then an
+  //    ordered consumer on its subject.
+  const libRead = async (tag: string, perAggregate: number): Promise<Round> => {
+    const lat: number[] = [];
+    const t0 = performance.now();
+    for (let i = 0; i < READS; i++) {
+      const s = performance.now();
+      const r = await store.read({ workspaceId: ws, type: 'bench', id: `${tag}${i % 100}` });
+      lat.push(performance.now() - s);
+      if (r.commits.length !== perAggregate) throw new Error(`lib read ${r.commits.length} commits`);
+    }
+    return { rate: READS / ((performance.now() - t0) / 1000), latencies: lat };
+  };
+  const jsm = await store.jsm();
+  const rawRead = async (tag: string, perAggregate: number): Promise<Round> => {
+    const lat: number[] = [];
+    const t0 = performance.now();
+    for (let i = 0; i < READS; i++) {
+      const s = performance.now();
+      const subject = `${store.prefix}evt.${ws}.raw.${tag}${i % 100}`;
+      const last = (await jsm.direct.getMessage(store.stream, { last_by_subj: subject }))?.seq ?? 0;
+      const consumer = await js.consumers.get(store.stream, {
+        filter_subjects: subject,
+        deliver_policy: DeliverPolicy.All,
+      });
+      const messages = await consumer.consume({ max_messages: 256 });
+      let n = 0;
+      for await (const m of messages) {
+        n++;
+        if (m.seq >= last) break;
+      }
+      messages.stop();
+      void consumer.delete().catch(() => undefined);
+      lat.push(performance.now() - s);
+      if (n !== perAggregate) throw new Error(`raw read ${n} commits`);
+    }
+    return { rate: READS / ((performance.now() - t0) / 1000), latencies: lat };
+  };
+  const reads: { commits: number; lib: Round[]; raw: Round[] }[] = [];
+  for (const [tag, commits] of [
+    ['warm', 5],
+    ['s0_', SEQUENTIAL / 100],
+  ] as const) {
+    log(`read aggregate (${commits} commits): ${ROUNDS} rounds x ${READS} each side`);
+    const lib: Round[] = [];
+    const raw: Round[] = [];
+    for (let r = 0; r < ROUNDS; r++) {
+      raw.push(await rawRead(tag, commits));
+      lib.push(await libRead(tag, commits));
+    }
+    reads.push({ commits, lib, raw });
   }
 
   // -- replay: a second stream holding exactly REPLAY commits of one event each (1,000 aggregates).
@@ -418,6 +475,19 @@ try {
     median(conRaw.map((r) => r.rate)),
     0.7,
   );
+  for (const { commits, lib, raw } of reads) {
+    const rl = medianRound(lib);
+    const rr = medianRound(raw);
+    row(`read aggregate of ${commits} commits (${READS.toLocaleString('en-US')})`, rl.rate, rr.rate, 0.7);
+    results.push({
+      name: '  latency p50',
+      lib: fmtMs(percentile(rl.latencies!, 50)),
+      raw: fmtMs(percentile(rr.latencies!, 50)),
+      ratio: '',
+      target: '',
+      ok: '',
+    });
+  }
   row(
     `replay (${REPLAY.toLocaleString('en-US')})`,
     median(repLib.map((r) => r.rate)),
@@ -465,7 +535,7 @@ const widths = cols.map((c) => Math.max(headers[c].length, ...results.map((r) =>
 const line = (r: Record<string, string>) =>
   `| ${cols.map((c, i) => (c === 'name' ? r[c]!.padEnd(widths[i]!) : r[c]!.padStart(widths[i]!))).join(' | ')} |`;
 const out = [
-  `eventstore benchmark: node ${process.version}, ${(await import('node:os')).cpus().length} cores; ${payloadBytes}-byte commits of one event;` +
+  `eventstore benchmark: node ${process.version}, nats-server ${serverVersion}, ${(await import('node:os')).cpus().length} cores; ${payloadBytes}-byte commits of one event;` +
     ` median of alternating lib/raw rounds (${ROUNDS}; ${SHORT_ROUNDS} for 64 in flight and replay)`,
   line(headers),
   `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`,
