@@ -247,7 +247,7 @@ export class RunLogReader {
   ): AsyncGenerator<FollowEvent> {
     const from = opts.from ?? 1;
     const consumer = await this.js.consumers.get(this.stream, {
-      // a single filter subject: works on nats-server 2.9
+      // one wildcard covers the run's lines and its seal
       filter_subjects: runLogSubjects(this.loc.subjectPrefix, workspaceId, runId),
       deliver_policy: DeliverPolicy.All,
     });
