@@ -3,6 +3,14 @@ import { z } from 'zod';
 
 const port = z.coerce.number().int().min(1).max(65535);
 
+/** A JetStream fsync interval: `always`, or a positive Go duration (`10s`, `2m`, `1m30s`); '' is unset. */
+export function isNatsSyncInterval(value: string): boolean {
+  return (
+    value === '' ||
+    (/^(always|(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+)$/.test(value) && !/^[0.]+[a-zµ]+$/.test(value))
+  );
+}
+
 /** Every environment variable Runway reads, with its default. One validated object per process. */
 /** The services besides the gateway. */
 export const HOSTED_SERVICES = ['deployments', 'configurations', 'scheduling', 'execution', 'logs'] as const;
@@ -164,6 +172,11 @@ const schema = z.object({
   RUNWAY_RUN_MAX_OPEN_FILES: z.coerce.number().int().min(0).default(4096),
   /** Largest file a run may write, MiB (RLIMIT_FSIZE; 0 = unlimited). */
   RUNWAY_RUN_MAX_FILE_MB: z.coerce.number().int().min(0).default(0),
+  /** JetStream's fsync interval in the nats-server Runway starts (libs/nats natsSyncInterval). */
+  RUNWAY_NATS_SYNC_INTERVAL: z
+    .string()
+    .refine(isNatsSyncInterval, 'must be `always` or a positive duration such as 10s or 2m')
+    .optional(),
   RUNWAY_DEV_AUTO_APPROVE: z.enum(['0', '1', 'true', 'false']).default('0'),
   RUNWAY_PUBLIC_URL: z.string().url().optional(),
   RUNWAY_LOG_LEVEL: z.enum(['error', 'warn', 'log', 'debug', 'verbose']).default('warn'),

@@ -1,7 +1,7 @@
 import { chmodSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { credsAuthenticator, type Authenticator } from '@nats-io/transport-node';
-import type { NatsAuth } from '#libs/config';
+import { isNatsSyncInterval, type NatsAuth } from '#libs/config';
 import { ensureSecretFile } from '#libs/secrets';
 
 /**
@@ -204,7 +204,7 @@ function renderPermissions(p: Permissions, indent: string): string {
  */
 export function natsSyncInterval(value: string | undefined): string | undefined {
   if (value === undefined || value === '') return undefined;
-  if (!/^(always|(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+)$/.test(value) || /^[0.]+[a-zµ]+$/.test(value)) {
+  if (!isNatsSyncInterval(value)) {
     throw new Error(
       `RUNWAY_NATS_SYNC_INTERVAL=${JSON.stringify(value)}: must be \`always\` or a positive duration such as 10s or 2m`,
     );

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { z } from 'zod';
+import { ConfigError, loadConfig } from '#libs/config';
 import { ensureNatsCredentials, natsServerConfig, natsSyncInterval } from './auth.js';
 import { freePort, natsServerBinary, waitForPort } from './nats-server.js';
 
@@ -68,6 +69,16 @@ describe('RUNWAY_NATS_SYNC_INTERVAL (jetstream sync_interval)', { timeout: 30_00
         /RUNWAY_NATS_SYNC_INTERVAL=.*must be `always` or a positive duration/,
       );
     }
+  });
+
+  it('is checked with the rest of the configuration at start (npm start exits 2 naming it)', () => {
+    assert.doesNotThrow(() => loadConfig({ RUNWAY_NATS_SYNC_INTERVAL: 'always' }));
+    assert.doesNotThrow(() => loadConfig({ RUNWAY_NATS_SYNC_INTERVAL: '' }));
+    assert.throws(
+      () => loadConfig({ RUNWAY_NATS_SYNC_INTERVAL: 'soon' }),
+      (err: unknown) =>
+        err instanceof ConfigError && /RUNWAY_NATS_SYNC_INTERVAL="soon": must be `always`/.test(err.message),
+    );
   });
 
   it('renders it in the jetstream block; unset leaves the server default', () => {
