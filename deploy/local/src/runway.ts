@@ -146,6 +146,7 @@ export async function startRunway(config: RunwayConfig, log = new Logger('runway
         const store = new EventStore(nats, integrationRegistry(), {
           stream: config.events.stream,
           subjectPrefix: config.events.subjectPrefix,
+          replicas: config.nats.replicas,
         });
         const workers = await startWorkers({ nats, store, db: execution.db, config }, config.worker.embedded);
         stops.push(() => workers.stop());

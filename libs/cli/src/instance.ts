@@ -71,6 +71,7 @@ export async function withNats<T>(
   const store = new EventStore(nc, integrationRegistry(), {
     stream: instance.config.events.stream,
     subjectPrefix: instance.config.events.subjectPrefix,
+    replicas: instance.config.nats.replicas,
   });
   try {
     return await fn(nc, store);

@@ -224,7 +224,8 @@ export class EventStore {
         c.deny_delete &&
         c.deny_purge &&
         c.allow_direct &&
-        c.duplicate_window === config.duplicate_window;
+        c.duplicate_window === config.duplicate_window &&
+        c.num_replicas === config.num_replicas;
       if (!same) await jsm.streams.update(this.stream, { ...c, ...config } as StreamConfig);
     } catch (err) {
       if (err instanceof JetStreamApiError && err.code === 10059) {

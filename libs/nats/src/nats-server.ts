@@ -7,6 +7,7 @@ import {
   ensureNatsCredentials,
   natsServerConfig,
   natsUrlWithCredentials,
+  type NatsClusterNodeConfig,
   type NatsCredentials,
   type NatsScope,
   type NatsUser,
@@ -111,6 +112,10 @@ export async function startNatsServer(opts: {
   credentialsDir?: string;
   scope?: NatsScope;
   log?: (line: string) => void;
+  /** A node of a cluster (startNatsCluster): its routes to the other nodes. */
+  cluster?: NatsClusterNodeConfig;
+  /** Port of the monitoring endpoints (/healthz); none when unset. */
+  monitorPort?: number;
 }): Promise<NatsServerHandle> {
   const bin = natsServerBinary();
   const port = opts.port ?? (await freePort());
@@ -122,7 +127,15 @@ export async function startNatsServer(opts: {
   const host = '127.0.0.1';
   writeFileSync(
     configFile,
-    natsServerConfig({ host, port, storeDir: opts.storeDir, credentials, scope: opts.scope }),
+    natsServerConfig({
+      host,
+      port,
+      storeDir: opts.storeDir,
+      credentials,
+      scope: opts.scope,
+      cluster: opts.cluster,
+      monitorPort: opts.monitorPort,
+    }),
     { mode: 0o600 },
   );
   chmodSync(configFile, 0o600);

@@ -31,10 +31,12 @@ export class RunLeases {
     subjectPrefix: string,
     ttlMs = 15_000,
     maxBytes = 0,
+    replicas = 1,
   ): Promise<RunLeases> {
     const kv = await new Kvm(nc).create(leaseBucketName(subjectPrefix), {
       ttl: ttlMs,
       history: 1,
+      replicas,
       maxValueSize: 4096,
       ...(maxBytes > 0 ? { max_bytes: maxBytes } : {}),
     });
