@@ -42,3 +42,4 @@ export async function drainNats(nc: NatsConnection): Promise<void> {
 export * from './auth.js';
 export * from './nats-server.js';
 export * from './nats-cluster.js';
+export * from './embedded.js';

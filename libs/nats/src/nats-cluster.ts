@@ -1,4 +1,6 @@
 import { join } from 'node:path';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import {
   ensureNatsCredentials,
   ensureNatsRouteCredential,
@@ -40,7 +42,7 @@ export interface NatsClusterHandle {
   stop: () => Promise<void>;
   /** SIGKILL of every node. */
   kill: () => Promise<void>;
-  /** Starts every stopped or killed node again (same ports and store dirs), waits until all are healthy. */
+  /** Starts every node again (same ports and store dirs; a running one is stopped first), waits until all are healthy and every stream has a leader. */
   restart: () => Promise<void>;
   /** Resolves once every node answers /healthz with 200. */
   waitHealthy: (timeoutMs?: number) => Promise<void>;
@@ -65,6 +67,40 @@ export async function waitForNatsHealthz(monitorPort: number, timeoutMs = 30_000
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`nats-server on monitor port ${monitorPort} not healthy after ${timeoutMs} ms: ${last}`);
+}
+
+/**
+ * Waits until JetStream answers on the cluster and every stream of the account has an elected
+ * leader: /healthz turns 200 before the streams' own elections end, and a stream without a leader
+ * answers no request (a client's first STREAM.INFO after a full restart timed out at 5 s).
+ */
+export async function waitForStreamLeaders(
+  servers: string[],
+  auth: { user: string; pass: string },
+  timeoutMs = 30_000,
+): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  const nc = await connect({ servers, ...auth, timeout: 5_000, reconnect: true, maxReconnectAttempts: -1 });
+  let last = '';
+  try {
+    const jsm = await jetstreamManager(nc, { timeout: 2_000 });
+    while (Date.now() < until) {
+      try {
+        const names: string[] = [];
+        for await (const n of jsm.streams.names()) names.push(n);
+        const infos = await Promise.all(names.map((n) => jsm.streams.info(n)));
+        const leaderless = infos.filter((i) => i.cluster && !i.cluster.leader).map((i) => i.config.name);
+        if (leaderless.length === 0) return;
+        last = `no leader yet: ${leaderless.join(', ')}`;
+      } catch (err) {
+        last = err instanceof Error ? err.message : String(err);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    await nc.close();
+  }
+  throw new Error(`JetStream streams not ready after ${timeoutMs} ms: ${last}`);
 }
 
 /**
@@ -108,6 +144,12 @@ export async function startNatsCluster(opts: {
       })),
     ));
   const routePorts = ports.map((p) => p.route);
+  const streamsReady = () =>
+    waitForStreamLeaders(
+      ports.map((p) => `nats://${HOST}:${p.client}`),
+      { user: 'runway', pass: credentials.runway },
+      timeoutMs,
+    );
   const name = opts.name ?? 'runway';
   const timeoutMs = opts.timeoutMs ?? 30_000;
   // Every node only waits for its client port here: none is healthy before a quorum runs.
@@ -136,10 +178,12 @@ export async function startNatsCluster(opts: {
         restart: async () => {
           await handle.restart();
           await waitHealthy();
+          await streamsReady();
         },
       });
     }
     await Promise.all(nodes.map((n) => n.waitHealthy()));
+    await streamsReady();
   } catch (err) {
     await Promise.all(raw.map((n) => n.kill()));
     throw err;
@@ -168,6 +212,7 @@ export async function startNatsCluster(opts: {
       await Promise.all(raw.map((n) => n.stop()));
       for (const n of raw) await n.restart();
       await waitHealthy();
+      await streamsReady();
     },
     waitHealthy,
   };

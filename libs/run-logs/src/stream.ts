@@ -41,10 +41,15 @@ export async function ensureLogsStream(
       c.max_bytes !== wanted.max_bytes ||
       c.duplicate_window !== wanted.duplicate_window ||
       !c.allow_direct ||
-      c.num_replicas !== wanted.num_replicas ||
+      c.num_replicas < (wanted.num_replicas ?? 1) ||
       c.subjects.join() !== wanted.subjects!.join()
     )
-      await jsm.streams.update(name, { ...c, ...wanted });
+      // Replicas only go up here (see EventStore.ensureStream).
+      await jsm.streams.update(name, {
+        ...c,
+        ...wanted,
+        num_replicas: Math.max(c.num_replicas, wanted.num_replicas ?? 1),
+      });
   } catch (err) {
     if (!/not found/i.test(String(err))) throw err;
     try {
