@@ -43,3 +43,4 @@ export * from './auth.js';
 export * from './nats-server.js';
 export * from './nats-cluster.js';
 export * from './embedded.js';
+export * from './transient.js';
