@@ -11,7 +11,7 @@ export function isTransientNatsError(err: unknown): boolean {
       return true;
     if ('code' in e && (e.code === 10008 || e.code === 503 || e.code === '503')) return true;
     if (
-      /\b(timeout|timed out|no responders|temporarily unavailable|connection (lost|refused))\b/i.test(
+      /\b(timeout|timed out|no responders|temporarily unavailable|jetstream is not enabled|leadership change|connection (lost|refused))\b/i.test(
         e.message,
       )
     )

@@ -78,6 +78,7 @@ export class LeaseReaper {
     for (const r of rows) {
       if (await this.leases.get(r.id)) continue;
       if (holding) continue;
+      if (await this.leases.heldByLeader(r.id)) continue; // a replica behind answered the direct get
       const res = await this.commands.handle(
         r.workspace_id,
         r.id,
