@@ -343,15 +343,15 @@ describe('Runway on a 3-node cluster under faults (real processes)', { timeout: 
     const load = newLoad();
     const t0 = Date.now();
     load.start();
-    await sleep(3_000);
+    await sleep(2_000);
     await cluster.nodes[0]!.kill();
-    await sleep(3_000);
+    await sleep(2_000);
     await cluster.nodes[0]!.restart(); // waits until it is healthy again
     await cluster.nodes[1]!.kill();
-    await sleep(3_000);
+    await sleep(2_000);
     await cluster.nodes[1]!.restart();
     await cluster.restart(); // every node: stopped, started, healthy, every stream with a leader
-    await sleep(3_000);
+    await sleep(2_000);
     await load.stop();
     const loadMs = Date.now() - t0;
     const r = await assertNothingLost(load);
@@ -367,7 +367,7 @@ describe('Runway on a 3-node cluster under faults (real processes)', { timeout: 
     const load = newLoad();
     const t0 = Date.now();
     load.start();
-    await sleep(3_000);
+    await sleep(2_000);
     await sigkill(procs.get('gateway-b')!);
     await sleep(2_000);
     await sigkill(procs.get('scheduling-1')!);
