@@ -28,10 +28,14 @@ export interface TestStack {
 
 /**
  * The whole of Runway in this test process, on a private nats-server (service subjects are not
- * prefixed, so each stack gets its own server) and a fresh database of the test Postgres.
+ * prefixed, so each stack gets its own server) and a fresh database of the test Postgres. With
+ * `cluster: N`, on N private nats-servers clustered on loopback, everything with N replicas.
  */
-export async function startTestStack(extraEnv: Record<string, string> = {}): Promise<TestStack> {
-  const env = await createTestEnvironment({ ownNats: true });
+export async function startTestStack(
+  extraEnv: Record<string, string> = {},
+  opts: { cluster?: number } = {},
+): Promise<TestStack> {
+  const env = await createTestEnvironment(opts.cluster ? { cluster: opts.cluster } : { ownNats: true });
   const dataDir = mkdtempSync(join(tmpdir(), 'runway-stack-'));
   const port = await freePort();
   const config = loadConfig({
@@ -42,6 +46,7 @@ export async function startTestStack(extraEnv: Record<string, string> = {}): Pro
     DATABASE_URL: env.databaseUrl,
     RUNWAY_EVENTS_STREAM: env.stream,
     RUNWAY_SUBJECT_PREFIX: env.subjectPrefix,
+    RUNWAY_NATS_REPLICAS: String(env.replicas),
     RUNWAY_LOG_LEVEL: 'error',
     // The tests schedule jobs every few seconds (those of the limit set their own).
     RUNWAY_MIN_SCHEDULE_INTERVAL_SECONDS: '1',

@@ -6,10 +6,20 @@ import { loadConfigOrExit } from '#libs/config';
 import { startRunway } from './runway.js';
 
 const args = process.argv.slice(2);
-for (const a of args) {
+for (let i = 0; i < args.length; i++) {
+  const a = args[i]!;
+  const cluster = /^--cluster(?:=(.*))?$/.exec(a);
   if (a === '--dev-auto-approve') process.env.RUNWAY_DEV_AUTO_APPROVE = '1';
-  else {
-    process.stderr.write(`runway: unknown option ${a} (known: --dev-auto-approve)\n`);
+  else if (cluster) {
+    // `--cluster 3` / `--cluster=3`: RUNWAY_NATS_CLUSTER (validated with the rest of the configuration).
+    const n = cluster[1] ?? args[++i];
+    if (n === undefined || !/^\d+$/.test(n)) {
+      process.stderr.write('runway: --cluster needs a node count: --cluster 3 (or 5)\n');
+      process.exit(2);
+    }
+    process.env.RUNWAY_NATS_CLUSTER = n;
+  } else {
+    process.stderr.write(`runway: unknown option ${a} (known: --dev-auto-approve, --cluster N)\n`);
     process.exit(2);
   }
 }

@@ -11,7 +11,7 @@ import {
 } from '#libs/database';
 import { integrationRegistry } from '#libs/contracts';
 import { EventStore } from '#libs/eventstore';
-import { connectNats, drainNats, startNatsServer, waitForPort, type NatsServerHandle } from '#libs/nats';
+import { connectNats, drainNats, startEmbeddedNats, waitForPort, type EmbeddedNats } from '#libs/nats';
 import { ensureSecretFile } from '#libs/secrets';
 import { startNestMicroservice, startServiceHost, type RunningService } from '#libs/service-host';
 import { createGatewayHttp } from '../../../services/gateway/src/app.js';
@@ -61,23 +61,23 @@ export async function startRunway(config: RunwayConfig, log = new Logger('runway
   };
   try {
     let natsUrl = config.nats.url;
-    let natsServer: NatsServerHandle | undefined;
+    let natsServer: EmbeddedNats | undefined;
     if (!natsUrl) {
-      if (!(await portIsFree(config.nats.port))) {
-        throw new Error(
-          `RUNWAY_NATS_PORT ${config.nats.port} is already in use: choose another port or set NATS_URL`,
-        );
-      }
-      natsServer = await startNatsServer({
-        storeDir: join(config.dataDir, 'nats'),
+      // One nats-server, or RUNWAY_NATS_CLUSTER (--cluster N) clustered on loopback with R=N.
+      natsServer = await startEmbeddedNats({
+        natsDir: join(config.dataDir, 'nats'),
         port: config.nats.port,
+        nodes: config.nats.clusterNodes,
         scope: { stream: config.events.stream, subjectPrefix: config.events.subjectPrefix },
       });
       natsUrl = natsServer.url;
       const s = natsServer;
       stops.push(() => s.stop());
       log.log(
-        `nats-server with JetStream on ${natsServer.anonymousUrl} (authentication on; credentials in ${natsServer.credentialsDir})`,
+        natsServer.nodes > 1
+          ? `${natsServer.nodes} nats-servers with JetStream clustered on ${natsServer.anonymousUrl}, ` +
+              `${config.nats.replicas} replicas of every stream (authentication on; credentials in ${natsServer.credentialsDir})`
+          : `nats-server with JetStream on ${natsServer.anonymousUrl} (authentication on; credentials in ${natsServer.credentialsDir})`,
       );
     }
     let adminDbUrl = config.database.url;
@@ -146,6 +146,7 @@ export async function startRunway(config: RunwayConfig, log = new Logger('runway
         const store = new EventStore(nats, integrationRegistry(), {
           stream: config.events.stream,
           subjectPrefix: config.events.subjectPrefix,
+          replicas: config.nats.replicas,
         });
         const workers = await startWorkers({ nats, store, db: execution.db, config }, config.worker.embedded);
         stops.push(() => workers.stop());

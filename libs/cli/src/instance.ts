@@ -2,7 +2,7 @@ import { loadConfig, type RunwayConfig } from '#libs/config';
 import { createKysely } from '#libs/database';
 import { integrationRegistry } from '#libs/contracts';
 import { EventStore } from '#libs/eventstore';
-import { connectNats, drainNats, redactUrl, type NatsConnection } from '#libs/nats';
+import { connectNats, drainNats, readEmbeddedCluster, redactUrl, type NatsConnection } from '#libs/nats';
 import type { Kysely } from 'kysely';
 import { join } from 'node:path';
 import { readSecretFile } from '#libs/secrets';
@@ -24,17 +24,21 @@ export interface Instance {
  * NATS `admin` user and the PostgreSQL `runway` role, whose passwords are under the data dir.
  */
 export function findInstance(env: NodeJS.ProcessEnv = process.env): Instance {
-  const config = loadConfig(env);
+  let config = loadConfig(env);
+  // An embedded cluster (`npm start -- --cluster N`) is recorded in the data dir: its client ports,
+  // and the node count (so replicas default as they do for the running instance).
+  const cluster = config.nats.url ? undefined : readEmbeddedCluster(join(config.dataDir, 'nats'));
+  if (cluster && !env.RUNWAY_NATS_CLUSTER)
+    config = loadConfig({ ...env, RUNWAY_NATS_CLUSTER: String(cluster.nodes) });
+  const ports = cluster?.clientPorts ?? [config.nats.port];
   const secret = (...path: string[]) =>
     encodeURIComponent(readSecretFile(join(config.dataDir, ...path)) ?? '');
+  const embedded = (user: 'admin' | 'runway') =>
+    ports.map((p) => `nats://${user}:${secret('nats', 'credentials', user)}@127.0.0.1:${p}`).join(',');
   return {
     config,
-    natsUrl:
-      config.nats.url ??
-      `nats://admin:${secret('nats', 'credentials', 'admin')}@127.0.0.1:${config.nats.port}`,
-    serviceNatsUrl:
-      config.nats.url ??
-      `nats://runway:${secret('nats', 'credentials', 'runway')}@127.0.0.1:${config.nats.port}`,
+    natsUrl: config.nats.url ?? embedded('admin'),
+    serviceNatsUrl: config.nats.url ?? embedded('runway'),
     databaseUrl:
       config.database.url ??
       `postgres://runway:${secret('pg', 'credentials', 'runway')}@127.0.0.1:${config.database.port}/runway`,
@@ -71,6 +75,7 @@ export async function withNats<T>(
   const store = new EventStore(nc, integrationRegistry(), {
     stream: instance.config.events.stream,
     subjectPrefix: instance.config.events.subjectPrefix,
+    replicas: instance.config.nats.replicas,
   });
   try {
     return await fn(nc, store);

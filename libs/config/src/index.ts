@@ -23,10 +23,25 @@ const schema = z.object({
   RUNWAY_DATA_DIR: z.string().min(1).default('./.runway'),
   RUNWAY_NATS_PORT: port.default(4222),
   RUNWAY_PG_PORT: port.default(5433),
+  /** One server, or a cluster's servers comma-separated: `nats://user:pass@h1:4222,nats://h2:4222`. */
   NATS_URL: z
     .string()
-    .regex(/^(nats|tls):\/\/\S+$/, 'must look like nats://host:port')
+    .refine((v) => {
+      const parts = v.split(',').map((x) => x.trim());
+      return parts.length > 0 && parts.every((x) => /^(nats|tls):\/\/\S+$/.test(x) && URL.canParse(x));
+    }, 'must look like nats://host:port (or several, comma-separated: nats://h1:4222,nats://h2:4222)')
     .optional(),
+  /** Replicas of every stream, KV bucket and object store Runway creates (EVENTS, LOGS, buckets). */
+  RUNWAY_NATS_REPLICAS: z.coerce.number().int().min(1).max(5).optional(),
+  /**
+   * Without NATS_URL: nats-servers `npm start` runs clustered on loopback (1: one server; 3 or 5:
+   * a cluster, with RUNWAY_NATS_REPLICAS defaulting to the same number). `npm start -- --cluster 3`.
+   */
+  RUNWAY_NATS_CLUSTER: z.coerce
+    .number()
+    .int()
+    .refine((n) => n === 1 || n === 3 || n === 5, 'must be 1, 3 or 5')
+    .default(1),
   /** Credentials for NATS_URL's server (besides `nats://user:pass@host` or `nats://token@host` in the URL itself). */
   NATS_USER: z.string().min(1).optional(),
   NATS_PASSWORD: z.string().min(1).optional(),
@@ -231,8 +246,19 @@ export interface RunwayConfig {
     tokenPollsPerMinute: number;
   };
   dataDir: string;
-  /** `url` may carry credentials (`nats://user:pass@host:port`); `auth` comes from NATS_USER/…, NATS_TOKEN or NATS_CREDS. */
-  nats: { url: string | undefined; port: number; auth: NatsAuth | undefined };
+  /**
+   * `url` may carry credentials (`nats://user:pass@host:port`) and may list several servers
+   * (comma-separated); `auth` comes from NATS_USER/…, NATS_TOKEN or NATS_CREDS. `replicas`: of
+   * every stream, KV bucket and object store Runway creates. `clusterNodes`: nats-servers the
+   * embedded default runs (without NATS_URL).
+   */
+  nats: {
+    url: string | undefined;
+    port: number;
+    auth: NatsAuth | undefined;
+    replicas: number;
+    clusterNodes: number;
+  };
   database: { url: string | undefined; port: number };
   masterKey: string | undefined;
   events: { stream: string; subjectPrefix: string };
@@ -310,6 +336,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RunwayConfig {
     throw new ConfigError([
       'NATS_USER, NATS_PASSWORD, NATS_TOKEN and NATS_CREDS apply to NATS_URL: set NATS_URL too',
     ]);
+  const clusterNodes = e.NATS_URL ? 1 : e.RUNWAY_NATS_CLUSTER;
+  const replicas = e.RUNWAY_NATS_REPLICAS ?? clusterNodes;
+  if (!e.NATS_URL && replicas > clusterNodes)
+    throw new ConfigError([
+      `RUNWAY_NATS_REPLICAS=${replicas}: the embedded NATS has ${clusterNodes} server(s) ` +
+        '(set RUNWAY_NATS_CLUSTER, or NATS_URL to your cluster)',
+    ]);
   return {
     http: { host: e.RUNWAY_HOST, port: e.RUNWAY_HTTP_PORT },
     grpc: {
@@ -322,7 +355,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RunwayConfig {
       tokenPollsPerMinute: e.RUNWAY_RATE_TOKEN_POLLS_PER_MINUTE,
     },
     dataDir: resolve(e.RUNWAY_DATA_DIR),
-    nats: { url: e.NATS_URL, port: e.RUNWAY_NATS_PORT, auth: natsAuth },
+    nats: { url: e.NATS_URL, port: e.RUNWAY_NATS_PORT, auth: natsAuth, replicas, clusterNodes },
     database: { url: e.DATABASE_URL, port: e.RUNWAY_PG_PORT },
     masterKey: e.RUNWAY_MASTER_KEY,
     events: { stream: e.RUNWAY_EVENTS_STREAM, subjectPrefix: e.RUNWAY_SUBJECT_PREFIX },

@@ -233,8 +233,16 @@ export class EventStore {
         c.deny_delete &&
         c.deny_purge &&
         c.allow_direct &&
-        c.duplicate_window === config.duplicate_window;
-      if (!same) await jsm.streams.update(this.stream, { ...c, ...config } as StreamConfig);
+        c.duplicate_window === config.duplicate_window &&
+        c.num_replicas >= (config.num_replicas ?? 1);
+      // Replicas are raised (RUNWAY_NATS_REPLICAS went up), never lowered by a process that was
+      // started without the setting: lowering them is an operator's decision (`nats stream edit`).
+      if (!same)
+        await jsm.streams.update(this.stream, {
+          ...c,
+          ...config,
+          num_replicas: Math.max(c.num_replicas, config.num_replicas ?? 1),
+        } as StreamConfig);
     } catch (err) {
       if (err instanceof JetStreamApiError && err.code === 10059) {
         await jsm.streams.add(config);

@@ -166,6 +166,26 @@ describe('NATS URLs with credentials', () => {
     assert.equal(redactUrl('nats://svc:p%40ss@h:4222'), 'nats://svc:***@h:4222');
     assert.equal(redactUrl('nats://s3cret@h:4222'), 'nats://***@h:4222');
   });
+
+  it('takes a comma-separated list of servers, with the credentials of the first URL that has some', () => {
+    assert.deepEqual(natsClientOptions('nats://h1:4222, nats://svc:pw@h2:4222,nats://other:x@h3:4222'), {
+      servers: ['nats://h1:4222', 'nats://h2:4222', 'nats://h3:4222'],
+      user: 'svc',
+      pass: 'pw',
+    });
+    assert.deepEqual(
+      natsClientOptions('nats://h1:4222,nats://h2:4222', { kind: 'user', user: 'u', password: 'p' }),
+      {
+        servers: ['nats://h1:4222', 'nats://h2:4222'],
+        user: 'u',
+        pass: 'p',
+      },
+    );
+    assert.equal(
+      redactUrl('nats://svc:pw@h1:4222,nats://svc:pw@h2:4222'),
+      'nats://svc:***@h1:4222,nats://svc:***@h2:4222',
+    );
+  });
 });
 
 describe('an external nats-server with its own credentials (NATS_URL, NATS_USER/NATS_PASSWORD, NATS_TOKEN)', () => {

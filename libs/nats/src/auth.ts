@@ -32,17 +32,33 @@ export interface NatsClientOptions {
   authenticator?: Authenticator;
 }
 
+/** The servers of a NATS URL list (`nats://h1:4222,nats://h2:4222`, spaces allowed after the commas). */
+export function splitNatsUrls(url: string): string[] {
+  return url
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
 /**
- * Splits credentials off a URL (`nats://user:pass@host:port`, `nats://token@host:port`); explicit
- * `auth` (NATS_USER/NATS_PASSWORD, NATS_TOKEN, NATS_CREDS) wins over the URL's.
+ * Splits credentials off a URL (`nats://user:pass@host:port`, `nats://token@host:port`) or a
+ * comma-separated list of them (a cluster: every server goes into `servers`; the credentials are
+ * those of the first URL that has some); explicit `auth` (NATS_USER/NATS_PASSWORD, NATS_TOKEN,
+ * NATS_CREDS) wins over the URLs'.
  */
 export function natsClientOptions(url: string, auth?: NatsAuth): NatsClientOptions {
-  const u = new URL(url);
-  const user = decodeURIComponent(u.username);
-  const pass = decodeURIComponent(u.password);
-  u.username = '';
-  u.password = '';
-  const servers = [u.toString().replace(/\/$/, '')];
+  let user = '';
+  let pass = '';
+  const servers = splitNatsUrls(url).map((one) => {
+    const u = new URL(one);
+    if (!user && !pass && (u.username || u.password)) {
+      user = decodeURIComponent(u.username);
+      pass = decodeURIComponent(u.password);
+    }
+    u.username = '';
+    u.password = '';
+    return u.toString().replace(/\/$/, '');
+  });
   if (auth) {
     switch (auth.kind) {
       case 'user':
@@ -62,16 +78,19 @@ export function natsClientOptions(url: string, auth?: NatsAuth): NatsClientOptio
   return { servers };
 }
 
-/** A URL safe to print: the password (or token) replaced by `***`. */
+/** A URL (or comma-separated list of URLs) safe to print: passwords (or tokens) replaced by `***`. */
 export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    else if (u.username) u.username = '***';
-    return u.toString().replace(/\/$/, '');
-  } catch {
-    return '(invalid URL)';
-  }
+  const one = (s: string) => {
+    try {
+      const u = new URL(s);
+      if (u.password) u.password = '***';
+      else if (u.username) u.username = '***';
+      return u.toString().replace(/\/$/, '');
+    } catch {
+      return '(invalid URL)';
+    }
+  };
+  return url.includes(',') ? splitNatsUrls(url).map(one).join(',') : one(url);
 }
 
 /** `nats://user:password@host:port` for one of the users. */
@@ -197,6 +216,27 @@ function renderPermissions(p: Permissions, indent: string): string {
   return [`{`, side('publish', p.publish), side('subscribe', p.subscribe), `${indent}}`].join('\n');
 }
 
+/** The route password of a cluster's nodes, under `<dir>/route` (0600), made once and reused. */
+export function ensureNatsRouteCredential(dir: string): string {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700);
+  return ensureSecretFile(join(dir, 'route'));
+}
+
+/** One node's part of a cluster: its routes to the others (all on `host`), authenticated as `route`. */
+export interface NatsClusterNodeConfig {
+  /** Cluster name (the same on every node). */
+  name: string;
+  /** This node's name (`server_name`, unique in the cluster). */
+  serverName: string;
+  /** Port this node accepts routes on. */
+  port: number;
+  /** Route ports of every node (this node's own is ignored by the server). */
+  routePorts: readonly number[];
+  /** The route password (user `route`), the same on every node. */
+  routePassword: string;
+}
+
 /**
  * How often JetStream fsyncs its files (`jetstream { sync_interval }`): RUNWAY_NATS_SYNC_INTERVAL,
  * `always` (fsync every write before the ack) or a Go duration (`30s`, `2m`, `1m30s`); undefined
@@ -215,7 +255,10 @@ export function natsSyncInterval(value: string | undefined): string | undefined 
 /**
  * A nats-server configuration with JetStream and password authentication: no anonymous user, one
  * entry per Runway user with its permissions. `syncInterval` (default: RUNWAY_NATS_SYNC_INTERVAL,
- * see natsSyncInterval; null: the server's default) sets JetStream's fsync interval.
+ * see natsSyncInterval; null: the server's default) sets JetStream's fsync interval. With
+ * `cluster`, the node also routes to the other nodes on the same host (route connections
+ * authenticated with their own password); with `monitorPort`, the monitoring endpoints (/healthz)
+ * listen on the host.
  */
 export function natsServerConfig(opts: {
   host: string;
@@ -224,6 +267,8 @@ export function natsServerConfig(opts: {
   credentials: NatsCredentials;
   scope?: NatsScope;
   syncInterval?: string | null;
+  cluster?: NatsClusterNodeConfig;
+  monitorPort?: number;
 }): string {
   const scope = opts.scope ?? DEFAULT_NATS_SCOPE;
   const syncInterval = natsSyncInterval(
@@ -250,6 +295,22 @@ export function natsServerConfig(opts: {
     users.join(',\n'),
     '  ]',
     '}',
+    ...(opts.monitorPort !== undefined ? [`http: ${quote(`${opts.host}:${opts.monitorPort}`)}`] : []),
+    ...(opts.cluster ? clusterBlock(opts.host, opts.cluster) : []),
     '',
   ].join('\n');
+}
+
+function clusterBlock(host: string, c: NatsClusterNodeConfig): string[] {
+  const route = (port: number) =>
+    quote(`nats-route://route:${encodeURIComponent(c.routePassword)}@${host}:${port}`);
+  return [
+    `server_name: ${quote(c.serverName)}`,
+    'cluster {',
+    `  name: ${quote(c.name)}`,
+    `  listen: ${quote(`${host}:${c.port}`)}`,
+    `  authorization { user: "route", password: ${quote(c.routePassword)}, timeout: 2 }`,
+    `  routes: [${c.routePorts.map(route).join(', ')}]`,
+    '}',
+  ];
 }

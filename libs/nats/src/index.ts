@@ -41,3 +41,6 @@ export async function drainNats(nc: NatsConnection): Promise<void> {
 
 export * from './auth.js';
 export * from './nats-server.js';
+export * from './nats-cluster.js';
+export * from './embedded.js';
+export * from './transient.js';

@@ -7,6 +7,7 @@ import {
   ensureNatsCredentials,
   natsServerConfig,
   natsUrlWithCredentials,
+  type NatsClusterNodeConfig,
   type NatsCredentials,
   type NatsScope,
   type NatsUser,
@@ -113,6 +114,10 @@ export async function startNatsServer(opts: {
   /** JetStream's fsync interval (default RUNWAY_NATS_SYNC_INTERVAL, see natsSyncInterval). */
   syncInterval?: string | null;
   log?: (line: string) => void;
+  /** A node of a cluster (startNatsCluster): its routes to the other nodes. */
+  cluster?: NatsClusterNodeConfig;
+  /** Port of the monitoring endpoints (/healthz); none when unset. */
+  monitorPort?: number;
 }): Promise<NatsServerHandle> {
   const bin = natsServerBinary();
   const port = opts.port ?? (await freePort());
@@ -131,6 +136,8 @@ export async function startNatsServer(opts: {
       credentials,
       scope: opts.scope,
       syncInterval: opts.syncInterval,
+      cluster: opts.cluster,
+      monitorPort: opts.monitorPort,
     }),
     { mode: 0o600 },
   );

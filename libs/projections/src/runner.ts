@@ -266,6 +266,9 @@ export async function applyBatch(
   return res.checkpoint;
 }
 
+/** Lifetime of one pull request of a projection's consumer (see consumeOnce). */
+const PULL_EXPIRES_MS = 4_000;
+
 /**
  * Runs one projection: a pull consumer of its own (ack policy "all": acknowledging the highest
  * sequence of a committed batch acknowledges the batch) feeding batched transactions with the
@@ -380,6 +383,11 @@ export class ProjectionRunner {
     const messages = await consumer.consume({
       max_messages: Math.max(this.batchSize, 256),
       abort_on_missing_resource: true,
+      // Pulls that expire every few seconds (idle heartbeats at half that): a pull left on a
+      // consumer leader that died (a cluster node lost) is noticed and re-sent within ~4 s, where
+      // the client's default (30 s) stalled the projection, and every read-your-writes wait on it,
+      // for up to 30 s (seen in test/durability/cluster-faults).
+      expires: PULL_EXPIRES_MS,
     });
     this.messages = messages;
     // Reader: moves delivered messages into `queue` as they come. Writer (below): each time it is

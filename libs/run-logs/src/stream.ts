@@ -7,6 +7,8 @@ export interface LogsRetention {
   maxAgeMs: number;
   /** Most bytes kept, oldest removed first; -1 = unlimited. */
   maxBytes: number;
+  /** Replicas of the stream (RUNWAY_NATS_REPLICAS; default 1). */
+  replicas?: number;
 }
 
 export const DEFAULT_RETENTION: LogsRetention = { maxAgeMs: 7 * 24 * 3600 * 1000, maxBytes: -1 };
@@ -29,6 +31,7 @@ export async function ensureLogsStream(
     max_bytes: retention.maxBytes,
     duplicate_window: DUPLICATE_WINDOW_MS * 1_000_000,
     allow_direct: true,
+    num_replicas: retention.replicas ?? 1,
   };
   try {
     const info = await jsm.streams.info(name);
@@ -38,9 +41,15 @@ export async function ensureLogsStream(
       c.max_bytes !== wanted.max_bytes ||
       c.duplicate_window !== wanted.duplicate_window ||
       !c.allow_direct ||
+      c.num_replicas < (wanted.num_replicas ?? 1) ||
       c.subjects.join() !== wanted.subjects!.join()
     )
-      await jsm.streams.update(name, { ...c, ...wanted });
+      // Replicas only go up here (see EventStore.ensureStream).
+      await jsm.streams.update(name, {
+        ...c,
+        ...wanted,
+        num_replicas: Math.max(c.num_replicas, wanted.num_replicas ?? 1),
+      });
   } catch (err) {
     if (!/not found/i.test(String(err))) throw err;
     try {

@@ -62,6 +62,7 @@ export async function startServiceHost(
   const store = new EventStore(nats, registry, {
     stream: config.events.stream,
     subjectPrefix: config.events.subjectPrefix,
+    replicas: config.nats.replicas,
   });
   await store.ensureStream();
   const db = createKysely<unknown>({ url: databaseUrl, max: 10 });

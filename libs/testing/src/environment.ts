@@ -15,7 +15,13 @@ import {
 } from '#libs/database';
 import { EventRegistry, EventStore } from '#libs/eventstore';
 import { connectNats, drainNats, type NatsConnection } from '#libs/nats';
-import { freePort, startNatsServer, type NatsServerHandle } from '#libs/nats';
+import {
+  freePort,
+  startNatsCluster,
+  startNatsServer,
+  type NatsClusterHandle,
+  type NatsServerHandle,
+} from '#libs/nats';
 
 /**
  * Real services for one test file. NATS: NATS_URL when set (the test runner starts one for the whole
@@ -31,6 +37,10 @@ export interface TestEnvironment {
   nats: NatsConnection;
   /** Only when this environment started its own server (for stop/restart tests). */
   natsServer?: NatsServerHandle;
+  /** Only with `cluster`: the nodes of this environment's own cluster (natsUrl lists them all). */
+  natsCluster?: NatsClusterHandle;
+  /** Replicas of the streams, buckets and object stores (the cluster size, else 1). */
+  replicas: number;
   databaseUrl: string;
   stream: string;
   subjectPrefix: string;
@@ -42,14 +52,32 @@ export interface TestEnvironment {
   close: () => Promise<void>;
 }
 
-export async function createTestEnvironment(opts: { ownNats?: boolean } = {}): Promise<TestEnvironment> {
+/**
+ * `ownNats`: a nats-server of this file's own. `cluster: N`: N nats-servers of this file's own,
+ * clustered on loopback (startNatsCluster), with N replicas of everything (RUNWAY_NATS_REPLICAS in
+ * childEnv); only the files that test clustering ask for one.
+ */
+export async function createTestEnvironment(
+  opts: { ownNats?: boolean; cluster?: number } = {},
+): Promise<TestEnvironment> {
   const id = `t${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
   const cleanups: (() => Promise<void>)[] = [];
   let natsServer: NatsServerHandle | undefined;
+  let natsCluster: NatsClusterHandle | undefined;
   let natsUrl = process.env.NATS_URL;
   const stream = `EVENTS_${id}`;
   const subjectPrefix = id;
-  if (!natsUrl || opts.ownNats) {
+  const replicas = opts.cluster ?? 1;
+  if (opts.cluster) {
+    const storeDir = join(tmpdir(), `runway-nats-${id}`);
+    natsCluster = await startNatsCluster({ nodes: opts.cluster, storeDir, scope: { stream, subjectPrefix } });
+    natsUrl = natsCluster.url;
+    const c = natsCluster;
+    cleanups.push(async () => {
+      await c.stop();
+      rmSync(storeDir, { recursive: true, force: true });
+    });
+  } else if (!natsUrl || opts.ownNats) {
     const storeDir = join(tmpdir(), `runway-nats-${id}`);
     natsServer = await startNatsServer({ storeDir, scope: { stream, subjectPrefix } });
     natsUrl = natsServer.url;
@@ -95,10 +123,12 @@ export async function createTestEnvironment(opts: { ownNats?: boolean } = {}): P
     natsUrl,
     nats,
     natsServer,
+    natsCluster,
+    replicas,
     databaseUrl,
     stream,
     subjectPrefix,
-    newStore: (registry, nc) => new EventStore(nc ?? nats, registry, { stream, subjectPrefix }),
+    newStore: (registry, nc) => new EventStore(nc ?? nats, registry, { stream, subjectPrefix, replicas }),
     newDb: <DB>() => {
       const db = createKysely<DB>({ url: databaseUrl, max: 5 });
       dbs.push(db as Kysely<unknown>);
@@ -117,6 +147,7 @@ export async function createTestEnvironment(opts: { ownNats?: boolean } = {}): P
       DATABASE_URL: databaseUrl,
       RUNWAY_EVENTS_STREAM: stream,
       RUNWAY_SUBJECT_PREFIX: subjectPrefix,
+      RUNWAY_NATS_REPLICAS: String(replicas),
       // The tests schedule jobs every few seconds.
       RUNWAY_MIN_SCHEDULE_INTERVAL_SECONDS: '1',
     }),

@@ -30,7 +30,10 @@ export class ConfigurationsModule {
         },
         {
           provide: ConfigurationContentStore,
-          useFactory: () => ConfigurationContentStore.open(ctx.nats, ctx.config.events.subjectPrefix),
+          useFactory: () =>
+            ConfigurationContentStore.open(ctx.nats, ctx.config.events.subjectPrefix, {
+              replicas: ctx.config.nats.replicas,
+            }),
         },
         ConfigurationHandler,
       ],

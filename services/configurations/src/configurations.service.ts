@@ -9,6 +9,6 @@ export const configurationsService: ServiceDefinition = {
   projections: [configurationsProjection],
   // Installs from before 0002 keep their configuration files: moved to JetStream, then dropped.
   beforeMigrations: async ({ db, nats, config, log }) => {
-    await moveConfigurationBlobs(db, nats, config.events.subjectPrefix, log);
+    await moveConfigurationBlobs(db, nats, config.events.subjectPrefix, log, config.nats.replicas);
   },
 };

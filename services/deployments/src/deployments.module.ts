@@ -16,7 +16,10 @@ export class DeploymentsModule {
         {
           provide: BLOB_STORE,
           useFactory: () =>
-            BlobStore.open(ctx.nats, { bucket: blobBucketName(ctx.config.events.subjectPrefix) }),
+            BlobStore.open(ctx.nats, {
+              bucket: blobBucketName(ctx.config.events.subjectPrefix),
+              replicas: ctx.config.nats.replicas,
+            }),
         },
         DeploymentHandler,
       ],

@@ -22,6 +22,7 @@ const nats = await connectNats({ url: config.nats.url, auth: config.nats.auth, n
 const store = new EventStore(nats, integrationRegistry(), {
   stream: config.events.stream,
   subjectPrefix: config.events.subjectPrefix,
+  replicas: config.nats.replicas,
 });
 await store.ensureStream();
 const db = createKysely<unknown>({ url: config.database.url, max: 5 });

@@ -15,7 +15,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { createInbox } from '@nats-io/transport-node';
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { connectNats, drainNats, redactUrl, startNatsServer, type NatsConnection } from '#libs/nats';
+import { connectNats, drainNats, redactUrl, startEmbeddedNats, type NatsConnection } from '#libs/nats';
 import { CliError, findInstance, type Instance } from '../instance.js';
 
 /**
@@ -296,7 +296,7 @@ export async function restore(
  * NATS_URL), that server is started on the data dir for the time of the command.
  */
 async function withJetStream<T>(instance: Instance, fn: (nc: NatsConnection) => Promise<T>): Promise<T> {
-  let server: Awaited<ReturnType<typeof startNatsServer>> | undefined;
+  let server: Awaited<ReturnType<typeof startEmbeddedNats>> | undefined;
   let nc: NatsConnection;
   try {
     // Snapshots and restores of every stream: the services' user (the admin user only reads).
@@ -308,9 +308,10 @@ async function withJetStream<T>(instance: Instance, fn: (nc: NatsConnection) => 
   } catch {
     if (instance.config.nats.url)
       throw new CliError(`cannot reach NATS at ${redactUrl(instance.natsUrl)} (NATS_URL)`);
-    server = await startNatsServer({
-      storeDir: join(instance.config.dataDir, 'nats'),
+    server = await startEmbeddedNats({
+      natsDir: join(instance.config.dataDir, 'nats'),
       port: instance.config.nats.port,
+      nodes: instance.config.nats.clusterNodes,
     });
     nc = await connectNats({ url: server.url, name: 'runway-cli-backup', reconnectForever: false });
   }

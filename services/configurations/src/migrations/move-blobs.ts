@@ -16,13 +16,14 @@ export async function moveConfigurationBlobs(
   nats: NatsConnection,
   subjectPrefix: string,
   log: (message: string) => void = () => undefined,
+  replicas = 1,
 ): Promise<number> {
   const found = await sql<{ t: string | null }>`SELECT to_regclass('configuration_blobs')::text AS t`.execute(
     db,
   );
   if (!found.rows[0]?.t) return 0;
   const legacy = db.withTables<LegacyConfigurationTables>();
-  const store = await ConfigurationContentStore.open(nats, subjectPrefix);
+  const store = await ConfigurationContentStore.open(nats, subjectPrefix, { replicas });
   let moved = 0;
   let after = '00000000-0000-0000-0000-000000000000';
   for (;;) {

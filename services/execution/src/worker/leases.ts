@@ -1,3 +1,4 @@
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '#libs/nats';
 
@@ -24,6 +25,8 @@ export class RunLeases {
   private constructor(
     private readonly kv: KV,
     readonly ttlMs: number,
+    private readonly jsm: JetStreamManager,
+    private readonly bucket: string,
   ) {}
 
   static async open(
@@ -31,14 +34,16 @@ export class RunLeases {
     subjectPrefix: string,
     ttlMs = 15_000,
     maxBytes = 0,
+    replicas = 1,
   ): Promise<RunLeases> {
     const kv = await new Kvm(nc).create(leaseBucketName(subjectPrefix), {
       ttl: ttlMs,
       history: 1,
+      replicas,
       maxValueSize: 4096,
       ...(maxBytes > 0 ? { max_bytes: maxBytes } : {}),
     });
-    return new RunLeases(kv, ttlMs);
+    return new RunLeases(kv, ttlMs, await jetstreamManager(nc), leaseBucketName(subjectPrefix));
   }
 
   async put(runId: string, info: LeaseInfo): Promise<void> {
@@ -47,6 +52,21 @@ export class RunLeases {
 
   async release(runId: string): Promise<void> {
     await this.kv.delete(runId);
+  }
+
+  /**
+   * Whether the bucket's leader holds a lease of the run. `get` reads with a direct get, which any
+   * replica of a clustered bucket may answer, including one still catching up after a restart that
+   * lacks the latest puts: the reaper confirms an absence here before it fails a run (seen in
+   * test/durability/cluster-faults: runs of live workers failed as worker_lost after a node restart).
+   */
+  async heldByLeader(runId: string): Promise<boolean> {
+    const m = await this.jsm.streams.getMessage(`KV_${this.bucket}`, {
+      last_by_subj: `$KV.${this.bucket}.${runId}`,
+    });
+    if (!m || m.data.length === 0) return false;
+    const op = m.header?.get('KV-Operation');
+    return !op || op === 'PUT';
   }
 
   /** The lease of a run, if it is held (not expired, not released). */

@@ -24,7 +24,13 @@ export class ReaperService implements OnApplicationBootstrap, OnApplicationShutd
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
-    const leases = await RunLeases.open(this.ctx.nats, this.ctx.config.events.subjectPrefix);
+    const leases = await RunLeases.open(
+      this.ctx.nats,
+      this.ctx.config.events.subjectPrefix,
+      undefined,
+      this.ctx.config.kvMaxBytes,
+      this.ctx.config.nats.replicas,
+    );
     this.reaper = new LeaseReaper(this.ctx.db as Kysely<ExecutionTables>, leases, this.runs, {
       onError: (err) => this.logger.warn(`sweep failed: ${err instanceof Error ? err.message : String(err)}`),
       onReaped: (id) => this.logger.warn(`run ${id}: its worker is gone, failed with reason worker_lost`),

@@ -15,11 +15,20 @@ export interface ReaperOptions {
 /**
  * Fails runs whose worker is gone: an active run (starting, running, finalizing, cancelling) with no
  * lease in the KV bucket. Several reapers may run: the run aggregate ignores a second failure.
+ *
+ * After JetStream was unreachable (a sweep failed: a cluster restarting, this process cut off), no
+ * run is failed until it has been reachable again for one lease TTL: the leases' age kept counting
+ * while their workers could not renew them, so a live worker's lease may have expired meanwhile,
+ * and it puts it back within its renewal interval. (Seen in test/durability/cluster-faults: a
+ * whole-cluster restart failed the runs of live workers as worker_lost.)
  */
 export class LeaseReaper {
   private timer: NodeJS.Timeout | undefined;
   private sweeping: Promise<unknown> = Promise.resolve();
   private stopped = false;
+  /** When JetStream became reachable again after a failed sweep (0: no failure seen). */
+  private reachableSince = 0;
+  private failed = false;
 
   constructor(
     private readonly db: Kysely<ExecutionTables>,
@@ -33,7 +42,10 @@ export class LeaseReaper {
     const tick = () => {
       if (this.stopped) return;
       this.sweeping = this.sweep()
-        .catch((err: unknown) => this.opts.onError?.(err))
+        .catch((err: unknown) => {
+          this.failed = true;
+          this.opts.onError?.(err);
+        })
         .finally(() => {
           if (!this.stopped) this.timer = setTimeout(tick, this.opts.intervalMs ?? 5_000);
         });
@@ -58,8 +70,15 @@ export class LeaseReaper {
       .limit(1000)
       .execute();
     const reaped: string[] = [];
+    if (this.failed) {
+      this.failed = false;
+      this.reachableSince = Date.now();
+    }
+    const holding = Date.now() - this.reachableSince < this.leases.ttlMs;
     for (const r of rows) {
       if (await this.leases.get(r.id)) continue;
+      if (holding) continue;
+      if (await this.leases.heldByLeader(r.id)) continue; // a replica behind answered the direct get
       const res = await this.commands.handle(
         r.workspace_id,
         r.id,

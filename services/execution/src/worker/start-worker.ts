@@ -43,9 +43,14 @@ export async function serviceMaterializer(
     deployments ??
     blobDeploymentWriter(
       host.db,
-      await BlobStore.open(host.nats, { bucket: blobBucketName(host.config.events.subjectPrefix) }),
+      await BlobStore.open(host.nats, {
+        bucket: blobBucketName(host.config.events.subjectPrefix),
+        replicas: host.config.nats.replicas,
+      }),
     );
-  const blobs = await ConfigurationContentStore.open(host.nats, host.config.events.subjectPrefix);
+  const blobs = await ConfigurationContentStore.open(host.nats, host.config.events.subjectPrefix, {
+    replicas: host.config.nats.replicas,
+  });
   return new ServiceRunMaterializer({ store: host.store, blobs, masterKey }, writer);
 }
 
@@ -63,6 +68,7 @@ export async function startWorkers(
     host.config.events.subjectPrefix,
     undefined,
     host.config.kvMaxBytes,
+    host.config.nats.replicas,
   );
   const perWorkspace = host.config.worker.maxRunsPerWorkspace;
   const workspaceQuota =
@@ -72,6 +78,7 @@ export async function startWorkers(
             host.nats,
             host.config.events.subjectPrefix,
             host.config.kvMaxBytes,
+            host.config.nats.replicas,
           ),
           limit: perWorkspace,
         }

@@ -15,7 +15,7 @@ import { hostname } from 'node:os';
 import { dirname, isAbsolute, join } from 'node:path';
 import type { JobEvent, RunStatus } from '#libs/contracts';
 import { eventTypesOf, Headers, mayHold, type EventStore } from '#libs/eventstore';
-import type { NatsConnection } from '#libs/nats';
+import { isTransientNatsError, type NatsConnection } from '#libs/nats';
 import type { ExecutionTables } from '../migrations/index.js';
 import { isTerminal, runDecider, type RunCommand, type RunState } from '../run/run.decider.js';
 import { RunCommands, runRef } from '../run/run.handler.js';
@@ -481,11 +481,28 @@ class RunExecution {
     this.metaFile = join(w.workDir, `${this.runId}.json`);
   }
 
+  /**
+   * Appends to the run, retrying (for up to a minute) while NATS cannot answer: a cluster node
+   * restarting, a leader election. The command id makes a retry of a stored command a no-op. Without
+   * the retry a run whose process had finished was left unended, its lease released, and the reaper
+   * failed it as worker_lost (seen in test/durability/cluster-faults under a cluster restart).
+   */
   private async cmd(command: RunCommand, commandId: string): Promise<RunState> {
-    const r = await this.w.commands.handle(this.ws, this.runId, command, {
-      commandId: `${this.runId}:${commandId}`,
-      actor: this.actor,
-    });
+    const until = Date.now() + 60_000;
+    let r: Awaited<ReturnType<RunCommands['handle']>>;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        r = await this.w.commands.handle(this.ws, this.runId, command, {
+          commandId: `${this.runId}:${commandId}`,
+          actor: this.actor,
+        });
+        break;
+      } catch (err) {
+        if (!isTransientNatsError(err) || Date.now() > until) throw err;
+        this.w.logger.warn(`run ${this.runId}: ${command.type} not stored yet (${String(err)}), retrying`);
+        await sleep(Math.min(250 * 2 ** attempt, 2_000));
+      }
+    }
     this.lastSeq = Math.max(this.lastSeq, r.seq);
     this.observe(r.state.status);
     return r.state;

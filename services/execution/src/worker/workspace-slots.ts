@@ -22,9 +22,15 @@ const STALE_MS = 30_000;
 export class WorkspaceSlots {
   private constructor(private readonly kv: KV) {}
 
-  static async open(nc: NatsConnection, subjectPrefix: string, maxBytes: number): Promise<WorkspaceSlots> {
+  static async open(
+    nc: NatsConnection,
+    subjectPrefix: string,
+    maxBytes: number,
+    replicas = 1,
+  ): Promise<WorkspaceSlots> {
     const kv = await new Kvm(nc).create(slotsBucketName(subjectPrefix), {
       history: 1,
+      replicas,
       ...(maxBytes > 0 ? { max_bytes: maxBytes } : {}),
     });
     return new WorkspaceSlots(kv);

@@ -49,6 +49,7 @@ export class DeviceFlowService {
       ttl: TTL_MS,
       history: 1,
       maxValueSize: 16 * 1024,
+      replicas: this.ctx.config.nats.replicas,
       ...(this.ctx.config.kvMaxBytes > 0 ? { max_bytes: this.ctx.config.kvMaxBytes } : {}),
     });
     return this.kv;

@@ -9,5 +9,8 @@ export const deploymentBlobsProvider: Provider = {
   provide: DEPLOYMENT_BLOBS,
   inject: [SERVICE_CONTEXT],
   useFactory: (ctx: ServiceContext) =>
-    BlobStore.open(ctx.nats, { bucket: blobBucketName(ctx.config.events.subjectPrefix) }),
+    BlobStore.open(ctx.nats, {
+      bucket: blobBucketName(ctx.config.events.subjectPrefix),
+      replicas: ctx.config.nats.replicas,
+    }),
 };

@@ -39,6 +39,7 @@ export class LogsKeeperService implements OnModuleInit, OnApplicationBootstrap, 
     const name = await ensureLogsStream(this.ctx.nats, this.loc, {
       maxAgeMs: this.ctx.config.logs.maxAgeMs,
       maxBytes: this.ctx.config.logs.maxBytes,
+      replicas: this.ctx.config.nats.replicas,
     });
     this.logger.log(`stream ${name} ready`);
   }

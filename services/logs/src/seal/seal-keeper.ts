@@ -120,7 +120,12 @@ export class SealKeeper {
           });
         }
         const consumer = await jetstream(this.nc).consumers.get(stream, CONSUMER);
-        this.messages = await consumer.consume({ max_messages: 100, abort_on_missing_resource: true });
+        // Short pulls: one left on a consumer leader that died (a cluster node lost) is re-sent within ~4 s.
+        this.messages = await consumer.consume({
+          max_messages: 100,
+          abort_on_missing_resource: true,
+          expires: 4_000,
+        });
         if (this.stopping) break;
         for await (const m of this.messages) {
           const where = parseSealSubject(this.loc.subjectPrefix, m.subject);
