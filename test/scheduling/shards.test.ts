@@ -194,9 +194,11 @@ describe('scheduler replicas share the jobs by shard leases', () => {
 
     // A clean stop releases the shards: the other one has them all at its next renewal.
     await a.leases.stop();
+    const releasedAt = Date.now();
     await until('the other replica took every shard', 3_000, async () =>
       b.leases.ownedShards.length === SCHEDULER_SHARDS ? true : undefined,
     );
+    console.log(`scheduler clean stop → the other owns every shard after ${Date.now() - releasedAt} ms`);
     await b.leases.stop();
     for (const r of replicas) await r.db.destroy();
   });
@@ -229,6 +231,7 @@ describe('scheduler replicas share the jobs by shard leases', () => {
       return o.every((x) => ownerPid(x) === p2.pid) ? Date.now() - killedAt : undefined;
     });
     // Lease 3 s (not renewed, as seen by the survivor) + at most one renewal period (1 s).
+    console.log(`scheduler SIGKILL → the survivor owns every shard after ${tookOverMs} ms`);
     assert.ok(tookOverMs <= 5_000, `took over after ${tookOverMs} ms`);
     await sleep(3_000);
     const stoppedAt = await stopJobs('kill', 16);

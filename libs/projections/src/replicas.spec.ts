@@ -146,6 +146,9 @@ describe('replicas of one projection (real JetStream + Postgres)', () => {
     await assertExactlyOnce(db, store, 'counts');
     assert.equal(replicas.filter((r) => r.active).length, 1);
     assert.ok(replicas.reduce((n, r) => n + r.stats.activations, 0) >= 3, 'the lead moved twice');
+    console.log(
+      `projection take-over: ${afterKill} ms after the session ended, ${afterStop} ms after a stop`,
+    );
     assert.ok(afterKill < 3_000 && afterStop < 3_000, `take-overs after ${afterKill} ms and ${afterStop} ms`);
     const one = await appendMany(store, 1, { tag: 'solo2' });
     await Promise.all(running.map((r) => r.waitFor(one, 5_000)));
