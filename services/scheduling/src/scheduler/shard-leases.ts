@@ -87,6 +87,8 @@ export class ShardLeases {
   private watching: Promise<void> | undefined;
   private watcher: { stop(): void } | undefined;
   private stopped = false;
+  /** When the watch last delivered this replica's own heartbeat (monotonic): a stalled watch is restarted. */
+  private selfSeenAt = 0;
   private readonly log: (msg: string) => void;
   /** Counters for tests and operators. */
   readonly stats = { acquired: 0, released: 0, lost: 0 };
@@ -160,6 +162,7 @@ export class ShardLeases {
 
   /** Watches every key; resolves once the current values are in (or at once for an empty bucket). */
   private async watch(): Promise<void> {
+    this.selfSeenAt = performance.now();
     const iter = await this.kv.watch();
     this.watcher = iter;
     const status = await this.kv.status();
@@ -196,12 +199,19 @@ export class ShardLeases {
       }
     }
     this.seen.set(e.key, { revision: e.revision, owner, at: performance.now() });
+    if (e.key === memberKey(this.replicaId)) this.selfSeenAt = performance.now();
     // Deletes and purges end a member.
     if (e.operation !== 'PUT' && e.key.startsWith('member.')) this.seen.delete(e.key);
   }
 
   /** One pass: heartbeat, renew, then release or take shards toward ceil(S / live replicas). */
   async tick(): Promise<void> {
+    if (this.watching && performance.now() - this.selfSeenAt > 2 * this.leaseMs) {
+      // Our own heartbeats stopped coming back: the watch stalled (a reconnect it did not survive).
+      this.log('the watch of the shard bucket stalled: watching again');
+      this.watcher?.stop();
+      await this.watching;
+    }
     if (!this.watching && !this.stopped) await this.watch(); // the watch ended: start it again
     const now = performance.now();
     await this.kv.put(memberKey(this.replicaId), JSON.stringify({ at: new Date().toISOString() }));
@@ -229,7 +239,11 @@ export class ShardLeases {
           // Still ours unless it was dropped meanwhile (a stop).
           if (this.owned.has(shard)) this.owned.set(shard, { revision, renewedAt: performance.now() });
         } catch (err) {
-          if (err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE) {
+          const cur = this.seen.get(shardKey(shard));
+          if (cur && cur.owner === this.replicaId && cur.revision > o.revision) {
+            // Our own earlier renewal went through although its answer was lost: go on from it.
+            this.owned.set(shard, { revision: cur.revision, renewedAt: o.renewedAt });
+          } else if (err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE) {
             this.owned.delete(shard);
             this.stats.lost++;
             this.log(`shard ${shard} was taken over by another replica`);
