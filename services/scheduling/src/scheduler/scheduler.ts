@@ -179,7 +179,10 @@ export class Scheduler {
     this.jobsFingerprint = fingerprint;
     this.jobsReadAt = now;
     if (this.target.prewarm) {
-      const jobs = this.jobs.map((j) => ({ workspaceId: j.workspace_id, jobId: j.id }));
+      // Only this replica's jobs (its shards); those of shards it takes later load after the take (reload).
+      const jobs = this.jobs
+        .filter((j) => this.owns(j.id))
+        .map((j) => ({ workspaceId: j.workspace_id, jobId: j.id }));
       if (!this.prewarmed) {
         // Before the first fires: one bulk read of the jobs beats a read per job at the fire time.
         this.prewarmed = true;
