@@ -12,13 +12,16 @@
  *    purpose), with a stop/start of a scheduling process in the middle AT THE WORST MOMENT: SIGTERM
  *    BENCH_SCHED_RESTART_BEFORE_MS (100) before a fire time. Measured: fire time → RunRequested
  *    stored (the stream's own timestamp of the message), p50/p99 overall and outside the restart,
- *    fire times missed and doubled. Once per replica configuration in BENCH_SCHED_REPLICAS ("1,2"):
- *    that many scheduling processes side by side (no leader election: they compete for every
- *    fire), one of them restarted. With 1 the restart is an outage; with 2 the other one fires.
+ *    fire times missed and doubled, and the CPU time of the scheduling processes per burst (over
+ *    the steady bursts before the restart, from /proc). Once per replica configuration in
+ *    BENCH_SCHED_REPLICAS ("1,2"): that many scheduling processes side by side (sharing the jobs
+ *    by shard leases), one of them restarted. With 1 the restart is an outage; with 2 the other
+ *    one takes the stopped one's shards.
  * Prints ONE table.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { DeliverPolicy } from '@nats-io/jetstream';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { integrationRegistry } from '#libs/contracts';
 import { createKysely } from '#libs/database';
@@ -82,6 +85,16 @@ function readyOf(c: ChildProcess, since: number): Promise<number> {
     c.stdout!.on('data', onData);
     c.once('exit', () => reject(new Error('the scheduling process exited before it was ready')));
   });
+}
+/** CPU seconds (user + system) a process used so far, from /proc (clock ticks of 10 ms). */
+function cpuSeconds(c: ChildProcess): number {
+  try {
+    const stat = readFileSync(`/proc/${c.pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime (fields 14, 15)
+  } catch {
+    return NaN;
+  }
 }
 const startScheduling = (stack: TestStack) =>
   startProcess(stack, 'dist/services/scheduling/src/main.js', { RUNWAY_SCHEDULER: 'on' });
@@ -209,6 +222,8 @@ try {
     stopMs: number;
     readyMs: number;
     outageMs: number;
+    cpuPerBurst: number;
+    bursts: number;
   }
   const measureFires = async (replicas: number): Promise<FireResult> => {
     const prefix = `r${replicas}`;
@@ -234,7 +249,14 @@ try {
     // the middle of the run, so that the fires of that instant are due while it is down.
     const mid = Date.now() + (SECONDS * 1000) / 2;
     const target = nextFire(CRON, 'UTC', new Date(mid))!.getTime();
+    // CPU of the scheduling processes over the steady bursts before the restart.
+    await sleep(Math.max(0, measureFrom - Date.now()));
+    const procs = [scheduling, ...others];
+    const cpuFrom = procs.reduce((n, c) => n + cpuSeconds(c), 0);
+    const cpuT0 = Date.now();
     await sleep(Math.max(0, target - RESTART_BEFORE_MS - Date.now()));
+    const cpuS = procs.reduce((n, c) => n + cpuSeconds(c), 0) - cpuFrom;
+    const bursts = dueFires(CRON, 'UTC', new Date(cpuT0), new Date(), 1_000).fires.length;
     log(
       `restarting a scheduling process of ${replicas} (SIGTERM ${RESTART_BEFORE_MS} ms before a fire time, then a new one)`,
     );
@@ -314,6 +336,8 @@ try {
       stopMs,
       readyMs,
       outageMs: restartTo - restartFrom,
+      cpuPerBurst: cpuS / Math.max(1, bursts),
+      bursts,
     };
   };
   const results: FireResult[] = [];
@@ -331,6 +355,9 @@ try {
     );
     console.log(
       `| … fire times expected (job creation → end, ${SECONDS} s) / missed / doubled | | | ${r.expected} / ${r.missed} / ${r.doubled} |`,
+    );
+    console.log(
+      `| … CPU of the scheduling process${r.replicas > 1 ? 'es (sum)' : ''} per burst of ${JOBS} fires, ${r.bursts} bursts before the restart | | | ${(r.cpuPerBurst * 1000).toFixed(0)} ms |`,
     );
   }
   console.log(

@@ -3,6 +3,7 @@ import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { integrationRegistry } from '#libs/contracts';
 import { startStackProcess } from '../support/process.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 import { alive, createBatchJob, uploadPackage, waitForStatus, type Json } from './support.js';
@@ -115,5 +116,39 @@ describe('workers as their own processes', () => {
       1,
     );
     w2.child.kill('SIGTERM');
+  });
+
+  it('N worker processes share the runs as competing consumers: each run is started once, by one of them', async () => {
+    const workers = [];
+    for (let i = 0; i < 3; i++) {
+      const w = await startWorkerProcess(s);
+      children.push(w.child);
+      workers.push(w);
+    }
+    const ids: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      const r = await createRun('quick.py');
+      assert.equal(r.status, 201, r.text);
+      ids.push((r.json as Json).id as string);
+    }
+    const by = new Map<string, number>();
+    const store = s.env.newStore(integrationRegistry());
+    for (const id of ids) {
+      const done = await waitForStatus(s, id, ['completed', 'failed'], 60_000);
+      assert.equal(done.status, 'completed', JSON.stringify(done));
+      const worker = done.worker_id as string;
+      assert.ok(
+        workers.some((w) => w.id === worker),
+        `run ${id} ran on ${worker}`,
+      );
+      by.set(worker, (by.get(worker) ?? 0) + 1);
+      // Once: one RunStarting and one RunStarted in the run's own stream.
+      const { events } = await store.read({ workspaceId: ws, type: 'run', id });
+      assert.equal(events.filter((e) => e.type === 'RunStarting').length, 1, `run ${id} started twice`);
+      assert.equal(events.filter((e) => e.type === 'RunStarted').length, 1, `run ${id} started twice`);
+    }
+    // 12 runs on 3 workers of 2 slots each: more than one worker took some.
+    assert.ok(by.size >= 2, `all runs on one worker: ${JSON.stringify([...by])}`);
+    for (const w of workers) w.child.kill('SIGTERM');
   });
 });

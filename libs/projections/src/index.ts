@@ -4,3 +4,4 @@ export * from './runner.js';
 export * from './rebuild.js';
 export * from './checkpoint-watcher.js';
 export * from './dead-letters.js';
+export * from './leader.js';

@@ -17,6 +17,7 @@ import {
   type FailurePolicy,
 } from './dead-letters.js';
 import type { CheckpointTable } from './migrations.js';
+import type { ProjectionLocks } from './leader.js';
 import type { Projection } from './projection.js';
 
 export interface RunnerOptions {
@@ -37,6 +38,15 @@ export interface RunnerOptions {
   onError?: (err: unknown) => void;
   /** Told each commit recorded as a dead letter (passed over, or halted at). */
   onDeadLetter?: (letter: DeadLetter) => void;
+  /**
+   * One active replica per projection: the runner consumes only while this process holds the
+   * projection's lock, and otherwise stands by, following the shared checkpoint (announcements
+   * and reads) so that its waitFor still works, and trying for the lock every `standbyMs`.
+   * Without it, every runner consumes (and the batches' lock and checkpoint apply each commit once).
+   */
+  locks?: ProjectionLocks;
+  /** How often a standby tries for the lock and an active runner checks it still holds it (default 500 ms). */
+  standbyMs?: number;
 }
 
 export interface ProjectionStatus {
@@ -282,6 +292,10 @@ const PULL_EXPIRES_MS = 4_000;
  * waitFor, read-your-writes) follows the shared checkpoint. A shared durable consumer would split the
  * messages between replicas: each would see gaps, and none would see the whole checkpoint move.
  * The consumer is durable with an inactive threshold: the server removes it when its process is gone.
+ *
+ * With `locks` (services do), only the replica holding the projection's leadership lock consumes;
+ * the others stand by with no consumer and follow the checkpoint the active one announces, and
+ * one of them takes over when the lock is free (the active replica stopped or died).
  */
 export class ProjectionRunner {
   private messages: ConsumerMessages | undefined;
@@ -298,6 +312,11 @@ export class ProjectionRunner {
   private readonly handled: ReadonlySet<string>;
   /** Listeners told the checkpoint after each commit (used by tests and lag metrics). */
   private readonly waiters = new Set<{ seq: number; resolve: () => void }>();
+  /** Standby: the checkpoint announcements of the active replica. */
+  private following: { unsubscribe(): void } | undefined;
+  private hasConsumer = false;
+  /** Counters for tests and operators: times this runner became the active one. */
+  readonly stats = { activations: 0 };
 
   constructor(
     private readonly store: EventStore,
@@ -320,8 +339,86 @@ export class ProjectionRunner {
     this.checkpoint = await readCheckpoint(this.db, this.projection.name);
     // The one shared durable consumer of earlier versions (no inactive threshold: it never goes away).
     await this.deleteConsumer(`proj_${this.projection.name}`);
-    await this.ensureConsumer();
+    if (this.opts.locks) {
+      this.follow();
+      if (await this.tryLead()) await this.ensureConsumer();
+    } else await this.ensureConsumer();
     this.loop = this.run();
+  }
+
+  /** Whether this runner is the projection's active consumer (always, without `locks`). */
+  get active(): boolean {
+    return !this.opts.locks || this.opts.locks.holds(this.projection.name);
+  }
+
+  private async tryLead(): Promise<boolean> {
+    const locks = this.opts.locks!;
+    const was = locks.holds(this.projection.name);
+    const now = await locks.tryAcquire(this.projection.name).catch((err: unknown) => {
+      this.opts.onError?.(err);
+      return false;
+    });
+    if (now && !was) {
+      this.stats.activations++;
+      // What the previous active replica committed last.
+      this.checkpoint = Math.max(this.checkpoint, await readCheckpoint(this.db, this.projection.name));
+    }
+    return now;
+  }
+
+  /** Follows the checkpoint the active replica announces (a standby's waitFor). */
+  private follow(): void {
+    this.following = this.store.nc.subscribe(checkpointSubject(this.store.prefix, this.projection.name), {
+      callback: (err, msg) => {
+        if (err || this.active) return;
+        const seq = Number(msg.string());
+        if (Number.isSafeInteger(seq) && seq > this.checkpoint) {
+          this.checkpoint = seq;
+          this.notifyWaiters();
+        }
+      },
+    });
+  }
+
+  /**
+   * Standby until this runner holds the lock (or stops): tries for it every standbyMs and reads
+   * the checkpoint meanwhile (an announcement may be missed).
+   */
+  private async standby(): Promise<void> {
+    const every = this.opts.standbyMs ?? 500;
+    while (!this.stopping) {
+      if (await this.tryLead()) return;
+      try {
+        const seq = await readCheckpoint(this.db, this.projection.name);
+        if (seq > this.checkpoint) {
+          this.checkpoint = seq;
+          this.notifyWaiters();
+        }
+      } catch (err) {
+        this.opts.onError?.(err);
+      }
+      await this.pause(every);
+    }
+  }
+
+  /** While active: checks the lock every standbyMs, and ends the subscription when it is lost. */
+  private watchLead(): () => void {
+    const locks = this.opts.locks;
+    if (!locks) return () => undefined;
+    const t = setInterval(() => {
+      locks
+        .check()
+        .catch(() => undefined)
+        .finally(() => {
+          if (!locks.holds(this.projection.name) && !this.stopping) {
+            this.opts.onError?.(
+              new Error(`projection ${this.projection.name}: lost its leadership, standing by`),
+            );
+            this.messages?.stop();
+          }
+        });
+    }, this.opts.standbyMs ?? 500);
+    return () => clearInterval(t);
   }
 
   private async deleteConsumer(name: string): Promise<void> {
@@ -337,6 +434,7 @@ export class ProjectionRunner {
   private async ensureConsumer(): Promise<void> {
     const jsm = await this.store.jsm();
     await this.deleteConsumer(this.durableName);
+    this.hasConsumer = true;
     await jsm.consumers.add(this.store.stream, {
       durable_name: this.durableName,
       ack_policy: AckPolicy.All,
@@ -354,9 +452,26 @@ export class ProjectionRunner {
 
   private async run(): Promise<void> {
     while (!this.stopping) {
+      if (!this.active) {
+        // Standing by: no consumer of ours (the server would keep delivering to it).
+        if (this.hasConsumer) {
+          this.hasConsumer = false;
+          await this.deleteConsumer(this.durableName).catch((err: unknown) => this.opts.onError?.(err));
+        }
+        await this.standby();
+        if (this.stopping) break;
+        try {
+          await this.ensureConsumer();
+        } catch (err) {
+          this.opts.onError?.(err);
+          await this.pause(500);
+          continue;
+        }
+      }
+      const unwatch = this.watchLead();
       try {
         await this.consumeOnce();
-        if (!this.stopping) await this.pause(100); // the subscription ended (connection closed): retry
+        if (!this.stopping) await this.pause(100); // the subscription ended (connection closed, leadership lost): retry
       } catch (err) {
         if (this.stopping) break;
         this.opts.onError?.(err);
@@ -365,12 +480,15 @@ export class ProjectionRunner {
         this.halts = err instanceof ProjectionHaltedError ? this.halts + 1 : 0;
         await this.pause(this.halts > 0 ? Math.min(500 * 2 ** Math.min(this.halts - 1, 6), 30_000) : 500);
         if (this.stopping) break;
+        if (!this.active) continue; // standing by now: no consumer to recreate
         try {
           this.checkpoint = await readCheckpoint(this.db, this.projection.name);
           await this.ensureConsumer();
         } catch (e) {
           this.opts.onError?.(e);
         }
+      } finally {
+        unwatch();
       }
     }
   }
@@ -558,8 +676,14 @@ export class ProjectionRunner {
     await this.loop?.catch(() => undefined);
     this.loop = undefined;
     this.messages = undefined;
-    if (wasRunning)
+    this.following?.unsubscribe();
+    this.following = undefined;
+    if (wasRunning && this.hasConsumer) {
+      this.hasConsumer = false;
       await this.deleteConsumer(this.durableName).catch((err: unknown) => this.opts.onError?.(err));
+    }
+    // A standby takes over at its next try instead of when this session ends.
+    await this.opts.locks?.release(this.projection.name).catch(() => undefined);
   }
 }
 

@@ -8,6 +8,7 @@ import { connectNats, drainNats, type NatsConnection } from '#libs/nats';
 import {
   CheckpointWatcher,
   projectionMigrations,
+  ProjectionLocks,
   ProjectionRunner,
   rebuildProjection,
   type CheckpointTable,
@@ -81,10 +82,15 @@ export async function startServiceHost(
     },
   };
   const halting = new Set(config.projections.haltOnError);
+  // One active replica per projection across the service's processes (the others stand by).
+  const locks = new ProjectionLocks(databaseUrl, (err) =>
+    logger.warn(`projection leadership: ${err instanceof Error ? err.message : String(err)}`),
+  );
   const made = def.projections.map(
     (p) =>
       new ProjectionRunner(store, db as never, p, {
         ...(halting.has('*') || halting.has(p.name) ? { onFailure: 'halt' as const } : {}),
+        locks,
         onError: (err) =>
           logger.warn(`projection ${p.name}: ${err instanceof Error ? err.message : String(err)}`),
         onDeadLetter: (l) =>
@@ -105,7 +111,11 @@ export async function startServiceHost(
             service: def.name,
             status: nats.isClosed() ? 'down' : 'ok',
             startedAt: startedAt.toISOString(),
-            projections: runners.map((r) => ({ name: r.projection.name, checkpoint: r.position })),
+            projections: runners.map((r) => ({
+              name: r.projection.name,
+              checkpoint: r.position,
+              active: r.active,
+            })),
           }),
         );
       },
@@ -136,6 +146,7 @@ export async function startServiceHost(
     stop: async () => {
       for (const s of subs) s.unsubscribe();
       await Promise.all(runners.map((r) => r.stop()));
+      await locks.close();
       await db.destroy();
       await drainNats(nats);
     },

@@ -1,4 +1,4 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -17,9 +17,17 @@ export type JwtClaims = z.infer<typeof jwtClaimsSchema>;
 
 const b64 = (v: Buffer | string) => Buffer.from(v).toString('base64url');
 
-/** The server's signing key: 32 random bytes in `<dataDir>/jwt.key` (0600), made on first start. */
-export function loadSigningKey(dataDir: string): Buffer {
+/**
+ * The server's signing key, the same on every gateway that shares the data dir or the master key:
+ * - `<dataDir>/jwt.key` (0600) when it exists (installations made before, or without, RUNWAY_MASTER_KEY);
+ * - else, when RUNWAY_MASTER_KEY is set, derived from it (HKDF-SHA256): gateways on other machines
+ *   with their own data dirs accept each other's logins, as they must share the master key anyway;
+ * - else 32 random bytes written to `<dataDir>/jwt.key` on first start.
+ */
+export function loadSigningKey(dataDir: string, masterKey?: Buffer): Buffer {
   const file = join(dataDir, 'jwt.key');
+  if (!existsSync(file) && masterKey)
+    return Buffer.from(hkdfSync('sha256', masterKey, Buffer.alloc(0), 'runway jwt signing key v1', 32));
   if (!existsSync(file)) {
     mkdirSync(dataDir, { recursive: true });
     writeFileSync(file, randomBytes(32).toString('base64') + '\n', { mode: 0o600, flag: 'wx' });

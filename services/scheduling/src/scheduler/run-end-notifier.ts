@@ -11,6 +11,8 @@ export interface RunEndNotifierOptions {
   intervalMs?: number;
   /** Rows per pass (default 500). */
   batch?: number;
+  /** Whether this replica tells a job (its scheduler shard); default every job. */
+  owns?: (jobId: string) => boolean;
   log?: (msg: string) => void;
 }
 
@@ -26,6 +28,7 @@ export class RunEndNotifier {
   private readonly sent = new Map<string, number>();
   private readonly intervalMs: number;
   private readonly batch: number;
+  private readonly owns: ((jobId: string) => boolean) | undefined;
   private readonly log: (msg: string) => void;
 
   constructor(
@@ -35,6 +38,7 @@ export class RunEndNotifier {
   ) {
     this.intervalMs = opts.intervalMs ?? 250;
     this.batch = opts.batch ?? 500;
+    this.owns = opts.owns;
     this.log = opts.log ?? ((m) => console.error(`[run-end-notifier] ${m}`));
     this.task = new PeriodicTask(
       () => this.tick(),
@@ -64,7 +68,7 @@ export class RunEndNotifier {
       .execute();
     await Promise.all(
       rows
-        .filter((r) => !this.sent.has(r.run_id))
+        .filter((r) => !this.sent.has(r.run_id) && (this.owns?.(r.job_id) ?? true))
         .map(async (r) => {
           try {
             await this.target.noteRunEnded(r.workspace_id, r.job_id, r.run_id, r.ended_status ?? 'ended');

@@ -11,8 +11,12 @@ import { JobHandler } from '../job/job.handler.js';
 import type { SchedulingTables } from '../migrations/index.js';
 import { RunEndNotifier } from './run-end-notifier.js';
 import { Scheduler } from './scheduler.js';
+import { ShardLeases } from './shard-leases.js';
 
-/** Runs the scheduler in every scheduling service (replicas are safe); RUNWAY_SCHEDULER=off disables it. */
+/**
+ * Runs the scheduler in every scheduling service; RUNWAY_SCHEDULER=off disables it. Replicas share
+ * the jobs by shard leases (ShardLeases): each fires, and tells of run ends, only its shards' jobs.
+ */
 @Injectable()
 export class SchedulerService implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger('scheduler');
@@ -24,15 +28,18 @@ export class SchedulerService implements OnApplicationBootstrap, OnModuleDestroy
   /** Writes snapshots of the jobs in memory every 30 s (and at the stop), so a start reads little. */
   private readonly snapshotter: PeriodicTask;
   private started = false;
+  /** This replica's shards (once started). */
+  leases: ShardLeases | undefined;
 
   constructor(
-    @Inject(SERVICE_CONTEXT) ctx: ServiceContext,
+    @Inject(SERVICE_CONTEXT) private readonly ctx: ServiceContext,
     @Inject(JobHandler) private readonly jobs: JobHandler,
   ) {
     this.stopGraceMs = ctx.config.scheduler.stopGraceMs;
     const db = ctx.db as Kysely<SchedulingTables>;
-    this.scheduler = new Scheduler(db, jobs, { log: (m) => this.logger.warn(m) });
-    this.notifier = new RunEndNotifier(db, jobs, { log: (m) => this.logger.warn(m) });
+    const owns = (jobId: string) => this.leases?.ownsJob(jobId) ?? false;
+    this.scheduler = new Scheduler(db, jobs, { owns, log: (m) => this.logger.warn(m) });
+    this.notifier = new RunEndNotifier(db, jobs, { owns, log: (m) => this.logger.warn(m) });
     let first = true;
     this.snapshotter = new PeriodicTask(
       async () => {
@@ -44,8 +51,14 @@ export class SchedulerService implements OnApplicationBootstrap, OnModuleDestroy
     );
   }
 
-  onApplicationBootstrap(): void {
+  async onApplicationBootstrap(): Promise<void> {
     if (process.env.RUNWAY_SCHEDULER === 'off') return;
+    this.leases = await ShardLeases.open(this.ctx.nats, this.ctx.config.events.subjectPrefix, {
+      maxBytes: this.ctx.config.kvMaxBytes,
+      onAcquire: () => this.scheduler.reload(),
+      log: (m) => this.logger.log(m),
+    });
+    await this.leases.start();
     this.started = true;
     this.scheduler.start();
     this.notifier.start();
@@ -54,6 +67,12 @@ export class SchedulerService implements OnApplicationBootstrap, OnModuleDestroy
 
   async onModuleDestroy(): Promise<void> {
     await Promise.all([this.scheduler.stop(this.stopGraceMs), this.notifier.stop(), this.snapshotter.stop()]);
+    // After the last fires: the other replicas take the shards at once instead of after the lease.
+    await this.leases
+      ?.stop()
+      .catch((err: unknown) =>
+        this.logger.warn(`releasing the scheduler shards failed: ${(err as Error).message}`),
+      );
     if (this.started)
       await this.jobs
         .writeSnapshots()

@@ -36,6 +36,11 @@ export interface SchedulerOptions {
   /** First retry delay, doubled per attempt up to retryMaxDelayMs (defaults 250 ms, 10 s). */
   retryDelayMs?: number;
   retryMaxDelayMs?: number;
+  /**
+   * Whether this replica fires a job (its shard's lease, ShardLeases.ownsJob); default: every job.
+   * Only the jobs it owns are planned and fired.
+   */
+  owns?: (jobId: string) => boolean;
   now?: () => Date;
   log?: (msg: string) => void;
 }
@@ -73,9 +78,10 @@ export function plan(
 }
 
 /**
- * Fires due schedules. Stateless across replicas: each fire is a RequestRun on the job aggregate
- * with command id `fire:<jobId>:<fireTime>` (Nats-Msg-Id) and the aggregate refuses a fire time at
- * or before its last one, so any number of schedulers creates each scheduled run once.
+ * Fires due schedules. Each fire is a RequestRun on the job aggregate with command id
+ * `fire:<jobId>:<fireTime>` (Nats-Msg-Id) and the aggregate refuses a fire time at or before its
+ * last one, so any number of schedulers creates each scheduled run once. Replicas share the work
+ * through `owns` (shard leases): each plans only its own jobs.
  */
 export class Scheduler {
   private readonly task: PeriodicTask;
@@ -105,6 +111,7 @@ export class Scheduler {
   readonly stats = { fired: 0, failed: 0, retried: 0, gaveUp: 0 };
   private readonly now: () => Date;
   private readonly log: (msg: string) => void;
+  private readonly owns: (jobId: string) => boolean;
 
   constructor(
     db: Kysely<SchedulingTables>,
@@ -121,6 +128,7 @@ export class Scheduler {
     this.retryMaxDelayMs = opts.retryMaxDelayMs ?? 10_000;
     this.now = opts.now ?? (() => new Date());
     this.log = opts.log ?? ((m) => console.error(`[scheduler] ${m}`));
+    this.owns = opts.owns ?? (() => true);
     // Wake up at the next fire time (or after intervalMs at the latest, to see job changes).
     this.task = new PeriodicTask(
       () => this.tick(),
@@ -151,6 +159,14 @@ export class Scheduler {
   }
 
   /**
+   * Reads the scheduled jobs again at the next tick (this replica just took shards: their jobs'
+   * `last_fire_at` as last read may predate the fires of their previous owner).
+   */
+  reload(): void {
+    this.jobsReadAt = -Infinity;
+  }
+
+  /**
    * The active scheduled jobs. Each tick asks the database only for a fingerprint of them (their
    * number and a hash of ids and versions: one row); the rows are read again when it changed (a
    * job created, changed, (de)activated, deleted) and at least every `reloadMs` (fires recorded by
@@ -163,7 +179,10 @@ export class Scheduler {
     this.jobsFingerprint = fingerprint;
     this.jobsReadAt = now;
     if (this.target.prewarm) {
-      const jobs = this.jobs.map((j) => ({ workspaceId: j.workspace_id, jobId: j.id }));
+      // Only this replica's jobs (its shards); those of shards it takes later load after the take (reload).
+      const jobs = this.jobs
+        .filter((j) => this.owns(j.id))
+        .map((j) => ({ workspaceId: j.workspace_id, jobId: j.id }));
       if (!this.prewarmed) {
         // Before the first fires: one bulk read of the jobs beats a read per job at the fire time.
         this.prewarmed = true;
@@ -191,7 +210,7 @@ export class Scheduler {
   /** One pass over the active scheduled jobs. */
   async tick(): Promise<void> {
     const now = this.now();
-    const jobs = await this.scheduledJobs(now.getTime());
+    const jobs = (await this.scheduledJobs(now.getTime())).filter((j) => this.owns(j.id));
     const seen = new Set<string>();
     let soonest = Infinity;
     await Promise.all(
