@@ -29,6 +29,7 @@ import {
   type StoredCommit,
   type StoredEvent,
 } from './envelope.js';
+import { mergeArchived } from './archive.js';
 import { ConcurrencyError, EventSchemaError } from './errors.js';
 import type { DomainEvent, EventRegistry } from './events.js';
 
@@ -210,7 +211,9 @@ export class EventStore {
       max_bytes: -1,
       max_msgs_per_subject: -1,
       deny_delete: true,
-      deny_purge: true,
+      // Purge by subject is how finished aggregates leave for the archive (archive.ts); a stream
+      // made with deny_purge keeps it (nats-server never lets it go) and cannot be archived.
+      deny_purge: false,
       allow_direct: true,
       duplicate_window: duplicateWindowMs * 1_000_000,
       num_replicas: this.opts.replicas ?? 1,
@@ -222,11 +225,11 @@ export class EventStore {
         c.subjects?.length === 1 &&
         c.subjects[0] === this.allSubjects &&
         c.deny_delete &&
-        c.deny_purge &&
         c.allow_direct &&
         c.duplicate_window === config.duplicate_window &&
         c.num_replicas === config.num_replicas;
-      if (!same) await jsm.streams.update(this.stream, { ...c, ...config } as StreamConfig);
+      if (!same)
+        await jsm.streams.update(this.stream, { ...c, ...config, deny_purge: c.deny_purge } as StreamConfig);
     } catch (err) {
       if (err instanceof JetStreamApiError && err.code === 10059) {
         await jsm.streams.add(config);
@@ -381,8 +384,16 @@ export class EventStore {
     return { commits, events: commits.flatMap((c) => c.events), lastSeq };
   }
 
-  /** Replays commits from a sequence or time, optionally filtered, optionally following. */
-  async *replay(opts: ReplayOptions = {}): AsyncGenerator<StoredCommit> {
+  /**
+   * Replays commits from a sequence or time, optionally filtered, optionally following, with the
+   * commits moved to the archive (archive.ts) merged back in at their sequences.
+   */
+  replay(opts: ReplayOptions = {}): AsyncGenerator<StoredCommit> {
+    return mergeArchived(this, this.replayStream(opts), opts);
+  }
+
+  /** replay of what is in the stream itself (no archived commits). */
+  async *replayStream(opts: ReplayOptions = {}): AsyncGenerator<StoredCommit> {
     const jsm = await this.jsm();
     const info = await jsm.streams.info(this.stream);
     const endSeq = info.state.last_seq;
