@@ -478,14 +478,14 @@ async function subjects(): Promise<string> {
     await Promise.all(
       Array.from({ length: 256 }, async () => {
         while (next < SUBJECTS) {
-          next++;
+          const i = ++next;
           const id = randomUUID();
           ids.push(id);
           // No Nats-Msg-Id: the duplicate window's memory is measured on its own below.
           await store.js.publish(`${store.prefix}evt.${WS}.run.${id}`, envelope(id), {
             expect: { lastSubjectSequence: 0 },
           });
-          if (next % 200_000 === 0) log(`  ${next.toLocaleString('en-US')}`);
+          if (i % 200_000 === 0) log(`  ${i.toLocaleString('en-US')}`);
         }
       }),
     );

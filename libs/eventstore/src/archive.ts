@@ -71,7 +71,8 @@ interface RawCommit {
   headers: MsgHdrs | undefined;
 }
 
-const DUPLICATE_WINDOW_NS = 10 * 60 * 1e9;
+/** The archive is written without message ids: the shortest window the server takes. */
+const DUPLICATE_WINDOW_NS = 1e9;
 /** Headers of the original message not copied: the server's own, and the publish conditions. */
 const NOT_COPIED = /^Nats-/i;
 
@@ -122,9 +123,9 @@ export class EventArchive {
   /**
    * Moves the commits of these aggregates into the archive, then purges their subjects from the
    * event stream: copies every commit (awaiting each acknowledgement), then purges the subject up to
-   * and including the last commit copied. A crash in between leaves the subject in place and the
-   * copies deduplicated by `arc:<seq>` on the next attempt (within the 10-minute window; after it a
-   * second copy of a sequence is passed over on replay). A commit appended after the copy stays.
+   * and including the last commit copied. A crash in between leaves the subject in place, and the
+   * next attempt copies it again (replay passes over the second copy of a sequence). A commit
+   * appended after the copy stays.
    */
   async archive(refs: readonly AggregateRef[], concurrency = 16): Promise<ArchiveResult> {
     const jsm = await this.store.jsm();
@@ -155,7 +156,12 @@ export class EventArchive {
     return result;
   }
 
-  /** One commit into the archive, under `arc:<seq>` (a second copy within the window is dropped). */
+  /**
+   * One commit into the archive. Without a Nats-Msg-Id: the archive's duplicate window would hold
+   * one id per archived commit for its whole span (measured: ~330 bytes each), and a retry after a
+   * crash comes an archive pass later, past any window anyway. A second copy of a sequence is
+   * dropped when read (readBucket).
+   */
   private copy(m: RawCommit) {
     const h = natsHeaders();
     for (const [k, vs] of m.headers ?? []) {
@@ -166,11 +172,7 @@ export class EventArchive {
     h.set(ArchiveHeaders.Subject, m.subject);
     const msgId = m.headers?.get('Nats-Msg-Id');
     if (msgId) h.set(ArchiveHeaders.MsgId, msgId);
-    return this.store.js.publish(this.subjectOfSeq(m.seq), m.data, {
-      msgID: `arc:${m.seq}`,
-      headers: h,
-      timeout: 10_000,
-    });
+    return this.store.js.publish(this.subjectOfSeq(m.seq), m.data, { headers: h, timeout: 10_000 });
   }
 
   /** Every message on one subject of the event stream, in order, with its headers (direct gets). */
