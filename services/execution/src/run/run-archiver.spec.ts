@@ -174,5 +174,29 @@ describe('run archiver (real JetStream and PostgreSQL)', () => {
     );
     assert.ok(rebuilt.events > 0);
     assert.deepEqual(await tables(), liveTables);
+
+    // The database dropped: a runner from checkpoint 0 finds the archived runs too (its consumer
+    // reads the stream, where they no longer are; it first reads them through the replay).
+    await runner.stop();
+    await sql`DELETE FROM run_status_timeline`.execute(db);
+    await sql`DELETE FROM runs`.execute(db);
+    await sql`DELETE FROM projection_checkpoints WHERE name = 'runs'`.execute(db);
+    runner = new ProjectionRunner(
+      store,
+      db as unknown as Kysely<CheckpointTable>,
+      runsProjection as Projection<unknown>,
+    );
+    await runner.start();
+    await runner.waitFor(await store.lastSequence(), 20_000);
+    assert.deepEqual(await tables(), liveTables);
+    // And it follows new commits after the archived part as before.
+    const more = await commands.cancel({ workspaceId: ws, runId: runIds[RUNS - 2]!, actor: user });
+    await runner.waitFor(more.seq, 10_000);
+    const row = await db
+      .selectFrom('runs')
+      .select('status')
+      .where('id', '=', runIds[RUNS - 2]!)
+      .executeTakeFirst();
+    assert.equal(row?.status, 'cancelling');
   });
 });
