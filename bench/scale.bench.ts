@@ -32,6 +32,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { randomUUID } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
+import { JetStreamApiError } from '@nats-io/jetstream';
 import { type Kysely } from 'kysely';
 import { integrationRegistry } from '#libs/contracts';
 import { createKysely, dropDatabase, dropRole, ensureAppDatabase, migrateToLatest } from '#libs/database';
@@ -417,6 +418,22 @@ function envelope(subjectId: string): string {
   });
 }
 
+/**
+ * A new aggregate's first commit, retried on a timeout (a loaded machine): a retry refused with
+ * "wrong last sequence" finds the first attempt stored.
+ */
+async function publishNew(store: EventStore, subject: string, data: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await store.js.publish(subject, data, { expect: { lastSubjectSequence: 0 }, timeout: 30_000 });
+      return;
+    } catch (err) {
+      if (err instanceof JetStreamApiError && err.code === 10071) return;
+      if (attempt >= 5) throw err;
+    }
+  }
+}
+
 async function ready(url: string, stream: string, messages: number, since: number): Promise<number> {
   // The port opens before JetStream has recovered every stream: poll until the stream answers whole.
   for (;;) {
@@ -482,9 +499,7 @@ async function subjects(): Promise<string> {
           const id = randomUUID();
           ids.push(id);
           // No Nats-Msg-Id: the duplicate window's memory is measured on its own below.
-          await store.js.publish(`${store.prefix}evt.${WS}.run.${id}`, envelope(id), {
-            expect: { lastSubjectSequence: 0 },
-          });
+          await publishNew(store, `${store.prefix}evt.${WS}.run.${id}`, envelope(id));
           if (i % 200_000 === 0) log(`  ${i.toLocaleString('en-US')}`);
         }
       }),
