@@ -97,6 +97,7 @@ describe('event archive (real JetStream)', () => {
       types: await all(store.replay({ types: ['Ended'] })),
       w2: await all(store.replay({ workspaceId: 'w2' })),
       runsFrom: await all(store.replay({ aggregateType: 'run', fromSeq: 1000 })),
+      jobs: await all(store.replay({ aggregateType: 'job' })),
     };
 
     // Archive every run but the last 100 (those "still running").
@@ -117,7 +118,7 @@ describe('event archive (real JetStream)', () => {
     assert.ok(
       Object.keys(archived.state.subjects ?? {}).length <=
         Math.ceil(beforeInfo.state.last_seq / ARCHIVE_BUCKET),
-      'a few archive subjects, one per bucket',
+      'a few archive subjects, one per bucket (and type)',
     );
 
     // The stream itself no longer has them; the log as replayed is unchanged, filters included.
@@ -127,6 +128,8 @@ describe('event archive (real JetStream)', () => {
     assert.deepEqual(await all(store.replay({ types: ['Ended'] })), filtered.types);
     assert.deepEqual(await all(store.replay({ workspaceId: 'w2' })), filtered.w2);
     assert.deepEqual(await all(store.replay({ aggregateType: 'run', fromSeq: 1000 })), filtered.runsFrom);
+    assert.deepEqual(await all(store.replay({ aggregateType: 'job' })), filtered.jobs);
+    assert.deepEqual(await archive.buckets('job'), [], 'a replay of jobs reads no archive bucket');
     // The runs not archived still load and take commands.
     const live = runs[runs.length - 1]!;
     const loaded = await store.read(live);
@@ -152,7 +155,7 @@ describe('event archive (real JetStream)', () => {
     // A crash between copy and purge: the next pass copies the subject again.
     const [first] = await archive.readBucket(0);
     assert.ok(first);
-    await store.js.publish(archive.subjectOfSeq(first.seq), first.data, { headers: first.headers });
+    await store.js.publish(archive.subjectOfSeq(first.seq, 'run'), first.data, { headers: first.headers });
     assert.equal((await jsm.streams.info(archive.stream)).state.messages, 2 * (runs.length - 100) + 1);
     assert.deepEqual(await all(store.replay()), before);
   });

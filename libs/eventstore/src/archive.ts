@@ -19,8 +19,9 @@ import type { EventStore, ReplayOptions } from './event-store.js';
  * (measured by `npm run bench -- scale`: a few hundred bytes per subject on every replica, and
  * seconds of start-up per million subjects), and a run makes two subjects (`run`, `runlog`) that
  * would otherwise stay forever. The archive stream holds the same commits, byte for byte with their
- * headers, on FEW subjects: `<prefix>arc.<bucket>`, one per ARCHIVE_BUCKET stream sequences of the
- * original, so its index stays small (one entry per 4,096 sequences of history).
+ * headers, on FEW subjects: `<prefix>arc.<bucket>.<aggregate type>`, bucket = original sequence /
+ * ARCHIVE_BUCKET, so its index stays small (an entry per type archived per 4,096 sequences of
+ * history), and a replay of other aggregate types (a job prewarm) does not read the archive.
  *
  * Nothing is lost for readers of the log: `EventStore.replay` (and so projection rebuilds, the
  * admin replay and tail) merges the archived commits back at their original sequences, so a
@@ -88,8 +89,8 @@ export class EventArchive {
     return `${this.store.prefix}arc.>`;
   }
 
-  subjectOfSeq(seq: number): string {
-    return `${this.store.prefix}arc.${Math.floor(seq / ARCHIVE_BUCKET)}`;
+  subjectOfSeq(seq: number, aggregateType: string): string {
+    return `${this.store.prefix}arc.${Math.floor(seq / ARCHIVE_BUCKET)}.${aggregateType}`;
   }
 
   /** Creates the archive stream (replicas as the event stream's). Idempotent. */
@@ -172,7 +173,8 @@ export class EventArchive {
     h.set(ArchiveHeaders.Subject, m.subject);
     const msgId = m.headers?.get('Nats-Msg-Id');
     if (msgId) h.set(ArchiveHeaders.MsgId, msgId);
-    return this.store.js.publish(this.subjectOfSeq(m.seq), m.data, { headers: h, timeout: 10_000 });
+    const { type } = this.refOfSubject(m.subject);
+    return this.store.js.publish(this.subjectOfSeq(m.seq, type), m.data, { headers: h, timeout: 10_000 });
   }
 
   /** Every message on one subject of the event stream, in order, with its headers (direct gets). */
@@ -195,8 +197,14 @@ export class EventArchive {
     return out;
   }
 
-  /** The archive's buckets in order (none when there is no archive stream). */
-  async buckets(): Promise<number[]> {
+  /** The aggregate of an event-stream subject `<prefix>evt.<ws>.<type>.<id>`. */
+  private refOfSubject(subject: string): AggregateRef {
+    const [workspaceId, type, id] = subject.slice(this.store.prefix.length + 'evt.'.length).split('.');
+    return { workspaceId: workspaceId ?? '', type: type ?? '', id: id ?? '' };
+  }
+
+  /** The archive's buckets in order, of one aggregate type or all (none when there is no archive stream). */
+  async buckets(aggregateType?: string): Promise<number[]> {
     const jsm = await this.store.jsm();
     let subjects: Record<string, number> | undefined;
     try {
@@ -207,15 +215,18 @@ export class EventArchive {
       throw err;
     }
     const head = `${this.store.prefix}arc.`;
-    return Object.keys(subjects ?? {})
-      .map((s) => Number(s.slice(head.length)))
-      .filter((n) => Number.isInteger(n) && n >= 0)
-      .sort((a, b) => a - b);
+    const found = new Set<number>();
+    for (const s of Object.keys(subjects ?? {})) {
+      const [bucket, type] = s.slice(head.length).split('.');
+      const n = Number(bucket);
+      if (Number.isInteger(n) && n >= 0 && (!aggregateType || type === aggregateType)) found.add(n);
+    }
+    return [...found].sort((a, b) => a - b);
   }
 
   /** The archived commits of one bucket as originally stored, by original sequence, duplicates dropped. */
-  async readBucket(bucket: number): Promise<RawCommit[]> {
-    const subject = `${this.store.prefix}arc.${bucket}`;
+  async readBucket(bucket: number, aggregateType?: string): Promise<RawCommit[]> {
+    const subject = `${this.store.prefix}arc.${bucket}.${aggregateType ?? '*'}`;
     const consumer = await this.store.js.consumers.get(this.stream, {
       filter_subjects: subject,
       deliver_policy: DeliverPolicy.All,
@@ -256,7 +267,9 @@ export async function* mergeArchived(
 ): AsyncGenerator<StoredCommit> {
   const archive = new EventArchive(store);
   const fromSeq = opts.fromSeq ?? 1;
-  const buckets = (await archive.buckets()).filter((b) => (b + 1) * ARCHIVE_BUCKET > fromSeq);
+  const buckets = (await archive.buckets(opts.aggregateType)).filter(
+    (b) => (b + 1) * ARCHIVE_BUCKET > fromSeq,
+  );
   if (buckets.length === 0) {
     yield* live;
     return;
@@ -298,7 +311,7 @@ export async function* mergeArchived(
       }
       if (at < pending.length) return; // the next archived commit is past seq
       if (next >= buckets.length || buckets[next]! * ARCHIVE_BUCKET >= seq) return;
-      pending = (await archive.readBucket(buckets[next++]!)).filter(matches);
+      pending = (await archive.readBucket(buckets[next++]!, opts.aggregateType)).filter(matches);
       at = 0;
     }
   }
