@@ -152,6 +152,7 @@ function isEnvelope(x: unknown): x is CommitEnvelope {
 }
 
 const WRONG_LAST_SEQUENCE = 10071;
+const WRONG_LAST_SEQUENCE_UNKNOWN = 10164;
 const MSG_ID_HEADER = 'Nats-Msg-Id';
 /** How many commits after a stale expected sequence are searched for a retried command's first attempt. */
 const DUPLICATE_SCAN = 256;
@@ -291,7 +292,12 @@ export class EventStore {
       });
       return { seq: ack.seq, duplicate: ack.duplicate };
     } catch (err) {
-      if (err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE) {
+      // 10164 (R3): the leader does not know the subject's last sequence yet (a proposal on it is
+      // in flight), seen under 64 appends in flight on a 3-node cluster: a conflict like 10071.
+      if (
+        err instanceof JetStreamApiError &&
+        (err.code === WRONG_LAST_SEQUENCE || err.code === WRONG_LAST_SEQUENCE_UNKNOWN)
+      ) {
         // nats-server ≥ 2.10 checks the expected sequence before the duplicate window: a retried
         // command whose first attempt was stored (and moved the aggregate on) is refused as a
         // conflict. It is a duplicate when one of the commits after `expectedSeq` carries its id.
