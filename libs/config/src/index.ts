@@ -76,6 +76,8 @@ const schema = z.object({
     .default(120),
   /** Time between SIGTERM and SIGKILL when a run is cancelled or times out. */
   RUNWAY_KILL_GRACE_SECONDS: z.coerce.number().min(0).max(3600).default(10),
+  /** Runs ended longer ago leave the event stream for its archive (docs/scale.md); 0 = never. */
+  RUNWAY_ARCHIVE_RUNS_AFTER_DAYS: z.coerce.number().min(0).max(36500).default(30),
   /** Deployment packages: largest upload (compressed archive, or one blob), most files, most bytes of files. */
   RUNWAY_DEPLOY_MAX_UPLOAD_BYTES: z.coerce
     .number()
@@ -304,6 +306,8 @@ export interface RunwayConfig {
   publicUrl: string;
   /** Size limit of each KV bucket Runway creates (0 = none). */
   kvMaxBytes: number;
+  /** Runs ended longer ago than this move to the event archive (0 = never; docs/scale.md). */
+  archiveRunsAfterMs: number;
 }
 
 export class ConfigError extends Error {
@@ -398,6 +402,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RunwayConfig {
     logLevel: e.RUNWAY_LOG_LEVEL,
     devAutoApprove: e.RUNWAY_DEV_AUTO_APPROVE === '1' || e.RUNWAY_DEV_AUTO_APPROVE === 'true',
     kvMaxBytes: e.RUNWAY_KV_MAX_BYTES,
+    archiveRunsAfterMs: e.RUNWAY_ARCHIVE_RUNS_AFTER_DAYS * 86_400_000,
     publicUrl: (e.RUNWAY_PUBLIC_URL ?? `http://${e.RUNWAY_HOST}:${e.RUNWAY_HTTP_PORT}`).replace(/\/$/, ''),
   };
 }

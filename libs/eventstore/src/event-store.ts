@@ -30,6 +30,7 @@ import {
   type StoredCommit,
   type StoredEvent,
 } from './envelope.js';
+import { mergeArchived } from './archive.js';
 import { ConcurrencyError, EventSchemaError } from './errors.js';
 import type { DomainEvent, EventRegistry } from './events.js';
 
@@ -152,6 +153,7 @@ function isEnvelope(x: unknown): x is CommitEnvelope {
 }
 
 const WRONG_LAST_SEQUENCE = 10071;
+const WRONG_LAST_SEQUENCE_UNKNOWN = 10164;
 
 /** The status a direct get answers when no message of the subject exists from there on (404). */
 function isNoMessage(err: Error): boolean {
@@ -219,7 +221,9 @@ export class EventStore {
       max_bytes: -1,
       max_msgs_per_subject: -1,
       deny_delete: true,
-      deny_purge: true,
+      // Purge by subject is how finished aggregates leave for the archive (archive.ts); a stream
+      // made with deny_purge keeps it (nats-server never lets it go) and cannot be archived.
+      deny_purge: false,
       allow_direct: true,
       duplicate_window: duplicateWindowMs * 1_000_000,
       num_replicas: this.opts.replicas ?? 1,
@@ -231,16 +235,17 @@ export class EventStore {
         c.subjects?.length === 1 &&
         c.subjects[0] === this.allSubjects &&
         c.deny_delete &&
-        c.deny_purge &&
         c.allow_direct &&
         c.duplicate_window === config.duplicate_window &&
         c.num_replicas >= (config.num_replicas ?? 1);
       // Replicas are raised (RUNWAY_NATS_REPLICAS went up), never lowered by a process that was
       // started without the setting: lowering them is an operator's decision (`nats stream edit`).
+      // deny_purge stays as it is: the server refuses to lift it from an existing stream.
       if (!same)
         await jsm.streams.update(this.stream, {
           ...c,
           ...config,
+          deny_purge: c.deny_purge,
           num_replicas: Math.max(c.num_replicas, config.num_replicas ?? 1),
         } as StreamConfig);
     } catch (err) {
@@ -304,7 +309,12 @@ export class EventStore {
       });
       return { seq: ack.seq, duplicate: ack.duplicate };
     } catch (err) {
-      if (err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE) {
+      // 10164 (R3): the leader does not know the subject's last sequence yet (a proposal on it is
+      // in flight), seen under 64 appends in flight on a 3-node cluster: a conflict like 10071.
+      if (
+        err instanceof JetStreamApiError &&
+        (err.code === WRONG_LAST_SEQUENCE || err.code === WRONG_LAST_SEQUENCE_UNKNOWN)
+      ) {
         // nats-server ≥ 2.10 checks the expected sequence before the duplicate window: a retried
         // command whose first attempt was stored (and moved the aggregate on) is refused as a
         // conflict. It is a duplicate when one of the commits after `expectedSeq` carries its id.
@@ -404,8 +414,16 @@ export class EventStore {
     return { commits, events: commits.flatMap((c) => c.events), lastSeq: commits.at(-1)?.seq ?? 0 };
   }
 
-  /** Replays commits from a sequence or time, optionally filtered, optionally following. */
-  async *replay(opts: ReplayOptions = {}): AsyncGenerator<StoredCommit> {
+  /**
+   * Replays commits from a sequence or time, optionally filtered, optionally following, with the
+   * commits moved to the archive (archive.ts) merged back in at their sequences.
+   */
+  replay(opts: ReplayOptions = {}): AsyncGenerator<StoredCommit> {
+    return mergeArchived(this, this.replayStream(opts), opts);
+  }
+
+  /** replay of what is in the stream itself (no archived commits). */
+  async *replayStream(opts: ReplayOptions = {}): AsyncGenerator<StoredCommit> {
     const jsm = await this.jsm();
     const info = await jsm.streams.info(this.stream);
     const endSeq = info.state.last_seq;

@@ -4,3 +4,4 @@ export * from './envelope.js';
 export * from './event-store.js';
 export * from './decider.js';
 export * from './command-handler.js';
+export * from './archive.js';

@@ -7,7 +7,14 @@ import {
 } from '@nats-io/jetstream';
 import { randomBytes } from 'node:crypto';
 import { sql, type Kysely, type Transaction } from 'kysely';
-import { Headers, type EventStore, type StoredCommit, type StoredEvent } from '#libs/eventstore';
+import {
+  ARCHIVE_BUCKET,
+  EventArchive,
+  Headers,
+  type EventStore,
+  type StoredCommit,
+  type StoredEvent,
+} from '#libs/eventstore';
 import { checkpointSubject } from './checkpoint-watcher.js';
 import {
   errorMessage,
@@ -430,8 +437,74 @@ export class ProjectionRunner {
     }
   }
 
+  /**
+   * Commits moved to the archive (EventArchive) are no longer in the stream, which the consumer
+   * reads: a runner whose checkpoint is below the archived part (a projection added later, a
+   * dropped database, one halted for weeks) first applies it from the log's replay, which merges
+   * the archive back, then sets its checkpoint past the archived part so the consumer starts after it.
+   */
+  private async catchUpArchived(): Promise<void> {
+    const buckets = await new EventArchive(this.store).buckets();
+    if (buckets.length === 0) return;
+    const top = Math.min(
+      (buckets[buckets.length - 1]! + 1) * ARCHIVE_BUCKET - 1,
+      await this.store.lastSequence(),
+    );
+    if (top <= this.checkpoint) return;
+    let batch: Decoded[] = [];
+    const flush = async () => {
+      const result = await this.commit(batch);
+      batch = [];
+      this.checkpoint = result.checkpoint;
+      for (const l of result.deadLetters) this.opts.onDeadLetter?.(l);
+      this.deadLettered += result.deadLetters.length;
+      if (result.halted) {
+        this.halt = result.halted;
+        this.opts.onDeadLetter?.(result.halted);
+        throw new ProjectionHaltedError(this.projection.name, result.halted.seq, result.halted.error);
+      }
+    };
+    const replay = this.store.replay({
+      fromSeq: this.checkpoint + 1,
+      types: this.projection.canHandle,
+      onUndecodable: (m, err) =>
+        batch.push({
+          seq: m.seq,
+          events: [],
+          subject: m.subject,
+          eventTypes: () => m.headers?.get(Headers.EventTypes) || null,
+          failure: errorMessage(err),
+        }),
+    });
+    for await (const c of replay) {
+      if (c.seq > top) break;
+      batch.push({ seq: c.seq, events: c.events, subject: c.subject });
+      if (batch.length >= this.batchSize) await flush();
+    }
+    if (batch.length > 0) await flush();
+    // Every handled commit up to `top` is applied: the checkpoint moves over the rest (other types,
+    // and the archived sequences the consumer would see as a gap).
+    const name = this.projection.name;
+    await this.db.transaction().execute(async (tx) => {
+      await sql`SELECT pg_advisory_xact_lock(${lockKey(name)})`.execute(tx);
+      const now = new Date();
+      await tx
+        .insertInto('projection_checkpoints')
+        .values({ name, stream_seq: top, updated_at: now })
+        .onConflict((oc) =>
+          oc.column('name').doUpdateSet({
+            stream_seq: sql<number>`greatest(projection_checkpoints.stream_seq, excluded.stream_seq)`,
+            updated_at: now,
+          }),
+        )
+        .execute();
+    });
+    this.checkpoint = await readCheckpoint(this.db, name);
+  }
+
   /** (Re)creates this runner's consumer, starting right after the checkpoint, with nothing in flight. */
   private async ensureConsumer(): Promise<void> {
+    await this.catchUpArchived();
     const jsm = await this.store.jsm();
     await this.deleteConsumer(this.durableName);
     this.hasConsumer = true;

@@ -2,6 +2,7 @@ import { Module, type DynamicModule } from '@nestjs/common';
 import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
 import { HealthController } from './health/health.controller.js';
 import { RunController } from './run/run.controller.js';
+import { RunArchiverService } from './run/run-archiver.service.js';
 import { RunHandler } from './run/run.handler.js';
 import { ReaperService } from './worker/reaper.service.js';
 
@@ -11,7 +12,7 @@ export class ExecutionModule {
     return {
       module: ExecutionModule,
       controllers: [HealthController, RunController],
-      providers: [{ provide: SERVICE_CONTEXT, useValue: ctx }, RunHandler, ReaperService],
+      providers: [{ provide: SERVICE_CONTEXT, useValue: ctx }, RunHandler, ReaperService, RunArchiverService],
     };
   }
 }

@@ -120,8 +120,26 @@ export const executionMigrations: MigrationSet = {
       name: '0003_drop_run_output',
       up: `DROP TABLE IF EXISTS run_output;`,
     },
+    {
+      // The run archiver's progress (run/run-archiver.ts): not a read model, its own cursor.
+      name: '0004_run_archive_cursor',
+      up: `
+        CREATE TABLE run_archive_cursor (
+          id integer PRIMARY KEY CHECK (id = 1),
+          archived_before timestamptz NOT NULL,
+          last_run_id uuid NOT NULL
+        );
+        CREATE INDEX runs_ended ON runs (updated_at, id)
+          WHERE status IN ('completed', 'failed', 'cancelled', 'skipped');`,
+    },
   ],
 };
+
+export interface RunArchiveCursorRow {
+  id: number;
+  archived_before: Date;
+  last_run_id: string;
+}
 
 export interface RunRow {
   id: string;
@@ -227,4 +245,5 @@ export interface ExecutionTables {
   pipeline_tables: PipelineTableRow;
   pipeline_loads: PipelineLoadRow;
   run_pipelines: RunPipelineRow;
+  run_archive_cursor: RunArchiveCursorRow;
 }

@@ -1,11 +1,22 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Kysely } from 'kysely';
 import { randomUUID } from 'node:crypto';
-import { AggregateTypes, type CancelRunReply, type CancelRunRequest } from '#libs/contracts';
-import { handleCommand, NotFoundError, type AggregateRef, type EventStore } from '#libs/eventstore';
+import {
+  AggregateTypes,
+  TERMINAL_RUN_STATUSES,
+  type CancelRunReply,
+  type CancelRunRequest,
+} from '#libs/contracts';
+import {
+  DomainError,
+  handleCommand,
+  NotFoundError,
+  type AggregateRef,
+  type EventStore,
+} from '#libs/eventstore';
 import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
 import type { ExecutionTables } from '../migrations/index.js';
-import { runDecider, type RunCommand } from './run.decider.js';
+import { runDecider, terminalStateMessage, type RunCommand } from './run.decider.js';
 
 export function runRef(workspaceId: string, runId: string): AggregateRef {
   return { workspaceId, type: AggregateTypes.run, id: runId };
@@ -37,6 +48,10 @@ export class RunCommands {
       .where('workspace_id', '=', req.workspaceId)
       .executeTakeFirst();
     if (!row) throw new NotFoundError(`run ${req.runId} not found`);
+    // Refused before the aggregate is read: a run that ended long ago may be archived (its subject
+    // empty), and a command on it would start a new aggregate instead of finding it ended.
+    const terminal = TERMINAL_RUN_STATUSES.find((s) => s === row.status);
+    if (terminal) throw new DomainError(terminalStateMessage(row.number, terminal));
     const r = await this.handle(
       req.workspaceId,
       req.runId,
