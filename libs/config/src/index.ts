@@ -11,6 +11,8 @@ export type HostedService = (typeof HOSTED_SERVICES)[number];
 const schema = z.object({
   RUNWAY_HTTP_PORT: port.default(8080),
   RUNWAY_GRPC_PORT: port.default(50051),
+  /** A service or worker run on its own (compose, Kubernetes) answers GET /healthz on this port (unset: no HTTP listener). */
+  RUNWAY_HEALTH_PORT: port.optional(),
   RUNWAY_HOST: z.string().min(1).default('127.0.0.1'),
   RUNWAY_DATA_DIR: z.string().min(1).default('./.runway'),
   RUNWAY_NATS_PORT: port.default(4222),
@@ -19,6 +21,8 @@ const schema = z.object({
     .string()
     .regex(/^(nats|tls):\/\/\S+$/, 'must look like nats://host:port')
     .optional(),
+  /** Replicas of every stream, KV bucket and object store Runway creates (EVENTS, LOGS, buckets). */
+  RUNWAY_NATS_REPLICAS: z.coerce.number().int().min(1).max(5).optional(),
   /** Credentials for NATS_URL's server (besides `nats://user:pass@host` or `nats://token@host` in the URL itself). */
   NATS_USER: z.string().min(1).optional(),
   NATS_PASSWORD: z.string().min(1).optional(),
@@ -171,6 +175,9 @@ const schema = z.object({
 
 export type RunwayEnv = z.infer<typeof schema>;
 
+/** The names of every environment variable libs/config reads (deploy/ checks its files against them). */
+export const CONFIG_VARIABLES: readonly string[] = Object.freeze(Object.keys(schema.shape));
+
 /** How to authenticate to an external NATS server (NATS_USER/NATS_PASSWORD, NATS_TOKEN, NATS_CREDS). */
 export type NatsAuth =
   | { kind: 'user'; user: string; password: string }
@@ -205,6 +212,8 @@ function natsAuthOf(e: RunwayEnv): NatsAuth | undefined {
 
 export interface RunwayConfig {
   http: { host: string; port: number };
+  /** Port of the GET /healthz listener of a standalone service or worker (RUNWAY_HEALTH_PORT). */
+  healthPort: number | undefined;
   grpc: {
     port: number;
     /** Largest request message of an authenticated call (a call without valid credentials is never read). */
@@ -299,6 +308,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RunwayConfig {
     ]);
   return {
     http: { host: e.RUNWAY_HOST, port: e.RUNWAY_HTTP_PORT },
+    healthPort: e.RUNWAY_HEALTH_PORT,
     grpc: {
       port: e.RUNWAY_GRPC_PORT,
       maxMessageBytes: e.RUNWAY_GRPC_MAX_MESSAGE_BYTES ?? e.RUNWAY_DEPLOY_MAX_UPLOAD_BYTES + 1024 * 1024,

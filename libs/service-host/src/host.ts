@@ -14,6 +14,7 @@ import {
   type Projection,
 } from '#libs/projections';
 import { subjectFor, type ServiceContext } from './context.js';
+import type { HealthReport } from './health-http.js';
 
 export interface ServiceDefinition {
   name: ServiceName;
@@ -38,6 +39,8 @@ export interface RunningService {
   ctx: ServiceContext;
   runners: ProjectionRunner[];
   startedAt: Date;
+  /** What the health subject (and a standalone process's GET /healthz) answers. */
+  health: () => HealthReport;
   stop: () => Promise<void>;
 }
 
@@ -96,17 +99,16 @@ export async function startServiceHost(
   runners.push(...made);
   for (const r of runners) await r.start();
   const startedAt = new Date();
+  const health = (): HealthReport => ({
+    service: def.name,
+    status: nats.isClosed() ? 'down' : 'ok',
+    startedAt: startedAt.toISOString(),
+    projections: runners.map((r) => ({ name: r.projection.name, checkpoint: r.position })),
+  });
   const subs = [
     nats.subscribe(subjectFor(ctx, Subjects.health(def.name)), {
       callback: (_err, msg) => {
-        msg.respond(
-          JSON.stringify({
-            service: def.name,
-            status: nats.isClosed() ? 'down' : 'ok',
-            startedAt: startedAt.toISOString(),
-            projections: runners.map((r) => ({ name: r.projection.name, checkpoint: r.position })),
-          }),
-        );
+        msg.respond(JSON.stringify(health()));
       },
     }),
     ...runners.map((r) =>
@@ -132,6 +134,7 @@ export async function startServiceHost(
     ctx,
     runners,
     startedAt,
+    health,
     stop: async () => {
       for (const s of subs) s.unsubscribe();
       await Promise.all(runners.map((r) => r.stop()));
