@@ -236,7 +236,7 @@ describe('deploy/kubernetes', () => {
   });
 });
 
-describe('the probes answer on the running processes', { timeout: 90_000 }, () => {
+describe('the probes answer on the running processes', { timeout: 120_000 }, () => {
   let env: TestEnvironment;
   const children: ChildProcess[] = [];
   const ports = new Map<string, number>();
@@ -310,6 +310,38 @@ describe('the probes answer on the running processes', { timeout: 90_000 }, () =
       ),
     );
     await env?.close();
+  });
+
+  it('first-admin.js prints a working token of the one first admin, on every run', async () => {
+    const run = () =>
+      spawnSync(process.execPath, [join(ROOT, 'dist/deploy/container/src/first-admin.js')], {
+        encoding: 'utf8',
+        timeout: 60_000,
+        env: { ...process.env, ...env.childEnv(), DATABASE_URL: env.databaseUrl, RUNWAY_LOG_LEVEL: 'error' },
+      });
+    const gateway = ports.get('dist/services/gateway/src/main.js')!;
+    const workspaces = async (token: string) => {
+      const res = await fetch(`http://127.0.0.1:${gateway}/api/v1/workspaces`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      assert.equal(res.status, 200, 'the printed token works');
+      return z.array(z.object({ id: z.string(), name: z.string() }).loose()).parse(await res.json());
+    };
+    const first = run();
+    assert.equal(first.status, 0, first.stderr);
+    const second = run();
+    assert.equal(second.status, 0, second.stderr);
+    const [a, b] = [first.stdout.trim(), second.stdout.trim()];
+    assert.match(a, /^\S{20,}$/);
+    assert.notEqual(a, b);
+    const [wa, wb] = [await workspaces(a), await workspaces(b)];
+    assert.deepEqual(
+      wa.map((w) => w.name),
+      ['default'],
+    );
+    assert.deepEqual(wb, wa); // the same admin, the same default workspace: nothing made twice
+    const anonymous = await fetch(`http://127.0.0.1:${gateway}/api/v1/workspaces`);
+    assert.equal(anonymous.status, 401);
   });
 
   it('every probe of the manifests gets 200 from the process it checks, and another path does not', async () => {
