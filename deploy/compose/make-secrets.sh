@@ -33,11 +33,6 @@ NATS_PASSWORD=${NATS_WORKER}
 DATABASE_URL=${DB}
 RUNWAY_MASTER_KEY=${MASTER_KEY}
 EOT
-cat > secrets/admin.env <<EOT
-NATS_USER=admin
-NATS_PASSWORD=${NATS_ADMIN}
-DATABASE_URL=${DB}
-EOT
 openssl rand -base64 32 > secrets/jwt.key
 # The gateways run as uid 1000 and read the signing key (it must stay 0600).
 if [ "$(id -u)" = 0 ]; then chown 1000:1000 secrets/jwt.key; else

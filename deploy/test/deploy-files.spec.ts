@@ -44,7 +44,7 @@ function madeSecrets(): { dir: string; envFiles: Record<string, string> } {
   const r = spawnSync('sh', [join(dir, 'make-secrets.sh')], { encoding: 'utf8', timeout: 20_000 });
   assert.equal(r.status, 0, r.stderr);
   const envFiles: Record<string, string> = {};
-  for (const f of ['runway', 'worker', 'nats', 'postgres', 'admin'])
+  for (const f of ['runway', 'worker', 'nats', 'postgres'])
     envFiles[`./secrets/${f}.env`] = readFileSync(join(dir, 'secrets', `${f}.env`), 'utf8');
   return { dir, envFiles };
 }
