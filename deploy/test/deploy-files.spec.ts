@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -29,6 +30,26 @@ const COMPOSE_DIR = join(ROOT, 'deploy', 'compose');
 const composeText = readFileSync(join(COMPOSE_DIR, 'compose.yaml'), 'utf8');
 const work = mkdtempSync(join(tmpdir(), 'runway-deploy-'));
 after(() => rmSync(work, { recursive: true, force: true }));
+
+/** GET on loopback without keep-alive (a process's idle connection may close under a pooled request). */
+function httpGet(
+  port: number,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, headers, agent: false, timeout: 10_000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`GET :${port}${path} timed out`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
 
 /** The text with `from` replaced once by `to` (the mutation must apply: a no-op proves nothing). */
 function mutate(text: string, from: string | RegExp, to: string): string {
@@ -266,7 +287,7 @@ describe('the probes answer on the running processes', { timeout: 120_000 }, () 
     }
   }
   const get = (port: number, path: string) =>
-    fetch(`http://127.0.0.1:${port}${path}`).then(
+    httpGet(port, path).then(
       (r) => r.status,
       () => 0,
     );
@@ -321,11 +342,9 @@ describe('the probes answer on the running processes', { timeout: 120_000 }, () 
       });
     const gateway = ports.get('dist/services/gateway/src/main.js')!;
     const workspaces = async (token: string) => {
-      const res = await fetch(`http://127.0.0.1:${gateway}/api/v1/workspaces`, {
-        headers: { authorization: `Bearer ${token}` },
-      });
+      const res = await httpGet(gateway, '/api/v1/workspaces', { authorization: `Bearer ${token}` });
       assert.equal(res.status, 200, 'the printed token works');
-      return z.array(z.object({ id: z.string(), name: z.string() }).loose()).parse(await res.json());
+      return z.array(z.object({ id: z.string(), name: z.string() }).loose()).parse(JSON.parse(res.body));
     };
     const first = run();
     assert.equal(first.status, 0, first.stderr);
@@ -340,7 +359,7 @@ describe('the probes answer on the running processes', { timeout: 120_000 }, () 
       ['default'],
     );
     assert.deepEqual(wb, wa); // the same admin, the same default workspace: nothing made twice
-    const anonymous = await fetch(`http://127.0.0.1:${gateway}/api/v1/workspaces`);
+    const anonymous = await httpGet(gateway, '/api/v1/workspaces');
     assert.equal(anonymous.status, 401);
   });
 
