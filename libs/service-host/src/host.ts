@@ -39,7 +39,7 @@ export interface RunningService {
   ctx: ServiceContext;
   runners: ProjectionRunner[];
   startedAt: Date;
-  /** What the health subject (and a standalone process's GET /healthz) answers. */
+  /** What a standalone process's GET /healthz answers: 'ok' while its NATS connection is open. */
   health: () => HealthReport;
   stop: () => Promise<void>;
 }
@@ -99,16 +99,23 @@ export async function startServiceHost(
   runners.push(...made);
   for (const r of runners) await r.start();
   const startedAt = new Date();
+  // What a standalone process's GET /healthz answers (RUNWAY_HEALTH_PORT).
   const health = (): HealthReport => ({
     service: def.name,
     status: nats.isClosed() ? 'down' : 'ok',
     startedAt: startedAt.toISOString(),
-    projections: runners.map((r) => ({ name: r.projection.name, checkpoint: r.position })),
   });
   const subs = [
     nats.subscribe(subjectFor(ctx, Subjects.health(def.name)), {
       callback: (_err, msg) => {
-        msg.respond(JSON.stringify(health()));
+        msg.respond(
+          JSON.stringify({
+            service: def.name,
+            status: nats.isClosed() ? 'down' : 'ok',
+            startedAt: startedAt.toISOString(),
+            projections: runners.map((r) => ({ name: r.projection.name, checkpoint: r.position })),
+          }),
+        );
       },
     }),
     ...runners.map((r) =>
