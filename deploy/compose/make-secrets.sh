@@ -33,8 +33,4 @@ NATS_PASSWORD=${NATS_WORKER}
 DATABASE_URL=${DB}
 RUNWAY_MASTER_KEY=${MASTER_KEY}
 EOT
-openssl rand -base64 32 > secrets/jwt.key
-# The gateways run as uid 1000 and read the signing key (it must stay 0600).
-if [ "$(id -u)" = 0 ]; then chown 1000:1000 secrets/jwt.key; else
-  echo "note: run 'sudo chown 1000:1000 $(pwd)/secrets/jwt.key' (the gateways run as uid 1000)" >&2; fi
 echo "secrets written to $(pwd)/secrets/"

@@ -113,7 +113,7 @@ describe('deploy/compose', () => {
 
   it("make-secrets.sh makes 0600 env files that every Runway container's configuration accepts", () => {
     const { dir, envFiles } = madeSecrets();
-    for (const f of ['runway.env', 'worker.env', 'nats.env', 'postgres.env', 'jwt.key'])
+    for (const f of ['runway.env', 'worker.env', 'nats.env', 'postgres.env'])
       assert.equal(statSync(join(dir, 'secrets', f)).mode & 0o777, 0o600, f);
     assert.deepEqual(composeCrossProblems(composeText, envFiles), []);
     // The values too: libs/config validates each Runway container's whole environment.
