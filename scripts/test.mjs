@@ -16,9 +16,8 @@ await useSupportedNode(); // Node ≥ 22: under an older one, re-run under .tool
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const filters = process.argv.slice(2);
 
-const setup = spawnSync(process.execPath, [join(root, 'scripts', 'setup.mjs'), '--python'], {
-  stdio: 'inherit',
-});
+const setupArgs = [join(root, 'scripts', 'setup.mjs'), '--python', '--deploy-schemas'];
+const setup = spawnSync(process.execPath, setupArgs, { stdio: 'inherit' });
 if (setup.status !== 0) process.exit(setup.status ?? 1);
 
 const { startNatsServer, freePort } = await import(

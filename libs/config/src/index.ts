@@ -19,6 +19,8 @@ export type HostedService = (typeof HOSTED_SERVICES)[number];
 const schema = z.object({
   RUNWAY_HTTP_PORT: port.default(8080),
   RUNWAY_GRPC_PORT: port.default(50051),
+  /** A service or worker run on its own (compose, Kubernetes) answers GET /healthz on this port (unset: no HTTP listener). */
+  RUNWAY_HEALTH_PORT: port.optional(),
   RUNWAY_HOST: z.string().min(1).default('127.0.0.1'),
   RUNWAY_DATA_DIR: z.string().min(1).default('./.runway'),
   RUNWAY_NATS_PORT: port.default(4222),
@@ -201,6 +203,9 @@ const schema = z.object({
 
 export type RunwayEnv = z.infer<typeof schema>;
 
+/** The names of every environment variable libs/config reads (deploy/ checks its files against them). */
+export const CONFIG_VARIABLES: readonly string[] = Object.freeze(Object.keys(schema.shape));
+
 /** How to authenticate to an external NATS server (NATS_USER/NATS_PASSWORD, NATS_TOKEN, NATS_CREDS). */
 export type NatsAuth =
   | { kind: 'user'; user: string; password: string }
@@ -235,6 +240,8 @@ function natsAuthOf(e: RunwayEnv): NatsAuth | undefined {
 
 export interface RunwayConfig {
   http: { host: string; port: number };
+  /** Port of the GET /healthz listener of a standalone service or worker (RUNWAY_HEALTH_PORT). */
+  healthPort: number | undefined;
   grpc: {
     port: number;
     /** Largest request message of an authenticated call (a call without valid credentials is never read). */
@@ -349,6 +356,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RunwayConfig {
     ]);
   return {
     http: { host: e.RUNWAY_HOST, port: e.RUNWAY_HTTP_PORT },
+    healthPort: e.RUNWAY_HEALTH_PORT,
     grpc: {
       port: e.RUNWAY_GRPC_PORT,
       maxMessageBytes: e.RUNWAY_GRPC_MAX_MESSAGE_BYTES ?? e.RUNWAY_DEPLOY_MAX_UPLOAD_BYTES + 1024 * 1024,

@@ -209,7 +209,7 @@ function quote(s: string): string {
   return JSON.stringify(s);
 }
 
-function renderPermissions(p: Permissions, indent: string): string {
+export function renderPermissions(p: Permissions, indent: string): string {
   const list = (xs: string[]) => `[${xs.map(quote).join(', ')}]`;
   const side = (name: string, s: { allow: string[]; deny?: string[] }) =>
     `${indent}  ${name}: { allow: ${list(s.allow)}${s.deny ? `, deny: ${list(s.deny)}` : ''} }`;

@@ -15,6 +15,7 @@ import {
   type Projection,
 } from '#libs/projections';
 import { subjectFor, type ServiceContext } from './context.js';
+import type { HealthReport } from './health-http.js';
 
 export interface ServiceDefinition {
   name: ServiceName;
@@ -39,6 +40,8 @@ export interface RunningService {
   ctx: ServiceContext;
   runners: ProjectionRunner[];
   startedAt: Date;
+  /** What a standalone process's GET /healthz answers: 'ok' while its NATS connection is open. */
+  health: () => HealthReport;
   stop: () => Promise<void>;
 }
 
@@ -103,6 +106,12 @@ export async function startServiceHost(
   runners.push(...made);
   for (const r of runners) await r.start();
   const startedAt = new Date();
+  // What a standalone process's GET /healthz answers (RUNWAY_HEALTH_PORT).
+  const health = (): HealthReport => ({
+    service: def.name,
+    status: nats.isClosed() ? 'down' : 'ok',
+    startedAt: startedAt.toISOString(),
+  });
   const subs = [
     nats.subscribe(subjectFor(ctx, Subjects.health(def.name)), {
       callback: (_err, msg) => {
@@ -143,6 +152,7 @@ export async function startServiceHost(
     ctx,
     runners,
     startedAt,
+    health,
     stop: async () => {
       for (const s of subs) s.unsubscribe();
       await Promise.all(runners.map((r) => r.stop()));

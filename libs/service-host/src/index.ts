@@ -4,3 +4,4 @@ export * from './microservice.js';
 export * from './rpc.js';
 export * from './standalone.js';
 export * from './periodic.js';
+export * from './health-http.js';

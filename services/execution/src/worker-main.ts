@@ -6,7 +6,7 @@ import { createKysely, migrateToLatest } from '#libs/database';
 import { EventStore } from '#libs/eventstore';
 import { connectNats, drainNats } from '#libs/nats';
 import { projectionMigrations } from '#libs/projections';
-import { logLevels } from '#libs/service-host';
+import { logLevels, startHealthListener } from '#libs/service-host';
 import { executionMigrations } from './migrations/index.js';
 import { startWorkers } from './worker/start-worker.js';
 
@@ -28,6 +28,16 @@ await store.ensureStream();
 const db = createKysely<unknown>({ url: config.database.url, max: 5 });
 await migrateToLatest(db, [projectionMigrations, executionMigrations]);
 const running = await startWorkers({ nats, store, db, config }, 1, { reaper: true });
+const startedAt = new Date().toISOString();
+const health =
+  config.healthPort === undefined
+    ? undefined
+    : await startHealthListener(config.healthPort, config.http.host, () => ({
+        service: 'worker',
+        status: nats.isClosed() ? 'down' : 'ok',
+        worker: running.workers[0]!.id,
+        startedAt,
+      }));
 process.stdout.write(
   `runway worker ${running.workers[0]!.id} ready (pid ${process.pid}, ${config.worker.slots} slots)\n`,
 );
@@ -35,6 +45,7 @@ let stopping = false;
 const stop = async () => {
   if (stopping) return;
   stopping = true;
+  await health?.close();
   await running.stop();
   await db.destroy();
   await drainNats(nats);
