@@ -5,7 +5,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { useSupportedNode } from '../scripts/node.mjs';
 
-await useSupportedNode(); // Node ≥ 22: under an older one, re-run under .tools/node (Node 24)
+// Node ≥ 22: under an older one, re-run under .tools/node (Node 24), without a notice on every command.
+await useSupportedNode({ quiet: true });
 
 const entry = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'libs', 'cli', 'src', 'main.js');
 if (!existsSync(entry)) {

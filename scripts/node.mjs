@@ -40,19 +40,20 @@ export function supportedNode() {
  * Re-runs this script (process.argv) under a supported Node when the current one is older, and
  * exits with its status; returns at once when the current Node is supported.
  */
-export async function useSupportedNode() {
+export async function useSupportedNode({ quiet = false } = {}) {
   if (isSupportedNode(process.versions.node)) return;
   const node = supportedNode();
   if (node === process.execPath)
     throw new Error(`${node} is Node ${process.versions.node}: not ≥ ${MIN_NODE_MAJOR}`);
-  await runUnder(node, process.argv.slice(1));
+  await runUnder(node, process.argv.slice(1), quiet);
 }
 
 /** Runs `argv` under `node` with its stdio, forwarding signals, and exits with its status. */
-function runUnder(node, argv) {
-  process.stderr.write(
-    `[node] Node ${process.versions.node} is older than ${MIN_NODE_MAJOR}: using ${node}\n`,
-  );
+function runUnder(node, argv, quiet = false) {
+  if (!quiet)
+    process.stderr.write(
+      `[node] Node ${process.versions.node} is older than ${MIN_NODE_MAJOR}: using ${node}\n`,
+    );
   // `node` on PATH is the same one, for anything started through a `#!/usr/bin/env node` shebang.
   const env = {
     ...process.env,

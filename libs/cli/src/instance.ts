@@ -31,17 +31,34 @@ export function findInstance(env: NodeJS.ProcessEnv = process.env): Instance {
   if (cluster && !env.RUNWAY_NATS_CLUSTER)
     config = loadConfig({ ...env, RUNWAY_NATS_CLUSTER: String(cluster.nodes) });
   const ports = cluster?.clientPorts ?? [config.nats.port];
-  const secret = (...path: string[]) =>
-    encodeURIComponent(readSecretFile(join(config.dataDir, ...path)) ?? '');
+  const secret = (...path: string[]) => {
+    const file = join(config.dataDir, ...path);
+    const value = readSecretFile(file);
+    if (value === undefined) {
+      throw new CliError(
+        `no credentials in ${file}: is ${config.dataDir} the data dir of a running Runway? ` +
+          '(set RUNWAY_DATA_DIR to it, or NATS_URL and DATABASE_URL)',
+      );
+    }
+    return encodeURIComponent(value);
+  };
   const embedded = (user: 'admin' | 'runway') =>
     ports.map((p) => `nats://${user}:${secret('nats', 'credentials', user)}@127.0.0.1:${p}`).join(',');
+  // Getters: a command that needs only NATS (or only PostgreSQL) reads only that one's credentials.
   return {
     config,
-    natsUrl: config.nats.url ?? embedded('admin'),
-    serviceNatsUrl: config.nats.url ?? embedded('runway'),
-    databaseUrl:
-      config.database.url ??
-      `postgres://runway:${secret('pg', 'credentials', 'runway')}@127.0.0.1:${config.database.port}/runway`,
+    get natsUrl() {
+      return config.nats.url ?? embedded('admin');
+    },
+    get serviceNatsUrl() {
+      return config.nats.url ?? embedded('runway');
+    },
+    get databaseUrl() {
+      return (
+        config.database.url ??
+        `postgres://runway:${secret('pg', 'credentials', 'runway')}@127.0.0.1:${config.database.port}/runway`
+      );
+    },
   };
 }
 
