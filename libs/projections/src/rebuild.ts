@@ -1,9 +1,9 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
-import { Headers, type EventStore } from '#libs/eventstore';
-import { errorMessage, type FailurePolicy } from './dead-letters.js';
+import type { EventStore } from '#libs/eventstore';
+import type { FailurePolicy } from './dead-letters.js';
 import type { CheckpointTable } from './migrations.js';
 import type { Projection } from './projection.js';
-import { applyCommits, lockKey, ProjectionHaltedError, type Decoded } from './runner.js';
+import { applyCommits, lockKey, ProjectionHaltedError, undecodable, type Decoded } from './runner.js';
 
 export interface RebuildResult {
   name: string;
@@ -66,14 +66,7 @@ export async function rebuildProjection(
       fromSeq: position + 1,
       types,
       // Called between two commits of the replay, so the batch stays in stream order.
-      onUndecodable: (m, err) =>
-        batch.push({
-          seq: m.seq,
-          events: [],
-          subject: m.subject,
-          eventTypes: () => m.headers?.get(Headers.EventTypes) || null,
-          failure: errorMessage(err),
-        }),
+      onUndecodable: (m, err) => batch.push(undecodable(m, err)),
     });
     for await (const c of replay) {
       batch.push({ seq: c.seq, events: c.events, subject: c.subject });

@@ -5,6 +5,7 @@ import {
   type ConsumerMessages,
   type JsMsg,
 } from '@nats-io/jetstream';
+import type { MsgHdrs } from '@nats-io/transport-node';
 import { randomBytes } from 'node:crypto';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import {
@@ -74,6 +75,17 @@ export interface Decoded {
   eventTypes?: () => string | null;
   /** Why the commit could not be decoded (it is then a dead letter, or the halt). */
   failure?: string;
+}
+
+/** A commit of the replay that could not be decoded: a dead letter (or the halt) with its reason. */
+export function undecodable(m: { seq: number; subject: string; headers?: MsgHdrs }, err: unknown): Decoded {
+  return {
+    seq: m.seq,
+    events: [],
+    subject: m.subject,
+    eventTypes: () => m.headers?.get(Headers.EventTypes) || null,
+    failure: errorMessage(err),
+  };
 }
 
 /** A stable 32-bit key for pg advisory locks. */
@@ -467,14 +479,7 @@ export class ProjectionRunner {
     const replay = this.store.replay({
       fromSeq: this.checkpoint + 1,
       types: this.projection.canHandle,
-      onUndecodable: (m, err) =>
-        batch.push({
-          seq: m.seq,
-          events: [],
-          subject: m.subject,
-          eventTypes: () => m.headers?.get(Headers.EventTypes) || null,
-          failure: errorMessage(err),
-        }),
+      onUndecodable: (m, err) => batch.push(undecodable(m, err)),
     });
     for await (const c of replay) {
       if (c.seq > top) break;
