@@ -11,7 +11,7 @@ import {
 } from '#libs/database';
 import { integrationRegistry } from '#libs/contracts';
 import { EventStore } from '#libs/eventstore';
-import { connectNats, drainNats, startEmbeddedNats, waitForPort, type EmbeddedNats } from '#libs/nats';
+import { connectNats, drainNats, portIsFree, startEmbeddedNats, type EmbeddedNats } from '#libs/nats';
 import { ensureSecretFile } from '#libs/secrets';
 import { startNestMicroservice, startServiceHost, type RunningService } from '#libs/service-host';
 import { createGatewayHttp } from '../../../services/gateway/src/app.js';
@@ -37,15 +37,6 @@ export interface RunningRunway {
   databaseUrl: string;
   admin: FirstAdmin;
   stop: () => Promise<void>;
-}
-
-async function portIsFree(port: number): Promise<boolean> {
-  try {
-    await waitForPort(port, 1);
-    return false;
-  } catch {
-    return true;
-  }
 }
 
 /**

@@ -48,7 +48,8 @@ export function readEmbeddedCluster(natsDir: string): EmbeddedClusterFile | unde
   return parsed.data;
 }
 
-async function portIsFree(port: number): Promise<boolean> {
+/** True when nothing listens on 127.0.0.1:`port`. */
+export async function portIsFree(port: number): Promise<boolean> {
   try {
     await waitForPort(port, 1);
     return false;
