@@ -65,7 +65,7 @@ const keySegment = (k: string) => (BARE_KEY.test(k) ? k : JSON.stringify(k));
 
 function isTable(v: unknown): v is Record<string, unknown> {
   if (typeof v !== 'object' || v === null || Array.isArray(v) || v instanceof Date) return false;
-  const proto = Object.getPrototypeOf(v) as unknown;
+  const proto: unknown = Object.getPrototypeOf(v);
   return proto === Object.prototype || proto === null;
 }
 
@@ -92,7 +92,7 @@ export function parseToml(path: string, content: Uint8Array): Record<string, unk
   }
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   try {
-    return parse(text, { integersAsBigInt: 'asNeeded', maxDepth: 100 }) as Record<string, unknown>;
+    return parse(text, { integersAsBigInt: 'asNeeded', maxDepth: 100 });
   } catch (err) {
     if (err instanceof TomlError) {
       // The library's message ends with a code block quoting the line: leave it out, it may hold a secret.

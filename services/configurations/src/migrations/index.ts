@@ -68,7 +68,8 @@ export interface ConfigurationFileRow {
   keys: string[];
 }
 
-export interface ConfigurationTables {
+/** A type, not an interface: kysely's `withTables` wants an index-signature-compatible shape. */
+export type ConfigurationTables = {
   configurations: {
     id: string;
     workspace_id: string;
@@ -93,7 +94,7 @@ export interface ConfigurationTables {
     config_keys: string[];
     secret_keys: string[];
   };
-}
+};
 
 /** The table of 0001 that 0002 drops, read once by moveConfigurationBlobs. */
 export type LegacyConfigurationTables = {

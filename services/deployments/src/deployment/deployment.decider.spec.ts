@@ -1,8 +1,8 @@
 import { describe, it } from 'node:test';
 import { ConflictError, DomainError } from '#libs/eventstore';
 import { deciderSpec } from '#libs/testing';
-import type { DeploymentEvent } from '#libs/contracts';
 import { deploymentDecider, deploymentFilesDecider, type DeploymentCommand } from './deployment.decider.js';
+import type { DeploymentEvent, DeploymentFilesEvent } from './deployment.events.js';
 
 const d1 = '6b1f5c1e-1f7e-4a4b-9a55-3c2f1d0e9a11';
 const d2 = '0d5c2a7e-2b4f-4c3a-8e1d-5f6a7b8c9d01';
@@ -113,7 +113,7 @@ describe('deployment decider', () => {
         {
           type: 'DeploymentCreated',
           data: {
-            ...(empty.data as Extract<DeploymentEvent, { type: 'DeploymentCreated' }>['data']),
+            ...empty.data,
             fileCount: 0,
             fileParts: 0,
           },
@@ -130,7 +130,7 @@ describe('deployment files decider', () => {
     parts,
     files: [],
   });
-  const staged = (p: number, parts = 2): DeploymentEvent => ({
+  const staged = (p: number, parts = 2): DeploymentFilesEvent => ({
     type: 'DeploymentFilesStaged',
     data: { deploymentId: d1, part: p, parts, files: [] },
   });

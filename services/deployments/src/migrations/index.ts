@@ -37,7 +37,8 @@ export const deploymentsMigrations: MigrationSet = {
   ],
 };
 
-export interface DeploymentsTables {
+/** A type, not an interface: kysely's `withTables` wants an index-signature-compatible shape. */
+export type DeploymentsTables = {
   deployments: {
     id: string;
     workspace_id: string;
@@ -63,4 +64,4 @@ export interface DeploymentsTables {
     link_target: string | null;
   };
   projection_checkpoints: { name: string; stream_seq: number; updated_at: Date };
-}
+};

@@ -1,6 +1,7 @@
+import { ConfigurationCreated } from '#libs/contracts';
 import { defineProjection } from '#libs/projections';
-import type { ConfigurationEvent } from '#libs/contracts';
 import type { ConfigurationFileRow, ConfigurationTables } from '../../migrations/index.js';
+import { isConfigurationCreated } from '../configuration.events.js';
 
 const uniqSorted = (xs: Iterable<string>) => [...new Set(xs)].sort();
 
@@ -12,14 +13,13 @@ const uniqSorted = (xs: Iterable<string>) => [...new Set(xs)].sort();
 export const configurationsProjection = defineProjection<ConfigurationTables>({
   name: 'configurations',
   tables: ['configurations', 'configuration_profiles'],
-  canHandle: ['ConfigurationCreated'],
+  canHandle: [ConfigurationCreated.type],
   async apply(db, events) {
-    for (const stored of events) {
-      const e = { type: stored.type, data: stored.data } as ConfigurationEvent;
-      if (e.type !== 'ConfigurationCreated') continue;
+    for (const e of events) {
+      if (!isConfigurationCreated(e)) continue;
       const d = e.data;
-      const ws = stored.aggregate.workspaceId;
-      const at = new Date(stored.time);
+      const ws = e.aggregate.workspaceId;
+      const at = new Date(e.time);
       const files: ConfigurationFileRow[] = d.files.map((f) => ({
         path: f.path,
         size: f.size,

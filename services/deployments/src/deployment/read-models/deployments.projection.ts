@@ -1,6 +1,7 @@
+import { DeploymentCreated, DeploymentFilesStaged } from '#libs/contracts';
 import { defineProjection } from '#libs/projections';
-import type { DeploymentEvent } from '#libs/contracts';
 import type { DeploymentsTables } from '../../migrations/index.js';
+import { isDeploymentCreated, isDeploymentFilesStaged } from '../deployment.events.js';
 
 type FileRow = DeploymentsTables['deployment_files'];
 type DeploymentRow = DeploymentsTables['deployments'];
@@ -33,14 +34,13 @@ export function fileNames(paths: readonly string[]): string {
 export const deploymentsProjection = defineProjection<DeploymentsTables>({
   name: 'deployments',
   tables: ['deployments', 'deployment_files'],
-  canHandle: ['DeploymentFilesStaged', 'DeploymentCreated'],
+  canHandle: [DeploymentFilesStaged.type, DeploymentCreated.type],
   async apply(db, events) {
     const files: FileRow[] = [];
     const created: DeploymentRow[] = [];
-    for (const stored of events) {
-      const e = { type: stored.type, data: stored.data } as DeploymentEvent;
-      const ws = stored.aggregate.workspaceId;
-      if (e.type === 'DeploymentFilesStaged') {
+    for (const e of events) {
+      const ws = e.aggregate.workspaceId;
+      if (isDeploymentFilesStaged(e)) {
         for (const f of e.data.files) {
           files.push({
             deployment_id: e.data.deploymentId,
@@ -53,7 +53,7 @@ export const deploymentsProjection = defineProjection<DeploymentsTables>({
             link_target: f.target ?? null,
           });
         }
-      } else {
+      } else if (isDeploymentCreated(e)) {
         const d = e.data;
         created.push({
           id: d.deploymentId,
@@ -66,8 +66,8 @@ export const deploymentsProjection = defineProjection<DeploymentsTables>({
           archive_size: d.archiveSize,
           file_names: '',
           source: d.source,
-          created_by: stored.actor,
-          created_at: new Date(stored.time),
+          created_by: e.actor,
+          created_at: new Date(e.time),
         });
       }
     }
