@@ -55,7 +55,8 @@ export function foldConfiguration(commits: readonly StoredCommit[]): Configurati
   let state = configurationDecider.initialState();
   for (const c of commits)
     for (const e of c.events)
-      if (isConfigurationCreated(e)) state = configurationDecider.evolve(state, { type: e.type, data: e.data });
+      if (isConfigurationCreated(e))
+        state = configurationDecider.evolve(state, { type: e.type, data: e.data });
   return state;
 }
 
@@ -70,7 +71,11 @@ export function foldConfiguration(commits: readonly StoredCommit[]): Configurati
 @Injectable()
 export class ConfigurationHandler {
   private readonly locks = new KeyedLock();
-  private readonly configurations: CommandHandler<ConfigurationState, ConfigurationCommand, ConfigurationEvent>;
+  private readonly configurations: CommandHandler<
+    ConfigurationState,
+    ConfigurationCommand,
+    ConfigurationEvent
+  >;
 
   constructor(
     @Inject(SERVICE_CONTEXT) ctx: ServiceContext,
@@ -125,7 +130,12 @@ export class ConfigurationHandler {
               seq: r.seq,
             };
           const latest = r.state.latest!; // nothing to create: the latest version holds this content
-          return { configurationId: latest.configurationId, version: latest.version, created: false, seq: r.seq };
+          return {
+            configurationId: latest.configurationId,
+            version: latest.version,
+            created: false,
+            seq: r.seq,
+          };
         } catch (err) {
           await this.blobs.discard(input.workspaceId, blobIds);
           const lostRace = err instanceof ConcurrencyError || err instanceof ConflictError;

@@ -20,7 +20,8 @@ type DeploymentFilesStagedData = Extract<DeploymentFilesEvent, { type: 'Deployme
 /** Stored events of these types (the store validated each payload against its definition). */
 export const isDeploymentCreated = (
   e: StoredEvent,
-): e is StoredEvent<DomainEvent<'DeploymentCreated', DeploymentCreatedData>> => e.type === DeploymentCreated.type;
+): e is StoredEvent<DomainEvent<'DeploymentCreated', DeploymentCreatedData>> =>
+  e.type === DeploymentCreated.type;
 export const isDeploymentFilesStaged = (
   e: StoredEvent,
 ): e is StoredEvent<DomainEvent<'DeploymentFilesStaged', DeploymentFilesStagedData>> =>
