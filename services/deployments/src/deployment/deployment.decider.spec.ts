@@ -1,5 +1,6 @@
+import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ConflictError, DomainError } from '#libs/eventstore';
+import { ConflictError, DomainError, fold } from '#libs/eventstore';
 import { deciderSpec } from '#libs/testing';
 import { deploymentDecider, deploymentFilesDecider, type DeploymentCommand } from './deployment.decider.js';
 import type { DeploymentEvent, DeploymentFilesEvent } from './deployment.events.js';
@@ -99,6 +100,17 @@ describe('deployment decider', () => {
       .given([created(d1, 1), created(d2, 2)])
       .when(create())
       .thenThrows(ConflictError, /already exists/);
+  });
+  it('keeps every version by its deployment id (a retried command finds the version it created)', () => {
+    const state = fold(deploymentDecider, [created(d1, 1), created(d2, 2, hashB, digB)]);
+    assert.deepEqual(state.byId.get(d1), {
+      deploymentId: d1,
+      version: 1,
+      contentHash: hashA,
+      filesDigest: digA,
+    });
+    assert.equal(state.byId.get(d2)?.version, 2);
+    assert.equal(state.latest?.deploymentId, d2);
   });
   it('refuses files without a staged list, but allows an empty deployment', () => {
     spec
