@@ -68,8 +68,11 @@ export class DeploymentHandler implements OnModuleInit, OnModuleDestroy {
     @Inject(BLOB_STORE) private readonly blobs: BlobStore,
   ) {
     this.deployments = new CommandHandler(ctx.store, deploymentDecider, { maxRetries: 50 });
-    // A file list's parts are appended one after the other: its state stays in memory meanwhile.
-    this.files = new CommandHandler(ctx.store, deploymentFilesDecider, { cache: { maxEntries: 64 } });
+    // A file list's parts are appended one after the other: its state stays in memory meanwhile
+    // (a few lists, and one remembered result each: a result holds a part of up to 256 KB).
+    this.files = new CommandHandler(ctx.store, deploymentFilesDecider, {
+      cache: { maxEntries: 16, maxCommands: 1 },
+    });
   }
 
   onModuleInit(): void {
