@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import { withTables } from '#libs/database';
 import type { ServiceContext } from '#libs/service-host';
 import type { DeploymentsTables } from './migrations/index.js';
 
@@ -9,5 +10,5 @@ export type DeploymentsDb = Kysely<DeploymentsTables>;
 export const DEPLOYMENTS_DB = Symbol('RUNWAY_DEPLOYMENTS_DB');
 
 export function deploymentsDb(ctx: ServiceContext): DeploymentsDb {
-  return ctx.db.withTables<DeploymentsTables>();
+  return withTables<DeploymentsTables>(ctx.db);
 }

@@ -1,4 +1,5 @@
 import type { ColumnType } from 'kysely';
+import type { ConfigurationFileKind } from '#libs/contracts';
 import type { MigrationSet } from '#libs/database';
 
 /**
@@ -62,14 +63,13 @@ export const configurationsMigrations: MigrationSet = {
 export interface ConfigurationFileRow {
   path: string;
   size: number;
-  kind: 'config' | 'secrets';
+  kind: ConfigurationFileKind;
   profile: string | null;
   encrypted: boolean;
   keys: string[];
 }
 
-/** A type, not an interface: kysely's `withTables` wants an index-signature-compatible shape. */
-export type ConfigurationTables = {
+export interface ConfigurationTables {
   configurations: {
     id: string;
     workspace_id: string;
@@ -94,7 +94,7 @@ export type ConfigurationTables = {
     config_keys: string[];
     secret_keys: string[];
   };
-};
+}
 
 /** The table of 0001 that 0002 drops, read once by moveConfigurationBlobs. */
 export type LegacyConfigurationTables = {

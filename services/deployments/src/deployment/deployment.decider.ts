@@ -1,3 +1,4 @@
+import type { DeploymentSource } from '#libs/contracts';
 import { ConflictError, DomainError, type Decider } from '#libs/eventstore';
 import type { DeploymentEvent, DeploymentFilesEvent } from './deployment.events.js';
 
@@ -14,7 +15,7 @@ export type DeploymentCommand = {
   size: number;
   archiveSize: number;
   fileParts: number;
-  source: 'archive' | 'sync';
+  source: DeploymentSource;
   /** Create nothing when the latest version holds the same files. */
   onlyIfChanged: boolean;
 };

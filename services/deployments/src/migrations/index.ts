@@ -1,3 +1,4 @@
+import type { DeploymentFileType } from '#libs/contracts';
 import type { MigrationSet } from '#libs/database';
 
 export const deploymentsMigrations: MigrationSet = {
@@ -37,8 +38,7 @@ export const deploymentsMigrations: MigrationSet = {
   ],
 };
 
-/** A type, not an interface: kysely's `withTables` wants an index-signature-compatible shape. */
-export type DeploymentsTables = {
+export interface DeploymentsTables {
   deployments: {
     id: string;
     workspace_id: string;
@@ -57,11 +57,11 @@ export type DeploymentsTables = {
     deployment_id: string;
     workspace_id: string;
     path: string;
-    type: 'file' | 'symlink';
+    type: DeploymentFileType;
     size: number;
     sha256: string;
     mode: number;
     link_target: string | null;
   };
   projection_checkpoints: { name: string; stream_seq: number; updated_at: Date };
-};
+}
