@@ -82,8 +82,12 @@ export class ConfigurationHandler {
     @Inject(Keyring) private readonly keyring: Keyring,
     @Inject(ConfigurationContentStore) private readonly blobs: ConfigurationContentStore,
   ) {
-    // Lost races are retried here, with the files prepared again for the next version.
-    this.configurations = new CommandHandler(ctx.store, configurationDecider, { maxRetries: 0 });
+    // Lost races are retried here, with the files prepared again for the next version. The state
+    // read before preparing the files stays in memory: the decision catches up with one direct get.
+    this.configurations = new CommandHandler(ctx.store, configurationDecider, {
+      maxRetries: 0,
+      cache: { maxEntries: 100 },
+    });
   }
 
   create(input: CreateConfigurationInput): Promise<CreateConfigurationResult> {

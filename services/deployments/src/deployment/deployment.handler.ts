@@ -67,7 +67,12 @@ export class DeploymentHandler implements OnModuleInit, OnModuleDestroy {
     @Inject(DEPLOYMENTS_DB) private readonly db: DeploymentsDb,
     @Inject(BLOB_STORE) private readonly blobs: BlobStore,
   ) {
-    this.deployments = new CommandHandler(ctx.store, deploymentDecider, { maxRetries: 50 });
+    // A create reads the state before its checks, then decides on it: kept in memory, the second
+    // read is one direct get (nothing new since).
+    this.deployments = new CommandHandler(ctx.store, deploymentDecider, {
+      maxRetries: 50,
+      cache: { maxEntries: 1000 },
+    });
     // A file list's parts are appended one after the other: its state stays in memory meanwhile
     // (a few lists, and one remembered result each: a result holds a part of up to 256 KB).
     this.files = new CommandHandler(ctx.store, deploymentFilesDecider, {
