@@ -1,5 +1,5 @@
 import { ConfigurationCreated } from '#libs/contracts';
-import type { DomainEvent, EventOf, StoredEvent } from '#libs/eventstore';
+import type { EventOf } from '#libs/eventstore';
 
 /**
  * The events of the `configuration` aggregate (one per workspace). ConfigurationCreated is an
@@ -8,10 +8,3 @@ import type { DomainEvent, EventOf, StoredEvent } from '#libs/eventstore';
  */
 export const configurationEvents = [ConfigurationCreated] as const;
 export type ConfigurationEvent = EventOf<typeof configurationEvents>;
-export type ConfigurationCreatedData = Extract<ConfigurationEvent, { type: 'ConfigurationCreated' }>['data'];
-
-/** A stored ConfigurationCreated (the store validated its payload against the definition). */
-export const isConfigurationCreated = (
-  e: StoredEvent,
-): e is StoredEvent<DomainEvent<'ConfigurationCreated', ConfigurationCreatedData>> =>
-  e.type === ConfigurationCreated.type;

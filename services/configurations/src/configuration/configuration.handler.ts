@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
-import { AggregateTypes, type ConfigurationFile } from '#libs/contracts';
+import { AggregateTypes, ConfigurationCreated, type ConfigurationFile } from '#libs/contracts';
 import {
   CommandHandler,
   ConcurrencyError,
@@ -9,6 +9,7 @@ import {
   type AggregateRef,
   type StoredCommit,
 } from '#libs/eventstore';
+import { eventsOf } from '#libs/projections';
 import { encryptFile } from '#libs/secrets';
 import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
 import { Keyring } from '../keyring/keyring.js';
@@ -19,7 +20,7 @@ import {
   type ConfigurationCommand,
   type ConfigurationState,
 } from './configuration.decider.js';
-import { isConfigurationCreated, type ConfigurationEvent } from './configuration.events.js';
+import type { ConfigurationEvent } from './configuration.events.js';
 import { analyzeConfiguration, type AnalyzedConfiguration, type UploadedFile } from './toml-files.js';
 
 export interface CreateConfigurationInput {
@@ -50,13 +51,17 @@ export function configurationRef(workspaceId: string): AggregateRef {
   return { workspaceId, type: AggregateTypes.configuration, id: workspaceId };
 }
 
-/** The state after `commits` of the configuration aggregate (materialization reads every version). */
+const configurationCreated = eventsOf(ConfigurationCreated);
+
+/**
+ * The state after `commits` of the configuration aggregate. Only materialize.ts reads it: unused
+ * (delete it) once materialization lives in libs/configuration-files.
+ */
 export function foldConfiguration(commits: readonly StoredCommit[]): ConfigurationState {
   let state = configurationDecider.initialState();
   for (const c of commits)
-    for (const e of c.events)
-      if (isConfigurationCreated(e))
-        state = configurationDecider.evolve(state, { type: e.type, data: e.data });
+    for (const e of configurationCreated.select(c.events))
+      state = configurationDecider.evolve(state, { type: e.type, data: e.data });
   return state;
 }
 

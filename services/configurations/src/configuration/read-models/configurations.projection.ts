@@ -1,8 +1,8 @@
 import { ConfigurationCreated } from '#libs/contracts';
-import { defineProjection } from '#libs/projections';
+import { defineProjection, eventsOf } from '#libs/projections';
 import type { ConfigurationFileRow, ConfigurationTables } from '../../migrations/index.js';
-import { isConfigurationCreated } from '../configuration.events.js';
 
+const handled = eventsOf(ConfigurationCreated);
 const uniqSorted = (xs: Iterable<string>) => [...new Set(xs)].sort();
 
 /**
@@ -13,10 +13,9 @@ const uniqSorted = (xs: Iterable<string>) => [...new Set(xs)].sort();
 export const configurationsProjection = defineProjection<ConfigurationTables>({
   name: 'configurations',
   tables: ['configurations', 'configuration_profiles'],
-  canHandle: [ConfigurationCreated.type],
+  canHandle: handled.types,
   async apply(db, events) {
-    for (const e of events) {
-      if (!isConfigurationCreated(e)) continue;
+    for (const e of handled.select(events)) {
       const d = e.data;
       const ws = e.aggregate.workspaceId;
       const at = new Date(e.time);

@@ -1,7 +1,6 @@
 import { DeploymentCreated, DeploymentFilesStaged } from '#libs/contracts';
-import { defineProjection } from '#libs/projections';
+import { defineProjection, eventsOf } from '#libs/projections';
 import type { DeploymentsTables } from '../../migrations/index.js';
-import { isDeploymentCreated, isDeploymentFilesStaged } from '../deployment.events.js';
 
 type FileRow = DeploymentsTables['deployment_files'];
 type DeploymentRow = DeploymentsTables['deployments'];
@@ -9,6 +8,8 @@ type DeploymentRow = DeploymentsTables['deployments'];
 /** Longest `file_names` string kept (the CLI never reads it; a 20,000-file list would be huge). */
 export const FILE_NAMES_MAX = 8192;
 const ROWS_PER_INSERT = 1000;
+
+const handled = eventsOf(DeploymentFilesStaged, DeploymentCreated);
 
 function byCodePoint(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0; // fine for the summary; exact ordering lives in deployment_files
@@ -34,13 +35,13 @@ export function fileNames(paths: readonly string[]): string {
 export const deploymentsProjection = defineProjection<DeploymentsTables>({
   name: 'deployments',
   tables: ['deployments', 'deployment_files'],
-  canHandle: [DeploymentFilesStaged.type, DeploymentCreated.type],
+  canHandle: handled.types,
   async apply(db, events) {
     const files: FileRow[] = [];
     const created: DeploymentRow[] = [];
-    for (const e of events) {
+    for (const e of handled.select(events)) {
       const ws = e.aggregate.workspaceId;
-      if (isDeploymentFilesStaged(e)) {
+      if (e.type === 'DeploymentFilesStaged') {
         for (const f of e.data.files) {
           files.push({
             deployment_id: e.data.deploymentId,
@@ -53,7 +54,7 @@ export const deploymentsProjection = defineProjection<DeploymentsTables>({
             link_target: f.target ?? null,
           });
         }
-      } else if (isDeploymentCreated(e)) {
+      } else {
         const d = e.data;
         created.push({
           id: d.deploymentId,
