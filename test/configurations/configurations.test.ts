@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { sql, type Kysely } from 'kysely';
+import { sql } from 'kysely';
 import { buildPackage } from '#libs/archive';
 import type { Configuration } from '#libs/client';
 import { integrationRegistry } from '#libs/contracts';
@@ -438,7 +438,7 @@ describe('configurations (whole stack)', () => {
     );
 
     // (b) every column of every table of the database (rows cast to text: bytea shows as hex).
-    const db = stack.env.newDb<unknown>() as Kysely<unknown>;
+    const db = stack.env.newDb<unknown>();
     const tables = await sql<{ table_schema: string; table_name: string }>`
       SELECT table_schema, table_name FROM information_schema.tables
       WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', 'information_schema')`.execute(

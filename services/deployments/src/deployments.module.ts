@@ -1,6 +1,7 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { blobBucketName, BlobStore } from '#libs/blobs';
 import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
+import { DEPLOYMENTS_DB, deploymentsDb } from './database.js';
 import { DeploymentController } from './deployment/deployment.controller.js';
 import { BLOB_STORE, DeploymentHandler } from './deployment/deployment.handler.js';
 import { HealthController } from './health/health.controller.js';
@@ -13,6 +14,7 @@ export class DeploymentsModule {
       controllers: [HealthController, DeploymentController],
       providers: [
         { provide: SERVICE_CONTEXT, useValue: ctx },
+        { provide: DEPLOYMENTS_DB, useValue: deploymentsDb(ctx) },
         {
           provide: BLOB_STORE,
           useFactory: () =>

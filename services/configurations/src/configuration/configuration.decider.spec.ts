@@ -1,7 +1,8 @@
 import { describe, it } from 'node:test';
 import { ConflictError, DomainError } from '#libs/eventstore';
 import { deciderSpec } from '#libs/testing';
-import type { ConfigurationEvent, ConfigurationFile } from '#libs/contracts';
+import type { ConfigurationFile } from '#libs/contracts';
+import type { ConfigurationEvent } from './configuration.events.js';
 import { configurationDecider, type ConfigurationCommand } from './configuration.decider.js';
 
 const user = '0d5c2a7e-2b4f-4c3a-8e1d-5f6a7b8c9d01';

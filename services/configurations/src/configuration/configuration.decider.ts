@@ -1,5 +1,6 @@
 import { ConflictError, DomainError, type Decider } from '#libs/eventstore';
-import type { ConfigurationEvent, ConfigurationFile } from '#libs/contracts';
+import type { ConfigurationFile } from '#libs/contracts';
+import type { ConfigurationEvent } from './configuration.events.js';
 
 /**
  * The `configuration` aggregate: one per workspace (id = workspace id), holding its numbered,
@@ -59,6 +60,10 @@ function evolve(state: ConfigurationState, event: ConfigurationEvent): Configura
         }),
       };
     }
+    default: {
+      const unknown: never = event.type;
+      throw new Error(`unknown event ${String(unknown)}`);
+    }
   }
 }
 
@@ -67,39 +72,46 @@ export function isUnchanged(state: ConfigurationState, contentHash: string): boo
   return state.latest?.contentHash === contentHash;
 }
 
+function createConfiguration(command: ConfigurationCommand, state: ConfigurationState): ConfigurationEvent[] {
+  if (command.onlyIfChanged && isUnchanged(state, command.contentHash)) return [];
+  if (command.version !== state.version + 1) {
+    throw new ConflictError(
+      `configuration version ${command.version} is not the next one (${state.version + 1})`,
+    );
+  }
+  const paths = new Set<string>();
+  for (const f of command.files) {
+    if (paths.has(f.path)) throw new DomainError(`${f.path}: appears twice`);
+    paths.add(f.path);
+    if (f.kind === 'secrets' && (!f.encrypted || f.keyId === null)) {
+      throw new DomainError(`${f.path}: a secrets file must be stored encrypted`);
+    }
+  }
+  return [
+    {
+      type: 'ConfigurationCreated',
+      data: {
+        configurationId: command.configurationId,
+        version: command.version,
+        contentHash: command.contentHash,
+        fileCount: command.files.length,
+        size: command.size,
+        profiles: command.profiles,
+        warnings: command.warnings,
+        files: command.files,
+        createdBy: command.createdBy,
+      },
+    },
+  ];
+}
+
 function decide(command: ConfigurationCommand, state: ConfigurationState): ConfigurationEvent[] {
   switch (command.type) {
-    case 'CreateConfiguration': {
-      if (command.onlyIfChanged && isUnchanged(state, command.contentHash)) return [];
-      if (command.version !== state.version + 1) {
-        throw new ConflictError(
-          `configuration version ${command.version} is not the next one (${state.version + 1})`,
-        );
-      }
-      const paths = new Set<string>();
-      for (const f of command.files) {
-        if (paths.has(f.path)) throw new DomainError(`${f.path}: appears twice`);
-        paths.add(f.path);
-        if (f.kind === 'secrets' && (!f.encrypted || f.keyId === null)) {
-          throw new DomainError(`${f.path}: a secrets file must be stored encrypted`);
-        }
-      }
-      return [
-        {
-          type: 'ConfigurationCreated',
-          data: {
-            configurationId: command.configurationId,
-            version: command.version,
-            contentHash: command.contentHash,
-            fileCount: command.files.length,
-            size: command.size,
-            profiles: command.profiles,
-            warnings: command.warnings,
-            files: command.files,
-            createdBy: command.createdBy,
-          },
-        },
-      ];
+    case 'CreateConfiguration':
+      return createConfiguration(command, state);
+    default: {
+      const unknown: never = command.type;
+      throw new Error(`unknown command ${String(unknown)}`);
     }
   }
 }

@@ -1,5 +1,5 @@
 import { parse, TomlError } from 'smol-toml';
-import { DEFAULT_PROFILE } from '#libs/contracts';
+import { DEFAULT_PROFILE, type ConfigurationFileKind } from '#libs/contracts';
 import { DomainError } from '#libs/eventstore';
 
 /** Most bytes of TOML one configuration may hold, all files together (uploads travel in one NATS request). */
@@ -8,8 +8,6 @@ export const MAX_CONFIGURATION_BYTES = 512 * 1024;
 export const MAX_KEY_NAME_CHARS = 256 * 1024;
 /** Most files in one configuration. */
 export const MAX_CONFIGURATION_FILES = 200;
-
-export type FileKind = 'config' | 'secrets';
 
 export interface UploadedFile {
   /** POSIX path relative to `.dlt/`. */
@@ -20,7 +18,7 @@ export interface UploadedFile {
 export interface AnalyzedFile {
   path: string;
   size: number;
-  kind: FileKind;
+  kind: ConfigurationFileKind;
   profile: string | null;
   keys: string[];
 }
@@ -46,9 +44,11 @@ const PROFILE_FILE = /^([A-Za-z0-9_-]{1,64})\.(config|secrets)\.toml$/;
  * ending in config.toml / secrets.toml are uploaded by the dlt CLI but read by no profile (null).
  * Anything else is not a configuration file: undefined.
  */
-export function classifyFile(path: string): { kind: FileKind; profile: string | null } | undefined {
+export function classifyFile(
+  path: string,
+): { kind: ConfigurationFileKind; profile: string | null } | undefined {
   const base = path.slice(path.lastIndexOf('/') + 1);
-  const kind: FileKind | undefined = base.endsWith('secrets.toml')
+  const kind: ConfigurationFileKind | undefined = base.endsWith('secrets.toml')
     ? 'secrets'
     : base.endsWith('config.toml')
       ? 'config'
@@ -65,7 +65,7 @@ const keySegment = (k: string) => (BARE_KEY.test(k) ? k : JSON.stringify(k));
 
 function isTable(v: unknown): v is Record<string, unknown> {
   if (typeof v !== 'object' || v === null || Array.isArray(v) || v instanceof Date) return false;
-  const proto = Object.getPrototypeOf(v) as unknown;
+  const proto: unknown = Object.getPrototypeOf(v);
   return proto === Object.prototype || proto === null;
 }
 
@@ -92,7 +92,7 @@ export function parseToml(path: string, content: Uint8Array): Record<string, unk
   }
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   try {
-    return parse(text, { integersAsBigInt: 'asNeeded', maxDepth: 100 }) as Record<string, unknown>;
+    return parse(text, { integersAsBigInt: 'asNeeded', maxDepth: 100 });
   } catch (err) {
     if (err instanceof TomlError) {
       // The library's message ends with a code block quoting the line: leave it out, it may hold a secret.

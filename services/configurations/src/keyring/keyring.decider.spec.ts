@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import { deciderSpec } from '#libs/testing';
-import type { KeyringEvent } from '#libs/contracts';
+import type { KeyringEvent } from './keyring.events.js';
 import { keyringDecider } from './keyring.decider.js';
 
 const k1 = { keyId: 'k1', wrappedKey: 'AQID', kek: '0123456789abcdef', alg: 'A256GCM' as const };

@@ -1,6 +1,6 @@
 import type { Decider } from '#libs/eventstore';
-import type { KeyringEvent } from '#libs/contracts';
 import type { WrappedDataKey } from '#libs/secrets';
+import type { KeyringEvent } from './keyring.events.js';
 
 /** The `keyring` aggregate: one per workspace (id = workspace id), holding its wrapped data key. */
 export type KeyringCommand = { type: 'CreateDataKey'; key: WrappedDataKey };
@@ -18,14 +18,26 @@ function evolve(state: KeyringState, event: KeyringEvent): KeyringState {
   switch (event.type) {
     case 'DataKeyCreated':
       return { active: event.data, keys: new Map(state.keys).set(event.data.keyId, event.data) };
+    default: {
+      const unknown: never = event.type;
+      throw new Error(`unknown event ${String(unknown)}`);
+    }
   }
+}
+
+/** Two first uploads racing: the second finds the first one's key and keeps it. */
+function createDataKey(command: KeyringCommand, state: KeyringState): KeyringEvent[] {
+  return state.active ? [] : [{ type: 'DataKeyCreated', data: command.key }];
 }
 
 function decide(command: KeyringCommand, state: KeyringState): KeyringEvent[] {
   switch (command.type) {
     case 'CreateDataKey':
-      // Two first uploads racing: the second finds the first one's key and keeps it.
-      return state.active ? [] : [{ type: 'DataKeyCreated', data: command.key }];
+      return createDataKey(command, state);
+    default: {
+      const unknown: never = command.type;
+      throw new Error(`unknown command ${String(unknown)}`);
+    }
   }
 }
 

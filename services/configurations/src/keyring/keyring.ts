@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { AggregateTypes } from '#libs/contracts';
-import { fold, handleCommand, type EventStore } from '#libs/eventstore';
+import { CommandHandler, type AggregateRef, type EventStore } from '#libs/eventstore';
 import { createDataKey, unwrapDataKey, type MasterKey } from '#libs/secrets';
-import { keyringDecider, type KeyringState } from './keyring.decider.js';
+import { keyringDecider, type KeyringCommand, type KeyringState } from './keyring.decider.js';
+import type { KeyringEvent } from './keyring.events.js';
 
 /**
  * Per-workspace data keys: created on first need (random 32 bytes), stored only wrapped by the
@@ -10,21 +11,21 @@ import { keyringDecider, type KeyringState } from './keyring.decider.js';
  * when a file is encrypted or decrypted. Usable outside Nest (the execution worker).
  */
 export class Keyring {
-  constructor(
-    private readonly store: EventStore,
-    readonly master: MasterKey,
-  ) {}
+  private readonly handler: CommandHandler<KeyringState, KeyringCommand, KeyringEvent>;
 
-  private ref(workspaceId: string) {
+  constructor(
+    store: EventStore,
+    readonly master: MasterKey,
+  ) {
+    this.handler = new CommandHandler(store, keyringDecider);
+  }
+
+  private ref(workspaceId: string): AggregateRef {
     return { workspaceId, type: AggregateTypes.keyring, id: workspaceId };
   }
 
   async state(workspaceId: string): Promise<KeyringState> {
-    const { events } = await this.store.read(this.ref(workspaceId));
-    return fold(
-      keyringDecider,
-      events.map((e) => ({ type: e.type, data: e.data }) as never),
-    );
+    return (await this.handler.load(this.ref(workspaceId))).state;
   }
 
   /** The key new files of the workspace are encrypted with; created (and stored wrapped) if missing. */
@@ -32,9 +33,7 @@ export class Keyring {
     let state = await this.state(workspaceId);
     if (!state.active) {
       const { wrapped } = createDataKey(this.master, workspaceId);
-      const r = await handleCommand(
-        this.store,
-        keyringDecider,
+      const r = await this.handler.handle(
         this.ref(workspaceId),
         { type: 'CreateDataKey', key: wrapped },
         { commandId: randomUUID(), actor },

@@ -1,4 +1,5 @@
 import type { ColumnType } from 'kysely';
+import type { ConfigurationFileKind } from '#libs/contracts';
 import type { MigrationSet } from '#libs/database';
 
 /**
@@ -62,7 +63,7 @@ export const configurationsMigrations: MigrationSet = {
 export interface ConfigurationFileRow {
   path: string;
   size: number;
-  kind: 'config' | 'secrets';
+  kind: ConfigurationFileKind;
   profile: string | null;
   encrypted: boolean;
   keys: string[];

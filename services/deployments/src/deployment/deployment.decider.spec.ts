@@ -1,8 +1,9 @@
+import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ConflictError, DomainError } from '#libs/eventstore';
+import { ConflictError, DomainError, fold } from '#libs/eventstore';
 import { deciderSpec } from '#libs/testing';
-import type { DeploymentEvent } from '#libs/contracts';
 import { deploymentDecider, deploymentFilesDecider, type DeploymentCommand } from './deployment.decider.js';
+import type { DeploymentEvent, DeploymentFilesEvent } from './deployment.events.js';
 
 const d1 = '6b1f5c1e-1f7e-4a4b-9a55-3c2f1d0e9a11';
 const d2 = '0d5c2a7e-2b4f-4c3a-8e1d-5f6a7b8c9d01';
@@ -100,6 +101,17 @@ describe('deployment decider', () => {
       .when(create())
       .thenThrows(ConflictError, /already exists/);
   });
+  it('keeps every version by its deployment id (a retried command finds the version it created)', () => {
+    const state = fold(deploymentDecider, [created(d1, 1), created(d2, 2, hashB, digB)]);
+    assert.deepEqual(state.byId.get(d1), {
+      deploymentId: d1,
+      version: 1,
+      contentHash: hashA,
+      filesDigest: digA,
+    });
+    assert.equal(state.byId.get(d2)?.version, 2);
+    assert.equal(state.latest?.deploymentId, d2);
+  });
   it('refuses files without a staged list, but allows an empty deployment', () => {
     spec
       .given([])
@@ -113,7 +125,7 @@ describe('deployment decider', () => {
         {
           type: 'DeploymentCreated',
           data: {
-            ...(empty.data as Extract<DeploymentEvent, { type: 'DeploymentCreated' }>['data']),
+            ...empty.data,
             fileCount: 0,
             fileParts: 0,
           },
@@ -130,7 +142,7 @@ describe('deployment files decider', () => {
     parts,
     files: [],
   });
-  const staged = (p: number, parts = 2): DeploymentEvent => ({
+  const staged = (p: number, parts = 2): DeploymentFilesEvent => ({
     type: 'DeploymentFilesStaged',
     data: { deploymentId: d1, part: p, parts, files: [] },
   });

@@ -1,5 +1,6 @@
+import type { DeploymentSource } from '#libs/contracts';
 import { ConflictError, DomainError, type Decider } from '#libs/eventstore';
-import type { DeploymentEvent } from '#libs/contracts';
+import type { DeploymentEvent, DeploymentFilesEvent } from './deployment.events.js';
 
 /**
  * The deployment aggregate: ONE per workspace (id = workspace id), so that version numbers
@@ -14,7 +15,7 @@ export type DeploymentCommand = {
   size: number;
   archiveSize: number;
   fileParts: number;
-  source: 'archive' | 'sync';
+  source: DeploymentSource;
   /** Create nothing when the latest version holds the same files. */
   onlyIfChanged: boolean;
 };
@@ -29,35 +30,33 @@ export interface DeploymentVersion {
 export interface DeploymentState {
   version: number;
   latest: DeploymentVersion | undefined;
-  ids: ReadonlySet<string>;
+  /** Every version by deployment id (a retried command finds the version it created). */
+  byId: ReadonlyMap<string, DeploymentVersion>;
 }
 
-type Created = Extract<DeploymentEvent, { type: 'DeploymentCreated' }>;
-
-const initialState = (): DeploymentState => ({ version: 0, latest: undefined, ids: new Set() });
+const initialState = (): DeploymentState => ({ version: 0, latest: undefined, byId: new Map() });
 
 function evolve(state: DeploymentState, event: DeploymentEvent): DeploymentState {
   switch (event.type) {
     case 'DeploymentCreated': {
       const d = event.data;
-      return {
+      const version: DeploymentVersion = {
+        deploymentId: d.deploymentId,
         version: d.version,
-        latest: {
-          deploymentId: d.deploymentId,
-          version: d.version,
-          contentHash: d.contentHash,
-          filesDigest: d.filesDigest,
-        },
-        ids: new Set(state.ids).add(d.deploymentId),
+        contentHash: d.contentHash,
+        filesDigest: d.filesDigest,
       };
+      return { version: d.version, latest: version, byId: new Map(state.byId).set(d.deploymentId, version) };
     }
-    case 'DeploymentFilesStaged':
-      return state; // lives on the deployment-files aggregate
+    default: {
+      const unknown: never = event.type;
+      throw new Error(`unknown event ${String(unknown)}`);
+    }
   }
 }
 
-function decide(command: DeploymentCommand, state: DeploymentState): Created[] {
-  if (state.ids.has(command.deploymentId)) {
+function createDeployment(command: DeploymentCommand, state: DeploymentState): DeploymentEvent[] {
+  if (state.byId.has(command.deploymentId)) {
     if (state.latest?.deploymentId === command.deploymentId) return [];
     throw new ConflictError(`deployment ${command.deploymentId} already exists`);
   }
@@ -84,6 +83,17 @@ function decide(command: DeploymentCommand, state: DeploymentState): Created[] {
   ];
 }
 
+function decide(command: DeploymentCommand, state: DeploymentState): DeploymentEvent[] {
+  switch (command.type) {
+    case 'CreateDeployment':
+      return createDeployment(command, state);
+    default: {
+      const unknown: never = command.type;
+      throw new Error(`unknown command ${String(unknown)}`);
+    }
+  }
+}
+
 export const deploymentDecider: Decider<DeploymentState, DeploymentCommand, DeploymentEvent> = {
   initialState,
   evolve,
@@ -92,13 +102,15 @@ export const deploymentDecider: Decider<DeploymentState, DeploymentCommand, Depl
 
 // ------------------------------------------------------------------------------------------------
 
+type StagedData = Extract<DeploymentFilesEvent, { type: 'DeploymentFilesStaged' }>['data'];
+
 /** The aggregate `deployment-files/<deploymentId>`: the file list of one version, in parts. */
 export type StageFilesCommand = {
   type: 'StageFilesPart';
   deploymentId: string;
   part: number;
   parts: number;
-  files: Extract<DeploymentEvent, { type: 'DeploymentFilesStaged' }>['data']['files'];
+  files: StagedData['files'];
 };
 
 export interface StagedFilesState {
@@ -106,35 +118,56 @@ export interface StagedFilesState {
   parts: number | undefined;
 }
 
-type Staged = Extract<DeploymentEvent, { type: 'DeploymentFilesStaged' }>;
-
-export const deploymentFilesDecider: Decider<StagedFilesState, StageFilesCommand, DeploymentEvent> = {
-  initialState: () => ({ staged: 0, parts: undefined }),
-  evolve: (state, event) =>
-    event.type === 'DeploymentFilesStaged' ? { staged: state.staged + 1, parts: event.data.parts } : state,
-  decide: (command, state): Staged[] => {
-    if (state.parts !== undefined && state.parts !== command.parts) {
-      throw new ConflictError(
-        `the file list of deployment ${command.deploymentId} was staged with ${state.parts} parts, not ${command.parts}`,
-      );
+function evolveFiles(state: StagedFilesState, event: DeploymentFilesEvent): StagedFilesState {
+  switch (event.type) {
+    case 'DeploymentFilesStaged':
+      return { staged: state.staged + 1, parts: event.data.parts };
+    default: {
+      const unknown: never = event.type;
+      throw new Error(`unknown event ${String(unknown)}`);
     }
-    if (command.part < state.staged) return []; // already staged (a retried command)
-    if (command.part > state.staged)
-      throw new DomainError(
-        `file list part ${command.part} of deployment ${command.deploymentId} comes before part ${state.staged}`,
-      );
-    if (command.part >= command.parts)
-      throw new DomainError(`file list part ${command.part} is beyond ${command.parts} parts`);
-    return [
-      {
-        type: 'DeploymentFilesStaged',
-        data: {
-          deploymentId: command.deploymentId,
-          part: command.part,
-          parts: command.parts,
-          files: command.files,
-        },
+  }
+}
+
+function stageFilesPart(command: StageFilesCommand, state: StagedFilesState): DeploymentFilesEvent[] {
+  if (state.parts !== undefined && state.parts !== command.parts) {
+    throw new ConflictError(
+      `the file list of deployment ${command.deploymentId} was staged with ${state.parts} parts, not ${command.parts}`,
+    );
+  }
+  if (command.part < state.staged) return []; // already staged (a retried command)
+  if (command.part > state.staged)
+    throw new DomainError(
+      `file list part ${command.part} of deployment ${command.deploymentId} comes before part ${state.staged}`,
+    );
+  if (command.part >= command.parts)
+    throw new DomainError(`file list part ${command.part} is beyond ${command.parts} parts`);
+  return [
+    {
+      type: 'DeploymentFilesStaged',
+      data: {
+        deploymentId: command.deploymentId,
+        part: command.part,
+        parts: command.parts,
+        files: command.files,
       },
-    ];
-  },
+    },
+  ];
+}
+
+function decideFiles(command: StageFilesCommand, state: StagedFilesState): DeploymentFilesEvent[] {
+  switch (command.type) {
+    case 'StageFilesPart':
+      return stageFilesPart(command, state);
+    default: {
+      const unknown: never = command.type;
+      throw new Error(`unknown command ${String(unknown)}`);
+    }
+  }
+}
+
+export const deploymentFilesDecider: Decider<StagedFilesState, StageFilesCommand, DeploymentFilesEvent> = {
+  initialState: () => ({ staged: 0, parts: undefined }),
+  evolve: evolveFiles,
+  decide: decideFiles,
 };

@@ -1,5 +1,4 @@
 import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
-import type { Kysely } from 'kysely';
 import { ArchiveError, checkFileList } from '#libs/archive';
 import { BlobStore, mapLimit } from '#libs/blobs';
 import {
@@ -7,16 +6,24 @@ import {
   type BlobGcReply,
   type CreateDeploymentReply,
   type CreateDeploymentRequest,
-  type DeploymentEvent,
   type DeploymentFile,
 } from '#libs/contracts';
-import { ConcurrencyError, DomainError, fold, handleCommand, type AggregateRef } from '#libs/eventstore';
+import { CommandHandler, DomainError, KeyedLock, type AggregateRef } from '#libs/eventstore';
 import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
-import type { DeploymentsTables } from '../migrations/index.js';
-import { deploymentDecider, deploymentFilesDecider, type DeploymentState } from './deployment.decider.js';
+import { DEPLOYMENTS_DB, type DeploymentsDb } from '../database.js';
+import {
+  deploymentDecider,
+  deploymentFilesDecider,
+  type DeploymentCommand,
+  type DeploymentState,
+  type DeploymentVersion,
+  type StagedFilesState,
+  type StageFilesCommand,
+} from './deployment.decider.js';
+import type { DeploymentEvent, DeploymentFilesEvent } from './deployment.events.js';
 import { fileListSchema, filesDigest, splitParts, stableUuid } from './files.js';
 import { ContentHashCache, hashFiles } from './hash-cache.js';
-import { KeyedMutex } from './keyed-mutex.js';
+import { referencedBlobs, referencedBlobSizes } from './read-models/blob-references.queries.js';
 
 export const BLOB_STORE = Symbol('RUNWAY_BLOB_STORE');
 
@@ -31,6 +38,12 @@ export class BlobsMissingError extends DomainError {
   }
 }
 
+const deploymentRef = (workspaceId: string): AggregateRef => ({
+  workspaceId,
+  type: AggregateTypes.deployment,
+  id: workspaceId,
+});
+
 /**
  * Commands of the deployments service. Creating a version: read the file list blob, check it,
  * check every content blob is present (with its size), stage the list as events, then append
@@ -41,17 +54,30 @@ export class BlobsMissingError extends DomainError {
 @Injectable()
 export class DeploymentHandler implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger('deployments');
-  private readonly locks = new KeyedMutex();
+  /** Per workspace: a create (checks, staging, append) and the blob sweep never overlap. */
+  private readonly locks = new KeyedLock();
   private readonly hashCache = new ContentHashCache();
-  private readonly db: Kysely<DeploymentsTables>;
+  private readonly deployments: CommandHandler<DeploymentState, DeploymentCommand, DeploymentEvent>;
+  private readonly files: CommandHandler<StagedFilesState, StageFilesCommand, DeploymentFilesEvent>;
   private timer: NodeJS.Timeout | undefined;
   private sweeping: Promise<unknown> | undefined;
 
   constructor(
     @Inject(SERVICE_CONTEXT) private readonly ctx: ServiceContext,
+    @Inject(DEPLOYMENTS_DB) private readonly db: DeploymentsDb,
     @Inject(BLOB_STORE) private readonly blobs: BlobStore,
   ) {
-    this.db = ctx.db as Kysely<DeploymentsTables>;
+    // A create reads the state before its checks, then decides on it: kept in memory, the second
+    // read is one direct get (nothing new since).
+    this.deployments = new CommandHandler(ctx.store, deploymentDecider, {
+      maxRetries: 50,
+      cache: { maxEntries: 1000 },
+    });
+    // A file list's parts are appended one after the other: its state stays in memory meanwhile
+    // (a few lists, and one remembered result each: a result holds a part of up to 256 KB).
+    this.files = new CommandHandler(ctx.store, deploymentFilesDecider, {
+      cache: { maxEntries: 16, maxCommands: 1 },
+    });
   }
 
   onModuleInit(): void {
@@ -80,47 +106,25 @@ export class DeploymentHandler implements OnModuleInit, OnModuleDestroy {
     await this.sweeping;
   }
 
-  private ref(workspaceId: string): AggregateRef {
-    return { workspaceId, type: AggregateTypes.deployment, id: workspaceId };
-  }
-
   async create(req: CreateDeploymentRequest): Promise<CreateDeploymentReply> {
     const ws = req.workspaceId;
+    const ref = deploymentRef(ws);
+    // The same command always names the same deployment: a retry finds the version it created.
+    const deploymentId = stableUuid(`deployment:${ws}:${req.commandId}`);
     return this.locks.run(ws, async () => {
-      const { commits, lastSeq } = await this.ctx.store.read(this.ref(ws));
-      const state: DeploymentState = fold(
-        deploymentDecider,
-        commits.flatMap((c) => c.events.map((e) => ({ type: e.type, data: e.data }) as DeploymentEvent)),
-      );
+      const { state, seq } = await this.deployments.load(ref);
       // A retried command (same id) gets its original answer, before anything else is checked.
-      const previous = commits.find((c) => c.meta.commandId === req.commandId);
-      const before = previous?.events.find((e) => e.type === 'DeploymentCreated');
-      if (before)
-        return this.reply(
-          before.data as Extract<DeploymentEvent, { type: 'DeploymentCreated' }>['data'],
-          true,
-          previous!.seq,
-        );
+      const before = state.byId.get(deploymentId);
+      if (before) return reply(before, true, seq);
       const files = await this.readFileList(ws, req.manifest);
       await this.requireBlobs(ws, files);
       const digest = filesDigest(files);
-      if (req.onlyIfChanged && state.latest?.filesDigest === digest) {
-        return {
-          deploymentId: state.latest.deploymentId,
-          version: state.latest.version,
-          contentHash: state.latest.contentHash,
-          created: false,
-          seq: lastSeq,
-        };
-      }
+      if (req.onlyIfChanged && state.latest?.filesDigest === digest) return reply(state.latest, false, seq);
       const contentHash = req.contentHash ?? (await this.contentHashFromBlobs(ws, files));
-      const deploymentId = stableUuid(`deployment:${ws}:${req.commandId}`);
       const parts = splitParts(files);
       await this.stage(ws, deploymentId, parts, req);
-      const r = await handleCommand(
-        this.ctx.store,
-        deploymentDecider,
-        this.ref(ws),
+      const r = await this.deployments.handle(
+        ref,
         {
           type: 'CreateDeployment',
           deploymentId,
@@ -134,34 +138,12 @@ export class DeploymentHandler implements OnModuleInit, OnModuleDestroy {
           onlyIfChanged: req.onlyIfChanged,
         },
         { commandId: req.commandId, actor: req.actor },
-        { maxRetries: 50 },
       );
       const event = r.events.find((e) => e.type === 'DeploymentCreated');
-      if (event) return this.reply(event.data, true, r.seq);
+      if (event) return reply(event.data, true, r.seq);
       // Unchanged after all (a concurrent sync created the same files first) or already created.
-      const latest = r.state.latest!;
-      return {
-        deploymentId: latest.deploymentId,
-        version: latest.version,
-        contentHash: latest.contentHash,
-        created: false,
-        seq: r.seq,
-      };
+      return reply(r.state.latest!, false, r.seq);
     });
-  }
-
-  private reply(
-    data: Extract<DeploymentEvent, { type: 'DeploymentCreated' }>['data'],
-    created: boolean,
-    seq: number,
-  ): CreateDeploymentReply {
-    return {
-      deploymentId: data.deploymentId,
-      version: data.version,
-      contentHash: data.contentHash,
-      created,
-      seq,
-    };
   }
 
   private async readFileList(ws: string, sha256: string): Promise<DeploymentFile[]> {
@@ -199,20 +181,8 @@ export class DeploymentHandler implements OnModuleInit, OnModuleDestroy {
   private async requireBlobs(ws: string, files: readonly DeploymentFile[]): Promise<void> {
     const wanted = new Map<string, number>();
     for (const f of files) if (f.type === 'file') wanted.set(f.sha256, f.size);
-    const known = new Map<string, number>();
     const hashes = [...wanted.keys()];
-    for (let i = 0; i < hashes.length; i += 5000) {
-      const rows = await this.db
-        .selectFrom('deployment_files as f')
-        .innerJoin('deployments as d', 'd.id', 'f.deployment_id')
-        .select(['f.sha256', 'f.size'])
-        .distinct()
-        .where('f.workspace_id', '=', ws)
-        .where('f.type', '=', 'file')
-        .where('f.sha256', 'in', hashes.slice(i, i + 5000))
-        .execute();
-      for (const r of rows) known.set(r.sha256, r.size);
-    }
+    const known = await referencedBlobSizes(this.db, ws, hashes);
     const unknown = hashes.filter((h) => !known.has(h));
     const infos = await mapLimit(unknown, 64, (s) => this.blobs.stat(ws, s));
     const sizes = new Map(known);
@@ -246,35 +216,13 @@ export class DeploymentHandler implements OnModuleInit, OnModuleDestroy {
     parts: DeploymentFile[][],
     req: CreateDeploymentRequest,
   ): Promise<void> {
-    if (parts.length === 0) return;
     const ref: AggregateRef = { workspaceId: ws, type: AggregateTypes.deploymentFiles, id: deploymentId };
-    for (let attempt = 0; ; attempt++) {
-      const { events, lastSeq } = await this.ctx.store.read(ref);
-      let state = fold(
-        deploymentFilesDecider,
-        events.map((e) => ({ type: e.type, data: e.data }) as DeploymentEvent),
+    for (let part = 0; part < parts.length; part++) {
+      await this.files.handle(
+        ref,
+        { type: 'StageFilesPart', deploymentId, part, parts: parts.length, files: parts[part]! },
+        { commandId: `${req.commandId}:files:${part}`, actor: req.actor, correlationId: req.commandId },
       );
-      let seq = lastSeq;
-      try {
-        for (let part = state.staged; part < parts.length; part++) {
-          const out = deploymentFilesDecider.decide(
-            { type: 'StageFilesPart', deploymentId, part, parts: parts.length, files: parts[part]! },
-            state,
-          );
-          if (out.length === 0) continue;
-          const res = await this.ctx.store.append(ref, seq, out, {
-            commandId: `${req.commandId}:files:${part}`,
-            actor: req.actor,
-            correlationId: req.commandId,
-          });
-          seq = res.seq;
-          state = out.reduce(deploymentFilesDecider.evolve, state);
-        }
-        return;
-      } catch (err) {
-        if (err instanceof ConcurrencyError && attempt < 5) continue;
-        throw err;
-      }
     }
   }
 
@@ -292,17 +240,9 @@ export class DeploymentHandler implements OnModuleInit, OnModuleDestroy {
     let deletedBytes = 0;
     for (const [ws, blobs] of byWs) {
       await this.locks.run(ws, async () => {
-        const lastSeq = await this.ctx.store.lastSequenceOf(this.ref(ws));
-        await this.waitForProjection(lastSeq);
-        const rows = await this.db
-          .selectFrom('deployment_files as f')
-          .innerJoin('deployments as d', 'd.id', 'f.deployment_id')
-          .select('f.sha256')
-          .distinct()
-          .where('f.workspace_id', '=', ws)
-          .where('f.type', '=', 'file')
-          .execute();
-        const referenced = new Set(rows.map((r) => r.sha256));
+        const lastSeq = await this.ctx.store.lastSequenceOf(deploymentRef(ws));
+        await this.ctx.waitForProjection('deployments', lastSeq, 30_000);
+        const referenced = await referencedBlobs(this.db, ws);
         const cutoff = Date.now() - grace;
         for (const b of blobs) {
           if (referenced.has(b.sha256) || b.mtime.getTime() > cutoff) continue;
@@ -314,8 +254,12 @@ export class DeploymentHandler implements OnModuleInit, OnModuleDestroy {
     }
     return { scanned: all.length, deleted, deletedBytes };
   }
+}
 
-  private waitForProjection(seq: number, timeoutMs = 30_000): Promise<void> {
-    return this.ctx.waitForProjection('deployments', seq, timeoutMs);
-  }
+function reply(
+  v: Pick<DeploymentVersion, 'deploymentId' | 'version' | 'contentHash'>,
+  created: boolean,
+  seq: number,
+): CreateDeploymentReply {
+  return { deploymentId: v.deploymentId, version: v.version, contentHash: v.contentHash, created, seq };
 }

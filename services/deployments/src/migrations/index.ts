@@ -1,3 +1,4 @@
+import type { DeploymentFileType } from '#libs/contracts';
 import type { MigrationSet } from '#libs/database';
 
 export const deploymentsMigrations: MigrationSet = {
@@ -56,7 +57,7 @@ export interface DeploymentsTables {
     deployment_id: string;
     workspace_id: string;
     path: string;
-    type: 'file' | 'symlink';
+    type: DeploymentFileType;
     size: number;
     sha256: string;
     mode: number;

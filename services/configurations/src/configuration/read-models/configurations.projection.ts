@@ -1,7 +1,8 @@
-import { defineProjection } from '#libs/projections';
-import type { ConfigurationEvent } from '#libs/contracts';
+import { ConfigurationCreated } from '#libs/contracts';
+import { defineProjection, eventsOf } from '#libs/projections';
 import type { ConfigurationFileRow, ConfigurationTables } from '../../migrations/index.js';
 
+const handled = eventsOf(ConfigurationCreated);
 const uniqSorted = (xs: Iterable<string>) => [...new Set(xs)].sort();
 
 /**
@@ -12,14 +13,12 @@ const uniqSorted = (xs: Iterable<string>) => [...new Set(xs)].sort();
 export const configurationsProjection = defineProjection<ConfigurationTables>({
   name: 'configurations',
   tables: ['configurations', 'configuration_profiles'],
-  canHandle: ['ConfigurationCreated'],
+  canHandle: handled.types,
   async apply(db, events) {
-    for (const stored of events) {
-      const e = { type: stored.type, data: stored.data } as ConfigurationEvent;
-      if (e.type !== 'ConfigurationCreated') continue;
+    for (const e of handled.select(events)) {
       const d = e.data;
-      const ws = stored.aggregate.workspaceId;
-      const at = new Date(stored.time);
+      const ws = e.aggregate.workspaceId;
+      const at = new Date(e.time);
       const files: ConfigurationFileRow[] = d.files.map((f) => ({
         path: f.path,
         size: f.size,

@@ -1,5 +1,5 @@
-import { defineProjection } from '#libs/projections';
-import type { DeploymentEvent } from '#libs/contracts';
+import { DeploymentCreated, DeploymentFilesStaged } from '#libs/contracts';
+import { defineProjection, eventsOf } from '#libs/projections';
 import type { DeploymentsTables } from '../../migrations/index.js';
 
 type FileRow = DeploymentsTables['deployment_files'];
@@ -8,6 +8,8 @@ type DeploymentRow = DeploymentsTables['deployments'];
 /** Longest `file_names` string kept (the CLI never reads it; a 20,000-file list would be huge). */
 export const FILE_NAMES_MAX = 8192;
 const ROWS_PER_INSERT = 1000;
+
+const handled = eventsOf(DeploymentFilesStaged, DeploymentCreated);
 
 function byCodePoint(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0; // fine for the summary; exact ordering lives in deployment_files
@@ -33,13 +35,12 @@ export function fileNames(paths: readonly string[]): string {
 export const deploymentsProjection = defineProjection<DeploymentsTables>({
   name: 'deployments',
   tables: ['deployments', 'deployment_files'],
-  canHandle: ['DeploymentFilesStaged', 'DeploymentCreated'],
+  canHandle: handled.types,
   async apply(db, events) {
     const files: FileRow[] = [];
     const created: DeploymentRow[] = [];
-    for (const stored of events) {
-      const e = { type: stored.type, data: stored.data } as DeploymentEvent;
-      const ws = stored.aggregate.workspaceId;
+    for (const e of handled.select(events)) {
+      const ws = e.aggregate.workspaceId;
       if (e.type === 'DeploymentFilesStaged') {
         for (const f of e.data.files) {
           files.push({
@@ -66,8 +67,8 @@ export const deploymentsProjection = defineProjection<DeploymentsTables>({
           archive_size: d.archiveSize,
           file_names: '',
           source: d.source,
-          created_by: stored.actor,
-          created_at: new Date(stored.time),
+          created_by: e.actor,
+          created_at: new Date(e.time),
         });
       }
     }
