@@ -1,0 +1,70 @@
+import { z } from 'zod';
+import {
+  integrationRegistry,
+  JobCreated,
+  JobDeleted,
+  jobEvents as jobIntegrationEvents,
+  JobUpdated,
+  RunRequested,
+  ScheduledRunSkipped,
+} from '#libs/contracts';
+import { defineEvent, type EventOf, type EventRegistry } from '#libs/eventstore';
+
+/**
+ * The job aggregate's private events: recorded on the job's stream for the job's own decisions
+ * (overlap), read by no other service. Its integration events (JobCreated, JobUpdated,
+ * JobDeleted, RunRequested, ScheduledRunSkipped) live in libs/contracts.
+ */
+
+/** Overlap policy `queue`: a fire that waits until the job's active runs ended (at most one waits). */
+export const FireQueued = defineEvent(
+  'FireQueued',
+  z.object({ fireAt: z.string().datetime(), activeRunId: z.string().uuid() }),
+);
+
+/** A run of the job reached a terminal status (noted from the run's own events, so overlap can be decided). */
+export const RunEnded = defineEvent(
+  'RunEnded',
+  z.object({ runId: z.string().uuid(), status: z.string().min(1).max(40) }),
+);
+
+export const jobPrivateEvents = [FireQueued, RunEnded] as const;
+
+/** Every event on a job's stream. */
+export const jobStreamEvents = [...jobIntegrationEvents, ...jobPrivateEvents] as const;
+export type JobEvent = EventOf<typeof jobStreamEvents>;
+
+/** Registers the job's private events (on top of the integration ones). */
+export function registerJobEvents(registry: EventRegistry): EventRegistry {
+  return registry.register(...jobPrivateEvents);
+}
+
+/** The registry of the scheduling service: the integration events and the job's private ones. */
+export function schedulingRegistry(): EventRegistry {
+  return registerJobEvents(integrationRegistry());
+}
+
+/**
+ * A stored event of a job's stream as a typed JobEvent (its payload parsed by its schema: typed
+ * without a cast); undefined for any other type.
+ */
+export function jobEventOf(stored: { type: string; data: unknown }): JobEvent | undefined {
+  switch (stored.type) {
+    case JobCreated.type:
+      return { type: JobCreated.type, data: JobCreated.schema.parse(stored.data) };
+    case JobUpdated.type:
+      return { type: JobUpdated.type, data: JobUpdated.schema.parse(stored.data) };
+    case JobDeleted.type:
+      return { type: JobDeleted.type, data: JobDeleted.schema.parse(stored.data) };
+    case RunRequested.type:
+      return { type: RunRequested.type, data: RunRequested.schema.parse(stored.data) };
+    case ScheduledRunSkipped.type:
+      return { type: ScheduledRunSkipped.type, data: ScheduledRunSkipped.schema.parse(stored.data) };
+    case FireQueued.type:
+      return { type: FireQueued.type, data: FireQueued.schema.parse(stored.data) };
+    case RunEnded.type:
+      return { type: RunEnded.type, data: RunEnded.schema.parse(stored.data) };
+    default:
+      return undefined;
+  }
+}
