@@ -397,7 +397,10 @@ export class JobHandler extends JobCommands {
   constructor(@Inject(SERVICE_CONTEXT) ctx: ServiceContext, @Inject(SchedulingDb) db: SchedulingDb) {
     super(
       ctx.store,
-      new LatestVersions(db.kysely, ctx.store, (name, seq) => ctx.waitForProjection(name, seq)),
+      new LatestVersions(db.kysely, {
+        store: ctx.store,
+        waitForProjection: (name, seq) => ctx.waitForProjection(name, seq),
+      }),
       {
         snapshots: new JobSnapshots(db.kysely),
         minScheduleIntervalSeconds: ctx.config.scheduler.minIntervalSeconds,

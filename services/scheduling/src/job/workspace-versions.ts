@@ -34,17 +34,22 @@ export interface WorkspaceVersions {
 export class LatestVersions implements WorkspaceVersions {
   constructor(
     private readonly db: Kysely<SchedulingTables>,
-    private readonly store: EventStore,
-    private readonly waitForProjection: (name: string, seq: number) => Promise<void>,
+    /** With both: read-your-writes (the store's last commits awaited in the projection); without: as it is. */
+    private readonly readYourWrites?: {
+      store: EventStore;
+      waitForProjection: (name: string, seq: number) => Promise<void>;
+    },
   ) {}
 
   async caughtUp(workspaceId: string): Promise<void> {
+    if (!this.readYourWrites) return;
+    const { store, waitForProjection } = this.readYourWrites;
     const [d, c] = await Promise.all([
-      this.store.lastSequenceOf({ workspaceId, type: AggregateTypes.deployment, id: workspaceId }),
-      this.store.lastSequenceOf({ workspaceId, type: AggregateTypes.configuration, id: workspaceId }),
+      store.lastSequenceOf({ workspaceId, type: AggregateTypes.deployment, id: workspaceId }),
+      store.lastSequenceOf({ workspaceId, type: AggregateTypes.configuration, id: workspaceId }),
     ]);
     const seq = Math.max(d, c);
-    if (seq > 0) await this.waitForProjection(latestVersionsProjection.name, seq);
+    if (seq > 0) await waitForProjection(latestVersionsProjection.name, seq);
   }
 
   latestDeployment(workspaceId: string): Promise<VersionRef | null> {

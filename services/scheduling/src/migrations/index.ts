@@ -212,11 +212,12 @@ export interface JobSnapshotRow {
   updated_at: Date;
 }
 
-export interface SchedulingTables {
+/** The scheduling service's tables (a type, not an interface: kysely's withTables wants an index signature). */
+export type SchedulingTables = {
   job_snapshots: JobSnapshotRow;
   jobs: JobRow;
   job_versions: JobVersionRow;
   job_runs: JobRunRow;
   latest_versions: LatestVersionsRow;
   deployment_paths: DeploymentPathRow;
-}
+};
