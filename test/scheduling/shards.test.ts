@@ -141,10 +141,7 @@ describe('scheduler replicas share the jobs by shard leases', () => {
     }[] = [];
     for (let i = 0; i < 2; i++) {
       const db = s.env.newDb<SchedulingTables>();
-      const commands = new JobCommands(
-        s.env.newStore(schedulingRegistry()),
-        new LatestVersions(db),
-      );
+      const commands = new JobCommands(s.env.newStore(schedulingRegistry()), new LatestVersions(db));
       const attempts: string[] = [];
       const leases = await ShardLeases.open(s.env.nats, s.env.subjectPrefix, { log: () => {} });
       const scheduler = new Scheduler(

@@ -131,11 +131,5 @@ export const ScheduledRunSkipped = defineEvent(
 export const JobDeleted = defineEvent('JobDeleted', z.object({ deletedBy: z.string().min(1) }));
 
 /** The job's integration events (its private ones live in services/scheduling/src/job/job.events.ts). */
-export const jobEvents = [
-  JobCreated,
-  JobUpdated,
-  RunRequested,
-  ScheduledRunSkipped,
-  JobDeleted,
-] as const;
+export const jobEvents = [JobCreated, JobUpdated, RunRequested, ScheduledRunSkipped, JobDeleted] as const;
 export type JobEvent = EventOf<typeof jobEvents>;

@@ -6,11 +6,14 @@ import {
   type OnModuleDestroy,
   type OnModuleInit,
 } from '@nestjs/common';
+import { jetstreamManager } from '@nats-io/jetstream';
 import type { Reactor } from '#libs/eventstore';
 import { ensureLogsStream, RunLogReader, type LogsLocation } from '#libs/run-logs';
 import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
 import { NOT_SEALED_YET, startSealReactor } from '../runlog/reactors/seal.reactor.js';
 import { RunLogCommands } from '../runlog/runlog.handler.js';
+
+const LEGACY_SEAL_CONSUMER = 'logs_seals';
 
 /**
  * The logs service's own work: it owns the LOGS stream (creates it and applies the retention of
@@ -34,6 +37,8 @@ export class LogsKeeperService implements OnModuleInit, OnApplicationBootstrap, 
       replicas: this.ctx.config.nats.replicas,
     });
     this.logger.log(`stream ${name} ready`);
+    // The seal recorder's consumer on LOGS, before the seal reactor: it would keep every seal pending.
+    await (await jetstreamManager(this.ctx.nats)).consumers.delete(name, LEGACY_SEAL_CONSUMER).catch(() => false);
   }
 
   async onApplicationBootstrap(): Promise<void> {

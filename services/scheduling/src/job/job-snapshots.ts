@@ -44,7 +44,9 @@ export class JobSnapshots implements SnapshotStore<JobState> {
 
   async load(ref: AggregateRef): Promise<StateAt<JobState> | undefined> {
     const [snap] = await this.read([ref.id]);
-    return snap && snap.workspaceId === ref.workspaceId ? { state: snap.state, lastSeq: snap.lastSeq } : undefined;
+    return snap && snap.workspaceId === ref.workspaceId
+      ? { state: snap.state, lastSeq: snap.lastSeq }
+      : undefined;
   }
 
   save(ref: AggregateRef, state: JobState, lastSeq: number): Promise<void> {

@@ -123,6 +123,43 @@ describe('run numbers under concurrency (real JetStream)', () => {
     );
   });
 
+  it('a skipped fire is one recorded decision: two schedulers and a retry record one ScheduledRunSkipped', async () => {
+    await a.upsert({
+      workspaceId: ws,
+      actor: user,
+      commandId: 'create-skipping',
+      name: 'skipping.py',
+      description: '',
+      entryPoint: 'skipping.py',
+      kind: 'batch',
+      schedule: '*/5 * * * * *',
+      overlapPolicy: 'skip',
+    });
+    const jobId = jobIdFor(ws, 'skipping.py');
+    // A manual run is active: the next fire is skipped (overlap policy skip).
+    await a.requestRun({
+      workspaceId: ws,
+      actor: user,
+      commandId: 'manual',
+      jobId,
+      trigger: 'manual',
+      profile: null,
+    });
+    const at = new Date(Math.ceil(Date.now() / 5000) * 5000 + 5000);
+    const [x, y] = await Promise.all([a.fireOutcome(ws, jobId, at), b.fireOutcome(ws, jobId, at)]);
+    const again = await b.fireOutcome(ws, jobId, at);
+    for (const o of [x, y, again]) {
+      assert.equal(o.outcome, 'skipped');
+      assert.equal(o.runId, x.runId, 'one skipped run, reported to all');
+      assert.match(o.reason ?? '', /still active \(overlap policy skip\)/);
+    }
+    const { events } = await storeA.read({ workspaceId: ws, type: 'job', id: jobId });
+    assert.deepEqual(
+      events.map((e) => e.type),
+      ['JobCreated', 'RunRequested', 'ScheduledRunSkipped'],
+    );
+  });
+
   it('prewarm loads the cold scheduled jobs (in bulk or one by one); the next fire decides on them', async () => {
     const names = ['warm-1.py', 'warm-2.py', 'warm-3.py'];
     for (const name of names) await createScheduledJob(a, ws, name);

@@ -73,11 +73,7 @@ export class SchedulerService implements OnApplicationBootstrap, OnModuleDestroy
   }
 
   async onModuleDestroy(): Promise<void> {
-    await Promise.all([
-      this.scheduler.stop(this.stopGraceMs),
-      this.runEnds?.stop(),
-      this.snapshotter.stop(),
-    ]);
+    await Promise.all([this.scheduler.stop(this.stopGraceMs), this.runEnds?.stop(), this.snapshotter.stop()]);
     // After the last fires: the other replicas take the shards at once instead of after the lease.
     await this.leases
       ?.stop()

@@ -163,7 +163,10 @@ describe('logs service: every ended run gets a sealed log (real JetStream + Post
     await runner.waitFor(r0.seq);
     const r = await until('the seal', async () => ((await row(runId))?.sealed_at ? row(runId) : undefined));
     const seal = (await reader.stats(WS, runId)).seal;
-    assert.ok(seal && seal.ts - t0 < 300, `sealed ${seal ? seal.ts - t0 : '-'} ms after the skip, within the grace`);
+    assert.ok(
+      seal && seal.ts - t0 < 300,
+      `sealed ${seal ? seal.ts - t0 : '-'} ms after the skip, within the grace`,
+    );
     assert.equal(r?.line_count, 0);
     assert.equal(r?.sealed_by, 'logs');
   });

@@ -15,7 +15,8 @@ import { jobRunsProjection } from '../read-models/job-runs.projection.js';
 import { startRunEndReactor } from './run-end.reactor.js';
 
 const ws = '8d1f5c1e-1f7e-4a4b-9a55-3c2f1d0e9a44';
-const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
+const pct = (sorted: number[], p: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
 
 describe('run-end reactor: a run ends → its job is told (real JetStream + PostgreSQL)', () => {
   let env: TestEnvironment;
@@ -28,7 +29,10 @@ describe('run-end reactor: a run ends → its job is told (real JetStream + Post
   const noted = new Map<string, { at: number; commit: StoredCommit }>();
   const waiters = new Map<string, () => void>();
 
-  const endRun = async (runId: string, type: 'RunCompleted' | 'RunFailed' | 'RunCancelled' = 'RunCompleted') => {
+  const endRun = async (
+    runId: string,
+    type: 'RunCompleted' | 'RunFailed' | 'RunCancelled' = 'RunCompleted',
+  ) => {
     const data =
       type === 'RunCompleted'
         ? { exitCode: 0, durationMs: 1 }
@@ -134,7 +138,9 @@ describe('run-end reactor: a run ends → its job is told (real JetStream + Post
       lat.push((await waiting) - t0);
     }
     lat.sort((a, b) => a - b);
-    console.log(`run end → RunEnded on the job: p50 ${pct(lat, 0.5)} ms, p99 ${pct(lat, 0.99)} ms, max ${lat.at(-1)} ms`);
+    console.log(
+      `run end → RunEnded on the job: p50 ${pct(lat, 0.5)} ms, p99 ${pct(lat, 0.99)} ms, max ${lat.at(-1)} ms`,
+    );
     assert.ok(pct(lat, 0.99) < 1_000, `p99 ${pct(lat, 0.99)} ms`);
     const ended = (await store.read(jobRef(ws, jobId))).events.filter((e) => e.type === 'RunEnded');
     assert.equal(ended.length, 200, 'one RunEnded per run');
@@ -160,7 +166,10 @@ describe('run-end reactor: a run ends → its job is told (real JetStream + Post
       ['RunEnded', 'RunRequested'],
       'the queued fire is requested with the end, in one decision',
     );
-    assert.equal((commit.events[1]!.data as { fireAt: string }).fireAt, new Date(base + 10_000).toISOString());
+    assert.equal(
+      (commit.events[1]!.data as { fireAt: string }).fireAt,
+      new Date(base + 10_000).toISOString(),
+    );
   });
 
   it('passes over a run no job requested, and redeliveries decide nothing twice', async () => {
@@ -170,7 +179,12 @@ describe('run-end reactor: a run ends → its job is told (real JetStream + Post
     const runId = await request(jobId);
     // A restarted reactor (same durable) and a second replica change nothing that was handled.
     await reactor.stop();
-    const replica = await startRunEndReactor({ store, db, jobs, waitForJobRuns: (seq) => runner.waitFor(seq) });
+    const replica = await startRunEndReactor({
+      store,
+      db,
+      jobs,
+      waitForJobRuns: (seq) => runner.waitFor(seq),
+    });
     reactor = await startRunEndReactor({ store, db, jobs, waitForJobRuns: (seq) => runner.waitFor(seq) });
     const waiting = notedOnce(runId);
     await endRun(runId);

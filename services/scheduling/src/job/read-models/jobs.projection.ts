@@ -67,7 +67,8 @@ async function applyFires(
         ...(later && last
           ? {
               last_fire_at: last,
-              next_scheduled_run: row.active && row.schedule ? nextFire(row.schedule, row.timezone, last) : null,
+              next_scheduled_run:
+                row.active && row.schedule ? nextFire(row.schedule, row.timezone, last) : null,
             }
           : {}),
       },
@@ -104,7 +105,11 @@ export const jobsProjection = defineProjection<SchedulingTables>({
       const e = jobEventOf(stored);
       if (!e) continue;
       const jobId = stored.aggregate.id;
-      if ((e.type === 'RunRequested' && e.data.fireAt) || e.type === 'ScheduledRunSkipped' || e.type === 'FireQueued') {
+      if (
+        (e.type === 'RunRequested' && e.data.fireAt) ||
+        e.type === 'ScheduledRunSkipped' ||
+        e.type === 'FireQueued'
+      ) {
         fires.push({ jobId, event: e });
         continue;
       }
@@ -156,7 +161,8 @@ export const jobsProjection = defineProjection<SchedulingTables>({
           if (row) {
             const book = evolveFireBook(bookOf(row), e);
             // From the later of this change and the last fire (a schedule never fires a time twice).
-            const from = row.last_fire_at && row.last_fire_at.getTime() > at.getTime() ? row.last_fire_at : at;
+            const from =
+              row.last_fire_at && row.last_fire_at.getTime() > at.getTime() ? row.last_fire_at : at;
             await db
               .updateTable('jobs')
               .set({

@@ -79,7 +79,11 @@ describe('latest_versions projection (real Postgres)', () => {
       { aggregate: configuration, events: [configured(c1, 1, ['default', 'prod'])] },
     );
     assert.deepEqual(await latestDeployment(db, ws), { id: d1, version: 1 });
-    assert.deepEqual(await latestConfiguration(db, ws), { id: c1, version: 1, profiles: ['default', 'prod'] });
+    assert.deepEqual(await latestConfiguration(db, ws), {
+      id: c1,
+      version: 1,
+      profiles: ['default', 'prod'],
+    });
     assert.equal(await deploymentHasPath(db, ws, d1, './lib/b.py'), true);
     assert.equal(await deploymentHasPath(db, ws, d1, 'c.py'), false);
     assert.equal(await deploymentHasPath(db, other, d1, 'a.py'), false, 'only in its own workspace');
@@ -92,7 +96,11 @@ describe('latest_versions projection (real Postgres)', () => {
       { aggregate: deployment, events: [deployed(d1, 1, 2)] },
     );
     assert.deepEqual(await latestDeployment(db, ws), { id: d2, version: 2 });
-    assert.deepEqual(await latestConfiguration(db, ws), { id: c2, version: 2, profiles: ['default', 'access'] });
+    assert.deepEqual(await latestConfiguration(db, ws), {
+      id: c2,
+      version: 2,
+      profiles: ['default', 'access'],
+    });
     assert.deepEqual([...(await deploymentPaths(db, ws, d2))].sort(), ['c.py', 'd.py']);
     assert.equal((await deploymentPaths(db, ws, d1)).size, 0, "an older version's paths are gone");
     assert.equal(await latestDeployment(db, other), null);

@@ -30,7 +30,11 @@ export async function latestConfiguration(
     .where('workspace_id', '=', workspaceId)
     .executeTakeFirst();
   return row?.configuration_id && row.configuration_version !== null
-    ? { id: row.configuration_id, version: row.configuration_version, profiles: row.configuration_profiles ?? [] }
+    ? {
+        id: row.configuration_id,
+        version: row.configuration_version,
+        profiles: row.configuration_profiles ?? [],
+      }
     : null;
 }
 
