@@ -16,7 +16,7 @@ import { jobDecider, type JobCommand, type JobState } from './job.decider.js';
 import type { JobEvent } from './job.events.js';
 import { jobIdFor } from './job-id.js';
 import { JobSnapshots } from './job-snapshots.js';
-import { LatestVersions, type WorkspaceVersions } from './workspace-versions.js';
+import { LatestVersions, RunVersions, type WorkspaceVersions } from './workspace-versions.js';
 
 const logger = new Logger('scheduling');
 
@@ -56,6 +56,7 @@ export class JobCommands {
   private readonly replayWindow: number;
   private readonly minScheduleIntervalSeconds: number;
   private readonly aggregates: CommandHandler<JobState, JobCommand, JobEvent>;
+  private readonly runVersions: RunVersions;
 
   constructor(
     private readonly store: EventStore,
@@ -66,70 +67,13 @@ export class JobCommands {
     this.snapshots = opts.snapshots;
     this.replayWindow = opts.replayWindow ?? 100_000;
     this.minScheduleIntervalSeconds = opts.minScheduleIntervalSeconds ?? 0;
+    this.runVersions = new RunVersions(versions);
     this.aggregates = new CommandHandler(store, jobDecider, {
       // Many replicas firing the same jobs: conflicts are expected, each retry catches up cheaply.
       maxRetries: 50,
       cache: {},
       ...(this.snapshots ? { snapshots: this.snapshots } : {}),
     });
-  }
-
-  /**
-   * The workspace's latest deployment (with its files) and configuration for scheduled fires, read at most every
-   * 200 ms per workspace (thousands of jobs of one workspace fire at the same second). A fire in
-   * the same 200 ms as a new deployment may use the previous one.
-   */
-  private readonly recentVersions = new Map<
-    string,
-    {
-      at: number;
-      value: Promise<
-        readonly [
-          Awaited<ReturnType<WorkspaceVersions['latestDeployment']>>,
-          Awaited<ReturnType<WorkspaceVersions['latestConfiguration']>>,
-          ReadonlySet<string> | undefined,
-        ]
-      >;
-    }
-  >();
-
-  private latestVersions(workspaceId: string) {
-    const now = Date.now();
-    const hit = this.recentVersions.get(workspaceId);
-    if (hit && now - hit.at < 200) return hit.value;
-    const value = this.readVersions(workspaceId).then(async ([deployment, configuration]) => {
-      const files = deployment ? await this.filesOf(workspaceId, deployment.id) : undefined;
-      return [deployment, configuration, files] as const;
-    });
-    this.recentVersions.set(workspaceId, { at: now, value });
-    value.catch(() => this.recentVersions.delete(workspaceId));
-    if (this.recentVersions.size > 10_000) this.recentVersions.clear();
-    return value;
-  }
-
-  /** The workspace's latest deployment and configuration, once the read model holds what their streams do. */
-  private async readVersions(workspaceId: string) {
-    await this.versions.caughtUp?.(workspaceId);
-    return Promise.all([
-      this.versions.latestDeployment(workspaceId),
-      this.versions.latestConfiguration(workspaceId),
-    ]);
-  }
-
-  /** The files of a deployment, read once per deployment (they never change), the latest few kept. */
-  private readonly deploymentFiles = new Map<string, Promise<ReadonlySet<string> | undefined>>();
-
-  private filesOf(workspaceId: string, deploymentId: string): Promise<ReadonlySet<string> | undefined> {
-    if (!this.versions.deploymentFiles) return Promise.resolve(undefined);
-    let files = this.deploymentFiles.get(deploymentId);
-    if (!files) {
-      files = this.versions.deploymentFiles(workspaceId, deploymentId);
-      files.catch(() => this.deploymentFiles.delete(deploymentId));
-      if (this.deploymentFiles.size >= 16)
-        this.deploymentFiles.delete(this.deploymentFiles.keys().next().value!);
-      this.deploymentFiles.set(deploymentId, files);
-    }
-    return files;
   }
 
   private handle(
@@ -191,7 +135,7 @@ export class JobCommands {
   }
 
   async requestRun(req: RequestRunRequest): Promise<RequestRunReply> {
-    const [deployment, configuration] = await this.readVersions(req.workspaceId);
+    const [deployment, configuration] = await this.runVersions.latest(req.workspaceId);
     // The caller's view of the entry point (from the read model): checked against the deployment
     // here, and used by the decider only if it is still the job's entry point.
     const checked =
@@ -311,7 +255,7 @@ export class JobCommands {
 
   /** A scheduled fire and what became of it. */
   async fireOutcome(workspaceId: string, jobId: string, fireAt: Date): Promise<FireOutcome> {
-    const [deployment, configuration, deployedFiles] = await this.latestVersions(workspaceId);
+    const [deployment, configuration, deployedFiles] = await this.runVersions.forFire(workspaceId);
     const iso = fireAt.toISOString();
     const r = await this.handle(
       workspaceId,
@@ -363,7 +307,7 @@ export class JobCommands {
     status: string,
     commandId: string,
   ): Promise<void> {
-    const [deployment, configuration, deployedFiles] = await this.latestVersions(workspaceId);
+    const [deployment, configuration, deployedFiles] = await this.runVersions.forFire(workspaceId);
     await this.handle(
       workspaceId,
       jobId,

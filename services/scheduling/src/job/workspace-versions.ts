@@ -68,3 +68,69 @@ export class LatestVersions implements WorkspaceVersions {
     return latestConfiguration(this.db, workspaceId);
   }
 }
+
+/**
+ * The versions a run request uses, through a WorkspaceVersions: the latest ones (read-your-writes)
+ * for a manual / API run; for scheduled fires, with the deployment's files, shared per workspace.
+ */
+export class RunVersions {
+  constructor(private readonly versions: WorkspaceVersions) {}
+
+  /**
+   * The workspace's latest deployment (with its files) and configuration for scheduled fires, read at most every
+   * 200 ms per workspace (thousands of jobs of one workspace fire at the same second). A fire in
+   * the same 200 ms as a new deployment may use the previous one.
+   */
+  private readonly recentVersions = new Map<
+    string,
+    {
+      at: number;
+      value: Promise<
+        readonly [
+          Awaited<ReturnType<WorkspaceVersions['latestDeployment']>>,
+          Awaited<ReturnType<WorkspaceVersions['latestConfiguration']>>,
+          ReadonlySet<string> | undefined,
+        ]
+      >;
+    }
+  >();
+
+  forFire(workspaceId: string) {
+    const now = Date.now();
+    const hit = this.recentVersions.get(workspaceId);
+    if (hit && now - hit.at < 200) return hit.value;
+    const value = this.latest(workspaceId).then(async ([deployment, configuration]) => {
+      const files = deployment ? await this.filesOf(workspaceId, deployment.id) : undefined;
+      return [deployment, configuration, files] as const;
+    });
+    this.recentVersions.set(workspaceId, { at: now, value });
+    value.catch(() => this.recentVersions.delete(workspaceId));
+    if (this.recentVersions.size > 10_000) this.recentVersions.clear();
+    return value;
+  }
+
+  /** The workspace's latest deployment and configuration, once the read model holds what their streams do. */
+  async latest(workspaceId: string) {
+    await this.versions.caughtUp?.(workspaceId);
+    return Promise.all([
+      this.versions.latestDeployment(workspaceId),
+      this.versions.latestConfiguration(workspaceId),
+    ]);
+  }
+
+  /** The files of a deployment, read once per deployment (they never change), the latest few kept. */
+  private readonly deploymentFiles = new Map<string, Promise<ReadonlySet<string> | undefined>>();
+
+  private filesOf(workspaceId: string, deploymentId: string): Promise<ReadonlySet<string> | undefined> {
+    if (!this.versions.deploymentFiles) return Promise.resolve(undefined);
+    let files = this.deploymentFiles.get(deploymentId);
+    if (!files) {
+      files = this.versions.deploymentFiles(workspaceId, deploymentId);
+      files.catch(() => this.deploymentFiles.delete(deploymentId));
+      if (this.deploymentFiles.size >= 16)
+        this.deploymentFiles.delete(this.deploymentFiles.keys().next().value!);
+      this.deploymentFiles.set(deploymentId, files);
+    }
+    return files;
+  }
+}

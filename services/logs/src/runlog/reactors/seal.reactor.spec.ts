@@ -65,7 +65,7 @@ describe('logs service: every ended run gets a sealed log (real JetStream + Post
     store = env.newStore(integrationRegistry());
     await store.ensureStream();
     db = env.newDb<LogsTables>();
-    runner = new ProjectionRunner(store, db as unknown as Kysely<CheckpointTable>, runLogsProjection);
+    runner = new ProjectionRunner(store, env.newDb<CheckpointTable>(), runLogsProjection);
     await runner.start();
     await ensureLogsStream(env.nats, loc());
     reader = new RunLogReader(env.nats, loc());
