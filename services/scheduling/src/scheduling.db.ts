@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Kysely } from 'kysely';
+import { withTables } from '#libs/database';
 import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
 import type { SchedulingTables } from './migrations/index.js';
 
@@ -9,6 +10,6 @@ export class SchedulingDb {
   readonly kysely: Kysely<SchedulingTables>;
 
   constructor(@Inject(SERVICE_CONTEXT) ctx: ServiceContext) {
-    this.kysely = ctx.db.withTables<SchedulingTables>();
+    this.kysely = withTables<SchedulingTables>(ctx.db);
   }
 }

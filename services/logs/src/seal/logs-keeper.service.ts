@@ -38,7 +38,11 @@ export class LogsKeeperService implements OnModuleInit, OnApplicationBootstrap, 
     });
     this.logger.log(`stream ${name} ready`);
     // The seal recorder's consumer on LOGS, before the seal reactor: it would keep every seal pending.
-    await (await jetstreamManager(this.ctx.nats)).consumers.delete(name, LEGACY_SEAL_CONSUMER).catch(() => false);
+    await (
+      await jetstreamManager(this.ctx.nats)
+    ).consumers
+      .delete(name, LEGACY_SEAL_CONSUMER)
+      .catch(() => false);
   }
 
   async onApplicationBootstrap(): Promise<void> {

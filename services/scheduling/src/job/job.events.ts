@@ -41,7 +41,7 @@ export function registerJobEvents(registry: EventRegistry): EventRegistry {
 
 /** The registry of the scheduling service: the integration events and the job's private ones. */
 export function schedulingRegistry(): EventRegistry {
-  return registerJobEvents(integrationRegistry());
+  return integrationRegistry(...jobPrivateEvents);
 }
 
 /**

@@ -212,12 +212,11 @@ export interface JobSnapshotRow {
   updated_at: Date;
 }
 
-/** The scheduling service's tables (a type, not an interface: kysely's withTables wants an index signature). */
-export type SchedulingTables = {
+export interface SchedulingTables {
   job_snapshots: JobSnapshotRow;
   jobs: JobRow;
   job_versions: JobVersionRow;
   job_runs: JobRunRow;
   latest_versions: LatestVersionsRow;
   deployment_paths: DeploymentPathRow;
-};
+}

@@ -4,8 +4,8 @@ import { after, before, describe, it } from 'node:test';
 import type { Kysely } from 'kysely';
 import { AggregateTypes } from '#libs/contracts';
 import type { EventStore, Reactor, StoredCommit } from '#libs/eventstore';
-import { projectionMigrations, ProjectionRunner, type CheckpointTable } from '#libs/projections';
-import { createTestEnvironment, type TestEnvironment } from '#libs/testing';
+import { projectionMigrations, ProjectionRunner } from '#libs/projections';
+import { createTestEnvironment, untypedDb, type TestEnvironment } from '#libs/testing';
 import { schedulingMigrations, type SchedulingTables } from '../../migrations/index.js';
 import { schedulingRegistry } from '../job.events.js';
 import { JobCommands, jobRef } from '../job.handler.js';
@@ -94,7 +94,7 @@ describe('run-end reactor: a run ends → its job is told (real JetStream + Post
     store = env.newStore(schedulingRegistry());
     await store.ensureStream();
     db = env.newDb<SchedulingTables>();
-    runner = new ProjectionRunner(store, env.newDb<CheckpointTable>(), jobRunsProjection);
+    runner = new ProjectionRunner(store, untypedDb(db), jobRunsProjection);
     await runner.start();
     jobs = new JobCommands(store, deployedVersions);
     reactor = await startRunEndReactor({
