@@ -11,10 +11,19 @@ export class RunLogCommands {
     this.handler = new CommandHandler(store, runLogDecider, { maxRetries: 10 });
   }
 
+  /** Whether the run's log is sealed (recorded) already. */
+  async isSealed(workspaceId: string, runId: string): Promise<boolean> {
+    return (await this.handler.load(this.ref(workspaceId, runId))).state.sealed;
+  }
+
+  private ref(workspaceId: string, runId: string) {
+    return { workspaceId, type: AggregateTypes.runlog, id: runId };
+  }
+
   /** Records a run's seal (the first one wins; later ones decide nothing). */
   async seal(workspaceId: string, runId: string, seal: SealMessage, meta: CommitMeta): Promise<void> {
     await this.handler.handle(
-      { workspaceId, type: AggregateTypes.runlog, id: runId },
+      this.ref(workspaceId, runId),
       {
         type: 'SealRunLog',
         runId,

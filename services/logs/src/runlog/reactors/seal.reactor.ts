@@ -49,6 +49,8 @@ export function startSealReactor(deps: SealReactorDeps): Promise<Reactor> {
     ...(deps.log ? { log: deps.log } : {}),
     react: async (event) => {
       const { workspaceId, id: runId } = event.ref;
+      // Sealed before (a redelivery; every old run when the reactor's consumer is new): nothing to add.
+      if (await deps.runLogs.isSealed(workspaceId, runId)) return void waiting.delete(runId);
       const stats = await deps.reader.stats(workspaceId, runId);
       let seal = stats.seal;
       if (!seal) {
