@@ -1,13 +1,5 @@
 import { z } from 'zod';
-import {
-  integrationRegistry,
-  JobCreated,
-  JobDeleted,
-  jobEvents as jobIntegrationEvents,
-  JobUpdated,
-  RunRequested,
-  ScheduledRunSkipped,
-} from '#libs/contracts';
+import { integrationRegistry, jobEvents as jobIntegrationEvents } from '#libs/contracts';
 import { defineEvent, type EventOf, type EventRegistry } from '#libs/eventstore';
 
 /**
@@ -42,29 +34,4 @@ export function registerJobEvents(registry: EventRegistry): EventRegistry {
 /** The registry of the scheduling service: the integration events and the job's private ones. */
 export function schedulingRegistry(): EventRegistry {
   return integrationRegistry(...jobPrivateEvents);
-}
-
-/**
- * A stored event of a job's stream as a typed JobEvent (its payload parsed by its schema: typed
- * without a cast); undefined for any other type.
- */
-export function jobEventOf(stored: { type: string; data: unknown }): JobEvent | undefined {
-  switch (stored.type) {
-    case JobCreated.type:
-      return { type: JobCreated.type, data: JobCreated.schema.parse(stored.data) };
-    case JobUpdated.type:
-      return { type: JobUpdated.type, data: JobUpdated.schema.parse(stored.data) };
-    case JobDeleted.type:
-      return { type: JobDeleted.type, data: JobDeleted.schema.parse(stored.data) };
-    case RunRequested.type:
-      return { type: RunRequested.type, data: RunRequested.schema.parse(stored.data) };
-    case ScheduledRunSkipped.type:
-      return { type: ScheduledRunSkipped.type, data: ScheduledRunSkipped.schema.parse(stored.data) };
-    case FireQueued.type:
-      return { type: FireQueued.type, data: FireQueued.schema.parse(stored.data) };
-    case RunEnded.type:
-      return { type: RunEnded.type, data: RunEnded.schema.parse(stored.data) };
-    default:
-      return undefined;
-  }
 }

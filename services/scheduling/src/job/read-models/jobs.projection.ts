@@ -1,10 +1,17 @@
 import type { QueryCreator } from 'kysely';
-import type { JobSpec } from '#libs/contracts';
-import { defineProjection } from '#libs/projections';
+import {
+  JobCreated,
+  JobDeleted,
+  JobUpdated,
+  RunRequested,
+  ScheduledRunSkipped,
+  type JobSpec,
+} from '#libs/contracts';
+import { defineProjection, eventsOf } from '#libs/projections';
 import type { SchedulingTables } from '../../migrations/index.js';
 import { nextFire } from '../../scheduler/cron.js';
 import { evolveFireBook, type FireBook } from '../fire-book.js';
-import { jobEventOf, type JobEvent } from '../job.events.js';
+import { FireQueued, type JobEvent } from '../job.events.js';
 
 /** The next fire time after `after` of an active schedule, else null. */
 export function nextScheduledRun(spec: JobSpec, after: Date): Date | null {
@@ -89,11 +96,13 @@ async function applyFires(
       .execute();
 }
 
+const handled = eventsOf(JobCreated, JobUpdated, JobDeleted, RunRequested, ScheduledRunSkipped, FireQueued);
+
 /** Folds job events into `jobs` (the latest version of each job) and `job_versions` (every version). */
 export const jobsProjection = defineProjection<SchedulingTables>({
   name: 'jobs',
   tables: ['jobs', 'job_versions'],
-  canHandle: ['JobCreated', 'JobUpdated', 'JobDeleted', 'RunRequested', 'ScheduledRunSkipped', 'FireQueued'],
+  canHandle: handled.types,
   async apply(db, events) {
     // Fires are folded (applyFires) until another event of the batch needs the rows as they are.
     let fires: { jobId: string; event: JobEvent }[] = [];
@@ -101,10 +110,8 @@ export const jobsProjection = defineProjection<SchedulingTables>({
       await applyFires(db, fires);
       fires = [];
     };
-    for (const stored of events) {
-      const e = jobEventOf(stored);
-      if (!e) continue;
-      const jobId = stored.aggregate.id;
+    for (const e of handled.select(events)) {
+      const jobId = e.aggregate.id;
       if (
         (e.type === 'RunRequested' && e.data.fireAt) ||
         e.type === 'ScheduledRunSkipped' ||
@@ -113,10 +120,10 @@ export const jobsProjection = defineProjection<SchedulingTables>({
         fires.push({ jobId, event: e });
         continue;
       }
-      if (e.type === 'RunRequested' || e.type === 'RunEnded') continue; // nothing to change here
+      if (e.type === 'RunRequested') continue; // not scheduled: nothing to change here
       await flush();
-      const workspaceId = stored.aggregate.workspaceId;
-      const at = new Date(stored.time);
+      const workspaceId = e.aggregate.workspaceId;
+      const at = new Date(e.time);
       switch (e.type) {
         case 'JobCreated': {
           const row = { ...columns(e.data.spec), version: e.data.version, version_id: e.data.versionId };

@@ -1,10 +1,12 @@
 import type { QueryCreator } from 'kysely';
 import { ConfigurationCreated, DeploymentCreated, DeploymentFilesStaged } from '#libs/contracts';
-import type { StoredEvent } from '#libs/eventstore';
-import { defineProjection } from '#libs/projections';
+import { defineProjection, eventsOf } from '#libs/projections';
 import type { SchedulingTables } from '../../migrations/index.js';
 
 type Db = QueryCreator<SchedulingTables>;
+const handled = eventsOf(DeploymentFilesStaged, DeploymentCreated, ConfigurationCreated);
+type Handled = ReturnType<typeof handled.select>[number];
+type Of<T extends Handled['type']> = Extract<Handled, { type: T }>;
 const ROWS_PER_INSERT = 1000;
 
 async function latestOf(db: Db, workspaceId: string) {
@@ -15,8 +17,8 @@ async function latestOf(db: Db, workspaceId: string) {
     .executeTakeFirst();
 }
 
-async function stagePaths(db: Db, stored: StoredEvent): Promise<void> {
-  const d = DeploymentFilesStaged.schema.parse(stored.data);
+async function stagePaths(db: Db, stored: Of<'DeploymentFilesStaged'>): Promise<void> {
+  const d = stored.data;
   const rows = d.files.map((f) => ({
     deployment_id: d.deploymentId,
     workspace_id: stored.aggregate.workspaceId,
@@ -30,8 +32,8 @@ async function stagePaths(db: Db, stored: StoredEvent): Promise<void> {
       .execute();
 }
 
-async function deploymentCreated(db: Db, stored: StoredEvent): Promise<void> {
-  const d = DeploymentCreated.schema.parse(stored.data);
+async function deploymentCreated(db: Db, stored: Of<'DeploymentCreated'>): Promise<void> {
+  const d = stored.data;
   const workspaceId = stored.aggregate.workspaceId;
   const row = await latestOf(db, workspaceId);
   if (row?.deployment_version != null && row.deployment_version >= d.version) return;
@@ -46,8 +48,8 @@ async function deploymentCreated(db: Db, stored: StoredEvent): Promise<void> {
     await db.deleteFrom('deployment_paths').where('deployment_id', '=', row.deployment_id).execute();
 }
 
-async function configurationCreated(db: Db, stored: StoredEvent): Promise<void> {
-  const d = ConfigurationCreated.schema.parse(stored.data);
+async function configurationCreated(db: Db, stored: Of<'ConfigurationCreated'>): Promise<void> {
+  const d = stored.data;
   const workspaceId = stored.aggregate.workspaceId;
   const row = await latestOf(db, workspaceId);
   if (row?.configuration_version != null && row.configuration_version >= d.version) return;
@@ -72,9 +74,9 @@ async function configurationCreated(db: Db, stored: StoredEvent): Promise<void> 
 export const latestVersionsProjection = defineProjection<SchedulingTables>({
   name: 'latest_versions',
   tables: ['latest_versions', 'deployment_paths'],
-  canHandle: ['DeploymentFilesStaged', 'DeploymentCreated', 'ConfigurationCreated'],
+  canHandle: handled.types,
   async apply(db, events) {
-    for (const stored of events) {
+    for (const stored of handled.select(events)) {
       switch (stored.type) {
         case 'DeploymentFilesStaged':
           await stagePaths(db, stored);
