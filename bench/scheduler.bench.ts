@@ -23,9 +23,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { DeliverPolicy } from '@nats-io/jetstream';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { integrationRegistry } from '#libs/contracts';
 import { createKysely } from '#libs/database';
 import { sql } from 'kysely';
+import { schedulingRegistry } from '../services/scheduling/src/job/job.events.js';
 import { dueFires, nextFire } from '../services/scheduling/src/scheduler/cron.js';
 import { startTestStack, type TestStack } from '../test/support/stack.js';
 import { uploadPackage } from '../test/jobs/support.js';
@@ -135,7 +135,7 @@ try {
       }),
     );
   };
-  const store = stack.env.newStore(integrationRegistry());
+  const store = stack.env.newStore(schedulingRegistry());
   /** Scheduled RunRequested events from `fromSeq` on, with the time the server STORED each (its stream timestamp). */
   async function* storedFires(
     fromSeq: number,

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { integrationRegistry } from '#libs/contracts';
+import { schedulingRegistry } from '../../services/scheduling/src/job/job.events.js';
 import { jobRef } from '../../services/scheduling/src/job/job.handler.js';
 import { readSse } from '../logs/sse.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
@@ -45,7 +45,7 @@ describe('overlap policy: skip / queue / allow with real runs', () => {
       .sort((a, b) => a.number - b.number);
   };
   const eventsOf = async (jobId: string) =>
-    (await s.env.newStore(integrationRegistry()).read(jobRef(ws, jobId))).events;
+    (await s.env.newStore(schedulingRegistry()).read(jobRef(ws, jobId))).events;
   /** Runs that really ran (not skipped) never overlap: each is requested after the previous one ended. */
   const assertSequential = (runs: ApiRun[]) => {
     const real = runs.filter((r) => r.status !== 'skipped');
@@ -125,7 +125,7 @@ describe('overlap policy: skip / queue / allow with real runs', () => {
     // The run aggregate ends as skipped too, so its (empty) log is sealed and a follow ends at once.
     const one = skipped[0]!;
     const { events } = await s.env
-      .newStore(integrationRegistry())
+      .newStore(schedulingRegistry())
       .read({ workspaceId: ws, type: 'run', id: one.id });
     assert.deepEqual(
       events.map((e) => e.type),

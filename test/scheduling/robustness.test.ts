@@ -3,10 +3,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Kysely } from 'kysely';
-import { integrationRegistry } from '#libs/contracts';
 import { DomainError, type StoredEvent } from '#libs/eventstore';
+import { schedulingRegistry } from '../../services/scheduling/src/job/job.events.js';
 import { JobCommands, jobRef } from '../../services/scheduling/src/job/job.handler.js';
-import { ReadModelWorkspaceVersions } from '../../services/scheduling/src/job/workspace-versions.js';
+import { LatestVersions } from '../../services/scheduling/src/job/workspace-versions.js';
 import type { SchedulingTables } from '../../services/scheduling/src/migrations/index.js';
 import { nextFire } from '../../services/scheduling/src/scheduler/cron.js';
 import { Scheduler, type FireTarget } from '../../services/scheduling/src/scheduler/scheduler.js';
@@ -38,7 +38,7 @@ describe('scheduler robustness: restarts, downtime, retries, changes just before
     assert.equal(r.status, 201, r.text);
     return r.json as Json;
   };
-  const store = () => s.env.newStore(integrationRegistry());
+  const store = () => s.env.newStore(schedulingRegistry());
   /** Scheduled fires of a job, from its events: requested and skipped runs. */
   const firesOf = async (jobId: string, workspace = ws): Promise<Fire[]> =>
     (await store().read(jobRef(workspace, jobId))).events
@@ -57,7 +57,7 @@ describe('scheduler robustness: restarts, downtime, retries, changes just before
     ws = s.workspaceId;
     await uploadPackage(s, 'deployments', [{ path: 'tick.py', content: 'print("tick")\n' }]);
     db = s.env.newDb<SchedulingTables>();
-    commands = new JobCommands(store(), new ReadModelWorkspaceVersions(db as Kysely<unknown>));
+    commands = new JobCommands(store(), new LatestVersions(db));
   });
   after(async () => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');

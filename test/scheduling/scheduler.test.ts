@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Kysely } from 'kysely';
-import { integrationRegistry } from '#libs/contracts';
+import { schedulingRegistry } from '../../services/scheduling/src/job/job.events.js';
 import { JobCommands, jobRef } from '../../services/scheduling/src/job/job.handler.js';
-import { ReadModelWorkspaceVersions } from '../../services/scheduling/src/job/workspace-versions.js';
+import { LatestVersions } from '../../services/scheduling/src/job/workspace-versions.js';
 import type { SchedulingTables } from '../../services/scheduling/src/migrations/index.js';
 import { nextFire } from '../../services/scheduling/src/scheduler/cron.js';
 import { Scheduler } from '../../services/scheduling/src/scheduler/scheduler.js';
@@ -34,8 +34,8 @@ describe('scheduler: cron jobs fire once per fire time, with any number of sched
     await uploadPackage(s, 'deployments', [{ path: 'tick.py', content: 'print("tick")\n' }]);
     // A second scheduler replica with its own store connection and job cache (as another process would have).
     db = s.env.newDb<SchedulingTables>();
-    const store = s.env.newStore(integrationRegistry());
-    const commands = new JobCommands(store, new ReadModelWorkspaceVersions(db as Kysely<unknown>));
+    const store = s.env.newStore(schedulingRegistry());
+    const commands = new JobCommands(store, new LatestVersions(db));
     const target = {
       fire: async (w: string, j: string, at: Date) => {
         const r = await commands.fire(w, j, at);
@@ -110,7 +110,7 @@ describe('scheduler: cron jobs fire once per fire time, with any number of sched
     assert.equal((stop.json as Json).next_scheduled_run, null);
     await sleep(4_000);
 
-    const { events } = await s.env.newStore(integrationRegistry()).read(jobRef(ws, job.id as string));
+    const { events } = await s.env.newStore(schedulingRegistry()).read(jobRef(ws, job.id as string));
     const deactivated = events.findIndex(
       (e) => e.type === 'JobUpdated' && (e.data as { spec: { active: boolean } }).spec.active === false,
     );

@@ -3,9 +3,9 @@ import type { ChildProcess } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { Kysely } from 'kysely';
-import { integrationRegistry } from '#libs/contracts';
+import { schedulingRegistry } from '../../services/scheduling/src/job/job.events.js';
 import { JobCommands, jobRef } from '../../services/scheduling/src/job/job.handler.js';
-import { ReadModelWorkspaceVersions } from '../../services/scheduling/src/job/workspace-versions.js';
+import { LatestVersions } from '../../services/scheduling/src/job/workspace-versions.js';
 import type { SchedulingTables } from '../../services/scheduling/src/migrations/index.js';
 import { dueFires } from '../../services/scheduling/src/scheduler/cron.js';
 import { Scheduler } from '../../services/scheduling/src/scheduler/scheduler.js';
@@ -84,7 +84,7 @@ describe('scheduler replicas share the jobs by shard leases', () => {
   };
   /** Per job: its scheduled fire times (ms), from the job's own stream. */
   const storedFires = async (ids: Iterable<string>) => {
-    const store = s.env.newStore(integrationRegistry());
+    const store = s.env.newStore(schedulingRegistry());
     const out = new Map<string, { fireAt: number; stored: number }[]>();
     for (const id of ids) {
       const { events } = await store.read(jobRef(ws, id));
@@ -141,10 +141,7 @@ describe('scheduler replicas share the jobs by shard leases', () => {
     }[] = [];
     for (let i = 0; i < 2; i++) {
       const db = s.env.newDb<SchedulingTables>();
-      const commands = new JobCommands(
-        s.env.newStore(integrationRegistry()),
-        new ReadModelWorkspaceVersions(db as Kysely<unknown>),
-      );
+      const commands = new JobCommands(s.env.newStore(schedulingRegistry()), new LatestVersions(db));
       const attempts: string[] = [];
       const leases = await ShardLeases.open(s.env.nats, s.env.subjectPrefix, { log: () => {} });
       const scheduler = new Scheduler(

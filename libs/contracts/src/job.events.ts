@@ -119,22 +119,6 @@ export const ScheduledRunSkipped = defineEvent(
 /** The job is deleted: it no longer fires or runs; its versions and runs stay. Its name can be used again. */
 export const JobDeleted = defineEvent('JobDeleted', z.object({ deletedBy: z.string().min(1) }));
 
-/** Overlap policy `queue`: a fire that waits until the job's active runs ended (at most one waits). */
-export const FireQueued = defineEvent(
-  'FireQueued',
-  z.object({ fireAt: z.string().datetime(), activeRunId: uuid }),
-);
-
-/** A run of the job reached a terminal status (noted from the run's own events, so overlap can be decided). */
-export const RunEnded = defineEvent('RunEnded', z.object({ runId: uuid, status: z.string().min(1).max(40) }));
-
-export const jobEvents = [
-  JobCreated,
-  JobUpdated,
-  RunRequested,
-  ScheduledRunSkipped,
-  FireQueued,
-  RunEnded,
-  JobDeleted,
-] as const;
+/** The job's integration events (its private ones live in services/scheduling/src/job/job.events.ts). */
+export const jobEvents = [JobCreated, JobUpdated, RunRequested, ScheduledRunSkipped, JobDeleted] as const;
 export type JobEvent = EventOf<typeof jobEvents>;

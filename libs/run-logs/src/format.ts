@@ -101,20 +101,3 @@ export function runLinesSubject(subjectPrefix: string, workspaceId: string, runI
 export function runSealSubject(subjectPrefix: string, workspaceId: string, runId: string): string {
   return `${prefixOf(subjectPrefix)}logs.${workspaceId}.${runId}.end`;
 }
-
-/** Every seal (what the logs service consumes). */
-export function allSealsSubject(subjectPrefix: string): string {
-  return `${prefixOf(subjectPrefix)}logs.*.*.end`;
-}
-
-/** Workspace and run of a seal subject. */
-export function parseSealSubject(
-  subjectPrefix: string,
-  subject: string,
-): { workspaceId: string; runId: string } | undefined {
-  const p = prefixOf(subjectPrefix);
-  if (!subject.startsWith(`${p}logs.`) || !subject.endsWith('.end')) return undefined;
-  const parts = subject.slice(p.length + 'logs.'.length, -'.end'.length).split('.');
-  if (parts.length !== 2 || !parts[0] || !parts[1]) return undefined;
-  return { workspaceId: parts[0], runId: parts[1] };
-}

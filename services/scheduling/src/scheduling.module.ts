@@ -4,6 +4,7 @@ import { HealthController } from './health/health.controller.js';
 import { JobController } from './job/job.controller.js';
 import { JobHandler } from './job/job.handler.js';
 import { SchedulerService } from './scheduler/scheduler.service.js';
+import { SchedulingDb } from './scheduling.db.js';
 
 @Module({})
 export class SchedulingModule {
@@ -11,7 +12,7 @@ export class SchedulingModule {
     return {
       module: SchedulingModule,
       controllers: [HealthController, JobController],
-      providers: [{ provide: SERVICE_CONTEXT, useValue: ctx }, JobHandler, SchedulerService],
+      providers: [{ provide: SERVICE_CONTEXT, useValue: ctx }, SchedulingDb, JobHandler, SchedulerService],
     };
   }
 }

@@ -6,33 +6,28 @@ import {
   type OnModuleDestroy,
   type OnModuleInit,
 } from '@nestjs/common';
-import type { Kysely } from 'kysely';
+import { jetstreamManager } from '@nats-io/jetstream';
+import type { Reactor } from '#libs/eventstore';
 import { ensureLogsStream, RunLogReader, type LogsLocation } from '#libs/run-logs';
 import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
-import type { LogsTables } from '../migrations/index.js';
-import { SealKeeper } from './seal-keeper.js';
+import { NOT_SEALED_YET, startSealReactor } from '../runlog/reactors/seal.reactor.js';
+import { RunLogCommands } from '../runlog/runlog.handler.js';
+
+const LEGACY_SEAL_CONSUMER = 'logs_seals';
 
 /**
  * The logs service's own work: it owns the LOGS stream (creates it and applies the retention of
  * RUNWAY_LOGS_MAX_AGE_HOURS / RUNWAY_LOGS_MAX_BYTES at its start) and keeps every run's log sealed
- * (SealKeeper).
+ * (the seal reactor).
  */
 @Injectable()
 export class LogsKeeperService implements OnModuleInit, OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger('logs');
   private readonly loc: LogsLocation;
-  readonly keeper: SealKeeper;
+  private seals: Reactor | undefined;
 
   constructor(@Inject(SERVICE_CONTEXT) private readonly ctx: ServiceContext) {
     this.loc = { eventsStream: ctx.config.events.stream, subjectPrefix: ctx.config.events.subjectPrefix };
-    this.keeper = new SealKeeper(
-      ctx.nats,
-      ctx.store,
-      ctx.db as Kysely<LogsTables>,
-      this.loc,
-      new RunLogReader(ctx.nats, this.loc),
-      { log: (m) => this.logger.warn(m) },
-    );
   }
 
   async onModuleInit(): Promise<void> {
@@ -42,13 +37,26 @@ export class LogsKeeperService implements OnModuleInit, OnApplicationBootstrap, 
       replicas: this.ctx.config.nats.replicas,
     });
     this.logger.log(`stream ${name} ready`);
+    // The seal recorder's consumer on LOGS, before the seal reactor: it would keep every seal pending.
+    await (
+      await jetstreamManager(this.ctx.nats)
+    ).consumers
+      .delete(name, LEGACY_SEAL_CONSUMER)
+      .catch(() => false);
   }
 
-  onApplicationBootstrap(): void {
-    this.keeper.start();
+  async onApplicationBootstrap(): Promise<void> {
+    this.seals = await startSealReactor({
+      nats: this.ctx.nats,
+      store: this.ctx.store,
+      loc: this.loc,
+      reader: new RunLogReader(this.ctx.nats, this.loc),
+      runLogs: new RunLogCommands(this.ctx.store),
+      log: (m) => (m.includes(NOT_SEALED_YET) ? this.logger.debug(m) : this.logger.warn(m)),
+    });
   }
 
-  onModuleDestroy(): Promise<void> {
-    return this.keeper.stop();
+  async onModuleDestroy(): Promise<void> {
+    await this.seals?.stop();
   }
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Kysely } from 'kysely';
-import { integrationRegistry } from '#libs/contracts';
+import { schedulingRegistry } from './job.events.js';
 import type { EventStore } from '#libs/eventstore';
 import { createTestEnvironment, type TestEnvironment } from '#libs/testing';
 import { schedulingMigrations, type SchedulingTables } from '../migrations/index.js';
@@ -22,7 +22,7 @@ describe('job snapshots (real JetStream and PostgreSQL)', () => {
     env = await createTestEnvironment();
     await env.migrate([schedulingMigrations]);
     db = env.newDb<SchedulingTables>();
-    store = env.newStore(integrationRegistry());
+    store = env.newStore(schedulingRegistry());
     await store.ensureStream();
   });
   after(() => env.close());
@@ -57,7 +57,7 @@ describe('job snapshots (real JetStream and PostgreSQL)', () => {
       .execute();
 
     // prewarmOneByOne = 2: the 2 jobs without a usable snapshot are read one by one.
-    const b = new JobCommands(env.newStore(integrationRegistry()), versions, {
+    const b = new JobCommands(env.newStore(schedulingRegistry()), versions, {
       prewarmOneByOne: 2,
       snapshots: new JobSnapshots(db),
     });
@@ -73,7 +73,7 @@ describe('job snapshots (real JetStream and PostgreSQL)', () => {
     assert.equal((await b.fireOutcome(ws, ids[2]!, t(3))).number, 101);
 
     // A snapshot older than the replay window (a job that rarely changes) catches up on its own.
-    const c = new JobCommands(env.newStore(integrationRegistry()), versions, {
+    const c = new JobCommands(env.newStore(schedulingRegistry()), versions, {
       prewarmOneByOne: 0,
       snapshots: new JobSnapshots(db),
       replayWindow: 1,

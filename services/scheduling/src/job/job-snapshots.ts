@@ -1,6 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 import { z } from 'zod';
 import { jobSpecSchema } from '#libs/contracts';
+import type { AggregateRef, SnapshotStore, StateAt } from '#libs/eventstore';
 import type { SchedulingTables } from '../migrations/index.js';
 import type { JobState } from './job.decider.js';
 
@@ -33,9 +34,24 @@ export interface JobSnapshot {
   state: JobState;
 }
 
-/** The `job_snapshots` table: the only SQL of job snapshots. */
-export class JobSnapshots {
+/**
+ * The `job_snapshots` table: the only SQL of job snapshots. The job command handler loads a cold
+ * job from its snapshot (SnapshotStore); the scheduler reads them in bulk at its start (prewarm)
+ * and writes those of every job that moved every 30 s (writeSnapshots).
+ */
+export class JobSnapshots implements SnapshotStore<JobState> {
   constructor(private readonly db: Kysely<SchedulingTables>) {}
+
+  async load(ref: AggregateRef): Promise<StateAt<JobState> | undefined> {
+    const [snap] = await this.read([ref.id]);
+    return snap && snap.workspaceId === ref.workspaceId
+      ? { state: snap.state, lastSeq: snap.lastSeq }
+      : undefined;
+  }
+
+  save(ref: AggregateRef, state: JobState, lastSeq: number): Promise<void> {
+    return this.write([{ workspaceId: ref.workspaceId, jobId: ref.id, lastSeq, state }]);
+  }
 
   /** The valid snapshots of these jobs (rows of another format or that fail validation are skipped). */
   async read(jobIds: readonly string[]): Promise<JobSnapshot[]> {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { JobEvent, JobSpec } from '#libs/contracts';
+import type { JobSpec } from '#libs/contracts';
+import type { JobEvent } from './job.events.js';
 import { DomainError, NotFoundError } from '#libs/eventstore';
 import { deciderSpec } from '#libs/testing';
 import { jobDecider, type NoteRunEnded, type RequestRun, type UpsertJob } from './job.decider.js';

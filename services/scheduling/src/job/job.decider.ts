@@ -1,15 +1,16 @@
 import { DomainError, NotFoundError, type Decider } from '#libs/eventstore';
-import { isFireTime, shortestInterval, validateCron, validateTimezone } from '../scheduler/cron.js';
+import { isFireTime } from '../scheduler/cron.js';
 import {
-  MAX_JOB_TIMEOUT_SECONDS,
   type MissedPolicy,
   type OverlapPolicy,
-  type JobEvent,
   type JobKind,
   type JobSpec,
   type RunTrigger,
   type VersionRef,
 } from '#libs/contracts';
+import { evolveFireBook } from './fire-book.js';
+import { checkProfile, SPEC_FIELDS, specOf } from './job-spec.js';
+import type { JobEvent } from './job.events.js';
 
 /** dlt's built-in profiles: always valid for a run, configured or not. */
 export const BUILT_IN_PROFILES = ['dev', 'prod', 'access', 'tests'] as const;
@@ -123,13 +124,8 @@ const initialState = (): JobState => ({
   queuedFireAt: null,
 });
 
-function laterFire(a: string | null, b: string | null | undefined): string | null {
-  if (!b) return a;
-  if (!a) return b;
-  return Date.parse(b) > Date.parse(a) ? b : a;
-}
-
 function evolve(state: JobState, event: JobEvent): JobState {
+  const book = evolveFireBook(state, event);
   switch (event.type) {
     case 'JobCreated':
       return {
@@ -142,248 +138,133 @@ function evolve(state: JobState, event: JobEvent): JobState {
       };
     case 'JobDeleted':
       // Numbers and the last fire time stay: a job created again continues them (no run number or fire time twice).
-      return { ...state, exists: false, spec: undefined, queuedFireAt: null };
-    case 'JobUpdated': {
-      const spec = event.data.spec;
+      return { ...state, ...book, exists: false, spec: undefined };
+    case 'JobUpdated':
       return {
         ...state,
+        ...book,
         version: event.data.version,
         versionId: event.data.versionId,
-        spec,
-        // A queued fire is dropped when the job stops firing.
-        queuedFireAt: spec.active && spec.schedule !== null ? state.queuedFireAt : null,
+        spec: event.data.spec,
       };
-    }
     case 'RunRequested':
       return {
         ...state,
+        ...book,
         lastRunNumber: event.data.number,
-        lastFireAt: laterFire(state.lastFireAt, event.data.fireAt),
         activeRuns: [...state.activeRuns, event.data.runId],
-        queuedFireAt:
-          event.data.fireAt && event.data.fireAt === state.queuedFireAt ? null : state.queuedFireAt,
       };
     case 'ScheduledRunSkipped':
-      return {
-        ...state,
-        lastRunNumber: event.data.number,
-        lastFireAt: laterFire(state.lastFireAt, event.data.fireAt),
-        queuedFireAt: event.data.fireAt === state.queuedFireAt ? null : state.queuedFireAt,
-      };
+      return { ...state, ...book, lastRunNumber: event.data.number };
     case 'FireQueued':
-      return {
-        ...state,
-        lastFireAt: laterFire(state.lastFireAt, event.data.fireAt),
-        queuedFireAt: event.data.fireAt,
-      };
+      return { ...state, ...book };
     case 'RunEnded':
       return { ...state, activeRuns: state.activeRuns.filter((r) => r !== event.data.runId) };
+    default: {
+      const never: never = event;
+      return never;
+    }
   }
 }
-
-// Characters that would break the name as a URL path segment in the dlt CLI (it inserts names verbatim).
-// eslint-disable-next-line no-control-regex
-const BAD_NAME = /[\u0000-\u001f\u007f?#\\]/;
-
-function checkName(name: string): string {
-  if (name.trim().length === 0) throw new DomainError('job name must not be empty');
-  if (name.length > 500) throw new DomainError('job name must be at most 500 characters');
-  if (BAD_NAME.test(name))
-    throw new DomainError(
-      `job name ${JSON.stringify(name)} must not contain control characters, "?", "#" or "\\"`,
-    );
-  if (name !== name.trim())
-    throw new DomainError(`job name ${JSON.stringify(name)} must not start or end with white space`);
-  if (name.startsWith('/')) throw new DomainError(`job name ${JSON.stringify(name)} must not start with "/"`);
-  return name;
-}
-
-/** A path relative to the deployment root that cannot leave it. */
-export function checkEntryPoint(entryPoint: string): string {
-  const e = entryPoint;
-  const bad =
-    e.trim().length === 0 ||
-    e.length > 1024 ||
-    e !== e.trim() ||
-    e.startsWith('/') ||
-    e.includes('\\') ||
-    // eslint-disable-next-line no-control-regex
-    /[\u0000-\u001f]/.test(e) ||
-    e.split('/').some((s) => s === '..') ||
-    e.endsWith('/');
-  if (bad)
-    throw new DomainError(
-      `entry point ${JSON.stringify(entryPoint)} must be a file path relative to the workspace root (no "..", not absolute)`,
-    );
-  return e;
-}
-
-function checkProfile(profile: string): string {
-  if (!/^[A-Za-z0-9_-]{1,64}$/.test(profile))
-    throw new DomainError(`profile ${JSON.stringify(profile)} must be 1 to 64 characters [A-Za-z0-9_-]`);
-  return profile;
-}
-
-function checkSchedule(schedule: string, current: string | null, minIntervalSeconds: number): string {
-  const s = schedule.trim();
-  if (s.length === 0) throw new DomainError('schedule must not be empty: send null to remove the schedule');
-  if (s.length > 200) throw new DomainError('schedule must be at most 200 characters');
-  let normalized: string;
-  try {
-    normalized = validateCron(s);
-  } catch (err) {
-    throw new DomainError((err as Error).message);
-  }
-  // Only a new or changed schedule: one accepted under an earlier limit stays as it is.
-  if (normalized !== current && minIntervalSeconds > 0) {
-    const every = shortestInterval(normalized);
-    if (every < minIntervalSeconds)
-      throw new DomainError(
-        `schedule ${JSON.stringify(normalized)} fires every ${every} s; this server allows at most one fire every ${minIntervalSeconds} s`,
-        422,
-        'schedule_too_frequent',
-      );
-  }
-  return normalized;
-}
-
-function checkTimezone(tz: string): string {
-  try {
-    return validateTimezone(tz);
-  } catch (err) {
-    throw new DomainError((err as Error).message);
-  }
-}
-
-function checkTimeout(t: number): number {
-  if (!Number.isInteger(t) || t < 1 || t > MAX_JOB_TIMEOUT_SECONDS) {
-    throw new DomainError(
-      `timeout must be a whole number of seconds between 1 and ${MAX_JOB_TIMEOUT_SECONDS}`,
-    );
-  }
-  return t;
-}
-
-function specOf(c: UpsertJob, current: JobSpec | undefined): JobSpec {
-  if (c.description.length > 10_000) throw new DomainError('description must be at most 10000 characters');
-  return {
-    name: checkName(c.name),
-    description: c.description,
-    entryPoint: checkEntryPoint(c.entryPoint),
-    kind: c.kind,
-    profile:
-      c.profile === undefined
-        ? (current?.profile ?? null)
-        : c.profile === null
-          ? null
-          : checkProfile(c.profile),
-    schedule:
-      c.schedule === undefined
-        ? (current?.schedule ?? null)
-        : c.schedule === null
-          ? null
-          : checkSchedule(c.schedule, current?.schedule ?? null, c.minScheduleIntervalSeconds ?? 0),
-    active: c.active ?? current?.active ?? true,
-    timeoutSeconds:
-      c.timeoutSeconds === undefined
-        ? (current?.timeoutSeconds ?? null)
-        : c.timeoutSeconds === null
-          ? null
-          : checkTimeout(c.timeoutSeconds),
-    timezone: c.timezone === undefined ? (current?.timezone ?? 'UTC') : checkTimezone(c.timezone),
-    missedPolicy: c.missedPolicy ?? current?.missedPolicy ?? 'run_once',
-    overlapPolicy: c.overlapPolicy ?? current?.overlapPolicy ?? 'skip',
-  };
-}
-
-const SPEC_FIELDS = [
-  'description',
-  'entryPoint',
-  'kind',
-  'profile',
-  'schedule',
-  'active',
-  'timeoutSeconds',
-  'timezone',
-  'missedPolicy',
-  'overlapPolicy',
-] as const;
 
 function decide(command: JobCommand, state: JobState): JobEvent[] {
   switch (command.type) {
-    case 'UpsertJob': {
-      const spec = specOf(command, state.spec);
-      if (!state.exists) {
-        return [
-          {
-            type: 'JobCreated',
-            data: {
-              jobId: command.jobId,
-              versionId: command.versionId,
-              version: state.version + 1,
-              spec,
-              createdBy: command.actor,
-            },
-          },
-        ];
-      }
-      if (state.spec && spec.name !== state.spec.name)
-        throw new DomainError(`job ${state.jobId} is named ${state.spec.name}, not ${spec.name}`);
-      const changed = SPEC_FIELDS.filter((f) => spec[f] !== state.spec?.[f]);
-      if (changed.length === 0) return [];
-      return [
-        {
-          type: 'JobUpdated',
-          data: {
-            versionId: command.versionId,
-            version: state.version + 1,
-            spec,
-            changed: [...changed],
-            updatedBy: command.actor,
-          },
-        },
-      ];
-    }
-    case 'RequestRun': {
-      const spec = state.spec;
-      if (command.fireAt !== undefined) return decideFire(command, command.fireAt, state);
-      if (!state.exists || !spec) throw new NotFoundError('job not found');
-      const checked = checkRunnable(command, spec);
-      if (typeof checked === 'string') throw new DomainError(checked);
-      return [runRequested(command, state, spec, checked)];
-    }
-    case 'DeleteJob': {
-      if (!state.exists) throw new NotFoundError('job not found');
-      return [{ type: 'JobDeleted', data: { deletedBy: command.actor } }];
-    }
-    case 'NoteRunEnded': {
-      if (!state.activeRuns.includes(command.runId)) return [];
-      const ended: JobEvent = { type: 'RunEnded', data: { runId: command.runId, status: command.status } };
-      const spec = state.spec;
-      const queued = state.queuedFireAt;
-      if (queued === null || state.activeRuns.length > 1 || !spec || !spec.active || spec.schedule === null)
-        return [ended];
-      // The last active run ended: the queued fire is requested now (or recorded as skipped).
-      const request: RequestRun = {
-        type: 'RequestRun',
-        runId: command.nextRunId,
-        trigger: 'schedule',
-        profile: null,
-        deployment: command.deployment,
-        deployedFiles: command.deployedFiles,
-        configuration: command.configuration,
-        requestedBy: 'scheduler',
-        fireAt: queued,
-      };
-      const checked = checkRunnable(request, spec);
-      return [
-        ended,
-        typeof checked === 'string'
-          ? skipped(request, queued, state, spec, checked)
-          : runRequested(request, state, spec, checked),
-      ];
+    case 'UpsertJob':
+      return decideUpsertJob(command, state);
+    case 'RequestRun':
+      return decideRequestRun(command, state);
+    case 'NoteRunEnded':
+      return decideNoteRunEnded(command, state);
+    case 'DeleteJob':
+      return decideDeleteJob(command, state);
+    default: {
+      const never: never = command;
+      throw new Error(`unknown job command ${JSON.stringify(never)}`);
     }
   }
+}
+
+/** Creates the job, or a new version of it when the upsert changes anything. */
+export function decideUpsertJob(command: UpsertJob, state: JobState): JobEvent[] {
+  const spec = specOf(command, state.spec);
+  if (!state.exists) {
+    return [
+      {
+        type: 'JobCreated',
+        data: {
+          jobId: command.jobId,
+          versionId: command.versionId,
+          version: state.version + 1,
+          spec,
+          createdBy: command.actor,
+        },
+      },
+    ];
+  }
+  if (state.spec && spec.name !== state.spec.name)
+    throw new DomainError(`job ${state.jobId} is named ${state.spec.name}, not ${spec.name}`);
+  const changed = SPEC_FIELDS.filter((f) => spec[f] !== state.spec?.[f]);
+  if (changed.length === 0) return [];
+  return [
+    {
+      type: 'JobUpdated',
+      data: {
+        versionId: command.versionId,
+        version: state.version + 1,
+        spec,
+        changed: [...changed],
+        updatedBy: command.actor,
+      },
+    },
+  ];
+}
+
+/** A manual / API run (refused with the reason when it cannot run), or a scheduled fire (decideFire). */
+export function decideRequestRun(command: RequestRun, state: JobState): JobEvent[] {
+  if (command.fireAt !== undefined) return decideFire(command, command.fireAt, state);
+  const spec = state.spec;
+  if (!state.exists || !spec) throw new NotFoundError('job not found');
+  const checked = checkRunnable(command, spec);
+  if (typeof checked === 'string') throw new DomainError(checked);
+  return [runRequested(command, state, spec, checked)];
+}
+
+export function decideDeleteJob(command: DeleteJob, state: JobState): JobEvent[] {
+  if (!state.exists) throw new NotFoundError('job not found');
+  return [{ type: 'JobDeleted', data: { deletedBy: command.actor } }];
+}
+
+/**
+ * A run the job counts as active ended: it is not active any more; when it was the last one and a
+ * fire is queued, that fire is requested now (or recorded as skipped). A run the job does not count
+ * as active (ended before, skipped, not its own) decides nothing.
+ */
+export function decideNoteRunEnded(command: NoteRunEnded, state: JobState): JobEvent[] {
+  if (!state.activeRuns.includes(command.runId)) return [];
+  const ended: JobEvent = { type: 'RunEnded', data: { runId: command.runId, status: command.status } };
+  const spec = state.spec;
+  const queued = state.queuedFireAt;
+  if (queued === null || state.activeRuns.length > 1 || !spec || !spec.active || spec.schedule === null)
+    return [ended];
+  // The last active run ended: the queued fire is requested now (or recorded as skipped).
+  const request: RequestRun = {
+    type: 'RequestRun',
+    runId: command.nextRunId,
+    trigger: 'schedule',
+    profile: null,
+    deployment: command.deployment,
+    deployedFiles: command.deployedFiles,
+    configuration: command.configuration,
+    requestedBy: 'scheduler',
+    fireAt: queued,
+  };
+  const checked = checkRunnable(request, spec);
+  return [
+    ended,
+    typeof checked === 'string'
+      ? skipped(request, queued, state, spec, checked)
+      : runRequested(request, state, spec, checked),
+  ];
 }
 
 /** The profile a run uses, or why it cannot be requested (a message). */

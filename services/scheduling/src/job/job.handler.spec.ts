@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { integrationRegistry } from '#libs/contracts';
+import { schedulingRegistry } from './job.events.js';
 import type { EventStore } from '#libs/eventstore';
 import { connectNats, drainNats, type NatsConnection } from '#libs/nats';
 import { createTestEnvironment, type TestEnvironment } from '#libs/testing';
@@ -21,12 +21,12 @@ describe('run numbers under concurrency (real JetStream)', () => {
 
   before(async () => {
     env = await createTestEnvironment();
-    storeA = env.newStore(integrationRegistry());
+    storeA = env.newStore(schedulingRegistry());
     await storeA.ensureStream();
     // Two "scheduling processes": separate connections, separate in-process locks.
     other = await connectNats({ url: env.natsUrl, name: 'second-scheduler' });
     a = new JobCommands(storeA, versions);
-    b = new JobCommands(env.newStore(integrationRegistry(), other), versions);
+    b = new JobCommands(env.newStore(schedulingRegistry(), other), versions);
   });
   after(async () => {
     await drainNats(other);
@@ -123,11 +123,48 @@ describe('run numbers under concurrency (real JetStream)', () => {
     );
   });
 
+  it('a skipped fire is one recorded decision: two schedulers and a retry record one ScheduledRunSkipped', async () => {
+    await a.upsert({
+      workspaceId: ws,
+      actor: user,
+      commandId: 'create-skipping',
+      name: 'skipping.py',
+      description: '',
+      entryPoint: 'skipping.py',
+      kind: 'batch',
+      schedule: '*/5 * * * * *',
+      overlapPolicy: 'skip',
+    });
+    const jobId = jobIdFor(ws, 'skipping.py');
+    // A manual run is active: the next fire is skipped (overlap policy skip).
+    await a.requestRun({
+      workspaceId: ws,
+      actor: user,
+      commandId: 'manual',
+      jobId,
+      trigger: 'manual',
+      profile: null,
+    });
+    const at = new Date(Math.ceil(Date.now() / 5000) * 5000 + 5000);
+    const [x, y] = await Promise.all([a.fireOutcome(ws, jobId, at), b.fireOutcome(ws, jobId, at)]);
+    const again = await b.fireOutcome(ws, jobId, at);
+    for (const o of [x, y, again]) {
+      assert.equal(o.outcome, 'skipped');
+      assert.equal(o.runId, x.runId, 'one skipped run, reported to all');
+      assert.match(o.reason ?? '', /still active \(overlap policy skip\)/);
+    }
+    const { events } = await storeA.read({ workspaceId: ws, type: 'job', id: jobId });
+    assert.deepEqual(
+      events.map((e) => e.type),
+      ['JobCreated', 'RunRequested', 'ScheduledRunSkipped'],
+    );
+  });
+
   it('prewarm loads the cold scheduled jobs (in bulk or one by one); the next fire decides on them', async () => {
     const names = ['warm-1.py', 'warm-2.py', 'warm-3.py'];
     for (const name of names) await createScheduledJob(a, ws, name);
     // More than 1 cold job: one replay of the job streams; 1: read on its own.
-    const fresh = new JobCommands(env.newStore(integrationRegistry()), versions, { prewarmOneByOne: 1 });
+    const fresh = new JobCommands(env.newStore(schedulingRegistry()), versions, { prewarmOneByOne: 1 });
     const jobs = names.map((n) => ({ workspaceId: ws, jobId: jobIdFor(ws, n) }));
     assert.equal(await fresh.prewarm(jobs.slice(0, 2)), 2, 'only the jobs asked for');
     assert.equal(await fresh.prewarm(jobs), 1, 'jobs already in memory are left alone');
@@ -149,7 +186,7 @@ describe('run numbers under concurrency (real JetStream)', () => {
       storeA.subjectOf({ workspaceId: ws, type: 'job', id: jobs[0]!.jobId }),
       new Uint8Array([0xde, 0xad, 0xbe, 0xef, 0, 1, 2, 3]),
     );
-    const fresh = new JobCommands(env.newStore(integrationRegistry()), versions, { prewarmOneByOne: 0 });
+    const fresh = new JobCommands(env.newStore(schedulingRegistry()), versions, { prewarmOneByOne: 0 });
     assert.equal(await fresh.prewarm(jobs), 2);
     const at = new Date(Math.ceil(Date.now() / 5000) * 5000 + 5000);
     assert.equal((await fresh.fireOutcome(ws, jobs[1]!.jobId, at)).outcome, 'requested');

@@ -1,9 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
-import type { Kysely } from 'kysely';
 import {
   AggregateTypes,
-  type JobEvent,
   type RequestRunReply,
   type DeleteJobReply,
   type DeleteJobRequest,
@@ -11,15 +9,14 @@ import {
   type UpsertJobReply,
   type UpsertJobRequest,
 } from '#libs/contracts';
-import { type AggregateRef, type EventStore } from '#libs/eventstore';
+import { CommandHandler, type AggregateRef, type EventStore } from '#libs/eventstore';
 import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
-import { CachedAggregates } from './cached-aggregate.js';
+import { SchedulingDb } from '../scheduling.db.js';
 import { jobDecider, type JobCommand, type JobState } from './job.decider.js';
+import type { JobEvent } from './job.events.js';
 import { jobIdFor } from './job-id.js';
 import { JobSnapshots } from './job-snapshots.js';
-import { KeyedLock } from './keyed-lock.js';
-import type { SchedulingTables } from '../migrations/index.js';
-import { ReadModelWorkspaceVersions, type WorkspaceVersions } from './workspace-versions.js';
+import { LatestVersions, RunVersions, type WorkspaceVersions } from './workspace-versions.js';
 
 const logger = new Logger('scheduling');
 
@@ -48,17 +45,18 @@ export function jobRef(workspaceId: string, jobId: string): AggregateRef {
 }
 
 /**
- * load → decide → append for the job aggregate. Commands on one job are serialized in this
- * process (run numbers come from the aggregate, so concurrent run requests queue rather than
- * conflict); other processes are handled by the optimistic-concurrency retries.
+ * The job aggregate's commands through the lib's CommandHandler (folded states kept in memory: a
+ * job's stream holds one commit per run request; snapshots in job_snapshots). Commands on one job
+ * are serialized in this process (run numbers come from the aggregate, so concurrent run requests
+ * queue rather than conflict); other processes are handled by the optimistic-concurrency retries.
  */
 export class JobCommands {
-  private readonly lock = new KeyedLock();
   private readonly prewarmOneByOne: number;
   private readonly snapshots: JobSnapshots | undefined;
   private readonly replayWindow: number;
   private readonly minScheduleIntervalSeconds: number;
-  private readonly aggregates: CachedAggregates<JobState, JobCommand, JobEvent>;
+  private readonly aggregates: CommandHandler<JobState, JobCommand, JobEvent>;
+  private readonly runVersions: RunVersions;
 
   constructor(
     private readonly store: EventStore,
@@ -69,59 +67,13 @@ export class JobCommands {
     this.snapshots = opts.snapshots;
     this.replayWindow = opts.replayWindow ?? 100_000;
     this.minScheduleIntervalSeconds = opts.minScheduleIntervalSeconds ?? 0;
-    this.aggregates = new CachedAggregates(store, jobDecider);
-  }
-
-  /**
-   * The workspace's latest deployment (with its files) and configuration for scheduled fires, read at most every
-   * 200 ms per workspace (thousands of jobs of one workspace fire at the same second). A fire in
-   * the same 200 ms as a new deployment may use the previous one.
-   */
-  private readonly recentVersions = new Map<
-    string,
-    {
-      at: number;
-      value: Promise<
-        readonly [
-          Awaited<ReturnType<WorkspaceVersions['latestDeployment']>>,
-          Awaited<ReturnType<WorkspaceVersions['latestConfiguration']>>,
-          ReadonlySet<string> | undefined,
-        ]
-      >;
-    }
-  >();
-
-  private latestVersions(workspaceId: string) {
-    const now = Date.now();
-    const hit = this.recentVersions.get(workspaceId);
-    if (hit && now - hit.at < 200) return hit.value;
-    const value = Promise.all([
-      this.versions.latestDeployment(workspaceId),
-      this.versions.latestConfiguration(workspaceId),
-    ]).then(async ([deployment, configuration]) => {
-      const files = deployment ? await this.filesOf(workspaceId, deployment.id) : undefined;
-      return [deployment, configuration, files] as const;
+    this.runVersions = new RunVersions(versions);
+    this.aggregates = new CommandHandler(store, jobDecider, {
+      // Many replicas firing the same jobs: conflicts are expected, each retry catches up cheaply.
+      maxRetries: 50,
+      cache: {},
+      ...(this.snapshots ? { snapshots: this.snapshots } : {}),
     });
-    this.recentVersions.set(workspaceId, { at: now, value });
-    value.catch(() => this.recentVersions.delete(workspaceId));
-    if (this.recentVersions.size > 10_000) this.recentVersions.clear();
-    return value;
-  }
-
-  /** The files of a deployment, read once per deployment (they never change), the latest few kept. */
-  private readonly deploymentFiles = new Map<string, Promise<ReadonlySet<string> | undefined>>();
-
-  private filesOf(workspaceId: string, deploymentId: string): Promise<ReadonlySet<string> | undefined> {
-    if (!this.versions.deploymentFiles) return Promise.resolve(undefined);
-    let files = this.deploymentFiles.get(deploymentId);
-    if (!files) {
-      files = this.versions.deploymentFiles(workspaceId, deploymentId);
-      files.catch(() => this.deploymentFiles.delete(deploymentId));
-      if (this.deploymentFiles.size >= 16)
-        this.deploymentFiles.delete(this.deploymentFiles.keys().next().value!);
-      this.deploymentFiles.set(deploymentId, files);
-    }
-    return files;
   }
 
   private handle(
@@ -132,10 +84,7 @@ export class JobCommands {
     actor: string,
     optimistic = false,
   ) {
-    const ref = jobRef(workspaceId, jobId);
-    return this.lock.run(`${workspaceId}/${jobId}`, () =>
-      this.aggregates.handle(ref, command, { commandId, actor }, 50, optimistic),
-    );
+    return this.aggregates.handle(jobRef(workspaceId, jobId), command, { commandId, actor }, { optimistic });
   }
 
   async upsert(req: UpsertJobRequest): Promise<UpsertJobReply> {
@@ -186,10 +135,7 @@ export class JobCommands {
   }
 
   async requestRun(req: RequestRunRequest): Promise<RequestRunReply> {
-    const [deployment, configuration] = await Promise.all([
-      this.versions.latestDeployment(req.workspaceId),
-      this.versions.latestConfiguration(req.workspaceId),
-    ]);
+    const [deployment, configuration] = await this.runVersions.latest(req.workspaceId);
     // The caller's view of the entry point (from the read model): checked against the deployment
     // here, and used by the decider only if it is still the job's entry point.
     const checked =
@@ -262,28 +208,16 @@ export class JobCommands {
       replayed,
       true,
     );
-    await this.oneByOne(
-      quiet,
-      (sn) => this.aggregates.warmFrom(sn),
-      (sn) => sn.ref,
-    );
+    await this.oneByOne(quiet, (sn) => this.aggregates.warmFrom(sn));
     await this.oneByOne(without, (ref) => this.aggregates.warm(ref));
     return n + quiet.length + without.length;
   }
 
-  /** Runs `f` for each item, 8 at a time, under the job's lock (`refOf`: the item's job). */
-  private async oneByOne<T>(
-    items: readonly T[],
-    f: (item: T) => Promise<void>,
-    refOf: (item: T) => AggregateRef = (item) => item as AggregateRef,
-  ): Promise<void> {
+  /** Runs `f` for each item, 8 at a time (the handler serializes each with the job's commands). */
+  private async oneByOne<T>(items: readonly T[], f: (item: T) => Promise<void>): Promise<void> {
     let next = 0;
     const worker = async (): Promise<void> => {
-      while (next < items.length) {
-        const item = items[next++]!;
-        const ref = refOf(item);
-        await this.lock.run(`${ref.workspaceId}/${ref.id}`, () => f(item));
-      }
+      while (next < items.length) await f(items[next++]!);
     };
     await Promise.all(Array.from({ length: 8 }, worker));
   }
@@ -321,7 +255,7 @@ export class JobCommands {
 
   /** A scheduled fire and what became of it. */
   async fireOutcome(workspaceId: string, jobId: string, fireAt: Date): Promise<FireOutcome> {
-    const [deployment, configuration, deployedFiles] = await this.latestVersions(workspaceId);
+    const [deployment, configuration, deployedFiles] = await this.runVersions.forFire(workspaceId);
     const iso = fireAt.toISOString();
     const r = await this.handle(
       workspaceId,
@@ -362,11 +296,18 @@ export class JobCommands {
   }
 
   /**
-   * A run of the job ended (from the run's events): the job stops counting it as active, and
-   * requests its queued fire if one waits. Idempotent (command id `ended:<runId>`).
+   * A run of the job ended (from the run's events, by the run-end reactor): the job stops counting
+   * it as active, and requests its queued fire if one waits. Idempotent by `commandId` (the
+   * reactor's, derived from the run's end event).
    */
-  async noteRunEnded(workspaceId: string, jobId: string, runId: string, status: string): Promise<void> {
-    const [deployment, configuration, deployedFiles] = await this.latestVersions(workspaceId);
+  async noteRunEnded(
+    workspaceId: string,
+    jobId: string,
+    runId: string,
+    status: string,
+    commandId: string,
+  ): Promise<void> {
+    const [deployment, configuration, deployedFiles] = await this.runVersions.forFire(workspaceId);
     await this.handle(
       workspaceId,
       jobId,
@@ -379,7 +320,7 @@ export class JobCommands {
         deployedFiles,
         configuration,
       },
-      `ended:${runId}`,
+      commandId,
       'scheduler',
     );
   }
@@ -397,10 +338,17 @@ export interface FireOutcome {
 /** The Nest provider around JobCommands. */
 @Injectable()
 export class JobHandler extends JobCommands {
-  constructor(@Inject(SERVICE_CONTEXT) ctx: ServiceContext) {
-    super(ctx.store, new ReadModelWorkspaceVersions(ctx.db), {
-      snapshots: new JobSnapshots(ctx.db as Kysely<SchedulingTables>),
-      minScheduleIntervalSeconds: ctx.config.scheduler.minIntervalSeconds,
-    });
+  constructor(@Inject(SERVICE_CONTEXT) ctx: ServiceContext, @Inject(SchedulingDb) db: SchedulingDb) {
+    super(
+      ctx.store,
+      new LatestVersions(db.kysely, {
+        store: ctx.store,
+        waitForProjection: (name, seq) => ctx.waitForProjection(name, seq),
+      }),
+      {
+        snapshots: new JobSnapshots(db.kysely),
+        minScheduleIntervalSeconds: ctx.config.scheduler.minIntervalSeconds,
+      },
+    );
   }
 }

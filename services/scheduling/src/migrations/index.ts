@@ -84,6 +84,36 @@ export const schedulingMigrations: MigrationSet = {
           updated_at timestamptz NOT NULL
         );`,
     },
+    {
+      // The run-end reactor tells jobs of their runs' ends straight from the run events: job_runs
+      // only says which job a run belongs to (the run events do not name it).
+      name: '0005_job_runs_lookup',
+      up: `
+        DROP INDEX IF EXISTS job_runs_to_note;
+        ALTER TABLE job_runs DROP COLUMN IF EXISTS ended_status;
+        ALTER TABLE job_runs DROP COLUMN IF EXISTS ended_at;
+        ALTER TABLE job_runs DROP COLUMN IF EXISTS noted;`,
+    },
+    {
+      // Scheduling's own view of the workspace's code and configuration (no reads of the
+      // deployments / configurations services' tables).
+      name: '0006_latest_versions',
+      up: `
+        CREATE TABLE latest_versions (
+          workspace_id uuid PRIMARY KEY,
+          deployment_id uuid,
+          deployment_version integer,
+          configuration_id uuid,
+          configuration_version integer,
+          configuration_profiles text[]
+        );
+        CREATE TABLE deployment_paths (
+          deployment_id uuid NOT NULL,
+          workspace_id uuid NOT NULL,
+          path text NOT NULL,
+          PRIMARY KEY (deployment_id, path)
+        );`,
+    },
   ],
 };
 
@@ -136,17 +166,37 @@ export interface JobVersionRow {
 }
 
 /**
- * Projection `job_runs`: every run of every job and whether it ended, so the job aggregate can be
- * told (NoteRunEnded) that a run it counts as active is over. `noted`: the job was told.
+ * Projection `job_runs`: the job of every run requested (the run events do not name it), so the
+ * run-end reactor can tell the job (NoteRunEnded) that a run it counts as active is over.
  */
 export interface JobRunRow {
   run_id: string;
   job_id: string;
   workspace_id: string;
   requested_at: Date;
-  ended_status: string | null;
-  ended_at: Date | null;
-  noted: boolean;
+}
+
+/**
+ * Projection `latest_versions`: per workspace, its latest deployment and configuration version
+ * (folded from DeploymentCreated / ConfigurationCreated), what a run request uses.
+ */
+export interface LatestVersionsRow {
+  workspace_id: string;
+  deployment_id: string | null;
+  deployment_version: number | null;
+  configuration_id: string | null;
+  configuration_version: number | null;
+  configuration_profiles: string[] | null;
+}
+
+/**
+ * Projection `latest_versions`: the file paths of the deployments staged (DeploymentFilesStaged)
+ * and of the workspace's latest one (an entry point must be one of them); older versions' go.
+ */
+export interface DeploymentPathRow {
+  deployment_id: string;
+  workspace_id: string;
+  path: string;
 }
 
 /**
@@ -167,4 +217,6 @@ export interface SchedulingTables {
   jobs: JobRow;
   job_versions: JobVersionRow;
   job_runs: JobRunRow;
+  latest_versions: LatestVersionsRow;
+  deployment_paths: DeploymentPathRow;
 }

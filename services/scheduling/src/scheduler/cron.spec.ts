@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { JobEvent, JobSpec } from '#libs/contracts';
+import type { JobSpec } from '#libs/contracts';
 import { DomainError } from '#libs/eventstore';
 import { jobDecider, type JobState, type RequestRun, type UpsertJob } from '../job/job.decider.js';
+import type { JobEvent } from '../job/job.events.js';
 import { dueFires, nextFire, shortestInterval, validateCron, validateTimezone } from './cron.js';
 import { plan } from './scheduler.js';
 

@@ -5,24 +5,26 @@ import {
   type OnApplicationBootstrap,
   type OnModuleDestroy,
 } from '@nestjs/common';
-import type { Kysely } from 'kysely';
+import type { Reactor } from '#libs/eventstore';
 import { PeriodicTask, SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
 import { JobHandler } from '../job/job.handler.js';
-import type { SchedulingTables } from '../migrations/index.js';
-import { RunEndNotifier } from './run-end-notifier.js';
+import { jobRunsProjection } from '../job/read-models/job-runs.projection.js';
+import { startRunEndReactor } from '../job/reactors/run-end.reactor.js';
+import { SchedulingDb } from '../scheduling.db.js';
 import { Scheduler } from './scheduler.js';
 import { ShardLeases } from './shard-leases.js';
 
 /**
  * Runs the scheduler in every scheduling service; RUNWAY_SCHEDULER=off disables it. Replicas share
- * the jobs by shard leases (ShardLeases): each fires, and tells of run ends, only its shards' jobs.
+ * the jobs by shard leases (ShardLeases): each fires only its shards' jobs. Run ends reach the jobs
+ * through the run-end reactor (replicas share its events as competing consumers).
  */
 @Injectable()
 export class SchedulerService implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger('scheduler');
   readonly scheduler: Scheduler;
-  /** Tells jobs that their runs ended (overlap policy). */
-  readonly notifier: RunEndNotifier;
+  /** Tells jobs that their runs ended (overlap policy); started with the scheduler. */
+  runEnds: Reactor | undefined;
 
   private readonly stopGraceMs: number;
   /** Writes snapshots of the jobs in memory every 30 s (and at the stop), so a start reads little. */
@@ -34,12 +36,11 @@ export class SchedulerService implements OnApplicationBootstrap, OnModuleDestroy
   constructor(
     @Inject(SERVICE_CONTEXT) private readonly ctx: ServiceContext,
     @Inject(JobHandler) private readonly jobs: JobHandler,
+    @Inject(SchedulingDb) private readonly db: SchedulingDb,
   ) {
     this.stopGraceMs = ctx.config.scheduler.stopGraceMs;
-    const db = ctx.db as Kysely<SchedulingTables>;
     const owns = (jobId: string) => this.leases?.ownsJob(jobId) ?? false;
-    this.scheduler = new Scheduler(db, jobs, { owns, log: (m) => this.logger.warn(m) });
-    this.notifier = new RunEndNotifier(db, jobs, { owns, log: (m) => this.logger.warn(m) });
+    this.scheduler = new Scheduler(db.kysely, jobs, { owns, log: (m) => this.logger.warn(m) });
     let first = true;
     this.snapshotter = new PeriodicTask(
       async () => {
@@ -61,12 +62,18 @@ export class SchedulerService implements OnApplicationBootstrap, OnModuleDestroy
     await this.leases.start();
     this.started = true;
     this.scheduler.start();
-    this.notifier.start();
+    this.runEnds = await startRunEndReactor({
+      store: this.ctx.store,
+      db: this.db.kysely,
+      jobs: this.jobs,
+      waitForJobRuns: (seq) => this.ctx.waitForProjection(jobRunsProjection.name, seq),
+      log: (m) => this.logger.warn(m),
+    });
     this.snapshotter.start();
   }
 
   async onModuleDestroy(): Promise<void> {
-    await Promise.all([this.scheduler.stop(this.stopGraceMs), this.notifier.stop(), this.snapshotter.stop()]);
+    await Promise.all([this.scheduler.stop(this.stopGraceMs), this.runEnds?.stop(), this.snapshotter.stop()]);
     // After the last fires: the other replicas take the shards at once instead of after the lease.
     await this.leases
       ?.stop()

@@ -2,7 +2,11 @@ import type { Kysely } from 'kysely';
 import type { MissedPolicy } from '#libs/contracts';
 import { PeriodicTask } from '#libs/service-host';
 import type { SchedulingTables } from '../migrations/index.js';
-import { ScheduledJobs, type ScheduledJob } from '../job/read-models/scheduled-jobs.js';
+import {
+  listScheduledJobs,
+  scheduledJobsFingerprint,
+  type ScheduledJob,
+} from '../job/read-models/scheduled-jobs.queries.js';
 import { DomainError } from '#libs/eventstore';
 import { dueFires, nextFire } from './cron.js';
 
@@ -92,7 +96,6 @@ export class Scheduler {
   /** The earliest next fire time (or retry) seen by the last tick: the loop wakes up for it. */
   private soonest = Infinity;
   private readonly intervalMs: number;
-  private readonly scheduled: ScheduledJobs;
   private readonly reloadMs: number;
   /** The active scheduled jobs as last read, their fingerprint (count and versions) and when. */
   private jobs: ScheduledJob[] = [];
@@ -114,11 +117,10 @@ export class Scheduler {
   private readonly owns: (jobId: string) => boolean;
 
   constructor(
-    db: Kysely<SchedulingTables>,
+    private readonly db: Kysely<SchedulingTables>,
     private readonly target: FireTarget,
     opts: SchedulerOptions = {},
   ) {
-    this.scheduled = new ScheduledJobs(db);
     this.intervalMs = opts.intervalMs ?? 250;
     this.reloadMs = opts.reloadMs ?? 10_000;
     this.runAllCap = opts.runAllCap ?? 10;
@@ -173,9 +175,9 @@ export class Scheduler {
    * other replicas). Between reads, what this process fired itself is in its cursors.
    */
   private async scheduledJobs(now: number): Promise<ScheduledJob[]> {
-    const fingerprint = await this.scheduled.fingerprint();
+    const fingerprint = await scheduledJobsFingerprint(this.db);
     if (fingerprint === this.jobsFingerprint && now - this.jobsReadAt < this.reloadMs) return this.jobs;
-    this.jobs = await this.scheduled.list();
+    this.jobs = await listScheduledJobs(this.db);
     this.jobsFingerprint = fingerprint;
     this.jobsReadAt = now;
     if (this.target.prewarm) {

@@ -7,6 +7,7 @@ import { projectionMigrations } from '#libs/projections';
 import { createTestEnvironment, projectionSpec, type TestEnvironment } from '#libs/testing';
 import { schedulingMigrations, type SchedulingTables } from '../../migrations/index.js';
 import { jobRunsProjection } from './job-runs.projection.js';
+import { jobOfRun } from './job-runs.queries.js';
 import { jobsProjection } from './jobs.projection.js';
 
 const ws = '6b1f5c1e-1f7e-4a4b-9a55-3c2f1d0e9a11';
@@ -96,32 +97,24 @@ describe('jobs and job_runs projections (real Postgres)', () => {
     assert.equal(a2.last_fire_at?.toISOString(), '2026-01-01T00:02:00.000Z');
   });
 
-  it('job_runs: which job a run belongs to, when it ended, and whether the job recorded the end', async () => {
+  it('job_runs: which job a run belongs to (the run-end reactor looks it up)', async () => {
     const p = projectionSpec(db, jobRunsProjection);
     const runRef = (id: string) => ({ workspaceId: ws, type: 'run', id });
-    // Request and end in one batch: the end finds the row.
     await p.given(
       { aggregate: ref(jobA), events: [requested(run1, 1, null)] },
-      { aggregate: ref(jobA), events: [requested(run2, 2, null)] },
+      { aggregate: ref(jobB), events: [requested(run2, 2, null)] },
       { aggregate: runRef(run1), events: [{ type: 'RunCompleted', data: { exitCode: 0, durationMs: 5 } }] },
     );
     const rows = await db.selectFrom('job_runs').selectAll().orderBy('run_id').execute();
     assert.deepEqual(
-      rows.map((r) => [r.run_id, r.job_id, r.ended_status, r.noted]),
+      rows.map((r) => [r.run_id, r.job_id, r.workspace_id]),
       [
-        [run1, jobA, 'completed', false],
-        [run2, jobA, null, false],
+        [run1, jobA, ws],
+        [run2, jobB, ws],
       ],
     );
-    await p.given({
-      aggregate: ref(jobA),
-      events: [{ type: 'RunEnded', data: { runId: run1, status: 'completed' } }],
-    });
-    const noted = await db
-      .selectFrom('job_runs')
-      .select('noted')
-      .where('run_id', '=', run1)
-      .executeTakeFirstOrThrow();
-    assert.equal(noted.noted, true);
+    assert.equal(await jobOfRun(db, ws, run2), jobB);
+    assert.equal(await jobOfRun(db, ws, run3), undefined);
+    assert.equal(await jobOfRun(db, jobA, run1), undefined, 'only in its own workspace');
   });
 });

@@ -1,8 +1,17 @@
 import type { QueryCreator } from 'kysely';
-import { defineProjection } from '#libs/projections';
-import type { JobEvent, JobSpec } from '#libs/contracts';
+import {
+  JobCreated,
+  JobDeleted,
+  JobUpdated,
+  RunRequested,
+  ScheduledRunSkipped,
+  type JobSpec,
+} from '#libs/contracts';
+import { defineProjection, eventsOf } from '#libs/projections';
 import type { SchedulingTables } from '../../migrations/index.js';
 import { nextFire } from '../../scheduler/cron.js';
+import { evolveFireBook, type FireBook } from '../fire-book.js';
+import { FireQueued, type JobEvent } from '../job.events.js';
 
 /** The next fire time after `after` of an active schedule, else null. */
 export function nextScheduledRun(spec: JobSpec, after: Date): Date | null {
@@ -26,41 +35,47 @@ function columns(spec: JobSpec) {
   };
 }
 
+const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
+const date = (t: string | null): Date | null => (t ? new Date(t) : null);
+
+/** The fire bookkeeping of a `jobs` row, as the job decider keeps it. */
+function bookOf(row: { last_fire_at: Date | null; queued_fire_at: Date | null }): FireBook {
+  return { lastFireAt: iso(row.last_fire_at), queuedFireAt: iso(row.queued_fire_at) };
+}
+
 /**
- * The fires of a batch (RunRequested / ScheduledRunSkipped with a fire time), folded by job: a
- * queued fire they consume is cleared, and `last_fire_at` / `next_scheduled_run` move to the latest
- * fire. One select and one multi-row upsert whatever the number of fires (2,000 jobs firing at once).
+ * The fire events of a batch (RunRequested with a fire time, ScheduledRunSkipped, FireQueued),
+ * folded by job with the decider's own rule (evolveFireBook): `last_fire_at` / `queued_fire_at`
+ * as the job has them, and `next_scheduled_run` after the latest fire. One select and one
+ * multi-row upsert whatever the number of fires (2,000 jobs firing at once).
  */
 async function applyFires(
   db: QueryCreator<SchedulingTables>,
-  fires: { jobId: string; fired: Date }[],
+  fires: { jobId: string; event: JobEvent }[],
 ): Promise<void> {
   if (fires.length === 0) return;
-  const byJob = new Map<string, Date[]>();
-  for (const f of fires) byJob.set(f.jobId, [...(byJob.get(f.jobId) ?? []), f.fired]);
+  const byJob = new Map<string, JobEvent[]>();
+  for (const f of fires) byJob.set(f.jobId, [...(byJob.get(f.jobId) ?? []), f.event]);
   const rows = await db
     .selectFrom('jobs')
     .selectAll()
     .where('id', 'in', [...byJob.keys()])
     .execute();
   const changed = rows.flatMap((row) => {
-    const times = byJob.get(row.id)!;
-    const latest = new Date(Math.max(...times.map((t) => t.getTime())));
-    const queued =
-      row.queued_fire_at && times.some((t) => t.getTime() === row.queued_fire_at!.getTime())
-        ? null
-        : row.queued_fire_at;
-    const later = !row.last_fire_at || row.last_fire_at.getTime() < latest.getTime();
-    if (!later && queued === row.queued_fire_at) return [];
+    const before = bookOf(row);
+    const after = (byJob.get(row.id) ?? []).reduce(evolveFireBook, before);
+    const later = after.lastFireAt !== before.lastFireAt;
+    if (!later && after.queuedFireAt === before.queuedFireAt) return [];
+    const last = date(after.lastFireAt);
     return [
       {
         ...row,
-        queued_fire_at: queued,
-        ...(later
+        queued_fire_at: date(after.queuedFireAt),
+        ...(later && last
           ? {
-              last_fire_at: latest,
+              last_fire_at: last,
               next_scheduled_run:
-                row.active && row.schedule ? nextFire(row.schedule, row.timezone, latest) : null,
+                row.active && row.schedule ? nextFire(row.schedule, row.timezone, last) : null,
             }
           : {}),
       },
@@ -81,29 +96,34 @@ async function applyFires(
       .execute();
 }
 
+const handled = eventsOf(JobCreated, JobUpdated, JobDeleted, RunRequested, ScheduledRunSkipped, FireQueued);
+
 /** Folds job events into `jobs` (the latest version of each job) and `job_versions` (every version). */
 export const jobsProjection = defineProjection<SchedulingTables>({
   name: 'jobs',
   tables: ['jobs', 'job_versions'],
-  canHandle: ['JobCreated', 'JobUpdated', 'JobDeleted', 'RunRequested', 'ScheduledRunSkipped', 'FireQueued'],
+  canHandle: handled.types,
   async apply(db, events) {
     // Fires are folded (applyFires) until another event of the batch needs the rows as they are.
-    let fires: { jobId: string; fired: Date }[] = [];
+    let fires: { jobId: string; event: JobEvent }[] = [];
     const flush = async () => {
       await applyFires(db, fires);
       fires = [];
     };
-    for (const stored of events) {
-      const e = { type: stored.type, data: stored.data } as JobEvent;
-      if ((e.type === 'RunRequested' && e.data.fireAt) || e.type === 'ScheduledRunSkipped') {
-        fires.push({ jobId: stored.aggregate.id, fired: new Date(e.data.fireAt!) });
+    for (const e of handled.select(events)) {
+      const jobId = e.aggregate.id;
+      if (
+        (e.type === 'RunRequested' && e.data.fireAt) ||
+        e.type === 'ScheduledRunSkipped' ||
+        e.type === 'FireQueued'
+      ) {
+        fires.push({ jobId, event: e });
         continue;
       }
       if (e.type === 'RunRequested') continue; // not scheduled: nothing to change here
       await flush();
-      const jobId = stored.aggregate.id;
-      const workspaceId = stored.aggregate.workspaceId;
-      const at = new Date(stored.time);
+      const workspaceId = e.aggregate.workspaceId;
+      const at = new Date(e.time);
       switch (e.type) {
         case 'JobCreated': {
           const row = { ...columns(e.data.spec), version: e.data.version, version_id: e.data.versionId };
@@ -140,31 +160,28 @@ export const jobsProjection = defineProjection<SchedulingTables>({
         }
         case 'JobUpdated': {
           const spec = e.data.spec;
-          await db
-            .updateTable('jobs')
-            .set({
-              ...columns(spec),
-              version: e.data.version,
-              version_id: e.data.versionId,
-              updated_at: at,
-              ...(spec.active && spec.schedule !== null ? {} : { queued_fire_at: null }),
-              // From the later of this change and the last fire (a schedule never fires a time twice).
-              next_scheduled_run: nextScheduledRun(spec, at),
-            })
+          const row = await db
+            .selectFrom('jobs')
+            .select(['last_fire_at', 'queued_fire_at'])
             .where('id', '=', jobId)
-            .execute();
-          if (spec.active && spec.schedule !== null) {
-            const row = await db
-              .selectFrom('jobs')
-              .select('last_fire_at')
+            .executeTakeFirst();
+          if (row) {
+            const book = evolveFireBook(bookOf(row), e);
+            // From the later of this change and the last fire (a schedule never fires a time twice).
+            const from =
+              row.last_fire_at && row.last_fire_at.getTime() > at.getTime() ? row.last_fire_at : at;
+            await db
+              .updateTable('jobs')
+              .set({
+                ...columns(spec),
+                version: e.data.version,
+                version_id: e.data.versionId,
+                updated_at: at,
+                queued_fire_at: date(book.queuedFireAt),
+                next_scheduled_run: nextScheduledRun(spec, from),
+              })
               .where('id', '=', jobId)
-              .executeTakeFirst();
-            if (row?.last_fire_at && row.last_fire_at.getTime() > at.getTime())
-              await db
-                .updateTable('jobs')
-                .set({ next_scheduled_run: nextScheduledRun(spec, row.last_fire_at) })
-                .where('id', '=', jobId)
-                .execute();
+              .execute();
           }
           await db
             .insertInto('job_versions')
@@ -186,12 +203,6 @@ export const jobsProjection = defineProjection<SchedulingTables>({
           // Gone from the jobs list (and from the scheduler's reads); its versions stay.
           await db.deleteFrom('jobs').where('id', '=', jobId).execute();
           break;
-        case 'FireQueued': {
-          const fired = new Date(e.data.fireAt);
-          await applyFires(db, [{ jobId, fired }]);
-          await db.updateTable('jobs').set({ queued_fire_at: fired }).where('id', '=', jobId).execute();
-          break;
-        }
       }
     }
     await flush();

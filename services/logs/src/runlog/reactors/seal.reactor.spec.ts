@@ -4,11 +4,13 @@ import type { Kysely } from 'kysely';
 import { AggregateTypes, integrationRegistry } from '#libs/contracts';
 import type { EventStore } from '#libs/eventstore';
 import { projectionMigrations, ProjectionRunner } from '#libs/projections';
+import type { Reactor } from '#libs/eventstore';
 import { ensureLogsStream, JetStreamLogSink, RunLogReader } from '#libs/run-logs';
 import { createTestEnvironment, untypedDb, type TestEnvironment } from '#libs/testing';
-import { logsMigrations, type LogsTables } from '../migrations/index.js';
-import { runLogsProjection } from '../runlog/read-models/run-logs.projection.js';
-import { SealKeeper } from './seal-keeper.js';
+import { logsMigrations, type LogsTables } from '../../migrations/index.js';
+import { runLogsProjection } from '../read-models/run-logs.projection.js';
+import { RunLogCommands } from '../runlog.handler.js';
+import { startSealReactor } from './seal.reactor.js';
 
 const WS = '6b1f5c1e-1f7e-4a4b-9a55-3c2f1d0e9a11';
 const run = (n: number) => `00000000-0000-4000-8000-0000000000${String(n).padStart(2, '0')}`;
@@ -18,7 +20,7 @@ describe('logs service: every ended run gets a sealed log (real JetStream + Post
   let store: EventStore;
   let db: Kysely<LogsTables>;
   let runner: ProjectionRunner;
-  let keeper: SealKeeper;
+  let keeper: Reactor;
   let reader: RunLogReader;
   const loc = () => ({ eventsStream: env.stream, subjectPrefix: env.subjectPrefix });
 
@@ -36,6 +38,15 @@ describe('logs service: every ended run gets a sealed log (real JetStream + Post
     );
     await runner.waitFor(r.seq);
   };
+  const startKeeper = () =>
+    startSealReactor({
+      nats: env.nats,
+      store,
+      loc: loc(),
+      reader,
+      runLogs: new RunLogCommands(store),
+      graceMs: 300,
+    });
   const row = (runId: string) =>
     db.selectFrom('run_logs').selectAll().where('run_id', '=', runId).executeTakeFirst();
   const until = async <T>(what: string, f: () => Promise<T | undefined>, ms = 20_000): Promise<T> => {
@@ -58,8 +69,7 @@ describe('logs service: every ended run gets a sealed log (real JetStream + Post
     await runner.start();
     await ensureLogsStream(env.nats, loc());
     reader = new RunLogReader(env.nats, loc());
-    keeper = new SealKeeper(env.nats, store, db, loc(), reader, { graceMs: 300, sweepEveryMs: 100 });
-    keeper.start();
+    keeper = await startKeeper();
   });
   after(async () => {
     await keeper.stop();
@@ -118,17 +128,60 @@ describe('logs service: every ended run gets a sealed log (real JetStream + Post
     assert.deepEqual(events, [{ type: 'end', lineCount: 0, bytes: 0, by: 'logs' }]);
   });
 
-  it('catches up on seals published while it was down', async () => {
+  it('seals a run once it ended, not before: the grace for its worker, then the lines that are there', async () => {
+    const sink = new JetStreamLogSink(env.nats, env.subjectPrefix);
+    const ref = { workspaceId: WS, runId: run(5) };
+    await sink.begin(ref);
+    sink.append(ref, [{ stream: 'stdout', text: 'running', at: Date.now() }]);
+    while (sink.queued > 0) await new Promise((r) => setTimeout(r, 10));
+    // Still running (no end event): nothing seals it, however long it takes.
+    await new Promise((r) => setTimeout(r, 1_000));
+    assert.equal((await reader.stats(WS, ref.runId)).seal, undefined);
+    assert.equal((await row(ref.runId))?.sealed_at ?? null, null);
+    const ended = Date.now();
+    await endRun(ref.runId);
+    const r = await until('the seal', async () =>
+      (await row(ref.runId))?.sealed_at ? row(ref.runId) : undefined,
+    );
+    const after = Date.now() - ended;
+    assert.ok(after >= 300, `sealed ${after} ms after the end, not before the grace`);
+    assert.equal(r?.line_count, 1);
+    assert.equal(r?.sealed_by, 'logs');
+    const { commits } = await store.read({ workspaceId: WS, type: AggregateTypes.runlog, id: ref.runId });
+    assert.equal(commits.length, 1, 'recorded once');
+  });
+
+  it('a skipped run (it never had a worker) is sealed at once, empty', async () => {
+    const runId = run(6);
+    const t0 = Date.now();
+    const r0 = await store.append(
+      { workspaceId: WS, type: AggregateTypes.run, id: runId },
+      0,
+      [{ type: 'RunSkipped', data: { reason: 'a run of job x is still active (overlap policy skip)' } }],
+      { commandId: `skip-${runId}`, actor: 'test' },
+    );
+    await runner.waitFor(r0.seq);
+    const r = await until('the seal', async () => ((await row(runId))?.sealed_at ? row(runId) : undefined));
+    const seal = (await reader.stats(WS, runId)).seal;
+    assert.ok(
+      seal && seal.ts - t0 < 300,
+      `sealed ${seal ? seal.ts - t0 : '-'} ms after the skip, within the grace`,
+    );
+    assert.equal(r?.line_count, 0);
+    assert.equal(r?.sealed_by, 'logs');
+  });
+
+  it('catches up on the runs that ended (and the seals published) while it was down', async () => {
     await keeper.stop();
     const sink = new JetStreamLogSink(env.nats, env.subjectPrefix);
     const ref = { workspaceId: WS, runId: run(4) };
     await sink.begin(ref);
     sink.append(ref, [{ stream: 'stdout', text: 'while down', at: Date.now() }]);
     await sink.end(ref);
+    await endRun(ref.runId);
     await new Promise((r) => setTimeout(r, 300));
     assert.equal((await row(ref.runId))?.sealed_at ?? null, null);
-    keeper = new SealKeeper(env.nats, store, db, loc(), reader, { graceMs: 300, sweepEveryMs: 100 });
-    keeper.start();
+    keeper = await startKeeper();
     const r = await until('the seal', async () =>
       (await row(ref.runId))?.sealed_at ? row(ref.runId) : undefined,
     );

@@ -1,0 +1,134 @@
+import { DomainError } from '#libs/eventstore';
+import { MAX_JOB_TIMEOUT_SECONDS, type JobSpec } from '#libs/contracts';
+import { shortestInterval, validateCron, validateTimezone } from '../scheduler/cron.js';
+import type { UpsertJob } from './job.decider.js';
+
+/** The checks of a job's spec (name, entry point, profile, schedule, zone, timeout): pure, for the job decider. */
+
+// Characters that would break the name as a URL path segment in the dlt CLI (it inserts names verbatim).
+// eslint-disable-next-line no-control-regex
+const BAD_NAME = /[\u0000-\u001f\u007f?#\\]/;
+
+function checkName(name: string): string {
+  if (name.trim().length === 0) throw new DomainError('job name must not be empty');
+  if (name.length > 500) throw new DomainError('job name must be at most 500 characters');
+  if (BAD_NAME.test(name))
+    throw new DomainError(
+      `job name ${JSON.stringify(name)} must not contain control characters, "?", "#" or "\\"`,
+    );
+  if (name !== name.trim())
+    throw new DomainError(`job name ${JSON.stringify(name)} must not start or end with white space`);
+  if (name.startsWith('/')) throw new DomainError(`job name ${JSON.stringify(name)} must not start with "/"`);
+  return name;
+}
+
+/** A path relative to the deployment root that cannot leave it. */
+export function checkEntryPoint(entryPoint: string): string {
+  const e = entryPoint;
+  const bad =
+    e.trim().length === 0 ||
+    e.length > 1024 ||
+    e !== e.trim() ||
+    e.startsWith('/') ||
+    e.includes('\\') ||
+    // eslint-disable-next-line no-control-regex
+    /[\u0000-\u001f]/.test(e) ||
+    e.split('/').some((s) => s === '..') ||
+    e.endsWith('/');
+  if (bad)
+    throw new DomainError(
+      `entry point ${JSON.stringify(entryPoint)} must be a file path relative to the workspace root (no "..", not absolute)`,
+    );
+  return e;
+}
+
+export function checkProfile(profile: string): string {
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(profile))
+    throw new DomainError(`profile ${JSON.stringify(profile)} must be 1 to 64 characters [A-Za-z0-9_-]`);
+  return profile;
+}
+
+function checkSchedule(schedule: string, current: string | null, minIntervalSeconds: number): string {
+  const s = schedule.trim();
+  if (s.length === 0) throw new DomainError('schedule must not be empty: send null to remove the schedule');
+  if (s.length > 200) throw new DomainError('schedule must be at most 200 characters');
+  let normalized: string;
+  try {
+    normalized = validateCron(s);
+  } catch (err) {
+    throw new DomainError((err as Error).message);
+  }
+  // Only a new or changed schedule: one accepted under an earlier limit stays as it is.
+  if (normalized !== current && minIntervalSeconds > 0) {
+    const every = shortestInterval(normalized);
+    if (every < minIntervalSeconds)
+      throw new DomainError(
+        `schedule ${JSON.stringify(normalized)} fires every ${every} s; this server allows at most one fire every ${minIntervalSeconds} s`,
+        422,
+        'schedule_too_frequent',
+      );
+  }
+  return normalized;
+}
+
+function checkTimezone(tz: string): string {
+  try {
+    return validateTimezone(tz);
+  } catch (err) {
+    throw new DomainError((err as Error).message);
+  }
+}
+
+function checkTimeout(t: number): number {
+  if (!Number.isInteger(t) || t < 1 || t > MAX_JOB_TIMEOUT_SECONDS) {
+    throw new DomainError(
+      `timeout must be a whole number of seconds between 1 and ${MAX_JOB_TIMEOUT_SECONDS}`,
+    );
+  }
+  return t;
+}
+
+export function specOf(c: UpsertJob, current: JobSpec | undefined): JobSpec {
+  if (c.description.length > 10_000) throw new DomainError('description must be at most 10000 characters');
+  return {
+    name: checkName(c.name),
+    description: c.description,
+    entryPoint: checkEntryPoint(c.entryPoint),
+    kind: c.kind,
+    profile:
+      c.profile === undefined
+        ? (current?.profile ?? null)
+        : c.profile === null
+          ? null
+          : checkProfile(c.profile),
+    schedule:
+      c.schedule === undefined
+        ? (current?.schedule ?? null)
+        : c.schedule === null
+          ? null
+          : checkSchedule(c.schedule, current?.schedule ?? null, c.minScheduleIntervalSeconds ?? 0),
+    active: c.active ?? current?.active ?? true,
+    timeoutSeconds:
+      c.timeoutSeconds === undefined
+        ? (current?.timeoutSeconds ?? null)
+        : c.timeoutSeconds === null
+          ? null
+          : checkTimeout(c.timeoutSeconds),
+    timezone: c.timezone === undefined ? (current?.timezone ?? 'UTC') : checkTimezone(c.timezone),
+    missedPolicy: c.missedPolicy ?? current?.missedPolicy ?? 'run_once',
+    overlapPolicy: c.overlapPolicy ?? current?.overlapPolicy ?? 'skip',
+  };
+}
+
+export const SPEC_FIELDS = [
+  'description',
+  'entryPoint',
+  'kind',
+  'profile',
+  'schedule',
+  'active',
+  'timeoutSeconds',
+  'timezone',
+  'missedPolicy',
+  'overlapPolicy',
+] as const;
