@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { roleSchema } from '#libs/contracts';
 import { ApiDoc, parseInput } from '#libs/http';
 import type { AuthedRequest } from '../auth/auth.guard.js';
+import { Authenticated } from '../auth/authenticated.decorator.js';
 import { principalOf } from '../auth/workspace-access.js';
 import { AccountsService } from './accounts.service.js';
 
@@ -59,6 +60,7 @@ export class TokensController {
   }
 
   @ApiDoc({ summary: 'Every token of the instance (instance admins); ?user=<id|email>&state=active' })
+  @Authenticated({ admin: true })
   @Get('admin/tokens')
   allTokens(@Req() req: AuthedRequest, @Query() query: unknown) {
     return this.accounts.allTokens(principalOf(req), parseInput(allTokensQuery, query, 'query'));
@@ -73,14 +75,15 @@ export class TokensController {
 }
 
 /** Users of the instance (instance admins). */
+@Authenticated({ admin: true })
 @Controller('api/v1/admin/users')
 export class UsersController {
   constructor(@Inject(AccountsService) private readonly accounts: AccountsService) {}
 
   @ApiDoc({ summary: 'Every user of the instance (instance admins)' })
   @Get()
-  list(@Req() req: AuthedRequest) {
-    return this.accounts.listUsers(principalOf(req));
+  list() {
+    return this.accounts.listUsers();
   }
 
   @ApiDoc({

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import type { JobRow, JobVersionRow } from '../../../scheduling/src/migrations/index.js';
-import type { RunRecord } from './jobs.repository.js';
+import type { JobRow, JobVersionRow } from '../../../scheduling/src/job/read-models/jobs.queries.js';
+import type { RunRecord } from '../../../execution/src/run/read-models/runs.queries.js';
 
 /** Required uuid fields of the compatible API that Runway may not have (no configuration uploaded, system actor). */
 export const NIL_UUID = '00000000-0000-0000-0000-000000000000';
