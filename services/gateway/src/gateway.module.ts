@@ -38,7 +38,7 @@ import { PipelinesController } from './run/pipelines.controller.js';
 import { RunsController } from './run/runs.controller.js';
 import { RunsService } from './run/runs.service.js';
 import { ScriptsController } from './job/scripts.controller.js';
-import { QuotaInterceptor } from './quota/quota.interceptor.js';
+import { QuotaInterceptor, UploadQuota } from './quota/quota.interceptor.js';
 
 @Module({})
 export class GatewayModule {
@@ -74,6 +74,7 @@ export class GatewayModule {
         { provide: SERVICE_CONTEXT, useValue: ctx },
         { provide: AUTH_OPTIONS, useValue: auth },
         GatewayDatabase,
+        UploadQuota,
         SigningKey,
         Authenticator,
         AccountsService,

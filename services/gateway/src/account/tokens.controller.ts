@@ -7,7 +7,7 @@ import { Authenticated } from '../auth/authenticated.decorator.js';
 import { principalOf } from '../auth/workspace-access.js';
 import { AccountsService } from './accounts.service.js';
 
-const createTokenBody = z
+export const createTokenBody = z
   .object({
     name: z.string().min(1).max(200),
     expires_in_days: z.number().positive().max(3650).optional(),
@@ -15,7 +15,7 @@ const createTokenBody = z
   })
   .strict()
   .refine((b) => !(b.expires_in_days && b.expires_at), 'give expires_in_days or expires_at, not both');
-const createUserBody = z
+export const createUserBody = z
   .object({
     email: z.string().email().max(320),
     name: z.string().max(200).optional(),
@@ -23,8 +23,8 @@ const createUserBody = z
     role: roleSchema.optional(),
   })
   .strict();
-const disableBody = z.object({ reason: z.string().max(500).optional() }).strict();
-const allTokensQuery = z
+export const disableBody = z.object({ reason: z.string().max(500).optional() }).strict();
+export const allTokensQuery = z
   .object({
     user: z.string().min(1).max(320).optional(),
     state: z.enum(['active', 'revoked', 'expired']).optional(),

@@ -3,6 +3,7 @@ import type { Response } from 'express';
 import { z } from 'zod';
 import { ApiDoc, parseInput, readMultipartFile } from '#libs/http';
 import type { AuthedRequest } from '../auth/auth.guard.js';
+import { listQuery } from '../page.js';
 import { Authenticated } from '../auth/authenticated.decorator.js';
 import { principalOf } from '../auth/workspace-access.js';
 import {
@@ -10,11 +11,6 @@ import {
   MAX_CONFIGURATION_ARCHIVE_BYTES,
   type ConfigurationWithProfiles,
 } from './configurations.service.js';
-
-const listQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
-  offset: z.coerce.number().int().min(0).default(0),
-});
 
 const configurationResponse = z.object({
   id: z.string().uuid(),

@@ -17,14 +17,11 @@ import type { IncomingMessage } from 'node:http';
 import { z } from 'zod';
 import { ApiDoc, ApiError, badRequest, notFound, parseInput, readMultipartFile } from '#libs/http';
 import type { AuthedRequest } from '../auth/auth.guard.js';
+import { listQuery } from '../page.js';
 import { Authenticated } from '../auth/authenticated.decorator.js';
 import { principalOf } from '../auth/workspace-access.js';
 import { DeploymentsService, type DeploymentRow } from './deployments.service.js';
 
-const listQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
-  offset: z.coerce.number().int().min(0).default(0),
-});
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'must be a lower-case hex SHA-256');
 
 const syncFile = z.union([

@@ -18,6 +18,7 @@ import type { RunRecord } from '../../../execution/src/run/read-models/runs.quer
 import type { AuthedRequest } from '../auth/auth.guard.js';
 import { Authenticated } from '../auth/authenticated.decorator.js';
 import { principalOf } from '../auth/workspace-access.js';
+import { listQuery } from '../page.js';
 import { JobNotFound, JobsService, type JobRow } from './jobs.service.js';
 import {
   detailedScriptResponse,
@@ -28,11 +29,6 @@ import {
   toScript,
   toScriptVersion,
 } from './responses.js';
-
-export const listQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
-  offset: z.coerce.number().int().min(0).default(0),
-});
 
 /** CreateScriptRequest of the compatible API, plus Runway's `timeout_seconds`. Unknown keys are ignored. */
 const createScriptBody = z.object({

@@ -15,7 +15,8 @@ import {
   toScript,
   type DetailedRunResponse,
 } from '../job/responses.js';
-import { asScriptError, listQuery } from '../job/scripts.controller.js';
+import { asScriptError } from '../job/scripts.controller.js';
+import { listQuery } from '../page.js';
 import { LogsService } from '../log/logs.service.js';
 import { RunsService, type RunOfJob } from './runs.service.js';
 

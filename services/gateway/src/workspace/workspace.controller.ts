@@ -9,7 +9,7 @@ import { WorkspacesService } from './workspaces.service.js';
 
 const createBody = z.object({ name: z.string().min(1).max(200) }).strict();
 const renameBody = z.object({ name: z.string().min(1).max(200) }).strict();
-const memberBody = z.object({ email: z.string().email(), role: roleSchema }).strict();
+export const memberBody = z.object({ email: z.string().email(), role: roleSchema }).strict();
 
 function toResponse(w: { id: string; name: string; owner_id: string; created_at: Date; updated_at: Date }) {
   return {
