@@ -4,7 +4,7 @@ import { configurationEvents, keyringEvents } from './configuration.events.js';
 import { jobEvents } from './job.events.js';
 import { runEvents } from './run.events.js';
 import { runLogEvents } from './runlog.events.js';
-import { emailEvents, instanceEvents, userEvents } from './user.events.js';
+import { userEvents } from './user.events.js';
 import { workspaceEvents } from './workspace.events.js';
 
 /**
@@ -13,16 +13,16 @@ import { workspaceEvents } from './workspace.events.js';
  * types its registry knows; a consumer of another service's stream asks for the types it reads.
  */
 export function integrationRegistry(...own: readonly EventDefinition[]): EventRegistry {
-  return new EventRegistry().register(...own).register(
-    ...deploymentEvents,
-    ...workspaceEvents,
-    ...userEvents,
-    ...emailEvents,
-    ...instanceEvents,
-    ...configurationEvents,
-    ...keyringEvents,
-    ...jobEvents,
-    ...runEvents,
-    ...runLogEvents,
-  );
+  return new EventRegistry()
+    .register(...own)
+    .register(
+      ...deploymentEvents,
+      ...workspaceEvents,
+      ...userEvents,
+      ...configurationEvents,
+      ...keyringEvents,
+      ...jobEvents,
+      ...runEvents,
+      ...runLogEvents,
+    );
 }

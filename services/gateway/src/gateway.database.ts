@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Kysely } from 'kysely';
+import { withTables } from '#libs/database';
 import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
 import type { ConfigurationsReadModel } from '../../configurations/src/configuration/read-models/configurations.queries.js';
 import type { DeploymentsReadModel } from '../../deployments/src/deployment/read-models/deployments.queries.js';
@@ -27,13 +28,13 @@ export class GatewayDatabase {
   readonly readModels: ReadModels;
 
   constructor(@Inject(SERVICE_CONTEXT) private readonly ctx: ServiceContext) {
-    this.own = ctx.db.withTables<Pick<GatewayTables, keyof GatewayTables>>();
+    this.own = withTables<GatewayTables>(ctx.db);
     this.readModels = {
-      jobs: ctx.db.withTables<JobsReadModel>(),
-      runs: ctx.db.withTables<RunsReadModel>(),
-      pipelines: ctx.db.withTables<PipelinesReadModel>(),
-      deployments: ctx.db.withTables<DeploymentsReadModel>(),
-      configurations: ctx.db.withTables<ConfigurationsReadModel>(),
+      jobs: withTables<JobsReadModel>(ctx.db),
+      runs: withTables<RunsReadModel>(ctx.db),
+      pipelines: withTables<PipelinesReadModel>(ctx.db),
+      deployments: withTables<DeploymentsReadModel>(ctx.db),
+      configurations: withTables<ConfigurationsReadModel>(ctx.db),
     };
   }
 

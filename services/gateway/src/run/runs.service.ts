@@ -40,7 +40,7 @@ export interface RunOfJob {
 }
 
 /** What a caller asks of a new run. */
-export interface RunRequest {
+export interface RequestRun {
   jobIdOrName: string;
   profile: string | null;
   trigger: RunTrigger;
@@ -82,7 +82,7 @@ export class RunsService {
   }
 
   /** The RequestRun command: a run of a job (by id or name), readable once it returns. */
-  async requestRun(p: Principal, ws: string, req: RunRequest, idempotencyKey?: string): Promise<RunOfJob> {
+  async requestRun(p: Principal, ws: string, req: RequestRun, idempotencyKey?: string): Promise<RunOfJob> {
     const job = await this.jobs.require(ws, req.jobIdOrName);
     const reply = await rpc(
       this.client,
