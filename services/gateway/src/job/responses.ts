@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { notFound } from '#libs/http';
+import { JobNotFound } from './jobs.service.js';
 import type { JobRow, JobVersionRow } from '../../../scheduling/src/job/read-models/jobs.queries.js';
 import type { RunRecord } from '../../../execution/src/run/read-models/runs.queries.js';
 
@@ -202,4 +204,10 @@ export function toRun(r: RunRecord, publicUrl: string): RunResponse {
     worker_id: r.worker_id,
     pid: r.pid,
   };
+}
+
+/** The compatible API's word for a job that is not there. */
+export function asScriptError(err: unknown): never {
+  if (err instanceof JobNotFound) throw notFound(`script ${err.ref} not found`);
+  throw err;
 }

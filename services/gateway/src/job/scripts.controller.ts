@@ -18,9 +18,10 @@ import type { RunRecord } from '../../../execution/src/run/read-models/runs.quer
 import type { AuthedRequest } from '../auth/auth.guard.js';
 import { Authenticated } from '../auth/authenticated.decorator.js';
 import { principalOf } from '../auth/workspace-access.js';
-import { listQuery } from '../page.js';
-import { JobNotFound, JobsService, type JobRow } from './jobs.service.js';
+import { joinSegments, listQuery } from '../page.js';
+import { JobsService, type JobRow } from './jobs.service.js';
 import {
+  asScriptError,
   detailedScriptResponse,
   listOf,
   scriptResponse,
@@ -47,18 +48,6 @@ const createScriptBody = z.object({
   /** Runway: a scheduled fire while a run of the job is still active (default skip). */
   overlap_policy: z.enum(['skip', 'queue', 'allow']).optional(),
 });
-
-/** Path parameters: Express 5 hands a wildcard over as its segments. */
-export function joinSegments(p: string | string[] | undefined): string[] {
-  if (p === undefined) return [];
-  return (Array.isArray(p) ? p : p.split('/')).filter((s) => s.length > 0);
-}
-
-/** The compatible API's word for a job that is not there. */
-export function asScriptError(err: unknown): never {
-  if (err instanceof JobNotFound) throw notFound(`script ${err.ref} not found`);
-  throw err;
-}
 
 const deletedScriptResponse = z.object({ id: z.string().uuid(), name: z.string(), deleted: z.literal(true) });
 

@@ -1,7 +1,7 @@
 import { Controller, Get, Inject, Param } from '@nestjs/common';
 import { ApiDoc } from '#libs/http';
 import { Authenticated } from '../auth/authenticated.decorator.js';
-import { joinSegments } from '../job/scripts.controller.js';
+import { joinSegments } from '../page.js';
 import { RunsService } from './runs.service.js';
 
 /** The dlt pipelines the workspace's runs produced (from PipelineReported): tables, child tables, loads. */

@@ -8,6 +8,7 @@ import { Authenticated } from '../auth/authenticated.decorator.js';
 import { parseApiToken } from '../auth/tokens.js';
 import { principalOf } from '../auth/workspace-access.js';
 import {
+  asScriptError,
   detailedRunResponse,
   listOf,
   logsResponse,
@@ -15,7 +16,6 @@ import {
   toScript,
   type DetailedRunResponse,
 } from '../job/responses.js';
-import { asScriptError } from '../job/scripts.controller.js';
 import { listQuery } from '../page.js';
 import { LogsService } from '../log/logs.service.js';
 import { RunsService, type RunOfJob } from './runs.service.js';
