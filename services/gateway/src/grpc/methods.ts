@@ -266,8 +266,11 @@ export const METHODS: Record<string, Method> = {
     auth: { workspace: 'owner', selfNeeds: 'read' },
     handle: (s, r, c) => s.workspaces.removeMember(who(c), workspaceOf(r), required(r, 'user')),
   },
-  GetDeviceLogin: { auth: anyone, handle: (s, r, c) => s.logins.show(who(c), str(r, 'user_code')) },
-  ApproveDeviceLogin: { auth: anyone, handle: (s, r, c) => s.logins.approve(who(c), str(r, 'user_code')) },
+  GetDeviceLogin: { auth: anyone, handle: (s, r, c) => s.logins.show(who(c), required(r, 'user_code')) },
+  ApproveDeviceLogin: {
+    auth: anyone,
+    handle: (s, r, c) => s.logins.approve(who(c), required(r, 'user_code')),
+  },
 
   ListJobs: {
     auth: read,
