@@ -7,7 +7,7 @@ import {
   requestRunReply,
   RunRpc,
   type CancelRunRequest,
-  type RequestRunRequest,
+  type RequestRun,
   type RunTrigger,
 } from '#libs/contracts';
 import { ApiError, notFound } from '#libs/http';
@@ -40,7 +40,7 @@ export interface RunOfJob {
 }
 
 /** What a caller asks of a new run. */
-export interface RequestRun {
+export interface RequestRunInput {
   jobIdOrName: string;
   profile: string | null;
   trigger: RunTrigger;
@@ -82,7 +82,12 @@ export class RunsService {
   }
 
   /** The RequestRun command: a run of a job (by id or name), readable once it returns. */
-  async requestRun(p: Principal, ws: string, req: RequestRun, idempotencyKey?: string): Promise<RunOfJob> {
+  async requestRun(
+    p: Principal,
+    ws: string,
+    req: RequestRunInput,
+    idempotencyKey?: string,
+  ): Promise<RunOfJob> {
     const job = await this.jobs.require(ws, req.jobIdOrName);
     const reply = await rpc(
       this.client,
@@ -95,7 +100,7 @@ export class RunsService {
         trigger: req.trigger,
         profile: req.profile,
         entryPoint: job.entry_point,
-      } satisfies RequestRunRequest,
+      } satisfies RequestRun,
       requestRunReply,
     );
     await this.db.waitForProjection('runs', reply.seq);

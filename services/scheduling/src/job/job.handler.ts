@@ -7,7 +7,7 @@ import {
   type RequestRunReply,
   type DeleteJobReply,
   type DeleteJobRequest,
-  type RequestRunRequest,
+  type RequestRun,
   type UpsertJobReply,
   type UpsertJobRequest,
 } from '#libs/contracts';
@@ -185,7 +185,7 @@ export class JobCommands {
     return { jobId: req.jobId, seq: r.seq };
   }
 
-  async requestRun(req: RequestRunRequest): Promise<RequestRunReply> {
+  async requestRun(req: RequestRun): Promise<RequestRunReply> {
     const [deployment, configuration] = await Promise.all([
       this.versions.latestDeployment(req.workspaceId),
       this.versions.latestConfiguration(req.workspaceId),
