@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { after, before, describe, it } from 'node:test';
 import { loadRunwayPackage } from '../../services/gateway/src/grpc/grpc-server.js';
-import { uploadPackage } from '../jobs/support.js';
+import { newUser, uploadPackage, waitForStatus } from '../jobs/support.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 
 type Unary = (
@@ -33,6 +33,98 @@ describe('gRPC API', () => {
       if (token) md.set('authorization', `Bearer ${token}`);
       client[method]!(req, md, (err, res) => resolve({ err, res }));
     });
+
+  it('refuses a viewer a write, on REST and gRPC alike (the route and method declare it)', async () => {
+    const ws = s.workspaceId;
+    const viewer = await newUser(s, 'grpc-viewer@example.com', 'viewer');
+    const job = { name: 'viewer.py', entry_point: 'viewer.py', script_type: 'batch' };
+    const rest = await s.call('POST', `/api/v1/workspaces/${ws}/scripts`, job, viewer.token);
+    assert.equal(rest.status, 403, rest.text);
+    assert.match(String((rest.json as { detail: string }).detail), /viewers can read but not change/);
+    assert.equal(
+      (await s.call('GET', `/api/v1/workspaces/${ws}/scripts`, undefined, viewer.token)).status,
+      200,
+    );
+    const up = await call(
+      'UpsertJob',
+      { workspace_id: ws, name: 'viewer.py', entry_point: 'viewer.py' },
+      viewer.token,
+    );
+    assert.equal(up.err?.code, grpc.status.PERMISSION_DENIED, up.err?.details);
+    assert.match(String(up.err?.details), /viewers can read but not change/);
+    assert.deepEqual(up.err?.metadata.get('http-status'), ['403']);
+    const run = await call('RequestRun', { workspace_id: ws, job_id_or_name: 'viewer.py' }, viewer.token);
+    assert.equal(run.err?.code, grpc.status.PERMISSION_DENIED, run.err?.details);
+    const list = await call('ListJobs', { workspace_id: ws }, viewer.token);
+    assert.equal(list.err, null, list.err?.details);
+    const admin = await call('ListUsers', {}, viewer.token);
+    assert.equal(admin.err?.code, grpc.status.PERMISSION_DENIED, 'instance-admin methods are declared so');
+    assert.match(String(admin.err?.details), /only an instance administrator/);
+  });
+
+  it('keeps an error’s detail: message, HTTP status and extra', async () => {
+    const ws = s.workspaceId;
+    const bad = await call('UpsertJob', {
+      workspace_id: ws,
+      name: 'bad-cron.py',
+      entry_point: 'bad-cron.py',
+      schedule: 'not a cron',
+    });
+    assert.equal(bad.err?.code, grpc.status.INVALID_ARGUMENT);
+    assert.match(String(bad.err?.details), /invalid schedule "not a cron": expected 5 fields/);
+    assert.deepEqual(bad.err?.metadata.get('http-status'), ['400']);
+    const pkg = await call('CreateDeployment', { workspace_id: ws, package: Buffer.from('not a tarball') });
+    assert.equal(pkg.err?.code, grpc.status.INVALID_ARGUMENT);
+    assert.match(String(pkg.err?.details), /invalid deployment package/);
+    const extra = JSON.parse(String(pkg.err?.metadata.get('error-extra')[0])) as { code?: string };
+    assert.equal(typeof extra.code, 'string', 'the error code travels in error-extra');
+  });
+
+  it('streams a live run’s log natively until the seal', async () => {
+    const ws = s.workspaceId;
+    const code =
+      'import time\nfor i in range(1, 6):\n    print(f"tick {i}", flush=True)\n    time.sleep(0.3)\n';
+    await uploadPackage(s, 'deployments', [{ path: 'grpc/ticks.py', content: code }]);
+    assert.equal(
+      (await call('UpsertJob', { workspace_id: ws, name: 'grpc/ticks.py', entry_point: 'grpc/ticks.py' }))
+        .err,
+      null,
+    );
+    const requested = await call('RequestRun', { workspace_id: ws, job_id_or_name: 'grpc/ticks.py' });
+    assert.equal(requested.err, null, requested.err?.details);
+    const runId = String(requested.res.id);
+    const md = new grpc.Metadata();
+    md.set('authorization', `Bearer ${s.adminToken}`);
+    const follow = (
+      client as unknown as {
+        FollowRunLogs: (r: object, m: grpc.Metadata) => grpc.ClientReadableStream<Record<string, unknown>>;
+      }
+    ).FollowRunLogs({ workspace_id: ws, run_id: runId }, md);
+    const events: Record<string, unknown>[] = [];
+    let statusAtFirstTick: Promise<unknown> | undefined;
+    const err = await new Promise<grpc.ServiceError | null>((resolve) => {
+      follow.on('data', (e: Record<string, unknown>) => {
+        events.push(e);
+        if (e.event === 'line' && !statusAtFirstTick)
+          statusAtFirstTick = call('GetRun', { workspace_id: ws, run_id: runId }).then((g) => g.res.status);
+      });
+      follow.on('error', resolve);
+      follow.on('end', () => resolve(null));
+    });
+    assert.equal(err, null, err?.details);
+    const ticks = events
+      .filter((e) => e.event === 'line')
+      .map((e) => (e.line as { text: string }).text)
+      .filter((t) => t.startsWith('tick'));
+    assert.deepEqual(ticks, ['tick 1', 'tick 2', 'tick 3', 'tick 4', 'tick 5']);
+    const lines = events.filter((e) => e.event === 'line').length;
+    assert.deepEqual(events.at(-1)?.end, { line_count: lines, sealed: true });
+    assert.ok(
+      !['completed', 'failed'].includes(String(await statusAtFirstTick)),
+      'the first line came while the run went on',
+    );
+    await waitForStatus(s, runId, ['completed']);
+  });
 
   it('answers the same operations as REST with the same authorization', async () => {
     const ping = await call('Ping', {}, null);
@@ -102,10 +194,10 @@ describe('gRPC API', () => {
     assert.equal(unknown.err?.code, grpc.status.NOT_FOUND);
   });
 
-  it('upserts scripts, creates, gets, lists and cancels runs, serves logs', async () => {
+  it('upserts jobs, requests, gets, lists and cancels runs, serves logs', async () => {
     await uploadPackage(s, 'deployments', [{ path: 'grpc/hello.py', content: 'print("hello from grpc")\n' }]);
     const ws = s.workspaceId;
-    const up = await call('UpsertScript', {
+    const up = await call('UpsertJob', {
       workspace_id: ws,
       name: 'grpc/hello.py',
       entry_point: 'grpc/hello.py',
@@ -113,17 +205,17 @@ describe('gRPC API', () => {
     });
     assert.equal(up.err, null, up.err?.details);
     assert.equal(up.res.name, 'grpc/hello.py');
-    assert.equal(up.res.script_type, 'batch');
+    assert.equal(up.res.kind, 'batch');
     assert.equal(up.res.version, 1);
     assert.equal(up.res.schedule, '');
-    const same = await call('UpsertScript', {
+    const same = await call('UpsertJob', {
       workspace_id: ws,
       name: 'grpc/hello.py',
       entry_point: 'grpc/hello.py',
       description: 'via gRPC',
     });
     assert.equal(same.res.version, 1, 'no change, no version');
-    const sched = await call('UpsertScript', {
+    const sched = await call('UpsertJob', {
       workspace_id: ws,
       name: 'grpc/hello.py',
       entry_point: 'grpc/hello.py',
@@ -133,30 +225,30 @@ describe('gRPC API', () => {
     assert.equal(sched.err, null, sched.err?.details);
     assert.equal(sched.res.version, 2);
     assert.equal(sched.res.schedule, '*/5 * * * *');
-    const got = await call('GetScript', { workspace_id: ws, id_or_name: 'grpc/hello.py' });
+    const got = await call('GetJob', { workspace_id: ws, id_or_name: 'grpc/hello.py' });
     assert.equal(got.err, null, got.err?.details);
     assert.equal(got.res.id, up.res.id);
     assert.equal(
-      (await call('GetScript', { workspace_id: ws, id_or_name: 'nope.py' })).err?.code,
+      (await call('GetJob', { workspace_id: ws, id_or_name: 'nope.py' })).err?.code,
       grpc.status.NOT_FOUND,
     );
-    const scripts = await call('ListScripts', { workspace_id: ws });
-    assert.ok((scripts.res.items as { name: string }[]).some((x) => x.name === 'grpc/hello.py'));
-    await call('UpsertScript', { workspace_id: ws, name: 'grpc/gone.py', entry_point: 'grpc/hello.py' });
-    const gone = await call('DeleteScript', { workspace_id: ws, id_or_name: 'grpc/gone.py' });
+    const jobs = await call('ListJobs', { workspace_id: ws });
+    assert.ok((jobs.res.items as { name: string }[]).some((x) => x.name === 'grpc/hello.py'));
+    await call('UpsertJob', { workspace_id: ws, name: 'grpc/gone.py', entry_point: 'grpc/hello.py' });
+    const gone = await call('DeleteJob', { workspace_id: ws, id_or_name: 'grpc/gone.py' });
     assert.equal(gone.err, null, gone.err?.details);
     assert.deepEqual([gone.res.name, gone.res.deleted], ['grpc/gone.py', true]);
     assert.equal(
-      (await call('DeleteScript', { workspace_id: ws, id_or_name: 'grpc/gone.py' })).err?.code,
+      (await call('DeleteJob', { workspace_id: ws, id_or_name: 'grpc/gone.py' })).err?.code,
       grpc.status.NOT_FOUND,
     );
-    const bad = await call('UpsertScript', { workspace_id: ws, name: 'x.py', entry_point: '' });
+    const bad = await call('UpsertJob', { workspace_id: ws, name: 'x.py', entry_point: '' });
     assert.equal(bad.err?.code, grpc.status.INVALID_ARGUMENT);
 
-    const created = await call('CreateRun', { workspace_id: ws, script_id_or_name: 'grpc/hello.py' });
+    const created = await call('RequestRun', { workspace_id: ws, job_id_or_name: 'grpc/hello.py' });
     assert.equal(created.err, null, created.err?.details);
     assert.equal(created.res.number, 1);
-    assert.equal((created.res.script as { name: string }).name, 'grpc/hello.py');
+    assert.equal((created.res.job as { name: string }).name, 'grpc/hello.py');
     const runId = String(created.res.id);
     let run: Record<string, unknown> = created.res;
     const until = Date.now() + 60_000;
@@ -172,7 +264,7 @@ describe('gRPC API', () => {
     assert.equal(logs.err, null, logs.err?.details);
     assert.match(String(logs.res.logs), /hello from grpc/);
     assert.equal((logs.res.run as { id: string }).id, runId);
-    const list = await call('ListRuns', { workspace_id: ws, script_id: up.res.id });
+    const list = await call('ListRuns', { workspace_id: ws, job_id: up.res.id });
     assert.equal(list.err, null, list.err?.details);
     assert.deepEqual(
       (list.res.items as { id: string }[]).map((r) => r.id),
@@ -190,7 +282,7 @@ describe('gRPC API', () => {
       grpc.status.NOT_FOUND,
     );
     assert.equal(
-      (await call('CreateRun', { workspace_id: ws, script_id_or_name: 'nope.py' })).err?.code,
+      (await call('RequestRun', { workspace_id: ws, job_id_or_name: 'nope.py' })).err?.code,
       grpc.status.NOT_FOUND,
     );
   });

@@ -268,7 +268,7 @@ describe('runway schedule and the unmodified `dlt runtime schedule`', () => {
     assert.match(r.out, /cancelled/i);
   });
 
-  it('gRPC: UpsertScript sets schedule, zone and policies; "" clears the schedule; GetScript shows them', async () => {
+  it('gRPC: UpsertJob sets schedule, zone and policies; "" clears the schedule; GetJob shows them', async () => {
     type Unary = (
       req: object,
       md: grpc.Metadata,
@@ -290,7 +290,7 @@ describe('runway schedule and the unmodified `dlt runtime schedule`', () => {
       });
     try {
       const job = { workspace_id: s.workspaceId, name: 'grpc-sched.py', entry_point: 'pipeline.py' };
-      const up = await call('UpsertScript', {
+      const up = await call('UpsertJob', {
         ...job,
         schedule: '30 2 * * *',
         timezone: 'America/New_York',
@@ -303,16 +303,16 @@ describe('runway schedule and the unmodified `dlt runtime schedule`', () => {
       assert.equal(up.res.missed_policy, 'skip');
       assert.equal(up.res.overlap_policy, 'allow');
       assert.ok(up.res.next_scheduled_run);
-      const bad = await call('UpsertScript', { ...job, schedule: '0 25 * * *' });
+      const bad = await call('UpsertJob', { ...job, schedule: '0 25 * * *' });
       assert.equal(bad.err?.code, grpc.status.INVALID_ARGUMENT);
       assert.match(bad.err?.details ?? '', /hour 25 out of range 0-23/);
-      const badTz = await call('UpsertScript', { ...job, timezone: 'Nowhere' });
+      const badTz = await call('UpsertJob', { ...job, timezone: 'Nowhere' });
       assert.equal(badTz.err?.code, grpc.status.INVALID_ARGUMENT);
-      const cleared = await call('UpsertScript', { ...job, schedule: '' });
+      const cleared = await call('UpsertJob', { ...job, schedule: '' });
       assert.equal(cleared.err, null, cleared.err?.details);
       assert.equal(cleared.res.schedule, '');
       assert.equal(cleared.res.next_scheduled_run, '');
-      const got = await call('GetScript', { workspace_id: s.workspaceId, id_or_name: 'grpc-sched.py' });
+      const got = await call('GetJob', { workspace_id: s.workspaceId, id_or_name: 'grpc-sched.py' });
       assert.equal(got.res.timezone, 'America/New_York', 'the zone stays when the schedule is cleared');
       assert.equal(got.res.overlap_policy, 'allow');
     } finally {

@@ -315,15 +315,17 @@ describe('run logs clients: runway logs -f / job-run logs and gRPC FollowRunLogs
     assert.equal(negative.err?.code, grpc.status.INVALID_ARGUMENT);
   });
 
-  it('a cancelled gRPC follow closes its upstream SSE request', async () => {
+  it('a cancelled gRPC follow closes its follow of the LOGS stream', async () => {
+    const server = await startGrpcServer({ port: 0, host: '127.0.0.1', app: s.runway.gateway });
+    const client = newGrpcClient(server.port);
+    const created = await createRun('slow.py');
+    const runId = String(created.id);
     const httpPort = Number(new URL(s.url).port);
     // Idle keep-alive connections of earlier calls close within seconds.
     await eventually('no connection to the HTTP port', () => openConnectionsTo(httpPort) === 0);
-    const created = await createRun('slow.py');
-    const runId = String(created.id);
     const md = new grpc.Metadata();
     md.set('authorization', `Bearer ${s.adminToken}`);
-    const call = grpcClient.FollowRunLogs({ workspace_id: ws, run_id: runId }, md);
+    const call = client.FollowRunLogs({ workspace_id: ws, run_id: runId }, md);
     const first = new Promise<LogEventMsg>((resolve) =>
       call.on('data', (e: LogEventMsg) => {
         if (e.line?.text === 'slow start') resolve(e);
@@ -334,18 +336,21 @@ describe('run logs clients: runway logs -f / job-run logs and gRPC FollowRunLogs
       call.on('end', () => resolve(null));
     });
     assert.equal((await first).line?.text, 'slow start');
-    assert.ok(openConnectionsTo(httpPort) >= 1, 'the proxy follows the SSE route');
+    assert.equal(server.follows(), 1, 'the server follows the run natively');
+    assert.equal(openConnectionsTo(httpPort), 0, 'no HTTP hop: the LOGS stream is read in-process');
     call.cancel();
     assert.equal((await ended)?.code, grpc.status.CANCELLED);
-    await eventually('the upstream SSE request to close', () => openConnectionsTo(httpPort) === 0);
+    await eventually('the follow to close', () => server.follows() === 0);
     assert.equal(await runStatus(runId), 'running', 'the run itself goes on');
+    client.close();
+    await server.stop();
     const c = await s.call('POST', `${base()}/runs/${runId}/cancel`);
     assert.ok(c.status === 200 || c.status === 201, c.text);
     await waitForStatus(s, runId, ['cancelled']);
   });
 
   it('a gRPC server that stops ends its live follows with UNAVAILABLE at once (resume elsewhere)', async () => {
-    const server = await startGrpcServer({ port: 0, host: '127.0.0.1', restBase: s.api });
+    const server = await startGrpcServer({ port: 0, host: '127.0.0.1', app: s.runway.gateway });
     const client = newGrpcClient(server.port);
     const created = await createRun('slow.py');
     const md = new grpc.Metadata();

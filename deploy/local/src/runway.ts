@@ -33,6 +33,8 @@ import { schedulingService } from '../../../services/scheduling/src/scheduling.s
 export interface RunningRunway {
   url: string;
   grpcPort: number;
+  /** The gateway's application (its application services answer REST and gRPC). */
+  gateway: INestApplication;
   natsUrl: string;
   databaseUrl: string;
   admin: FirstAdmin;
@@ -155,13 +157,13 @@ export async function startRunway(config: RunwayConfig, log = new Logger('runway
     const grpcServer = await startGrpcServer({
       port: config.grpc.port,
       host: config.http.host,
-      restBase: `http://127.0.0.1:${config.http.port}/api`,
+      app: http,
       maxMessageBytes: config.grpc.maxMessageBytes,
     });
     stops.push(() => grpcServer.stop());
     const admin = await ensureFirstAdmin(http, gateway);
     const url = config.publicUrl;
-    return { url, grpcPort: grpcServer.port, natsUrl, databaseUrl, admin, stop: stopAll };
+    return { url, grpcPort: grpcServer.port, gateway: http, natsUrl, databaseUrl, admin, stop: stopAll };
   } catch (err) {
     await stopAll();
     throw err;

@@ -107,13 +107,15 @@ export interface FileRef {
   sha256: string;
 }
 
-export interface Script {
+/** A job of the workspace (the dlt-compatible REST routes call it a script; this client maps them). */
+export interface Job {
   id: string;
   name: string;
   description: string;
   entry_point: string;
-  script_type: 'batch' | 'interactive';
-  script_url: string;
+  kind: 'batch' | 'interactive';
+  /** An interactive job's URL; "" for batch jobs. */
+  url: string;
   version: number;
   active: boolean;
   workspace_id: string;
@@ -132,10 +134,8 @@ export interface Script {
 export interface Run {
   id: string;
   number: number;
-  /** Runway's status (this client puts runway_status here: `skipped` is not turned into `cancelled`). */
+  /** Runway's status (a skipped run is `skipped`, not the compatible routes' `cancelled`). */
   status: string;
-  /** The compatible API's own field for it (the `status` field there shows a skipped run as cancelled). */
-  runway_status?: string;
   trigger: string;
   workspace_id: string;
   profile: string | null;
@@ -143,8 +143,8 @@ export interface Run {
   time_started: string | null;
   time_ended: string | null;
   duration: number | null;
-  script_id: string;
-  script_version: number;
+  job_id: string;
+  job_version: number;
   deployment_version: number | null;
   configuration_version: number | null;
   exit_code: number | null;
@@ -152,14 +152,15 @@ export interface Run {
   failure_reason: string | null;
   message: string | null;
   stderr_tail: string[] | null;
-  script?: Script;
+  job?: Job;
   status_timeline?: { status: string; at: string; reason: string }[];
 }
 
-export interface UpsertScript {
+/** What a caller sets on a job (unset optional fields keep their value). */
+export interface JobInput {
   name: string;
   entry_point: string;
-  script_type: 'batch' | 'interactive';
+  kind: 'batch' | 'interactive';
   description?: string;
   schedule?: string | null;
   profile?: string | null;
@@ -170,15 +171,46 @@ export interface UpsertScript {
   overlap_policy?: 'skip' | 'queue' | 'allow';
 }
 
-/** A run as this client reports it: Runway's status (runway_status) in `status`. */
-function runOf(r: Run): Run {
-  const withStatus = r.runway_status ? { ...r, status: r.runway_status } : r;
-  return withStatus.script ? { ...withStatus, script: scriptOf(withStatus.script) } : withStatus;
+/*
+ * The dlt-compatible REST routes' words (script, script_type, script_id …), mapped here and
+ * nowhere else in the client.
+ */
+type ScriptDto = Omit<Job, 'kind' | 'url' | 'last_run'> & {
+  script_type: Job['kind'];
+  script_url: string;
+  last_run?: RunDto | null;
+};
+type RunDto = Omit<Run, 'job_id' | 'job_version' | 'job'> & {
+  runway_status?: string;
+  script_id: string;
+  script_version: number;
+  script_version_id?: string;
+  script?: ScriptDto;
+};
+
+function jobOf(dto: ScriptDto): Job {
+  const { script_type, script_url, last_run, ...rest } = dto;
+  return {
+    ...rest,
+    kind: script_type,
+    url: script_url,
+    ...(last_run !== undefined ? { last_run: last_run ? runOf(last_run) : null } : {}),
+  };
 }
 
-function scriptOf(s: Script): Script {
-  return s.last_run ? { ...s, last_run: runOf(s.last_run) } : s;
+function runOf(dto: RunDto): Run {
+  const { runway_status, script_id, script_version, script_version_id, script, ...rest } = dto;
+  return {
+    ...rest,
+    status: runway_status ?? rest.status,
+    job_id: script_id,
+    job_version: script_version,
+    ...(script_version_id !== undefined ? { job_version_id: script_version_id } : {}),
+    ...(script ? { job: jobOf(script) } : {}),
+  };
 }
+
+const scriptBody = ({ kind, ...rest }: JobInput) => ({ ...rest, script_type: kind });
 
 export const TERMINAL_RUN_STATUSES = ['completed', 'failed', 'cancelled', 'skipped'];
 
@@ -354,48 +386,50 @@ export class RunwayClient {
     );
   }
 
-  listScripts(ws: string, limit = 100, offset = 0) {
-    return this.api<Page<Script>>('GET', `${this.ws(ws)}/scripts?limit=${limit}&offset=${offset}`).then(
-      (p) => ({ ...p, items: p.items.map(scriptOf) }),
+  listJobs(ws: string, limit = 100, offset = 0) {
+    return this.api<Page<ScriptDto>>('GET', `${this.ws(ws)}/scripts?limit=${limit}&offset=${offset}`).then(
+      (p) => ({ ...p, items: p.items.map(jobOf) }),
     );
   }
   /** By id or name (names may contain "/"). */
-  getScript(ws: string, idOrName: string) {
-    return this.api<Script>(
+  getJob(ws: string, idOrName: string) {
+    return this.api<ScriptDto>(
       'GET',
       `${this.ws(ws)}/scripts/${idOrName.split('/').map(encodeURIComponent).join('/')}`,
-    ).then(scriptOf);
+    ).then(jobOf);
   }
   /** Deletes a job (it stops firing and cannot be run; its versions and runs stay). */
-  deleteScript(ws: string, idOrName: string) {
+  deleteJob(ws: string, idOrName: string) {
     return this.api<{ id: string; name: string; deleted: true }>(
       'DELETE',
       `${this.ws(ws)}/scripts/${idOrName.split('/').map(encodeURIComponent).join('/')}`,
     );
   }
-  upsertScript(ws: string, body: UpsertScript) {
-    return this.api<Script>('POST', `${this.ws(ws)}/scripts`, body).then(scriptOf);
+  /** Creates or updates a job by name; every change makes a new version. */
+  upsertJob(ws: string, job: JobInput) {
+    return this.api<ScriptDto>('POST', `${this.ws(ws)}/scripts`, scriptBody(job)).then(jobOf);
   }
-  listRuns(ws: string, opts: { scriptId?: string; status?: string; limit?: number; offset?: number } = {}) {
+  listRuns(ws: string, opts: { jobId?: string; status?: string; limit?: number; offset?: number } = {}) {
     const q = new URLSearchParams({ limit: String(opts.limit ?? 100), offset: String(opts.offset ?? 0) });
-    if (opts.scriptId) q.set('script_id', opts.scriptId);
+    if (opts.jobId) q.set('script_id', opts.jobId);
     if (opts.status) q.set('status', opts.status);
-    return this.api<Page<Run>>('GET', `${this.ws(ws)}/runs?${q.toString()}`).then((p) => ({
+    return this.api<Page<RunDto>>('GET', `${this.ws(ws)}/runs?${q.toString()}`).then((p) => ({
       ...p,
       items: p.items.map(runOf),
     }));
   }
-  createRun(ws: string, scriptIdOrName: string, profile?: string | null) {
-    return this.api<Run>('POST', `${this.ws(ws)}/runs`, {
-      script_id_or_name: scriptIdOrName,
+  /** RequestRun: a run of a job (by id or name). */
+  requestRun(ws: string, jobIdOrName: string, profile?: string | null) {
+    return this.api<RunDto>('POST', `${this.ws(ws)}/runs`, {
+      script_id_or_name: jobIdOrName,
       ...(profile !== undefined ? { profile } : {}),
     }).then(runOf);
   }
   getRun(ws: string, runId: string) {
-    return this.api<Run>('GET', `${this.ws(ws)}/runs/${encodeURIComponent(runId)}`).then(runOf);
+    return this.api<RunDto>('GET', `${this.ws(ws)}/runs/${encodeURIComponent(runId)}`).then(runOf);
   }
   runLogs(ws: string, runId: string) {
-    return this.api<{ run: Run; logs: string | null }>(
+    return this.api<{ run: RunDto; logs: string | null }>(
       'GET',
       `${this.ws(ws)}/runs/${encodeURIComponent(runId)}/logs`,
     ).then((r) => ({ ...r, run: runOf(r.run) }));
@@ -420,7 +454,7 @@ export class RunwayClient {
     }
   }
   cancelRun(ws: string, runId: string) {
-    return this.api<Run>('POST', `${this.ws(ws)}/runs/${encodeURIComponent(runId)}/cancel`).then(runOf);
+    return this.api<RunDto>('POST', `${this.ws(ws)}/runs/${encodeURIComponent(runId)}/cancel`).then(runOf);
   }
 
   listTokens() {

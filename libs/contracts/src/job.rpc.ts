@@ -41,7 +41,8 @@ export const upsertJobReply = z.object({
 });
 export type UpsertJobReply = z.infer<typeof upsertJobReply>;
 
-export const requestRunRequest = z.object({
+/** The command RequestRun (RunRequested is its event). */
+export const requestRun = z.object({
   workspaceId: uuid,
   actor: z.string().min(1),
   commandId: z.string().min(1).max(200),
@@ -51,7 +52,7 @@ export const requestRunRequest = z.object({
   /** The job's entry point as the caller knows it: checked against the deployment before deciding. */
   entryPoint: z.string().optional(),
 });
-export type RequestRunRequest = z.infer<typeof requestRunRequest>;
+export type RequestRun = z.infer<typeof requestRun>;
 export const requestRunReply = z.object({
   runId: uuid,
   number: z.number().int().min(1),

@@ -4,7 +4,7 @@ import { configurationEvents, keyringEvents } from './configuration.events.js';
 import { jobEvents } from './job.events.js';
 import { runEvents } from './run.events.js';
 import { runLogEvents } from './runlog.events.js';
-import { emailEvents, instanceEvents, userEvents } from './user.events.js';
+import { userEvents } from './user.events.js';
 import { workspaceEvents } from './workspace.events.js';
 
 /**
@@ -19,8 +19,6 @@ export function integrationRegistry(...own: readonly EventDefinition[]): EventRe
       ...deploymentEvents,
       ...workspaceEvents,
       ...userEvents,
-      ...emailEvents,
-      ...instanceEvents,
       ...configurationEvents,
       ...keyringEvents,
       ...jobEvents,

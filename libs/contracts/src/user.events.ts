@@ -32,31 +32,3 @@ export const UserEnabled = defineEvent('UserEnabled', z.object({}));
 
 export const userEvents = [UserRegistered, TokenIssued, TokenRevoked, UserDisabled, UserEnabled] as const;
 export type UserEvent = EventOf<typeof userEvents>;
-
-/**
- * The claim of a normalised email by one user: aggregate `evt._.email.<sha256(email)>`, written with
- * expected last sequence 0 before the user is registered, so two users never share an email. It
- * carries what the registration needs, so anyone who finds a claim without its user can finish it.
- */
-export const EmailClaimed = defineEvent(
-  'EmailClaimed',
-  z.object({
-    email: z.string().email().max(320),
-    userId: uuid,
-    name: z.string().max(200),
-    admin: z.boolean(),
-  }),
-);
-export const emailEvents = [EmailClaimed] as const;
-export type EmailEvent = EventOf<typeof emailEvents>;
-
-/**
- * The instance's first start, decided once on the event store (`evt._.instance.default`): which user
- * is the first admin and which workspace the default one. A lost `instance.json` is rebuilt from it.
- */
-export const InstanceBootstrapped = defineEvent(
-  'InstanceBootstrapped',
-  z.object({ adminUserId: uuid, adminEmail: z.string().email(), defaultWorkspaceId: uuid }),
-);
-export const instanceEvents = [InstanceBootstrapped] as const;
-export type InstanceEvent = EventOf<typeof instanceEvents>;

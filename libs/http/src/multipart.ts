@@ -21,7 +21,7 @@ export interface MultipartOptions {
 
 const MAX_OVERHEAD = 64 * 1024;
 
-function humanBytes(n: number): string {
+export function humanBytes(n: number): string {
   return n >= 1024 * 1024 && n % (1024 * 1024) === 0
     ? `${n / (1024 * 1024)} MB`
     : n >= 1024 && n % 1024 === 0

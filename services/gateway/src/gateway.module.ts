@@ -19,24 +19,26 @@ import { MeController } from './account/me.controller.js';
 import { AccountsService } from './account/accounts.service.js';
 import { TokensController, UsersController } from './account/tokens.controller.js';
 import { Authenticator } from './auth/authenticator.js';
-import { MembersService } from './workspace/members.service.js';
+import { WorkspacesService } from './workspace/workspaces.service.js';
 import { ClientsModule, Transport } from '@nestjs/microservices';
 import { ConfigurationController } from './configuration/configuration.controller.js';
-import { ConfigurationRepository } from './configuration/configuration.repository.js';
+import { ConfigurationsService } from './configuration/configurations.service.js';
 import { UploadSealer } from './configuration/upload-sealer.js';
 import { SERVICES_CLIENT } from '#libs/service-host';
 import { natsClientOptions } from '#libs/nats';
 import { DeploymentController } from './deployment/deployment.controller.js';
 import { deploymentBlobsProvider } from './deployment/deployment.blobs.js';
-import { DeploymentRepository } from './deployment/deployment.repository.js';
-import { DeploymentUploads } from './deployment/deployment.uploads.js';
-import { JobsRepository } from './job/jobs.repository.js';
-import { PipelinesController } from './job/pipelines.controller.js';
-import { RunsController } from './job/runs.controller.js';
-import { runLogReaderProvider } from './job/run-log.reader.js';
-import { RunLogsStreamController } from './job/run-logs-stream.controller.js';
+import { DeploymentsService } from './deployment/deployments.service.js';
+import { GatewayDatabase } from './gateway.database.js';
+import { JobsService } from './job/jobs.service.js';
+import { LogsService } from './log/logs.service.js';
+import { runLogReaderProvider } from './log/run-log.reader.js';
+import { RunLogsStreamController } from './log/run-logs-stream.controller.js';
+import { PipelinesController } from './run/pipelines.controller.js';
+import { RunsController } from './run/runs.controller.js';
+import { RunsService } from './run/runs.service.js';
 import { ScriptsController } from './job/scripts.controller.js';
-import { QuotaInterceptor } from './quota/quota.interceptor.js';
+import { QuotaInterceptor, UploadQuota } from './quota/quota.interceptor.js';
 
 @Module({})
 export class GatewayModule {
@@ -71,10 +73,12 @@ export class GatewayModule {
       providers: [
         { provide: SERVICE_CONTEXT, useValue: ctx },
         { provide: AUTH_OPTIONS, useValue: auth },
+        GatewayDatabase,
+        UploadQuota,
         SigningKey,
         Authenticator,
         AccountsService,
-        MembersService,
+        WorkspacesService,
         DeviceFlowService,
         DeviceLoginService,
         IdentityRepository,
@@ -82,13 +86,14 @@ export class GatewayModule {
         WorkspaceHandler,
         UserHandler,
         WorkspaceAccess,
-        ConfigurationRepository,
+        ConfigurationsService,
         UploadSealer,
         deploymentBlobsProvider,
         runLogReaderProvider,
-        DeploymentRepository,
-        DeploymentUploads,
-        JobsRepository,
+        DeploymentsService,
+        JobsService,
+        RunsService,
+        LogsService,
         { provide: APP_GUARD, useClass: AuthGuard },
         { provide: APP_FILTER, useClass: ErrorBodyFilter },
         { provide: APP_INTERCEPTOR, useClass: QuotaInterceptor },

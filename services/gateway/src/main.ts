@@ -22,7 +22,7 @@ await app.listen(config.http.port, config.http.host);
 const grpcServer = await startGrpcServer({
   port: config.grpc.port,
   host: config.http.host,
-  restBase: `http://127.0.0.1:${config.http.port}/api`,
+  app,
   maxMessageBytes: config.grpc.maxMessageBytes,
 });
 const stop = async () => {

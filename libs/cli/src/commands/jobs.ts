@@ -3,9 +3,9 @@ import {
   ClientError,
   sleep,
   TERMINAL_RUN_STATUSES,
+  type Job,
   type Run,
   type RunwayClient,
-  type Script,
 } from '#libs/client';
 import { CliError } from '../instance.js';
 import { table } from '../output.js';
@@ -23,19 +23,19 @@ const write = (to: NodeJS.WritableStream, text: string, signal: AbortSignal) =>
       });
 const isTerminal = (status: string) => TERMINAL_RUN_STATUSES.includes(status);
 
-const scriptRow = (s: Script) => ({
-  Name: s.name,
-  'Entry point': s.entry_point,
-  Type: s.script_type,
-  'Version #': s.version,
-  Schedule: s.schedule ?? '',
-  Profile: s.profile ?? '',
-  'Last run': s.last_run ? `#${s.last_run.number} ${s.last_run.status}` : '',
-  Description: s.description,
+const jobRow = (j: Job) => ({
+  Name: j.name,
+  'Entry point': j.entry_point,
+  Type: j.kind,
+  'Version #': j.version,
+  Schedule: j.schedule ?? '',
+  Profile: j.profile ?? '',
+  'Last run': j.last_run ? `#${j.last_run.number} ${j.last_run.status}` : '',
+  Description: j.description,
 });
 const runRow = (r: Run) => ({
   'Run #': r.number,
-  Script: r.script?.name ?? r.script_id,
+  Script: r.job?.name ?? r.job_id,
   Status: r.status,
   Trigger: r.trigger,
   Profile: r.profile ?? '',
@@ -50,7 +50,7 @@ const runRow = (r: Run) => ({
 
 /** Why a run did not complete, in one line. */
 function failureText(r: Run): string {
-  const name = r.script?.name ?? r.script_id;
+  const name = r.job?.name ?? r.job_id;
   if (r.status === 'cancelled') return `run #${r.number} of ${name} was cancelled`;
   const parts = [r.failure_reason ?? 'unknown reason'];
   if (r.exit_code !== null && r.exit_code !== undefined) parts.push(`exit code ${r.exit_code}`);
@@ -58,48 +58,48 @@ function failureText(r: Run): string {
   return `run #${r.number} of ${name} ${r.status}: ${parts.join(', ')}${r.message ? ` (${r.message})` : ''}`;
 }
 
-/** Splits `[op] [script] [N]` in any order. */
-function parseArgs(args: string[], ops: string[], dflt: string): { op: string; script?: string; n?: number } {
+/** Splits `[op] [job] [N]` in any order. */
+function parseArgs(args: string[], ops: string[], dflt: string): { op: string; job?: string; n?: number } {
   let op: string | undefined;
-  let script: string | undefined;
+  let job: string | undefined;
   let n: number | undefined;
   for (const a of args) {
-    if (/^\d+$/.test(a) && script !== undefined) {
+    if (/^\d+$/.test(a) && job !== undefined) {
       if (n !== undefined) throw new CliError(`unexpected ${a}: give one run number`, 2);
       n = Number(a);
     } else if (ops.includes(a) && op === undefined) {
       op = a;
-    } else if (script === undefined) {
-      script = a;
+    } else if (job === undefined) {
+      job = a;
     } else
       throw new CliError(`unexpected argument ${a}: expected ${ops.join('|')}, a script and a number`, 2);
   }
-  return { op: op ?? dflt, script, n: n === 0 ? undefined : n };
+  return { op: op ?? dflt, job, n: n === 0 ? undefined : n };
 }
 
-function requireScript(script: string | undefined, usage: string): string {
-  if (!script) throw new CliError(`missing script: ${usage}`, 2);
-  return script;
+/** The job a command names (the CLI's user-facing word, as dlt's, is script). */
+function requireJob(job: string | undefined, usage: string): string {
+  if (!job) throw new CliError(`missing script: ${usage}`, 2);
+  return job;
 }
 
-/** Run N of a script (default: the latest). Run numbers of a job have no gaps, newest first. */
-async function findRun(c: RunwayClient, wsId: string, script: Script, n?: number): Promise<Run> {
-  const latest = (await c.listRuns(wsId, { scriptId: script.id, limit: 1 })).items[0];
-  if (!latest) throw new CliError(`script ${script.name} has no runs`);
+/** Run N of a job (default: the latest). Run numbers of a job have no gaps, newest first. */
+async function findRun(c: RunwayClient, wsId: string, job: Job, n?: number): Promise<Run> {
+  const latest = (await c.listRuns(wsId, { jobId: job.id, limit: 1 })).items[0];
+  if (!latest) throw new CliError(`script ${job.name} has no runs`);
   if (n === undefined || n === latest.number) return latest;
   if (n < latest.number) {
-    const at = (await c.listRuns(wsId, { scriptId: script.id, limit: 1, offset: latest.number - n }))
-      .items[0];
+    const at = (await c.listRuns(wsId, { jobId: job.id, limit: 1, offset: latest.number - n })).items[0];
     if (at?.number === n) return at;
     // Fallback: scan.
     for (let offset = 0; ; offset += 100) {
-      const page = await c.listRuns(wsId, { scriptId: script.id, limit: 100, offset });
+      const page = await c.listRuns(wsId, { jobId: job.id, limit: 100, offset });
       const hit = page.items.find((r) => r.number === n);
       if (hit) return hit;
       if (page.items.length < 100) break;
     }
   }
-  throw new CliError(`run #${n} of script ${script.name} not found (latest is #${latest.number})`);
+  throw new CliError(`run #${n} of script ${job.name} not found (latest is #${latest.number})`);
 }
 
 export function registerJobs(program: Command, g: () => GlobalOptions): void {
@@ -171,17 +171,17 @@ export function registerJobs(program: Command, g: () => GlobalOptions): void {
     .argument('<script>', 'entry point, relative to the workspace root')
     .option('-d, --detach', 'do not follow the logs: return once the run left pending')
     .option('--description <text>', 'job description')
-    .action(async (script: string, opts: { detach?: boolean; description?: string }) => {
+    .action(async (entryPoint: string, opts: { detach?: boolean; description?: string }) => {
       const { ws, c, wsId } = await session();
-      await syncForJob(c, wsId, ws, script, note);
-      const job = await c.upsertScript(wsId, {
-        name: script,
-        entry_point: script,
-        script_type: 'batch',
+      await syncForJob(c, wsId, ws, entryPoint, note);
+      const job = await c.upsertJob(wsId, {
+        name: entryPoint,
+        entry_point: entryPoint,
+        kind: 'batch',
         ...(opts.description !== undefined ? { description: opts.description } : {}),
       });
       say(`Job ${job.name} created or updated, version #${job.version}`);
-      let run = await c.createRun(wsId, job.id);
+      let run = await c.requestRun(wsId, job.id);
       say(`Run #${run.number} of ${job.name} created`);
       say(`Run status: ${run.status}`);
       let status = run.status;
@@ -217,35 +217,35 @@ export function registerJobs(program: Command, g: () => GlobalOptions): void {
         args: string[],
         opts: { name?: string; schedule?: string; interactive?: boolean; description?: string },
       ) => {
-        const { op, script } = parseArgs(args, ['list', 'info', 'create', 'delete'], 'info');
+        const { op, job: named } = parseArgs(args, ['list', 'info', 'create', 'delete'], 'info');
         const { ws, c, wsId } = await session();
         if (op === 'list') {
-          if (script) throw new CliError(`unexpected argument ${script}: job list takes no script`, 2);
-          const page = await c.listScripts(wsId);
+          if (named) throw new CliError(`unexpected argument ${named}: job list takes no script`, 2);
+          const page = await c.listJobs(wsId);
           printOut(g(), page.items, () =>
-            page.items.length ? table(page.items.map(scriptRow)) : 'No jobs found in this workspace\n',
+            page.items.length ? table(page.items.map(jobRow)) : 'No jobs found in this workspace\n',
           );
         } else if (op === 'create') {
-          const entry = requireScript(script, 'runway job create <script>');
+          const entry = requireJob(named, 'runway job create <script>');
           requireLocalFile(ws, entry);
-          const job = await c.upsertScript(wsId, {
+          const job = await c.upsertJob(wsId, {
             name: opts.name ?? entry,
             entry_point: entry,
-            script_type: opts.interactive ? 'interactive' : 'batch',
+            kind: opts.interactive ? 'interactive' : 'batch',
             ...(opts.description !== undefined ? { description: opts.description } : {}),
             ...(opts.schedule !== undefined ? { schedule: opts.schedule } : {}),
           });
           printOut(
             g(),
             job,
-            () => `Job ${job.name} created or updated, version #${job.version}\n` + table([scriptRow(job)]),
+            () => `Job ${job.name} created or updated, version #${job.version}\n` + table([jobRow(job)]),
           );
         } else if (op === 'delete') {
-          const gone = await c.deleteScript(wsId, requireScript(script, 'runway job delete <script>'));
+          const gone = await c.deleteJob(wsId, requireJob(named, 'runway job delete <script>'));
           printOut(g(), gone, () => `Job ${gone.name} deleted (its runs and versions are kept)\n`);
         } else {
-          const job = await c.getScript(wsId, requireScript(script, 'runway job info <script>'));
-          printOut(g(), job, () => table([scriptRow(job)]));
+          const job = await c.getJob(wsId, requireJob(named, 'runway job info <script>'));
+          printOut(g(), job, () => table([jobRow(job)]));
         }
       },
     );
@@ -258,27 +258,27 @@ export function registerJobs(program: Command, g: () => GlobalOptions): void {
     .argument('[args...]', 'operation, script and run number')
     .option('-f, --follow', 'logs: follow the log live until the run ends')
     .action(async (args: string[], opts: { follow?: boolean }) => {
-      const { op, script, n } = parseArgs(args, ['list', 'info', 'create', 'cancel', 'logs'], 'info');
+      const { op, job: named, n } = parseArgs(args, ['list', 'info', 'create', 'cancel', 'logs'], 'info');
       if (op === 'logs')
-        return logs(requireScript(script, 'runway job-run <script> [N] logs [-f]'), n, opts.follow ?? false);
+        return logs(requireJob(named, 'runway job-run <script> [N] logs [-f]'), n, opts.follow ?? false);
       if (opts.follow) throw new CliError('-f only goes with logs', 2);
       const { c, wsId } = await session();
       if (op === 'list') {
-        const job = script ? await c.getScript(wsId, script) : undefined;
-        const page = await c.listRuns(wsId, { scriptId: job?.id });
+        const job = named ? await c.getJob(wsId, named) : undefined;
+        const page = await c.listRuns(wsId, { jobId: job?.id });
         printOut(g(), page.items, () =>
           page.items.length
             ? table(page.items.map(runRow))
             : `No runs found${job ? ` for ${job.name}` : ''}\n`,
         );
       } else if (op === 'create') {
-        const job = await c.getScript(wsId, requireScript(script, 'runway job-run create <script>'));
-        const run = await c.createRun(wsId, job.id);
+        const job = await c.getJob(wsId, requireJob(named, 'runway job-run create <script>'));
+        const run = await c.requestRun(wsId, job.id);
         printOut(g(), run, () => `Run #${run.number} of ${job.name} created\n` + table([runRow(run)]));
       } else if (op === 'cancel') {
-        await cancel(c, wsId, requireScript(script, 'runway job-run cancel <script> [N]'), n);
+        await cancel(c, wsId, requireJob(named, 'runway job-run cancel <script> [N]'), n);
       } else {
-        const job = await c.getScript(wsId, requireScript(script, 'runway job-run info <script> [N]'));
+        const job = await c.getJob(wsId, requireJob(named, 'runway job-run info <script> [N]'));
         const run = await c.getRun(wsId, (await findRun(c, wsId, job, n)).id);
         printOut(g(), run, () => {
           const timeline = (run.status_timeline ?? []).map((t) => ({
@@ -294,8 +294,8 @@ export function registerJobs(program: Command, g: () => GlobalOptions): void {
       }
     });
 
-  async function cancel(c: RunwayClient, wsId: string, script: string, n?: number): Promise<void> {
-    const job = await c.getScript(wsId, script);
+  async function cancel(c: RunwayClient, wsId: string, named: string, n?: number): Promise<void> {
+    const job = await c.getJob(wsId, named);
     const run = await findRun(c, wsId, job, n);
     let res: Run;
     try {
@@ -317,19 +317,19 @@ export function registerJobs(program: Command, g: () => GlobalOptions): void {
     .description('cancel run N of a script (default: the latest)')
     .argument('<script>')
     .argument('[N]', 'run number')
-    .action(async (script: string, n?: string) => {
+    .action(async (named: string, n?: string) => {
       if (n !== undefined && !/^\d+$/.test(n)) throw new CliError(`invalid run number ${n}`, 2);
       const { c, wsId } = await session();
-      await cancel(c, wsId, script, n ? Number(n) : undefined);
+      await cancel(c, wsId, named, n ? Number(n) : undefined);
     });
 
   /**
    * `logs <script> [N] [-f]`: the complete log of run N (default: the latest). With -f the log is
    * followed live until the run ends; exit 0 if it completed, 1 (with a one-line reason) if not.
    */
-  async function logs(script: string, n: number | undefined, follow: boolean): Promise<void> {
+  async function logs(named: string, n: number | undefined, follow: boolean): Promise<void> {
     const { c, wsId } = await session();
-    const job = await c.getScript(wsId, script);
+    const job = await c.getJob(wsId, named);
     const run = await findRun(c, wsId, job, n);
     if (follow) {
       note(`Logs of run #${run.number} of ${job.name} (status: ${run.status})`);
@@ -354,8 +354,8 @@ export function registerJobs(program: Command, g: () => GlobalOptions): void {
       '-f, --follow',
       'follow the log live; exit 0 if the run completed, 1 if it failed or was cancelled',
     )
-    .action(async (script: string, n: string | undefined, opts: { follow?: boolean }) => {
+    .action(async (named: string, n: string | undefined, opts: { follow?: boolean }) => {
       if (n !== undefined && !/^\d+$/.test(n)) throw new CliError(`invalid run number ${n}`, 2);
-      await logs(script, n && Number(n) !== 0 ? Number(n) : undefined, opts.follow ?? false);
+      await logs(named, n && Number(n) !== 0 ? Number(n) : undefined, opts.follow ?? false);
     });
 }

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { CronExpressionParser } from 'cron-parser';
-import { ClientError, type RunwayClient, type Script } from '#libs/client';
+import { ClientError, type Job, type RunwayClient } from '#libs/client';
 import { CliError } from '../instance.js';
 import { openSession, type GlobalOptions } from '../session.js';
 import { printOut } from './print.js';
@@ -77,12 +77,12 @@ export function registerSchedule(program: Command, g: () => GlobalOptions): void
     .option('--overlap <policy>', `a fire while a run of the job is still active: ${OVERLAP.join(' | ')}`)
     .option('--current', 'with cancel: also cancel the latest run')
     .option('--description <text>', 'job description')
-    .action(async (script: string, what: string, opts: ScheduleOptions) => {
+    .action(async (entryPoint: string, what: string, opts: ScheduleOptions) => {
       if (what === 'cancel') {
         for (const o of ['tz', 'missed', 'overlap'] as const)
           if (opts[o] !== undefined) throw new CliError(`--${o} does not go with cancel`, 2);
         const { c, wsId } = await openSession(g(), note);
-        await cancel(c, wsId, script, opts.current ?? false);
+        await cancel(c, wsId, entryPoint, opts.current ?? false);
         return;
       }
       if (opts.current) throw new CliError('--current goes with cancel only', 2);
@@ -91,11 +91,11 @@ export function registerSchedule(program: Command, g: () => GlobalOptions): void
       const missed = oneOf('--missed policy', opts.missed, MISSED);
       const overlap = oneOf('--overlap policy', opts.overlap, OVERLAP);
       const { ws, c, wsId } = await openSession(g(), note);
-      await syncForJob(c, wsId, ws, script, note);
-      const job = await c.upsertScript(wsId, {
-        name: script,
-        entry_point: script,
-        script_type: 'batch',
+      await syncForJob(c, wsId, ws, entryPoint, note);
+      const job = await c.upsertJob(wsId, {
+        name: entryPoint,
+        entry_point: entryPoint,
+        kind: 'batch',
         schedule: what.trim(),
         ...(opts.description !== undefined ? { description: opts.description } : {}),
         ...(opts.tz !== undefined ? { timezone: opts.tz } : {}),
@@ -105,7 +105,7 @@ export function registerSchedule(program: Command, g: () => GlobalOptions): void
       printOut(g(), job, () => describe(job));
     });
 
-  function describe(job: Script): string {
+  function describe(job: Job): string {
     return (
       `Scheduled ${job.name} with cron "${job.schedule ?? ''}" (${job.timezone ?? 'UTC'}), next run at ${
         job.next_scheduled_run ?? 'never (inactive)'
@@ -116,18 +116,18 @@ export function registerSchedule(program: Command, g: () => GlobalOptions): void
     );
   }
 
-  async function cancel(c: RunwayClient, wsId: string, script: string, current: boolean): Promise<void> {
-    const job = await c.getScript(wsId, script);
+  async function cancel(c: RunwayClient, wsId: string, named: string, current: boolean): Promise<void> {
+    const job = await c.getJob(wsId, named);
     if (job.schedule === null) {
       // As dlt: nothing to cancel, not even with --current.
       say(`${job.name} is not a scheduled job`);
       if (g().json) process.stdout.write(JSON.stringify(job, null, 2) + '\n');
       return;
     }
-    const updated = await c.upsertScript(wsId, {
+    const updated = await c.upsertJob(wsId, {
       name: job.name,
       entry_point: job.entry_point,
-      script_type: job.script_type,
+      kind: job.kind,
       description: job.description,
       schedule: null,
     });
@@ -136,7 +136,7 @@ export function registerSchedule(program: Command, g: () => GlobalOptions): void
       if (g().json) process.stdout.write(JSON.stringify(updated, null, 2) + '\n');
       return;
     }
-    const latest = (await c.listRuns(wsId, { scriptId: job.id, limit: 1 })).items[0];
+    const latest = (await c.listRuns(wsId, { jobId: job.id, limit: 1 })).items[0];
     if (!latest) {
       say(`${job.name} has no run to cancel`);
       return;

@@ -1,12 +1,13 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Role } from '#libs/contracts';
 import { ConflictError } from '#libs/eventstore';
-import { forbidden, notFound } from '#libs/http';
+import { notFound } from '#libs/http';
 import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
 import { parentOf, type Principal } from '../auth/authenticator.js';
 import { IdentityRepository } from '../auth/identity.repository.js';
 import { UserHandler } from '../user/user.handler.js';
 import { WorkspaceHandler } from '../workspace/workspace.handler.js';
+import { WorkspaceRepository } from '../workspace/workspace.repository.js';
 
 export interface TokenRequest {
   name: string;
@@ -60,6 +61,14 @@ const userView = (u: {
   date_disabled: u.disabled_at?.toISOString() ?? null,
 });
 
+const organization = (userId: string, email: string, since: Date) => ({
+  id: userId,
+  name: email,
+  description: null,
+  date_added: since.toISOString(),
+  date_updated: since.toISOString(),
+});
+
 function expiry(b: { expires_in_days?: number; expires_at?: string }): Date | null {
   if (b.expires_in_days) return new Date(Date.now() + b.expires_in_days * 86_400_000);
   if (b.expires_at) return new Date(b.expires_at);
@@ -67,9 +76,10 @@ function expiry(b: { expires_in_days?: number; expires_at?: string }): Date | nu
 }
 
 /**
- * Users and API tokens: the one application service behind the REST routes (and so behind gRPC,
- * which calls them with the caller's credentials). Each write waits for the read models, so the
- * next request (a revoked or disabled token, a new user) already sees it.
+ * The caller, users and API tokens: the one application service behind the REST routes and the
+ * gRPC methods (instance-admin methods are declared so beside each route and method). Each write
+ * waits for the read models, so the next request (a revoked or disabled token, a new user)
+ * already sees it.
  */
 @Injectable()
 export class AccountsService {
@@ -77,6 +87,7 @@ export class AccountsService {
     @Inject(IdentityRepository) private readonly identities: IdentityRepository,
     @Inject(UserHandler) private readonly users: UserHandler,
     @Inject(WorkspaceHandler) private readonly workspaces: WorkspaceHandler,
+    @Inject(WorkspaceRepository) private readonly workspaceRows: WorkspaceRepository,
     @Inject(SERVICE_CONTEXT) private readonly ctx: ServiceContext,
   ) {}
 
@@ -84,9 +95,39 @@ export class AccountsService {
     return (await this.identities.userById(userId))?.is_admin ?? false;
   }
 
-  async requireAdmin(p: Principal): Promise<void> {
-    if (!(await this.isAdmin(p.userId)))
-      throw forbidden('permission denied: only an instance administrator can do this');
+  /** The caller and their default workspace (the oldest one they own, else the oldest they belong to), created on first call. */
+  async me(p: Principal) {
+    let mine = await this.workspaceRows.ofUser(p.userId);
+    if (mine.length === 0) {
+      const created = await this.workspaces.create(`${p.email}'s workspace`, p.userId, {
+        actor: p.userId,
+        commandId: `default-workspace-${p.userId}`,
+      });
+      await this.ctx.waitForProjections(created.seq);
+      mine = await this.workspaceRows.ofUser(p.userId);
+    }
+    const ws = mine.find((w) => w.role === 'owner') ?? mine[0]!;
+    return {
+      user_id: p.userId,
+      identity_id: p.userId,
+      email: p.email,
+      default_organization: organization(p.userId, p.email, ws.created_at),
+      default_workspace: {
+        id: ws.id,
+        name: ws.name,
+        description: null,
+        date_added: ws.created_at.toISOString(),
+        date_updated: ws.updated_at.toISOString(),
+      },
+      workspaces: mine.map((w) => ({ id: w.id, name: w.name, role: w.role })),
+    };
+  }
+
+  /** Runway has no organizations: each user has one implicit organization whose id is the user's id. */
+  async organization(p: Principal, id: string) {
+    if (id !== p.userId) throw notFound(`organization ${id} not found`);
+    const mine = await this.workspaceRows.ofUser(p.userId);
+    return organization(p.userId, p.email, mine[0]?.created_at ?? new Date(0));
   }
 
   async myTokens(p: Principal) {
@@ -95,7 +136,6 @@ export class AccountsService {
 
   /** Every token of the instance (admins), optionally of one user and in one state. */
   async allTokens(p: Principal, filter: { user?: string; state?: TokenState }) {
-    await this.requireAdmin(p);
     let userId: string | undefined;
     if (filter.user) {
       const u = await this.identities.userByIdOrEmail(filter.user);
@@ -114,7 +154,6 @@ export class AccountsService {
   }
 
   async issueTokenFor(p: Principal, user: string, input: TokenRequest) {
-    await this.requireAdmin(p);
     const u = await this.identities.userByIdOrEmail(user);
     if (!u) throw notFound(`user ${user} not found`);
     return this.issue(u.id, input, p);
@@ -132,8 +171,7 @@ export class AccountsService {
     return tokenView(row);
   }
 
-  async listUsers(p: Principal) {
-    await this.requireAdmin(p);
+  async listUsers() {
     return { items: (await this.identities.listUsers()).map(userView) };
   }
 
@@ -141,7 +179,6 @@ export class AccountsService {
     p: Principal,
     input: { email: string; name?: string; workspace_id?: string; role?: Role },
   ) {
-    await this.requireAdmin(p);
     const email = input.email.trim().toLowerCase();
     if (input.workspace_id && !(await this.identities.membership(input.workspace_id, p.userId))) {
       throw notFound(`workspace ${input.workspace_id} not found`);
@@ -170,7 +207,6 @@ export class AccountsService {
 
   /** Disables a user (admins): every token of theirs stops working at once; nothing is deleted. */
   async disableUser(p: Principal, user: string, reason?: string) {
-    await this.requireAdmin(p);
     const u = await this.identities.userByIdOrEmail(user);
     if (!u) throw notFound(`user ${user} not found`);
     const r = await this.users.disable(u.id, p.userId, reason);
@@ -179,7 +215,6 @@ export class AccountsService {
   }
 
   async enableUser(p: Principal, user: string) {
-    await this.requireAdmin(p);
     const u = await this.identities.userByIdOrEmail(user);
     if (!u) throw notFound(`user ${user} not found`);
     const r = await this.users.enable(u.id, p.userId);

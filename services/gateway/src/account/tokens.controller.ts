@@ -3,10 +3,11 @@ import { z } from 'zod';
 import { roleSchema } from '#libs/contracts';
 import { ApiDoc, parseInput } from '#libs/http';
 import type { AuthedRequest } from '../auth/auth.guard.js';
+import { Authenticated } from '../auth/authenticated.decorator.js';
 import { principalOf } from '../auth/workspace-access.js';
 import { AccountsService } from './accounts.service.js';
 
-const createTokenBody = z
+export const createTokenBody = z
   .object({
     name: z.string().min(1).max(200),
     expires_in_days: z.number().positive().max(3650).optional(),
@@ -14,7 +15,7 @@ const createTokenBody = z
   })
   .strict()
   .refine((b) => !(b.expires_in_days && b.expires_at), 'give expires_in_days or expires_at, not both');
-const createUserBody = z
+export const createUserBody = z
   .object({
     email: z.string().email().max(320),
     name: z.string().max(200).optional(),
@@ -22,8 +23,8 @@ const createUserBody = z
     role: roleSchema.optional(),
   })
   .strict();
-const disableBody = z.object({ reason: z.string().max(500).optional() }).strict();
-const allTokensQuery = z
+export const disableBody = z.object({ reason: z.string().max(500).optional() }).strict();
+export const allTokensQuery = z
   .object({
     user: z.string().min(1).max(320).optional(),
     state: z.enum(['active', 'revoked', 'expired']).optional(),
@@ -59,6 +60,7 @@ export class TokensController {
   }
 
   @ApiDoc({ summary: 'Every token of the instance (instance admins); ?user=<id|email>&state=active' })
+  @Authenticated({ admin: true })
   @Get('admin/tokens')
   allTokens(@Req() req: AuthedRequest, @Query() query: unknown) {
     return this.accounts.allTokens(principalOf(req), parseInput(allTokensQuery, query, 'query'));
@@ -73,14 +75,15 @@ export class TokensController {
 }
 
 /** Users of the instance (instance admins). */
+@Authenticated({ admin: true })
 @Controller('api/v1/admin/users')
 export class UsersController {
   constructor(@Inject(AccountsService) private readonly accounts: AccountsService) {}
 
   @ApiDoc({ summary: 'Every user of the instance (instance admins)' })
   @Get()
-  list(@Req() req: AuthedRequest) {
-    return this.accounts.listUsers(principalOf(req));
+  list() {
+    return this.accounts.listUsers();
   }
 
   @ApiDoc({

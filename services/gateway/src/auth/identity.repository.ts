@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Kysely } from 'kysely';
-import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
+import { GatewayDatabase } from '../gateway.database.js';
 import type { GatewayTables } from '../migrations/index.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -9,8 +9,8 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 @Injectable()
 export class IdentityRepository {
   private readonly db: Kysely<GatewayTables>;
-  constructor(@Inject(SERVICE_CONTEXT) ctx: ServiceContext) {
-    this.db = ctx.db as Kysely<GatewayTables>;
+  constructor(@Inject(GatewayDatabase) db: GatewayDatabase) {
+    this.db = db.own;
   }
 
   tokenById(id: string) {

@@ -1,21 +1,22 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { z } from 'zod';
 import { forbidden, notFound } from '#libs/http';
-import type { AuthedRequest } from './auth.guard.js';
+import type { AuthRule } from './authenticated.decorator.js';
 import { Authenticator, type Principal } from './authenticator.js';
 import { IdentityRepository } from './identity.repository.js';
 
 export type Need = 'read' | 'write' | 'owner';
 const uuid = z.string().uuid();
 
-export function principalOf(req: AuthedRequest): Principal {
+export function principalOf(req: { principal?: Principal }): Principal {
   if (!req.principal) throw new Error('route reached without authentication');
   return req.principal;
 }
 
 /**
- * Authorization for workspace-scoped routes: a workspace the caller is not a member of is a 404
- * (its existence is not revealed); a viewer asking to write gets 403.
+ * Authorization, the one implementation behind @Authenticated (REST) and the gRPC method table:
+ * a workspace the caller is not a member of is a 404 (its existence is not revealed); a viewer
+ * asking to write gets 403; instance-admin routes refuse others with 403.
  */
 @Injectable()
 export class WorkspaceAccess {
@@ -23,6 +24,23 @@ export class WorkspaceAccess {
     @Inject(IdentityRepository) private readonly identities: IdentityRepository,
     @Inject(Authenticator) private readonly authenticator: Authenticator,
   ) {}
+
+  /** Enforces `rule` for the caller; `workspaceId` / `user` are what the request names. */
+  async authorize(
+    principal: Principal,
+    rule: AuthRule,
+    target: { workspaceId?: string; user?: string },
+  ): Promise<void> {
+    if (rule.admin && !(await this.identities.userById(principal.userId))?.is_admin)
+      throw forbidden('permission denied: only an instance administrator can do this');
+    if (!rule.workspace) return;
+    let need: Need = rule.workspace;
+    if (rule.selfNeeds && target.user) {
+      const named = await this.identities.userByIdOrEmail(target.user);
+      if (named && named.id === principal.userId) need = rule.selfNeeds;
+    }
+    await this.require(principal, target.workspaceId ?? '', need);
+  }
 
   /**
    * For long-lived responses: whether the caller may still read the workspace (credential not
@@ -40,12 +58,7 @@ export class WorkspaceAccess {
     return null;
   }
 
-  async require(
-    req: AuthedRequest,
-    workspaceId: string,
-    need: Need,
-  ): Promise<{ principal: Principal; role: string }> {
-    const principal = principalOf(req);
+  private async require(principal: Principal, workspaceId: string, need: Need): Promise<void> {
     if (!uuid.safeParse(workspaceId).success) throw notFound(`workspace ${workspaceId} not found`);
     const m = await this.identities.membership(workspaceId, principal.userId);
     if (!m) throw notFound(`workspace ${workspaceId} not found`);
@@ -53,6 +66,5 @@ export class WorkspaceAccess {
       throw forbidden('permission denied: viewers can read but not change this workspace');
     if (need === 'owner' && m.role !== 'owner')
       throw forbidden('permission denied: only an owner of this workspace can do this');
-    return { principal, role: m.role };
   }
 }

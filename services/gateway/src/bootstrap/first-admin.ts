@@ -3,8 +3,9 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { AggregateTypes, InstanceBootstrapped, UserRegistered, WorkspaceCreated } from '#libs/contracts';
-import { fold, GLOBAL_WORKSPACE, handleCommand, type AggregateRef, type EventStore } from '#libs/eventstore';
+import { AggregateTypes, UserRegistered, WorkspaceCreated } from '#libs/contracts';
+import { InstanceBootstrapped } from './instance.events.js';
+import { CommandHandler, fold, GLOBAL_WORKSPACE, type AggregateRef, type EventStore } from '#libs/eventstore';
 import type { RunningService } from '#libs/service-host';
 import { UserHandler } from '../user/user.handler.js';
 import { WorkspaceHandler } from '../workspace/workspace.handler.js';
@@ -99,9 +100,7 @@ export async function ensureFirstAdmin(
           adminEmail: FIRST_ADMIN_EMAIL,
           defaultWorkspaceId: randomUUID(),
         });
-    const r = await handleCommand(
-      store,
-      instanceDecider,
+    const r = await new CommandHandler(store, instanceDecider).handle(
       instanceRef,
       { type: 'BootstrapInstance', ...candidate },
       { commandId: `bootstrap-${candidate.adminUserId}`, actor: 'system' },

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import { deciderSpec } from '#libs/testing';
-import type { InstanceEvent } from '#libs/contracts';
+import type { InstanceEvent } from './instance.events.js';
 import { instanceDecider } from './instance.decider.js';
 
 const first = {

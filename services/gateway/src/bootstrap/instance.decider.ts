@@ -1,5 +1,5 @@
 import type { Decider } from '#libs/eventstore';
-import type { InstanceEvent } from '#libs/contracts';
+import type { InstanceEvent } from './instance.events.js';
 
 export interface InstanceIdentity {
   adminUserId: string;

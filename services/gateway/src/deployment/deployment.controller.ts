@@ -15,18 +15,13 @@ import {
 import type { Response } from 'express';
 import type { IncomingMessage } from 'node:http';
 import { z } from 'zod';
-import { fileListDigest } from '#libs/archive';
-import { ApiDoc, ApiError, badRequest, notFound, parseInput } from '#libs/http';
+import { ApiDoc, ApiError, badRequest, notFound, parseInput, readMultipartFile } from '#libs/http';
 import type { AuthedRequest } from '../auth/auth.guard.js';
-import { WorkspaceAccess } from '../auth/workspace-access.js';
-import { DeploymentRepository, type DeploymentRow } from './deployment.repository.js';
-import { DeploymentUploads } from './deployment.uploads.js';
+import { listQuery } from '../page.js';
+import { Authenticated } from '../auth/authenticated.decorator.js';
+import { principalOf } from '../auth/workspace-access.js';
+import { DeploymentsService, type DeploymentRow } from './deployments.service.js';
 
-const listQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
-  offset: z.coerce.number().int().min(0).default(0),
-});
-const uuid = z.string().uuid();
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'must be a lower-case hex SHA-256');
 
 const syncFile = z.union([
@@ -146,18 +141,14 @@ function readRaw(req: IncomingMessage, max: number): Promise<Buffer> {
  */
 @Controller('api/v1/workspaces/:ws')
 export class DeploymentController {
-  constructor(
-    @Inject(WorkspaceAccess) private readonly access: WorkspaceAccess,
-    @Inject(DeploymentRepository) private readonly repo: DeploymentRepository,
-    @Inject(DeploymentUploads) private readonly uploads: DeploymentUploads,
-  ) {}
+  constructor(@Inject(DeploymentsService) private readonly deployments: DeploymentsService) {}
 
   @Get('deployments')
   @ApiDoc({ summary: 'List deployment versions, newest first', response: listResponse })
-  async list(@Req() req: AuthedRequest, @Param('ws') ws: string, @Query() query: unknown) {
-    await this.access.require(req, ws, 'read');
+  @Authenticated({ workspace: 'read' })
+  async list(@Param('ws') ws: string, @Query() query: unknown) {
     const q = parseInput(listQuery, query, 'query');
-    const { rows, total } = await this.repo.list(ws, q.limit, q.offset);
+    const { rows, total } = await this.deployments.list(ws, q.limit, q.offset);
     return { items: rows.map(toDeploymentResponse), limit: q.limit, offset: q.offset, total };
   }
 
@@ -169,14 +160,22 @@ export class DeploymentController {
     bodyContentType: 'multipart/form-data',
     response: deploymentResponse,
   })
+  @Authenticated({ workspace: 'write' })
   async upload(@Req() req: AuthedRequest, @Param('ws') ws: string, @Headers('idempotency-key') key?: string) {
-    const { principal } = await this.access.require(req, ws, 'write');
-    const { row } = await this.uploads.fromArchive(
-      req,
-      ws,
-      principal.userId,
-      key ? `deployment:${key}` : undefined,
-    );
+    let part;
+    try {
+      part = await readMultipartFile(req, {
+        field: 'file',
+        maxBytes: this.deployments.limits.maxArchiveBytes,
+        what: 'deployment package',
+      });
+    } catch (err) {
+      // An oversize body is a 413; the other multipart errors stay 400.
+      if (err instanceof ApiError && err.extra.code === 'archive_too_large')
+        throw new ApiError(413, err.detail, err.extra);
+      throw err;
+    }
+    const { row } = await this.deployments.fromArchive(principalOf(req), ws, part.data, key);
     return toDeploymentResponse(row);
   }
 
@@ -187,19 +186,11 @@ export class DeploymentController {
     body: syncBody,
     response: planResponse,
   })
-  async plan(@Req() req: AuthedRequest, @Param('ws') ws: string, @Body() body: unknown) {
-    await this.access.require(req, ws, 'write');
-    const files = this.uploads.checkSyncFiles(parseInput(syncBody, body, 'body').files);
-    const [{ missing, missingBytes }, latest] = await Promise.all([
-      this.uploads.missing(ws, files),
-      this.repo.latest(ws),
-    ]);
-    return {
-      missing,
-      missing_bytes: missingBytes,
-      file_count: files.length,
-      unchanged: latest?.files_digest === fileListDigest(files),
-    };
+  @Authenticated({ workspace: 'write' })
+  async plan(@Param('ws') ws: string, @Body() body: unknown) {
+    const files = this.deployments.checkSyncFiles(parseInput(syncBody, body, 'body').files);
+    const { missing, missingBytes, unchanged } = await this.deployments.plan(ws, files);
+    return { missing, missing_bytes: missingBytes, file_count: files.length, unchanged };
   }
 
   @Post('deployments/sync/commit')
@@ -210,42 +201,37 @@ export class DeploymentController {
     body: syncBody,
     response: deploymentResponse.extend({ created: z.boolean() }),
   })
+  @Authenticated({ workspace: 'write' })
   async commit(
     @Req() req: AuthedRequest,
     @Param('ws') ws: string,
     @Body() body: unknown,
     @Headers('idempotency-key') key?: string,
   ) {
-    const { principal } = await this.access.require(req, ws, 'write');
-    const files = this.uploads.checkSyncFiles(parseInput(syncBody, body, 'body').files);
-    const { row, created } = await this.uploads.commit(
-      ws,
-      principal.userId,
-      files,
-      key ? `deployment:${key}` : undefined,
-    );
+    const files = this.deployments.checkSyncFiles(parseInput(syncBody, body, 'body').files);
+    const { row, created } = await this.deployments.commit(principalOf(req), ws, files, key);
     return { ...toDeploymentResponse(row), created };
   }
 
   @Get('deployments/latest')
   @ApiDoc({ summary: 'The newest deployment version (404 when there is none)', response: deploymentResponse })
-  async latest(@Req() req: AuthedRequest, @Param('ws') ws: string) {
-    await this.access.require(req, ws, 'read');
-    return toDeploymentResponse(await this.resolve(ws, 'latest'));
+  @Authenticated({ workspace: 'read' })
+  async latest(@Param('ws') ws: string) {
+    return toDeploymentResponse(await this.deployments.resolve(ws, 'latest'));
   }
 
   @Get('deployments/latest/files')
   @ApiDoc({ summary: 'Files of the newest deployment version', response: filesResponse })
-  async latestFiles(@Req() req: AuthedRequest, @Param('ws') ws: string) {
-    await this.access.require(req, ws, 'read');
-    return this.files(await this.resolve(ws, 'latest'));
+  @Authenticated({ workspace: 'read' })
+  async latestFiles(@Param('ws') ws: string) {
+    return this.files(await this.deployments.resolve(ws, 'latest'));
   }
 
   @Get('deployments/:idOrVersion')
   @ApiDoc({ summary: 'A deployment version by id (UUID) or version number', response: deploymentResponse })
-  async get(@Req() req: AuthedRequest, @Param('ws') ws: string, @Param('idOrVersion') idOrVersion: string) {
-    await this.access.require(req, ws, 'read');
-    return toDeploymentResponse(await this.resolve(ws, idOrVersion));
+  @Authenticated({ workspace: 'read' })
+  async get(@Param('ws') ws: string, @Param('idOrVersion') idOrVersion: string) {
+    return toDeploymentResponse(await this.deployments.resolve(ws, idOrVersion));
   }
 
   @Get('deployments/:idOrVersion/files')
@@ -253,13 +239,9 @@ export class DeploymentController {
     summary: 'Files of a deployment version: path, type, size, sha256, mode (and target for symlinks)',
     response: filesResponse,
   })
-  async getFiles(
-    @Req() req: AuthedRequest,
-    @Param('ws') ws: string,
-    @Param('idOrVersion') idOrVersion: string,
-  ) {
-    await this.access.require(req, ws, 'read');
-    return this.files(await this.resolve(ws, idOrVersion));
+  @Authenticated({ workspace: 'read' })
+  async getFiles(@Param('ws') ws: string, @Param('idOrVersion') idOrVersion: string) {
+    return this.files(await this.deployments.resolve(ws, idOrVersion));
   }
 
   @Put('blobs/:sha256')
@@ -268,8 +250,8 @@ export class DeploymentController {
     summary: 'Incremental sync, step 2: upload one file content (raw body, verified against its SHA-256)',
     bodyContentType: 'application/octet-stream',
   })
+  @Authenticated({ workspace: 'write' })
   async putBlob(@Req() req: AuthedRequest, @Param('ws') ws: string, @Param('sha256') hash: string) {
-    await this.access.require(req, ws, 'write');
     if (!sha256.safeParse(hash).success)
       throw badRequest(`invalid blob hash ${JSON.stringify(hash)}: expected a lower-case hex SHA-256`);
     const type = (req.headers['content-type'] ?? 'application/octet-stream')
@@ -282,8 +264,8 @@ export class DeploymentController {
         `send the blob as a raw body with Content-Type application/octet-stream (got ${type})`,
       );
     }
-    const data = await readRaw(req, this.uploads.limits.maxFileBytes);
-    return this.uploads.putBlob(ws, hash, data);
+    const data = await readRaw(req, this.deployments.limits.maxFileBytes);
+    return this.deployments.putBlob(ws, hash, data);
   }
 
   @Post('blobs')
@@ -293,8 +275,8 @@ export class DeploymentController {
       'Incremental sync, step 2 in bulk: upload many file contents as an uncompressed tar whose members are named by their SHA-256',
     bodyContentType: 'application/x-tar',
   })
+  @Authenticated({ workspace: 'write' })
   async putBlobs(@Req() req: AuthedRequest, @Param('ws') ws: string) {
-    await this.access.require(req, ws, 'write');
     const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     if (type !== 'application/x-tar' || (req as { _body?: boolean })._body) {
       req.resume();
@@ -302,45 +284,23 @@ export class DeploymentController {
         `send the blobs as an uncompressed tar with Content-Type application/x-tar (got ${type || 'none'})`,
       );
     }
-    const data = await readRaw(req, this.uploads.limits.maxArchiveBytes);
-    return this.uploads.putBlobBatch(ws, data);
+    const data = await readRaw(req, this.deployments.limits.maxArchiveBytes);
+    return this.deployments.putBlobBatch(ws, data);
   }
 
   @Get('blobs/:sha256')
   @ApiDoc({ summary: 'Download one file content of the workspace by its SHA-256' })
-  async getBlob(
-    @Req() req: AuthedRequest,
-    @Param('ws') ws: string,
-    @Param('sha256') hash: string,
-    @Res() res: Response,
-  ) {
-    await this.access.require(req, ws, 'read');
+  @Authenticated({ workspace: 'read' })
+  async getBlob(@Param('ws') ws: string, @Param('sha256') hash: string, @Res() res: Response) {
     if (!sha256.safeParse(hash).success)
       throw badRequest(`invalid blob hash ${JSON.stringify(hash)}: expected a lower-case hex SHA-256`);
-    const data = await this.uploads.getBlob(ws, hash);
+    const data = await this.deployments.getBlob(ws, hash);
     if (!data) throw notFound(`blob ${hash} not found`);
     res.status(200).type('application/octet-stream').send(data);
   }
 
-  private async resolve(ws: string, idOrVersion: string): Promise<DeploymentRow> {
-    let row: DeploymentRow | undefined;
-    if (idOrVersion === 'latest') {
-      row = await this.repo.latest(ws);
-      if (!row) throw notFound('no deployment yet in this workspace');
-      return row;
-    }
-    if (/^\d{1,9}$/.test(idOrVersion)) row = await this.repo.byVersion(ws, Number(idOrVersion));
-    else if (uuid.safeParse(idOrVersion).success) row = await this.repo.byId(ws, idOrVersion.toLowerCase());
-    else
-      throw badRequest(
-        `deployment_id_or_version must be a UUID or a version number, got ${JSON.stringify(idOrVersion)}`,
-      );
-    if (!row) throw notFound(`deployment ${idOrVersion} not found`);
-    return row;
-  }
-
   private async files(row: DeploymentRow) {
-    const files = await this.repo.files(row.id);
+    const files = await this.deployments.files(row);
     return {
       id: row.id,
       version: row.version,

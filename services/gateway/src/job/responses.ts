@@ -1,6 +1,8 @@
 import { z } from 'zod';
-import type { JobRow, JobVersionRow } from '../../../scheduling/src/migrations/index.js';
-import type { RunRecord } from './jobs.repository.js';
+import { notFound } from '#libs/http';
+import { JobNotFound } from './jobs.service.js';
+import type { JobRow, JobVersionRow } from '../../../scheduling/src/job/read-models/jobs.queries.js';
+import type { RunRecord } from '../../../execution/src/run/read-models/runs.queries.js';
 
 /** Required uuid fields of the compatible API that Runway may not have (no configuration uploaded, system actor). */
 export const NIL_UUID = '00000000-0000-0000-0000-000000000000';
@@ -202,4 +204,10 @@ export function toRun(r: RunRecord, publicUrl: string): RunResponse {
     worker_id: r.worker_id,
     pid: r.pid,
   };
+}
+
+/** The compatible API's word for a job that is not there. */
+export function asScriptError(err: unknown): never {
+  if (err instanceof JobNotFound) throw notFound(`script ${err.ref} not found`);
+  throw err;
 }

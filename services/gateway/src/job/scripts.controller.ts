@@ -11,23 +11,17 @@ import {
   Query,
   Req,
 } from '@nestjs/common';
-import type { ClientProxy } from '@nestjs/microservices';
-import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import {
-  deleteJobReply,
-  JobRpc,
-  upsertJobReply,
-  type DeleteJobRequest,
-  type UpsertJobRequest,
-} from '#libs/contracts';
-import { ApiDoc, ApiError, notFound, parseInput } from '#libs/http';
-import { rpc, SERVICE_CONTEXT, SERVICES_CLIENT, type ServiceContext } from '#libs/service-host';
-import type { JobRow } from '../../../scheduling/src/migrations/index.js';
+import { ApiDoc, notFound, parseInput } from '#libs/http';
+import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
+import type { RunRecord } from '../../../execution/src/run/read-models/runs.queries.js';
 import type { AuthedRequest } from '../auth/auth.guard.js';
-import { WorkspaceAccess } from '../auth/workspace-access.js';
-import { JobsRepository } from './jobs.repository.js';
+import { Authenticated } from '../auth/authenticated.decorator.js';
+import { principalOf } from '../auth/workspace-access.js';
+import { joinSegments, listQuery } from '../page.js';
+import { JobsService, type JobRow } from './jobs.service.js';
 import {
+  asScriptError,
   detailedScriptResponse,
   listOf,
   scriptResponse,
@@ -36,11 +30,6 @@ import {
   toScript,
   toScriptVersion,
 } from './responses.js';
-
-export const listQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
-  offset: z.coerce.number().int().min(0).default(0),
-});
 
 /** CreateScriptRequest of the compatible API, plus Runway's `timeout_seconds`. Unknown keys are ignored. */
 const createScriptBody = z.object({
@@ -60,12 +49,6 @@ const createScriptBody = z.object({
   overlap_policy: z.enum(['skip', 'queue', 'allow']).optional(),
 });
 
-/** Path parameters: Express 5 hands a wildcard over as its segments. */
-export function joinSegments(p: string | string[] | undefined): string[] {
-  if (p === undefined) return [];
-  return (Array.isArray(p) ? p : p.split('/')).filter((s) => s.length > 0);
-}
-
 const deletedScriptResponse = z.object({ id: z.string().uuid(), name: z.string(), deleted: z.literal(true) });
 
 /**
@@ -78,9 +61,7 @@ export class ScriptsController {
   private readonly publicUrl: string;
 
   constructor(
-    @Inject(JobsRepository) private readonly repo: JobsRepository,
-    @Inject(WorkspaceAccess) private readonly access: WorkspaceAccess,
-    @Inject(SERVICES_CLIENT) private readonly client: ClientProxy,
+    @Inject(JobsService) private readonly jobs: JobsService,
     @Inject(SERVICE_CONTEXT) ctx: ServiceContext,
   ) {
     this.publicUrl = ctx.config.publicUrl;
@@ -90,17 +71,16 @@ export class ScriptsController {
     summary: 'List jobs (scripts), by name, each with its last run',
     response: listOf(detailedScriptResponse),
   })
+  @Authenticated({ workspace: 'read' })
   @Get()
-  async list(@Req() req: AuthedRequest, @Param('ws') ws: string, @Query() query: unknown) {
-    await this.access.require(req, ws, 'read');
+  async list(@Param('ws') ws: string, @Query() query: unknown) {
     const q = parseInput(listQuery, query, 'query');
-    const { rows, total } = await this.repo.jobs(ws, q.limit, q.offset);
-    const last = await this.repo.lastRuns(rows.map((r) => r.id));
+    const page = await this.jobs.list(ws, q.limit, q.offset);
     return {
-      items: rows.map((j) => this.detailed(j, last.get(j.id))),
+      items: page.rows.map((j) => this.detailed(j.job, j.lastRun)),
       limit: q.limit,
       offset: q.offset,
-      total,
+      total: page.total,
     };
   }
 
@@ -109,6 +89,7 @@ export class ScriptsController {
     body: createScriptBody,
     response: scriptResponse,
   })
+  @Authenticated({ workspace: 'write' })
   @Post()
   @HttpCode(201)
   async upsert(
@@ -117,15 +98,11 @@ export class ScriptsController {
     @Body() body: unknown,
     @Headers('idempotency-key') key?: string,
   ) {
-    const { principal } = await this.access.require(req, ws, 'write');
     const b = parseInput(createScriptBody, body, 'body');
-    const reply = await rpc(
-      this.client,
-      JobRpc.upsert,
+    const job = await this.jobs.upsert(
+      principalOf(req),
+      ws,
       {
-        workspaceId: ws,
-        actor: principal.userId,
-        commandId: key ? `job:${key}` : randomUUID(),
         name: b.name,
         description: b.description,
         entryPoint: b.entry_point,
@@ -137,12 +114,9 @@ export class ScriptsController {
         timezone: b.timezone,
         missedPolicy: b.missed_policy,
         overlapPolicy: b.overlap_policy,
-      } satisfies UpsertJobRequest,
-      upsertJobReply,
+      },
+      key,
     );
-    await this.repo.waitForProjection('jobs', reply.seq);
-    const job = await this.repo.job(ws, reply.jobId);
-    if (!job) throw new ApiError(503, `job ${reply.jobId} was stored but is not readable yet, retry`);
     return toScript(job, this.publicUrl);
   }
 
@@ -151,31 +125,26 @@ export class ScriptsController {
       'A job by id or name (names may contain "/"), or its versions: …/versions, …/versions/latest, …/versions/{id or number}',
     response: detailedScriptResponse,
   })
+  @Authenticated({ workspace: 'read' })
   @Get('*path')
-  async get(
-    @Req() req: AuthedRequest,
-    @Param('ws') ws: string,
-    @Param('path') path: string | string[],
-    @Query() query: unknown,
-  ) {
-    await this.access.require(req, ws, 'read');
+  async get(@Param('ws') ws: string, @Param('path') path: string | string[], @Query() query: unknown) {
     const segs = joinSegments(path);
     const full = segs.join('/');
-    const job = await this.repo.job(ws, full);
-    if (job) return this.detailed(job, (await this.repo.lastRuns([job.id])).get(job.id));
+    const job = await this.jobs.find(ws, full);
+    if (job) return this.detailed(job, await this.jobs.lastRun(job.id));
     const n = segs.length;
     if (n >= 2 && segs[n - 1] === 'versions') {
-      const owner = await this.repo.job(ws, segs.slice(0, -1).join('/'));
+      const owner = await this.jobs.find(ws, segs.slice(0, -1).join('/'));
       if (owner) {
         const q = parseInput(listQuery, query, 'query');
-        const { rows, total } = await this.repo.versions(owner.id, q.limit, q.offset);
+        const { rows, total } = await this.jobs.versions(owner.id, q.limit, q.offset);
         return { items: rows.map(toScriptVersion), limit: q.limit, offset: q.offset, total };
       }
     }
     if (n >= 3 && segs[n - 2] === 'versions') {
-      const owner = await this.repo.job(ws, segs.slice(0, -2).join('/'));
+      const owner = await this.jobs.find(ws, segs.slice(0, -2).join('/'));
       if (owner) {
-        const v = await this.repo.version(owner.id, segs[n - 1]!);
+        const v = await this.jobs.version(owner.id, segs[n - 1]!);
         if (!v) throw notFound(`version ${segs[n - 1]} of script ${owner.name} not found`);
         return toScriptVersion(v);
       }
@@ -188,6 +157,7 @@ export class ScriptsController {
       'Delete a job by id or name: it stops firing and cannot be run; its versions and runs stay, and the name can be used again',
     response: deletedScriptResponse,
   })
+  @Authenticated({ workspace: 'write' })
   @Delete('*path')
   async delete(
     @Req() req: AuthedRequest,
@@ -195,26 +165,12 @@ export class ScriptsController {
     @Param('path') path: string | string[],
     @Headers('idempotency-key') key?: string,
   ) {
-    const { principal } = await this.access.require(req, ws, 'write');
     const full = joinSegments(path).join('/');
-    const job = await this.repo.job(ws, full);
-    if (!job) throw notFound(`script ${full} not found`);
-    const reply = await rpc(
-      this.client,
-      JobRpc.delete,
-      {
-        workspaceId: ws,
-        actor: principal.userId,
-        commandId: key ? `job-delete:${key}` : randomUUID(),
-        jobId: job.id,
-      } satisfies DeleteJobRequest,
-      deleteJobReply,
-    );
-    await this.repo.waitForProjection('jobs', reply.seq);
+    const job = await this.jobs.delete(principalOf(req), ws, full, key).catch(asScriptError);
     return { id: job.id, name: job.name, deleted: true };
   }
 
-  private detailed(job: JobRow, lastRun: Parameters<typeof toRun>[0] | undefined) {
+  private detailed(job: JobRow, lastRun: RunRecord | undefined) {
     return { ...toScript(job, this.publicUrl), last_run: lastRun ? toRun(lastRun, this.publicUrl) : null };
   }
 }

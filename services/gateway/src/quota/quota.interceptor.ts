@@ -26,6 +26,27 @@ const UPLOADS = new Set([
   'POST /api/v1/workspaces/:ws/configurations/sync',
 ]);
 
+/** Uploads in flight per workspace (`RUNWAY_MAX_CONCURRENT_UPLOADS`), shared by REST and gRPC. */
+@Injectable()
+export class UploadQuota {
+  private readonly limiter: ConcurrencyLimiter;
+  constructor(@Inject(SERVICE_CONTEXT) ctx: ServiceContext) {
+    this.limiter = new ConcurrencyLimiter(ctx.config.quotas.concurrentUploads);
+  }
+
+  /** A slot for one upload in the workspace (call the result when done), or a 429 when all are taken. */
+  acquire(ws: string): () => void {
+    const release = this.limiter.acquire(ws);
+    if (!release)
+      throw new ApiError(
+        429,
+        `too many uploads in progress in this workspace (at most ${this.limiter.max} at once): retry when one has finished`,
+        { code: 'too_many_uploads', limit: this.limiter.max },
+      );
+    return release;
+  }
+}
+
 /**
  * The request quotas of the REST API (docs/quotas.md), in one place: rates on the unauthenticated
  * device-code routes, uploads in flight per workspace. Past a quota: 429 with the usual error body
@@ -34,15 +55,16 @@ const UPLOADS = new Set([
 @Injectable()
 export class QuotaInterceptor implements NestInterceptor {
   private readonly rates: Record<(typeof RATED)[keyof typeof RATED], RateLimiter>;
-  private readonly uploads: ConcurrencyLimiter;
 
-  constructor(@Inject(SERVICE_CONTEXT) ctx: ServiceContext) {
+  constructor(
+    @Inject(SERVICE_CONTEXT) ctx: ServiceContext,
+    @Inject(UploadQuota) private readonly uploads: UploadQuota,
+  ) {
     const q = ctx.config.quotas;
     this.rates = {
       deviceCodes: new RateLimiter(q.deviceCodesPerMinute),
       tokenPolls: new RateLimiter(q.tokenPollsPerMinute),
     };
-    this.uploads = new ConcurrencyLimiter(q.concurrentUploads);
   }
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
@@ -67,14 +89,12 @@ export class QuotaInterceptor implements NestInterceptor {
     }
     if (UPLOADS.has(route)) {
       const ws = typeof req.params.ws === 'string' ? req.params.ws : '';
-      const release = this.uploads.acquire(ws);
-      if (!release) {
+      let release: () => void;
+      try {
+        release = this.uploads.acquire(ws);
+      } catch (err) {
         req.resume();
-        throw new ApiError(
-          429,
-          `too many uploads in progress in this workspace (at most ${this.uploads.max} at once): retry when one has finished`,
-          { code: 'too_many_uploads', limit: this.uploads.max },
-        );
+        throw err;
       }
       return next.handle().pipe(finalize(release));
     }

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import { ConflictError } from '#libs/eventstore';
 import { deciderSpec } from '#libs/testing';
-import type { EmailEvent } from '#libs/contracts';
+import type { EmailEvent } from './email-claim.events.js';
 import { emailClaimDecider } from './email-claim.decider.js';
 
 const alice = '0d5c2a7e-2b4f-4c3a-8e1d-5f6a7b8c9d01';

@@ -1,5 +1,5 @@
 import { ConflictError, type Decider } from '#libs/eventstore';
-import type { EmailEvent } from '#libs/contracts';
+import type { EmailEvent } from './email-claim.events.js';
 
 /** The one form of an email the write model compares: trimmed, lower case. */
 export function normaliseEmail(email: string): string {

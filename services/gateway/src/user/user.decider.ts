@@ -54,57 +54,74 @@ function earlier(a: string | null, b: string | null): string | null {
   return Date.parse(a) <= Date.parse(b) ? a : b;
 }
 
-function decide(command: UserCommand, state: UserState): UserEvent[] {
-  if (command.type === 'RegisterUser') {
-    if (state.exists) return [];
-    return [
-      {
-        type: 'UserRegistered',
-        data: {
-          userId: command.userId,
-          email: normaliseEmail(command.email),
-          name: command.name,
-          admin: command.admin ?? false,
-        },
+type Command<T extends UserCommand['type']> = Extract<UserCommand, { type: T }>;
+
+function registerUser(command: Command<'RegisterUser'>, state: UserState): UserEvent[] {
+  if (state.exists) return [];
+  return [
+    {
+      type: 'UserRegistered',
+      data: {
+        userId: command.userId,
+        email: normaliseEmail(command.email),
+        name: command.name,
+        admin: command.admin ?? false,
       },
-    ];
+    },
+  ];
+}
+
+function issueToken(command: Command<'IssueToken'>, state: UserState): UserEvent[] {
+  if (state.disabled) throw new ConflictError('the user is disabled: enable them first');
+  if (state.tokens.has(command.tokenId)) throw new ConflictError(`token ${command.tokenId} already exists`);
+  const expiresAt = command.parent ? earlier(command.expiresAt, command.parent.expiresAt) : command.expiresAt;
+  if (expiresAt !== null && Date.parse(expiresAt) <= Date.parse(command.now)) {
+    throw new DomainError('token expiry must be in the future');
   }
-  if (!state.exists) throw new NotFoundError('user not found');
+  return [
+    {
+      type: 'TokenIssued',
+      data: {
+        tokenId: command.tokenId,
+        name: command.name,
+        hash: command.hash,
+        expiresAt,
+        ...(command.parent ? { parentTokenId: command.parent.tokenId } : {}),
+      },
+    },
+  ];
+}
+
+function revokeToken(command: Command<'RevokeToken'>, state: UserState): UserEvent[] {
+  const token = state.tokens.get(command.tokenId);
+  if (!token) throw new NotFoundError(`token ${command.tokenId} not found`);
+  return token.revoked ? [] : [{ type: 'TokenRevoked', data: { tokenId: command.tokenId } }];
+}
+
+function disableUser(command: Command<'DisableUser'>, state: UserState): UserEvent[] {
+  if (command.by === command.userId) throw new ConflictError('you cannot disable yourself');
+  if (state.disabled) return [];
+  return [{ type: 'UserDisabled', data: command.reason ? { reason: command.reason } : {} }];
+}
+
+function enableUser(_command: Command<'EnableUser'>, state: UserState): UserEvent[] {
+  return state.disabled ? [{ type: 'UserEnabled', data: {} }] : [];
+}
+
+/** One function per command; every command but RegisterUser needs a registered user. */
+function decide(command: UserCommand, state: UserState): UserEvent[] {
+  if (command.type !== 'RegisterUser' && !state.exists) throw new NotFoundError('user not found');
   switch (command.type) {
-    case 'IssueToken': {
-      if (state.disabled) throw new ConflictError('the user is disabled: enable them first');
-      if (state.tokens.has(command.tokenId))
-        throw new ConflictError(`token ${command.tokenId} already exists`);
-      const expiresAt = command.parent
-        ? earlier(command.expiresAt, command.parent.expiresAt)
-        : command.expiresAt;
-      if (expiresAt !== null && Date.parse(expiresAt) <= Date.parse(command.now)) {
-        throw new DomainError('token expiry must be in the future');
-      }
-      return [
-        {
-          type: 'TokenIssued',
-          data: {
-            tokenId: command.tokenId,
-            name: command.name,
-            hash: command.hash,
-            expiresAt,
-            ...(command.parent ? { parentTokenId: command.parent.tokenId } : {}),
-          },
-        },
-      ];
-    }
-    case 'RevokeToken': {
-      const token = state.tokens.get(command.tokenId);
-      if (!token) throw new NotFoundError(`token ${command.tokenId} not found`);
-      return token.revoked ? [] : [{ type: 'TokenRevoked', data: { tokenId: command.tokenId } }];
-    }
+    case 'RegisterUser':
+      return registerUser(command, state);
+    case 'IssueToken':
+      return issueToken(command, state);
+    case 'RevokeToken':
+      return revokeToken(command, state);
     case 'DisableUser':
-      if (command.by === command.userId) throw new ConflictError('you cannot disable yourself');
-      if (state.disabled) return [];
-      return [{ type: 'UserDisabled', data: command.reason ? { reason: command.reason } : {} }];
+      return disableUser(command, state);
     case 'EnableUser':
-      return state.disabled ? [{ type: 'UserEnabled', data: {} }] : [];
+      return enableUser(command, state);
     default: {
       const unknown: never = command;
       throw new Error(`unknown command ${JSON.stringify(unknown)}`);

@@ -1,17 +1,25 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { createHash, randomUUID } from 'node:crypto';
-import { AggregateTypes, EmailClaimed } from '#libs/contracts';
+import { AggregateTypes, type UserEvent } from '#libs/contracts';
+import { EmailClaimed } from './email-claim.events.js';
 import {
   ConflictError,
   GLOBAL_WORKSPACE,
-  handleCommand,
+  CommandHandler,
   type AggregateRef,
   type CommitMeta,
 } from '#libs/eventstore';
 import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
 import { newApiToken } from '../auth/tokens.js';
-import { emailClaimDecider, normaliseEmail, type EmailClaim } from './email-claim.decider.js';
-import { userDecider, type ParentToken, type UserCommand } from './user.decider.js';
+import {
+  emailClaimDecider,
+  normaliseEmail,
+  type EmailClaim,
+  type EmailClaimCommand,
+  type EmailClaimState,
+} from './email-claim.decider.js';
+import type { EmailEvent } from './email-claim.events.js';
+import { userDecider, type ParentToken, type UserCommand, type UserState } from './user.decider.js';
 
 const userRef = (userId: string): AggregateRef => ({
   workspaceId: GLOBAL_WORKSPACE,
@@ -25,12 +33,19 @@ export function emailRef(email: string): AggregateRef {
   return { workspaceId: GLOBAL_WORKSPACE, type: AggregateTypes.email, id };
 }
 
+/** load → decide → append for the user and email-claim aggregates (the event store's one command handler). */
 @Injectable()
 export class UserHandler {
-  constructor(@Inject(SERVICE_CONTEXT) private readonly ctx: ServiceContext) {}
+  private readonly users: CommandHandler<UserState, UserCommand, UserEvent>;
+  private readonly claims: CommandHandler<EmailClaimState, EmailClaimCommand, EmailEvent>;
+
+  constructor(@Inject(SERVICE_CONTEXT) private readonly ctx: ServiceContext) {
+    this.users = new CommandHandler(ctx.store, userDecider);
+    this.claims = new CommandHandler(ctx.store, emailClaimDecider);
+  }
 
   handle(userId: string, command: UserCommand, meta: CommitMeta) {
-    return handleCommand(this.ctx.store, userDecider, userRef(userId), command, meta);
+    return this.users.handle(userRef(userId), command, meta);
   }
 
   /**
@@ -52,9 +67,7 @@ export class UserHandler {
       admin: opts.admin ?? false,
     };
     try {
-      await handleCommand(
-        this.ctx.store,
-        emailClaimDecider,
+      await this.claims.handle(
         emailRef(claim.email),
         { type: 'ClaimEmail', ...claim },
         { commandId: `claim-${claim.userId}`, actor },

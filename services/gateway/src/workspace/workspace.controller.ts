@@ -1,17 +1,15 @@
 import { Body, Controller, Delete, Get, Headers, HttpCode, Inject, Param, Post, Req } from '@nestjs/common';
 import { z } from 'zod';
 import { roleSchema } from '#libs/contracts';
-import { ApiDoc, notFound, parseInput } from '#libs/http';
-import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
+import { ApiDoc, parseInput } from '#libs/http';
 import type { AuthedRequest } from '../auth/auth.guard.js';
-import { principalOf as principal, WorkspaceAccess, type Need } from '../auth/workspace-access.js';
-import { MembersService } from './members.service.js';
-import { WorkspaceHandler } from './workspace.handler.js';
-import { WorkspaceRepository } from './workspace.repository.js';
+import { Authenticated } from '../auth/authenticated.decorator.js';
+import { principalOf as principal } from '../auth/workspace-access.js';
+import { WorkspacesService } from './workspaces.service.js';
 
 const createBody = z.object({ name: z.string().min(1).max(200) }).strict();
 const renameBody = z.object({ name: z.string().min(1).max(200) }).strict();
-const memberBody = z.object({ email: z.string().email(), role: roleSchema }).strict();
+export const memberBody = z.object({ email: z.string().email(), role: roleSchema }).strict();
 
 function toResponse(w: { id: string; name: string; owner_id: string; created_at: Date; updated_at: Date }) {
   return {
@@ -25,17 +23,11 @@ function toResponse(w: { id: string; name: string; owner_id: string; created_at:
 
 @Controller('api/v1/workspaces')
 export class WorkspaceController {
-  constructor(
-    @Inject(WorkspaceRepository) private readonly workspaces: WorkspaceRepository,
-    @Inject(MembersService) private readonly memberships: MembersService,
-    @Inject(WorkspaceHandler) private readonly handler: WorkspaceHandler,
-    @Inject(WorkspaceAccess) private readonly access: WorkspaceAccess,
-    @Inject(SERVICE_CONTEXT) private readonly ctx: ServiceContext,
-  ) {}
+  constructor(@Inject(WorkspacesService) private readonly workspaces: WorkspacesService) {}
 
   @Get()
   async list(@Req() req: AuthedRequest) {
-    const rows = await this.workspaces.ofUser(principal(req).userId);
+    const rows = await this.workspaces.mine(principal(req));
     return rows.map((w) => ({ ...toResponse(w), role: w.role }));
   }
 
@@ -43,18 +35,16 @@ export class WorkspaceController {
   @HttpCode(201)
   async create(@Req() req: AuthedRequest, @Body() body: unknown, @Headers('idempotency-key') key?: string) {
     const input = parseInput(createBody, body, 'body');
-    const p = principal(req);
-    const r = await this.handler.create(input.name, p.userId, { actor: p.userId, commandId: key });
-    await this.ctx.waitForProjections(r.seq);
-    return { id: r.workspaceId, name: input.name.trim(), owner_id: p.userId };
+    return this.workspaces.create(principal(req), input.name, key);
   }
 
+  @Authenticated({ workspace: 'read' })
   @Get(':ws')
-  async get(@Req() req: AuthedRequest, @Param('ws') ws: string) {
-    const w = await this.requireMember(req, ws, 'read');
-    return toResponse(w);
+  async get(@Param('ws') ws: string) {
+    return toResponse(await this.workspaces.get(ws));
   }
 
+  @Authenticated({ workspace: 'owner' })
   @Post(':ws/rename')
   @HttpCode(201)
   async rename(
@@ -63,24 +53,19 @@ export class WorkspaceController {
     @Body() body: unknown,
     @Headers('idempotency-key') key?: string,
   ) {
-    await this.requireMember(req, ws, 'owner');
     const input = parseInput(renameBody, body, 'body');
-    const p = principal(req);
-    await this.handler.handle(
-      ws,
-      { type: 'RenameWorkspace', name: input.name },
-      { actor: p.userId, commandId: key ?? crypto.randomUUID() },
-    );
-    return { id: ws, name: input.name.trim() };
+    return this.workspaces.rename(principal(req), ws, input.name, key);
   }
 
   @ApiDoc({ summary: 'Members of a workspace with their roles' })
+  @Authenticated({ workspace: 'read' })
   @Get(':ws/members')
-  members(@Req() req: AuthedRequest, @Param('ws') ws: string) {
-    return this.memberships.list(req, ws);
+  members(@Param('ws') ws: string) {
+    return this.workspaces.members(ws);
   }
 
   @ApiDoc({ summary: 'Add a member or change their role (owners)', body: memberBody })
+  @Authenticated({ workspace: 'owner' })
   @Post(':ws/members')
   @HttpCode(201)
   addMember(
@@ -89,13 +74,14 @@ export class WorkspaceController {
     @Body() body: unknown,
     @Headers('idempotency-key') key?: string,
   ) {
-    return this.memberships.add(req, ws, parseInput(memberBody, body, 'body'), key);
+    return this.workspaces.addMember(principal(req), ws, parseInput(memberBody, body, 'body'), key);
   }
 
   @ApiDoc({
     summary:
       'Remove a member by user id or email (owners; members may remove themselves; never the last owner)',
   })
+  @Authenticated({ workspace: 'owner', selfNeeds: 'read' })
   @Delete(':ws/members/:user')
   removeMember(
     @Req() req: AuthedRequest,
@@ -103,13 +89,6 @@ export class WorkspaceController {
     @Param('user') user: string,
     @Headers('idempotency-key') key?: string,
   ) {
-    return this.memberships.remove(req, ws, user, key);
-  }
-
-  private async requireMember(req: AuthedRequest, ws: string, need: Need) {
-    await this.access.require(req, ws, need);
-    const w = await this.workspaces.byId(ws);
-    if (!w) throw notFound(`workspace ${ws} not found`);
-    return w;
+    return this.workspaces.removeMember(principal(req), ws, user, key);
   }
 }

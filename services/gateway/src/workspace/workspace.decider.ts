@@ -38,38 +38,56 @@ function cleanName(name: string): string {
   return n;
 }
 
-function decide(command: WorkspaceCommand, state: WorkspaceState): WorkspaceEvent[] {
-  if (command.type === 'CreateWorkspace') {
-    if (state.exists) throw new ConflictError(`workspace ${command.workspaceId} already exists`);
-    return [
-      {
-        type: 'WorkspaceCreated',
-        data: { workspaceId: command.workspaceId, name: cleanName(command.name), ownerId: command.ownerId },
-      },
-    ];
+type Command<T extends WorkspaceCommand['type']> = Extract<WorkspaceCommand, { type: T }>;
+
+function createWorkspace(command: Command<'CreateWorkspace'>, state: WorkspaceState): WorkspaceEvent[] {
+  if (state.exists) throw new ConflictError(`workspace ${command.workspaceId} already exists`);
+  return [
+    {
+      type: 'WorkspaceCreated',
+      data: { workspaceId: command.workspaceId, name: cleanName(command.name), ownerId: command.ownerId },
+    },
+  ];
+}
+
+function renameWorkspace(command: Command<'RenameWorkspace'>, state: WorkspaceState): WorkspaceEvent[] {
+  const name = cleanName(command.name);
+  return name === state.name ? [] : [{ type: 'WorkspaceRenamed', data: { name } }];
+}
+
+function addMember(command: Command<'AddMember'>, state: WorkspaceState): WorkspaceEvent[] {
+  const current = state.members.get(command.userId);
+  if (current === command.role) return [];
+  if (current === 'owner' && ownerCount(state) === 1) {
+    throw new ConflictError('cannot change the role of the last owner');
   }
-  if (!state.exists) throw new NotFoundError('workspace not found');
+  return current
+    ? [{ type: 'MemberRoleChanged', data: { userId: command.userId, role: command.role } }]
+    : [{ type: 'MemberAdded', data: { userId: command.userId, role: command.role } }];
+}
+
+function removeMember(command: Command<'RemoveMember'>, state: WorkspaceState): WorkspaceEvent[] {
+  const current = state.members.get(command.userId);
+  if (!current) throw new NotFoundError(`user ${command.userId} is not a member`);
+  if (current === 'owner' && ownerCount(state) === 1) throw new ConflictError('cannot remove the last owner');
+  return [{ type: 'MemberRemoved', data: { userId: command.userId } }];
+}
+
+/** One function per command; every command but CreateWorkspace needs an existing workspace. */
+function decide(command: WorkspaceCommand, state: WorkspaceState): WorkspaceEvent[] {
+  if (command.type !== 'CreateWorkspace' && !state.exists) throw new NotFoundError('workspace not found');
   switch (command.type) {
-    case 'RenameWorkspace': {
-      const name = cleanName(command.name);
-      return name === state.name ? [] : [{ type: 'WorkspaceRenamed', data: { name } }];
-    }
-    case 'AddMember': {
-      const current = state.members.get(command.userId);
-      if (current === command.role) return [];
-      if (current === 'owner' && ownerCount(state) === 1) {
-        throw new ConflictError('cannot change the role of the last owner');
-      }
-      return current
-        ? [{ type: 'MemberRoleChanged', data: { userId: command.userId, role: command.role } }]
-        : [{ type: 'MemberAdded', data: { userId: command.userId, role: command.role } }];
-    }
-    case 'RemoveMember': {
-      const current = state.members.get(command.userId);
-      if (!current) throw new NotFoundError(`user ${command.userId} is not a member`);
-      if (current === 'owner' && ownerCount(state) === 1)
-        throw new ConflictError('cannot remove the last owner');
-      return [{ type: 'MemberRemoved', data: { userId: command.userId } }];
+    case 'CreateWorkspace':
+      return createWorkspace(command, state);
+    case 'RenameWorkspace':
+      return renameWorkspace(command, state);
+    case 'AddMember':
+      return addMember(command, state);
+    case 'RemoveMember':
+      return removeMember(command, state);
+    default: {
+      const unknown: never = command;
+      throw new Error(`unknown command ${JSON.stringify(unknown)}`);
     }
   }
 }

@@ -1,19 +1,21 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { createHash, randomUUID } from 'node:crypto';
-import { AggregateTypes } from '#libs/contracts';
-import { handleCommand, type CommitMeta } from '#libs/eventstore';
+import { AggregateTypes, type WorkspaceEvent } from '#libs/contracts';
+import { CommandHandler, type CommitMeta } from '#libs/eventstore';
 import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
-import { workspaceDecider, type WorkspaceCommand } from './workspace.decider.js';
+import { workspaceDecider, type WorkspaceCommand, type WorkspaceState } from './workspace.decider.js';
 
-/** load → decide → append for the workspace aggregate. */
+/** load → decide → append for the workspace aggregate (the event store's one command handler). */
 @Injectable()
 export class WorkspaceHandler {
-  constructor(@Inject(SERVICE_CONTEXT) private readonly ctx: ServiceContext) {}
+  private readonly workspaces: CommandHandler<WorkspaceState, WorkspaceCommand, WorkspaceEvent>;
+
+  constructor(@Inject(SERVICE_CONTEXT) private readonly ctx: ServiceContext) {
+    this.workspaces = new CommandHandler(ctx.store, workspaceDecider);
+  }
 
   handle(workspaceId: string, command: WorkspaceCommand, meta: CommitMeta) {
-    return handleCommand(
-      this.ctx.store,
-      workspaceDecider,
+    return this.workspaces.handle(
       { workspaceId, type: AggregateTypes.workspace, id: workspaceId },
       command,
       meta,

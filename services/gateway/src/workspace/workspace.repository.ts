@@ -1,13 +1,13 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Kysely } from 'kysely';
-import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
+import { GatewayDatabase } from '../gateway.database.js';
 import type { GatewayTables } from '../migrations/index.js';
 
 @Injectable()
 export class WorkspaceRepository {
   private readonly db: Kysely<GatewayTables>;
-  constructor(@Inject(SERVICE_CONTEXT) ctx: ServiceContext) {
-    this.db = ctx.db as Kysely<GatewayTables>;
+  constructor(@Inject(GatewayDatabase) db: GatewayDatabase) {
+    this.db = db.own;
   }
 
   byId(id: string) {

@@ -3,7 +3,7 @@ import { MessagePattern, Payload } from '@nestjs/microservices';
 import {
   JobRpc,
   deleteJobRequest,
-  requestRunRequest,
+  requestRun,
   upsertJobRequest,
   type DeleteJobReply,
   type RequestRunReply,
@@ -40,6 +40,6 @@ export class JobController {
 
   @MessagePattern(JobRpc.requestRun)
   requestRun(@Payload() data: unknown): Promise<RequestRunReply> {
-    return this.jobs.requestRun(parse(requestRunRequest, data));
+    return this.jobs.requestRun(parse(requestRun, data));
   }
 }

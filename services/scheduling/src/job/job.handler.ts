@@ -5,7 +5,7 @@ import {
   type RequestRunReply,
   type DeleteJobReply,
   type DeleteJobRequest,
-  type RequestRunRequest,
+  type RequestRun,
   type UpsertJobReply,
   type UpsertJobRequest,
 } from '#libs/contracts';
@@ -134,7 +134,7 @@ export class JobCommands {
     return { jobId: req.jobId, seq: r.seq };
   }
 
-  async requestRun(req: RequestRunRequest): Promise<RequestRunReply> {
+  async requestRun(req: RequestRun): Promise<RequestRunReply> {
     const [deployment, configuration] = await this.runVersions.latest(req.workspaceId);
     // The caller's view of the entry point (from the read model): checked against the deployment
     // here, and used by the decider only if it is still the job's entry point.

@@ -1,11 +1,12 @@
 import { defineProjection } from '#libs/projections';
-import type { UserEvent } from '#libs/contracts';
+import { TokenIssued, TokenRevoked, UserRegistered } from '#libs/contracts';
 import type { GatewayTables } from '../../migrations/index.js';
 
 /**
  * Folds user events into `users` and `api_tokens` (hashes only). Every write is an upsert or a
  * conflict-free insert: the write model owns the invariants (one user per email, one token per
- * id), so nothing here can fail on a unique index and stop the projection.
+ * id), so nothing here can fail on a unique index and stop the projection. Each event's data is
+ * read through its schema (typed, no cast; the store validated it already).
  */
 export const usersProjection = defineProjection<GatewayTables>({
   name: 'users',
@@ -13,11 +14,11 @@ export const usersProjection = defineProjection<GatewayTables>({
   canHandle: ['UserRegistered', 'TokenIssued', 'TokenRevoked', 'UserDisabled', 'UserEnabled'],
   async apply(db, events) {
     for (const stored of events) {
-      const e = { type: stored.type, data: stored.data } as UserEvent;
       const userId = stored.aggregate.id;
       const at = new Date(stored.time);
-      switch (e.type) {
-        case 'UserRegistered':
+      switch (stored.type) {
+        case UserRegistered.type: {
+          const e = { data: UserRegistered.schema.parse(stored.data) };
           await db
             .insertInto('users')
             .values({
@@ -31,7 +32,9 @@ export const usersProjection = defineProjection<GatewayTables>({
             .onConflict((oc) => oc.doNothing())
             .execute();
           break;
-        case 'TokenIssued':
+        }
+        case TokenIssued.type: {
+          const e = { data: TokenIssued.schema.parse(stored.data) };
           await db
             .insertInto('api_tokens')
             .values({
@@ -47,7 +50,9 @@ export const usersProjection = defineProjection<GatewayTables>({
             .onConflict((oc) => oc.doNothing())
             .execute();
           break;
-        case 'TokenRevoked':
+        }
+        case TokenRevoked.type: {
+          const e = { data: TokenRevoked.schema.parse(stored.data) };
           await db
             .updateTable('api_tokens')
             .set({ revoked_at: at })
@@ -55,6 +60,7 @@ export const usersProjection = defineProjection<GatewayTables>({
             .where('revoked_at', 'is', null)
             .execute();
           break;
+        }
         case 'UserDisabled':
           await db.updateTable('users').set({ disabled_at: at }).where('id', '=', userId).execute();
           break;

@@ -3,28 +3,53 @@ import { randomUUID } from 'node:crypto';
 import type { Role } from '#libs/contracts';
 import { notFound } from '#libs/http';
 import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
-import type { AuthedRequest } from '../auth/auth.guard.js';
+import type { Principal } from '../auth/authenticator.js';
 import { IdentityRepository } from '../auth/identity.repository.js';
-import { WorkspaceAccess } from '../auth/workspace-access.js';
 import { WorkspaceHandler } from './workspace.handler.js';
 import { WorkspaceRepository } from './workspace.repository.js';
 
 /**
- * Members of a workspace: read by its members, changed by its owners; a member may also leave.
- * The last owner can neither leave nor be removed (the workspace decider refuses with 409).
+ * Workspaces and their members, the one application service behind the REST routes and the gRPC
+ * methods (who may call what is declared beside each route and method). The last owner can
+ * neither leave nor be removed (the workspace decider refuses with 409).
  */
 @Injectable()
-export class MembersService {
+export class WorkspacesService {
   constructor(
-    @Inject(WorkspaceAccess) private readonly access: WorkspaceAccess,
     @Inject(WorkspaceRepository) private readonly workspaces: WorkspaceRepository,
     @Inject(IdentityRepository) private readonly identities: IdentityRepository,
     @Inject(WorkspaceHandler) private readonly handler: WorkspaceHandler,
     @Inject(SERVICE_CONTEXT) private readonly ctx: ServiceContext,
   ) {}
 
-  async list(req: AuthedRequest, ws: string) {
-    await this.access.require(req, ws, 'read');
+  /** The caller's workspaces with their role, oldest first. */
+  mine(p: Principal) {
+    return this.workspaces.ofUser(p.userId);
+  }
+
+  async create(p: Principal, name: string, commandId?: string) {
+    const r = await this.handler.create(name, p.userId, { actor: p.userId, commandId });
+    await this.ctx.waitForProjections(r.seq);
+    return { id: r.workspaceId, name: name.trim(), owner_id: p.userId };
+  }
+
+  async get(ws: string) {
+    const w = await this.workspaces.byId(ws);
+    if (!w) throw notFound(`workspace ${ws} not found`);
+    return w;
+  }
+
+  async rename(p: Principal, ws: string, name: string, commandId?: string) {
+    await this.get(ws);
+    await this.handler.handle(
+      ws,
+      { type: 'RenameWorkspace', name },
+      { actor: p.userId, commandId: commandId ?? randomUUID() },
+    );
+    return { id: ws, name: name.trim() };
+  }
+
+  async members(ws: string) {
     const rows = await this.workspaces.members(ws);
     return rows.map((m) => ({
       user_id: m.user_id,
@@ -34,33 +59,27 @@ export class MembersService {
     }));
   }
 
-  async add(req: AuthedRequest, ws: string, input: { email: string; role: Role }, commandId?: string) {
-    const { principal } = await this.access.require(req, ws, 'owner');
+  async addMember(p: Principal, ws: string, input: { email: string; role: Role }, commandId?: string) {
     const user = await this.identities.userByEmail(input.email);
     if (!user) throw notFound(`no user with email ${input.email}`);
     const r = await this.handler.handle(
       ws,
       { type: 'AddMember', userId: user.id, role: input.role },
-      { actor: principal.userId, commandId: commandId ?? randomUUID() },
+      { actor: p.userId, commandId: commandId ?? randomUUID() },
     );
     await this.ctx.waitForProjections(r.seq);
     return { user_id: user.id, email: user.email, role: input.role };
   }
 
   /** `user` is a user id or an email. Their access to the workspace (and open log streams in it) ends. */
-  async remove(req: AuthedRequest, ws: string, user: string, commandId?: string) {
+  async removeMember(p: Principal, ws: string, user: string, commandId?: string) {
     const target = await this.identities.userByIdOrEmail(user);
-    const { principal } = await this.access.require(
-      req,
-      ws,
-      target && target.id === req.principal?.userId ? 'read' : 'owner',
-    );
     if (!target || !(await this.identities.membership(ws, target.id)))
       throw notFound(`${user} is not a member of workspace ${ws}`);
     const r = await this.handler.handle(
       ws,
       { type: 'RemoveMember', userId: target.id },
-      { actor: principal.userId, commandId: commandId ?? randomUUID() },
+      { actor: p.userId, commandId: commandId ?? randomUUID() },
     );
     await this.ctx.waitForProjections(r.seq);
     return { workspace_id: ws, user_id: target.id, email: target.email, removed: true };

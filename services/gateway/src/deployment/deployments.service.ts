@@ -1,10 +1,11 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { ClientProxy } from '@nestjs/microservices';
-import type { IncomingMessage } from 'node:http';
 import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
 import {
   ArchiveError,
   checkFileList,
+  fileListDigest,
   readPackage,
   readTar,
   sha256Hex,
@@ -19,10 +20,26 @@ import {
   type CreateDeploymentRequest,
   type DeploymentFile,
 } from '#libs/contracts';
-import { ApiError, badRequest, readMultipartFile } from '#libs/http';
+import { ApiError, badRequest, humanBytes, notFound } from '#libs/http';
 import { rpc, RpcCallError, SERVICE_CONTEXT, SERVICES_CLIENT, type ServiceContext } from '#libs/service-host';
+import {
+  deploymentById,
+  deploymentByVersion,
+  deploymentFiles,
+  latestDeployment,
+  listDeployments,
+  referencedBlobs,
+  type DeploymentFileRow,
+  type DeploymentRow,
+} from '../../../deployments/src/deployment/read-models/deployments.queries.js';
+import type { Principal } from '../auth/authenticator.js';
+import { GatewayDatabase } from '../gateway.database.js';
 import { DEPLOYMENT_BLOBS } from './deployment.blobs.js';
-import { DeploymentRepository, type DeploymentRow } from './deployment.repository.js';
+
+export type {
+  DeploymentFileRow,
+  DeploymentRow,
+} from '../../../deployments/src/deployment/read-models/deployments.queries.js';
 
 /** A file as the sync API receives it: a regular file by content hash, or a symlink by target. */
 export interface SyncFile {
@@ -35,19 +52,60 @@ export interface SyncFile {
 
 const PUT_CONCURRENCY = 16;
 
+const uuid = z.string().uuid();
+
 /**
- * The work behind the deployment routes: unpack and check an archive, store its contents as
- * blobs (only after the whole archive passed), hand the file list to the deployments service,
- * and read the resulting version back.
+ * Deployments, the one application service behind the REST routes and the gRPC methods: versions
+ * and their files; an archive unpacked and checked, its contents stored as blobs (only after the
+ * whole archive passed), the file list handed to the deployments service and the resulting
+ * version read back; the incremental sync (plan, blobs, commit).
  */
 @Injectable()
-export class DeploymentUploads {
+export class DeploymentsService {
   constructor(
     @Inject(SERVICE_CONTEXT) private readonly ctx: ServiceContext,
     @Inject(DEPLOYMENT_BLOBS) private readonly blobs: BlobStore,
     @Inject(SERVICES_CLIENT) private readonly client: ClientProxy,
-    @Inject(DeploymentRepository) private readonly repo: DeploymentRepository,
+    @Inject(GatewayDatabase) private readonly db: GatewayDatabase,
   ) {}
+
+  list(ws: string, limit: number, offset: number) {
+    return listDeployments(this.db.readModels.deployments, ws, limit, offset);
+  }
+
+  /** A version by id (UUID), number or "latest"; 404 when there is none. */
+  async resolve(ws: string, idOrVersion: string): Promise<DeploymentRow> {
+    let row: DeploymentRow | undefined;
+    if (idOrVersion === 'latest') {
+      row = await latestDeployment(this.db.readModels.deployments, ws);
+      if (!row) throw notFound('no deployment yet in this workspace');
+      return row;
+    }
+    if (/^\d{1,9}$/.test(idOrVersion))
+      row = await deploymentByVersion(this.db.readModels.deployments, ws, Number(idOrVersion));
+    else if (uuid.safeParse(idOrVersion).success)
+      row = await deploymentById(this.db.readModels.deployments, ws, idOrVersion.toLowerCase());
+    else
+      throw badRequest(
+        `deployment_id_or_version must be a UUID or a version number, got ${JSON.stringify(idOrVersion)}`,
+      );
+    if (!row) throw notFound(`deployment ${idOrVersion} not found`);
+    return row;
+  }
+
+  /** Files of a version, in code point order of their paths. */
+  files(row: DeploymentRow): Promise<DeploymentFileRow[]> {
+    return deploymentFiles(this.db.readModels.deployments, row.id);
+  }
+
+  /** Incremental sync, step 1: which contents the server lacks, and whether anything changed. */
+  async plan(ws: string, files: readonly DeploymentFile[]) {
+    const [{ missing, missingBytes }, latest] = await Promise.all([
+      this.missing(ws, files),
+      latestDeployment(this.db.readModels.deployments, ws),
+    ]);
+    return { missing, missingBytes, unchanged: latest?.files_digest === fileListDigest(files) };
+  }
 
   get limits(): ArchiveLimits {
     const d = this.ctx.config.deployments;
@@ -61,30 +119,25 @@ export class DeploymentUploads {
     };
   }
 
-  /** POST …/deployments: the dlt CLI's tarball, multipart part `file`. */
+  /** A new version from the dlt CLI's tarball (files/… + manifest.yaml). */
   async fromArchive(
-    req: IncomingMessage,
+    p: Principal,
     workspaceId: string,
-    actor: string,
-    commandId: string | undefined,
+    archive: Buffer,
+    idempotencyKey: string | undefined,
   ): Promise<{ row: DeploymentRow; created: boolean }> {
+    const actor = p.userId;
+    const commandId = idempotencyKey ? `deployment:${idempotencyKey}` : undefined;
     const limits = this.limits;
-    let part;
-    try {
-      part = await readMultipartFile(req, {
-        field: 'file',
-        maxBytes: limits.maxArchiveBytes,
-        what: 'deployment package',
-      });
-    } catch (err) {
-      // An oversize body is a 413; the other multipart errors stay 400.
-      if (err instanceof ApiError && err.extra.code === 'archive_too_large')
-        throw new ApiError(413, err.detail, err.extra);
-      throw err;
-    }
+    if (archive.length > limits.maxArchiveBytes)
+      throw new ApiError(
+        413,
+        `deployment package too large: more than ${humanBytes(limits.maxArchiveBytes)}`,
+        { code: 'archive_too_large' },
+      );
     let pkg;
     try {
-      pkg = await readPackage(part.data, limits);
+      pkg = await readPackage(archive, limits);
     } catch (err) {
       if (err instanceof ArchiveError)
         throw badRequest(`invalid deployment package: ${err.message}`, {
@@ -168,7 +221,7 @@ export class DeploymentUploads {
   ): Promise<{ missing: string[]; missingBytes: number }> {
     const sizes = new Map<string, number>();
     for (const f of files) if (f.type === 'file') sizes.set(f.sha256, f.size);
-    const known = await this.repo.referencedBlobs(workspaceId, [...sizes.keys()]);
+    const known = await referencedBlobs(this.db.readModels.deployments, workspaceId, [...sizes.keys()]);
     const unknown = [...sizes.keys()].filter((s) => !known.has(s));
     const missing = await this.blobs.missing(workspaceId, unknown);
     return { missing, missingBytes: missing.reduce((n, s) => n + (sizes.get(s) ?? 0), 0) };
@@ -237,11 +290,13 @@ export class DeploymentUploads {
 
   /** POST …/deployments/sync/commit: a version from blobs already uploaded (none if unchanged). */
   async commit(
+    p: Principal,
     workspaceId: string,
-    actor: string,
     files: DeploymentFile[],
-    commandId: string | undefined,
+    idempotencyKey: string | undefined,
   ): Promise<{ row: DeploymentRow; created: boolean }> {
+    const actor = p.userId;
+    const commandId = idempotencyKey ? `deployment:${idempotencyKey}` : undefined;
     const reply = await this.create({
       workspaceId,
       actor,
@@ -267,8 +322,8 @@ export class DeploymentUploads {
     workspaceId: string,
     reply: CreateDeploymentReply,
   ): Promise<{ row: DeploymentRow; created: boolean }> {
-    await this.repo.waitForProjection(reply.seq);
-    const row = await this.repo.byId(workspaceId, reply.deploymentId);
+    await this.db.waitForProjection('deployments', reply.seq, 15_000).catch(() => undefined);
+    const row = await deploymentById(this.db.readModels.deployments, workspaceId, reply.deploymentId);
     if (!row)
       throw new ApiError(
         503,

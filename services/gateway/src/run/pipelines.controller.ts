@@ -1,23 +1,19 @@
-import { Controller, Get, Inject, Param, Req } from '@nestjs/common';
-import { ApiDoc, notFound } from '#libs/http';
-import type { AuthedRequest } from '../auth/auth.guard.js';
-import { WorkspaceAccess } from '../auth/workspace-access.js';
-import { JobsRepository } from './jobs.repository.js';
-import { joinSegments } from './scripts.controller.js';
+import { Controller, Get, Inject, Param } from '@nestjs/common';
+import { ApiDoc } from '#libs/http';
+import { Authenticated } from '../auth/authenticated.decorator.js';
+import { joinSegments } from '../page.js';
+import { RunsService } from './runs.service.js';
 
 /** The dlt pipelines the workspace's runs produced (from PipelineReported): tables, child tables, loads. */
 @Controller('api/v1/workspaces/:ws/pipelines')
 export class PipelinesController {
-  constructor(
-    @Inject(JobsRepository) private readonly repo: JobsRepository,
-    @Inject(WorkspaceAccess) private readonly access: WorkspaceAccess,
-  ) {}
+  constructor(@Inject(RunsService) private readonly runs: RunsService) {}
 
   @ApiDoc({ summary: 'The pipelines of the workspace, by name' })
+  @Authenticated({ workspace: 'read' })
   @Get()
-  async list(@Req() req: AuthedRequest, @Param('ws') ws: string) {
-    await this.access.require(req, ws, 'read');
-    const rows = await this.repo.pipelines(ws);
+  async list(@Param('ws') ws: string) {
+    const rows = await this.runs.pipelines(ws);
     return {
       items: rows.map((p) => ({
         name: p.name,
@@ -33,16 +29,10 @@ export class PipelinesController {
     summary:
       'A pipeline: its tables (with columns and parent tables) and its last 100 loads with rows per table',
   })
+  @Authenticated({ workspace: 'read' })
   @Get('*name')
-  async get(@Req() req: AuthedRequest, @Param('ws') ws: string, @Param('name') name: string | string[]) {
-    await this.access.require(req, ws, 'read');
-    const n = joinSegments(name).join('/');
-    const p = await this.repo.pipeline(ws, n);
-    if (!p) throw notFound(`pipeline ${n} not found`);
-    const [tables, loads] = await Promise.all([
-      this.repo.pipelineTables(ws, n),
-      this.repo.pipelineLoads(ws, n, 100),
-    ]);
+  async get(@Param('ws') ws: string, @Param('name') name: string | string[]) {
+    const { pipeline: p, tables, loads } = await this.runs.pipeline(ws, joinSegments(name).join('/'));
     return {
       name: p.name,
       destination: p.destination,

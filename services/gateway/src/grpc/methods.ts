@@ -1,0 +1,385 @@
+import type { INestApplicationContext } from '@nestjs/common';
+import { z } from 'zod';
+import { runStatusSchema } from '#libs/contracts';
+import { badRequest, parseInput } from '#libs/http';
+import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
+import { AccountsService } from '../account/accounts.service.js';
+import {
+  allTokensQuery,
+  createTokenBody,
+  createUserBody,
+  disableBody,
+} from '../account/tokens.controller.js';
+import type { AuthRule } from '../auth/authenticated.decorator.js';
+import type { Principal } from '../auth/authenticator.js';
+import { DeviceLoginService } from '../auth/device-login.service.js';
+import { parseApiToken } from '../auth/tokens.js';
+import { toConfigurationResponse } from '../configuration/configuration.controller.js';
+import { ConfigurationsService } from '../configuration/configurations.service.js';
+import { toDeploymentResponse } from '../deployment/deployment.controller.js';
+import { DeploymentsService } from '../deployment/deployments.service.js';
+import { JobsService } from '../job/jobs.service.js';
+import { LogsService } from '../log/logs.service.js';
+import { listQuery } from '../page.js';
+import { UploadQuota } from '../quota/quota.interceptor.js';
+import { RunsService } from '../run/runs.service.js';
+import { memberBody } from '../workspace/workspace.controller.js';
+import { WorkspacesService } from '../workspace/workspaces.service.js';
+import { jobMessage, runMessage } from './messages.js';
+
+/** A request message as proto-loader decodes it (defaults filled in, oneofs as fields). */
+export type Req = Record<string, unknown>;
+
+/** What a handler gets besides the request: the caller and their raw credential. */
+export interface Caller {
+  principal: Principal;
+  token: string;
+}
+
+/** The gateway's application services, resolved once from the Nest application. */
+export class Services {
+  readonly jobs: JobsService;
+  readonly runs: RunsService;
+  readonly logs: LogsService;
+  readonly deployments: DeploymentsService;
+  readonly configurations: ConfigurationsService;
+  readonly workspaces: WorkspacesService;
+  readonly accounts: AccountsService;
+  readonly logins: DeviceLoginService;
+  readonly uploads: UploadQuota;
+  readonly publicUrl: string;
+
+  constructor(app: INestApplicationContext) {
+    this.jobs = app.get(JobsService);
+    this.runs = app.get(RunsService);
+    this.logs = app.get(LogsService);
+    this.deployments = app.get(DeploymentsService);
+    this.configurations = app.get(ConfigurationsService);
+    this.workspaces = app.get(WorkspacesService);
+    this.accounts = app.get(AccountsService);
+    this.logins = app.get(DeviceLoginService);
+    this.uploads = app.get(UploadQuota);
+    this.publicUrl = app.get<ServiceContext>(SERVICE_CONTEXT).config.publicUrl;
+  }
+}
+
+/** A gRPC method: who may call it (as @Authenticated on a REST route) and what it does. */
+export interface Method {
+  /** 'public': no credential; otherwise a valid credential plus this rule. */
+  auth: AuthRule | 'public';
+  handle: (s: Services, req: Req, caller: Caller | undefined) => Promise<unknown>;
+}
+
+const str = (r: Req, field: string): string => {
+  const v = r[field];
+  return typeof v === 'string' ? v : '';
+};
+const num = (r: Req, field: string): number => {
+  const v = r[field];
+  return typeof v === 'number' ? v : 0;
+};
+/** A required string field. */
+const required = (r: Req, field: string): string => {
+  const v = str(r, field);
+  if (!v) throw badRequest(`${field} is required`);
+  return v;
+};
+/** Whether an `optional` proto3 field was set (proto-loader with oneofs: the synthetic `_field` oneof). */
+const has = (r: Req, field: string) =>
+  r[`_${field}`] === field || (r[field] !== undefined && r[field] !== null && !(`_${field}` in r));
+/** The workspace a method names (its authorization already checked it). */
+export const workspaceOf = (r: Req): string => str(r, 'workspace_id');
+const page = (r: Req) =>
+  parseInput(
+    listQuery,
+    { limit: num(r, 'limit') || undefined, offset: num(r, 'offset') || undefined },
+    'request',
+  );
+const who = (c: Caller | undefined): Principal => {
+  if (!c) throw new Error('method reached without authentication');
+  return c.principal;
+};
+const bytes = (r: Req): Buffer => {
+  const v = r.package;
+  return Buffer.from(v instanceof Uint8Array ? v : new Uint8Array());
+};
+
+const upsertJob = z.object({
+  name: z.string().min(1).max(500),
+  description: z.string().max(10_000),
+  entryPoint: z.string().min(1).max(1024),
+  kind: z.enum(['batch', 'interactive']),
+  active: z.boolean().optional(),
+  profile: z.string().max(64).nullable().optional(),
+  schedule: z.string().max(200).nullable().optional(),
+  timeoutSeconds: z.number().int().nullable().optional(),
+  timezone: z.string().min(1).max(100).optional(),
+  missedPolicy: z.enum(['run_once', 'skip', 'run_all']).optional(),
+  overlapPolicy: z.enum(['skip', 'queue', 'allow']).optional(),
+});
+
+const read: AuthRule = { workspace: 'read' };
+const write: AuthRule = { workspace: 'write' };
+const owner: AuthRule = { workspace: 'owner' };
+const admin: AuthRule = { admin: true };
+const anyone: AuthRule = {};
+
+/**
+ * Every unary method of runway.proto with its authorization, declared once here (REST routes
+ * declare theirs with @Authenticated), each calling the same application service as its REST route.
+ */
+export const METHODS: Record<string, Method> = {
+  Ping: { auth: 'public', handle: () => Promise.resolve({ message: 'pong', service: 'api' }) },
+  Me: { auth: anyone, handle: (s, _r, c) => s.accounts.me(who(c)) },
+
+  ListDeployments: {
+    auth: read,
+    handle: async (s, r) => {
+      const q = page(r);
+      const { rows, total } = await s.deployments.list(workspaceOf(r), q.limit, q.offset);
+      return { items: rows.map(toDeploymentResponse), ...q, total };
+    },
+  },
+  GetDeployment: {
+    auth: read,
+    handle: async (s, r) =>
+      toDeploymentResponse(await s.deployments.resolve(workspaceOf(r), str(r, 'id_or_version') || 'latest')),
+  },
+  CreateDeployment: {
+    auth: write,
+    handle: async (s, r, c) => {
+      const release = s.uploads.acquire(workspaceOf(r));
+      try {
+        const { row } = await s.deployments.fromArchive(who(c), workspaceOf(r), bytes(r), undefined);
+        return toDeploymentResponse(row);
+      } finally {
+        release();
+      }
+    },
+  },
+
+  ListConfigurations: {
+    auth: read,
+    handle: async (s, r) => {
+      const q = page(r);
+      const { rows, total } = await s.configurations.list(workspaceOf(r), q.limit, q.offset);
+      return { items: rows.map(toConfigurationResponse), ...q, total };
+    },
+  },
+  GetConfiguration: {
+    auth: read,
+    handle: async (s, r) =>
+      toConfigurationResponse(
+        await s.configurations.resolve(workspaceOf(r), str(r, 'id_or_version') || 'latest'),
+      ),
+  },
+  CreateConfiguration: {
+    auth: write,
+    handle: async (s, r, c) => {
+      const release = s.uploads.acquire(workspaceOf(r));
+      try {
+        return toConfigurationResponse(
+          await s.configurations.upload(who(c), workspaceOf(r), bytes(r), false, undefined),
+        );
+      } finally {
+        release();
+      }
+    },
+  },
+
+  ListTokens: { auth: anyone, handle: (s, _r, c) => s.accounts.myTokens(who(c)) },
+  CreateToken: {
+    auth: anyone,
+    handle: (s, r, c) =>
+      s.accounts.issueOwnToken(
+        who(c),
+        parseInput(
+          createTokenBody,
+          {
+            name: str(r, 'name'),
+            ...(num(r, 'expires_in_days') ? { expires_in_days: num(r, 'expires_in_days') } : {}),
+          },
+          'request',
+        ),
+      ),
+  },
+  RevokeToken: { auth: anyone, handle: (s, r, c) => s.accounts.revokeToken(who(c), str(r, 'id')) },
+
+  ListAllTokens: {
+    auth: admin,
+    handle: (s, r, c) =>
+      s.accounts.allTokens(
+        who(c),
+        parseInput(
+          allTokensQuery,
+          {
+            ...(str(r, 'user') ? { user: str(r, 'user') } : {}),
+            ...(str(r, 'state') ? { state: str(r, 'state') } : {}),
+          },
+          'request',
+        ),
+      ),
+  },
+  ListUsers: { auth: admin, handle: (s) => s.accounts.listUsers() },
+  CreateUser: {
+    auth: admin,
+    handle: (s, r, c) =>
+      s.accounts.createUser(
+        who(c),
+        parseInput(
+          createUserBody,
+          {
+            email: str(r, 'email'),
+            ...(str(r, 'name') ? { name: str(r, 'name') } : {}),
+            ...(str(r, 'workspace_id') ? { workspace_id: str(r, 'workspace_id') } : {}),
+            ...(str(r, 'role') ? { role: str(r, 'role') } : {}),
+          },
+          'request',
+        ),
+      ),
+  },
+  DisableUser: {
+    auth: admin,
+    handle: (s, r, c) =>
+      s.accounts.disableUser(
+        who(c),
+        required(r, 'user'),
+        parseInput(disableBody, str(r, 'reason') ? { reason: str(r, 'reason') } : {}, 'request').reason,
+      ),
+  },
+  EnableUser: { auth: admin, handle: (s, r, c) => s.accounts.enableUser(who(c), required(r, 'user')) },
+
+  ListMembers: {
+    auth: read,
+    handle: async (s, r) => ({ items: await s.workspaces.members(workspaceOf(r)) }),
+  },
+  AddMember: {
+    auth: owner,
+    handle: (s, r, c) =>
+      s.workspaces.addMember(
+        who(c),
+        workspaceOf(r),
+        parseInput(memberBody, { email: str(r, 'email'), role: str(r, 'role') || 'member' }, 'request'),
+      ),
+  },
+  RemoveMember: {
+    auth: { workspace: 'owner', selfNeeds: 'read' },
+    handle: (s, r, c) => s.workspaces.removeMember(who(c), workspaceOf(r), required(r, 'user')),
+  },
+  GetDeviceLogin: { auth: anyone, handle: (s, r, c) => s.logins.show(who(c), required(r, 'user_code')) },
+  ApproveDeviceLogin: {
+    auth: anyone,
+    handle: (s, r, c) => s.logins.approve(who(c), required(r, 'user_code')),
+  },
+
+  ListJobs: {
+    auth: read,
+    handle: async (s, r) => {
+      const q = page(r);
+      const p = await s.jobs.list(workspaceOf(r), q.limit, q.offset);
+      const items = p.rows.map(({ job, lastRun }) =>
+        jobMessage(job, s.publicUrl, lastRun ? { run: lastRun, job } : undefined),
+      );
+      return { items, ...q, total: p.total };
+    },
+  },
+  GetJob: {
+    auth: read,
+    handle: async (s, r) => {
+      const { job, lastRun } = await s.jobs.get(workspaceOf(r), required(r, 'id_or_name'));
+      return jobMessage(job, s.publicUrl, lastRun ? { run: lastRun, job } : undefined);
+    },
+  },
+  UpsertJob: {
+    auth: write,
+    handle: async (s, r, c) => {
+      const input = parseInput(
+        upsertJob,
+        {
+          name: str(r, 'name'),
+          entryPoint: str(r, 'entry_point'),
+          kind: str(r, 'kind') || 'batch',
+          description: str(r, 'description'),
+          ...(has(r, 'schedule') ? { schedule: str(r, 'schedule') || null } : {}),
+          ...(has(r, 'profile') ? { profile: str(r, 'profile') || null } : {}),
+          ...(has(r, 'active') ? { active: r.active === true } : {}),
+          ...(has(r, 'timeout_seconds') ? { timeoutSeconds: num(r, 'timeout_seconds') || null } : {}),
+          ...(has(r, 'timezone') ? { timezone: str(r, 'timezone') } : {}),
+          ...(has(r, 'missed_policy') ? { missedPolicy: str(r, 'missed_policy') } : {}),
+          ...(has(r, 'overlap_policy') ? { overlapPolicy: str(r, 'overlap_policy') } : {}),
+        },
+        'request',
+      );
+      return jobMessage(await s.jobs.upsert(who(c), workspaceOf(r), input), s.publicUrl);
+    },
+  },
+  DeleteJob: {
+    auth: write,
+    handle: async (s, r, c) => {
+      const job = await s.jobs.delete(who(c), workspaceOf(r), required(r, 'id_or_name'));
+      return { id: job.id, name: job.name, deleted: true };
+    },
+  },
+
+  ListRuns: {
+    auth: read,
+    handle: async (s, r) => {
+      const q = page(r);
+      const filter = parseInput(
+        z.object({ jobId: z.string().uuid().optional(), status: runStatusSchema.optional() }),
+        {
+          ...(str(r, 'job_id') ? { jobId: str(r, 'job_id').toLowerCase() } : {}),
+          ...(str(r, 'status') ? { status: str(r, 'status') } : {}),
+        },
+        'request',
+      );
+      const p = await s.runs.list(workspaceOf(r), filter, q.limit, q.offset);
+      return { items: p.rows.map((x) => runMessage(x, s.publicUrl)), ...q, total: p.total };
+    },
+  },
+  GetRun: {
+    auth: read,
+    handle: async (s, r) => {
+      const {
+        timeline,
+        pipelines: _pipelines,
+        ...of
+      } = await s.runs.details(workspaceOf(r), required(r, 'run_id'));
+      return {
+        ...runMessage(of, s.publicUrl),
+        status_timeline: timeline.map((t) => ({
+          status: t.status,
+          at: t.at.toISOString(),
+          reason: t.reason,
+        })),
+      };
+    },
+  },
+  RequestRun: {
+    auth: write,
+    handle: async (s, r, c) => {
+      const run = await s.runs.requestRun(who(c), workspaceOf(r), {
+        jobIdOrName: required(r, 'job_id_or_name'),
+        profile: str(r, 'profile') || null,
+        trigger: parseApiToken(c?.token ?? '') ? 'api' : 'manual',
+      });
+      return runMessage(run, s.publicUrl);
+    },
+  },
+  CancelRun: {
+    auth: write,
+    handle: async (s, r, c) =>
+      runMessage(await s.runs.cancel(who(c), workspaceOf(r), required(r, 'run_id')), s.publicUrl),
+  },
+  GetRunLogs: {
+    auth: read,
+    handle: async (s, r) => {
+      const of = await s.runs.get(workspaceOf(r), required(r, 'run_id'));
+      const log = await s.logs.text(workspaceOf(r), of.run);
+      return { run: runMessage(of, s.publicUrl), logs: log?.text.replace(/\n$/, '') ?? '' };
+    },
+  },
+};
+
+/** FollowRunLogs (server streaming) is authorized like a read. */
+export const FOLLOW_AUTH: AuthRule = read;

@@ -1,0 +1,193 @@
+import { Body, Controller, Get, Headers, HttpCode, Inject, Param, Post, Query, Req } from '@nestjs/common';
+import { z } from 'zod';
+import { runStatusSchema } from '#libs/contracts';
+import { ApiDoc, badRequest, notFound, parseInput } from '#libs/http';
+import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
+import type { AuthedRequest } from '../auth/auth.guard.js';
+import { Authenticated } from '../auth/authenticated.decorator.js';
+import { parseApiToken } from '../auth/tokens.js';
+import { principalOf } from '../auth/workspace-access.js';
+import {
+  asScriptError,
+  detailedRunResponse,
+  listOf,
+  logsResponse,
+  toRun,
+  toScript,
+  type DetailedRunResponse,
+} from '../job/responses.js';
+import { listQuery } from '../page.js';
+import { LogsService } from '../log/logs.service.js';
+import { RunsService, type RunOfJob } from './runs.service.js';
+
+const runsQuery = listQuery.extend({
+  script_id: z.string().uuid().optional(),
+  status: runStatusSchema.optional(),
+});
+const latestQuery = z.object({ script_id: z.string().uuid().optional() });
+
+/**
+ * The compatible body of RequestRun: dlt-runtime 0.20.0 sends `script_id_or_name_or_secret`, the
+ * reference `script_id_or_name`; both are accepted. `trigger` is Runway's (default: manual for a
+ * CLI login, api for an API token).
+ */
+const requestRunBody = z
+  .object({
+    script_id_or_name_or_secret: z.string().min(1).max(1000).optional(),
+    script_id_or_name: z.string().min(1).max(1000).optional(),
+    profile: z.string().max(64).nullable().optional(),
+    trigger: z.enum(['manual', 'api']).optional(),
+  })
+  .refine((b) => b.script_id_or_name_or_secret !== undefined || b.script_id_or_name !== undefined, {
+    message: 'script_id_or_name_or_secret (or script_id_or_name) is required',
+  });
+
+/**
+ * The cumulative output as the dlt CLI wants it: it splits on "\n" and prints the lines from the
+ * count it printed before, so the text must not end with "\n" (the empty last piece would count
+ * as a printed line and hide the next one), and no output yet is null, not "".
+ */
+export function logsText(text: string | undefined): string | null {
+  if (text === undefined) return null;
+  const t = text.endsWith('\n') ? text.slice(0, -1) : text;
+  return t.length === 0 ? null : t;
+}
+
+/** Runs: routes #19-#24 of the dlt runtime API. */
+@Controller('api/v1/workspaces/:ws/runs')
+export class RunsController {
+  private readonly publicUrl: string;
+
+  constructor(
+    @Inject(RunsService) private readonly runs: RunsService,
+    @Inject(LogsService) private readonly logService: LogsService,
+    @Inject(SERVICE_CONTEXT) ctx: ServiceContext,
+  ) {
+    this.publicUrl = ctx.config.publicUrl;
+  }
+
+  @ApiDoc({
+    summary: 'List runs, newest first; filter by script_id and status',
+    response: listOf(detailedRunResponse),
+  })
+  @Authenticated({ workspace: 'read' })
+  @Get()
+  async list(@Param('ws') ws: string, @Query() query: unknown) {
+    const q = parseInput(runsQuery, query, 'query');
+    const page = await this.runs.list(
+      ws,
+      { jobId: q.script_id?.toLowerCase(), status: q.status },
+      q.limit,
+      q.offset,
+    );
+    return {
+      items: page.rows.map((r) => this.detailed(r)),
+      limit: q.limit,
+      offset: q.offset,
+      total: page.total,
+    };
+  }
+
+  @ApiDoc({
+    summary: 'Request a run of a job (by id or name)',
+    body: requestRunBody,
+    response: detailedRunResponse,
+  })
+  @Authenticated({ workspace: 'write' })
+  @Post()
+  @HttpCode(201)
+  async requestRun(
+    @Req() req: AuthedRequest,
+    @Param('ws') ws: string,
+    @Body() body: unknown,
+    @Headers('idempotency-key') key?: string,
+  ) {
+    const b = parseInput(requestRunBody, body ?? {}, 'body');
+    const bearer = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1] ?? '';
+    const run = await this.runs
+      .requestRun(
+        principalOf(req),
+        ws,
+        {
+          jobIdOrName: (b.script_id_or_name_or_secret ?? b.script_id_or_name)!,
+          profile: b.profile ?? null,
+          trigger: b.trigger ?? (parseApiToken(bearer) ? 'api' : 'manual'),
+        },
+        key,
+      )
+      .catch(asScriptError);
+    return this.detailed(run);
+  }
+
+  @ApiDoc({
+    summary: 'The newest run (of a job with script_id); 404 when there is none',
+    response: detailedRunResponse,
+  })
+  @Authenticated({ workspace: 'read' })
+  @Get('latest')
+  async latest(@Param('ws') ws: string, @Query() query: unknown) {
+    const q = parseInput(latestQuery, query, 'query');
+    const { rows } = await this.runs.list(ws, { jobId: q.script_id?.toLowerCase() }, 1, 0);
+    if (!rows[0])
+      throw notFound(q.script_id ? `script ${q.script_id} has no runs` : `no runs in workspace ${ws}`);
+    return this.detailed(rows[0]);
+  }
+
+  @ApiDoc({ summary: 'A run, with its status timeline', response: detailedRunResponse })
+  @Authenticated({ workspace: 'read' })
+  @Get(':id')
+  async get(@Param('ws') ws: string, @Param('id') id: string) {
+    const { timeline, pipelines, ...of } = await this.runs.details(ws, id);
+    return {
+      ...this.detailed(of),
+      pipelines: pipelines.map((p) => ({
+        name: p.pipeline_name,
+        destination: p.destination,
+        dataset_name: p.dataset_name,
+        row_counts: p.row_counts,
+        loads: p.loads.map((l) => ({ load_id: l.loadId, completed: l.completed })),
+        tables: p.tables.map((t) => ({
+          schema: t.schema,
+          name: t.name,
+          parent: t.parent,
+          write_disposition: t.writeDisposition,
+          rows: p.row_counts[t.name] ?? 0,
+          columns: t.columns.map((c) => ({ name: c.name, data_type: c.dataType, nullable: c.nullable })),
+        })),
+      })),
+      status_timeline: timeline.map((t) => ({
+        status: t.status as DetailedRunResponse['status'],
+        at: t.at.toISOString(),
+        reason: t.reason,
+      })),
+    };
+  }
+
+  @ApiDoc({
+    summary: 'A run and its output so far (null before its process started)',
+    response: logsResponse,
+  })
+  @Authenticated({ workspace: 'read' })
+  @Get(':id/logs')
+  async logs(@Param('ws') ws: string, @Param('id') id: string) {
+    const of = await this.runs.get(ws, id);
+    const log = await this.logService.text(ws, of.run);
+    return { run: this.detailed(of), logs: logsText(log?.text) };
+  }
+
+  @ApiDoc({
+    summary: 'Cancel a run: pending → cancelled, active → cancelling → cancelled once its processes are gone',
+    response: detailedRunResponse,
+  })
+  @Authenticated({ workspace: 'write' })
+  @Post(':id/cancel')
+  @HttpCode(201)
+  async cancel(@Req() req: AuthedRequest, @Param('ws') ws: string, @Param('id') id: string) {
+    return this.detailed(await this.runs.cancel(principalOf(req), ws, id));
+  }
+
+  private detailed({ run, job }: RunOfJob): DetailedRunResponse {
+    if (!job) throw badRequest(`the script of run ${run.id} is missing`);
+    return { ...toRun(run, this.publicUrl), script: toScript(job, this.publicUrl) };
+  }
+}

@@ -1,0 +1,134 @@
+import type { Kysely } from 'kysely';
+import type { JobRow, JobVersionRow, SchedulingTables } from '../../migrations/index.js';
+
+/** The jobs read models as other services (the gateway) read them: rows and typed queries, no migrations. */
+export type { JobRow, JobVersionRow } from '../../migrations/index.js';
+export type JobsReadModel = Pick<SchedulingTables, 'jobs' | 'job_versions'>;
+type Db = Kysely<JobsReadModel>;
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+export const isUuid = (s: string): boolean => UUID.test(s);
+
+/** A job by id (a UUID) or else by name; names may hold '/' and '.'. */
+export async function jobByIdOrName(db: Db, ws: string, idOrName: string): Promise<JobRow | undefined> {
+  if (isUuid(idOrName)) {
+    const byId = await db
+      .selectFrom('jobs')
+      .selectAll()
+      .where('workspace_id', '=', ws)
+      .where('id', '=', idOrName.toLowerCase())
+      .executeTakeFirst();
+    if (byId) return byId;
+  }
+  return db
+    .selectFrom('jobs')
+    .selectAll()
+    .where('workspace_id', '=', ws)
+    .where('name', '=', idOrName)
+    .executeTakeFirst();
+}
+
+/**
+ * Jobs by id; a deleted job (its runs stay) as its last version: inactive, unscheduled, so a run
+ * of it still has its job.
+ */
+export async function jobsById(db: Db, ids: readonly string[]): Promise<JobRow[]> {
+  if (ids.length === 0) return [];
+  const wanted = [...new Set(ids)];
+  const live = await db.selectFrom('jobs').selectAll().where('id', 'in', wanted).execute();
+  const missing = wanted.filter((id) => !live.some((j) => j.id === id));
+  if (missing.length === 0) return live;
+  const last = await db
+    .selectFrom('job_versions')
+    .selectAll()
+    .distinctOn('job_id')
+    .where('job_id', 'in', missing)
+    .orderBy('job_id')
+    .orderBy('version', 'desc')
+    .execute();
+  return [
+    ...live,
+    ...last.map((v): JobRow => ({
+      id: v.job_id,
+      workspace_id: v.workspace_id,
+      name: v.name,
+      description: v.description,
+      entry_point: v.entry_point,
+      kind: v.kind,
+      profile: v.profile,
+      schedule: null,
+      active: false,
+      timeout_seconds: v.timeout_seconds,
+      timezone: v.timezone,
+      missed_policy: v.missed_policy,
+      overlap_policy: v.overlap_policy,
+      queued_fire_at: null,
+      last_fire_at: null,
+      next_scheduled_run: null,
+      version: v.version,
+      version_id: v.id,
+      created_by: v.created_by,
+      created_at: v.created_at,
+      updated_at: v.created_at,
+    })),
+  ];
+}
+
+/** A page of the workspace's jobs by name, with the total. */
+export async function listJobs(
+  db: Db,
+  ws: string,
+  limit: number,
+  offset: number,
+): Promise<{ rows: JobRow[]; total: number }> {
+  const [rows, count] = await Promise.all([
+    db
+      .selectFrom('jobs')
+      .selectAll()
+      .where('workspace_id', '=', ws)
+      .orderBy('name', 'asc')
+      .limit(limit)
+      .offset(offset)
+      .execute(),
+    db
+      .selectFrom('jobs')
+      .select((eb) => eb.fn.countAll<string>().as('n'))
+      .where('workspace_id', '=', ws)
+      .executeTakeFirstOrThrow(),
+  ]);
+  return { rows, total: Number(count.n) };
+}
+
+/** A page of a job's versions, newest first, with the total. */
+export async function listJobVersions(
+  db: Db,
+  jobId: string,
+  limit: number,
+  offset: number,
+): Promise<{ rows: JobVersionRow[]; total: number }> {
+  const [rows, count] = await Promise.all([
+    db
+      .selectFrom('job_versions')
+      .selectAll()
+      .where('job_id', '=', jobId)
+      .orderBy('version', 'desc')
+      .limit(limit)
+      .offset(offset)
+      .execute(),
+    db
+      .selectFrom('job_versions')
+      .select((eb) => eb.fn.countAll<string>().as('n'))
+      .where('job_id', '=', jobId)
+      .executeTakeFirstOrThrow(),
+  ]);
+  return { rows, total: Number(count.n) };
+}
+
+/** A version of a job by id, number or "latest". */
+export function jobVersion(db: Db, jobId: string, idOrNumber: string): Promise<JobVersionRow | undefined> {
+  const q = db.selectFrom('job_versions').selectAll().where('job_id', '=', jobId);
+  if (idOrNumber === 'latest') return q.orderBy('version', 'desc').limit(1).executeTakeFirst();
+  if (isUuid(idOrNumber)) return q.where('id', '=', idOrNumber.toLowerCase()).executeTakeFirst();
+  if (/^\d{1,9}$/.test(idOrNumber)) return q.where('version', '=', Number(idOrNumber)).executeTakeFirst();
+  return Promise.resolve(undefined);
+}
