@@ -9,44 +9,51 @@ import {
 } from '#libs/contracts';
 import {
   DomainError,
+  fold,
   handleCommand,
   NotFoundError,
   type AggregateRef,
+  type CommitMeta,
   type EventStore,
 } from '#libs/eventstore';
 import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
+import { EXECUTION_DB } from '../database.js';
 import type { ExecutionTables } from '../migrations/index.js';
+import { runForCancel } from './read-models/run-cancel.queries.js';
 import { runDecider, terminalStateMessage, type RunCommand } from './run.decider.js';
 
 export function runRef(workspaceId: string, runId: string): AggregateRef {
   return { workspaceId, type: AggregateTypes.run, id: runId };
 }
 
-/** load → decide → append for the run aggregate (used by the RPC controller, workers and the reaper). */
-export class RunCommands {
-  constructor(
-    readonly store: EventStore,
-    private readonly db: Kysely<ExecutionTables>,
-  ) {}
+/** load → decide → append for the run aggregate (workers, the reaper). */
+export class RunAggregates {
+  constructor(readonly store: EventStore) {}
 
-  handle(
-    workspaceId: string,
-    runId: string,
-    command: RunCommand,
-    meta: { commandId: string; actor: string },
-  ) {
+  handle(workspaceId: string, runId: string, command: RunCommand, meta: CommitMeta) {
     return handleCommand(this.store, runDecider, runRef(workspaceId, runId), command, meta, {
       maxRetries: 20,
     });
   }
 
+  /** The run's current state, without deciding anything. */
+  async load(workspaceId: string, runId: string) {
+    const { events, lastSeq } = await this.store.read(runRef(workspaceId, runId));
+    return { state: fold(runDecider, events as never), seq: lastSeq };
+  }
+}
+
+/** The run aggregate's commands with the cancel of the RPC edge, checked against the runs read model first. */
+export class RunCommands extends RunAggregates {
+  constructor(
+    store: EventStore,
+    private readonly db: Kysely<ExecutionTables>,
+  ) {
+    super(store);
+  }
+
   async cancel(req: CancelRunRequest): Promise<CancelRunReply> {
-    const row = await this.db
-      .selectFrom('runs')
-      .select(['number', 'status'])
-      .where('id', '=', req.runId)
-      .where('workspace_id', '=', req.workspaceId)
-      .executeTakeFirst();
+    const row = await runForCancel(this.db, req.workspaceId, req.runId);
     if (!row) throw new NotFoundError(`run ${req.runId} not found`);
     // Refused before the aggregate is read: a run that ended long ago may be archived (its subject
     // empty), and a command on it would start a new aggregate instead of finding it ended.
@@ -64,7 +71,10 @@ export class RunCommands {
 
 @Injectable()
 export class RunHandler extends RunCommands {
-  constructor(@Inject(SERVICE_CONTEXT) ctx: ServiceContext) {
-    super(ctx.store, ctx.db as Kysely<ExecutionTables>);
+  constructor(
+    @Inject(SERVICE_CONTEXT) ctx: ServiceContext,
+    @Inject(EXECUTION_DB) db: Kysely<ExecutionTables>,
+  ) {
+    super(ctx.store, db);
   }
 }

@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { ExecutionTables } from '../migrations/index.js';
-import type { RunCommands } from '../run/run.handler.js';
+import type { RunAggregates } from '../run/run.handler.js';
 import type { RunLeases } from './leases.js';
 
 export interface ReaperOptions {
@@ -33,7 +33,7 @@ export class LeaseReaper {
   constructor(
     private readonly db: Kysely<ExecutionTables>,
     private readonly leases: RunLeases,
-    private readonly commands: RunCommands,
+    private readonly commands: RunAggregates,
     private readonly opts: ReaperOptions = {},
   ) {}
 

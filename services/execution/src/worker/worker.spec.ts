@@ -92,7 +92,6 @@ describe('workers (real JetStream, Postgres and Python)', () => {
       {
         nats: env.nats,
         store,
-        db: db as Kysely<unknown>,
         leases,
         materializer: new MemoryMaterializer(scripts),
         output: logSink,
@@ -273,7 +272,6 @@ describe('workers (real JetStream, Postgres and Python)', () => {
       {
         nats: env.nats,
         store,
-        db: db as Kysely<unknown>,
         leases,
         materializer: new MemoryMaterializer(scripts),
         output: logSink,
@@ -340,7 +338,6 @@ describe('workers with uv', () => {
         {
           nats: env.nats,
           store,
-          db: db as Kysely<unknown>,
           leases,
           materializer: new MemoryMaterializer({
             'pyproject.toml': '[project]\nname = "x"\nversion = "0.1.0"\n',
