@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { defineEvent, type EventOf } from '#libs/eventstore';
+import { defineEvent, type EventOf } from '#libs/events';
+import { configurationFileKindSchema } from './enums.js';
 
 const uuid = z.string().uuid();
 
@@ -15,7 +16,7 @@ export const configurationFileSchema = z.object({
   /** POSIX path relative to `.dlt/`. */
   path: z.string().min(1).max(1024),
   size: z.number().int().min(0),
-  kind: z.enum(['config', 'secrets']),
+  kind: configurationFileKindSchema,
   /** null when dlt does not read the file under any profile (e.g. `myconfig.toml`). */
   profile: profileNameSchema.nullable(),
   /** Secret files are stored encrypted only. */

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { defineEvent, type EventOf } from '#libs/eventstore';
+import { defineEvent, type EventOf } from '#libs/events';
+import { deploymentFileTypeSchema, deploymentSourceSchema } from './enums.js';
 
 const uuid = z.string().uuid();
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'must be a hex SHA-256');
@@ -10,7 +11,7 @@ const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'must be a hex SHA-256');
  */
 export const deploymentFileSchema = z.object({
   path: z.string().min(1).max(4096),
-  type: z.enum(['file', 'symlink']),
+  type: deploymentFileTypeSchema,
   size: z.number().int().nonnegative(),
   sha256,
   mode: z.number().int().min(0).max(0o777),
@@ -51,7 +52,7 @@ export const DeploymentCreated = defineEvent(
     archiveSize: z.number().int().nonnegative(),
     /** Number of DeploymentFilesStaged parts holding the file list. */
     fileParts: z.number().int().nonnegative(),
-    source: z.enum(['archive', 'sync']),
+    source: deploymentSourceSchema,
   }),
 );
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { deploymentSourceSchema } from './enums.js';
 
 /** Request/reply patterns of the deployments service (Nest microservice over NATS). */
 export const DeploymentRpc = {
@@ -24,7 +25,7 @@ export const createDeploymentRequest = z.object({
     .regex(/^[A-Za-z0-9+/]{43}=$/)
     .optional(),
   archiveSize: z.number().int().min(0),
-  source: z.enum(['archive', 'sync']),
+  source: deploymentSourceSchema,
   /** true: when the latest version holds the same files, create nothing and return it. */
   onlyIfChanged: z.boolean(),
 });

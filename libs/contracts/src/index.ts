@@ -1,3 +1,4 @@
+export * from './enums.js';
 export * from './workspace.events.js';
 export * from './user.events.js';
 export * from './subjects.js';

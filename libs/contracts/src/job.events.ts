@@ -1,16 +1,9 @@
 import { z } from 'zod';
-import { defineEvent, type EventOf } from '#libs/eventstore';
+import { defineEvent, type EventOf } from '#libs/events';
 import { profileNameSchema } from './configuration.events.js';
+import { jobKindSchema, missedPolicySchema, overlapPolicySchema, runTriggerSchema } from './enums.js';
 
 const uuid = z.string().uuid();
-
-/** `batch` = a script run to completion; `interactive` = a notebook / app served until stopped. */
-export const jobKindSchema = z.enum(['batch', 'interactive']);
-export type JobKind = z.infer<typeof jobKindSchema>;
-
-/** Why a run exists. The compatible API only knows manual and schedule (api is shown as manual there). */
-export const runTriggerSchema = z.enum(['manual', 'api', 'schedule']);
-export type RunTrigger = z.infer<typeof runTriggerSchema>;
 
 /** Longest timeout a job may set (7 days); the server default is RUNWAY_RUN_TIMEOUT_MINUTES. */
 export const MAX_JOB_TIMEOUT_SECONDS = 7 * 24 * 3600;
@@ -32,19 +25,15 @@ export const jobSpecSchema = z.object({
   /** IANA time zone the schedule is read in (events stored before it existed read as UTC). */
   timezone: z.string().min(1).max(100).default('UTC'),
   /** What the scheduler does with fire times missed while it was down. */
-  missedPolicy: z.enum(['run_once', 'skip', 'run_all']).default('run_once'),
+  missedPolicy: missedPolicySchema.default('run_once'),
   /**
    * A scheduled fire while a run of the job is still active: `skip` (recorded as a skipped run),
    * `queue` (at most one fire waits for the active run to end) or `allow`. Events stored before it
    * existed read as `skip`. Manual and API runs are never held back by it.
    */
-  overlapPolicy: z.enum(['skip', 'queue', 'allow']).default('skip'),
+  overlapPolicy: overlapPolicySchema.default('skip'),
 });
 export type JobSpec = z.infer<typeof jobSpecSchema>;
-export const missedPolicySchema = z.enum(['run_once', 'skip', 'run_all']);
-export type MissedPolicy = z.infer<typeof missedPolicySchema>;
-export const overlapPolicySchema = z.enum(['skip', 'queue', 'allow']);
-export type OverlapPolicy = z.infer<typeof overlapPolicySchema>;
 
 /** Aggregate `job`, id = uuidv5(name, workspace id): version 1 of a job. */
 export const JobCreated = defineEvent(

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { jobKindSchema, runTriggerSchema } from './job.events.js';
+import { jobKindSchema, missedPolicySchema, overlapPolicySchema, runTriggerSchema } from './enums.js';
 
 /** Request/reply patterns of the scheduling (jobs, run requests) and execution (runs) services. */
 export const JobRpc = {
@@ -28,8 +28,8 @@ export const upsertJobRequest = z.object({
   timeoutSeconds: z.number().int().nullable().optional(),
   /** IANA time zone of the schedule (omitted: keep; new job: UTC). */
   timezone: z.string().optional(),
-  missedPolicy: z.enum(['run_once', 'skip', 'run_all']).optional(),
-  overlapPolicy: z.enum(['skip', 'queue', 'allow']).optional(),
+  missedPolicy: missedPolicySchema.optional(),
+  overlapPolicy: overlapPolicySchema.optional(),
 });
 export type UpsertJobRequest = z.infer<typeof upsertJobRequest>;
 export const upsertJobReply = z.object({

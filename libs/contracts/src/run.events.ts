@@ -1,34 +1,9 @@
 import { z } from 'zod';
-import { defineEvent, type EventOf } from '#libs/eventstore';
+import { defineEvent, type EventOf } from '#libs/events';
+import { runFailureReasonSchema } from './enums.js';
 
 const uuid = z.string().uuid();
 const isoTime = z.string().datetime({ offset: true });
-
-/** The statuses of the compatible API, in lifecycle order. */
-export const runStatusSchema = z.enum([
-  'pending',
-  'starting',
-  'running',
-  'finalizing',
-  'completed',
-  'failed',
-  'cancelling',
-  'cancelled',
-  'skipped',
-]);
-export type RunStatus = z.infer<typeof runStatusSchema>;
-export const TERMINAL_RUN_STATUSES: readonly RunStatus[] = ['completed', 'failed', 'cancelled', 'skipped'];
-
-/** Why a run failed. */
-export const runFailureReasonSchema = z.enum([
-  'exit_code',
-  'signal',
-  'timeout',
-  'worker_lost',
-  'setup_error',
-  'spawn_error',
-]);
-export type RunFailureReason = z.infer<typeof runFailureReasonSchema>;
 
 const stderrTail = z.array(z.string().max(2000)).max(100);
 

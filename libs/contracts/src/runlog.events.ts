@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { defineEvent, type EventOf } from '#libs/eventstore';
+import { defineEvent, type EventOf } from '#libs/events';
+import { sealedBySchema } from './enums.js';
 
 /**
  * Aggregate `runlog` (id = the run id), owned by the logs service: the completeness record of a
@@ -14,7 +15,7 @@ export const RunLogsSealed = defineEvent(
     /** Bytes of text (UTF-8), without line ends. */
     bytes: z.number().int().min(0),
     /** The worker sealed it at the end of the run, or the logs service for a run whose worker could not. */
-    sealedBy: z.enum(['worker', 'logs']),
+    sealedBy: sealedBySchema,
     sealedAt: z.string().datetime({ offset: true }),
   }),
 );

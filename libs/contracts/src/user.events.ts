@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineEvent, type EventOf } from '#libs/eventstore';
+import { defineEvent, type EventOf } from '#libs/events';
 
 const uuid = z.string().uuid();
 

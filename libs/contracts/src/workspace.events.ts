@@ -1,8 +1,6 @@
 import { z } from 'zod';
-import { defineEvent, type EventOf } from '#libs/eventstore';
-
-export const roleSchema = z.enum(['owner', 'member', 'viewer']);
-export type Role = z.infer<typeof roleSchema>;
+import { defineEvent, type EventOf } from '#libs/events';
+import { roleSchema } from './enums.js';
 
 const uuid = z.string().uuid();
 

@@ -36,13 +36,4 @@ export class ConcurrencyError extends Error {
   }
 }
 
-/** An event that does not match its schema (on append) or a stored message that cannot be decoded. */
-export class EventSchemaError extends Error {
-  constructor(
-    readonly eventType: string,
-    readonly details: string,
-  ) {
-    super(`event ${eventType} does not match its schema: ${details}`);
-    this.name = 'EventSchemaError';
-  }
-}
+export { EventSchemaError } from '#libs/events';

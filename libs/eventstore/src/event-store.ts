@@ -396,14 +396,15 @@ export class EventStore {
   }
 
   /**
-   * Loads every event of one aggregate, in order, through batched direct gets on its subject: one
-   * request per READ_BATCH commits, no consumer (nats-server ≥ 2.11). `lastSeq` is the last commit
-   * read: the server reports none after it (`pending` 0) when the read ended.
+   * Loads every event of one aggregate (after `afterSeq`: a snapshot's position), in order, through
+   * batched direct gets on its subject: one request per READ_BATCH commits, no consumer
+   * (nats-server ≥ 2.11). `lastSeq` is the last commit read (`afterSeq` when there is none after
+   * it): the server reports none after it (`pending` 0) when the read ended.
    */
-  async read(ref: AggregateRef): Promise<ReadResult> {
+  async read(ref: AggregateRef, afterSeq = 0): Promise<ReadResult> {
     const subject = this.subjectOf(ref);
     const commits: StoredCommit[] = [];
-    let from = 1;
+    let from = afterSeq + 1;
     for (;;) {
       const msgs = await this.directBatch(subject, from, READ_BATCH);
       for (const m of msgs) commits.push(this.decode(m));
@@ -411,7 +412,7 @@ export class EventStore {
       if (!last || last.pending <= 0) break;
       from = last.seq + 1;
     }
-    return { commits, events: commits.flatMap((c) => c.events), lastSeq: commits.at(-1)?.seq ?? 0 };
+    return { commits, events: commits.flatMap((c) => c.events), lastSeq: commits.at(-1)?.seq ?? afterSeq };
   }
 
   /**

@@ -5,3 +5,5 @@ export * from './event-store.js';
 export * from './decider.js';
 export * from './command-handler.js';
 export * from './archive.js';
+export * from './keyed-lock.js';
+export * from './reactor.js';
