@@ -24,6 +24,8 @@ export interface ReactorEvent {
   meta: CommitMeta;
   /** The event's identity (`<seq>:<index>`): the causation id of the commands it causes. */
   causationId: string;
+  /** When its commit was stored (ISO). */
+  time: string;
 }
 
 /**
@@ -206,6 +208,7 @@ export async function startReactor(opts: ReactorOptions): Promise<Reactor> {
           index: e.index,
           meta,
           causationId: `${e.seq}:${e.index}`,
+          time: commit.meta.time,
         });
       }
       settle(() => m.ack());

@@ -8,9 +8,8 @@ import {
   type CancelRunRequest,
 } from '#libs/contracts';
 import {
+  CommandHandler,
   DomainError,
-  fold,
-  handleCommand,
   NotFoundError,
   type AggregateRef,
   type CommitMeta,
@@ -20,7 +19,8 @@ import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
 import { EXECUTION_DB } from '../database.js';
 import type { ExecutionTables } from '../migrations/index.js';
 import { runForCancel } from './read-models/run-cancel.queries.js';
-import { runDecider, terminalStateMessage, type RunCommand } from './run.decider.js';
+import { runDecider, terminalStateMessage, type RunCommand, type RunState } from './run.decider.js';
+import type { RunEvent } from './run.events.js';
 
 export function runRef(workspaceId: string, runId: string): AggregateRef {
   return { workspaceId, type: AggregateTypes.run, id: runId };
@@ -28,18 +28,20 @@ export function runRef(workspaceId: string, runId: string): AggregateRef {
 
 /** load → decide → append for the run aggregate (workers, the reaper). */
 export class RunAggregates {
-  constructor(readonly store: EventStore) {}
+  private readonly handler: CommandHandler<RunState, RunCommand, RunEvent>;
+
+  constructor(readonly store: EventStore) {
+    // Short streams, written by several processes (workers, the reaper, the RPC edge): no cache.
+    this.handler = new CommandHandler(store, runDecider, { maxRetries: 20 });
+  }
 
   handle(workspaceId: string, runId: string, command: RunCommand, meta: CommitMeta) {
-    return handleCommand(this.store, runDecider, runRef(workspaceId, runId), command, meta, {
-      maxRetries: 20,
-    });
+    return this.handler.handle(runRef(workspaceId, runId), command, meta);
   }
 
   /** The run's current state, without deciding anything. */
-  async load(workspaceId: string, runId: string) {
-    const { events, lastSeq } = await this.store.read(runRef(workspaceId, runId));
-    return { state: fold(runDecider, events as never), seq: lastSeq };
+  load(workspaceId: string, runId: string) {
+    return this.handler.load(runRef(workspaceId, runId));
   }
 }
 

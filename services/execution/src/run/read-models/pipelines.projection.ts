@@ -1,6 +1,6 @@
 import type { StoredEvent } from '#libs/eventstore';
 import { defineProjection } from '#libs/projections';
-import type { RunEvent } from '#libs/contracts';
+import type { RunEvent } from '../run.events.js';
 import type { ExecutionTables } from '../../migrations/index.js';
 
 /**

@@ -1,6 +1,7 @@
 import type { StoredEvent } from '#libs/eventstore';
 import { defineProjection } from '#libs/projections';
-import type { JobEvent, RunEvent, RunStatus } from '#libs/contracts';
+import type { JobEvent, RunStatus } from '#libs/contracts';
+import type { RunEvent } from '../run.events.js';
 import type { Insertable } from 'kysely';
 import type { ExecutionTables, RunRow, TimelineRow } from '../../migrations/index.js';
 
