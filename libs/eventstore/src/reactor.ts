@@ -66,8 +66,10 @@ export interface ReactorOptions {
   ackWaitMs?: number;
   /** Lifetime of one pull request (default 5 s): a pull left on a lost consumer leader ends then. */
   pullExpiresMs?: number;
-  /** First delay of a failed reaction's redelivery; doubles per delivery up to 30 s (default 1 s). */
+  /** First delay of a failed reaction's redelivery; doubles per delivery up to `maxRetryDelayMs` (default 1 s). */
   retryDelayMs?: number;
+  /** Longest delay of a redelivery (default 30 s; = retryDelayMs: a fixed delay). */
+  maxRetryDelayMs?: number;
 }
 
 export interface Reactor {
@@ -117,6 +119,7 @@ export async function startReactor(opts: ReactorOptions): Promise<Reactor> {
   const batch = opts.batch ?? 64;
   const ackWaitMs = opts.ackWaitMs ?? 60_000;
   const retryDelayMs = opts.retryDelayMs ?? 1_000;
+  const maxRetryDelayMs = opts.maxRetryDelayMs ?? 30_000;
   const filters = opts.aggregateTypes?.length
     ? opts.aggregateTypes.map((aggregateType) => store.filterSubject({ aggregateType }))
     : [store.allSubjects];
@@ -213,7 +216,7 @@ export async function startReactor(opts: ReactorOptions): Promise<Reactor> {
       }
       settle(() => m.ack());
     } catch (err) {
-      const delay = Math.min(30_000, retryDelayMs * 2 ** Math.min(10, m.info.deliveryCount - 1));
+      const delay = Math.min(maxRetryDelayMs, retryDelayMs * 2 ** Math.min(10, m.info.deliveryCount - 1));
       log(
         `reactor ${opts.name}: reacting to commit ${m.seq} failed (retried in ${delay} ms): ${message(err)}`,
       );

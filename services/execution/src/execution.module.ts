@@ -4,6 +4,7 @@ import { EXECUTION_DB, executionDb } from './database.js';
 import { HealthController } from './health/health.controller.js';
 import { RunController } from './run/run.controller.js';
 import { RunArchiverService } from './run/run-archiver.service.js';
+import { SkippedRunReactor } from './run/reactors/skipped-run.reactor.js';
 import { RunHandler } from './run/run.handler.js';
 import { ReaperService } from './worker/reaper.service.js';
 
@@ -20,6 +21,7 @@ export class ExecutionModule {
         RunHandler,
         ReaperService,
         RunArchiverService,
+        SkippedRunReactor,
       ],
     };
   }

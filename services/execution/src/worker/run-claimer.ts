@@ -1,33 +1,30 @@
-import {
-  AckPolicy,
-  DeliverPolicy,
-  JetStreamApiError,
-  type ConsumerMessages,
-  type JsMsg,
-} from '@nats-io/jetstream';
-import { mayHold } from '#libs/eventstore';
-import { sleep } from '../executor/index.js';
-import type { RunRequest, RunRequestedData } from './run-request.js';
+import { RunRequested } from '#libs/contracts';
+import { startReactor, type Reactor, type ReactorEvent } from '#libs/eventstore';
+import { adoptLegacyRunConsumer } from '../run/reactors/legacy-consumer.js';
+import { SKIPPED_RUNS_REACTOR } from '../run/reactors/skipped-run.reactor.js';
+import type { RunRequest } from './run-request.js';
 import { RunSupervisor } from './run-supervisor.js';
 import type { Worker } from './worker.js';
 
-const RUN_REQUESTED = new Set(['RunRequested']);
-const SCHEDULED_RUN_SKIPPED = new Set(['ScheduledRunSkipped']);
+/** Thrown to have a request delivered again later (its commit is nak'ed with a fixed delay). */
+class TryLater extends Error {}
+
+/** The durable reactor every worker shares (competing consumers). */
+export const RUN_CLAIMS_REACTOR = 'run-workers';
 
 /**
- * The worker's intake: pulls RunRequested from ONE durable consumer shared by every worker, only
- * as many as it has free slots (pull = back-pressure; more workers = competing consumers), and
- * within the workspace's quota of runs in progress. A run is claimed by appending RunStarting to
- * the run aggregate at expected sequence 0: whoever else got the same request (a redelivery,
- * another worker) finds it claimed and moves on, so no run executes twice.
+ * The worker's intake: a reactor on RunRequested shared by every worker (libs/eventstore's
+ * startReactor) that pulls only while the worker has free slots (pull = back-pressure; more
+ * workers = competing consumers), within the workspace's quota of runs in progress. A run is
+ * claimed by appending RunStarting to the run aggregate at expected sequence 0: whoever else got
+ * the same request (a redelivery, another worker) finds it claimed and moves on, so no run
+ * executes twice. A request that cannot be taken now (quota, a claim not stored) comes back in 2 s.
  */
 export class RunClaimer {
   /** Runs holding a slot: from the claim until their processes are gone (the final events follow outside the slot). */
   private busy = 0;
   private stopping = false;
-  private loop: Promise<void> | undefined;
-  private fetching: ConsumerMessages | undefined;
-  private slotWaiter: (() => void) | undefined;
+  private reactor: Reactor | undefined;
 
   constructor(
     private readonly w: Worker,
@@ -36,121 +33,44 @@ export class RunClaimer {
   ) {}
 
   get consumerName(): string {
-    return this.w.opts.consumerName ?? 'run_workers';
+    return this.w.opts.consumerName ?? RUN_CLAIMS_REACTOR;
   }
 
   async start(): Promise<void> {
-    await this.ensureConsumer();
-    this.loop = this.pull();
+    if (!this.w.opts.consumerName)
+      await adoptLegacyRunConsumer(this.w.deps.store, RUN_CLAIMS_REACTOR, SKIPPED_RUNS_REACTOR, (m) =>
+        this.w.logger.log(m),
+      );
+    this.reactor = await startReactor({
+      name: this.consumerName,
+      store: this.w.deps.store,
+      eventTypes: [RunRequested.type],
+      aggregateTypes: ['job'],
+      capacity: () => this.w.opts.slots - this.busy,
+      react: (e) => this.onRequested(e),
+      retryDelayMs: 2_000,
+      maxRetryDelayMs: 2_000,
+      log: (m) => (m.includes(TryLater.name) ? this.w.logger.debug(m) : this.w.logger.warn(m)),
+    });
   }
 
   /** Stops pulling (runs in progress go on). */
   async stop(): Promise<void> {
     this.stopping = true;
-    this.fetching?.stop();
-    this.slotWaiter?.();
-    await this.loop?.catch(() => undefined);
+    await this.reactor?.stop();
   }
 
-  private async ensureConsumer(): Promise<void> {
-    const { store } = this.w.deps;
-    const jsm = await store.jsm();
-    const filter = store.filterSubject({ aggregateType: 'job' });
-    try {
-      const ci = await jsm.consumers.info(store.stream, this.consumerName);
-      if (ci.config.filter_subject === filter && ci.config.ack_policy === AckPolicy.Explicit) return;
-      await jsm.consumers.delete(store.stream, this.consumerName);
-    } catch (err) {
-      if (!(err instanceof JetStreamApiError && err.code === 10014)) throw err;
-    }
-    try {
-      await jsm.consumers.add(store.stream, {
-        durable_name: this.consumerName,
-        ack_policy: AckPolicy.Explicit,
-        // From the start of the stream: a request nobody ran yet is still pending; claimed ones are skipped.
-        deliver_policy: DeliverPolicy.All,
-        filter_subject: filter,
-        ack_wait: 60_000_000_000,
-        max_ack_pending: 10_000,
-        max_deliver: -1,
-        inactive_threshold: 0,
-      });
-    } catch (err) {
-      // Another worker created it at the same moment.
-      await jsm.consumers.info(store.stream, this.consumerName).catch(() => {
-        throw err;
-      });
-    }
-  }
-
-  private waitForSlot(): Promise<void> {
-    return new Promise((resolve) => (this.slotWaiter = resolve));
-  }
-
-  private freeSlot(): void {
-    const w = this.slotWaiter;
-    this.slotWaiter = undefined;
-    w?.();
-  }
-
-  private async pull(): Promise<void> {
-    while (!this.stopping) {
-      const free = this.w.opts.slots - this.busy;
-      if (free <= 0) {
-        await this.waitForSlot();
-        continue;
-      }
-      try {
-        const consumer = await this.w.deps.store.js.consumers.get(
-          this.w.deps.store.stream,
-          this.consumerName,
-        );
-        const batch = await consumer.fetch({ max_messages: free, expires: 5_000 });
-        this.fetching = batch;
-        for await (const m of batch) await this.onMessage(m);
-      } catch (err) {
-        if (this.stopping) break;
-        this.w.logger.warn(`pulling run requests: ${err instanceof Error ? err.message : String(err)}`);
-        await sleep(1_000);
-        await this.ensureConsumer().catch(() => undefined);
-      } finally {
-        this.fetching = undefined;
-      }
-    }
-  }
-
-  private async onMessage(m: JsMsg): Promise<void> {
-    if (mayHold(m, SCHEDULED_RUN_SKIPPED)) {
-      await this.onSkipped(m);
-      return;
-    }
-    if (!mayHold(m, RUN_REQUESTED)) {
-      m.ack();
-      return;
-    }
-    let requests: RunRequest[];
-    try {
-      const commit = this.w.deps.store.decode(m, { types: RUN_REQUESTED });
-      requests = commit.events.map((e) => ({
-        workspaceId: commit.aggregate.workspaceId,
-        jobId: commit.aggregate.id,
-        requestedAt: new Date(commit.meta.time),
-        data: e.data as RunRequestedData,
-      }));
-    } catch (err) {
-      this.w.logger.error(`undecodable run request at ${m.seq}: ${String(err)}`);
-      m.term();
-      return;
-    }
-    for (const req of requests) {
-      if (this.active.has(req.data.runId) || this.stopping) continue;
-      const outcome = await this.take(req);
-      if (outcome === 'retry') {
-        m.nak(2_000);
-        return;
-      }
-    }
-    m.ack();
+  private async onRequested(e: ReactorEvent): Promise<void> {
+    const req: RunRequest = {
+      workspaceId: e.ref.workspaceId,
+      jobId: e.ref.id,
+      requestedAt: new Date(e.time),
+      data: RunRequested.schema.parse(e.data),
+    };
+    if (this.active.has(req.data.runId)) return;
+    // Back to the consumer for another worker (not acked: a stopping worker must not lose it).
+    if (this.stopping) throw new TryLater(`${TryLater.name}: the worker stops`);
+    if ((await this.take(req)) === 'retry') throw new TryLater(`${TryLater.name}: run ${req.data.runId}`);
   }
 
   /**
@@ -168,7 +88,7 @@ export class RunClaimer {
       if (released) return;
       released = true;
       this.busy--;
-      this.freeSlot();
+      this.reactor?.wake();
       void this.releaseWorkspaceSlot(req);
     };
     let claimed: boolean;
@@ -220,36 +140,5 @@ export class RunClaimer {
       .catch((err: unknown) =>
         this.w.logger.warn(`run slots of workspace ${req.workspaceId}: ${String(err)}`),
       );
-  }
-
-  /**
-   * A scheduled fire the job recorded as skipped (docs/scheduling.md): the run aggregate gets its
-   * RunSkipped too, so the run ends like any other (the logs service seals its empty log at once).
-   */
-  private async onSkipped(m: JsMsg): Promise<void> {
-    let commit;
-    try {
-      commit = this.w.deps.store.decode(m, { types: SCHEDULED_RUN_SKIPPED });
-    } catch (err) {
-      // Garbage never becomes valid: retrying it would hold the message forever.
-      this.w.logger.error(`undecodable message at ${m.seq}, passed over: ${String(err)}`);
-      m.term();
-      return;
-    }
-    try {
-      for (const e of commit.events) {
-        const d = e.data as { runId: string; reason: string };
-        await this.w.commands.handle(
-          commit.aggregate.workspaceId,
-          d.runId,
-          { type: 'SkipRun', reason: d.reason },
-          { commandId: `${d.runId}:skip`, actor: `worker:${this.w.id}` },
-        );
-      }
-      m.ack();
-    } catch (err) {
-      this.w.logger.warn(`recording a skipped run at ${m.seq}: ${String(err)}`);
-      m.nak(2_000);
-    }
   }
 }
