@@ -5,7 +5,7 @@ import { ConcurrencyError, fold, type AggregateRef, type StoredCommit } from '#l
 import { encryptFile } from '#libs/secrets';
 import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
 import { Keyring } from '../keyring/keyring.js';
-import { ConfigurationContentStore, type ConfigurationBlob } from './content-store.js';
+import { ConfigurationContentStore, type ConfigurationBlob } from '#libs/configuration-files';
 import { configurationDecider, isUnchanged, type ConfigurationState } from './configuration.decider.js';
 import { analyzeConfiguration, type UploadedFile } from './toml-files.js';
 

@@ -10,9 +10,9 @@ import { RunAggregates } from '../run/run.handler.js';
 import { RunLeases } from './leases.js';
 import { WorkspaceSlots } from './workspace-slots.js';
 import type { RunMaterializer } from './materializer.js';
-import { blobDeploymentWriter } from './deployment-writer.js';
+import { blobDeploymentWriter } from './deployment-files.js';
 import { LeaseReaper } from './reaper.js';
-import { ConfigurationContentStore } from '../../../configurations/src/configuration/content-store.js';
+import { ConfigurationContentStore } from '#libs/configuration-files';
 import { ServiceRunMaterializer, type DeploymentWriter } from './service-materializer.js';
 import { Worker } from './worker.js';
 import { JetStreamLogSink } from '#libs/run-logs';
@@ -42,7 +42,7 @@ export async function serviceMaterializer(
   const writer =
     deployments ??
     blobDeploymentWriter(
-      host.db,
+      host.store,
       await BlobStore.open(host.nats, {
         bucket: blobBucketName(host.config.events.subjectPrefix),
         replicas: host.config.nats.replicas,
