@@ -11,7 +11,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { DeliverPolicy } from '@nats-io/jetstream';
-import { sql, type Kysely } from 'kysely';
+import { sql } from 'kysely';
 import { z } from 'zod';
 import { defineEvent, EventRegistry, EventStore, type CommitEnvelope } from '#libs/eventstore';
 import {
@@ -20,7 +20,7 @@ import {
   projectionMigrations,
   type CheckpointTable,
 } from '#libs/projections';
-import { createTestEnvironment } from '#libs/testing';
+import { createTestEnvironment, untypedDb } from '#libs/testing';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 // A round of these takes about a second a side and they are the noisiest: more rounds.
@@ -361,14 +361,9 @@ try {
   const catchUp = async (round: number): Promise<Round> => {
     const name = `bench_counts_${round}`;
     await createCounts(name);
-    const runner = new ProjectionRunner(
-      big,
-      db as unknown as Kysely<CheckpointTable>,
-      countsProjection(name) as never,
-      {
-        onError: (err) => log(`runner error: ${String(err)}`),
-      },
-    );
+    const runner = new ProjectionRunner(big, untypedDb(db), countsProjection(name), {
+      onError: (err) => log(`runner error: ${String(err)}`),
+    });
     runners.push(runner);
     const t0 = performance.now();
     await runner.start();

@@ -47,12 +47,7 @@ import {
   type NatsConnection,
   type NatsServerHandle,
 } from '#libs/nats';
-import {
-  ProjectionRunner,
-  projectionMigrations,
-  type CheckpointTable,
-  type Projection,
-} from '#libs/projections';
+import { ProjectionRunner, projectionMigrations } from '#libs/projections';
 import { executionMigrations } from '../services/execution/src/migrations/index.js';
 import { runsProjection } from '../services/execution/src/run/read-models/runs.projection.js';
 import { JobCommands } from '../services/scheduling/src/job/job.handler.js';
@@ -153,7 +148,7 @@ interface Bench {
   target: Target;
   nc: NatsConnection;
   store: EventStore;
-  db: Kysely<CheckpointTable>;
+  db: Kysely<unknown>;
   jobs: JobCommands;
   jobIds: string[];
   close: () => Promise<void>;
@@ -167,7 +162,7 @@ async function openBench(target: Target): Promise<Bench> {
   await migrateToLatest(migrator, [projectionMigrations, executionMigrations]).finally(() =>
     migrator.destroy(),
   );
-  const db = createKysely<CheckpointTable>({ url: dbUrl, max: 5 });
+  const db = createKysely<unknown>({ url: dbUrl, max: 5 });
   const nc = await connectNats({ url: target.url, name: `bench-${target.name}` });
   const store = new EventStore(nc, registry(), {
     stream: `EVENTS_${id}`,
@@ -359,7 +354,7 @@ async function throughput(): Promise<string> {
     // Projection lag: the real `runs` projection, caught up first, then under load.
     for (const b of benches) {
       const res = results.get(b.target)!;
-      const runner = new ProjectionRunner(b.store, b.db, runsProjection as Projection<unknown>, {
+      const runner = new ProjectionRunner(b.store, b.db, runsProjection, {
         onError: (err) => log(`runs projection: ${String(err)}`),
       });
       await runner.start();

@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { sql } from 'kysely';
 import { rebuildProjection, type CheckpointTable } from '#libs/projections';
 import { RunLogReader } from '#libs/run-logs';
-import { freePort } from '#libs/testing';
+import { freePort, untypedDb } from '#libs/testing';
 import { runsProjection } from '../../services/execution/src/run/read-models/runs.projection.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 import { createBatchJob, uploadPackage, type Json } from '../jobs/support.js';
@@ -333,7 +333,7 @@ describe('Runway on a 3-node cluster under faults (real processes)', { timeout: 
     });
     const live = await snapshot();
     assert.equal(live.runs.length, requested.size);
-    await rebuildProjection(store, db, runsProjection);
+    await rebuildProjection(store, untypedDb(db), runsProjection);
     assert.deepEqual(await snapshot(), live);
     return { completed, failed, reasons, rereads, ranButFailed };
   }

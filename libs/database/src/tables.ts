@@ -1,4 +1,4 @@
-import type { Kysely, QueryCreator, Transaction } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 
 /**
  * A service's table types as kysely's `withTables` wants them: a type literal (an `interface` has
@@ -17,11 +17,7 @@ export function withTables<DB extends TablesShape<DB>>(db: Kysely<unknown>): Kys
   return db.withTables<TableTypes<DB>>();
 }
 
-/** The same for a transaction of the untyped connection, optionally in another schema (a rebuild's). */
-export function transactionWithTables<DB extends TablesShape<DB>>(
-  tx: Transaction<unknown>,
-  schema?: string,
-): QueryCreator<DB> {
-  const typed = tx.withTables<TableTypes<DB>>();
-  return schema === undefined ? typed : typed.withSchema(schema);
+/** The same for a transaction of the untyped connection. */
+export function transactionWithTables<DB extends TablesShape<DB>>(tx: Transaction<unknown>): Transaction<DB> {
+  return tx.withTables<TableTypes<DB>>();
 }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { EventStore } from '#libs/eventstore';
 import { connectNats, type NatsConnection } from '#libs/nats';
-import { createTestEnvironment, type TestEnvironment } from '#libs/testing';
+import { createTestEnvironment, untypedDb, type TestEnvironment } from '#libs/testing';
 import { CheckpointWatcher } from './checkpoint-watcher.js';
 import { projectionMigrations } from './migrations.js';
 import { ProjectionRunner } from './runner.js';
@@ -30,7 +30,7 @@ describe('CheckpointWatcher: read-your-writes across processes (real JetStream +
   });
 
   it("resolves on the runner's announcement, long before its database poll would", async () => {
-    const runner = new ProjectionRunner(store, cp(db), countingProjection());
+    const runner = new ProjectionRunner(store, untypedDb(db), countingProjection());
     await runner.start();
     try {
       const watcher = new CheckpointWatcher(other, cp(db), store.prefix, 60_000);

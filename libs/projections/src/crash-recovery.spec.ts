@@ -4,7 +4,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import type { EventStore } from '#libs/eventstore';
-import { createTestEnvironment, type TestEnvironment } from '#libs/testing';
+import { createTestEnvironment, untypedDb, type TestEnvironment } from '#libs/testing';
 import { projectionMigrations } from './migrations.js';
 import { ProjectionRunner, readCheckpoint } from './runner.js';
 import { countingMigrations, countingProjection, countingRegistry } from './testing/counting.js';
@@ -141,7 +141,7 @@ describe('a projection across a nats-server restart', () => {
       await env.migrate([projectionMigrations, countingMigrations()]);
       const db: TestDb = env.newDb();
       const errors: unknown[] = [];
-      const r = new ProjectionRunner(store, cp(db), countingProjection({ sleepMs: 5 }), {
+      const r = new ProjectionRunner(store, untypedDb(db), countingProjection({ sleepMs: 5 }), {
         batchSize: 50,
         onError: (e) => errors.push(e),
       });

@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { sql } from 'kysely';
 import type { EventStore, StoredCommit, StoredEvent } from '#libs/eventstore';
-import { createTestEnvironment, type TestEnvironment } from '#libs/testing';
+import { createTestEnvironment, untypedDb, type TestEnvironment } from '#libs/testing';
 import { deadLetterSummary, isTransientError, listDeadLetters } from './dead-letters.js';
 import { projectionMigrations } from './migrations.js';
-import type { Projection } from './projection.js';
+import type { RunnableProjection } from './projection.js';
 import { rebuildProjection } from './rebuild.js';
 import { ProjectionRunner, readCheckpoint, type RunnerOptions } from './runner.js';
 import {
@@ -24,7 +24,7 @@ const isPoison = (e: StoredEvent) => {
 };
 
 /** The counting projection, whose apply throws on a `Counted { by: 666 }` (after writing its rows). */
-function poisoned(opts: CountingOptions = {}): Projection<unknown> {
+function poisoned(opts: CountingOptions = {}): RunnableProjection {
   return countingProjection({
     ...opts,
     onApply: async (events, db) => {
@@ -39,8 +39,8 @@ describe('dead letters (real JetStream + Postgres)', () => {
   let store: EventStore;
   let db: TestDb;
   const runners: ProjectionRunner[] = [];
-  const runner = (projection: Projection<unknown>, opts?: RunnerOptions) => {
-    const r = new ProjectionRunner(store, cp(db), projection, opts);
+  const runner = (projection: RunnableProjection, opts?: RunnerOptions) => {
+    const r = new ProjectionRunner(store, untypedDb(db), projection, opts);
     runners.push(r);
     return r;
   };
@@ -259,7 +259,7 @@ describe('dead letters (real JetStream + Postgres)', () => {
 
   it('a rebuild passes over the same commits', async () => {
     const r = runners[0]!; // counts, still running
-    const res = await rebuildProjection(store, cp(db), poisoned());
+    const res = await rebuildProjection(store, untypedDb(db), poisoned());
     assert.equal(res.checkpoint, await store.lastSequence());
     await assertHolds('public', await goodLog());
     const letters = await listDeadLetters(cp(db), { projection: 'counts' });
@@ -268,7 +268,10 @@ describe('dead letters (real JetStream + Postgres)', () => {
     await r.waitFor(more);
     await assertHolds('public', await goodLog());
     // With the policy halt, a rebuild fails at the first bad commit (and swaps nothing in).
-    await assert.rejects(rebuildProjection(store, cp(db), poisoned(), { onFailure: 'halt' }), /halted at/);
+    await assert.rejects(
+      rebuildProjection(store, untypedDb(db), poisoned(), { onFailure: 'halt' }),
+      /halted at/,
+    );
     await assertHolds('public', await goodLog());
   });
 });

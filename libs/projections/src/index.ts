@@ -5,3 +5,4 @@ export * from './rebuild.js';
 export * from './checkpoint-watcher.js';
 export * from './dead-letters.js';
 export * from './leader.js';
+export * from './typed-events.js';

@@ -1,4 +1,5 @@
-import type { QueryCreator } from 'kysely';
+import type { QueryCreator, Transaction } from 'kysely';
+import { transactionWithTables, type TablesShape } from '#libs/database';
 import type { StoredEvent } from '#libs/eventstore';
 import type { FailurePolicy } from './dead-letters.js';
 
@@ -22,8 +23,26 @@ export interface Projection<DB = unknown> {
   onFailure?: FailurePolicy;
 }
 
-/** Checks the name and erases the table types, so runners can hold projections of any service. */
-export function defineProjection<DB>(p: Projection<DB>): Projection<unknown> {
+/**
+ * A projection as runners hold it, whatever its tables: `applyIn` gets the runner's transaction on
+ * the untyped connection and the schema to write, and gives the projection its typed view of them.
+ */
+export interface RunnableProjection {
+  readonly name: string;
+  readonly tables: readonly string[];
+  readonly canHandle: readonly string[];
+  readonly onFailure?: FailurePolicy;
+  applyIn(tx: Transaction<unknown>, schema: string, events: readonly StoredEvent[]): Promise<void>;
+}
+
+/** Checks the name and closes over the table types, so runners can hold projections of any service. */
+export function defineProjection<DB extends TablesShape<DB>>(p: Projection<DB>): RunnableProjection {
   if (!/^[a-z][a-z0-9_]*$/.test(p.name)) throw new Error(`projection name ${p.name} must be [a-z0-9_]`);
-  return p as unknown as Projection<unknown>;
+  return {
+    name: p.name,
+    tables: p.tables,
+    canHandle: p.canHandle,
+    ...(p.onFailure !== undefined ? { onFailure: p.onFailure } : {}),
+    applyIn: (tx, schema, events) => p.apply(transactionWithTables<DB>(tx).withSchema(schema), events),
+  };
 }

@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { sql } from 'kysely';
 import { z } from 'zod';
 import { defineEvent, type EventStore } from '#libs/eventstore';
-import { createTestEnvironment, type TestEnvironment } from '#libs/testing';
+import { createTestEnvironment, untypedDb, type TestEnvironment } from '#libs/testing';
 import { projectionMigrations } from './migrations.js';
 import { rebuildProjection } from './rebuild.js';
 import { ProjectionRunner, readCheckpoint } from './runner.js';
@@ -46,10 +46,10 @@ describe('rebuildProjection (real JetStream + Postgres)', () => {
     }
     // `counts` (public) will be rebuilt; `counts_shadow` (schema shadow) is never touched: the
     // reference for what the live projection produces.
-    const live = new ProjectionRunner(store, cp(db), countingProjection({ name: 'counts' }), {
+    const live = new ProjectionRunner(store, untypedDb(db), countingProjection({ name: 'counts' }), {
       batchSize: 100,
     });
-    const shadow = new ProjectionRunner(store, cp(db), countingProjection({ name: 'counts_shadow' }), {
+    const shadow = new ProjectionRunner(store, untypedDb(db), countingProjection({ name: 'counts_shadow' }), {
       schema: 'shadow',
     });
     runners.push(live, shadow);
@@ -78,7 +78,7 @@ describe('rebuildProjection (real JetStream + Postgres)', () => {
     const sampler = setInterval(() => livePositions.push(live.position), 10);
     const result = await rebuildProjection(
       store,
-      cp(db),
+      untypedDb(db),
       countingProjection({ name: 'counts', sleepMs: 25 }),
       { batchSize: 200 },
     );

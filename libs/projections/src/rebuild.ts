@@ -2,7 +2,8 @@ import { sql, type Kysely, type Transaction } from 'kysely';
 import type { EventStore } from '#libs/eventstore';
 import type { FailurePolicy } from './dead-letters.js';
 import type { CheckpointTable } from './migrations.js';
-import type { Projection } from './projection.js';
+import type { RunnableProjection } from './projection.js';
+import { transactionWithTables } from '#libs/database';
 import { applyCommits, lockKey, ProjectionHaltedError, undecodable, type Decoded } from './runner.js';
 
 export interface RebuildResult {
@@ -24,8 +25,9 @@ export interface RebuildResult {
  */
 export async function rebuildProjection(
   store: EventStore,
-  db: Kysely<CheckpointTable>,
-  projection: Projection<unknown>,
+  /** The untyped connection (ServiceContext.db). */
+  db: Kysely<unknown>,
+  projection: RunnableProjection,
   opts: { schema?: string; batchSize?: number; onFailure?: FailurePolicy } = {},
 ): Promise<RebuildResult> {
   const started = Date.now();
@@ -43,7 +45,7 @@ export async function rebuildProjection(
   let count = 0;
   const policy = opts.onFailure ?? projection.onFailure ?? 'dead-letter';
   const handled = new Set(types);
-  const applyBatch = async (tx: Transaction<CheckpointTable>, commits: Decoded[]) => {
+  const applyBatch = async (tx: Transaction<unknown>, commits: Decoded[]) => {
     // Always under savepoints: a rebuild is rare, and its batches are big.
     const res = await applyCommits(tx, projection, commits, scratch, { policy, isolate: true });
     if (res.halted) throw new ProjectionHaltedError(projection.name, res.halted.seq, res.halted.error);
@@ -53,7 +55,7 @@ export async function rebuildProjection(
     position = commits[commits.length - 1]!.seq;
   };
   /** Applies every handled commit after `position` up to (at least) the end of the stream now. */
-  const pass = async (q: Transaction<CheckpointTable> | undefined): Promise<void> => {
+  const pass = async (q: Transaction<unknown> | undefined): Promise<void> => {
     const end = await store.lastSequence();
     let batch: Decoded[] = [];
     const flush = async () => {
@@ -87,7 +89,7 @@ export async function rebuildProjection(
       await sql`ALTER TABLE ${sql.id(scratch, t)} SET SCHEMA ${sql.id(live)}`.execute(tx);
     }
     await sql`DROP SCHEMA ${sql.id(scratch)}`.execute(tx);
-    await tx
+    await transactionWithTables<CheckpointTable>(tx)
       .insertInto('projection_checkpoints')
       .values({ name: projection.name, stream_seq: position, updated_at: new Date() })
       .onConflict((oc) => oc.column('name').doUpdateSet({ stream_seq: position, updated_at: new Date() }))

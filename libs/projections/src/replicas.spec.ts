@@ -2,12 +2,12 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
 import type { EventStore } from '#libs/eventstore';
-import { createTestEnvironment, type TestEnvironment } from '#libs/testing';
+import { createTestEnvironment, untypedDb, type TestEnvironment } from '#libs/testing';
 import { ProjectionLocks } from './leader.js';
 import { projectionMigrations } from './migrations.js';
 import { ProjectionRunner } from './runner.js';
 import { countingMigrations, countingProjection, countingRegistry } from './testing/counting.js';
-import { appendMany, assertExactlyOnce, cp, type TestDb } from './testing/helpers.js';
+import { appendMany, assertExactlyOnce, type TestDb } from './testing/helpers.js';
 
 // Services run as several replicas (N gateways): each runs the same projections on the same tables.
 describe('replicas of one projection (real JetStream + Postgres)', () => {
@@ -46,7 +46,7 @@ describe('replicas of one projection (real JetStream + Postgres)', () => {
     await appendMany(store, 600, { tag: 'a' });
     const errors: unknown[] = [];
     for (let i = 0; i < 3; i++) {
-      const r = new ProjectionRunner(store, cp(db), countingProjection({ sleepMs: 5 }), {
+      const r = new ProjectionRunner(store, untypedDb(db), countingProjection({ sleepMs: 5 }), {
         batchSize: 50,
         onError: (e) => errors.push(e),
       });
@@ -88,7 +88,7 @@ describe('replicas of one projection (real JetStream + Postgres)', () => {
     const locks = Array.from({ length: 3 }, () => new ProjectionLocks(env.databaseUrl));
     const replicas = locks.map(
       (l) =>
-        new ProjectionRunner(store, cp(db), countingProjection({ sleepMs: 2 }), {
+        new ProjectionRunner(store, untypedDb(db), countingProjection({ sleepMs: 2 }), {
           batchSize: 50,
           locks: l,
           standbyMs: 200,

@@ -3,9 +3,9 @@ import { after, before, describe, it } from 'node:test';
 import { sql } from 'kysely';
 import { z } from 'zod';
 import { defineEvent, type EventStore, type StoredCommit } from '#libs/eventstore';
-import { createTestEnvironment, type TestEnvironment } from '#libs/testing';
+import { createTestEnvironment, untypedDb, type TestEnvironment } from '#libs/testing';
 import { projectionMigrations } from './migrations.js';
-import type { Projection } from './projection.js';
+import type { RunnableProjection } from './projection.js';
 import {
   applyBatch,
   projectionStatus,
@@ -29,8 +29,8 @@ describe('ProjectionRunner (real JetStream + Postgres)', () => {
   let store: EventStore;
   let db: TestDb;
   const runners: ProjectionRunner[] = [];
-  const runner = (projection: Projection<unknown>, opts?: RunnerOptions) => {
-    const r = new ProjectionRunner(store, cp(db), projection, opts);
+  const runner = (projection: RunnableProjection, opts?: RunnerOptions) => {
+    const r = new ProjectionRunner(store, untypedDb(db), projection, opts);
     runners.push(r);
     return r;
   };
@@ -143,7 +143,7 @@ describe('ProjectionRunner (real JetStream + Postgres)', () => {
     const projection = countingProjection({ name: 'counts_direct' });
     const log = await countedLog(store);
     const head = log.slice(0, 10);
-    const apply = (commits: StoredCommit[]) => applyBatch(cp(db), projection, commits, 'direct');
+    const apply = (commits: StoredCommit[]) => applyBatch(untypedDb(db), projection, commits, 'direct');
 
     assert.equal(await apply(head.slice(0, 5)), head[4]!.seq);
     // A redelivery of what is applied, then a batch mixing old and new, with a repeat inside.

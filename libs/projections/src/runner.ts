@@ -26,7 +26,8 @@ import {
 } from './dead-letters.js';
 import type { CheckpointTable } from './migrations.js';
 import type { ProjectionLocks } from './leader.js';
-import type { Projection } from './projection.js';
+import type { RunnableProjection } from './projection.js';
+import { transactionWithTables, withTables } from '#libs/database';
 
 export interface RunnerOptions {
   /**
@@ -64,7 +65,8 @@ export interface ProjectionStatus {
   lag: number;
 }
 
-type Db = Kysely<CheckpointTable>;
+/** The untyped connection (ServiceContext.db): each projection sees its own tables, the runner its checkpoints. */
+type Db = Kysely<unknown>;
 
 /** A commit reduced to what a projection needs: its sequence and the events it may handle. */
 export interface Decoded {
@@ -147,8 +149,8 @@ const SAVEPOINT = sql.raw('projection_apply');
  * commits': it propagates and fails the whole transaction, to be retried.
  */
 async function applyIsolated(
-  tx: Transaction<CheckpointTable>,
-  projection: Projection<unknown>,
+  tx: Transaction<unknown>,
+  projection: RunnableProjection,
   commits: readonly Decoded[],
   schema: string,
   stopAtFirst: boolean,
@@ -161,7 +163,7 @@ async function applyIsolated(
     if (events.length === 0) return;
     await sql`SAVEPOINT ${SAVEPOINT}`.execute(tx);
     try {
-      await projection.apply(tx.withSchema(schema) as never, events);
+      await projection.applyIn(tx, schema, events);
       await sql`RELEASE SAVEPOINT ${SAVEPOINT}`.execute(tx);
       return;
     } catch (err) {
@@ -195,12 +197,13 @@ async function applyIsolated(
  */
 async function commitBatch(
   db: Db,
-  projection: Projection<unknown>,
+  projection: RunnableProjection,
   batch: readonly Decoded[],
   schema: string,
   opts: BatchOptions,
 ): Promise<BatchResult> {
-  return db.transaction().execute(async (tx) => {
+  return db.transaction().execute(async (raw) => {
+    const tx = transactionWithTables<CheckpointTable>(raw);
     await sql`SELECT pg_advisory_xact_lock(${lockKey(projection.name)})`.execute(tx);
     const checkpoint = await readCheckpoint(tx, projection.name);
     let last = checkpoint;
@@ -214,7 +217,7 @@ async function commitBatch(
       fresh.push(c);
     }
     if (fresh.length === 0) return { checkpoint, deadLetters: [] };
-    const res = await applyCommits(tx, projection, fresh, schema, opts);
+    const res = await applyCommits(raw, projection, fresh, schema, opts);
     const stoppedAt = res.halted?.seq;
     if (stoppedAt !== undefined)
       last = fresh.filter((c) => c.seq < stoppedAt).reduce((m, c) => Math.max(m, c.seq), checkpoint);
@@ -235,8 +238,8 @@ async function commitBatch(
  * as dead letters, or (policy halt) stops at the first one (`halted`; nothing from it on is applied).
  */
 export async function applyCommits(
-  tx: Transaction<CheckpointTable>,
-  projection: Projection<unknown>,
+  tx: Transaction<unknown>,
+  projection: RunnableProjection,
   commits: readonly Decoded[],
   schema: string,
   opts: Pick<BatchOptions, 'policy' | 'isolate' | 'onApplyError'>,
@@ -270,10 +273,13 @@ export async function applyCommits(
   } else {
     const handled = new Set(projection.canHandle);
     const events = good.flatMap((c) => c.events.filter((e) => handled.has(e.type)));
-    if (events.length > 0) await projection.apply(tx.withSchema(schema) as never, events);
+    if (events.length > 0) await projection.applyIn(tx, schema, events);
   }
   deadLetters.sort((x, y) => x.seq - y.seq);
-  await recordDeadLetters(tx, stop ? [...deadLetters, stop] : deadLetters);
+  await recordDeadLetters(
+    transactionWithTables<CheckpointTable>(tx),
+    stop ? [...deadLetters, stop] : deadLetters,
+  );
   return stop ? { deadLetters, halted: stop } : { deadLetters };
 }
 
@@ -283,7 +289,7 @@ export async function applyCommits(
  */
 export async function applyBatch(
   db: Db,
-  projection: Projection<unknown>,
+  projection: RunnableProjection,
   commits: readonly StoredCommit[],
   schema = 'public',
 ): Promise<number> {
@@ -334,15 +340,18 @@ export class ProjectionRunner {
   /** Standby: the checkpoint announcements of the active replica. */
   private following: { unsubscribe(): void } | undefined;
   private hasConsumer = false;
+  /** The same connection, typed for the checkpoint table. */
+  private readonly checkpoints: Kysely<CheckpointTable>;
   /** Counters for tests and operators: times this runner became the active one. */
   readonly stats = { activations: 0 };
 
   constructor(
     private readonly store: EventStore,
     private readonly db: Db,
-    readonly projection: Projection<unknown>,
+    readonly projection: RunnableProjection,
     private readonly opts: RunnerOptions = {},
   ) {
+    this.checkpoints = withTables<CheckpointTable>(db);
     this.batchSize = Math.max(1, opts.batchSize ?? 2000);
     this.handled = new Set(projection.canHandle);
   }
@@ -355,7 +364,7 @@ export class ProjectionRunner {
   async start(): Promise<void> {
     if (this.loop) throw new Error(`projection ${this.projection.name} is already running`);
     this.stopping = false;
-    this.checkpoint = await readCheckpoint(this.db, this.projection.name);
+    this.checkpoint = await readCheckpoint(this.checkpoints, this.projection.name);
     // The one shared durable consumer of earlier versions (no inactive threshold: it never goes away).
     await this.deleteConsumer(`proj_${this.projection.name}`);
     if (this.opts.locks) {
@@ -380,7 +389,10 @@ export class ProjectionRunner {
     if (now && !was) {
       this.stats.activations++;
       // What the previous active replica committed last.
-      this.checkpoint = Math.max(this.checkpoint, await readCheckpoint(this.db, this.projection.name));
+      this.checkpoint = Math.max(
+        this.checkpoint,
+        await readCheckpoint(this.checkpoints, this.projection.name),
+      );
     }
     return now;
   }
@@ -408,7 +420,7 @@ export class ProjectionRunner {
     while (!this.stopping) {
       if (await this.tryLead()) return;
       try {
-        const seq = await readCheckpoint(this.db, this.projection.name);
+        const seq = await readCheckpoint(this.checkpoints, this.projection.name);
         if (seq > this.checkpoint) {
           this.checkpoint = seq;
           this.notifyWaiters();
@@ -490,7 +502,7 @@ export class ProjectionRunner {
     // Every handled commit up to `top` is applied: the checkpoint moves over the rest (other types,
     // and the archived sequences the consumer would see as a gap).
     const name = this.projection.name;
-    await this.db.transaction().execute(async (tx) => {
+    await this.checkpoints.transaction().execute(async (tx) => {
       await sql`SELECT pg_advisory_xact_lock(${lockKey(name)})`.execute(tx);
       const now = new Date();
       await tx
@@ -504,7 +516,7 @@ export class ProjectionRunner {
         )
         .execute();
     });
-    this.checkpoint = await readCheckpoint(this.db, name);
+    this.checkpoint = await readCheckpoint(this.checkpoints, name);
   }
 
   /** (Re)creates this runner's consumer, starting right after the checkpoint, with nothing in flight. */
@@ -560,7 +572,7 @@ export class ProjectionRunner {
         if (this.stopping) break;
         if (!this.active) continue; // standing by now: no consumer to recreate
         try {
-          this.checkpoint = await readCheckpoint(this.db, this.projection.name);
+          this.checkpoint = await readCheckpoint(this.checkpoints, this.projection.name);
           await this.ensureConsumer();
         } catch (e) {
           this.opts.onError?.(e);
@@ -767,7 +779,7 @@ export class ProjectionRunner {
 
 export async function projectionStatus(
   store: EventStore,
-  db: Db,
+  db: Kysely<CheckpointTable>,
   names: readonly string[],
 ): Promise<ProjectionStatus[]> {
   const last = await store.lastSequence();

@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { sql, type Kysely } from 'kysely';
-import { createTestEnvironment, projectionSpec, type TestEnvironment } from '#libs/testing';
+import { withTables } from '#libs/database';
+import { createTestEnvironment, projectionSpec, untypedDb, type TestEnvironment } from '#libs/testing';
 import { gatewayMigrations, type GatewayTables } from '../../../services/gateway/src/migrations/index.js';
 import { workspacesProjection } from '../../../services/gateway/src/workspace/read-models/workspaces.projection.js';
 import { projectionMigrations, type CheckpointTable } from './migrations.js';
@@ -58,7 +59,7 @@ describe('workspaces projection (real Postgres)', () => {
     assert.equal(row.created_at.toISOString(), '2026-01-01T10:00:00.000Z');
     assert.equal(row.updated_at.toISOString(), '2026-01-01T10:00:00.000Z');
     assert.deepEqual(await members(ws), [`owner:${owner}`]);
-    assert.equal(await readCheckpoint(db as unknown as Kysely<CheckpointTable>, 'workspaces'), 1);
+    assert.equal(await readCheckpoint(withTables<CheckpointTable>(untypedDb(db)), 'workspaces'), 1);
   });
 
   it('renames, keeping the creation time', async () => {
@@ -93,7 +94,7 @@ describe('workspaces projection (real Postgres)', () => {
       { aggregate: wsRef(ws), events: [{ type: 'MemberRemoved', data: { userId: bob } }] },
     );
     assert.deepEqual(await members(ws), [`member:${alice}`, `owner:${owner}`]);
-    assert.equal(await readCheckpoint(db as unknown as Kysely<CheckpointTable>, 'workspaces'), 3);
+    assert.equal(await readCheckpoint(withTables<CheckpointTable>(untypedDb(db)), 'workspaces'), 3);
   });
 
   it('keeps workspaces apart and ignores events it does not handle', async () => {
@@ -116,7 +117,7 @@ describe('workspaces projection (real Postgres)', () => {
       names.map((r) => r.name),
       ['A', 'B'],
     );
-    assert.equal(await readCheckpoint(db as unknown as Kysely<CheckpointTable>, 'workspaces'), 4);
+    assert.equal(await readCheckpoint(withTables<CheckpointTable>(untypedDb(db)), 'workspaces'), 4);
   });
 
   it('does not let a repeated WorkspaceCreated overwrite the workspace', async () => {

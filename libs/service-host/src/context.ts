@@ -8,7 +8,10 @@ export interface ServiceContext {
   config: RunwayConfig;
   nats: NatsConnection;
   store: EventStore;
-  /** Untyped at the edge; each service narrows it to its own tables through its repositories. */
+  /**
+   * Untyped at the edge: a service narrows it to its own tables ONCE, without a cast, with
+   * `withTables<SvcTables>(ctx.db)` (#libs/database), and reads only those.
+   */
   db: Kysely<unknown>;
   /** Resolves once this service's projections reached stream sequence `seq` (read-your-writes). */
   waitForProjections: (seq: number, timeoutMs?: number) => Promise<void>;

@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import type { Kysely } from 'kysely';
-import { createKysely, migrateToLatest, type MigrationSet } from '#libs/database';
+import { createKysely, migrateToLatest, withTables, type MigrationSet } from '#libs/database';
 import type { RunwayConfig } from '#libs/config';
 import { Subjects, integrationRegistry, type ServiceName } from '#libs/contracts';
 import { EventStore, type EventRegistry } from '#libs/eventstore';
@@ -12,7 +12,7 @@ import {
   ProjectionRunner,
   rebuildProjection,
   type CheckpointTable,
-  type Projection,
+  type RunnableProjection,
 } from '#libs/projections';
 import { subjectFor, type ServiceContext } from './context.js';
 import type { HealthReport } from './health-http.js';
@@ -22,7 +22,7 @@ export interface ServiceDefinition {
   migrations: readonly MigrationSet[];
   /** Private events of the service, registered on top of the integration events. */
   register?: (registry: EventRegistry) => void;
-  projections: readonly Projection<unknown>[];
+  projections: readonly RunnableProjection[];
   /**
    * Runs before the service's migrations: moves data a migration is about to drop to where it
    * lives now (e.g. out of PostgreSQL into JetStream). Must be idempotent.
@@ -73,7 +73,7 @@ export async function startServiceHost(
   await def.beforeMigrations?.({ db, nats, config, log: (m) => logger.log(m) });
   await migrateToLatest(db, [projectionMigrations, ...def.migrations]);
   const runners: ProjectionRunner[] = [];
-  const checkpoints = new CheckpointWatcher(nats, db as Kysely<CheckpointTable>, store.prefix);
+  const checkpoints = new CheckpointWatcher(nats, withTables<CheckpointTable>(db), store.prefix);
   const ctx: ServiceContext = {
     config,
     nats,
@@ -91,7 +91,7 @@ export async function startServiceHost(
   );
   const made = def.projections.map(
     (p) =>
-      new ProjectionRunner(store, db as never, p, {
+      new ProjectionRunner(store, db, p, {
         ...(halting.has('*') || halting.has(p.name) ? { onFailure: 'halt' as const } : {}),
         locks,
         onError: (err) =>
@@ -134,7 +134,7 @@ export async function startServiceHost(
         queue: `rebuild-${r.projection.name}`,
         callback: (_err, msg) => {
           logger.log(`rebuilding projection ${r.projection.name}`);
-          rebuildProjection(store, db as never as import('kysely').Kysely<CheckpointTable>, r.projection, {
+          rebuildProjection(store, db, r.projection, {
             onFailure: r.policy,
           })
             .then((res) => msg.respond(JSON.stringify({ ok: true, ...res })))

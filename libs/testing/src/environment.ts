@@ -45,11 +45,24 @@ export interface TestEnvironment {
   stream: string;
   subjectPrefix: string;
   newStore: (registry: EventRegistry, nc?: NatsConnection) => EventStore;
+  /** A typed connection of this file's database (its untyped twin for runners: `untypedDb`). */
   newDb: <DB>() => Kysely<DB>;
   migrate: (sets: readonly MigrationSet[]) => Promise<void>;
   /** Env vars for a child process that must use these same services. */
   childEnv: () => Record<string, string>;
   close: () => Promise<void>;
+}
+
+const untypedTwins = new WeakMap<object, Kysely<unknown>>();
+
+/**
+ * The untyped connection to the same database as a TestEnvironment's `newDb` (what the projection
+ * runner, rebuild and applyBatch take, like a service's ServiceContext.db).
+ */
+export function untypedDb<DB>(db: Kysely<DB>): Kysely<unknown> {
+  const twin = untypedTwins.get(db);
+  if (!twin) throw new Error('untypedDb: not a connection made by TestEnvironment.newDb');
+  return twin;
 }
 
 /**
@@ -117,7 +130,7 @@ export async function createTestEnvironment(
   }
   const nats = await connectNats({ url: natsUrl, name: `test-${id}` });
   const connections: NatsConnection[] = [nats];
-  const dbs: Kysely<unknown>[] = [];
+  const pools: (() => Promise<void>)[] = [];
   const env: TestEnvironment = {
     id,
     natsUrl,
@@ -131,7 +144,13 @@ export async function createTestEnvironment(
     newStore: (registry, nc) => new EventStore(nc ?? nats, registry, { stream, subjectPrefix, replicas }),
     newDb: <DB>() => {
       const db = createKysely<DB>({ url: databaseUrl, max: 5 });
-      dbs.push(db as Kysely<unknown>);
+      // Its untyped twin (what projection runners take); a pool connects only when used.
+      const untyped = createKysely<unknown>({ url: databaseUrl, max: 5 });
+      untypedTwins.set(db, untyped);
+      pools.push(
+        () => db.destroy(),
+        () => untyped.destroy(),
+      );
       return db;
     },
     migrate: async (sets) => {
@@ -152,7 +171,7 @@ export async function createTestEnvironment(
       RUNWAY_MIN_SCHEDULE_INTERVAL_SECONDS: '1',
     }),
     close: async () => {
-      for (const db of dbs) await db.destroy().catch(() => undefined);
+      for (const destroy of pools) await destroy().catch(() => undefined);
       for (const nc of connections) await drainNats(nc);
       for (const c of cleanups.reverse()) await c().catch(() => undefined);
     },

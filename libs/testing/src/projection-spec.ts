@@ -1,12 +1,13 @@
 import type { Kysely } from 'kysely';
 import type { AggregateRef, DomainEvent, StoredCommit } from '#libs/eventstore';
-import { applyBatch, type CheckpointTable, type Projection } from '#libs/projections';
+import { applyBatch, type RunnableProjection } from '#libs/projections';
+import { untypedDb } from './environment.js';
 
 /**
  * Given/then for projections against a real database: each `given` entry becomes one commit with
  * the next stream sequence, applied through the same transaction path as the live runner.
  */
-export function projectionSpec<DB>(db: Kysely<DB>, projection: Projection<unknown>) {
+export function projectionSpec<DB>(db: Kysely<DB>, projection: RunnableProjection) {
   let seq = 0;
   return {
     async given(
@@ -38,7 +39,7 @@ export function projectionSpec<DB>(db: Kysely<DB>, projection: Projection<unknow
           })),
         };
       });
-      await applyBatch(db as unknown as Kysely<CheckpointTable>, projection, commits);
+      await applyBatch(untypedDb(db), projection, commits);
     },
   };
 }

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { Kysely } from 'kysely';
+import { withTables } from '#libs/database';
 import { Subjects } from '#libs/contracts';
 import {
   deadLetterSummary,
@@ -19,7 +19,7 @@ export function registerProjections(admin: Command, json: () => boolean): void {
     .action(async () => {
       const instance = findInstance();
       const rows = await withDb(instance, async (anyDb) => {
-        const db = anyDb as Kysely<CheckpointTable>;
+        const db = withTables<CheckpointTable>(anyDb);
         const names = await db
           .selectFrom('projection_checkpoints')
           .select('name')
@@ -76,7 +76,7 @@ export function registerProjections(admin: Command, json: () => boolean): void {
         throw new CliError(`--limit ${opts.limit}: not a positive integer`, 2);
       const instance = findInstance();
       const letters = await withDb(instance, (db) =>
-        listDeadLetters(db as Kysely<CheckpointTable>, { ...(name ? { projection: name } : {}), limit }),
+        listDeadLetters(withTables<CheckpointTable>(db), { ...(name ? { projection: name } : {}), limit }),
       );
       if (json()) process.stdout.write(JSON.stringify(letters, null, 2) + '\n');
       else process.stdout.write(table(letters.map(deadLetterRow)));

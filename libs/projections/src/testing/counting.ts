@@ -7,7 +7,7 @@ import { sql, type QueryCreator } from 'kysely';
 import { z } from 'zod';
 import type { MigrationSet } from '#libs/database';
 import { defineEvent, EventRegistry, type StoredCommit, type StoredEvent } from '#libs/eventstore';
-import { defineProjection, type Projection } from '../projection.js';
+import { defineProjection, type RunnableProjection } from '../projection.js';
 
 /** Counted: handled. Noted: stored in the same stream, never handled (only moves the checkpoint). */
 export const Counted = defineEvent('Counted', z.object({ by: z.number().int() }));
@@ -62,7 +62,7 @@ export interface CountingOptions {
 }
 
 /** Folds a batch by aggregate into one multi-row upsert (plus the `applied` log rows). */
-export function countingProjection(opts: CountingOptions = {}): Projection<unknown> {
+export function countingProjection(opts: CountingOptions = {}): RunnableProjection {
   return defineProjection<CountingTables>({
     name: opts.name ?? 'counts',
     tables: ['counts', 'applied'],

@@ -2,14 +2,16 @@
 import assert from 'node:assert/strict';
 import { sql, type Kysely } from 'kysely';
 import type { DomainEvent, EventStore, StoredCommit } from '#libs/eventstore';
+import { withTables } from '#libs/database';
+import { untypedDb } from '#libs/testing';
 import type { CheckpointTable } from '../migrations.js';
 import { readCheckpoint } from '../runner.js';
 import { recount, type CountingTables } from './counting.js';
 
 export type TestDb = Kysely<CheckpointTable & CountingTables>;
 
-/** The same pool, typed as the runner wants it (kysely's types are invariant in the schema). */
-export const cp = (db: TestDb): Kysely<CheckpointTable> => db as unknown as Kysely<CheckpointTable>;
+/** The same database, typed for the checkpoint table only (kysely's types are invariant in the schema). */
+export const cp = (db: TestDb): Kysely<CheckpointTable> => withTables<CheckpointTable>(untypedDb(db));
 
 /** Commit i: mostly one Counted; every 10th a Noted only; every 10th (offset 7) three events. */
 export function eventsFor(i: number): DomainEvent[] {

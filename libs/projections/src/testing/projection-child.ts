@@ -10,7 +10,6 @@
 import { createKysely } from '#libs/database';
 import { EventStore } from '#libs/eventstore';
 import { connectNats, drainNats } from '#libs/nats';
-import type { CheckpointTable } from '../migrations.js';
 import { ProjectionRunner } from '../runner.js';
 import { countingProjection, countingRegistry } from './counting.js';
 
@@ -25,7 +24,7 @@ const store = new EventStore(nc, countingRegistry(), {
   stream: need('RUNWAY_EVENTS_STREAM'),
   subjectPrefix: need('RUNWAY_SUBJECT_PREFIX'),
 });
-const db = createKysely<CheckpointTable>({ url: need('DATABASE_URL'), max: 2 });
+const db = createKysely<unknown>({ url: need('DATABASE_URL'), max: 2 });
 const projection = countingProjection({
   name: process.env.CHILD_PROJECTION ?? 'counts',
   sleepMs: Number(process.env.CHILD_SLEEP_MS ?? 0),

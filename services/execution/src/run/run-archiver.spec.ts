@@ -3,14 +3,8 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { sql, type Kysely } from 'kysely';
 import { DomainError, EventArchive, type EventStore } from '#libs/eventstore';
-import {
-  ProjectionRunner,
-  projectionMigrations,
-  rebuildProjection,
-  type CheckpointTable,
-  type Projection,
-} from '#libs/projections';
-import { createTestEnvironment, type TestEnvironment } from '#libs/testing';
+import { ProjectionRunner, projectionMigrations, rebuildProjection } from '#libs/projections';
+import { createTestEnvironment, untypedDb, type TestEnvironment } from '#libs/testing';
 import { executionMigrations, type ExecutionTables } from '../migrations/index.js';
 import { runsProjection } from './read-models/runs.projection.js';
 import { RunArchiver } from './run-archiver.js';
@@ -113,11 +107,7 @@ describe('run archiver (real JetStream and PostgreSQL)', () => {
         meta(),
       );
     }
-    runner = new ProjectionRunner(
-      store,
-      db as unknown as Kysely<CheckpointTable>,
-      runsProjection as Projection<unknown>,
-    );
+    runner = new ProjectionRunner(store, untypedDb(db), runsProjection);
     await runner.start();
     await runner.waitFor(await store.lastSequence(), 20_000);
   });
@@ -167,11 +157,7 @@ describe('run archiver (real JetStream and PostgreSQL)', () => {
     // The live read model, then a rebuild from the log (stream + archive) into fresh tables.
     const liveTables = await tables();
     assert.equal(liveTables.runs.length, RUNS);
-    const rebuilt = await rebuildProjection(
-      store,
-      db as unknown as Kysely<CheckpointTable>,
-      runsProjection as Projection<unknown>,
-    );
+    const rebuilt = await rebuildProjection(store, untypedDb(db), runsProjection);
     assert.ok(rebuilt.events > 0);
     assert.deepEqual(await tables(), liveTables);
 
@@ -181,11 +167,7 @@ describe('run archiver (real JetStream and PostgreSQL)', () => {
     await sql`DELETE FROM run_status_timeline`.execute(db);
     await sql`DELETE FROM runs`.execute(db);
     await sql`DELETE FROM projection_checkpoints WHERE name = 'runs'`.execute(db);
-    runner = new ProjectionRunner(
-      store,
-      db as unknown as Kysely<CheckpointTable>,
-      runsProjection as Projection<unknown>,
-    );
+    runner = new ProjectionRunner(store, untypedDb(db), runsProjection);
     await runner.start();
     await runner.waitFor(await store.lastSequence(), 20_000);
     assert.deepEqual(await tables(), liveTables);

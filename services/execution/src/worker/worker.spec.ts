@@ -6,8 +6,8 @@ import { after, before, describe, it } from 'node:test';
 import type { Kysely } from 'kysely';
 import type { VersionRef } from '#libs/contracts';
 import type { EventStore } from '#libs/eventstore';
-import { projectionMigrations, ProjectionRunner, type CheckpointTable } from '#libs/projections';
-import { createTestEnvironment, livePidsWithArg, type TestEnvironment } from '#libs/testing';
+import { projectionMigrations, ProjectionRunner } from '#libs/projections';
+import { createTestEnvironment, livePidsWithArg, untypedDb, type TestEnvironment } from '#libs/testing';
 import { loadConfig } from '#libs/config';
 import { createExecutor } from '../executor/index.js';
 import { ensureLogsStream, JetStreamLogSink, RunLogReader } from '#libs/run-logs';
@@ -156,7 +156,7 @@ describe('workers (real JetStream, Postgres and Python)', () => {
     store = env.newStore(executionRegistry());
     await store.ensureStream();
     db = env.newDb<ExecutionTables>();
-    runner = new ProjectionRunner(store, db as unknown as Kysely<CheckpointTable>, runsProjection);
+    runner = new ProjectionRunner(store, untypedDb(db), runsProjection);
     await runner.start();
     leases = await RunLeases.open(env.nats, env.subjectPrefix, 3_000);
     const loc = { eventsStream: store.stream, subjectPrefix: env.subjectPrefix };
@@ -321,7 +321,7 @@ describe('workers with uv', () => {
       const store = env.newStore(executionRegistry());
       await store.ensureStream();
       const db = env.newDb<ExecutionTables>();
-      const runner = new ProjectionRunner(store, db as unknown as Kysely<CheckpointTable>, runsProjection);
+      const runner = new ProjectionRunner(store, untypedDb(db), runsProjection);
       await runner.start();
       const leases = await RunLeases.open(env.nats, env.subjectPrefix, 3_000);
       const loc = { eventsStream: store.stream, subjectPrefix: env.subjectPrefix };
