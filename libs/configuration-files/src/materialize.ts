@@ -6,8 +6,8 @@ import {
   DEFAULT_PROFILE,
   type ConfigurationFile,
 } from '#libs/contracts';
-import type { EventDefinition } from '#libs/events';
-import { NotFoundError, type EventStore, type StoredEvent } from '#libs/eventstore';
+import { NotFoundError, type EventStore } from '#libs/eventstore';
+import { eventsOf } from '#libs/projections';
 import { decryptFile, unwrapDataKey, type MasterKey, type WrappedDataKey } from '#libs/secrets';
 import type { ConfigurationContentStore } from './content-store.js';
 
@@ -70,13 +70,8 @@ export interface MaterializeDeps {
   masterKey: MasterKey;
 }
 
-/** Narrows a stored event to its definition's payload (the store validated it against that definition). */
-function isEvent<T extends string, D>(
-  def: EventDefinition<T, D>,
-  e: StoredEvent,
-): e is StoredEvent & { type: T; data: D } {
-  return e.type === def.type;
-}
+const configurationCreated = eventsOf(ConfigurationCreated);
+const dataKeyCreated = eventsOf(DataKeyCreated);
 
 interface VersionEntry {
   configurationId: string;
@@ -89,7 +84,7 @@ async function versionsOf(store: EventStore, workspaceId: string): Promise<Map<n
   const { events } = await store.read({ workspaceId, type: AggregateTypes.configuration, id: workspaceId });
   const versions = new Map<number, VersionEntry>();
   for (const e of events)
-    if (isEvent(ConfigurationCreated, e))
+    if (configurationCreated.is(e))
       versions.set(e.data.version, {
         configurationId: e.data.configurationId,
         profiles: e.data.profiles,
@@ -102,7 +97,7 @@ async function versionsOf(store: EventStore, workspaceId: string): Promise<Map<n
 async function wrappedKeysOf(store: EventStore, workspaceId: string): Promise<Map<string, WrappedDataKey>> {
   const { events } = await store.read({ workspaceId, type: AggregateTypes.keyring, id: workspaceId });
   const keys = new Map<string, WrappedDataKey>();
-  for (const e of events) if (isEvent(DataKeyCreated, e)) keys.set(e.data.keyId, e.data);
+  for (const e of events) if (dataKeyCreated.is(e)) keys.set(e.data.keyId, e.data);
   return keys;
 }
 

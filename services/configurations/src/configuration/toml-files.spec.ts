@@ -96,5 +96,4 @@ describe('configuration files', () => {
     assert.ok(r.warnings.some((w) => /myconfig\.toml is not read by dlt/.test(w)));
     assert.ok(r.warnings.some((w) => /sub\/prod\.config\.toml is in a subfolder/.test(w)));
   });
-
 });

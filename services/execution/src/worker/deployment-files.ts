@@ -9,9 +9,12 @@ import {
   type VersionRef,
 } from '#libs/contracts';
 import type { EventStore } from '#libs/eventstore';
-import { isEvent } from '../event-guard.js';
+import { eventsOf } from '#libs/projections';
 import { insideDir, writeFileInside } from './materializer.js';
 import type { DeploymentWriter } from './service-materializer.js';
+
+const staged = eventsOf(DeploymentFilesStaged);
+const created = eventsOf(DeploymentCreated);
 
 /** File lists of this many deployment versions stay in memory (versions never change). */
 const CACHED_VERSIONS = 64;
@@ -39,7 +42,7 @@ export class DeploymentFileLists {
     const parts = new Map<number, readonly DeploymentFile[]>();
     let expected = 0;
     for (const e of events) {
-      if (!isEvent(DeploymentFilesStaged, e)) continue;
+      if (!staged.is(e)) continue;
       parts.set(e.data.part, e.data.files);
       expected = e.data.parts;
     }
@@ -58,7 +61,7 @@ export class DeploymentFileLists {
       type: AggregateTypes.deployment,
       id: workspaceId,
     });
-    if (!events.some((e) => isEvent(DeploymentCreated, e) && e.data.deploymentId === deployment.id))
+    if (!events.some((e) => created.is(e) && e.data.deploymentId === deployment.id))
       throw new Error(`deployment ${deployment.version} (${deployment.id}) not found`);
   }
 }

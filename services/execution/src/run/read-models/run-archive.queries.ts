@@ -51,7 +51,10 @@ export function endedRunsAfter(
     .where('status', 'in', [...TERMINAL_RUN_STATUSES])
     .where('updated_at', '<', cutoff)
     .where((eb) =>
-      eb.or([eb('updated_at', '>', after.at), eb.and([eb('updated_at', '=', after.at), eb('id', '>', after.id)])]),
+      eb.or([
+        eb('updated_at', '>', after.at),
+        eb.and([eb('updated_at', '=', after.at), eb('id', '>', after.id)]),
+      ]),
     )
     .orderBy('updated_at')
     .orderBy('id')
