@@ -2,7 +2,7 @@ import { RunRequested } from '#libs/contracts';
 import { startReactor, type Reactor, type ReactorEvent } from '#libs/eventstore';
 import { adoptLegacyRunConsumer } from '../run/reactors/legacy-consumer.js';
 import { SKIPPED_RUNS_REACTOR } from '../run/reactors/skipped-run.reactor.js';
-import type { RunRequest } from './run-request.js';
+import type { RunRequestedEvent } from './run-requested.js';
 import { RunSupervisor } from './run-supervisor.js';
 import type { Worker } from './worker.js';
 
@@ -61,7 +61,7 @@ export class RunClaimer {
   }
 
   private async onRequested(e: ReactorEvent): Promise<void> {
-    const req: RunRequest = {
+    const req: RunRequestedEvent = {
       workspaceId: e.ref.workspaceId,
       jobId: e.ref.id,
       requestedAt: new Date(e.time),
@@ -77,7 +77,7 @@ export class RunClaimer {
    * Claims one requested run and starts it. `retry`: the request must come back later (the
    * workspace is at its quota, or the claim could not be stored).
    */
-  private async take(req: RunRequest): Promise<'started' | 'not-ours' | 'retry'> {
+  private async take(req: RunRequestedEvent): Promise<'started' | 'not-ours' | 'retry'> {
     if (!(await this.takeWorkspaceSlot(req))) return 'retry'; // the request waits (pending)
     const run = new RunSupervisor(this.w, req);
     this.active.set(req.data.runId, run);
@@ -121,7 +121,7 @@ export class RunClaimer {
     return 'started';
   }
 
-  private async takeWorkspaceSlot(req: RunRequest): Promise<boolean> {
+  private async takeWorkspaceSlot(req: RunRequestedEvent): Promise<boolean> {
     const q = this.w.deps.workspaceQuota;
     if (!q) return true;
     try {
@@ -134,7 +134,7 @@ export class RunClaimer {
     }
   }
 
-  private async releaseWorkspaceSlot(req: RunRequest): Promise<void> {
+  private async releaseWorkspaceSlot(req: RunRequestedEvent): Promise<void> {
     await this.w.deps.workspaceQuota?.slots
       .release(req.workspaceId, req.data.runId)
       .catch((err: unknown) =>

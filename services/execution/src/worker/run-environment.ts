@@ -4,7 +4,7 @@ import { dirname, isAbsolute, join } from 'node:path';
 import type { RunExecutor } from '../executor/index.js';
 import { dotDltOf, insideDir, type MaterializedConfig, type RunMaterializer } from './materializer.js';
 import { resolveExecutable } from './process-group.js';
-import type { RunRequest } from './run-request.js';
+import type { RunRequestedEvent } from './run-requested.js';
 
 /** Variables of the worker's environment a run's process inherits (everything else is set here). */
 const PASS_ENV = [
@@ -90,7 +90,7 @@ export interface PreparedRun {
  * only there), and the process's environment and command line.
  */
 export async function prepareRun(opts: {
-  req: RunRequest;
+  req: RunRequestedEvent;
   runDir: string;
   dataDir: string;
   tools: RunTools;

@@ -10,7 +10,7 @@ import { OutputCapture } from './output.js';
 import { collectRunPipelines } from './pipeline-report.js';
 import { prepareRun, type PreparedRun } from './run-environment.js';
 import { reapRunProcess, spawnRunProcess, terminateRunProcess, writeRunMeta } from './run-process.js';
-import type { RunRequest } from './run-request.js';
+import type { RunRequestedEvent } from './run-requested.js';
 import { RunStatusRecorder, type EndReason } from './run-status.js';
 import type { Worker } from './worker.js';
 
@@ -41,7 +41,7 @@ export class RunSupervisor {
 
   constructor(
     private readonly w: Worker,
-    private readonly req: RunRequest,
+    private readonly req: RunRequestedEvent,
   ) {
     this.runId = req.data.runId;
     this.ws = req.workspaceId;

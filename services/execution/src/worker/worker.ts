@@ -17,7 +17,6 @@ import type { RunSupervisor } from './run-supervisor.js';
 import type { WorkspaceSlots } from './workspace-slots.js';
 
 export { resolvePython } from './run-environment.js';
-export type { RunRequest, RunRequestedData } from './run-request.js';
 
 export interface WorkerOptions {
   /** Unique per worker process (default: a random UUID). */

@@ -1,9 +1,10 @@
 import type { JobEvent } from '#libs/contracts';
 
+/** The payload of RunRequested (libs/contracts). */
 export type RunRequestedData = Extract<JobEvent, { type: 'RunRequested' }>['data'];
 
-/** A run request as a worker receives it. */
-export interface RunRequest {
+/** A RunRequested event as the worker takes it: its payload, its job, and when it was stored. */
+export interface RunRequestedEvent {
   workspaceId: string;
   jobId: string;
   /** When RunRequested was stored. */
