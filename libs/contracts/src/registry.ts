@@ -13,16 +13,18 @@ import { workspaceEvents } from './workspace.events.js';
  * types its registry knows; a consumer of another service's stream asks for the types it reads.
  */
 export function integrationRegistry(...own: readonly EventDefinition[]): EventRegistry {
-  return new EventRegistry().register(...own).register(
-    ...deploymentEvents,
-    ...workspaceEvents,
-    ...userEvents,
-    ...emailEvents,
-    ...instanceEvents,
-    ...configurationEvents,
-    ...keyringEvents,
-    ...jobEvents,
-    ...runEvents,
-    ...runLogEvents,
-  );
+  return new EventRegistry()
+    .register(...own)
+    .register(
+      ...deploymentEvents,
+      ...workspaceEvents,
+      ...userEvents,
+      ...emailEvents,
+      ...instanceEvents,
+      ...configurationEvents,
+      ...keyringEvents,
+      ...jobEvents,
+      ...runEvents,
+      ...runLogEvents,
+    );
 }

@@ -44,3 +44,4 @@ export * from './nats-server.js';
 export * from './nats-cluster.js';
 export * from './embedded.js';
 export * from './transient.js';
+export * from './durable-consumer.js';
