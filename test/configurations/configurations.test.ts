@@ -12,8 +12,8 @@ import { z } from 'zod';
 import {
   configurationBucketName,
   ConfigurationContentStore,
-} from '../../services/configurations/src/configuration/content-store.js';
-import { materializeConfiguration } from '../../services/configurations/src/configuration/materialize.js';
+  materializeConfiguration,
+} from '#libs/configuration-files';
 import { newUser } from '../jobs/support.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 

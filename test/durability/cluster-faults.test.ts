@@ -6,13 +6,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { sql } from 'kysely';
-import { integrationRegistry } from '#libs/contracts';
 import { rebuildProjection, type CheckpointTable } from '#libs/projections';
 import { RunLogReader } from '#libs/run-logs';
 import { freePort, untypedDb } from '#libs/testing';
 import { runsProjection } from '../../services/execution/src/run/read-models/runs.projection.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 import { createBatchJob, uploadPackage, type Json } from '../jobs/support.js';
+import { executionRegistry } from '../../services/execution/src/run/run.events.js';
 
 /**
  * Item 4 of issue 12, on loopback with real processes: a 3-node JetStream cluster (R3 everything);
@@ -264,7 +264,7 @@ describe('Runway on a 3-node cluster under faults (real processes)', { timeout: 
       }
     }
     // Every acknowledged request is in the stream, exactly once (a resent request is the same run).
-    const store = s.env.newStore(integrationRegistry());
+    const store = s.env.newStore(executionRegistry());
     const requested = new Map<string, number>();
     for await (const c of store.replay({ types: ['RunRequested'], workspaceId: ws }))
       for (const e of c.events) {

@@ -6,8 +6,7 @@ import { z } from 'zod';
 import { integrationRegistry } from '#libs/contracts';
 import { loadMasterKey } from '#libs/secrets';
 import { createTestEnvironment, type TestEnvironment } from '#libs/testing';
-import { ConfigurationContentStore } from '../../services/configurations/src/configuration/content-store.js';
-import { materializeConfiguration } from '../../services/configurations/src/configuration/materialize.js';
+import { ConfigurationContentStore, materializeConfiguration } from '#libs/configuration-files';
 import {
   CONFIG_FILES,
   durableConfig,

@@ -3,10 +3,10 @@ import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { integrationRegistry } from '#libs/contracts';
 import { startStackProcess } from '../support/process.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 import { alive, createBatchJob, uploadPackage, waitForStatus, type Json } from './support.js';
+import { executionRegistry } from '../../services/execution/src/run/run.events.js';
 
 /**
  * A worker in its own process (services/execution worker-main), on the stack's NATS (as the
@@ -132,7 +132,7 @@ describe('workers as their own processes', () => {
       ids.push((r.json as Json).id as string);
     }
     const by = new Map<string, number>();
-    const store = s.env.newStore(integrationRegistry());
+    const store = s.env.newStore(executionRegistry());
     for (const id of ids) {
       const done = await waitForStatus(s, id, ['completed', 'failed'], 60_000);
       assert.equal(done.status, 'completed', JSON.stringify(done));

@@ -9,7 +9,6 @@ import {
   startEmbeddedPostgres,
   type EmbeddedPostgresHandle,
 } from '#libs/database';
-import { integrationRegistry } from '#libs/contracts';
 import { EventStore } from '#libs/eventstore';
 import { connectNats, drainNats, portIsFree, startEmbeddedNats, type EmbeddedNats } from '#libs/nats';
 import { ensureSecretFile } from '#libs/secrets';
@@ -24,6 +23,7 @@ import { DeploymentsModule } from '../../../services/deployments/src/deployments
 import { deploymentsService } from '../../../services/deployments/src/deployments.service.js';
 import { ExecutionModule } from '../../../services/execution/src/execution.module.js';
 import { executionService } from '../../../services/execution/src/execution.service.js';
+import { executionRegistry } from '../../../services/execution/src/run/run.events.js';
 import { startWorkers } from '../../../services/execution/src/worker/start-worker.js';
 import { LogsModule } from '../../../services/logs/src/logs.module.js';
 import { logsService } from '../../../services/logs/src/logs.service.js';
@@ -136,7 +136,7 @@ export async function startRunway(config: RunwayConfig, log = new Logger('runway
       if (natsServer) {
         const nats = await connectNats({ url: natsServer.urlFor('worker'), name: 'runway-worker' });
         stops.push(() => drainNats(nats));
-        const store = new EventStore(nats, integrationRegistry(), {
+        const store = new EventStore(nats, executionRegistry(), {
           stream: config.events.stream,
           subjectPrefix: config.events.subjectPrefix,
           replicas: config.nats.replicas,

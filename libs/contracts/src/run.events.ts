@@ -27,11 +27,6 @@ export const RunStarted = defineEvent(
   'RunStarted',
   z.object({ pid: z.number().int(), command: z.string().max(4000), startedAt: isoTime }),
 );
-/** The user process exited (at `endedAt`); the worker collects what it left. */
-export const RunFinalizing = defineEvent(
-  'RunFinalizing',
-  z.object({ exitCode: z.number().int().nullable(), signal: z.string().nullable(), endedAt: isoTime }),
-);
 export const RunCompleted = defineEvent(
   'RunCompleted',
   z.object({ exitCode: z.number().int(), durationMs: z.number().int().min(0).nullable() }),
@@ -50,7 +45,6 @@ export const RunFailed = defineEvent(
     endedAt: isoTime.nullable(),
   }),
 );
-export const RunCancelRequested = defineEvent('RunCancelRequested', z.object({ by: z.string().min(1) }));
 export const RunCancelled = defineEvent(
   'RunCancelled',
   z.object({
@@ -102,13 +96,15 @@ export const PipelineReported = defineEvent(
   }),
 );
 
+/**
+ * The run events other services and outside subscribers consume. The run's private events
+ * (RunFinalizing, RunCancelRequested) live with its aggregate: services/execution/src/run/run.events.ts.
+ */
 export const runEvents = [
   RunStarting,
   RunStarted,
-  RunFinalizing,
   RunCompleted,
   RunFailed,
-  RunCancelRequested,
   RunCancelled,
   RunSkipped,
   PipelineReported,

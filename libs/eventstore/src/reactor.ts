@@ -17,6 +17,8 @@ export interface ReactorEvent {
   meta: CommitMeta;
   /** The event's identity (`<seq>:<index>`): the causation id of the commands it causes. */
   causationId: string;
+  /** When its commit was stored (ISO). */
+  time: string;
 }
 
 /**
@@ -57,8 +59,10 @@ export interface ReactorOptions {
   ackWaitMs?: number;
   /** Lifetime of one pull request (default 5 s): a pull left on a lost consumer leader ends then. */
   pullExpiresMs?: number;
-  /** First delay of a failed reaction's redelivery; doubles per delivery up to 30 s (default 1 s). */
+  /** First delay of a failed reaction's redelivery; doubles per delivery up to `maxRetryDelayMs` (default 1 s). */
   retryDelayMs?: number;
+  /** Longest delay of a redelivery (default 30 s; = retryDelayMs: a fixed delay). */
+  maxRetryDelayMs?: number;
 }
 
 /** stop(): stops pulling, waits for the reaction in flight (its commit acked or nak'ed first); wake(): pull now. */
@@ -103,6 +107,7 @@ export function startReactor(opts: ReactorOptions): Promise<Reactor> {
     ...(opts.ackWaitMs !== undefined ? { ackWaitMs: opts.ackWaitMs } : {}),
     ...(opts.pullExpiresMs !== undefined ? { pullExpiresMs: opts.pullExpiresMs } : {}),
     ...(opts.retryDelayMs !== undefined ? { retryDelayMs: opts.retryDelayMs } : {}),
+    ...(opts.maxRetryDelayMs !== undefined ? { maxRetryDelayMs: opts.maxRetryDelayMs } : {}),
     handle: async (m) => {
       let commit: StoredCommit | undefined;
       try {
@@ -130,6 +135,7 @@ export function startReactor(opts: ReactorOptions): Promise<Reactor> {
           index: e.index,
           meta,
           causationId: `${e.seq}:${e.index}`,
+          time: commit.meta.time,
         });
       }
     },

@@ -32,8 +32,10 @@ export interface DurableConsumerOptions {
   ackWaitMs?: number;
   /** Lifetime of one pull request (default 5 s): a pull left on a lost consumer leader ends then. */
   pullExpiresMs?: number;
-  /** First delay of a failed message's redelivery; doubles per delivery up to 30 s (default 1 s). */
+  /** First delay of a failed message's redelivery; doubles per delivery up to `maxRetryDelayMs` (default 1 s). */
   retryDelayMs?: number;
+  /** Longest delay of a redelivery (default 30 s; = retryDelayMs: a fixed delay). */
+  maxRetryDelayMs?: number;
   /** Named in the log lines. */
   label?: string;
   log?: (msg: string) => void;
@@ -75,6 +77,7 @@ export async function startDurableConsumer(opts: DurableConsumerOptions): Promis
   const batch = opts.batch ?? 64;
   const ackWaitMs = opts.ackWaitMs ?? 60_000;
   const retryDelayMs = opts.retryDelayMs ?? 1_000;
+  const maxRetryDelayMs = opts.maxRetryDelayMs ?? 30_000;
   const filters = [...opts.filterSubjects];
   if (filters.length === 0) throw new Error(`${label}: no filter subject`);
   const filter: Pick<ConsumerConfig, 'filter_subject' | 'filter_subjects'> =
@@ -145,7 +148,7 @@ export async function startDurableConsumer(opts: DurableConsumerOptions): Promis
       const outcome = await opts.handle(m);
       settle(() => (outcome === 'term' ? m.term() : m.ack()));
     } catch (err) {
-      const delay = Math.min(30_000, retryDelayMs * 2 ** Math.min(10, m.info.deliveryCount - 1));
+      const delay = Math.min(maxRetryDelayMs, retryDelayMs * 2 ** Math.min(10, m.info.deliveryCount - 1));
       log(`${label}: handling message ${m.seq} failed (retried in ${delay} ms): ${message(err)}`);
       settle(() => m.nak(delay));
     } finally {

@@ -3,7 +3,7 @@ import { loadMasterKey } from '#libs/secrets';
 import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
 import { ConfigurationController } from './configuration/configuration.controller.js';
 import { ConfigurationHandler } from './configuration/configuration.handler.js';
-import { ConfigurationContentStore } from './configuration/content-store.js';
+import { ConfigurationContentStore } from '#libs/configuration-files';
 import { HealthController } from './health/health.controller.js';
 import { Keyring } from './keyring/keyring.js';
 

@@ -1,13 +1,13 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { loadConfigOrExit } from '#libs/config';
-import { integrationRegistry } from '#libs/contracts';
 import { createKysely, migrateToLatest } from '#libs/database';
 import { EventStore } from '#libs/eventstore';
 import { connectNats, drainNats } from '#libs/nats';
 import { projectionMigrations } from '#libs/projections';
 import { logLevels, startHealthListener } from '#libs/service-host';
 import { executionMigrations } from './migrations/index.js';
+import { executionRegistry } from './run/run.events.js';
 import { startWorkers } from './worker/start-worker.js';
 
 // A worker as its own process: `node dist/services/execution/src/worker-main.js` with NATS_URL and
@@ -19,7 +19,7 @@ if (!config.nats.url || !config.database.url) {
 }
 Logger.overrideLogger(logLevels(config));
 const nats = await connectNats({ url: config.nats.url, auth: config.nats.auth, name: 'runway-worker' });
-const store = new EventStore(nats, integrationRegistry(), {
+const store = new EventStore(nats, executionRegistry(), {
   stream: config.events.stream,
   subjectPrefix: config.events.subjectPrefix,
   replicas: config.nats.replicas,

@@ -13,7 +13,7 @@ import { eventsOf } from '#libs/projections';
 import { encryptFile } from '#libs/secrets';
 import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
 import { Keyring } from '../keyring/keyring.js';
-import { ConfigurationContentStore, type ConfigurationBlob } from './content-store.js';
+import { ConfigurationContentStore, type ConfigurationBlob } from '#libs/configuration-files';
 import {
   configurationDecider,
   isUnchanged,

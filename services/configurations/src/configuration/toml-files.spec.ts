@@ -7,7 +7,6 @@ import {
   MAX_CONFIGURATION_BYTES,
   profileWarnings,
 } from './toml-files.js';
-import { resolveProfile } from './materialize.js';
 
 const file = (path: string, text: string) => ({ path, content: Buffer.from(text) });
 
@@ -96,26 +95,5 @@ describe('configuration files', () => {
     const r = analyzeConfiguration([file('myconfig.toml', 'a = 1'), file('sub/prod.config.toml', 'a = 1')]);
     assert.ok(r.warnings.some((w) => /myconfig\.toml is not read by dlt/.test(w)));
     assert.ok(r.warnings.some((w) => /sub\/prod\.config\.toml is in a subfolder/.test(w)));
-  });
-
-  it('resolves a run profile with the fallbacks access → prod → default files', () => {
-    assert.deepEqual(resolveProfile(['default', 'prod', 'access'], 'access'), {
-      profile: 'access',
-      filesOf: 'access',
-      warnings: [],
-    });
-    const a = resolveProfile(['default', 'prod'], 'access');
-    assert.equal(a.profile, 'prod');
-    assert.equal(a.filesOf, 'prod');
-    assert.match(a.warnings[0]!, /"access" is not defined: using profile "prod"/);
-    const b = resolveProfile(['default'], 'access');
-    assert.deepEqual([b.profile, b.filesOf], ['access', null]);
-    const c = resolveProfile(['default', 'access'], 'prod');
-    assert.deepEqual([c.profile, c.filesOf], ['prod', null]);
-    assert.deepEqual(resolveProfile(['default', 'tests'], 'tests'), {
-      profile: 'tests',
-      filesOf: 'tests',
-      warnings: [],
-    });
   });
 });

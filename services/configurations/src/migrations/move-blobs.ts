@@ -1,6 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import type { NatsConnection } from '#libs/nats';
-import { ConfigurationContentStore } from '../configuration/content-store.js';
+import { ConfigurationContentStore } from '#libs/configuration-files';
 import type { LegacyConfigurationTables } from './index.js';
 
 const PAGE = 200;

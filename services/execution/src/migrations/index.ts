@@ -238,7 +238,8 @@ export interface RunPipelineRow {
   >;
 }
 
-export interface ExecutionTables {
+/** The execution service's tables (a type, not an interface: kysely's withTables needs an index-compatible type). */
+export type ExecutionTables = {
   runs: RunRow;
   run_status_timeline: TimelineRow;
   pipelines: PipelineRow;
@@ -246,4 +247,4 @@ export interface ExecutionTables {
   pipeline_loads: PipelineLoadRow;
   run_pipelines: RunPipelineRow;
   run_archive_cursor: RunArchiveCursorRow;
-}
+};

@@ -7,6 +7,7 @@ import {
 } from '@nestjs/common';
 import type { Kysely } from 'kysely';
 import { PeriodicTask, SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
+import { EXECUTION_DB } from '../database.js';
 import type { ExecutionTables } from '../migrations/index.js';
 import { RunArchiver } from './run-archiver.js';
 
@@ -18,12 +19,15 @@ export class RunArchiverService implements OnApplicationBootstrap, OnApplication
   private task: PeriodicTask | undefined;
   private readonly logger = new Logger('run-archiver');
 
-  constructor(@Inject(SERVICE_CONTEXT) private readonly ctx: ServiceContext) {}
+  constructor(
+    @Inject(SERVICE_CONTEXT) private readonly ctx: ServiceContext,
+    @Inject(EXECUTION_DB) private readonly db: Kysely<ExecutionTables>,
+  ) {}
 
   onApplicationBootstrap(): void {
     const afterMs = this.ctx.config.archiveRunsAfterMs;
     if (afterMs <= 0) return;
-    const archiver = new RunArchiver(this.ctx.store, this.ctx.db as Kysely<ExecutionTables>, { afterMs });
+    const archiver = new RunArchiver(this.ctx.store, this.db, { afterMs });
     this.task = new PeriodicTask(
       async () => {
         const pass = await archiver.archiveOnce();

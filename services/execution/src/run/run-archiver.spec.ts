@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { sql, type Kysely } from 'kysely';
-import { integrationRegistry } from '#libs/contracts';
 import { DomainError, EventArchive, type EventStore } from '#libs/eventstore';
 import { ProjectionRunner, projectionMigrations, rebuildProjection } from '#libs/projections';
 import { createTestEnvironment, untypedDb, type TestEnvironment } from '#libs/testing';
@@ -10,6 +9,7 @@ import { executionMigrations, type ExecutionTables } from '../migrations/index.j
 import { runsProjection } from './read-models/runs.projection.js';
 import { RunArchiver } from './run-archiver.js';
 import { RunCommands } from './run.handler.js';
+import { executionRegistry } from './run.events.js';
 
 const ws = '6b1f5c1e-1f7e-4a4b-9a55-3c2f1d0e9a11';
 const jobId = '44444444-4444-4444-8444-444444444444';
@@ -33,7 +33,7 @@ describe('run archiver (real JetStream and PostgreSQL)', () => {
     env = await createTestEnvironment();
     await env.migrate([projectionMigrations, executionMigrations]);
     db = env.newDb<ExecutionTables>();
-    store = env.newStore(integrationRegistry());
+    store = env.newStore(executionRegistry());
     await store.ensureStream();
     // RUNS runs of one job, the last UNFINISHED of them still running.
     let jobSeq = 0;

@@ -1,7 +1,14 @@
-import { sql, type Kysely } from 'kysely';
-import { AggregateTypes, TERMINAL_RUN_STATUSES } from '#libs/contracts';
+import type { Kysely } from 'kysely';
+import { AggregateTypes } from '#libs/contracts';
 import { EventArchive, type AggregateRef, type EventStore } from '#libs/eventstore';
 import type { ExecutionTables } from '../migrations/index.js';
+import {
+  archiveCursor,
+  endedRunsAfter,
+  saveArchiveCursor,
+  tryArchiveLock,
+  type ArchivePosition,
+} from './read-models/run-archive.queries.js';
 
 const NIL_UUID = '00000000-0000-0000-0000-000000000000';
 
@@ -46,34 +53,15 @@ export class RunArchiver {
     const cutoff = new Date(now.getTime() - this.opts.afterMs);
     const batchSize = this.opts.batchSize ?? 1000;
     return this.db.transaction().execute(async (tx) => {
-      const locked = await sql<{
-        ok: boolean;
-      }>`SELECT pg_try_advisory_xact_lock(hashtext('runway.run-archiver')) AS ok`.execute(tx);
-      if (!locked.rows[0]?.ok) return null;
-      const cursor = await tx
-        .selectFrom('run_archive_cursor')
-        .select(['archived_before', 'last_run_id'])
-        .where('id', '=', 1)
-        .executeTakeFirst();
-      let after = { at: cursor?.archived_before ?? new Date(0), id: cursor?.last_run_id ?? NIL_UUID };
+      if (!(await tryArchiveLock(tx))) return null;
+      const cursor = await archiveCursor(tx);
+      let after: ArchivePosition = {
+        at: cursor?.archived_before ?? new Date(0),
+        id: cursor?.last_run_id ?? NIL_UUID,
+      };
       const pass: RunArchivePass = { runs: 0, subjects: 0, commits: 0, archivedBefore: after.at };
       for (;;) {
-        // Keyset pagination on (updated_at, id): runs that ended at the same instant are not skipped.
-        const rows = await tx
-          .selectFrom('runs')
-          .select(['id', 'workspace_id', 'updated_at'])
-          .where('status', 'in', [...TERMINAL_RUN_STATUSES])
-          .where('updated_at', '<', cutoff)
-          .where((eb) =>
-            eb.or([
-              eb('updated_at', '>', after.at),
-              eb.and([eb('updated_at', '=', after.at), eb('id', '>', after.id)]),
-            ]),
-          )
-          .orderBy('updated_at')
-          .orderBy('id')
-          .limit(batchSize)
-          .execute();
+        const rows = await endedRunsAfter(tx, cutoff, after, batchSize);
         if (rows.length === 0) break;
         const refs: AggregateRef[] = rows.flatMap((r) => [
           { workspaceId: r.workspace_id, type: AggregateTypes.run, id: r.id },
@@ -85,13 +73,7 @@ export class RunArchiver {
         pass.commits += res.commits;
         const last = rows[rows.length - 1]!;
         after = { at: last.updated_at, id: last.id };
-        await tx
-          .insertInto('run_archive_cursor')
-          .values({ id: 1, archived_before: after.at, last_run_id: after.id })
-          .onConflict((oc) =>
-            oc.column('id').doUpdateSet({ archived_before: after.at, last_run_id: after.id }),
-          )
-          .execute();
+        await saveArchiveCursor(tx, after);
         if (rows.length < batchSize) break;
       }
       pass.archivedBefore = after.at;

@@ -1,5 +1,5 @@
 import { describe, it } from 'node:test';
-import type { RunEvent } from '#libs/contracts';
+import type { RunEvent } from './run.events.js';
 import { DomainError, NotFoundError } from '#libs/eventstore';
 import { deciderSpec } from '#libs/testing';
 import { runDecider, type RunCommand } from './run.decider.js';

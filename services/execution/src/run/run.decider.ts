@@ -2,10 +2,10 @@ import { DomainError, NotFoundError, type Decider } from '#libs/eventstore';
 import {
   TERMINAL_RUN_STATUSES,
   type PipelineReport,
-  type RunEvent,
   type RunFailureReason,
   type RunStatus,
 } from '#libs/contracts';
+import type { RunEvent } from './run.events.js';
 
 /**
  * The `run` aggregate (id = run id). A run is born `pending` by RunRequested on its job's stream;
@@ -62,6 +62,12 @@ export function isTerminal(status: RunStatus): boolean {
   return TERMINAL_RUN_STATUSES.includes(status);
 }
 
+type Command<T extends RunCommand['type']> = Extract<RunCommand, { type: T }>;
+
+function unknownType(x: never): never {
+  throw new Error(`unknown type ${JSON.stringify(x)}`);
+}
+
 function evolve(state: RunState, event: RunEvent): RunState {
   switch (event.type) {
     case 'RunStarting':
@@ -82,6 +88,8 @@ function evolve(state: RunState, event: RunEvent): RunState {
       return { ...state, status: 'skipped' };
     case 'PipelineReported':
       return { ...state, pipelinesReported: true };
+    default:
+      return unknownType(event);
   }
 }
 
@@ -90,87 +98,104 @@ export function terminalStateMessage(number: number | undefined, status: RunStat
   return `run ${number ?? ''} is already in a terminal state (${status})`.replace('run  is', 'run is');
 }
 
+/** Claimed by another worker, cancelled or skipped before anyone claimed it: nothing to do. */
+export function decideClaimRun(c: Command<'ClaimRun'>, state: RunState): RunEvent[] {
+  if (state.status !== 'pending') return [];
+  return [
+    {
+      type: 'RunStarting',
+      data: { runId: c.runId, jobId: c.jobId, number: c.number, workerId: c.workerId, host: c.host },
+    },
+  ];
+}
+
+export function decideMarkRunning(c: Command<'MarkRunning'>, state: RunState): RunEvent[] {
+  if (state.status !== 'starting') return [];
+  return [{ type: 'RunStarted', data: { pid: c.pid, command: c.command, startedAt: c.startedAt } }];
+}
+
+export function decideMarkFinalizing(c: Command<'MarkFinalizing'>, state: RunState): RunEvent[] {
+  if (state.status !== 'running') return [];
+  return [{ type: 'RunFinalizing', data: { exitCode: c.exitCode, signal: c.signal, endedAt: c.endedAt } }];
+}
+
+export function decideCompleteRun(c: Command<'CompleteRun'>, state: RunState): RunEvent[] {
+  if (state.status !== 'finalizing') return [];
+  return [{ type: 'RunCompleted', data: { exitCode: c.exitCode, durationMs: c.durationMs } }];
+}
+
+export function decideFailRun(c: Command<'FailRun'>, state: RunState): RunEvent[] {
+  const { type: _t, ...data } = c;
+  if (state.status === 'starting' || state.status === 'running' || state.status === 'finalizing')
+    return [{ type: 'RunFailed', data }];
+  // A cancel in progress ends as failed only when its worker is gone (nobody can confirm the process ended).
+  if (state.status === 'cancelling' && c.reason === 'worker_lost') return [{ type: 'RunFailed', data }];
+  return [];
+}
+
+export function decideRequestCancel(c: Command<'RequestCancel'>, state: RunState): RunEvent[] {
+  if (isTerminal(state.status))
+    throw new DomainError(terminalStateMessage(state.number ?? c.known?.number, state.status));
+  if (state.status === 'cancelling') return [];
+  if (state.status === 'pending') {
+    if (!c.known) throw new NotFoundError('run not found');
+    // Nobody claimed it: it never ran, so it is cancelled at once (a later claim finds it cancelled).
+    return [
+      {
+        type: 'RunCancelled',
+        data: {
+          by: c.by,
+          message: 'cancelled before it started',
+          exitCode: null,
+          signal: null,
+          durationMs: null,
+          endedAt: null,
+        },
+      },
+    ];
+  }
+  return [{ type: 'RunCancelRequested', data: { by: c.by } }];
+}
+
+export function decideConfirmCancelled(c: Command<'ConfirmCancelled'>, state: RunState): RunEvent[] {
+  if (state.status !== 'cancelling') return [];
+  const { type: _t, ...rest } = c;
+  return [{ type: 'RunCancelled', data: { by: null, ...rest } }];
+}
+
+export function decideSkipRun(c: Command<'SkipRun'>, state: RunState): RunEvent[] {
+  if (state.status !== 'pending') return [];
+  return [{ type: 'RunSkipped', data: { reason: c.reason } }];
+}
+
+/** Once, while the worker collects what the process left. */
+export function decideReportPipelines(c: Command<'ReportPipelines'>, state: RunState): RunEvent[] {
+  if (state.status !== 'finalizing' || state.pipelinesReported) return [];
+  return [{ type: 'PipelineReported', data: { pipelines: c.pipelines, warnings: c.warnings } }];
+}
+
 function decide(command: RunCommand, state: RunState): RunEvent[] {
   switch (command.type) {
     case 'ClaimRun':
-      // Claimed by another worker, cancelled or skipped before anyone claimed it: nothing to do.
-      if (state.status !== 'pending') return [];
-      return [
-        {
-          type: 'RunStarting',
-          data: {
-            runId: command.runId,
-            jobId: command.jobId,
-            number: command.number,
-            workerId: command.workerId,
-            host: command.host,
-          },
-        },
-      ];
+      return decideClaimRun(command, state);
     case 'MarkRunning':
-      if (state.status !== 'starting') return [];
-      return [
-        {
-          type: 'RunStarted',
-          data: { pid: command.pid, command: command.command, startedAt: command.startedAt },
-        },
-      ];
+      return decideMarkRunning(command, state);
     case 'MarkFinalizing':
-      if (state.status !== 'running') return [];
-      return [
-        {
-          type: 'RunFinalizing',
-          data: { exitCode: command.exitCode, signal: command.signal, endedAt: command.endedAt },
-        },
-      ];
+      return decideMarkFinalizing(command, state);
     case 'CompleteRun':
-      if (state.status !== 'finalizing') return [];
-      return [{ type: 'RunCompleted', data: { exitCode: command.exitCode, durationMs: command.durationMs } }];
-    case 'FailRun': {
-      const { type: _t, ...data } = command;
-      if (state.status === 'starting' || state.status === 'running' || state.status === 'finalizing')
-        return [{ type: 'RunFailed', data }];
-      // A cancel in progress ends as failed only when its worker is gone (nobody can confirm the process ended).
-      if (state.status === 'cancelling' && command.reason === 'worker_lost')
-        return [{ type: 'RunFailed', data }];
-      return [];
-    }
+      return decideCompleteRun(command, state);
+    case 'FailRun':
+      return decideFailRun(command, state);
     case 'RequestCancel':
-      if (isTerminal(state.status))
-        throw new DomainError(terminalStateMessage(state.number ?? command.known?.number, state.status));
-      if (state.status === 'cancelling') return [];
-      if (state.status === 'pending') {
-        if (!command.known) throw new NotFoundError('run not found');
-        // Nobody claimed it: it never ran, so it is cancelled at once (a later claim finds it cancelled).
-        return [
-          {
-            type: 'RunCancelled',
-            data: {
-              by: command.by,
-              message: 'cancelled before it started',
-              exitCode: null,
-              signal: null,
-              durationMs: null,
-              endedAt: null,
-            },
-          },
-        ];
-      }
-      return [{ type: 'RunCancelRequested', data: { by: command.by } }];
-    case 'ConfirmCancelled': {
-      if (state.status !== 'cancelling') return [];
-      const { type: _t, ...rest } = command;
-      return [{ type: 'RunCancelled', data: { by: null, ...rest } }];
-    }
+      return decideRequestCancel(command, state);
+    case 'ConfirmCancelled':
+      return decideConfirmCancelled(command, state);
     case 'SkipRun':
-      if (state.status !== 'pending') return [];
-      return [{ type: 'RunSkipped', data: { reason: command.reason } }];
+      return decideSkipRun(command, state);
     case 'ReportPipelines':
-      // Once, while the worker collects what the process left.
-      if (state.status !== 'finalizing' || state.pipelinesReported) return [];
-      return [
-        { type: 'PipelineReported', data: { pipelines: command.pipelines, warnings: command.warnings } },
-      ];
+      return decideReportPipelines(command, state);
+    default:
+      return unknownType(command);
   }
 }
 

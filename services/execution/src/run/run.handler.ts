@@ -8,45 +8,54 @@ import {
   type CancelRunRequest,
 } from '#libs/contracts';
 import {
+  CommandHandler,
   DomainError,
-  handleCommand,
   NotFoundError,
   type AggregateRef,
+  type CommitMeta,
   type EventStore,
 } from '#libs/eventstore';
 import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
+import { EXECUTION_DB } from '../database.js';
 import type { ExecutionTables } from '../migrations/index.js';
-import { runDecider, terminalStateMessage, type RunCommand } from './run.decider.js';
+import { runForCancel } from './read-models/run-cancel.queries.js';
+import { runDecider, terminalStateMessage, type RunCommand, type RunState } from './run.decider.js';
+import type { RunEvent } from './run.events.js';
 
 export function runRef(workspaceId: string, runId: string): AggregateRef {
   return { workspaceId, type: AggregateTypes.run, id: runId };
 }
 
-/** load → decide → append for the run aggregate (used by the RPC controller, workers and the reaper). */
-export class RunCommands {
-  constructor(
-    readonly store: EventStore,
-    private readonly db: Kysely<ExecutionTables>,
-  ) {}
+/** load → decide → append for the run aggregate (workers, the reaper). */
+export class RunAggregates {
+  private readonly handler: CommandHandler<RunState, RunCommand, RunEvent>;
 
-  handle(
-    workspaceId: string,
-    runId: string,
-    command: RunCommand,
-    meta: { commandId: string; actor: string },
+  constructor(readonly store: EventStore) {
+    // Short streams, written by several processes (workers, the reaper, the RPC edge): no cache.
+    this.handler = new CommandHandler(store, runDecider, { maxRetries: 20 });
+  }
+
+  handle(workspaceId: string, runId: string, command: RunCommand, meta: CommitMeta) {
+    return this.handler.handle(runRef(workspaceId, runId), command, meta);
+  }
+
+  /** The run's current state, without deciding anything. */
+  load(workspaceId: string, runId: string) {
+    return this.handler.load(runRef(workspaceId, runId));
+  }
+}
+
+/** The run aggregate's commands with the cancel of the RPC edge, checked against the runs read model first. */
+export class RunCommands extends RunAggregates {
+  constructor(
+    store: EventStore,
+    private readonly db: Kysely<ExecutionTables>,
   ) {
-    return handleCommand(this.store, runDecider, runRef(workspaceId, runId), command, meta, {
-      maxRetries: 20,
-    });
+    super(store);
   }
 
   async cancel(req: CancelRunRequest): Promise<CancelRunReply> {
-    const row = await this.db
-      .selectFrom('runs')
-      .select(['number', 'status'])
-      .where('id', '=', req.runId)
-      .where('workspace_id', '=', req.workspaceId)
-      .executeTakeFirst();
+    const row = await runForCancel(this.db, req.workspaceId, req.runId);
     if (!row) throw new NotFoundError(`run ${req.runId} not found`);
     // Refused before the aggregate is read: a run that ended long ago may be archived (its subject
     // empty), and a command on it would start a new aggregate instead of finding it ended.
@@ -64,7 +73,10 @@ export class RunCommands {
 
 @Injectable()
 export class RunHandler extends RunCommands {
-  constructor(@Inject(SERVICE_CONTEXT) ctx: ServiceContext) {
-    super(ctx.store, ctx.db as Kysely<ExecutionTables>);
+  constructor(
+    @Inject(SERVICE_CONTEXT) ctx: ServiceContext,
+    @Inject(EXECUTION_DB) db: Kysely<ExecutionTables>,
+  ) {
+    super(ctx.store, db);
   }
 }

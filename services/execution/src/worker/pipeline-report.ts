@@ -1,4 +1,4 @@
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { pipelineReportSchema, type PipelineReport } from '#libs/contracts';
 import { z } from 'zod';
@@ -134,4 +134,33 @@ export async function collectPipelines(opts: {
     .slice(0, 50)
     .map((p) => pipelineReportSchema.parse(p));
   return { pipelines, warnings: parsed.warnings.slice(0, 20).map((w) => w.slice(0, 2000)) };
+}
+
+/** What a finished run's pipelines left, collected in the run's sandbox with the job's interpreter. */
+export function collectRunPipelines(opts: {
+  executor: RunExecutor;
+  /** The worker's interpreter (used when the run has no uv environment of its own). */
+  python: string;
+  toolPaths: string[];
+  workspaceId: string;
+  runDir: string;
+  prepared: { env: Record<string, string>; writable: string[] };
+  /** When the run's process was spawned. */
+  since: number;
+}): Promise<PipelineCollection> {
+  const env = opts.prepared.env;
+  const venvPython = env.UV_PROJECT_ENVIRONMENT
+    ? join(env.UV_PROJECT_ENVIRONMENT, 'bin', 'python')
+    : undefined;
+  // In the sandbox too: what the run left (pickled traces) is as untrusted as the run.
+  return collectPipelines({
+    executor: opts.executor,
+    python: venvPython && existsSync(venvPython) ? venvPython : opts.python,
+    env,
+    cwd: env.DLT_DATA_DIR!,
+    workspaceId: opts.workspaceId,
+    writable: opts.prepared.writable.filter((p) => p !== opts.runDir),
+    readable: opts.toolPaths,
+    since: opts.since,
+  });
 }

@@ -7,6 +7,7 @@ import {
 } from '@nestjs/common';
 import type { Kysely } from 'kysely';
 import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
+import { EXECUTION_DB } from '../database.js';
 import type { ExecutionTables } from '../migrations/index.js';
 import { RunHandler } from '../run/run.handler.js';
 import { RunLeases } from './leases.js';
@@ -21,6 +22,7 @@ export class ReaperService implements OnApplicationBootstrap, OnApplicationShutd
   constructor(
     @Inject(SERVICE_CONTEXT) private readonly ctx: ServiceContext,
     @Inject(RunHandler) private readonly runs: RunHandler,
+    @Inject(EXECUTION_DB) private readonly db: Kysely<ExecutionTables>,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -31,7 +33,7 @@ export class ReaperService implements OnApplicationBootstrap, OnApplicationShutd
       this.ctx.config.kvMaxBytes,
       this.ctx.config.nats.replicas,
     );
-    this.reaper = new LeaseReaper(this.ctx.db as Kysely<ExecutionTables>, leases, this.runs, {
+    this.reaper = new LeaseReaper(this.db, leases, this.runs, {
       onError: (err) => this.logger.warn(`sweep failed: ${err instanceof Error ? err.message : String(err)}`),
       onReaped: (id) => this.logger.warn(`run ${id}: its worker is gone, failed with reason worker_lost`),
     });

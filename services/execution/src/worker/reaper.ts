@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { ExecutionTables } from '../migrations/index.js';
-import type { RunCommands } from '../run/run.handler.js';
+import { activeRunsUnchangedSince } from '../run/read-models/active-runs.queries.js';
+import type { RunAggregates } from '../run/run.handler.js';
 import type { RunLeases } from './leases.js';
 
 export interface ReaperOptions {
@@ -33,7 +34,7 @@ export class LeaseReaper {
   constructor(
     private readonly db: Kysely<ExecutionTables>,
     private readonly leases: RunLeases,
-    private readonly commands: RunCommands,
+    private readonly commands: RunAggregates,
     private readonly opts: ReaperOptions = {},
   ) {}
 
@@ -62,13 +63,7 @@ export class LeaseReaper {
   /** One pass; returns the ids of the runs it failed. */
   async sweep(): Promise<string[]> {
     const before = new Date(Date.now() - (this.opts.graceMs ?? 10_000));
-    const rows = await this.db
-      .selectFrom('runs')
-      .select(['id', 'workspace_id', 'worker_id', 'started_at', 'created_at'])
-      .where('status', 'in', ['starting', 'running', 'finalizing', 'cancelling'])
-      .where('updated_at', '<', before)
-      .limit(1000)
-      .execute();
+    const rows = await activeRunsUnchangedSince(this.db, before, 1000);
     const reaped: string[] = [];
     if (this.failed) {
       this.failed = false;

@@ -1,8 +1,7 @@
 import type { VersionRef } from '#libs/contracts';
 import type { EventStore } from '#libs/eventstore';
 import type { MasterKey } from '#libs/secrets';
-import type { ConfigurationContentStore } from '../../../configurations/src/configuration/content-store.js';
-import { materializeConfiguration } from '../../../configurations/src/configuration/materialize.js';
+import { materializeConfiguration, type ConfigurationContentStore } from '#libs/configuration-files';
 import { writeFileInside, type MaterializedConfig, type RunMaterializer } from './materializer.js';
 
 /** Writes the files of one deployment version into a directory. */

@@ -5,14 +5,14 @@ import { blobBucketName, BlobStore } from '#libs/blobs';
 import type { EventStore } from '#libs/eventstore';
 import type { NatsConnection } from '#libs/nats';
 import { loadMasterKey } from '#libs/secrets';
-import type { ExecutionTables } from '../migrations/index.js';
-import { RunCommands } from '../run/run.handler.js';
+import { executionDb } from '../database.js';
+import { RunAggregates } from '../run/run.handler.js';
 import { RunLeases } from './leases.js';
 import { WorkspaceSlots } from './workspace-slots.js';
 import type { RunMaterializer } from './materializer.js';
-import { blobDeploymentWriter } from './deployment-writer.js';
+import { blobDeploymentWriter } from './deployment-files.js';
 import { LeaseReaper } from './reaper.js';
-import { ConfigurationContentStore } from '../../../configurations/src/configuration/content-store.js';
+import { ConfigurationContentStore } from '#libs/configuration-files';
 import { ServiceRunMaterializer, type DeploymentWriter } from './service-materializer.js';
 import { Worker } from './worker.js';
 import { JetStreamLogSink } from '#libs/run-logs';
@@ -42,7 +42,7 @@ export async function serviceMaterializer(
   const writer =
     deployments ??
     blobDeploymentWriter(
-      host.db,
+      host.store,
       await BlobStore.open(host.nats, {
         bucket: blobBucketName(host.config.events.subjectPrefix),
         replicas: host.config.nats.replicas,
@@ -98,7 +98,6 @@ export async function startWorkers(
       {
         nats: host.nats,
         store: host.store,
-        db: host.db,
         leases,
         materializer,
         output,
@@ -120,14 +119,9 @@ export async function startWorkers(
   let reaper: LeaseReaper | undefined;
   if (opts.reaper) {
     const logger = new Logger('reaper');
-    reaper = new LeaseReaper(
-      host.db as Kysely<ExecutionTables>,
-      leases,
-      new RunCommands(host.store, host.db as Kysely<ExecutionTables>),
-      {
-        onError: (err) => logger.warn(`sweep failed: ${String(err)}`),
-      },
-    );
+    reaper = new LeaseReaper(executionDb(host.db), leases, new RunAggregates(host.store), {
+      onError: (err) => logger.warn(`sweep failed: ${String(err)}`),
+    });
     reaper.start();
   }
   return {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Kysely } from 'kysely';
-import { integrationRegistry, type VersionRef } from '#libs/contracts';
+import type { VersionRef } from '#libs/contracts';
 import type { EventStore } from '#libs/eventstore';
 import { projectionMigrations, ProjectionRunner } from '#libs/projections';
 import { createTestEnvironment, livePidsWithArg, untypedDb, type TestEnvironment } from '#libs/testing';
@@ -21,6 +21,7 @@ import { RunLeases } from './leases.js';
 import { writeFileInside, type RunMaterializer } from './materializer.js';
 import { LeaseReaper } from './reaper.js';
 import { resolvePython, Worker } from './worker.js';
+import { executionRegistry } from '../run/run.events.js';
 
 const ws = '6b1f5c1e-1f7e-4a4b-9a55-3c2f1d0e9a11';
 const user = '0d5c2a7e-2b4f-4c3a-8e1d-5f6a7b8c9d01';
@@ -92,7 +93,6 @@ describe('workers (real JetStream, Postgres and Python)', () => {
       {
         nats: env.nats,
         store,
-        db: db as Kysely<unknown>,
         leases,
         materializer: new MemoryMaterializer(scripts),
         output: logSink,
@@ -153,7 +153,7 @@ describe('workers (real JetStream, Postgres and Python)', () => {
   before(async () => {
     env = await createTestEnvironment();
     await env.migrate([projectionMigrations, executionMigrations]);
-    store = env.newStore(integrationRegistry());
+    store = env.newStore(executionRegistry());
     await store.ensureStream();
     db = env.newDb<ExecutionTables>();
     runner = new ProjectionRunner(store, untypedDb(db), runsProjection);
@@ -273,7 +273,6 @@ describe('workers (real JetStream, Postgres and Python)', () => {
       {
         nats: env.nats,
         store,
-        db: db as Kysely<unknown>,
         leases,
         materializer: new MemoryMaterializer(scripts),
         output: logSink,
@@ -319,7 +318,7 @@ describe('workers with uv', () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'runway-worker-uv-'));
     try {
       await env.migrate([projectionMigrations, executionMigrations]);
-      const store = env.newStore(integrationRegistry());
+      const store = env.newStore(executionRegistry());
       await store.ensureStream();
       const db = env.newDb<ExecutionTables>();
       const runner = new ProjectionRunner(store, untypedDb(db), runsProjection);
@@ -340,7 +339,6 @@ describe('workers with uv', () => {
         {
           nats: env.nats,
           store,
-          db: db as Kysely<unknown>,
           leases,
           materializer: new MemoryMaterializer({
             'pyproject.toml': '[project]\nname = "x"\nversion = "0.1.0"\n',

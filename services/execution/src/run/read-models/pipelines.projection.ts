@@ -1,7 +1,8 @@
-import type { StoredEvent } from '#libs/eventstore';
-import { defineProjection } from '#libs/projections';
-import type { RunEvent } from '#libs/contracts';
+import { defineProjection, eventsOf } from '#libs/projections';
+import { PipelineReported } from '#libs/contracts';
 import type { ExecutionTables } from '../../migrations/index.js';
+
+const reported = eventsOf(PipelineReported);
 
 /**
  * Folds PipelineReported into the pipeline dashboard's read models: `pipelines` (last state per
@@ -11,13 +12,12 @@ import type { ExecutionTables } from '../../migrations/index.js';
 export const pipelinesProjection = defineProjection<ExecutionTables>({
   name: 'pipelines',
   tables: ['pipelines', 'pipeline_tables', 'pipeline_loads', 'run_pipelines'],
-  canHandle: ['PipelineReported'],
-  async apply(db, events: readonly StoredEvent[]) {
-    for (const stored of events) {
-      const e = { type: stored.type, data: stored.data } as Extract<RunEvent, { type: 'PipelineReported' }>;
-      const ws = stored.aggregate.workspaceId;
-      const runId = stored.aggregate.id;
-      const at = new Date(stored.time);
+  canHandle: reported.types,
+  async apply(db, events) {
+    for (const e of reported.select(events)) {
+      const ws = e.aggregate.workspaceId;
+      const runId = e.aggregate.id;
+      const at = new Date(e.time);
       for (const p of e.data.pipelines) {
         await db
           .insertInto('pipelines')

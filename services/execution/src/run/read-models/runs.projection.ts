@@ -1,6 +1,17 @@
-import type { StoredEvent } from '#libs/eventstore';
-import { defineProjection } from '#libs/projections';
-import type { JobEvent, RunEvent, RunStatus } from '#libs/contracts';
+import { defineProjection, eventsOf } from '#libs/projections';
+import {
+  RunCancelled,
+  RunCompleted,
+  RunFailed,
+  RunRequested,
+  RunSkipped,
+  RunStarted,
+  RunStarting,
+  ScheduledRunSkipped,
+  type JobEvent,
+  type RunStatus,
+} from '#libs/contracts';
+import { RunCancelRequested, RunFinalizing, type RunEvent } from '../run.events.js';
 import type { Insertable } from 'kysely';
 import type { ExecutionTables, RunRow, TimelineRow } from '../../migrations/index.js';
 
@@ -88,12 +99,30 @@ function changeOf(e: RunEvent, at: Date): Change | undefined {
       return { status: 'skipped', at, reason: e.data.reason, set: { message: e.data.reason } };
     case 'PipelineReported':
       return undefined; // the pipelines projection's
+    default: {
+      const unknown: never = e;
+      throw new Error(`unknown run event ${JSON.stringify(unknown)}`);
+    }
   }
 }
 
+/** RunRequested and ScheduledRunSkipped (job streams), and the run events that change a run's status. */
+const handled = eventsOf(
+  RunRequested,
+  ScheduledRunSkipped,
+  RunStarting,
+  RunStarted,
+  RunFinalizing,
+  RunCompleted,
+  RunFailed,
+  RunCancelRequested,
+  RunCancelled,
+  RunSkipped,
+);
+
 /** The columns a new run row takes from RunRequested / ScheduledRunSkipped (what they share). */
 function newRunRow(
-  stored: StoredEvent,
+  stored: { aggregate: { workspaceId: string; id: string } },
   d: Extract<JobEvent, { type: 'RunRequested' | 'ScheduledRunSkipped' }>['data'],
   at: Date,
 ) {
@@ -135,19 +164,8 @@ function newRunRow(
 export const runsProjection = defineProjection<ExecutionTables>({
   name: 'runs',
   tables: ['runs', 'run_status_timeline'],
-  canHandle: [
-    'RunRequested',
-    'ScheduledRunSkipped',
-    'RunStarting',
-    'RunStarted',
-    'RunFinalizing',
-    'RunCompleted',
-    'RunFailed',
-    'RunCancelRequested',
-    'RunCancelled',
-    'RunSkipped',
-  ],
-  async apply(db, events: readonly StoredEvent[]) {
+  canHandle: handled.types,
+  async apply(db, events) {
     // New runs (requested or skipped) are inserted in multi-row statements, flushed before any
     // run event of the batch updates a row, and at the end.
     let pendingRuns: Insertable<RunRow>[] = [];
@@ -168,12 +186,12 @@ export const runsProjection = defineProjection<ExecutionTables>({
       pendingRuns = [];
       pendingTimeline = [];
     };
-    for (const stored of events) {
+    for (const stored of handled.select(events)) {
       const at = new Date(stored.time);
       const workspaceId = stored.aggregate.workspaceId;
       if (stored.type === 'ScheduledRunSkipped') {
         // A fire that made no run: a run that is skipped from the start (never pending) and ended at once.
-        const d = stored.data as Extract<JobEvent, { type: 'ScheduledRunSkipped' }>['data'];
+        const d = stored.data;
         pendingRuns.push({
           ...newRunRow(stored, d, at),
           status: 'skipped',
@@ -195,7 +213,7 @@ export const runsProjection = defineProjection<ExecutionTables>({
         continue;
       }
       if (stored.type === 'RunRequested') {
-        const d = stored.data as Extract<JobEvent, { type: 'RunRequested' }>['data'];
+        const d = stored.data;
         pendingRuns.push({
           ...newRunRow(stored, d, at),
           status: 'pending',
@@ -215,7 +233,7 @@ export const runsProjection = defineProjection<ExecutionTables>({
       }
       await flush();
       const runId = stored.aggregate.id;
-      const c = changeOf({ type: stored.type, data: stored.data } as RunEvent, at);
+      const c = changeOf(stored, at);
       if (!c) continue;
       if (stored.type === 'RunSkipped') {
         // A skipped scheduled fire is a skipped run from its ScheduledRunSkipped already.

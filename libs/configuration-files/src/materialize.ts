@@ -1,10 +1,15 @@
-import { DEFAULT_PROFILE, type ConfigurationFile } from '#libs/contracts';
+import { parse } from 'smol-toml';
+import {
+  AggregateTypes,
+  ConfigurationCreated,
+  DataKeyCreated,
+  DEFAULT_PROFILE,
+  type ConfigurationFile,
+} from '#libs/contracts';
 import { NotFoundError, type EventStore } from '#libs/eventstore';
-import { decryptFile, type MasterKey } from '#libs/secrets';
-import { Keyring } from '../keyring/keyring.js';
+import { eventsOf } from '#libs/projections';
+import { decryptFile, unwrapDataKey, type MasterKey, type WrappedDataKey } from '#libs/secrets';
 import type { ConfigurationContentStore } from './content-store.js';
-import { configurationRef, foldConfiguration } from './configuration.handler.js';
-import { parseToml } from './toml-files.js';
 
 /** Profiles a runtime falls back to, in order, when the requested one has no files (reference/dlt-workspace.md). */
 const FALLBACKS: Record<string, readonly string[]> = { access: ['access', 'prod'], prod: ['prod'] };
@@ -65,6 +70,52 @@ export interface MaterializeDeps {
   masterKey: MasterKey;
 }
 
+const configurationCreated = eventsOf(ConfigurationCreated);
+const dataKeyCreated = eventsOf(DataKeyCreated);
+
+interface VersionEntry {
+  configurationId: string;
+  profiles: readonly string[];
+  files: readonly ConfigurationFile[];
+}
+
+/** The workspace's configuration versions, from its `configuration` aggregate's ConfigurationCreated events. */
+async function versionsOf(store: EventStore, workspaceId: string): Promise<Map<number, VersionEntry>> {
+  const { events } = await store.read({ workspaceId, type: AggregateTypes.configuration, id: workspaceId });
+  const versions = new Map<number, VersionEntry>();
+  for (const e of events)
+    if (configurationCreated.is(e))
+      versions.set(e.data.version, {
+        configurationId: e.data.configurationId,
+        profiles: e.data.profiles,
+        files: e.data.files,
+      });
+  return versions;
+}
+
+/** The workspace's data keys (wrapped), from its `keyring` aggregate's DataKeyCreated events. */
+async function wrappedKeysOf(store: EventStore, workspaceId: string): Promise<Map<string, WrappedDataKey>> {
+  const { events } = await store.read({ workspaceId, type: AggregateTypes.keyring, id: workspaceId });
+  const keys = new Map<string, WrappedDataKey>();
+  for (const e of events) if (dataKeyCreated.is(e)) keys.set(e.data.keyId, e.data);
+  return keys;
+}
+
+/** String values of a decrypted secrets file (the file was validated as TOML when it was uploaded). */
+function secretStrings(path: string, content: Buffer, out: Set<string>): void {
+  let text: string;
+  let doc: unknown;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(content);
+    if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+    doc = parse(text, { integersAsBigInt: 'asNeeded', maxDepth: 100 });
+  } catch {
+    // Never the parser's message: it quotes the line, which may hold a secret.
+    throw new Error(`${path}: not a valid TOML document`);
+  }
+  stringLeaves(doc, out);
+}
+
 function stringLeaves(v: unknown, out: Set<string>): void {
   if (typeof v === 'string') {
     if (v.length >= 4) out.add(v);
@@ -84,12 +135,11 @@ export async function materializeConfiguration(
   versionOrId: number | string,
   requestedProfile: string,
 ): Promise<MaterializedConfiguration> {
-  const { commits } = await deps.store.read(configurationRef(workspaceId));
-  const state = foldConfiguration(commits);
+  const versions = await versionsOf(deps.store, workspaceId);
   let version: number | undefined;
-  if (typeof versionOrId === 'number') version = state.versions.has(versionOrId) ? versionOrId : undefined;
-  else for (const [v, c] of state.versions) if (c.configurationId === versionOrId) version = v;
-  const entry = version === undefined ? undefined : state.versions.get(version);
+  if (typeof versionOrId === 'number') version = versions.has(versionOrId) ? versionOrId : undefined;
+  else for (const [v, c] of versions) if (c.configurationId === versionOrId) version = v;
+  const entry = version === undefined ? undefined : versions.get(version);
   if (version === undefined || !entry)
     throw new NotFoundError(`configuration ${versionOrId} not found in workspace ${workspaceId}`);
   const resolution = resolveProfile(entry.profiles, requestedProfile);
@@ -101,16 +151,21 @@ export async function materializeConfiguration(
     entry.configurationId,
     wanted.map((f) => f.blobId),
   );
-  const keyring = new Keyring(deps.store, deps.masterKey);
+  let wrapped: Map<string, WrappedDataKey> | undefined;
   const keys = new Map<string, Buffer>();
   const keyFor = async (keyId: string) => {
     let k = keys.get(keyId);
-    if (!k) keys.set(keyId, (k = await keyring.key(workspaceId, keyId)));
+    if (!k) {
+      wrapped ??= await wrappedKeysOf(deps.store, workspaceId);
+      const w = wrapped.get(keyId);
+      if (!w) throw new Error(`workspace ${workspaceId} has no data key ${keyId}`);
+      keys.set(keyId, (k = unwrapDataKey(deps.masterKey, workspaceId, w)));
+    }
     return k;
   };
   const secrets = new Set<string>();
   const files: MaterializedFile[] = [];
-  for (const f of wanted as ConfigurationFile[]) {
+  for (const f of wanted) {
     const blob = blobs.get(f.blobId);
     if (!blob) throw new Error(`the stored bytes of ${f.path} (configuration ${version}) are missing`);
     if (blob.path !== f.path || blob.version !== version)
@@ -125,7 +180,7 @@ export async function materializeConfiguration(
         version,
         path: f.path,
       });
-      stringLeaves(parseToml(f.path, content), secrets);
+      secretStrings(f.path, content, secrets);
     }
     files.push({
       path: f.path,

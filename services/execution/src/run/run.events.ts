@@ -1,0 +1,29 @@
+import { z } from 'zod';
+import { integrationRegistry, type RunEvent as RunIntegrationEvent } from '#libs/contracts';
+import { defineEvent, type EventOf, type EventRegistry } from '#libs/events';
+
+const isoTime = z.string().datetime({ offset: true });
+
+/**
+ * The run aggregate's private events: nobody outside execution reads them. Its other events
+ * (claimed, started, ended, pipelines reported) are integration events in libs/contracts.
+ */
+
+/** The user process exited (at `endedAt`); the worker collects what it left. */
+export const RunFinalizing = defineEvent(
+  'RunFinalizing',
+  z.object({ exitCode: z.number().int().nullable(), signal: z.string().nullable(), endedAt: isoTime }),
+);
+
+/** A cancel was asked for a run in progress; its worker ends the process and confirms (RunCancelled). */
+export const RunCancelRequested = defineEvent('RunCancelRequested', z.object({ by: z.string().min(1) }));
+
+export const runPrivateEvents = [RunFinalizing, RunCancelRequested] as const;
+
+/** Every event of the run aggregate: what its decider folds and decides. */
+export type RunEvent = RunIntegrationEvent | EventOf<typeof runPrivateEvents>;
+
+/** The registry of a store that writes or reads run aggregates: the integration events and the run's own. */
+export function executionRegistry(): EventRegistry {
+  return integrationRegistry(...runPrivateEvents);
+}

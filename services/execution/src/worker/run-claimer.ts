@@ -1,0 +1,144 @@
+import { RunRequested } from '#libs/contracts';
+import { startReactor, type Reactor, type ReactorEvent } from '#libs/eventstore';
+import { adoptLegacyRunConsumer } from '../run/reactors/legacy-consumer.js';
+import { SKIPPED_RUNS_REACTOR } from '../run/reactors/skipped-run.reactor.js';
+import type { RunRequestedEvent } from './run-requested.js';
+import { RunSupervisor } from './run-supervisor.js';
+import type { Worker } from './worker.js';
+
+/** Thrown to have a request delivered again later (its commit is nak'ed with a fixed delay). */
+class TryLater extends Error {}
+
+/** The durable reactor every worker shares (competing consumers). */
+export const RUN_CLAIMS_REACTOR = 'run-workers';
+
+/**
+ * The worker's intake: a reactor on RunRequested shared by every worker (libs/eventstore's
+ * startReactor) that pulls only while the worker has free slots (pull = back-pressure; more
+ * workers = competing consumers), within the workspace's quota of runs in progress. A run is
+ * claimed by appending RunStarting to the run aggregate at expected sequence 0: whoever else got
+ * the same request (a redelivery, another worker) finds it claimed and moves on, so no run
+ * executes twice. A request that cannot be taken now (quota, a claim not stored) comes back in 2 s.
+ */
+export class RunClaimer {
+  /** Runs holding a slot: from the claim until their processes are gone (the final events follow outside the slot). */
+  private busy = 0;
+  private stopping = false;
+  private reactor: Reactor | undefined;
+
+  constructor(
+    private readonly w: Worker,
+    /** Runs claimed by this worker, by id. */
+    private readonly active: Map<string, RunSupervisor>,
+  ) {}
+
+  get consumerName(): string {
+    return this.w.opts.consumerName ?? RUN_CLAIMS_REACTOR;
+  }
+
+  async start(): Promise<void> {
+    if (!this.w.opts.consumerName)
+      await adoptLegacyRunConsumer(this.w.deps.store, RUN_CLAIMS_REACTOR, SKIPPED_RUNS_REACTOR, (m) =>
+        this.w.logger.log(m),
+      );
+    this.reactor = await startReactor({
+      name: this.consumerName,
+      store: this.w.deps.store,
+      eventTypes: [RunRequested.type],
+      aggregateTypes: ['job'],
+      capacity: () => this.w.opts.slots - this.busy,
+      react: (e) => this.onRequested(e),
+      retryDelayMs: 2_000,
+      maxRetryDelayMs: 2_000,
+      log: (m) => (m.includes(TryLater.name) ? this.w.logger.debug(m) : this.w.logger.warn(m)),
+    });
+  }
+
+  /** Stops pulling (runs in progress go on). */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await this.reactor?.stop();
+  }
+
+  private async onRequested(e: ReactorEvent): Promise<void> {
+    const req: RunRequestedEvent = {
+      workspaceId: e.ref.workspaceId,
+      jobId: e.ref.id,
+      requestedAt: new Date(e.time),
+      data: RunRequested.schema.parse(e.data),
+    };
+    if (this.active.has(req.data.runId)) return;
+    // Back to the consumer for another worker (not acked: a stopping worker must not lose it).
+    if (this.stopping) throw new TryLater(`${TryLater.name}: the worker stops`);
+    if ((await this.take(req)) === 'retry') throw new TryLater(`${TryLater.name}: run ${req.data.runId}`);
+  }
+
+  /**
+   * Claims one requested run and starts it. `retry`: the request must come back later (the
+   * workspace is at its quota, or the claim could not be stored).
+   */
+  private async take(req: RunRequestedEvent): Promise<'started' | 'not-ours' | 'retry'> {
+    if (!(await this.takeWorkspaceSlot(req))) return 'retry'; // the request waits (pending)
+    const run = new RunSupervisor(this.w, req);
+    this.active.set(req.data.runId, run);
+    this.busy++;
+    let released = false;
+    // Once the run's processes are gone: the worker's slot and the workspace's.
+    const release = () => {
+      if (released) return;
+      released = true;
+      this.busy--;
+      this.reactor?.wake();
+      void this.releaseWorkspaceSlot(req);
+    };
+    let claimed: boolean;
+    try {
+      claimed = await run.claim();
+    } catch (err) {
+      this.active.delete(req.data.runId);
+      release();
+      run.dispose();
+      this.w.logger.warn(`claiming run ${req.data.runId}: ${String(err)}`);
+      return 'retry';
+    }
+    if (!claimed) {
+      this.active.delete(req.data.runId);
+      release();
+      run.dispose();
+      return 'not-ours';
+    }
+    void run
+      .run(release)
+      .catch((err: unknown) =>
+        this.w.logger.error(
+          `run ${req.data.runId}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`,
+        ),
+      )
+      .finally(() => {
+        this.active.delete(req.data.runId);
+        release();
+      });
+    return 'started';
+  }
+
+  private async takeWorkspaceSlot(req: RunRequestedEvent): Promise<boolean> {
+    const q = this.w.deps.workspaceQuota;
+    if (!q) return true;
+    try {
+      return await q.slots.acquire(req.workspaceId, req.data.runId, q.limit, async (runId) =>
+        Boolean(await this.w.deps.leases.get(runId).catch(() => ({}))),
+      );
+    } catch (err) {
+      this.w.logger.warn(`run slots of workspace ${req.workspaceId}: ${String(err)}`);
+      return false;
+    }
+  }
+
+  private async releaseWorkspaceSlot(req: RunRequestedEvent): Promise<void> {
+    await this.w.deps.workspaceQuota?.slots
+      .release(req.workspaceId, req.data.runId)
+      .catch((err: unknown) =>
+        this.w.logger.warn(`run slots of workspace ${req.workspaceId}: ${String(err)}`),
+      );
+  }
+}

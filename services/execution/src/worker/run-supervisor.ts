@@ -1,0 +1,305 @@
+import type { Subscription } from '@nats-io/transport-node';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { RunStatus } from '#libs/contracts';
+import { eventTypesOf, Headers } from '#libs/eventstore';
+import { sleep, type ProcessExit, type RunProcess } from '../executor/index.js';
+import { isTerminal } from '../run/run.decider.js';
+import { runRef } from '../run/run.handler.js';
+import { OutputCapture } from './output.js';
+import { collectRunPipelines } from './pipeline-report.js';
+import { prepareRun, type PreparedRun } from './run-environment.js';
+import { reapRunProcess, spawnRunProcess, terminateRunProcess, writeRunMeta } from './run-process.js';
+import type { RunRequestedEvent } from './run-requested.js';
+import { RunStatusRecorder, type EndReason } from './run-status.js';
+import type { Worker } from './worker.js';
+
+const TERMINAL_EVENTS = new Set(['RunCompleted', 'RunFailed', 'RunCancelled', 'RunSkipped']);
+
+/**
+ * One run in one worker: claim, set up, spawn, supervise (lease, timeout, cancel, the `starting`
+ * hold), report, clean up.
+ */
+export class RunSupervisor {
+  readonly runId: string;
+  private readonly ws: string;
+  private readonly status: RunStatusRecorder;
+  private sub: Subscription | undefined;
+  private proc: RunProcess | undefined;
+  private endReason: EndReason | undefined;
+  private terminating: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+  private capture: OutputCapture | undefined;
+  private timeoutTimer: NodeJS.Timeout | undefined;
+  private done: Promise<void> | undefined;
+  private closed: Promise<void> = Promise.resolve();
+  private prepared: PreparedRun | undefined;
+  private readonly runDir: string;
+  private readonly metaFile: string;
+  /** Called once the run's processes are gone: its slot is free for the next run. */
+  private processesGone: () => void = () => undefined;
+
+  constructor(
+    private readonly w: Worker,
+    private readonly req: RunRequestedEvent,
+  ) {
+    this.runId = req.data.runId;
+    this.ws = req.workspaceId;
+    this.runDir = join(w.workDir, this.runId);
+    this.metaFile = join(w.workDir, `${this.runId}.json`);
+    this.status = new RunStatusRecorder(this.ws, this.runId, `worker:${w.id}`, w.commands, w.logger, (s) =>
+      this.observe(s),
+    );
+  }
+
+  private get spawnedAt(): number | undefined {
+    return this.status.spawnedAt;
+  }
+
+  /** Reacts to a status someone else set: a cancel request, or the run ended elsewhere (the reaper). */
+  private observe(status: RunStatus): void {
+    if (status === 'cancelling') this.end('cancel');
+    else if (isTerminal(status) && this.spawnedAt !== undefined && !this.endReason) this.end('lost');
+  }
+
+  /** Subscribes to the run's subject (cancel requests arrive there), then claims the run. */
+  async claim(): Promise<boolean> {
+    const subject = this.w.deps.store.subjectOf(runRef(this.ws, this.runId));
+    this.sub = this.w.deps.nats.subscribe(subject, {
+      callback: (_err, msg) => {
+        if (msg.headers?.get(Headers.Actor) === this.status.actor) return;
+        const types = eventTypesOf(msg) ?? [];
+        if (types.includes('RunCancelRequested')) this.end('cancel');
+        else if (types.some((t) => TERMINAL_EVENTS.has(t)) && this.spawnedAt !== undefined) this.end('lost');
+      },
+    });
+    const d = this.req.data;
+    const r = await this.w.commands.handle(
+      this.ws,
+      this.runId,
+      {
+        type: 'ClaimRun',
+        runId: this.runId,
+        jobId: this.req.jobId,
+        number: d.number,
+        workerId: this.w.id,
+        host: this.w.host,
+      },
+      { commandId: `${this.runId}:claim:${this.w.id}`, actor: this.status.actor },
+    );
+    this.status.lastSeq = r.seq;
+    this.status.status = r.state.status;
+    return r.events.length > 0 && !r.duplicate && r.state.workerId === this.w.id;
+  }
+
+  dispose(): void {
+    this.sub?.unsubscribe();
+    this.sub = undefined;
+  }
+
+  private leaseInfo() {
+    return {
+      workerId: this.w.id,
+      host: this.w.host,
+      workerPid: process.pid,
+      runPid: this.proc?.pid ?? null,
+      at: new Date().toISOString(),
+    };
+  }
+
+  /** Refreshes the lease; notices a cancel or an end the subscription may have missed. */
+  async heartbeat(): Promise<void> {
+    await this.w.deps.leases.put(this.runId, this.leaseInfo());
+    const ref = runRef(this.ws, this.runId);
+    const seq = await this.w.deps.store.lastSequenceOf(ref);
+    if (seq > this.status.lastSeq) {
+      const { state, seq: lastSeq } = await this.w.commands.load(this.ws, this.runId);
+      this.status.lastSeq = lastSeq;
+      this.status.observe(state.status);
+    }
+  }
+
+  private end(reason: EndReason): void {
+    if (this.endReason) return;
+    this.endReason = reason;
+    this.wake?.();
+    if (this.proc !== undefined) void this.terminate();
+  }
+
+  private terminate(graceMs = this.w.opts.killGraceMs): Promise<void> {
+    const proc = this.proc;
+    if (proc === undefined) return Promise.resolve();
+    this.terminating ??= (async () => {
+      this.capture?.note(`stopping the run (${this.endReason}): SIGTERM to its processes`);
+      await terminateRunProcess(proc, graceMs, (line) => this.capture?.note(line));
+    })();
+    return this.terminating;
+  }
+
+  /** The worker stops: end the process and record the run as lost with this worker. */
+  async shutdown(): Promise<void> {
+    this.end('shutdown');
+    if (this.proc !== undefined) await this.terminate(Math.min(this.w.opts.killGraceMs, 3_000));
+    await this.done?.catch(() => undefined);
+  }
+
+  /** `processesGone` is called once the run's processes are gone: its slot is free for the next run. */
+  run(processesGone: () => void = () => undefined): Promise<void> {
+    this.processesGone = processesGone;
+    this.done = this.execute();
+    return this.done;
+  }
+
+  private async execute(): Promise<void> {
+    const d = this.req.data;
+    const startedSetup = Date.now();
+    const meta = { runId: this.runId, workspaceId: this.ws, workerId: this.w.id };
+    try {
+      await this.w.deps.leases
+        .put(this.runId, this.leaseInfo())
+        .catch((err: unknown) => this.w.logger.warn(`lease of ${this.runId}: ${String(err)}`));
+      writeRunMeta(this.metaFile, { ...meta, pid: null });
+      let prepared: PreparedRun;
+      try {
+        prepared = await prepareRun({
+          req: this.req,
+          runDir: this.runDir,
+          dataDir: this.w.opts.dataDir,
+          tools: this.w.tools,
+          materializer: this.w.deps.materializer,
+          executor: this.w.deps.executor,
+        });
+        this.prepared = prepared;
+      } catch (err) {
+        if (this.endReason === 'cancel')
+          return void (await this.status.confirmCancelled(null, 'cancelled before the process started'));
+        await this.status.fail('setup_error', err instanceof Error ? err.message : String(err), null, []);
+        return;
+      }
+      if (this.endReason === 'cancel')
+        return void (await this.status.confirmCancelled(null, 'cancelled before the process started'));
+      if (this.endReason === 'shutdown')
+        return void (await this.status.fail(
+          'worker_lost',
+          'the worker shut down before the process started',
+          null,
+          [],
+        ));
+
+      const ref = { workspaceId: this.ws, runId: this.runId };
+      const output = this.w.output;
+      const capture = new OutputCapture(
+        ref,
+        output,
+        prepared.config.secretValues,
+        this.w.opts.logMaxBytes ?? Number.POSITIVE_INFINITY,
+      );
+      this.capture = capture;
+      await output.begin(ref);
+      for (const warning of prepared.config.warnings) capture.note(warning);
+      let proc: RunProcess;
+      try {
+        proc = spawnRunProcess(
+          this.w.deps.executor,
+          {
+            argv: prepared.argv,
+            env: prepared.env,
+            cwd: this.runDir,
+            workspaceId: this.ws,
+            writable: prepared.writable,
+            readable: this.w.tools.toolPaths,
+          },
+          this.metaFile,
+          meta,
+          () => this.capture,
+        );
+      } catch (err) {
+        await output.end(ref);
+        await this.status.fail('spawn_error', err instanceof Error ? err.message : String(err), null, []);
+        return;
+      }
+      this.proc = proc;
+      const spawnedAt = (this.status.spawnedAt = Date.now());
+      this.closed = proc.closed;
+      this.w.logger.debug(
+        `run ${this.runId}: spawned pid ${proc.pid} ${spawnedAt - this.req.requestedAt.getTime()} ms after the request (setup ${spawnedAt - startedSetup} ms)`,
+      );
+      const timeoutSeconds = d.timeoutSeconds ?? this.w.opts.runTimeoutSeconds;
+      this.timeoutTimer = setTimeout(() => this.end('timeout'), timeoutSeconds * 1000);
+      if (this.endReason) void this.terminate();
+
+      // The process's end, concurrently with the `starting` hold below: once its process group is
+      // gone, its files (secrets) are removed and its slot is free for the next run.
+      const ended = (async (): Promise<ProcessExit> => {
+        const exit = await proc.exited;
+        clearTimeout(this.timeoutTimer);
+        await reapRunProcess(
+          proc,
+          this.terminating,
+          (line) => capture.note(line),
+          (line) => this.w.logger.warn(`run ${this.runId}: ${line}`),
+        );
+        rmSync(this.runDir, { recursive: true, force: true });
+        this.processesGone();
+        // The last output may still be in the pipes.
+        await Promise.race([this.closed, sleep(2_000)]);
+        capture.finish();
+        if (capture.droppedLines > 0)
+          capture.note(`${capture.droppedLines} line(s) past the log limit were dropped`);
+        await output.end(ref);
+        return exit;
+      })();
+
+      await this.holdStarting();
+      if (!this.endReason) {
+        await this.status.cmd(
+          {
+            type: 'MarkRunning',
+            pid: proc.pid,
+            command: prepared.argv.join(' '),
+            startedAt: new Date(spawnedAt).toISOString(),
+          },
+          'running',
+        );
+      }
+      const exit = await ended;
+      await this.status.finish({
+        exit,
+        endReason: this.endReason,
+        stderrTail: capture.stderrTail(),
+        timeoutSeconds,
+        pid: proc.pid,
+        collectPipelines: () =>
+          collectRunPipelines({
+            executor: this.w.deps.executor,
+            python: this.w.tools.python,
+            toolPaths: this.w.tools.toolPaths,
+            workspaceId: this.ws,
+            runDir: this.runDir,
+            prepared,
+            since: spawnedAt,
+          }),
+      });
+    } finally {
+      clearTimeout(this.timeoutTimer);
+      this.dispose();
+      rmSync(this.runDir, { recursive: true, force: true });
+      rmSync(this.metaFile, { force: true });
+      await this.w.deps.leases.release(this.runId).catch(() => undefined);
+    }
+  }
+
+  /** Keeps `starting` visible for a client polling every 2 s; the process runs meanwhile. */
+  private async holdStarting(): Promise<void> {
+    const holdUntil = this.req.requestedAt.getTime() + (this.w.opts.startingHoldMs ?? 2_500);
+    if (this.endReason || Date.now() >= holdUntil) return;
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, holdUntil - Date.now());
+      this.wake = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+    this.wake = undefined;
+  }
+}
