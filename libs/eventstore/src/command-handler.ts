@@ -53,11 +53,6 @@ export interface CommandHandlerOptions<S> {
   snapshots?: SnapshotStore<S>;
 }
 
-export interface HandleOptions {
-  /** Retries after a ConcurrencyError before giving up (default 5). */
-  maxRetries?: number;
-}
-
 export interface HandleCallOptions {
   /**
    * Decide on the cached state without the direct get first: an append is checked by its expected
@@ -351,19 +346,4 @@ export class CommandHandler<S, C, E extends DomainEvent> {
       // An optimisation only: the next commits try again.
     }
   }
-}
-
-/**
- * load → decide → append for one command (a CommandHandler without cache, made for the call).
- * @deprecated Construct one `CommandHandler` per aggregate and call `handle`.
- */
-export function handleCommand<State, Command, Event extends DomainEvent>(
-  store: EventStore,
-  decider: Decider<State, Command, Event>,
-  ref: AggregateRef,
-  command: Command,
-  meta: CommitMeta,
-  opts: HandleOptions = {},
-): Promise<HandleResult<State, Event>> {
-  return new CommandHandler(store, decider, { maxRetries: opts.maxRetries }).handle(ref, command, meta);
 }

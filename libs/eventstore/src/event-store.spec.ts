@@ -9,7 +9,7 @@ import {
   EventRegistry,
   EventSchemaError,
   EventStore,
-  handleCommand,
+  CommandHandler,
   type Decider,
 } from './index.js';
 
@@ -163,9 +163,7 @@ describe('event store (real JetStream)', () => {
       lastSeq: 0,
     });
     // The handler's read-decide-append works on it: the next append expects the last commit read.
-    const next = await handleCommand(
-      store,
-      counter,
+    const next = await new CommandHandler(store, counter).handle(
       ref,
       { by: 1 },
       { commandId: 'long-1-next', actor: 'tester' },
@@ -204,9 +202,17 @@ describe('event store (real JetStream)', () => {
     assert.equal(again.duplicate, true);
     assert.equal(again.seq, first.seq);
     // Through the handler: a retried command returns the original result, even after the aggregate moved on.
-    const h1 = await handleCommand(store, counter, ref, { by: 7 }, { commandId: 'h-1', actor: 't' });
-    await handleCommand(store, counter, ref, { by: 1 }, { commandId: 'h-2', actor: 't' });
-    const h1again = await handleCommand(store, counter, ref, { by: 7 }, { commandId: 'h-1', actor: 't' });
+    const h1 = await new CommandHandler(store, counter).handle(
+      ref,
+      { by: 7 },
+      { commandId: 'h-1', actor: 't' },
+    );
+    await new CommandHandler(store, counter).handle(ref, { by: 1 }, { commandId: 'h-2', actor: 't' });
+    const h1again = await new CommandHandler(store, counter).handle(
+      ref,
+      { by: 7 },
+      { commandId: 'h-1', actor: 't' },
+    );
     assert.equal(h1again.duplicate, true);
     assert.deepEqual(h1again.events, h1.events);
     const read = await store.read(ref);
@@ -220,13 +226,10 @@ describe('event store (real JetStream)', () => {
     const ref = { workspaceId: 'w1', type: 'counter', id: 'retry' };
     await Promise.all(
       Array.from({ length: 8 }, (_, i) =>
-        handleCommand(
-          store,
-          counter,
+        new CommandHandler(store, counter, { maxRetries: 20 }).handle(
           ref,
           { by: 1 },
           { commandId: `r-${i}`, actor: 't' },
-          { maxRetries: 20 },
         ),
       ),
     );

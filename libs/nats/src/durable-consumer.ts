@@ -194,6 +194,8 @@ export async function startDurableConsumer(opts: DurableConsumerOptions): Promis
       pulling?.stop();
       wake();
       await running;
+      // The last acks and naks are on their way: a flush round trip puts them on the server before stop resolves.
+      if (!nc.isClosed()) await nc.flush().catch(() => undefined);
     },
   };
 }
