@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { sealedBySchema } from '#libs/contracts';
 
 /**
  * The wire format of run logs in the LOGS stream (DESIGN §7).
@@ -45,7 +46,7 @@ export const sealMessageSchema = z.object({
   bytes: z.number().int().min(0),
   ts: z.number(),
   /** Who sealed: the worker at the end of the run, or the logs service for a run whose worker did not. */
-  by: z.enum(['worker', 'logs']),
+  by: sealedBySchema,
 });
 export type SealMessage = z.infer<typeof sealMessageSchema>;
 

@@ -1,6 +1,7 @@
 import { Controller, Get, Headers, HttpCode, Inject, Param, Post, Query, Req, Res } from '@nestjs/common';
 import type { Response } from 'express';
 import { z } from 'zod';
+import { configurationFileKindSchema } from '#libs/contracts';
 import { ApiDoc, parseInput, readMultipartFile } from '#libs/http';
 import type { AuthedRequest } from '../auth/auth.guard.js';
 import { listQuery } from '../page.js';
@@ -32,7 +33,7 @@ const configurationResponse = z.object({
     z.object({
       path: z.string(),
       size: z.number().int(),
-      kind: z.enum(['config', 'secrets']),
+      kind: configurationFileKindSchema,
       profile: z.string().nullable(),
       encrypted: z.boolean(),
       keys: z.array(z.string()),

@@ -13,6 +13,7 @@ import {
   Res,
 } from '@nestjs/common';
 import type { Response } from 'express';
+import { deploymentFileTypeSchema, deploymentSourceSchema } from '#libs/contracts';
 import type { IncomingMessage } from 'node:http';
 import { z } from 'zod';
 import { ApiDoc, ApiError, badRequest, notFound, parseInput, readMultipartFile } from '#libs/http';
@@ -48,7 +49,7 @@ export const deploymentResponse = z.object({
   file_names: z.string().describe('the file paths, comma separated (cut after 8 KB)'),
   size: z.number().int().describe('bytes of all files, uncompressed'),
   archive_size: z.number().int().describe('bytes of the uploaded archive; 0 for a sync'),
-  source: z.enum(['archive', 'sync']),
+  source: deploymentSourceSchema,
   created_by: z.string().uuid(),
   date_added: z.string(),
   date_updated: z.string(),
@@ -61,7 +62,7 @@ const listResponse = z.object({
 });
 const fileItem = z.object({
   path: z.string(),
-  type: z.enum(['file', 'symlink']),
+  type: deploymentFileTypeSchema,
   size: z.number().int(),
   sha256: z.string(),
   mode: z.number().int(),

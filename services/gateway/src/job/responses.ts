@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { jobKindSchema, runStatusSchema, runTriggerSchema } from '#libs/contracts';
 import { notFound } from '#libs/http';
 import { JobNotFound } from './jobs.service.js';
 import type { JobRow, JobVersionRow } from '../../../scheduling/src/job/read-models/jobs.queries.js';
@@ -10,24 +11,14 @@ const uuidOrNil = (s: string | null | undefined) =>
   s && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(s) ? s : NIL_UUID;
 const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null);
 
-const runStatus = z.enum([
-  'pending',
-  'starting',
-  'running',
-  'finalizing',
-  'completed',
-  'failed',
-  'cancelling',
-  'cancelled',
-  'skipped',
-]);
+const runStatus = runStatusSchema;
 
 export const scriptResponse = z.object({
   id: z.string().uuid(),
   name: z.string(),
   description: z.string(),
   entry_point: z.string(),
-  script_type: z.enum(['batch', 'interactive']),
+  script_type: jobKindSchema,
   script_url: z.string().describe('public URL of an interactive job; "" for batch jobs'),
   version: z.number().int(),
   active: z.boolean(),
@@ -78,7 +69,7 @@ export const runResponse = z.object({
   logs: z.string().nullable().describe('URL of the logs route'),
   triggered_by: z.string().uuid().nullable(),
   script_id: z.string().uuid(),
-  runway_trigger: z.enum(['manual', 'api', 'schedule']),
+  runway_trigger: runTriggerSchema,
   script_version: z.number().int(),
   deployment_version: z.number().int().nullable(),
   configuration_version: z.number().int().nullable(),
@@ -104,7 +95,7 @@ export const scriptVersionResponse = z.object({
   name: z.string(),
   description: z.string(),
   entry_point: z.string(),
-  script_type: z.enum(['batch', 'interactive']),
+  script_type: jobKindSchema,
   version: z.number().int(),
   active: z.boolean(),
   created_by: z.string().uuid(),

@@ -12,6 +12,7 @@ import {
   Req,
 } from '@nestjs/common';
 import { z } from 'zod';
+import { jobKindSchema, missedPolicySchema, overlapPolicySchema } from '#libs/contracts';
 import { ApiDoc, notFound, parseInput } from '#libs/http';
 import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
 import type { RunRecord } from '../../../execution/src/run/read-models/runs.queries.js';
@@ -36,7 +37,7 @@ const createScriptBody = z.object({
   name: z.string().min(1).max(500),
   description: z.string().max(10_000).default(''),
   entry_point: z.string().min(1).max(1024),
-  script_type: z.enum(['batch', 'interactive']),
+  script_type: jobKindSchema,
   active: z.boolean().optional(),
   profile: z.string().max(64).nullable().optional(),
   schedule: z.string().max(200).nullable().optional(),
@@ -44,9 +45,9 @@ const createScriptBody = z.object({
   /** Runway: IANA time zone of the schedule (default UTC). */
   timezone: z.string().min(1).max(100).optional(),
   /** Runway: fire times missed while the scheduler was down (default run_once). */
-  missed_policy: z.enum(['run_once', 'skip', 'run_all']).optional(),
+  missed_policy: missedPolicySchema.optional(),
   /** Runway: a scheduled fire while a run of the job is still active (default skip). */
-  overlap_policy: z.enum(['skip', 'queue', 'allow']).optional(),
+  overlap_policy: overlapPolicySchema.optional(),
 });
 
 const deletedScriptResponse = z.object({ id: z.string().uuid(), name: z.string(), deleted: z.literal(true) });

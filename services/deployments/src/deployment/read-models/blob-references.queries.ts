@@ -1,4 +1,8 @@
-import type { DeploymentsDb } from '../../database.js';
+import type { Kysely } from 'kysely';
+import type { DeploymentsReadModel } from './deployments.queries.js';
+
+/** Both the service's own connection and the gateway's view of the read model. */
+type DeploymentsDb = Kysely<DeploymentsReadModel>;
 
 /** Most hashes in one `IN (…)` list. */
 const CHUNK = 5000;

@@ -1,8 +1,9 @@
 import type { Kysely } from 'kysely';
 import type { DeploymentsTables } from '../../migrations/index.js';
+import { referencedBlobSizes } from './blob-references.queries.js';
 
 /** The deployments read models as other services (the gateway) read them: rows and typed queries, no migrations. */
-export type DeploymentsReadModel = Pick<DeploymentsTables, 'deployments' | 'deployment_files'>;
+export type DeploymentsReadModel = DeploymentsTables; // the same type as the service's own handle, so both share these queries
 export type DeploymentRow = DeploymentsTables['deployments'];
 export type DeploymentFileRow = DeploymentsTables['deployment_files'];
 type Db = Kysely<DeploymentsReadModel>;
@@ -83,19 +84,5 @@ export async function referencedBlobs(
   workspaceId: string,
   sha256s: readonly string[],
 ): Promise<Set<string>> {
-  const out = new Set<string>();
-  for (let i = 0; i < sha256s.length; i += 5000) {
-    const chunk = sha256s.slice(i, i + 5000);
-    const rows = await db
-      .selectFrom('deployment_files as f')
-      .innerJoin('deployments as d', 'd.id', 'f.deployment_id')
-      .select('f.sha256')
-      .distinct()
-      .where('f.workspace_id', '=', workspaceId)
-      .where('f.type', '=', 'file')
-      .where('f.sha256', 'in', chunk)
-      .execute();
-    for (const r of rows) out.add(r.sha256);
-  }
-  return out;
+  return new Set((await referencedBlobSizes(db, workspaceId, sha256s)).keys());
 }
