@@ -62,7 +62,8 @@ async def main():
     dot = f"{prefix}." if prefix else ""
     durable = f"subscriber-{args.durable}"
 
-    nc = await nats.connect(os.environ["NATS_URL"])
+    # NATS_URL may list several servers (a cluster), comma-separated.
+    nc = await nats.connect(servers=[u.strip() for u in os.environ["NATS_URL"].split(",") if u.strip()])
     js = nc.jetstream()
     try:
         await js.consumer_info(stream, durable)

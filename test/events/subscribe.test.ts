@@ -245,6 +245,12 @@ describe('runway events subscribe (the public event catalogue)', () => {
     const types = await cliOnce('types');
     assert.equal(types.code, 0, types.err);
     assert.match(types.out, /^RunFailed v1$/m);
+    const typesJson = await run(process.execPath, [runwayCliPath, '--json', 'events', 'types'], { env });
+    assert.equal(typesJson.code, 0, typesJson.err);
+    assert.deepEqual(
+      JSON.parse(typesJson.out),
+      JSON.parse(readFileSync(join(process.cwd(), 'docs/events/catalogue.json'), 'utf8')),
+    );
     const pyInternal = await run(python, [recipe, '--durable', 'x', '--type', 'DataKeyCreated'], { env });
     assert.equal(pyInternal.code, 2, pyInternal.err);
   });

@@ -31,7 +31,7 @@ export function buildProgram(): Command {
   registerJobs(program, g);
   registerSchedule(program, g);
   registerWorkspace(program, g);
-  registerEventsCommand(program);
+  registerEventsCommand(program, () => g().json ?? false);
   const admin = program.command('admin').description('operator commands for the local instance');
   registerEvents(admin);
   registerProjections(admin, () => g().json ?? false);

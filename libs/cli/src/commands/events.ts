@@ -8,7 +8,14 @@ import {
   type JsMsg,
 } from '@nats-io/jetstream';
 import type { Command } from 'commander';
-import { isPublicEventType, PUBLIC_EVENT_TYPES, publicEvent, publicEventSubjects } from '#libs/contracts';
+import {
+  catalogueIndex,
+  isPublicEventType,
+  PUBLIC_EVENTS,
+  PUBLIC_EVENT_TYPES,
+  publicEvent,
+  publicEventSubjects,
+} from '#libs/contracts';
 import type { EventStore } from '#libs/eventstore';
 import { parseFrom } from '../admin/events.js';
 import { CliError, findInstance, withNats } from '../instance.js';
@@ -72,7 +79,15 @@ function writeOut(text: string): Promise<void> {
 
 /** The JSON lines of one stream message: its public events of the asked types (maybe none). */
 function linesOf(store: EventStore, m: JsMsg, types: ReadonlySet<string>): string {
-  const commit = store.decodeMatching(m, types);
+  let commit: ReturnType<EventStore['decodeMatching']>;
+  try {
+    commit = store.decodeMatching(m, types);
+  } catch (err) {
+    // Not acked: a re-run meets it again (nothing is skipped silently).
+    throw new CliError(
+      `stream message ${m.seq} (${m.subject}) cannot be decoded: ${err instanceof Error ? err.message : String(err)}`,
+    );
+  }
   if (!commit) return '';
   return commit.events
     .map(
@@ -162,7 +177,7 @@ async function subscribe(opts: SubscribeOptions): Promise<void> {
 }
 
 /** `runway events subscribe`: the public event catalogue (docs/events.md), durably, one JSON line per event. */
-export function registerEventsCommand(program: Command): void {
+export function registerEventsCommand(program: Command, json: () => boolean): void {
   const events = program.command('events').description('the public events (docs/events.md)');
   events
     .command('subscribe')
@@ -185,7 +200,11 @@ export function registerEventsCommand(program: Command): void {
     .command('types')
     .description('list the public event types and their versions')
     .action(async () => {
-      const lines = PUBLIC_EVENT_TYPES.map((t) => `${t} v${publicEvent(t)?.definition.version ?? '?'}`);
+      if (json()) {
+        await writeOut(JSON.stringify(catalogueIndex(), null, 2) + '\n');
+        return;
+      }
+      const lines = PUBLIC_EVENTS.map((e) => `${e.definition.type} v${e.definition.version}`);
       await writeOut(lines.join('\n') + '\n');
     });
 }
