@@ -45,7 +45,13 @@ export interface RunningRunway {
  * The embedded default: nats-server and PostgreSQL under the data dir (unless NATS_URL / DATABASE_URL
  * are set), every service and its projections in this process, the gateway on RUNWAY_HTTP_PORT.
  */
-export async function startRunway(config: RunwayConfig, log = new Logger('runway')): Promise<RunningRunway> {
+export async function startRunway(
+  config: RunwayConfig,
+  log = new Logger('runway'),
+  opts: { signal?: AbortSignal } = {},
+): Promise<RunningRunway> {
+  // Aborted (a signal while starting): what is up is stopped in reverse order, the servers last.
+  const step = () => opts.signal?.throwIfAborted();
   mkdirSync(config.dataDir, { recursive: true, mode: 0o755 });
   const stops: (() => Promise<void>)[] = [];
   const stopAll = async () => {
@@ -53,6 +59,7 @@ export async function startRunway(config: RunwayConfig, log = new Logger('runway
     stops.length = 0;
   };
   try {
+    step();
     let natsUrl = config.nats.url;
     let natsServer: EmbeddedNats | undefined;
     if (!natsUrl) {
@@ -73,6 +80,7 @@ export async function startRunway(config: RunwayConfig, log = new Logger('runway
           : `nats-server with JetStream on ${natsServer.anonymousUrl} (authentication on; credentials in ${natsServer.credentialsDir})`,
       );
     }
+    step();
     let adminDbUrl = config.database.url;
     let pg: EmbeddedPostgresHandle | undefined;
     let databaseUrl: string;
@@ -86,6 +94,7 @@ export async function startRunway(config: RunwayConfig, log = new Logger('runway
       adminDbUrl = pg.url;
       const p = pg;
       stops.push(() => p.stop());
+      step();
       // Runway connects as `runway`, owner of its database and not a superuser.
       databaseUrl = await ensureAppDatabase(adminDbUrl, {
         database: 'runway',
@@ -102,6 +111,7 @@ export async function startRunway(config: RunwayConfig, log = new Logger('runway
           'DATABASE_URL connects as a superuser: give Runway a role that owns its database and is not one',
         );
     }
+    step();
     if (!(await portIsFree(config.http.port)))
       throw new Error(`RUNWAY_HTTP_PORT ${config.http.port} is already in use`);
     if (!(await portIsFree(config.grpc.port)))
@@ -119,6 +129,7 @@ export async function startRunway(config: RunwayConfig, log = new Logger('runway
       [logsService, LogsModule],
     ] as const;
     for (const [def, mod] of others.filter(([d]) => config.services.includes(d.name as HostedService))) {
+      step();
       const svc = await startServiceHost(def, config, databaseUrl, natsUrl);
       services.push(svc);
       micro.push(await startNestMicroservice(mod.forRoot(svc.ctx), natsUrl, def.name, config));
@@ -148,6 +159,7 @@ export async function startRunway(config: RunwayConfig, log = new Logger('runway
         stops.push(() => workers.stop());
       }
     }
+    step();
     const http: INestApplication = await createGatewayHttp(gateway, natsUrl, {
       devAutoApprove: config.devAutoApprove,
       publicUrl: config.publicUrl,
@@ -161,7 +173,9 @@ export async function startRunway(config: RunwayConfig, log = new Logger('runway
       maxMessageBytes: config.grpc.maxMessageBytes,
     });
     stops.push(() => grpcServer.stop());
+    step();
     const admin = await ensureFirstAdmin(http, gateway);
+    step();
     const url = config.publicUrl;
     return { url, grpcPort: grpcServer.port, gateway: http, natsUrl, databaseUrl, admin, stop: stopAll };
   } catch (err) {
