@@ -176,6 +176,9 @@ export async function startRunway(
     step();
     const admin = await ensureFirstAdmin(http, gateway);
     step();
+    // What the first start and the migrations wrote is flushed now, not by the stop's checkpoint.
+    // Best effort: a stop during it ends it, and the stop checkpoints anyway.
+    if (pg) pg.checkpoint().catch(() => undefined);
     const url = config.publicUrl;
     return { url, grpcPort: grpcServer.port, gateway: http, natsUrl, databaseUrl, admin, stop: stopAll };
   } catch (err) {
