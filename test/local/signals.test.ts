@@ -118,6 +118,9 @@ describe('start and stop as an operator expects', () => {
       const l = launch(env);
       procs.push(l.proc);
       await until('ready', () => l.output().includes('Runway is running at'), l);
+      // An operator's Ctrl-C comes once it runs: it answers, and its start has settled.
+      assert.equal((await fetch(`http://127.0.0.1:${env.RUNWAY_HTTP_PORT}/api/v1/ping`)).status, 200);
+      await new Promise((r) => setTimeout(r, 1_000));
       const servers = serversOf(dir);
       assert.equal(servers.length, 2, `nats-server and postgres of ${dir}: ${servers.join(' ')}`);
       assert.ok(

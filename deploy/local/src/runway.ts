@@ -58,6 +58,12 @@ export async function startRunway(
     for (const s of stops.reverse()) await s().catch((e: unknown) => log.error(String(e)));
     stops.length = 0;
   };
+  // The servers (nats-server, PostgreSQL) stop last, together, once every service has stopped.
+  const serverStops: (() => Promise<void>)[] = [];
+  stops.push(async () => {
+    for (const r of await Promise.allSettled(serverStops.map((s) => s())))
+      if (r.status === 'rejected') log.error(String(r.reason));
+  });
   try {
     step();
     let natsUrl = config.nats.url;
@@ -72,7 +78,7 @@ export async function startRunway(
       });
       natsUrl = natsServer.url;
       const s = natsServer;
-      stops.push(() => s.stop());
+      serverStops.push(() => s.stop());
       log.log(
         natsServer.nodes > 1
           ? `${natsServer.nodes} nats-servers with JetStream clustered on ${natsServer.anonymousUrl}, ` +
@@ -93,7 +99,7 @@ export async function startRunway(
       pg = await startEmbeddedPostgres({ dir: join(config.dataDir, 'pg'), port: config.database.port });
       adminDbUrl = pg.url;
       const p = pg;
-      stops.push(() => p.stop());
+      serverStops.push(() => p.stop());
       step();
       // Runway connects as `runway`, owner of its database and not a superuser.
       databaseUrl = await ensureAppDatabase(adminDbUrl, {

@@ -60,12 +60,20 @@ export function spawnServer(
   const child = guard
     ? spawn(guard, ['--pdeathsig', signalName, '--', command, ...args], spawnOptions)
     : spawn(command, [...args], spawnOptions);
-  const onExit = () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill(opts.deathSignal);
-  };
-  process.on('exit', onExit);
-  child.once('exit', () => process.off('exit', onExit));
+  running.set(child, opts.deathSignal);
+  if (running.size === 1) process.on('exit', killRunning);
+  child.once('exit', () => {
+    running.delete(child);
+    if (running.size === 0) process.off('exit', killRunning);
+  });
   return child;
+}
+
+/** The servers started here that still run, with their death signal (one exit hook for all). */
+const running = new Map<ChildProcess, NodeJS.Signals>();
+function killRunning(): void {
+  for (const [child, signal] of running)
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
 }
 
 /** Whether `pid` is a live process (a zombie, dead but not yet reaped, counts as gone). */
