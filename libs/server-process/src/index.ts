@@ -60,6 +60,9 @@ export function spawnServer(
   const child = guard
     ? spawn(guard, ['--pdeathsig', signalName, '--', command, ...args], spawnOptions)
     : spawn(command, [...args], spawnOptions);
+  // A spawn that fails (no such binary, not executable) is reported by the caller's wait for the
+  // server (it never answers); without a listener the 'error' event would end this process.
+  child.on('error', (err) => child.stderr?.emit('data', Buffer.from(`${command}: ${err.message}\n`)));
   running.set(child, opts.deathSignal);
   if (running.size === 1) process.on('exit', killRunning);
   child.once('exit', () => {
