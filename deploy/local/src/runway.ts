@@ -45,14 +45,27 @@ export interface RunningRunway {
  * The embedded default: nats-server and PostgreSQL under the data dir (unless NATS_URL / DATABASE_URL
  * are set), every service and its projections in this process, the gateway on RUNWAY_HTTP_PORT.
  */
-export async function startRunway(config: RunwayConfig, log = new Logger('runway')): Promise<RunningRunway> {
+export async function startRunway(
+  config: RunwayConfig,
+  log = new Logger('runway'),
+  opts: { signal?: AbortSignal } = {},
+): Promise<RunningRunway> {
+  // Aborted (a signal while starting): what is up is stopped in reverse order, the servers last.
+  const step = () => opts.signal?.throwIfAborted();
   mkdirSync(config.dataDir, { recursive: true, mode: 0o755 });
   const stops: (() => Promise<void>)[] = [];
   const stopAll = async () => {
     for (const s of stops.reverse()) await s().catch((e: unknown) => log.error(String(e)));
     stops.length = 0;
   };
+  // The servers (nats-server, PostgreSQL) stop last, together, once every service has stopped.
+  const serverStops: (() => Promise<void>)[] = [];
+  stops.push(async () => {
+    for (const r of await Promise.allSettled(serverStops.map((s) => s())))
+      if (r.status === 'rejected') log.error(String(r.reason));
+  });
   try {
+    step();
     let natsUrl = config.nats.url;
     let natsServer: EmbeddedNats | undefined;
     if (!natsUrl) {
@@ -65,7 +78,7 @@ export async function startRunway(config: RunwayConfig, log = new Logger('runway
       });
       natsUrl = natsServer.url;
       const s = natsServer;
-      stops.push(() => s.stop());
+      serverStops.push(() => s.stop());
       log.log(
         natsServer.nodes > 1
           ? `${natsServer.nodes} nats-servers with JetStream clustered on ${natsServer.anonymousUrl}, ` +
@@ -73,6 +86,7 @@ export async function startRunway(config: RunwayConfig, log = new Logger('runway
           : `nats-server with JetStream on ${natsServer.anonymousUrl} (authentication on; credentials in ${natsServer.credentialsDir})`,
       );
     }
+    step();
     let adminDbUrl = config.database.url;
     let pg: EmbeddedPostgresHandle | undefined;
     let databaseUrl: string;
@@ -85,7 +99,8 @@ export async function startRunway(config: RunwayConfig, log = new Logger('runway
       pg = await startEmbeddedPostgres({ dir: join(config.dataDir, 'pg'), port: config.database.port });
       adminDbUrl = pg.url;
       const p = pg;
-      stops.push(() => p.stop());
+      serverStops.push(() => p.stop());
+      step();
       // Runway connects as `runway`, owner of its database and not a superuser.
       databaseUrl = await ensureAppDatabase(adminDbUrl, {
         database: 'runway',
@@ -102,6 +117,7 @@ export async function startRunway(config: RunwayConfig, log = new Logger('runway
           'DATABASE_URL connects as a superuser: give Runway a role that owns its database and is not one',
         );
     }
+    step();
     if (!(await portIsFree(config.http.port)))
       throw new Error(`RUNWAY_HTTP_PORT ${config.http.port} is already in use`);
     if (!(await portIsFree(config.grpc.port)))
@@ -119,6 +135,7 @@ export async function startRunway(config: RunwayConfig, log = new Logger('runway
       [logsService, LogsModule],
     ] as const;
     for (const [def, mod] of others.filter(([d]) => config.services.includes(d.name as HostedService))) {
+      step();
       const svc = await startServiceHost(def, config, databaseUrl, natsUrl);
       services.push(svc);
       micro.push(await startNestMicroservice(mod.forRoot(svc.ctx), natsUrl, def.name, config));
@@ -148,6 +165,7 @@ export async function startRunway(config: RunwayConfig, log = new Logger('runway
         stops.push(() => workers.stop());
       }
     }
+    step();
     const http: INestApplication = await createGatewayHttp(gateway, natsUrl, {
       devAutoApprove: config.devAutoApprove,
       publicUrl: config.publicUrl,
@@ -161,7 +179,12 @@ export async function startRunway(config: RunwayConfig, log = new Logger('runway
       maxMessageBytes: config.grpc.maxMessageBytes,
     });
     stops.push(() => grpcServer.stop());
+    step();
     const admin = await ensureFirstAdmin(http, gateway);
+    step();
+    // What the first start and the migrations wrote is flushed now, not by the stop's checkpoint.
+    // Best effort: a stop during it ends it, and the stop checkpoints anyway.
+    if (pg) pg.checkpoint().catch(() => undefined);
     const url = config.publicUrl;
     return { url, grpcPort: grpcServer.port, gateway: http, natsUrl, databaseUrl, admin, stop: stopAll };
   } catch (err) {

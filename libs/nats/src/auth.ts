@@ -269,6 +269,8 @@ export function natsServerConfig(opts: {
   syncInterval?: string | null;
   cluster?: NatsClusterNodeConfig;
   monitorPort?: number;
+  /** `server_name` of a single server (a cluster node's is its cluster.serverName). */
+  serverName?: string;
 }): string {
   const scope = opts.scope ?? DEFAULT_NATS_SCOPE;
   const syncInterval = natsSyncInterval(
@@ -289,6 +291,7 @@ export function natsServerConfig(opts: {
     '# Written by Runway on every start (libs/nats). Credentials: the files under credentials/.',
     `host: ${quote(opts.host)}`,
     `port: ${opts.port}`,
+    ...(opts.serverName && !opts.cluster ? [`server_name: ${quote(opts.serverName)}`] : []),
     `jetstream { store_dir: ${quote(opts.storeDir)}${syncInterval ? `, sync_interval: ${quote(syncInterval)}` : ''} }`,
     'authorization {',
     '  users: [',

