@@ -156,6 +156,8 @@ const REPORT_FILE = /^report-\d{1,10}\.json$/;
 const MAX_REPORTS = 16;
 /** Each report at most this large (bytes); larger ones are refused unread. */
 export const MAX_REPORT_BYTES = 4 * 1024 * 1024;
+/** All reports of a run together at most this large (bytes): the rest are refused unread. */
+const MAX_TOTAL_BYTES = 16 * 1024 * 1024;
 
 /**
  * Reads the reports the run's exit hooks wrote (after the run's processes are gone). Untrusted
@@ -177,6 +179,7 @@ export function readRunReports(dir: string, maxBytes = MAX_REPORT_BYTES): RunRep
   }
   if (names.length === 0) return undefined;
   const out: RunReports = { reports: [], refused: [] };
+  let total = 0;
   if (names.length > MAX_REPORTS)
     out.refused.push(`${names.length - MAX_REPORTS} report(s) past ${MAX_REPORTS} ignored`);
   for (const name of names.sort().slice(0, MAX_REPORTS)) {
@@ -190,6 +193,10 @@ export function readRunReports(dir: string, maxBytes = MAX_REPORT_BYTES): RunRep
       }
       if (st.size > maxBytes) {
         out.refused.push(`${name} is larger than ${maxBytes} bytes`);
+        continue;
+      }
+      if ((total += st.size) > MAX_TOTAL_BYTES) {
+        out.refused.push(`${name} is past ${MAX_TOTAL_BYTES} bytes of reports`);
         continue;
       }
       const buf = Buffer.alloc(st.size);
