@@ -97,9 +97,10 @@ _runway_since = _runway_time.time() - 2
 _runway_data = _runway_os.environ.get("DLT_DATA_DIR")
 ${COLLECT}
 def _runway_report():
-    import json, os, sys
+    import sys
     if "dlt" not in sys.modules or not _runway_data:
         return
+    import json, os
     try:
         out = runway_collect(os.path.join(_runway_data, "pipelines"), _runway_since)
     except BaseException as e:
@@ -113,8 +114,13 @@ def _runway_report():
         pass
 _runway_atexit.register(_runway_report)
 def _runway_chain():
-    import importlib.machinery, importlib.util, sys
+    import sys
     rest = [p for p in sys.path if _runway_os.path.abspath(p or ".") != _runway_dir]
+    # Only a directory can hold another sitecustomize; importlib is imported only when one does.
+    if not any(_runway_os.path.exists(_runway_os.path.join(p or ".", n)) for p in rest
+               for n in ("sitecustomize.py", "sitecustomize")):
+        return
+    import importlib.machinery, importlib.util
     spec = importlib.machinery.PathFinder.find_spec("sitecustomize", rest)
     if spec is not None and spec.loader is not None:
         mod = importlib.util.module_from_spec(spec)
