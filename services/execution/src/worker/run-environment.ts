@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import type { RunExecutor } from '../executor/index.js';
+import { installExitHook } from './pipeline-report.js';
 import { dotDltOf, insideDir, type MaterializedConfig, type RunMaterializer } from './materializer.js';
 import { resolveExecutable } from './process-group.js';
 import type { RunRequestedEvent } from './run-requested.js';
@@ -147,6 +148,9 @@ export async function prepareRun(opts: {
     RUNWAY_JOB_ID: req.jobId,
     RUNWAY_WORKSPACE_ID: ws,
     RUNWAY_TRIGGER: d.trigger,
+    // The exit hook (sitecustomize): the run's Python processes report their dlt pipelines on the
+    // way out, so that finalizing does not start an interpreter to read them.
+    PYTHONPATH: installExitHook(runDir),
   });
   let argv: string[];
   if (tools.uv && existsSync(join(runDir, 'pyproject.toml'))) {

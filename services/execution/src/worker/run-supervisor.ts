@@ -7,7 +7,7 @@ import { sleep, type ProcessExit, type RunProcess } from '../executor/index.js';
 import { isTerminal } from '../run/run.decider.js';
 import { runRef } from '../run/run.handler.js';
 import { OutputCapture } from './output.js';
-import { collectRunPipelines } from './pipeline-report.js';
+import { collectRunPipelines, exitHookDirOf, readRunReports, type RunReports } from './pipeline-report.js';
 import { prepareRun, type PreparedRun } from './run-environment.js';
 import { reapRunProcess, spawnRunProcess, terminateRunProcess, writeRunMeta } from './run-process.js';
 import type { RunRequestedEvent } from './run-requested.js';
@@ -229,7 +229,9 @@ export class RunSupervisor {
       if (this.endReason) void this.terminate();
 
       // The process's end, concurrently with the `starting` hold below: once its process group is
-      // gone, its files (secrets) are removed and its slot is free for the next run.
+      // gone, what its exit hooks reported is read, its files (secrets) are removed and its slot is
+      // free for the next run.
+      let reports: RunReports | undefined;
       const ended = (async (): Promise<ProcessExit> => {
         const exit = await proc.exited;
         clearTimeout(this.timeoutTimer);
@@ -239,6 +241,7 @@ export class RunSupervisor {
           (line) => capture.note(line),
           (line) => this.w.logger.warn(`run ${this.runId}: ${line}`),
         );
+        reports = readRunReports(exitHookDirOf(this.runDir));
         rmSync(this.runDir, { recursive: true, force: true });
         this.processesGone();
         // The last output may still be in the pipes.
@@ -271,6 +274,7 @@ export class RunSupervisor {
         pid: proc.pid,
         collectPipelines: () =>
           collectRunPipelines({
+            reports,
             executor: this.w.deps.executor,
             python: this.w.tools.python,
             toolPaths: this.w.tools.toolPaths,
