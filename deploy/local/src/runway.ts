@@ -11,8 +11,9 @@ import {
 } from '#libs/database';
 import { EventStore } from '#libs/eventstore';
 import { connectNats, drainNats, portIsFree, startEmbeddedNats, type EmbeddedNats } from '#libs/nats';
+import { configureLogging, readiness } from '#libs/observability';
 import { ensureSecretFile } from '#libs/secrets';
-import { startNestMicroservice, startServiceHost, type RunningService } from '#libs/service-host';
+import { logLevels, startNestMicroservice, startServiceHost, type RunningService } from '#libs/service-host';
 import { createGatewayHttp } from '../../../services/gateway/src/app.js';
 import { startGrpcServer } from '../../../services/gateway/src/grpc/grpc-server.js';
 import { ensureFirstAdmin, type FirstAdmin } from '../../../services/gateway/src/bootstrap/first-admin.js';
@@ -46,6 +47,7 @@ export interface RunningRunway {
  * are set), every service and its projections in this process, the gateway on RUNWAY_HTTP_PORT.
  */
 export async function startRunway(config: RunwayConfig, log = new Logger('runway')): Promise<RunningRunway> {
+  configureLogging(logLevels(config)); // RUNWAY_LOG_FORMAT=json: every line of the process as JSON
   mkdirSync(config.dataDir, { recursive: true, mode: 0o755 });
   const stops: (() => Promise<void>)[] = [];
   const stopAll = async () => {
@@ -148,6 +150,7 @@ export async function startRunway(config: RunwayConfig, log = new Logger('runway
         stops.push(() => workers.stop());
       }
     }
+    readiness.require('first-admin', 'the first admin token is not written yet');
     const http: INestApplication = await createGatewayHttp(gateway, natsUrl, {
       devAutoApprove: config.devAutoApprove,
       publicUrl: config.publicUrl,
@@ -162,6 +165,7 @@ export async function startRunway(config: RunwayConfig, log = new Logger('runway
     });
     stops.push(() => grpcServer.stop());
     const admin = await ensureFirstAdmin(http, gateway);
+    readiness.satisfy('first-admin');
     const url = config.publicUrl;
     return { url, grpcPort: grpcServer.port, gateway: http, natsUrl, databaseUrl, admin, stop: stopAll };
   } catch (err) {
