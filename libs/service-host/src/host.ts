@@ -53,6 +53,9 @@ export interface RunningService {
   stop: () => Promise<void>;
 }
 
+/** Service hosts started in this process (each its own readiness conditions). */
+let hosted = 0;
+
 /**
  * Starts the infrastructure side of a service: NATS, event store, migrations, projections,
  * and its health and projection-rebuild responders. The Nest side runs on top of the context.
@@ -67,7 +70,7 @@ export async function startServiceHost(
   startTracing();
   const logger = new Logger(def.name);
   // Not ready until its migrations ran and its projections started (GET /api/v1/ready, /readyz).
-  const starting = `service:${def.name}`;
+  const starting = `service:${def.name}:${++hosted}`;
   readiness.require(starting, `${def.name}: starting (migrations, projections)`);
   const nats: NatsConnection = await connectNats({
     url: natsUrl,
@@ -119,10 +122,10 @@ export async function startServiceHost(
   runners.push(...made);
   for (const r of runners) await r.start();
   const removeChecks = [
-    readiness.addCheck(`nats:${def.name}`, () =>
+    readiness.addCheck(`nats:${starting}`, () =>
       Promise.resolve(nats.isClosed() ? `${def.name}: NATS connection closed` : undefined),
     ),
-    readiness.addCheck(`database:${def.name}`, () => databaseUnreachable(db)),
+    readiness.addCheck(`database:${starting}`, () => databaseUnreachable(db)),
   ];
   readiness.satisfy(starting);
   const startedAt = new Date();
@@ -181,6 +184,7 @@ export async function startServiceHost(
       await locks.close();
       await db.destroy();
       await drainNats(nats);
+      readiness.satisfy(starting); // stopped: no longer a part of this process's readiness
     },
   };
 }

@@ -1,11 +1,11 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { loadConfigOrExit } from '#libs/config';
-import { createKysely, migrateToLatest } from '#libs/database';
+import { createKysely, databaseUnreachable, migrateToLatest } from '#libs/database';
 import { EventStore } from '#libs/eventstore';
 import { connectNats, drainNats } from '#libs/nats';
 import { projectionMigrations } from '#libs/projections';
-import { configureLogging, startTracing } from '#libs/observability';
+import { configureLogging, readiness, startTracing } from '#libs/observability';
 import { logLevels, startProbeListeners } from '#libs/service-host';
 import { executionMigrations } from './migrations/index.js';
 import { executionRegistry } from './run/run.events.js';
@@ -31,6 +31,9 @@ await store.ensureStream();
 const db = createKysely<unknown>({ url: config.database.url, max: 5 });
 await migrateToLatest(db, [projectionMigrations, executionMigrations]);
 const running = await startWorkers({ nats, store, db, config }, 1, { reaper: true });
+// GET /readyz: 503 with the reason while NATS or PostgreSQL cannot be reached.
+readiness.addCheck('nats', () => Promise.resolve(nats.isClosed() ? 'NATS connection closed' : undefined));
+readiness.addCheck('database', () => databaseUnreachable(db));
 const startedAt = new Date().toISOString();
 const probes = await startProbeListeners(config.healthPort, config.http.host, () => ({
   service: 'worker',
