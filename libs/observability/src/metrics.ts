@@ -7,7 +7,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
  * on its health port (RUNWAY_HEALTH_PORT or RUNWAY_METRICS_PORT).
  */
 export const metricsRegistry = new Registry();
-collectDefaultMetrics({ register: metricsRegistry, prefix: 'runway_process_' });
+collectDefaultMetrics({ register: metricsRegistry, prefix: 'runway_' });
 
 /** Latency buckets from 5 ms to 60 s (requests, run start, scheduler fire lag). */
 const LATENCY = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
