@@ -13,7 +13,7 @@ import { EventStore } from '#libs/eventstore';
 import { connectNats, drainNats, portIsFree, startEmbeddedNats, type EmbeddedNats } from '#libs/nats';
 import { configureLogging, readiness } from '#libs/observability';
 import { ensureSecretFile } from '#libs/secrets';
-import { logLevels, startNestMicroservice, startServiceHost, type RunningService } from '#libs/service-host';
+import { startNestMicroservice, startServiceHost, type RunningService } from '#libs/service-host';
 import { createGatewayHttp } from '../../../services/gateway/src/app.js';
 import { startGrpcServer } from '../../../services/gateway/src/grpc/grpc-server.js';
 import { ensureFirstAdmin, type FirstAdmin } from '../../../services/gateway/src/bootstrap/first-admin.js';
@@ -47,7 +47,7 @@ export interface RunningRunway {
  * are set), every service and its projections in this process, the gateway on RUNWAY_HTTP_PORT.
  */
 export async function startRunway(config: RunwayConfig, log = new Logger('runway')): Promise<RunningRunway> {
-  configureLogging(logLevels(config)); // RUNWAY_LOG_FORMAT=json: every line of the process as JSON
+  configureLogging(); // RUNWAY_LOG_FORMAT=json: every line of the process as JSON
   mkdirSync(config.dataDir, { recursive: true, mode: 0o755 });
   const stops: (() => Promise<void>)[] = [];
   const stopAll = async () => {

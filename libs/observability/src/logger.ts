@@ -84,7 +84,8 @@ export function configureLogging(levels?: LogLevel[]): 'text' | 'json' {
   const format = logFormat();
   if (format === 'json' && !installed) {
     installed = true;
-    Logger.overrideLogger(new JsonLogger(levels ? { logLevels: levels } : {}));
+    // Until a Nest application sets the configured levels: error, warn and log (as `npm start`).
+    Logger.overrideLogger(new JsonLogger({ logLevels: levels ?? ['fatal', 'error', 'warn', 'log'] }));
   }
   return format;
 }
