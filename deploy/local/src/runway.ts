@@ -11,6 +11,7 @@ import {
 } from '#libs/database';
 import { EventStore } from '#libs/eventstore';
 import { connectNats, drainNats, portIsFree, startEmbeddedNats, type EmbeddedNats } from '#libs/nats';
+import { configureLogging, readiness } from '#libs/observability';
 import { ensureSecretFile } from '#libs/secrets';
 import { startNestMicroservice, startServiceHost, type RunningService } from '#libs/service-host';
 import { createGatewayHttp } from '../../../services/gateway/src/app.js';
@@ -50,6 +51,7 @@ export async function startRunway(
   log = new Logger('runway'),
   opts: { signal?: AbortSignal } = {},
 ): Promise<RunningRunway> {
+  configureLogging(); // RUNWAY_LOG_FORMAT=json: every line of the process as JSON
   // Aborted (a signal while starting): what is up is stopped in reverse order, the servers last.
   const step = () => opts.signal?.throwIfAborted();
   mkdirSync(config.dataDir, { recursive: true, mode: 0o755 });
@@ -166,6 +168,7 @@ export async function startRunway(
       }
     }
     step();
+    readiness.require('first-admin', 'the first admin token is not written yet');
     const http: INestApplication = await createGatewayHttp(gateway, natsUrl, {
       devAutoApprove: config.devAutoApprove,
       publicUrl: config.publicUrl,
@@ -182,6 +185,7 @@ export async function startRunway(
     step();
     const admin = await ensureFirstAdmin(http, gateway);
     step();
+    readiness.satisfy('first-admin');
     // What the first start and the migrations wrote is flushed now, not by the stop's checkpoint.
     // Best effort: a stop during it ends it, and the stop checkpoints anyway.
     if (pg) pg.checkpoint().catch(() => undefined);

@@ -1,4 +1,4 @@
-import { Kysely, PostgresDialect } from 'kysely';
+import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 
 // BIGINT (int8) columns carry stream sequences and counts well below 2^53: parse them as numbers.
@@ -24,4 +24,14 @@ export function createKysely<DB>(opts: DatabaseOptions): Kysely<DB> {
   // would crash the process instead of failing one transaction, to be retried.
   pool.on('connect', (client) => client.on('error', () => undefined));
   return new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+}
+
+/** Whether the database answers (readiness probes): undefined when it does, the reason otherwise. */
+export async function databaseUnreachable(db: Kysely<unknown>): Promise<string | undefined> {
+  try {
+    await sql`select 1`.execute(db);
+    return undefined;
+  } catch (err) {
+    return `PostgreSQL unreachable: ${err instanceof Error ? err.message : String(err)}`;
+  }
 }

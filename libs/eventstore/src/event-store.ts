@@ -33,6 +33,7 @@ import {
 import { mergeArchived } from './archive.js';
 import { ConcurrencyError, EventSchemaError } from './errors.js';
 import type { DomainEvent, EventRegistry } from './events.js';
+import { injectTraceContext } from '#libs/observability';
 
 export interface EventStoreOptions {
   /** Stream name (default EVENTS). Tests use a unique name per file. */
@@ -298,6 +299,8 @@ export class EventStore {
     h.append(Headers.Actor, meta.actor);
     h.append(Headers.Time, time);
     h.append(Headers.Aggregate, `${ref.type}/${ref.id}`);
+    // The trace of the request that caused this commit goes on in its reactions (never in the payload).
+    injectTraceContext({ set: (k, v) => h.append(k, v) });
     // Per aggregate: a command id reused on another aggregate is a different write, not a duplicate.
     const msgID = `${ref.workspaceId}:${ref.type}:${ref.id}:${meta.commandId}`;
     try {

@@ -1,4 +1,5 @@
 import { startDurableConsumer, type DurableConsumer } from '#libs/nats';
+import { TRACEPARENT } from '#libs/observability';
 import type { AggregateRef, CommitMeta, StoredCommit } from './envelope.js';
 import { EventSchemaError } from './errors.js';
 import type { EventStore } from './event-store.js';
@@ -19,6 +20,8 @@ export interface ReactorEvent {
   causationId: string;
   /** When its commit was stored (ISO). */
   time: string;
+  /** The W3C trace context its commit carries (a `traceparent` header), when it was written in a trace. */
+  traceparent?: string;
 }
 
 /**
@@ -126,8 +129,10 @@ export function startReactor(opts: ReactorOptions): Promise<Reactor> {
         correlationId: commit.meta.correlationId,
         ...(commit.meta.causationId !== undefined ? { causationId: commit.meta.causationId } : {}),
       };
+      const traceparent = m.headers?.get(TRACEPARENT) || undefined;
       for (const e of commit.events) {
         await react({
+          ...(traceparent ? { traceparent } : {}),
           type: e.type,
           data: e.data,
           ref: commit.aggregate,

@@ -28,6 +28,7 @@ import type { CheckpointTable } from './migrations.js';
 import type { ProjectionLocks } from './leader.js';
 import type { RunnableProjection } from './projection.js';
 import { transactionWithTables, withTables } from '#libs/database';
+import { observeProjectionLag } from '#libs/observability';
 
 export interface RunnerOptions {
   /**
@@ -340,6 +341,8 @@ export class ProjectionRunner {
   /** Standby: the checkpoint announcements of the active replica. */
   private following: { unsubscribe(): void } | undefined;
   private hasConsumer = false;
+  /** Removes this runner from `runway_projection_lag` (libs/observability). */
+  private unobserveLag: (() => void) | undefined;
   /** The same connection, typed for the checkpoint table. */
   private readonly checkpoints: Kysely<CheckpointTable>;
   /** Counters for tests and operators: times this runner became the active one. */
@@ -372,6 +375,10 @@ export class ProjectionRunner {
       if (await this.tryLead()) await this.ensureConsumer();
     } else await this.ensureConsumer();
     this.loop = this.run();
+    // runway_projection_lag{projection}: read when Prometheus scrapes, nothing in between.
+    this.unobserveLag = observeProjectionLag(this.projection.name, async () =>
+      Math.max(0, (await this.store.lastSequence()) - this.checkpoint),
+    );
   }
 
   /** Whether this runner is the projection's active consumer (always, without `locks`). */
@@ -760,6 +767,8 @@ export class ProjectionRunner {
    */
   async stop(): Promise<void> {
     this.stopping = true;
+    this.unobserveLag?.();
+    this.unobserveLag = undefined;
     this.messages?.stop();
     this.wakeUp?.();
     const wasRunning = this.loop !== undefined;

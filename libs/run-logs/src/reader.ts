@@ -18,6 +18,7 @@ import {
   type LogsLocation,
   type SealMessage,
 } from './format.js';
+import { logFollowLatency, secondsSince } from '#libs/observability';
 
 export type FollowEvent =
   | { type: 'lines'; lines: LogLine[] }
@@ -265,6 +266,8 @@ export class RunLogReader {
         }
         if (msg.first + msg.lines.length <= from) continue;
         const lines = linesOf(msg);
+        // runway_log_follow_latency_seconds: write (the worker read the line) → a live follower reads it.
+        if (m.info.pending === 0) logFollowLatency.observe(secondsSince(lines[lines.length - 1]!.ts));
         yield { type: 'lines', lines: msg.first >= from ? lines : lines.filter((l) => l.seq >= from) };
       }
     } finally {

@@ -1,10 +1,17 @@
 import { Logger } from '@nestjs/common';
 import type { Kysely } from 'kysely';
-import { createKysely, migrateToLatest, withTables, type MigrationSet } from '#libs/database';
+import {
+  createKysely,
+  databaseUnreachable,
+  migrateToLatest,
+  withTables,
+  type MigrationSet,
+} from '#libs/database';
 import type { RunwayConfig } from '#libs/config';
 import { Subjects, integrationRegistry, type ServiceName } from '#libs/contracts';
 import { EventStore, type EventRegistry } from '#libs/eventstore';
 import { connectNats, drainNats, type NatsConnection } from '#libs/nats';
+import { configureLogging, readiness, startTracing } from '#libs/observability';
 import {
   CheckpointWatcher,
   projectionMigrations,
@@ -16,6 +23,7 @@ import {
 } from '#libs/projections';
 import { subjectFor, type ServiceContext } from './context.js';
 import type { HealthReport } from './health-http.js';
+import { logLevels } from './microservice.js';
 
 export interface ServiceDefinition {
   name: ServiceName;
@@ -45,6 +53,9 @@ export interface RunningService {
   stop: () => Promise<void>;
 }
 
+/** Service hosts started in this process (each its own readiness conditions). */
+let hosted = 0;
+
 /**
  * Starts the infrastructure side of a service: NATS, event store, migrations, projections,
  * and its health and projection-rebuild responders. The Nest side runs on top of the context.
@@ -55,7 +66,12 @@ export async function startServiceHost(
   databaseUrl: string,
   natsUrl: string,
 ): Promise<RunningService> {
+  configureLogging(logLevels(config));
+  startTracing();
   const logger = new Logger(def.name);
+  // Not ready until its migrations ran and its projections started (GET /api/v1/ready, /readyz).
+  const starting = `service:${def.name}:${++hosted}`;
+  readiness.require(starting, `${def.name}: starting (migrations, projections)`);
   const nats: NatsConnection = await connectNats({
     url: natsUrl,
     auth: config.nats.auth,
@@ -105,6 +121,13 @@ export async function startServiceHost(
   );
   runners.push(...made);
   for (const r of runners) await r.start();
+  const removeChecks = [
+    readiness.addCheck(`nats:${starting}`, () =>
+      Promise.resolve(nats.isClosed() ? `${def.name}: NATS connection closed` : undefined),
+    ),
+    readiness.addCheck(`database:${starting}`, () => databaseUnreachable(db)),
+  ];
+  readiness.satisfy(starting);
   const startedAt = new Date();
   // What a standalone process's GET /healthz answers (RUNWAY_HEALTH_PORT).
   const health = (): HealthReport => ({
@@ -154,11 +177,14 @@ export async function startServiceHost(
     startedAt,
     health,
     stop: async () => {
+      readiness.require(starting, `${def.name}: stopping`);
+      for (const remove of removeChecks) remove();
       for (const s of subs) s.unsubscribe();
       await Promise.all(runners.map((r) => r.stop()));
       await locks.close();
       await db.destroy();
       await drainNats(nats);
+      readiness.satisfy(starting); // stopped: no longer a part of this process's readiness
     },
   };
 }

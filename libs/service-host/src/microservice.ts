@@ -4,6 +4,7 @@ import type { INestMicroservice, LogLevel } from '@nestjs/common';
 import type { RunwayConfig } from '#libs/config';
 import { natsClientOptions } from '#libs/nats';
 import { RpcErrorFilter } from './rpc.js';
+import { TraceInterceptor } from './trace-interceptor.js';
 
 const LEVELS: LogLevel[] = ['error', 'warn', 'log', 'debug', 'verbose'];
 export function logLevels(config: RunwayConfig): LogLevel[] {
@@ -27,6 +28,7 @@ export async function startNestMicroservice(
     logger: logLevels(config),
   });
   app.useGlobalFilters(new RpcErrorFilter());
+  app.useGlobalInterceptors(new TraceInterceptor(name));
   await app.listen();
   return app;
 }

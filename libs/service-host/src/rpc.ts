@@ -1,5 +1,7 @@
 import { Catch, type RpcExceptionFilter } from '@nestjs/common';
-import { ClientProxy, RpcException } from '@nestjs/microservices';
+import { ClientProxy, NatsRecordBuilder, RpcException } from '@nestjs/microservices';
+import { headers as natsHeaders } from '@nats-io/transport-node';
+import { injectTraceContext, inSpan, SpanKind, tracingActive } from '#libs/observability';
 import { firstValueFrom, throwError, timeout, type Observable } from 'rxjs';
 import { z } from 'zod';
 import { ConcurrencyError, DomainError, EventSchemaError } from '#libs/eventstore';
@@ -41,6 +43,14 @@ export class RpcCallError extends Error {
   }
 }
 
+/** The request with the active trace context in its NATS headers (`traceparent`), when tracing is on. */
+function withTraceHeaders(data: unknown): unknown {
+  if (!tracingActive()) return data;
+  const h = natsHeaders();
+  injectTraceContext(h);
+  return h.keys().length > 0 ? new NatsRecordBuilder(data).setHeaders(h).build() : data;
+}
+
 /** Gateway-side call: request/reply with a timeout; a service error comes back as RpcCallError. */
 export async function rpc<T>(
   client: ClientProxy,
@@ -51,7 +61,13 @@ export async function rpc<T>(
 ): Promise<T> {
   let raw: unknown;
   try {
-    raw = await firstValueFrom(client.send<unknown>(pattern, data).pipe(timeout(timeoutMs)));
+    // A client span around the request (its context is what the service's span continues).
+    raw = await inSpan(
+      'gateway',
+      `nats request ${pattern}`,
+      () => firstValueFrom(client.send<unknown>(pattern, withTraceHeaders(data)).pipe(timeout(timeoutMs))),
+      { kind: SpanKind.CLIENT },
+    );
   } catch (err) {
     const e = rpcErrorSchema.safeParse(err);
     if (e.success) throw new RpcCallError(e.data);

@@ -1,7 +1,7 @@
 import type { DynamicModule } from '@nestjs/common';
 import { loadConfigOrExit } from '#libs/config';
 import type { ServiceContext } from './context.js';
-import { startHealthListener } from './health-http.js';
+import { startProbeListeners } from './health-http.js';
 import type { ServiceDefinition } from './host.js';
 import { startServiceHost } from './host.js';
 import { startNestMicroservice } from './microservice.js';
@@ -23,12 +23,9 @@ export async function runStandaloneService(
   }
   const service = await startServiceHost(def, config, config.database.url, config.nats.url);
   const app = await startNestMicroservice(module.forRoot(service.ctx), config.nats.url, def.name, config);
-  const health =
-    config.healthPort === undefined
-      ? undefined
-      : await startHealthListener(config.healthPort, config.http.host, service.health);
+  const probes = await startProbeListeners(config.healthPort, config.http.host, service.health);
   const stop = async () => {
-    await health?.close();
+    for (const p of probes) await p.close();
     await app.close();
     await service.stop();
     process.exit(0);

@@ -1,11 +1,12 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { loadConfigOrExit } from '#libs/config';
-import { createKysely, migrateToLatest } from '#libs/database';
+import { createKysely, databaseUnreachable, migrateToLatest } from '#libs/database';
 import { EventStore } from '#libs/eventstore';
 import { connectNats, drainNats } from '#libs/nats';
 import { projectionMigrations } from '#libs/projections';
-import { logLevels, startHealthListener } from '#libs/service-host';
+import { configureLogging, readiness, startTracing } from '#libs/observability';
+import { logLevels, startProbeListeners } from '#libs/service-host';
 import { executionMigrations } from './migrations/index.js';
 import { executionRegistry } from './run/run.events.js';
 import { startWorkers } from './worker/start-worker.js';
@@ -17,6 +18,8 @@ if (!config.nats.url || !config.database.url) {
   process.stderr.write('runway worker: NATS_URL and DATABASE_URL must be set\n');
   process.exit(2);
 }
+configureLogging(logLevels(config));
+startTracing();
 Logger.overrideLogger(logLevels(config));
 const nats = await connectNats({ url: config.nats.url, auth: config.nats.auth, name: 'runway-worker' });
 const store = new EventStore(nats, executionRegistry(), {
@@ -28,16 +31,16 @@ await store.ensureStream();
 const db = createKysely<unknown>({ url: config.database.url, max: 5 });
 await migrateToLatest(db, [projectionMigrations, executionMigrations]);
 const running = await startWorkers({ nats, store, db, config }, 1, { reaper: true });
+// GET /readyz: 503 with the reason while NATS or PostgreSQL cannot be reached.
+readiness.addCheck('nats', () => Promise.resolve(nats.isClosed() ? 'NATS connection closed' : undefined));
+readiness.addCheck('database', () => databaseUnreachable(db));
 const startedAt = new Date().toISOString();
-const health =
-  config.healthPort === undefined
-    ? undefined
-    : await startHealthListener(config.healthPort, config.http.host, () => ({
-        service: 'worker',
-        status: nats.isClosed() ? 'down' : 'ok',
-        worker: running.workers[0]!.id,
-        startedAt,
-      }));
+const probes = await startProbeListeners(config.healthPort, config.http.host, () => ({
+  service: 'worker',
+  status: nats.isClosed() ? 'down' : 'ok',
+  worker: running.workers[0]!.id,
+  startedAt,
+}));
 process.stdout.write(
   `runway worker ${running.workers[0]!.id} ready (pid ${process.pid}, ${config.worker.slots} slots)\n`,
 );
@@ -45,7 +48,7 @@ let stopping = false;
 const stop = async () => {
   if (stopping) return;
   stopping = true;
-  await health?.close();
+  for (const p of probes) await p.close();
   await running.stop();
   await db.destroy();
   await drainNats(nats);

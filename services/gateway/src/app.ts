@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { json, type NextFunction, type Request, type Response } from 'express';
+import { httpObservability, metricsEndpoint } from '#libs/observability';
 import { logLevels, type RunningService } from '#libs/service-host';
 import type { AuthOptions } from './auth/auth.controller.js';
 import { GatewayModule } from './gateway.module.js';
@@ -21,6 +22,10 @@ export async function createGatewayHttp(
       bodyParser: false,
     },
   );
+  // Prometheus metrics of the whole process (every service hosted in it), and every request's
+  // span, latency and status (docs/observability.md).
+  app.use(metricsEndpoint());
+  app.use(httpObservability('gateway'));
   // The deployment sync API carries whole file lists (20,000 files are about 2.5 MB of JSON).
   const syncJson = json({ limit: '32mb' });
   app.use((req: Request, res: Response, next: NextFunction) =>

@@ -15,12 +15,20 @@ import {
   type CommitMeta,
   type EventStore,
 } from '#libs/eventstore';
+import { runsEndedTotal } from '#libs/observability';
 import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
 import { EXECUTION_DB } from '../database.js';
 import type { ExecutionTables } from '../migrations/index.js';
 import { runForCancel } from './read-models/run-cancel.queries.js';
 import { runDecider, terminalStateMessage, type RunCommand, type RunState } from './run.decider.js';
 import type { RunEvent } from './run.events.js';
+
+function countRunEnd(e: RunEvent): void {
+  if (e.type === 'RunCompleted') runsEndedTotal.inc({ status: 'completed', reason: '' });
+  else if (e.type === 'RunFailed') runsEndedTotal.inc({ status: 'failed', reason: e.data.reason });
+  else if (e.type === 'RunCancelled') runsEndedTotal.inc({ status: 'cancelled', reason: '' });
+  else if (e.type === 'RunSkipped') runsEndedTotal.inc({ status: 'skipped', reason: '' }); // free text: not a label
+}
 
 export function runRef(workspaceId: string, runId: string): AggregateRef {
   return { workspaceId, type: AggregateTypes.run, id: runId };
@@ -35,8 +43,11 @@ export class RunAggregates {
     this.handler = new CommandHandler(store, runDecider, { maxRetries: 20 });
   }
 
-  handle(workspaceId: string, runId: string, command: RunCommand, meta: CommitMeta) {
-    return this.handler.handle(runRef(workspaceId, runId), command, meta);
+  async handle(workspaceId: string, runId: string, command: RunCommand, meta: CommitMeta) {
+    const r = await this.handler.handle(runRef(workspaceId, runId), command, meta);
+    // runway_runs_ended_total{status,reason}: every run's end goes through here once (not a retry).
+    if (!r.duplicate) for (const e of r.events) countRunEnd(e);
+    return r;
   }
 
   /** The run's current state, without deciding anything. */

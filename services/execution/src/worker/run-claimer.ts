@@ -1,10 +1,24 @@
 import { RunRequested } from '#libs/contracts';
-import { startReactor, type Reactor, type ReactorEvent } from '#libs/eventstore';
+import { reactorDurableName, startReactor, type Reactor, type ReactorEvent } from '#libs/eventstore';
+import {
+  extractTraceContext,
+  inSpan,
+  observeQueueDepth,
+  TRACEPARENT,
+  withLogFields,
+  type LogFields,
+} from '#libs/observability';
 import { adoptLegacyRunConsumer } from '../run/reactors/legacy-consumer.js';
 import { SKIPPED_RUNS_REACTOR } from '../run/reactors/skipped-run.reactor.js';
 import type { RunRequestedEvent } from './run-requested.js';
 import { RunSupervisor } from './run-supervisor.js';
 import type { Worker } from './worker.js';
+
+/** The correlation id and run id every log line about this request carries (RUNWAY_LOG_FORMAT=json). */
+function logFieldsOf(e: ReactorEvent): LogFields {
+  const runId = RunRequested.schema.safeParse(e.data).data?.runId;
+  return { correlationId: e.meta.correlationId ?? e.meta.commandId, ...(runId ? { runId } : {}) };
+}
 
 /** Thrown to have a request delivered again later (its commit is nak'ed with a fixed delay). */
 class TryLater extends Error {}
@@ -25,6 +39,7 @@ export class RunClaimer {
   private busy = 0;
   private stopping = false;
   private reactor: Reactor | undefined;
+  private unobserveQueue: (() => void) | undefined;
 
   constructor(
     private readonly w: Worker,
@@ -47,16 +62,31 @@ export class RunClaimer {
       eventTypes: [RunRequested.type],
       aggregateTypes: ['job'],
       capacity: () => this.w.opts.slots - this.busy,
-      react: (e) => this.onRequested(e),
+      // The worker's claim and spawn in the trace of the request (the commit's traceparent header).
+      react: (e) =>
+        inSpan('worker', 'worker claim run', () => withLogFields(logFieldsOf(e), () => this.onRequested(e)), {
+          ...(e.traceparent
+            ? { parent: extractTraceContext({ get: (k) => (k === TRACEPARENT ? e.traceparent : undefined) }) }
+            : {}),
+          attributes: { 'runway.job_id': e.ref.id },
+        }),
       retryDelayMs: 2_000,
       maxRetryDelayMs: 2_000,
       log: (m) => (m.includes(TryLater.name) ? this.w.logger.debug(m) : this.w.logger.warn(m)),
+    });
+    // runway_queue_depth{consumer}: run requests no worker took yet (the consumer's num_pending).
+    const store = this.w.deps.store;
+    const durable = reactorDurableName(store, this.consumerName);
+    this.unobserveQueue = observeQueueDepth(this.consumerName, async () => {
+      const info = await (await store.jsm()).consumers.info(store.stream, durable);
+      return info.num_pending + info.num_ack_pending; // not delivered yet + waiting to be taken (quota)
     });
   }
 
   /** Stops pulling (runs in progress go on). */
   async stop(): Promise<void> {
     this.stopping = true;
+    this.unobserveQueue?.();
     await this.reactor?.stop();
   }
 

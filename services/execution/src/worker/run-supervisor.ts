@@ -13,6 +13,7 @@ import { reapRunProcess, spawnRunProcess, terminateRunProcess, writeRunMeta } fr
 import type { RunRequestedEvent } from './run-requested.js';
 import { RunStatusRecorder, type EndReason } from './run-status.js';
 import type { Worker } from './worker.js';
+import { runStartLatency, secondsSince } from '#libs/observability';
 
 const TERMINAL_EVENTS = new Set(['RunCompleted', 'RunFailed', 'RunCancelled', 'RunSkipped']);
 
@@ -220,6 +221,7 @@ export class RunSupervisor {
       }
       this.proc = proc;
       const spawnedAt = (this.status.spawnedAt = Date.now());
+      runStartLatency.observe(secondsSince(this.req.requestedAt.getTime(), spawnedAt));
       this.closed = proc.closed;
       this.w.logger.debug(
         `run ${this.runId}: spawned pid ${proc.pid} ${spawnedAt - this.req.requestedAt.getTime()} ms after the request (setup ${spawnedAt - startedSetup} ms)`,

@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ApiError, badRequest, toErrorBody } from '#libs/http';
+import { observeGrpcCall } from '#libs/observability';
 import type { AuthRule } from '../auth/authenticated.decorator.js';
 import { Authenticator } from '../auth/authenticator.js';
 import { WorkspaceAccess } from '../auth/workspace-access.js';
@@ -176,10 +177,20 @@ export async function startGrpcServer(opts: {
   const impl: grpc.UntypedServiceImplementation = {};
   for (const [name, method] of Object.entries(METHODS)) {
     impl[name] = (call: grpc.ServerUnaryCall<Req, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-      authorize(call, method.auth)
-        .then((caller) => method.handle(services, call.request, caller))
-        .then((res) => callback(null, clean(res)))
-        .catch((err: unknown) => callback(toServiceError(err)));
+      const done = observeGrpcCall(name, call.metadata);
+      void done.span(() =>
+        authorize(call, method.auth)
+          .then((caller) => method.handle(services, call.request, caller))
+          .then((res) => {
+            done.end(grpc.status.OK);
+            callback(null, clean(res));
+          })
+          .catch((err: unknown) => {
+            const status = toServiceError(err);
+            done.end(status.code);
+            callback(status);
+          }),
+      );
     };
   }
   const follows = new Set<() => void>();

@@ -1,4 +1,6 @@
-import { Controller, Get, Inject } from '@nestjs/common';
+import { Controller, Get, Inject, Res } from '@nestjs/common';
+import type { Response } from 'express';
+import { readiness } from '#libs/observability';
 import { SERVICES, Subjects } from '#libs/contracts';
 import { SERVICE_CONTEXT, subjectFor, type ServiceContext } from '#libs/service-host';
 import { Public } from '../auth/auth.guard.js';
@@ -11,6 +13,19 @@ export class HealthController {
   @Get('api/v1/ping')
   ping() {
     return { message: 'pong', service: 'api' };
+  }
+
+  /**
+   * Readiness: 200 only when this instance can take work (NATS connected, PostgreSQL reachable,
+   * migrations done, projections started, the first admin's token written when it bootstraps
+   * it); 503 with the reasons otherwise. /api/v1/ping stays the liveness answer.
+   */
+  @Public()
+  @Get('api/v1/ready')
+  async ready(@Res({ passthrough: true }) res: Response) {
+    const r = await readiness.report();
+    res.status(r.ready ? 200 : 503);
+    return { status: r.ready ? 'ready' : 'not ready', reasons: r.reasons };
   }
 
   @Public()

@@ -9,6 +9,7 @@ import {
 } from '../job/read-models/scheduled-jobs.queries.js';
 import { DomainError } from '#libs/eventstore';
 import { dueFires, nextFire } from './cron.js';
+import { schedulerFireLag, secondsSince } from '#libs/observability';
 
 /** What the scheduler needs from the job aggregate: one scheduled fire (null: refused / already fired). */
 export interface FireTarget {
@@ -267,7 +268,9 @@ export class Scheduler {
   private async fireOnce(f: Omit<Retry, 'nextAt'>): Promise<void> {
     const key = `${f.jobId} ${f.at.toISOString()}`;
     try {
-      await this.target.fire(f.workspaceId, f.jobId, f.at);
+      // runway_scheduler_fire_lag_seconds: fire time → RunRequested stored (not for a refused fire).
+      if (await this.target.fire(f.workspaceId, f.jobId, f.at))
+        schedulerFireLag.observe(secondsSince(f.at.getTime()));
       this.retries.delete(key);
       this.stats.fired++;
       if (f.attempt > 0) this.stats.retried++;
