@@ -38,19 +38,22 @@ describe('runway launch, job, job-run, cancel and logs', () => {
   it('launches a script, shows status changes and its output, and exits 0 on completed', async () => {
     const r = await runway('launch', 'hello.py');
     assert.equal(r.code, 0, r.out + r.err);
-    assert.match(r.out, /Job hello\.py created or updated, version #1/);
-    assert.match(r.out, /Run #1 of hello\.py created/);
-    assert.match(r.out, /Run status: (starting|running)/);
+    // Notes on stderr, the run's log (data) on stdout.
+    assert.match(r.err, /Job hello\.py created or updated, version #1/);
+    assert.match(r.err, /Run #1 of hello\.py created/);
+    assert.match(r.err, /Run status: (starting|running)/);
     assert.match(r.out, /hello line 0\nhello line 1\nhello line 2\nall done/);
     assert.equal(r.out.split('\n').filter((l) => l === 'hello line 1').length, 1, 'each line printed once');
-    assert.match(r.out, /Run status: completed/);
+    assert.match(r.err, /Run status: completed/);
+    assert.equal(r.out, 'hello line 0\nhello line 1\nhello line 2\nall done\n', 'stdout holds only the log');
   });
 
   it('launch of a failing script exits 1 and says it failed, with the reason', async () => {
     const r = await runway('launch', 'fail.py');
     assert.equal(r.code, 1, r.out + r.err);
     assert.match(r.out, /failing on purpose/);
-    assert.match(r.out, /Run status: failed/);
+    assert.doesNotMatch(r.out, /Run status/);
+    assert.match(r.err, /Run status: failed/);
     const last = r.err.trim().split('\n').at(-1)!;
     assert.match(last, /^runway: run #1 of fail\.py failed: exit_code, exit code 3/);
   });
@@ -188,5 +191,18 @@ describe('runway launch, job, job-run, cancel and logs', () => {
     const again = await runway('job', 'delete', 'gone.py');
     assert.equal(again.code, 1);
     assert.match(again.err, /script gone\.py not found \(HTTP 404\)/);
+  });
+
+  it('with --json, a failing run ends with one JSON error object on stderr and exit 1', async () => {
+    const r = await runway('--json', 'launch', 'fail.py');
+    assert.equal(r.code, 1, r.out + r.err);
+    const last = r.err.trim().split('\n').at(-1)!;
+    const e = JSON.parse(last) as { error: { code: string; message: string; exit_code: number; run: { number: number; failure_reason: string } } };
+    assert.equal(e.error.code, 'run_failed');
+    assert.equal(e.error.exit_code, 1);
+    assert.match(e.error.message, /^run #\d+ of fail\.py failed: exit_code, exit code 3/);
+    assert.equal(e.error.run.number, (JSON.parse(r.out) as { number: number }).number);
+    assert.equal(e.error.run.failure_reason, 'exit_code');
+    assert.equal((JSON.parse(r.out) as { status: string }).status, 'failed', 'stdout holds the run');
   });
 });
