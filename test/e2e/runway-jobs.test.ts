@@ -312,7 +312,7 @@ describe('runway launch, job, job-run, cancel and logs', () => {
     const unknown = await s.call('GET', `${ws}/runs?script=never.py`);
     assert.equal(unknown.status, 404);
     assert.match(unknown.text, /script never\.py not found/);
-    // The name used again: the live job's runs (none yet).
+    // Created again (the same job, its next version): the runs by name are still there.
     const again = await s.call('POST', `${ws}/scripts`, {
       name: 'temp.py',
       description: '',
@@ -320,9 +320,12 @@ describe('runway launch, job, job-run, cancel and logs', () => {
       script_type: 'batch',
     });
     assert.equal(again.status, 201, again.text);
-    const fresh = await runway('job-run', 'list', 'temp.py');
+    const fresh = await runway('--json', 'job-run', 'list', 'temp.py');
     assert.equal(fresh.code, 0, fresh.err);
-    assert.equal(fresh.out, 'No runs found for temp.py\n');
+    assert.deepEqual(
+      (JSON.parse(fresh.out) as { number: number }[]).map((r) => r.number),
+      [1],
+    );
   });
 
   it('job info shows the time zone (text and --json); job create --schedule without --tz means UTC', async () => {
