@@ -3,7 +3,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { runRunwayCli } from '../support/cli.js';
+import { spawn } from 'node:child_process';
+import { runRunwayCli, runwayCliEnv, runwayCliPath } from '../support/cli.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 
 const WORKSPACE: Record<string, string> = {
@@ -357,5 +358,48 @@ describe('runway launch, job, job-run, cancel and logs', () => {
       step.err,
       /invalid schedule "\*\/61 \* \* \* \*": minute step 61 out of range 1-59 .*\(HTTP 400\)/,
     );
+  });
+
+  it('on a terminal, both delete forms ask first; no answer but y keeps the job (exit 1)', async () => {
+    /** `runway …` on a pseudo-terminal (util-linux `script`), answering the question with `answer`. */
+    const onTerminal = (answer: string, ...args: string[]) =>
+      new Promise<{ code: number | null; out: string }>((resolve) => {
+        const cmd = [process.execPath, runwayCliPath, '--api-url', s.api, ...args]
+          .map((a) => `'${a}'`)
+          .join(' ');
+        const child = spawn('script', ['-qec', cmd, '/dev/null'], {
+          cwd: dir,
+          env: runwayCliEnv(s, configDir),
+        });
+        let out = '';
+        let answered = false;
+        child.stdout.on('data', (d: Buffer) => {
+          out += d.toString();
+          if (!answered && out.includes('[y/N]')) {
+            answered = true;
+            child.stdin.write(`${answer}\r`);
+          }
+        });
+        child.on('close', (code) => resolve({ code, out }));
+      });
+    const up = await s.call('POST', `/api/v1/workspaces/${s.workspaceId}/scripts`, {
+      name: 'asked.py',
+      description: '',
+      entry_point: 'asked.py',
+      script_type: 'batch',
+    });
+    assert.equal(up.status, 201, up.text);
+    const no1 = await onTerminal('n', 'job', 'delete', 'asked.py');
+    const no2 = await onTerminal('', 'job', 'asked.py', 'delete');
+    for (const no of [no1, no2]) {
+      assert.equal(no.code, 1, no.out);
+      assert.match(no.out, /Delete job asked\.py\? Its runs and versions are kept\. \[y\/N\]/);
+      assert.match(no.out, /runway: job asked\.py not deleted/);
+    }
+    assert.equal((await runway('job', 'info', 'asked.py')).code, 0, 'kept');
+    const yes = await onTerminal('y', 'job', 'asked.py', 'delete');
+    assert.equal(yes.code, 0, yes.out);
+    assert.match(yes.out, /Job asked\.py deleted \(its runs and versions are kept\)/);
+    assert.equal((await runway('job', 'info', 'asked.py')).code, 1, 'deleted');
   });
 });
