@@ -93,6 +93,22 @@ describe('runway schedule and the unmodified `dlt runtime schedule`', () => {
     const a = await runway('schedule', 'pipeline.py', '61 * * * *');
     assert.equal(a.code, 2, a.out + a.err);
     assert.match(a.err, /invalid schedule "61 \* \* \* \*"/);
+    // A step larger than the field's range: refused here, naming the field, as the server does.
+    const step = await runway('schedule', 'pipeline.py', '*/61 * * * *');
+    assert.equal(step.code, 2, step.out + step.err);
+    assert.equal(
+      step.err,
+      `runway: invalid schedule "*/61 * * * *": minute step 61 out of range 1-59 (the field's values are 0-59)\n`,
+    );
+    const jsonStep = await runway('--json', 'schedule', 'pipeline.py', '0 */24 * * *');
+    assert.equal(jsonStep.code, 2);
+    assert.deepEqual(JSON.parse(jsonStep.err), {
+      error: {
+        code: 'usage',
+        message: `invalid schedule "0 */24 * * *": hour step 24 out of range 1-23 (the field's values are 0-23)`,
+        exit_code: 2,
+      },
+    });
     const b = await runway('schedule', 'pipeline.py', '0 * * * *', '--tz', 'Mars/Olympus');
     assert.equal(b.code, 2, b.err);
     assert.match(b.err, /invalid time zone "Mars\/Olympus"/);
@@ -138,11 +154,22 @@ describe('runway schedule and the unmodified `dlt runtime schedule`', () => {
     assert.match(r.err, /Deployment version 1 created/);
     assert.equal((await runsOf(job.id as string)).length, 0, 'no run created');
     // Again, unchanged: no new version, no run; the redeploy finds nothing new.
-    const again = await runway('schedule', 'pipeline.py', '0 3 * * *');
+    const again = await runway('schedule', 'pipeline.py', '0 3 * * *', '--tz', 'Europe/Berlin');
     assert.equal(again.code, 0, again.err);
     assert.match(again.out, /Job version #1\b/);
     assert.match(again.err, /Deployment version 1 is current/);
-    assert.equal((await script('pipeline.py')).timezone, 'Europe/Berlin', 'the zone is kept');
+    assert.doesNotMatch(again.err, /Time zone: UTC/);
+    assert.equal((await script('pipeline.py')).timezone, 'Europe/Berlin');
+    // Without --tz: UTC, always (not the zone the job had), and the CLI says which zone it used.
+    const utc = await runway('schedule', 'pipeline.py', '0 3 * * *');
+    assert.equal(utc.code, 0, utc.err);
+    assert.match(utc.err, /Time zone: UTC \(the default without --tz\)/);
+    assert.match(utc.out, /Scheduled pipeline\.py with cron "0 3 \* \* \*" \(UTC\), next run at /);
+    assert.match(utc.out, /Job version #2\b/);
+    assert.equal((await script('pipeline.py')).timezone, 'UTC');
+    const info = await runway('job', 'info', 'pipeline.py');
+    assert.match(info.out, /0 3 \* \* \*\s+UTC/);
+    assert.equal((await runsOf(job.id as string)).length, 0, 'still no run');
   });
 
   it('runway schedule <script> cancel [--current] clears the schedule, keeps the job and cancels the latest run', async () => {

@@ -62,10 +62,16 @@ export function findInstance(env: NodeJS.ProcessEnv = process.env): Instance {
   };
 }
 
+/**
+ * An error the CLI reports on its own: its message, the exit code, and with `--json` a code and
+ * details in `{"error": {…}}` (the code defaults to the exit code's meaning).
+ */
 export class CliError extends Error {
   constructor(
     message: string,
     readonly exitCode = 1,
+    readonly code?: string,
+    readonly details: Record<string, unknown> = {},
   ) {
     super(message);
   }

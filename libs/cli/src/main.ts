@@ -1,5 +1,4 @@
-import { Command, CommanderError } from 'commander';
-import { ConfigError } from '#libs/config';
+import { Command } from 'commander';
 import { registerEvents } from './admin/events.js';
 import { registerProjections } from './admin/projections.js';
 import { registerAccess } from './admin/access.js';
@@ -10,12 +9,12 @@ import { registerJobs } from './commands/jobs.js';
 import { registerSchedule } from './commands/schedule.js';
 import { registerWorkspace } from './commands/workspace.js';
 import { registerEventsCommand } from './commands/events.js';
-import { ClientError } from '#libs/client';
 import type { GlobalOptions } from './session.js';
-import { CliError } from './instance.js';
+import { commanderOutput, reportError, wantsJson } from './errors.js';
 
-export function buildProgram(): Command {
+export function buildProgram(json = false): Command {
   const program = new Command('runway')
+    .configureOutput(commanderOutput(() => json))
     .description('Runway: run dlt pipelines and marimo notebooks on your own infrastructure')
     .showHelpAfterError(false)
     .option('--json', 'machine-readable output')
@@ -41,27 +40,12 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
+  const json = wantsJson(argv);
+  const program = buildProgram(json);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return 0;
   } catch (err) {
-    if (err instanceof CommanderError) {
-      return err.exitCode === 0 ? 0 : 2;
-    }
-    if (err instanceof ClientError) {
-      process.stderr.write(`runway: ${err.message}\n`);
-      return err.status === 0 ? 3 : 1;
-    }
-    if (err instanceof CliError) {
-      process.stderr.write(`runway: ${err.message}\n`);
-      return err.exitCode;
-    }
-    if (err instanceof ConfigError) {
-      process.stderr.write(`runway: ${err.message}\n`);
-      return 2;
-    }
-    process.stderr.write(`runway: ${err instanceof Error ? err.message : String(err)}\n`);
-    return 1;
+    return reportError(err, json);
   }
 }

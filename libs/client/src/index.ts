@@ -409,9 +409,14 @@ export class RunwayClient {
   upsertJob(ws: string, job: JobInput) {
     return this.api<ScriptDto>('POST', `${this.ws(ws)}/scripts`, scriptBody(job)).then(jobOf);
   }
-  listRuns(ws: string, opts: { jobId?: string; status?: string; limit?: number; offset?: number } = {}) {
+  /** Runs, newest first; `job`: of a job by id or name, a deleted job's included. */
+  listRuns(
+    ws: string,
+    opts: { jobId?: string; job?: string; status?: string; limit?: number; offset?: number } = {},
+  ) {
     const q = new URLSearchParams({ limit: String(opts.limit ?? 100), offset: String(opts.offset ?? 0) });
     if (opts.jobId) q.set('script_id', opts.jobId);
+    if (opts.job) q.set('script', opts.job);
     if (opts.status) q.set('status', opts.status);
     return this.api<Page<RunDto>>('GET', `${this.ws(ws)}/runs?${q.toString()}`).then((p) => ({
       ...p,

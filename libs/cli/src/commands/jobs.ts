@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { createInterface } from 'node:readline/promises';
 import {
   ClientError,
   sleep,
@@ -11,6 +12,7 @@ import { CliError } from '../instance.js';
 import { table } from '../output.js';
 import { openSession, type GlobalOptions } from '../session.js';
 import { printOut } from './print.js';
+import { checkZone, DEFAULT_ZONE } from './schedule.js';
 import { requireLocalFile, syncForJob } from './sync.js';
 
 /** Writes with backpressure (a slow terminal or pipe slows the follow, nothing piles up). */
@@ -29,6 +31,7 @@ const jobRow = (j: Job) => ({
   Type: j.kind,
   'Version #': j.version,
   Schedule: j.schedule ?? '',
+  'Time zone': j.timezone ?? '',
   Profile: j.profile ?? '',
   'Last run': j.last_run ? `#${j.last_run.number} ${j.last_run.status}` : '',
   Description: j.description,
@@ -47,6 +50,20 @@ const runRow = (r: Run) => ({
     ? `${r.failure_reason}${r.exit_code !== null ? ` (exit code ${r.exit_code})` : ''}`
     : '',
 });
+
+/** The error a run that did not complete ends the command with (exit 1; `--json`: code run_<status>). */
+function runFailed(r: Run): CliError {
+  return new CliError(failureText(r), 1, `run_${r.status}`, {
+    run: {
+      id: r.id,
+      number: r.number,
+      job: r.job?.name ?? r.job_id,
+      status: r.status,
+      failure_reason: r.failure_reason ?? null,
+      exit_code: r.exit_code ?? null,
+    },
+  });
+}
 
 /** Why a run did not complete, in one line. */
 function failureText(r: Run): string {
@@ -83,6 +100,21 @@ function requireJob(job: string | undefined, usage: string): string {
   return job;
 }
 
+/**
+ * The job whose runs a command names: a live job, else a deleted one (its runs are kept) as the
+ * job of its latest run. The server's 404 (`script x not found`) when neither has the name.
+ */
+async function jobOfRuns(c: RunwayClient, wsId: string, named: string): Promise<Job> {
+  try {
+    return await c.getJob(wsId, named);
+  } catch (err) {
+    if (!(err instanceof ClientError && err.status === 404)) throw err;
+    const job = (await c.listRuns(wsId, { job: named, limit: 1 })).items[0]?.job;
+    if (!job) throw new CliError(`script ${named} was deleted and has no runs`);
+    return job;
+  }
+}
+
 /** Run N of a job (default: the latest). Run numbers of a job have no gaps, newest first. */
 async function findRun(c: RunwayClient, wsId: string, job: Job, n?: number): Promise<Run> {
   const latest = (await c.listRuns(wsId, { jobId: job.id, limit: 1 })).items[0];
@@ -103,8 +135,8 @@ async function findRun(c: RunwayClient, wsId: string, job: Job, n?: number): Pro
 }
 
 export function registerJobs(program: Command, g: () => GlobalOptions): void {
-  /** Progress and streamed logs: stdout for humans, stderr with --json (stdout then holds only JSON). */
-  const say = (m: string) => (g().json ? process.stderr : process.stdout).write(`${m}\n`);
+  /** launch's notes (job, run, status changes): stderr, so stdout holds only the run's log (or the JSON). */
+  const say = (m: string) => process.stderr.write(`${m}\n`);
   const note = (m: string) => {
     if (!g().json) process.stderr.write(`${m}\n`);
   };
@@ -162,7 +194,7 @@ export function registerJobs(program: Command, g: () => GlobalOptions): void {
 
   function finish(run: Run): void {
     if (g().json) process.stdout.write(JSON.stringify(run, null, 2) + '\n');
-    if (run.status !== 'completed') throw new CliError(failureText(run));
+    if (run.status !== 'completed') throw runFailed(run);
   }
 
   program
@@ -193,7 +225,7 @@ export function registerJobs(program: Command, g: () => GlobalOptions): void {
       }
       if (opts.detach) {
         if (g().json) process.stdout.write(JSON.stringify(run, null, 2) + '\n');
-        if (isTerminal(run.status) && run.status !== 'completed') throw new CliError(failureText(run));
+        if (isTerminal(run.status) && run.status !== 'completed') throw runFailed(run);
         return;
       }
       const last = await followLive(c, wsId, run, {
@@ -210,12 +242,21 @@ export function registerJobs(program: Command, g: () => GlobalOptions): void {
     .argument('[args...]', 'operation and script')
     .option('--name <name>', 'job name (create; default: the entry point)')
     .option('--schedule <cron>', 'cron schedule (create)')
+    .option('--tz <zone>', 'IANA time zone of the schedule (create; default: UTC)')
+    .option('-y, --yes', 'delete without asking (asked only on a terminal)')
     .option('--interactive', 'an interactive job (create)')
     .option('--description <text>', 'job description (create)')
     .action(
       async (
         args: string[],
-        opts: { name?: string; schedule?: string; interactive?: boolean; description?: string },
+        opts: {
+          name?: string;
+          schedule?: string;
+          tz?: string;
+          interactive?: boolean;
+          description?: string;
+          yes?: boolean;
+        },
       ) => {
         const { op, job: named } = parseArgs(args, ['list', 'info', 'create', 'delete'], 'info');
         const { ws, c, wsId } = await session();
@@ -227,13 +268,18 @@ export function registerJobs(program: Command, g: () => GlobalOptions): void {
           );
         } else if (op === 'create') {
           const entry = requireJob(named, 'runway job create <script>');
+          if (opts.tz !== undefined && opts.schedule === undefined)
+            throw new CliError('--tz goes with --schedule', 2);
+          if (opts.tz !== undefined) checkZone(opts.tz);
           requireLocalFile(ws, entry);
           const job = await c.upsertJob(wsId, {
             name: opts.name ?? entry,
             entry_point: entry,
             kind: opts.interactive ? 'interactive' : 'batch',
             ...(opts.description !== undefined ? { description: opts.description } : {}),
-            ...(opts.schedule !== undefined ? { schedule: opts.schedule } : {}),
+            ...(opts.schedule !== undefined
+              ? { schedule: opts.schedule, timezone: opts.tz ?? DEFAULT_ZONE }
+              : {}),
           });
           printOut(
             g(),
@@ -241,14 +287,34 @@ export function registerJobs(program: Command, g: () => GlobalOptions): void {
             () => `Job ${job.name} created or updated, version #${job.version}\n` + table([jobRow(job)]),
           );
         } else if (op === 'delete') {
-          const gone = await c.deleteJob(wsId, requireJob(named, 'runway job delete <script>'));
-          printOut(g(), gone, () => `Job ${gone.name} deleted (its runs and versions are kept)\n`);
+          await deleteJob(c, wsId, requireJob(named, 'runway job delete <script>'), opts.yes ?? false);
         } else {
           const job = await c.getJob(wsId, requireJob(named, 'runway job info <script>'));
           printOut(g(), job, () => table([jobRow(job)]));
         }
       },
     );
+
+  /**
+   * `job delete <script>` and `job <script> delete` (one path: the same question, output and exit
+   * codes). On a terminal it asks first unless --yes (or --json); no answer but y/yes keeps the
+   * job (exit 1). The job must exist (exit 1, `script x not found (HTTP 404)`).
+   */
+  async function deleteJob(c: RunwayClient, wsId: string, named: string, yes: boolean): Promise<void> {
+    const job = await c.getJob(wsId, named);
+    if (!yes && !g().json && process.stdin.isTTY && process.stderr.isTTY) {
+      const rl = createInterface({ input: process.stdin, output: process.stderr });
+      const answer = await rl
+        .question(
+          `Delete job ${job.name}${job.schedule ? ` (schedule "${job.schedule}" stops)` : ''}? Its runs and versions are kept. [y/N] `,
+        )
+        .finally(() => rl.close());
+      if (!/^y(es)?$/i.test(answer.trim()))
+        throw new CliError(`job ${job.name} not deleted`, 1, 'not_confirmed');
+    }
+    const gone = await c.deleteJob(wsId, job.name);
+    printOut(g(), gone, () => `Job ${gone.name} deleted (its runs and versions are kept)\n`);
+  }
 
   program
     .command('job-run')
@@ -264,12 +330,12 @@ export function registerJobs(program: Command, g: () => GlobalOptions): void {
       if (opts.follow) throw new CliError('-f only goes with logs', 2);
       const { c, wsId } = await session();
       if (op === 'list') {
-        const job = named ? await c.getJob(wsId, named) : undefined;
-        const page = await c.listRuns(wsId, { jobId: job?.id });
+        // By name: a deleted job's runs too.
+        const page = await c.listRuns(wsId, named ? { job: named } : {});
         printOut(g(), page.items, () =>
           page.items.length
             ? table(page.items.map(runRow))
-            : `No runs found${job ? ` for ${job.name}` : ''}\n`,
+            : `No runs found${named ? ` for ${named}` : ''}\n`,
         );
       } else if (op === 'create') {
         const job = await c.getJob(wsId, requireJob(named, 'runway job-run create <script>'));
@@ -278,7 +344,7 @@ export function registerJobs(program: Command, g: () => GlobalOptions): void {
       } else if (op === 'cancel') {
         await cancel(c, wsId, requireJob(named, 'runway job-run cancel <script> [N]'), n);
       } else {
-        const job = await c.getJob(wsId, requireJob(named, 'runway job-run info <script> [N]'));
+        const job = await jobOfRuns(c, wsId, requireJob(named, 'runway job-run info <script> [N]'));
         const run = await c.getRun(wsId, (await findRun(c, wsId, job, n)).id);
         printOut(g(), run, () => {
           const timeline = (run.status_timeline ?? []).map((t) => ({
@@ -329,13 +395,13 @@ export function registerJobs(program: Command, g: () => GlobalOptions): void {
    */
   async function logs(named: string, n: number | undefined, follow: boolean): Promise<void> {
     const { c, wsId } = await session();
-    const job = await c.getJob(wsId, named);
+    const job = await jobOfRuns(c, wsId, named);
     const run = await findRun(c, wsId, job, n);
     if (follow) {
       note(`Logs of run #${run.number} of ${job.name} (status: ${run.status})`);
       const last = await followLive(c, wsId, run, { json: g().json ?? false, to: process.stdout });
       note(`Run status: ${last.status}`);
-      if (last.status !== 'completed') throw new CliError(failureText(last));
+      if (last.status !== 'completed') throw runFailed(last);
       return;
     }
     const { run: now, logs } = await c.runLogs(wsId, run.id);

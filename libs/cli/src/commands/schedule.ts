@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { CronExpressionParser } from 'cron-parser';
+import { validateCron } from '#libs/cron';
 import { ClientError, type Job, type RunwayClient } from '#libs/client';
 import { CliError } from '../instance.js';
 import { openSession, type GlobalOptions } from '../session.js';
@@ -7,24 +7,20 @@ import { printOut } from './print.js';
 import { syncForJob } from './sync.js';
 
 const MISSED = ['run_once', 'skip', 'run_all'] as const;
+/** The zone of a schedule set without --tz (`schedule`, `job create --schedule`). */
+export const DEFAULT_ZONE = 'UTC';
 const OVERLAP = ['skip', 'queue', 'allow'] as const;
 
-/** A quick local check (the server validates field by field and answers precisely). */
+/** The server's own check (field by field, ranges and steps), before anything is deployed: exit 2. */
 export function checkCronLocally(cron: string): void {
-  const fields = cron.trim().split(/\s+/);
-  if (fields.length !== 5 && fields.length !== 6)
-    throw new CliError(
-      `invalid schedule ${JSON.stringify(cron)}: expected 5 fields (minute hour day-of-month month day-of-week) or 6 with seconds first, got ${fields.length}`,
-      2,
-    );
   try {
-    CronExpressionParser.parse(fields.join(' '), { tz: 'UTC' });
+    validateCron(cron);
   } catch (err) {
-    throw new CliError(`invalid schedule ${JSON.stringify(cron)}: ${(err as Error).message}`, 2);
+    throw new CliError(err instanceof Error ? err.message : String(err), 2);
   }
 }
 
-function checkZone(tz: string): void {
+export function checkZone(tz: string): void {
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: tz });
   } catch {
@@ -72,7 +68,7 @@ export function registerSchedule(program: Command, g: () => GlobalOptions): void
     )
     .argument('<script>', 'entry point, relative to the workspace root (also the job name)')
     .argument('<cron|cancel>', 'cron expression, 5 fields (6 with seconds first), or "cancel"')
-    .option('--tz <zone>', 'IANA time zone of the schedule (default: UTC, or the job’s current one)')
+    .option('--tz <zone>', 'IANA time zone of the schedule (default: UTC, whatever zone the job had)')
     .option('--missed <policy>', `fire times missed while the scheduler was down: ${MISSED.join(' | ')}`)
     .option('--overlap <policy>', `a fire while a run of the job is still active: ${OVERLAP.join(' | ')}`)
     .option('--current', 'with cancel: also cancel the latest run')
@@ -92,13 +88,15 @@ export function registerSchedule(program: Command, g: () => GlobalOptions): void
       const overlap = oneOf('--overlap policy', opts.overlap, OVERLAP);
       const { ws, c, wsId } = await openSession(g(), note);
       await syncForJob(c, wsId, ws, entryPoint, note);
+      // No --tz means UTC, always (not the zone the job had): the zone printed below is the one used.
+      if (opts.tz === undefined) note('Time zone: UTC (the default without --tz)');
       const job = await c.upsertJob(wsId, {
         name: entryPoint,
         entry_point: entryPoint,
         kind: 'batch',
         schedule: what.trim(),
         ...(opts.description !== undefined ? { description: opts.description } : {}),
-        ...(opts.tz !== undefined ? { timezone: opts.tz } : {}),
+        timezone: opts.tz ?? DEFAULT_ZONE,
         ...(missed ? { missed_policy: missed } : {}),
         ...(overlap ? { overlap_policy: overlap } : {}),
       });

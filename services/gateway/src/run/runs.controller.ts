@@ -20,10 +20,16 @@ import { listQuery } from '../page.js';
 import { LogsService } from '../log/logs.service.js';
 import { RunsService, type RunOfJob } from './runs.service.js';
 
-const runsQuery = listQuery.extend({
-  script_id: z.string().uuid().optional(),
-  status: runStatusSchema.optional(),
-});
+const runsQuery = listQuery
+  .extend({
+    script_id: z.string().uuid().optional(),
+    /** Runway's: the runs of a job by id or name, a deleted job's included (404 if none has it). */
+    script: z.string().min(1).max(1000).optional(),
+    status: runStatusSchema.optional(),
+  })
+  .refine((q) => q.script_id === undefined || q.script === undefined, {
+    message: 'give script_id or script, not both',
+  });
 const latestQuery = z.object({ script_id: z.string().uuid().optional() });
 
 /**
@@ -67,19 +73,20 @@ export class RunsController {
   }
 
   @ApiDoc({
-    summary: 'List runs, newest first; filter by script_id and status',
+    summary:
+      'List runs, newest first; filter by script_id (or script: a job id or name, a deleted job included) and status',
     response: listOf(detailedRunResponse),
   })
   @Authenticated({ workspace: 'read' })
   @Get()
   async list(@Param('ws') ws: string, @Query() query: unknown) {
     const q = parseInput(runsQuery, query, 'query');
-    const page = await this.runs.list(
-      ws,
-      { jobId: q.script_id?.toLowerCase(), status: q.status },
-      q.limit,
-      q.offset,
-    );
+    const page =
+      q.script === undefined
+        ? await this.runs.list(ws, { jobId: q.script_id?.toLowerCase(), status: q.status }, q.limit, q.offset)
+        : await this.runs
+            .listOfJob(ws, q.script, { status: q.status }, q.limit, q.offset)
+            .catch(asScriptError);
     return {
       items: page.rows.map((r) => this.detailed(r)),
       limit: q.limit,

@@ -12,7 +12,11 @@ import {
 } from '#libs/contracts';
 import { ApiError, notFound } from '#libs/http';
 import { rpc, SERVICES_CLIENT } from '#libs/service-host';
-import { jobsById, type JobRow } from '../../../scheduling/src/job/read-models/jobs.queries.js';
+import {
+  jobOrDeletedByIdOrName,
+  jobsById,
+  type JobRow,
+} from '../../../scheduling/src/job/read-models/jobs.queries.js';
 import {
   listPipelines,
   pipelineByName,
@@ -29,7 +33,7 @@ import {
 } from '../../../execution/src/run/read-models/runs.queries.js';
 import type { Principal } from '../auth/authenticator.js';
 import { GatewayDatabase } from '../gateway.database.js';
-import { JobsService } from '../job/jobs.service.js';
+import { JobNotFound, JobsService } from '../job/jobs.service.js';
 
 export type { RunRecord } from '../../../execution/src/run/read-models/runs.queries.js';
 
@@ -58,6 +62,22 @@ export class RunsService {
   async list(ws: string, filter: RunFilter, limit: number, offset: number) {
     const { rows, total } = await listRuns(this.db.readModels.runs, ws, filter, limit, offset);
     return { rows: await this.withJobs(rows), total, limit, offset };
+  }
+
+  /**
+   * The runs of a job named by id or name, a deleted job's included (its runs are kept; a name
+   * used again means the live job). JobNotFound when no job, live or deleted, has that id or name.
+   */
+  async listOfJob(
+    ws: string,
+    jobIdOrName: string,
+    filter: Omit<RunFilter, 'jobId'>,
+    limit: number,
+    offset: number,
+  ) {
+    const job = await jobOrDeletedByIdOrName(this.db.readModels.jobs, ws, jobIdOrName);
+    if (!job) throw new JobNotFound(jobIdOrName);
+    return this.list(ws, { ...filter, jobId: job.id }, limit, offset);
   }
 
   /** A run by id; 404 when the workspace has no such run. */

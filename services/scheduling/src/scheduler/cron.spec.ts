@@ -26,6 +26,33 @@ describe('cron validation', () => {
     assert.throws(() => validateCron('* * * *'), /expected 5 fields .* got 4/);
     assert.throws(() => validateCron('x * * * *'), /minute "x"/);
   });
+  it('refuses a step larger than the field range, and other forms cron-parser accepts', () => {
+    assert.throws(() => validateCron('*/61 * * * *'), {
+      message:
+        'invalid schedule "*/61 * * * *": minute step 61 out of range 1-59 (the field\'s values are 0-59)',
+    });
+    assert.throws(() => validateCron('*/60 * * * *'), /minute step 60 out of range 1-59/);
+    assert.throws(() => validateCron('0 */24 * * *'), /hour step 24 out of range 1-23/);
+    assert.throws(() => validateCron('0 0 */31 * *'), /day of month step 31 out of range 1-30/);
+    assert.throws(() => validateCron('0 0 * 1-5/12 *'), /month step 12 out of range 1-11/);
+    assert.throws(() => validateCron('0 0 * * 1/7'), /day of week step 7 out of range 1-6/);
+    assert.throws(() => validateCron('*/61 * * * * *'), /second step 61 out of range 1-59/);
+    assert.throws(() => validateCron('0 5,10/90 * * *'), /hour step 90/);
+    assert.throws(
+      () => validateCron('*/0 * * * *'),
+      /minute "\*\/0": the step after \/ must be a whole number|minute step 0/,
+    );
+    assert.throws(
+      () => validateCron('? * * * *'),
+      /minute "\?": \? is allowed only in day of month and day of week/,
+    );
+    assert.throws(() => validateCron('0 0 H * *'), /day of month "H": H \(a random value\) is not supported/);
+    // Still accepted: the largest steps, names, ? in the day fields.
+    assert.equal(validateCron('*/59 * * * *'), '*/59 * * * *');
+    assert.equal(validateCron('0 */23 */30 */11 */6'), '0 */23 */30 */11 */6');
+    assert.equal(validateCron('0 0 ? * THU'), '0 0 ? * THU');
+    assert.equal(validateCron('0 0 * JAN-DEC/3 MON-FRI'), '0 0 * JAN-DEC/3 MON-FRI');
+  });
   it('accepts IANA zones only', () => {
     assert.equal(validateTimezone('Europe/Berlin'), 'Europe/Berlin');
     assert.throws(() => validateTimezone('Mars/Olympus'), /invalid time zone "Mars\/Olympus"/);

@@ -1,42 +1,7 @@
 import { CronExpressionParser } from 'cron-parser';
 
-const FIELDS_5 = ['minute', 'hour', 'day of month', 'month', 'day of week'] as const;
-const FIELDS_6 = ['second', ...FIELDS_5] as const;
-
-/**
- * Checks a cron expression (5 fields, or 6 with seconds first) and returns it normalized
- * (single spaces). Throws an Error whose message names the field at fault, e.g.
- * `invalid schedule "61 * * * *": minute 61 out of range 0-59`.
- */
-export function validateCron(expr: string): string {
-  const fields = expr.trim().split(/\s+/);
-  const prefix = `invalid schedule ${JSON.stringify(expr)}`;
-  if (fields.length !== 5 && fields.length !== 6)
-    throw new Error(
-      `${prefix}: expected 5 fields (minute hour day-of-month month day-of-week) or 6 with seconds first, got ${fields.length}`,
-    );
-  const names = fields.length === 5 ? FIELDS_5 : FIELDS_6;
-  // Each field on its own (the others '*'), so the error names the field.
-  fields.forEach((f, i) => {
-    const probe = fields.map((g, j) => (j === i ? g : '*')).join(' ');
-    try {
-      CronExpressionParser.parse(probe, { tz: 'UTC' });
-    } catch (err) {
-      const msg = (err as Error).message;
-      const range = /got value (\S+) expected range (\S+)/.exec(msg);
-      if (range)
-        throw new Error(`${prefix}: ${names[i]} ${range[1]} out of range ${range[2]}`, { cause: err });
-      throw new Error(`${prefix}: ${names[i]} ${JSON.stringify(f)}: ${msg}`, { cause: err });
-    }
-  });
-  const normalized = fields.join(' ');
-  try {
-    CronExpressionParser.parse(normalized, { tz: 'UTC' }).next();
-  } catch (err) {
-    throw new Error(`${prefix}: ${(err as Error).message}`, { cause: err });
-  }
-  return normalized;
-}
+/** The grammar (ranges and steps per field, errors naming the field) is shared with the CLI. */
+export { validateCron } from '#libs/cron';
 
 const smallestStep = (values: readonly number[]): number => {
   let min = Infinity;

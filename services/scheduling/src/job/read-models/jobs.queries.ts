@@ -28,6 +28,55 @@ export async function jobByIdOrName(db: Db, ws: string, idOrName: string): Promi
     .executeTakeFirst();
 }
 
+/** A deleted job (its runs stay) as its last version: inactive, unscheduled. */
+function asDeletedJob(v: JobVersionRow): JobRow {
+  return {
+    id: v.job_id,
+    workspace_id: v.workspace_id,
+    name: v.name,
+    description: v.description,
+    entry_point: v.entry_point,
+    kind: v.kind,
+    profile: v.profile,
+    schedule: null,
+    active: false,
+    timeout_seconds: v.timeout_seconds,
+    timezone: v.timezone,
+    missed_policy: v.missed_policy,
+    overlap_policy: v.overlap_policy,
+    queued_fire_at: null,
+    last_fire_at: null,
+    next_scheduled_run: null,
+    version: v.version,
+    version_id: v.id,
+    created_by: v.created_by,
+    created_at: v.created_at,
+    updated_at: v.created_at,
+  };
+}
+
+/**
+ * A job by id or name, else a deleted one (as its last version): by its id, or the one of that
+ * name deleted last. What finds the runs of a deleted job, which are kept.
+ */
+export async function jobOrDeletedByIdOrName(
+  db: Db,
+  ws: string,
+  idOrName: string,
+): Promise<JobRow | undefined> {
+  const live = await jobByIdOrName(db, ws, idOrName);
+  if (live) return live;
+  const q = db.selectFrom('job_versions').selectAll().where('workspace_id', '=', ws);
+  const last = await (
+    isUuid(idOrName) ? q.where('job_id', '=', idOrName.toLowerCase()) : q.where('name', '=', idOrName)
+  )
+    .orderBy('created_at', 'desc')
+    .orderBy('version', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+  return last && asDeletedJob(last);
+}
+
 /**
  * Jobs by id; a deleted job (its runs stay) as its last version: inactive, unscheduled, so a run
  * of it still has its job.
@@ -46,32 +95,7 @@ export async function jobsById(db: Db, ids: readonly string[]): Promise<JobRow[]
     .orderBy('job_id')
     .orderBy('version', 'desc')
     .execute();
-  return [
-    ...live,
-    ...last.map((v): JobRow => ({
-      id: v.job_id,
-      workspace_id: v.workspace_id,
-      name: v.name,
-      description: v.description,
-      entry_point: v.entry_point,
-      kind: v.kind,
-      profile: v.profile,
-      schedule: null,
-      active: false,
-      timeout_seconds: v.timeout_seconds,
-      timezone: v.timezone,
-      missed_policy: v.missed_policy,
-      overlap_policy: v.overlap_policy,
-      queued_fire_at: null,
-      last_fire_at: null,
-      next_scheduled_run: null,
-      version: v.version,
-      version_id: v.id,
-      created_by: v.created_by,
-      created_at: v.created_at,
-      updated_at: v.created_at,
-    })),
-  ];
+  return [...live, ...last.map(asDeletedJob)];
 }
 
 /** A page of the workspace's jobs by name, with the total. */
