@@ -11,3 +11,4 @@ export * from './job.rpc.js';
 export * from './deployment.events.js';
 export * from './deployment.rpc.js';
 export * from './runlog.events.js';
+export * from './alert.rpc.js';
