@@ -1,5 +1,11 @@
+import * as grpc from '@grpc/grpc-js';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { loadRunwayPackage } from '../../services/gateway/src/grpc/grpc-server.js';
+import { runRunwayCli } from '../support/cli.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 import { createBatchJob, newUser, uploadPackage, waitForStatus, type Json } from '../jobs/support.js';
 import {
@@ -221,7 +227,8 @@ describe('alerting: rules → run ends → signed webhooks and emails', () => {
     // No more tries after the dead letter.
     await new Promise((r) => setTimeout(r, 1_000));
     assert.equal(hooks.hooks.filter((h) => h.path === '/dead').length, MAX_ATTEMPTS);
-    for (const id of [flaky, dead]) assert.equal((await s.call('DELETE', `${base()}/rules/${id}`)).status, 200);
+    for (const id of [flaky, dead])
+      assert.equal((await s.call('DELETE', `${base()}/rules/${id}`)).status, 200);
   });
 
   it('rate limits a rule (the rest held back and counted) and alerts N failures in a row and the recovery', async () => {
@@ -280,6 +287,127 @@ describe('alerting: rules → run ends → signed webhooks and emails', () => {
     const runId = await runJob('fail.py');
     await waitForStatus(s, runId, ['failed']);
     await new Promise((r) => setTimeout(r, 1_500));
-    assert.equal(hooks.hooks.filter((h) => h.json.run_id === runId).length, 0, 'no rule left watches fail.py');
+    assert.equal(
+      hooks.hooks.filter((h) => h.json.run_id === runId).length,
+      0,
+      'no rule left watches fail.py',
+    );
+  });
+
+  it('is managed over gRPC and the CLI too (the same service; viewers read only)', async () => {
+    type Unary = (
+      req: object,
+      md: grpc.Metadata,
+      cb: (err: grpc.ServiceError | null, res: Record<string, unknown>) => void,
+    ) => void;
+    const pkg = loadRunwayPackage();
+    const client = new pkg.runway.v1.Runway(
+      `127.0.0.1:${s.runway.grpcPort}`,
+      grpc.credentials.createInsecure(),
+    ) as grpc.Client & Record<string, Unary>;
+    const call = (method: string, req: object, token: string = s.adminToken) =>
+      new Promise<{ err: grpc.ServiceError | null; res: Record<string, unknown> }>((resolve) => {
+        const md = new grpc.Metadata();
+        md.set('authorization', `Bearer ${token}`);
+        client[method]!(req, md, (err, res) => resolve({ err, res }));
+      });
+    const dir = mkdtempSync(join(tmpdir(), 'runway-alerts-cli-'));
+    try {
+      const ws = s.workspaceId;
+      const created = await call('CreateAlertRule', {
+        workspace_id: ws,
+        name: 'grpc rule',
+        job: 'ok.py',
+        conditions: ['recovered'],
+        email_to: ['grpc@example.com'],
+      });
+      assert.equal(created.err, null, created.err?.details);
+      assert.equal(created.res.job_name, 'ok.py');
+      assert.equal(created.res.webhook_secret, '');
+      const ruleId = created.res.id as string;
+      const bad = await call('CreateAlertRule', {
+        workspace_id: ws,
+        name: 'bad',
+        conditions: ['exploded'],
+        webhook_url: 'http://127.0.0.1:1/x',
+      });
+      assert.equal(bad.err?.code, grpc.status.INVALID_ARGUMENT, bad.err?.details);
+      const viewer = await newUser(s, 'alert-grpc-viewer@example.com', 'viewer');
+      const denied = await call('TestAlertRule', { workspace_id: ws, rule_id: ruleId }, viewer.token);
+      assert.equal(denied.err?.code, grpc.status.PERMISSION_DENIED, denied.err?.details);
+      const listed = await call('ListAlertRules', { workspace_id: ws }, viewer.token);
+      assert.equal(listed.err, null, listed.err?.details);
+      assert.ok((listed.res.items as Json[]).some((r) => r.id === ruleId));
+      const fired = await call('TestAlertRule', { workspace_id: ws, rule_id: ruleId });
+      assert.equal(fired.err, null, fired.err?.details);
+      const mail = await smtp.waitFor((m) => m.header('runway-alert-id') === fired.res.alert_id);
+      assert.deepEqual(mail.to, ['grpc@example.com']);
+      assert.match(mail.header('subject') ?? '', /test alert/);
+      const deliveries = await call('ListAlertDeliveries', { workspace_id: ws, rule_id: ruleId });
+      assert.equal(deliveries.err, null, deliveries.err?.details);
+      const del = await call('DeleteAlertRule', { workspace_id: ws, rule_id: ruleId });
+      assert.equal(del.err, null, del.err?.details);
+      assert.equal(del.res.deleted, true);
+
+      const cli = (...args: string[]) => runRunwayCli(s, dir, join(dir, 'config'), ...args);
+      const made = await cli(
+        '--json',
+        'alerts',
+        'rules',
+        'create',
+        'cli rule',
+        '--on',
+        'run_failed',
+        '--job',
+        'ok.py',
+        '--webhook',
+        `${hooks.url}/cli`,
+        '--rate-limit',
+        '5/60',
+        '--workspace',
+        ws,
+      );
+      assert.equal(made.code, 0, made.err);
+      const rule = JSON.parse(made.out) as Json;
+      assert.match(rule.webhook_secret as string, /^whsec_/);
+      assert.deepEqual(rule.rate_limit, { max: 5, window_seconds: 60 });
+      const list = await cli('alerts', 'rules', 'list', '--workspace', ws);
+      assert.equal(list.code, 0, list.err);
+      assert.match(list.out, /cli rule/);
+      assert.ok(!list.out.includes(rule.webhook_secret as string));
+      const test = await cli('--json', 'alerts', 'rules', 'test', rule.id as string, '--workspace', ws);
+      assert.equal(test.code, 0, test.err);
+      const alertId = (JSON.parse(test.out) as Json).alert_id as string;
+      const hook = await hooks.waitFor((h) => h.path === '/cli' && h.alertId === alertId);
+      assert.ok(verifySignature(rule.webhook_secret as string, hook.signature, hook.body));
+      for (let i = 0; ; i++) {
+        const d = await cli('--json', 'alerts', 'deliveries', '--rule', rule.id as string, '--workspace', ws);
+        assert.equal(d.code, 0, d.err);
+        const items = JSON.parse(d.out) as Json[];
+        if (items[0]?.status === 'delivered') break;
+        assert.ok(i < 50, d.out);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const wrong = await cli(
+        'alerts',
+        'rules',
+        'create',
+        'x',
+        '--on',
+        'exploded',
+        '--webhook',
+        'http://a.b/',
+        '--workspace',
+        ws,
+      );
+      assert.equal(wrong.code, 2, wrong.err);
+      assert.match(wrong.err, /--on exploded/);
+      const gone = await cli('alerts', 'rules', 'delete', rule.id as string, '--workspace', ws);
+      assert.equal(gone.code, 0, gone.err);
+      assert.equal((await s.call('GET', `${base()}/rules/${rule.id as string}`)).status, 404);
+    } finally {
+      client.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

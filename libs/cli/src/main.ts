@@ -9,6 +9,7 @@ import { registerSync } from './commands/sync.js';
 import { registerJobs } from './commands/jobs.js';
 import { registerSchedule } from './commands/schedule.js';
 import { registerWorkspace } from './commands/workspace.js';
+import { registerAlerts } from './commands/alerts.js';
 import { ClientError } from '#libs/client';
 import type { GlobalOptions } from './session.js';
 import { CliError } from './instance.js';
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   registerJobs(program, g);
   registerSchedule(program, g);
   registerWorkspace(program, g);
+  registerAlerts(program, g);
   const admin = program.command('admin').description('operator commands for the local instance');
   registerEvents(admin);
   registerProjections(admin, () => g().json ?? false);
