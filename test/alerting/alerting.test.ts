@@ -130,6 +130,7 @@ describe('alerting: rules → run ends → signed webhooks and emails', () => {
 
     const hookDelays: number[] = [];
     const mailDelays: number[] = [];
+    const recordedDelays: number[] = [];
     for (let i = 0; i < 20; i++) {
       const runId = await runJob('fail.py');
       const hook = await hooks.waitFor((h) => h.path === '/ok' && h.json.run_id === runId, 30_000);
@@ -139,6 +140,10 @@ describe('alerting: rules → run ends → signed webhooks and emails', () => {
       assert.ok(Number.isFinite(endedAt), hook.body);
       hookDelays.push(hook.receivedAt - endedAt);
       mailDelays.push(mail.receivedAt - endedAt);
+      // And after RunFailed was recorded (the run's `failed` status in its timeline).
+      const failedAt = (run.status_timeline as Json[]).find((t) => t.status === 'failed')?.at;
+      assert.equal(typeof failedAt, 'string', JSON.stringify(run.status_timeline));
+      recordedDelays.push(hook.receivedAt - Date.parse(failedAt as string));
 
       assert.ok(verifySignature(secret, hook.signature, hook.body), `bad signature ${hook.signature}`);
       assert.ok(!verifySignature('whsec_wrong', hook.signature, hook.body));
@@ -165,6 +170,11 @@ describe('alerting: rules → run ends → signed webhooks and emails', () => {
         p50: percentile(mailDelays, 50),
         p99: percentile(mailDelays, 99),
         max: Math.max(...mailDelays),
+      },
+      webhookAfterRunFailedRecorded: {
+        p50: percentile(recordedDelays, 50),
+        p99: percentile(recordedDelays, 99),
+        max: Math.max(...recordedDelays),
       },
     };
     console.log(`alert delay after the run's end (ms, 20 runs): ${JSON.stringify(report)}`);
