@@ -101,7 +101,10 @@ export interface ReceivedHook {
   answered: number;
 }
 
-/** A real HTTP webhook receiver: `statusFor(path, n)` says what to answer the n-th request (1-based) to a path. */
+/**
+ * A real HTTP webhook receiver: `statusFor(path, n)` says what to answer the n-th request (1-based)
+ * to a path (0: no answer).
+ */
 export interface HookReceiver {
   url: string;
   hooks: ReceivedHook[];
@@ -138,7 +141,8 @@ export async function startHookReceiver(
         alertId: String(req.headers['runway-alert-id'] ?? ''),
         answered: status,
       });
-      res.writeHead(status).end();
+      // 0: no answer at all (the sender is left waiting).
+      if (status !== 0) res.writeHead(status).end();
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));

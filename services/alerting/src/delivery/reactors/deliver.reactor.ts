@@ -80,6 +80,8 @@ export function startDeliverReactor(deps: DeliverReactorDeps): Promise<Reactor> 
     store: deps.store,
     eventTypes: ['AlertRaised'],
     aggregateTypes: [AggregateTypes.alertRule],
+    // A process that died mid-send: its alert is redelivered (sent again) after 10 s, not 60.
+    ackWaitMs: 10_000,
     retryDelayMs: deps.retryMs,
     maxRetryDelayMs: Math.max(deps.retryMs, 300_000),
     ...(deps.log ? { log: deps.log } : {}),
