@@ -1,20 +1,12 @@
 import { z } from 'zod';
-import { defineEvent, type EventOf } from '#libs/events';
-import type { EventRegistry } from '#libs/events';
-import { runFailureReasonSchema } from '#libs/contracts';
+import { defineEvent, type EventOf, type EventRegistry } from '#libs/events';
+import { alertConditionNames, runFailureReasonSchema } from '#libs/contracts';
 
 const uuid = z.string().uuid();
 const isoTime = z.string().datetime({ offset: true });
 
 /** What a rule reacts to. */
-export const alertConditionSchema = z.enum([
-  'run_failed',
-  'timed_out',
-  'worker_lost',
-  'skipped_by_overlap',
-  'failures_in_row',
-  'recovered',
-]);
+export const alertConditionSchema = z.enum(alertConditionNames);
 export type AlertCondition = z.infer<typeof alertConditionSchema>;
 
 /** Where an alert goes. The webhook's signing secret is sealed with the master key (never in clear). */
