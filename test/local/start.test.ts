@@ -164,7 +164,7 @@ describe('npm start (embedded default)', () => {
       services: { name: string; status: string }[];
     };
     assert.equal(health.status, 'ok', JSON.stringify(health));
-    assert.equal(health.services.length, 6);
+    assert.equal(health.services.length, 7);
     const ws = (await (await api(a, '/api/v1/workspaces', token)).json()) as {
       id: string;
       name: string;

@@ -26,6 +26,8 @@ import { ExecutionModule } from '../../../services/execution/src/execution.modul
 import { executionService } from '../../../services/execution/src/execution.service.js';
 import { executionRegistry } from '../../../services/execution/src/run/run.events.js';
 import { startWorkers } from '../../../services/execution/src/worker/start-worker.js';
+import { AlertingModule } from '../../../services/alerting/src/alerting.module.js';
+import { alertingService } from '../../../services/alerting/src/alerting.service.js';
 import { LogsModule } from '../../../services/logs/src/logs.module.js';
 import { logsService } from '../../../services/logs/src/logs.service.js';
 import { SchedulingModule } from '../../../services/scheduling/src/scheduling.module.js';
@@ -135,6 +137,7 @@ export async function startRunway(
       [schedulingService, SchedulingModule],
       [executionService, ExecutionModule],
       [logsService, LogsModule],
+      [alertingService, AlertingModule],
     ] as const;
     for (const [def, mod] of others.filter(([d]) => config.services.includes(d.name as HostedService))) {
       step();

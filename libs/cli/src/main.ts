@@ -9,6 +9,7 @@ import { registerJobs } from './commands/jobs.js';
 import { registerSchedule } from './commands/schedule.js';
 import { registerWorkspace } from './commands/workspace.js';
 import { registerEventsCommand } from './commands/events.js';
+import { registerAlerts } from './commands/alerts.js';
 import type { GlobalOptions } from './session.js';
 import { commanderOutput, reportError, wantsJson } from './errors.js';
 
@@ -31,6 +32,7 @@ export function buildProgram(json = false): Command {
   registerSchedule(program, g);
   registerWorkspace(program, g);
   registerEventsCommand(program, () => g().json ?? false);
+  registerAlerts(program, g);
   const admin = program.command('admin').description('operator commands for the local instance');
   registerEvents(admin);
   registerProjections(admin, () => g().json ?? false);

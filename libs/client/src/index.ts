@@ -523,6 +523,84 @@ export class RunwayClient {
   listUsers() {
     return this.api<Page<UserInfo>>('GET', '/v1/admin/users');
   }
+  listAlertRules(ws: string) {
+    return this.api<{ items: AlertRule[] }>('GET', `${this.ws(ws)}/alerts/rules`);
+  }
+  /** The answer holds the webhook's signing secret: shown this once. */
+  createAlertRule(ws: string, rule: AlertRuleCreate) {
+    return this.api<AlertRule & { webhook_secret: string | null }>(
+      'POST',
+      `${this.ws(ws)}/alerts/rules`,
+      rule,
+    );
+  }
+  deleteAlertRule(ws: string, ruleId: string) {
+    return this.api<{ id: string; deleted: boolean }>(
+      'DELETE',
+      `${this.ws(ws)}/alerts/rules/${encodeURIComponent(ruleId)}`,
+    );
+  }
+  testAlertRule(ws: string, ruleId: string) {
+    return this.api<{ alert_id: string }>(
+      'POST',
+      `${this.ws(ws)}/alerts/rules/${encodeURIComponent(ruleId)}/test`,
+    );
+  }
+  /** Deliveries of alerts, newest first; `status: 'dead'` lists the dead letters. */
+  listAlertDeliveries(ws: string, filter: { status?: string; rule_id?: string; limit?: number } = {}) {
+    const q = new URLSearchParams();
+    for (const [k, v] of Object.entries(filter)) if (v !== undefined) q.set(k, String(v));
+    const qs = q.toString();
+    return this.api<{ items: AlertDelivery[] }>(
+      'GET',
+      `${this.ws(ws)}/alerts/deliveries${qs ? `?${qs}` : ''}`,
+    );
+  }
+}
+
+/** An alert rule (never its webhook secret). */
+export interface AlertRule {
+  id: string;
+  workspace_id: string;
+  name: string;
+  job_id: string | null;
+  job_name: string | null;
+  conditions: string[];
+  failures_in_row: number;
+  webhook_url: string | null;
+  email_to: string[] | null;
+  rate_limit: { max: number; window_seconds: number };
+  enabled: boolean;
+  created_by: string;
+  date_added: string;
+  date_updated: string;
+}
+
+export interface AlertRuleCreate {
+  name: string;
+  /** A job's id or name; null: every job. */
+  job?: string | null;
+  conditions: string[];
+  failures_in_row?: number;
+  webhook_url?: string | null;
+  email_to?: string[] | null;
+  rate_limit?: { max: number; window_seconds: number };
+}
+
+export interface AlertDelivery {
+  alert_id: string;
+  channel: string;
+  rule_id: string;
+  run_id: string | null;
+  job_name: string | null;
+  conditions: string[];
+  message: string;
+  suppressed: number;
+  status: string;
+  attempts: number;
+  last_error: string | null;
+  raised_at: string;
+  date_updated: string;
 }
 
 function multipart(content: Uint8Array, filename: string): FormData {

@@ -13,7 +13,14 @@ export function isNatsSyncInterval(value: string): boolean {
 
 /** Every environment variable Runway reads, with its default. One validated object per process. */
 /** The services besides the gateway. */
-export const HOSTED_SERVICES = ['deployments', 'configurations', 'scheduling', 'execution', 'logs'] as const;
+export const HOSTED_SERVICES = [
+  'deployments',
+  'configurations',
+  'scheduling',
+  'execution',
+  'logs',
+  'alerting',
+] as const;
 export type HostedService = (typeof HOSTED_SERVICES)[number];
 
 const schema = z.object({
@@ -129,6 +136,18 @@ const schema = z.object({
     )
     .pipe(z.array(z.enum(HOSTED_SERVICES)))
     .optional(),
+  /** Alert emails go through this SMTP server (smtp://user:pass@host:port, smtps:// for TLS); unset: no email. */
+  RUNWAY_SMTP_URL: z
+    .string()
+    .url()
+    .refine((u) => /^smtps?:\/\//.test(u), 'must be smtp://… or smtps://…')
+    .optional(),
+  /** The From address of alert emails. */
+  RUNWAY_SMTP_FROM: z.string().email().default('runway@localhost'),
+  /** Tries of one alert per channel before it becomes a dead letter. */
+  RUNWAY_ALERT_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(8),
+  /** First delay before an alert is sent again (doubles per try, at most 5 minutes). */
+  RUNWAY_ALERT_RETRY_MS: z.coerce.number().int().min(10).max(600_000).default(2_000),
   /** Run logs (LOGS stream) are kept this long (hours; default 7 days). */
   RUNWAY_LOGS_MAX_AGE_HOURS: z.coerce
     .number()
@@ -218,6 +237,7 @@ const SECRET_VARIABLES = new Set([
   'NATS_URL',
   'NATS_PASSWORD',
   'NATS_TOKEN',
+  'RUNWAY_SMTP_URL',
 ]);
 
 function natsAuthOf(e: RunwayEnv): NatsAuth | undefined {
@@ -293,6 +313,7 @@ export interface RunwayConfig {
   };
   /** Services hosted in the `npm start` process besides the gateway. */
   services: readonly HostedService[];
+  alerting: { smtpUrl: string | undefined; smtpFrom: string; maxAttempts: number; retryMs: number };
   logs: {
     maxAgeMs: number;
     /** -1 = unlimited. */
@@ -395,6 +416,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RunwayConfig {
       blobGcIntervalMs: e.RUNWAY_BLOB_GC_INTERVAL_SECONDS * 1000,
     },
     services: e.RUNWAY_SERVICES ?? HOSTED_SERVICES,
+    alerting: {
+      smtpUrl: e.RUNWAY_SMTP_URL,
+      smtpFrom: e.RUNWAY_SMTP_FROM,
+      maxAttempts: e.RUNWAY_ALERT_MAX_ATTEMPTS,
+      retryMs: e.RUNWAY_ALERT_RETRY_MS,
+    },
     logs: {
       maxAgeMs: Math.round(e.RUNWAY_LOGS_MAX_AGE_HOURS * 3600 * 1000),
       maxBytes: e.RUNWAY_LOGS_MAX_BYTES,

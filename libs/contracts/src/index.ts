@@ -12,3 +12,4 @@ export * from './deployment.events.js';
 export * from './deployment.rpc.js';
 export * from './runlog.events.js';
 export * from './catalogue.js';
+export * from './alert.rpc.js';

@@ -11,6 +11,7 @@ export const SERVICES = [
   'scheduling',
   'execution',
   'logs',
+  'alerting',
 ] as const;
 export type ServiceName = (typeof SERVICES)[number];
 
@@ -29,4 +30,6 @@ export const AggregateTypes = {
   job: 'job',
   run: 'run',
   runlog: 'runlog',
+  alertRule: 'alert-rule',
+  alertDelivery: 'alert-delivery',
 } as const;

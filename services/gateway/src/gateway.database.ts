@@ -2,6 +2,8 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { Kysely } from 'kysely';
 import { withTables } from '#libs/database';
 import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
+import type { AlertDeliveriesReadModel } from '../../alerting/src/delivery/read-models/deliveries.queries.js';
+import type { AlertRulesReadModel } from '../../alerting/src/rule/read-models/rules.queries.js';
 import type { ConfigurationsReadModel } from '../../configurations/src/configuration/read-models/configurations.queries.js';
 import type { DeploymentsReadModel } from '../../deployments/src/deployment/read-models/deployments.queries.js';
 import type { PipelinesReadModel } from '../../execution/src/run/read-models/pipelines.queries.js';
@@ -16,6 +18,8 @@ export interface ReadModels {
   pipelines: Kysely<PipelinesReadModel>;
   deployments: Kysely<DeploymentsReadModel>;
   configurations: Kysely<ConfigurationsReadModel>;
+  alertRules: Kysely<AlertRulesReadModel>;
+  alertDeliveries: Kysely<AlertDeliveriesReadModel>;
 }
 
 /**
@@ -35,6 +39,8 @@ export class GatewayDatabase {
       pipelines: withTables<PipelinesReadModel>(ctx.db),
       deployments: withTables<DeploymentsReadModel>(ctx.db),
       configurations: withTables<ConfigurationsReadModel>(ctx.db),
+      alertRules: withTables<AlertRulesReadModel>(ctx.db),
+      alertDeliveries: withTables<AlertDeliveriesReadModel>(ctx.db),
     };
   }
 

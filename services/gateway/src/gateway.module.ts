@@ -39,6 +39,8 @@ import { RunsController } from './run/runs.controller.js';
 import { RunsService } from './run/runs.service.js';
 import { ScriptsController } from './job/scripts.controller.js';
 import { QuotaInterceptor, UploadQuota } from './quota/quota.interceptor.js';
+import { AlertsController } from './alert/alerts.controller.js';
+import { AlertsService } from './alert/alerts.service.js';
 
 @Module({})
 export class GatewayModule {
@@ -69,6 +71,7 @@ export class GatewayModule {
         RunsController,
         RunLogsStreamController,
         PipelinesController,
+        AlertsController,
       ],
       providers: [
         { provide: SERVICE_CONTEXT, useValue: ctx },
@@ -94,6 +97,7 @@ export class GatewayModule {
         JobsService,
         RunsService,
         LogsService,
+        AlertsService,
         { provide: APP_GUARD, useClass: AuthGuard },
         { provide: APP_FILTER, useClass: ErrorBodyFilter },
         { provide: APP_INTERCEPTOR, useClass: QuotaInterceptor },

@@ -5,6 +5,13 @@ import { badRequest, parseInput } from '#libs/http';
 import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
 import { AccountsService } from '../account/accounts.service.js';
 import {
+  alertRuleBody,
+  toAlertDeliveryResponse,
+  toAlertRuleResponse,
+  toDraft,
+} from '../alert/alerts.controller.js';
+import { AlertsService } from '../alert/alerts.service.js';
+import {
   allTokensQuery,
   createTokenBody,
   createUserBody,
@@ -48,8 +55,10 @@ export class Services {
   readonly logins: DeviceLoginService;
   readonly uploads: UploadQuota;
   readonly publicUrl: string;
+  readonly alerts: AlertsService;
 
   constructor(app: INestApplicationContext) {
+    this.alerts = app.get(AlertsService);
     this.jobs = app.get(JobsService);
     this.runs = app.get(RunsService);
     this.logs = app.get(LogsService);
@@ -379,7 +388,87 @@ export const METHODS: Record<string, Method> = {
       return { run: runMessage(of, s.publicUrl), logs: log?.text.replace(/\n$/, '') ?? '' };
     },
   },
+  ListAlertRules: {
+    auth: read,
+    handle: async (s, r) => ({ items: (await s.alerts.listRules(workspaceOf(r))).map(alertRuleMessage) }),
+  },
+  CreateAlertRule: {
+    auth: write,
+    handle: async (s, r, c) => {
+      const rate = r.rate_limit;
+      const emails = Array.isArray(r.email_to) ? r.email_to.filter((e) => typeof e === 'string') : [];
+      const body = parseInput(
+        alertRuleBody,
+        {
+          name: str(r, 'name'),
+          job: str(r, 'job') || null,
+          conditions: Array.isArray(r.conditions) ? r.conditions : [],
+          ...(has(r, 'failures_in_row') ? { failures_in_row: num(r, 'failures_in_row') } : {}),
+          webhook_url: str(r, 'webhook_url') || null,
+          email_to: emails.length > 0 ? emails : null,
+          ...(rate && typeof rate === 'object' && 'max' in rate && 'window_seconds' in rate
+            ? { rate_limit: { max: rate.max, window_seconds: rate.window_seconds } }
+            : {}),
+        },
+        'request',
+      );
+      const { rule, webhookSecret } = await s.alerts.createRule(who(c), workspaceOf(r), toDraft(body));
+      return { ...alertRuleMessage(rule), webhook_secret: webhookSecret ?? '' };
+    },
+  },
+  DeleteAlertRule: {
+    auth: write,
+    handle: async (s, r, c) => {
+      const rule = await s.alerts.deleteRule(who(c), workspaceOf(r), required(r, 'rule_id'));
+      return { id: rule.rule_id, deleted: true };
+    },
+  },
+  TestAlertRule: {
+    auth: write,
+    handle: async (s, r, c) => ({
+      alert_id: await s.alerts.testFire(who(c), workspaceOf(r), required(r, 'rule_id')),
+    }),
+  },
+  ListAlertDeliveries: {
+    auth: read,
+    handle: async (s, r) => {
+      const q = parseInput(
+        z.object({
+          status: z.enum(['pending', 'delivered', 'dead']).optional(),
+          ruleId: z.string().uuid().optional(),
+          limit: z.number().int().min(1).max(1000).default(100),
+        }),
+        {
+          ...(str(r, 'status') ? { status: str(r, 'status') } : {}),
+          ...(str(r, 'rule_id') ? { ruleId: str(r, 'rule_id') } : {}),
+          ...(num(r, 'limit') ? { limit: num(r, 'limit') } : {}),
+        },
+        'request',
+      );
+      const rows = await s.alerts.listDeliveries(workspaceOf(r), q);
+      return {
+        items: rows.map(toAlertDeliveryResponse).map((d) => ({
+          ...d,
+          run_id: d.run_id ?? '',
+          job_name: d.job_name ?? '',
+          last_error: d.last_error ?? '',
+        })),
+      };
+    },
+  },
 };
+
+/** An alert rule as runway.proto says it (no secret: only CreateAlertRule adds it). */
+function alertRuleMessage(rule: Parameters<typeof toAlertRuleResponse>[0]) {
+  const r = toAlertRuleResponse(rule);
+  return {
+    ...r,
+    job_id: r.job_id ?? '',
+    job_name: r.job_name ?? '',
+    webhook_url: r.webhook_url ?? '',
+    email_to: r.email_to ?? [],
+  };
+}
 
 /** FollowRunLogs (server streaming) is authorized like a read. */
 export const FOLLOW_AUTH: AuthRule = read;
