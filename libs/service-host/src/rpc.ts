@@ -27,6 +27,23 @@ export function toRpcError(err: unknown): RpcError {
   return { status: 500, detail: 'internal error' };
 }
 
+/**
+ * A request payload that arrived over NATS, checked against its contract: the parsed value, or a
+ * DomainError (400 at the gateway) naming each field that is wrong.
+ */
+export function parseRpcPayload<S extends z.ZodType>(
+  schema: S,
+  payload: unknown,
+  what = 'request',
+): z.infer<S> {
+  const r = schema.safeParse(payload);
+  if (!r.success)
+    throw new DomainError(
+      `invalid ${what}: ${r.error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`).join('; ')}`,
+    );
+  return r.data;
+}
+
 /** Microservice-side filter: every error leaves as an RpcError payload. */
 @Catch()
 export class RpcErrorFilter implements RpcExceptionFilter<unknown> {

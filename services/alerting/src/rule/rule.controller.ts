@@ -10,19 +10,8 @@ import {
   type CreateAlertRuleReply,
   type TestFireAlertRuleReply,
 } from '#libs/contracts';
-import { DomainError } from '#libs/eventstore';
+import { parseRpcPayload } from '#libs/service-host';
 import { AlertRuleCommands } from './rule.handler.js';
-
-function parse<T>(
-  schema: {
-    safeParse: (v: unknown) => { success: true; data: T } | { success: false; error: { message: string } };
-  },
-  data: unknown,
-): T {
-  const r = schema.safeParse(data);
-  if (!r.success) throw new DomainError(`invalid request: ${r.error.message}`);
-  return r.data;
-}
 
 /** Thin: RPC payload → command on the rule. */
 @Controller()
@@ -31,21 +20,21 @@ export class AlertRuleController {
 
   @MessagePattern(AlertRpc.createRule)
   create(@Payload() data: unknown): Promise<CreateAlertRuleReply> {
-    return this.rules.create(parse(createAlertRuleRequest, data));
+    return this.rules.create(parseRpcPayload(createAlertRuleRequest, data));
   }
 
   @MessagePattern(AlertRpc.updateRule)
   update(@Payload() data: unknown): Promise<AlertRuleSeqReply> {
-    return this.rules.update(parse(updateAlertRuleRequest, data));
+    return this.rules.update(parseRpcPayload(updateAlertRuleRequest, data));
   }
 
   @MessagePattern(AlertRpc.deleteRule)
   delete(@Payload() data: unknown): Promise<AlertRuleSeqReply> {
-    return this.rules.delete(parse(deleteAlertRuleRequest, data));
+    return this.rules.delete(parseRpcPayload(deleteAlertRuleRequest, data));
   }
 
   @MessagePattern(AlertRpc.testFire)
   testFire(@Payload() data: unknown): Promise<TestFireAlertRuleReply> {
-    return this.rules.testFire(parse(testFireAlertRuleRequest, data));
+    return this.rules.testFire(parseRpcPayload(testFireAlertRuleRequest, data));
   }
 }

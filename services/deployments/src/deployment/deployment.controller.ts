@@ -7,18 +7,8 @@ import {
   type BlobGcReply,
   type CreateDeploymentReply,
 } from '#libs/contracts';
-import { DomainError } from '#libs/eventstore';
-import type { z } from 'zod';
+import { parseRpcPayload } from '#libs/service-host';
 import { DeploymentHandler } from './deployment.handler.js';
-
-function parse<S extends z.ZodType>(schema: S, payload: unknown, what: string): z.infer<S> {
-  const r = schema.safeParse(payload);
-  if (!r.success)
-    throw new DomainError(
-      `invalid ${what}: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
-    );
-  return r.data;
-}
 
 /** Commands of the deployments service, as NATS request/reply. */
 @Controller()
@@ -27,11 +17,13 @@ export class DeploymentController {
 
   @MessagePattern(DeploymentRpc.create)
   create(@Payload() payload: unknown): Promise<CreateDeploymentReply> {
-    return this.handler.create(parse(createDeploymentRequest, payload, 'create deployment request'));
+    return this.handler.create(
+      parseRpcPayload(createDeploymentRequest, payload, 'create deployment request'),
+    );
   }
 
   @MessagePattern(DeploymentRpc.gc)
   gc(@Payload() payload: unknown): Promise<BlobGcReply> {
-    return this.handler.gc(parse(blobGcRequest, payload ?? {}, 'blob sweep request'));
+    return this.handler.gc(parseRpcPayload(blobGcRequest, payload ?? {}, 'blob sweep request'));
   }
 }

@@ -1,7 +1,7 @@
 import { Controller, Inject } from '@nestjs/common';
 import { MessagePattern, Payload } from '@nestjs/microservices';
 import { cancelRunRequest, RunRpc, type CancelRunReply } from '#libs/contracts';
-import { DomainError } from '#libs/eventstore';
+import { parseRpcPayload } from '#libs/service-host';
 import { RunHandler } from './run.handler.js';
 
 /** Thin: RPC payload → command. */
@@ -11,8 +11,6 @@ export class RunController {
 
   @MessagePattern(RunRpc.cancel)
   cancel(@Payload() data: unknown): Promise<CancelRunReply> {
-    const r = cancelRunRequest.safeParse(data);
-    if (!r.success) throw new DomainError(`invalid request: ${r.error.message}`);
-    return this.runs.cancel(r.data);
+    return this.runs.cancel(parseRpcPayload(cancelRunRequest, data));
   }
 }

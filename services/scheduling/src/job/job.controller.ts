@@ -9,19 +9,8 @@ import {
   type RequestRunReply,
   type UpsertJobReply,
 } from '#libs/contracts';
-import { DomainError } from '#libs/eventstore';
+import { parseRpcPayload } from '#libs/service-host';
 import { JobHandler } from './job.handler.js';
-
-function parse<T>(
-  schema: {
-    safeParse: (v: unknown) => { success: true; data: T } | { success: false; error: { message: string } };
-  },
-  data: unknown,
-): T {
-  const r = schema.safeParse(data);
-  if (!r.success) throw new DomainError(`invalid request: ${r.error.message}`);
-  return r.data;
-}
 
 /** Thin: RPC payload → command. */
 @Controller()
@@ -30,16 +19,16 @@ export class JobController {
 
   @MessagePattern(JobRpc.upsert)
   upsert(@Payload() data: unknown): Promise<UpsertJobReply> {
-    return this.jobs.upsert(parse(upsertJobRequest, data));
+    return this.jobs.upsert(parseRpcPayload(upsertJobRequest, data));
   }
 
   @MessagePattern(JobRpc.delete)
   delete(@Payload() data: unknown): Promise<DeleteJobReply> {
-    return this.jobs.delete(parse(deleteJobRequest, data));
+    return this.jobs.delete(parseRpcPayload(deleteJobRequest, data));
   }
 
   @MessagePattern(JobRpc.requestRun)
   requestRun(@Payload() data: unknown): Promise<RequestRunReply> {
-    return this.jobs.requestRun(parse(requestRun, data));
+    return this.jobs.requestRun(parseRpcPayload(requestRun, data));
   }
 }
