@@ -11,7 +11,6 @@ export function isNatsSyncInterval(value: string): boolean {
   );
 }
 
-/** Every environment variable Runway reads, with its default. One validated object per process. */
 /** The services besides the gateway. */
 export const HOSTED_SERVICES = [
   'deployments',
@@ -23,6 +22,7 @@ export const HOSTED_SERVICES = [
 ] as const;
 export type HostedService = (typeof HOSTED_SERVICES)[number];
 
+/** Every environment variable Runway reads, with its default. One validated object per process. */
 const schema = z.object({
   RUNWAY_HTTP_PORT: port.default(8080),
   RUNWAY_GRPC_PORT: port.default(50051),
