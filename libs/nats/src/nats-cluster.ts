@@ -70,8 +70,8 @@ export async function waitForNatsHealthz(monitorPort: number, timeoutMs = 30_000
 }
 
 /**
- * Waits until JetStream answers on the cluster and every stream of the account has an elected
- * leader: /healthz turns 200 before the streams' own elections end, and a stream without a leader
+ * Waits until JetStream answers on the cluster and every stream and durable consumer of the account
+ * has an elected leader: /healthz turns 200 before the streams' own elections end, and a stream without a leader
  * answers no request (a client's first STREAM.INFO after a full restart timed out at 5 s).
  */
 export async function waitForStreamLeaders(
@@ -90,6 +90,13 @@ export async function waitForStreamLeaders(
         for await (const n of jsm.streams.names()) names.push(n);
         const infos = await Promise.all(names.map((n) => jsm.streams.info(n)));
         const leaderless = infos.filter((i) => i.cluster && !i.cluster.leader).map((i) => i.config.name);
+        if (leaderless.length === 0) {
+          // Durable consumers elect their own leaders after their stream's: a consumer without one
+          // answers no CONSUMER.INFO/CREATE either (a service's first one timed out after a restart).
+          for (const n of names)
+            for await (const c of jsm.consumers.list(n))
+              if (c.cluster && !c.cluster.leader) leaderless.push(`${n}/${c.name}`);
+        }
         if (leaderless.length === 0) return;
         last = `no leader yet: ${leaderless.join(', ')}`;
       } catch (err) {

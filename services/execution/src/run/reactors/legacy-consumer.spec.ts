@@ -63,7 +63,7 @@ describe('the reactors continue where the old run_workers consumer stood (real J
     });
     const legacy = await store.js.consumers.get(store.stream, LEGACY_RUN_CONSUMER);
     const batch = await legacy.fetch({ max_messages: 2, expires: 2_000 });
-    for await (const m of batch) m.ack();
+    for await (const m of batch) await m.ackAck();
     const floor = (await jsm.consumers.info(store.stream, LEGACY_RUN_CONSUMER)).ack_floor.stream_seq;
     assert.ok(floor > 0);
 
