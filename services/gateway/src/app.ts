@@ -6,6 +6,7 @@ import { httpObservability, metricsEndpoint } from '#libs/observability';
 import { logLevels, type RunningService } from '#libs/service-host';
 import type { AuthOptions } from './auth/auth.controller.js';
 import { GatewayModule } from './gateway.module.js';
+import { dashboardStatic } from './web/dashboard-static.js';
 
 const SYNC_ROUTE = /^\/api\/v1\/workspaces\/[^/]+\/deployments\/sync\//;
 
@@ -32,6 +33,8 @@ export async function createGatewayHttp(
     SYNC_ROUTE.test(req.path) ? syncJson(req, res, next) : next(),
   );
   app.useBodyParser('json', { limit: '1mb' });
+  // The web dashboard (web/dist) at `/`; never the /api, /auth, compatible or probe paths.
+  app.use(dashboardStatic());
   app.disable('x-powered-by');
   app.enableShutdownHooks([]);
   return app;
