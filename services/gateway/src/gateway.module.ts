@@ -41,6 +41,10 @@ import { ScriptsController } from './job/scripts.controller.js';
 import { QuotaInterceptor, UploadQuota } from './quota/quota.interceptor.js';
 import { AlertsController } from './alert/alerts.controller.js';
 import { AlertsService } from './alert/alerts.service.js';
+import { DashboardController } from './dashboard/dashboard.controller.js';
+import { DashboardService } from './dashboard/dashboard.service.js';
+import { EventsStreamController } from './dashboard/events-stream.controller.js';
+import { JobsController } from './job/jobs.controller.js';
 
 @Module({})
 export class GatewayModule {
@@ -72,6 +76,9 @@ export class GatewayModule {
         RunLogsStreamController,
         PipelinesController,
         AlertsController,
+        DashboardController,
+        EventsStreamController,
+        JobsController,
       ],
       providers: [
         { provide: SERVICE_CONTEXT, useValue: ctx },
@@ -98,6 +105,7 @@ export class GatewayModule {
         RunsService,
         LogsService,
         AlertsService,
+        DashboardService,
         { provide: APP_GUARD, useClass: AuthGuard },
         { provide: APP_FILTER, useClass: ErrorBodyFilter },
         { provide: APP_INTERCEPTOR, useClass: QuotaInterceptor },
