@@ -58,12 +58,13 @@ describe('the web dashboard in a real browser', () => {
   const shot = async (p: Page, name: string) => {
     for (const width of [1280, 390]) {
       await p.setViewportSize({ width, height: 900 });
-      await p.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+      await p.evaluate('new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))');
       await p.screenshot({ path: join(SHOTS, `${name}-${width}.png`), fullPage: true });
     }
     await p.setViewportSize({ width: 1280, height: 900 });
   };
-  const heading = (p: Page, name: string | RegExp) => p.getByRole('heading', { level: 1, name }).waitFor({ timeout: T });
+  const heading = (p: Page, name: string | RegExp) =>
+    p.getByRole('heading', { level: 1, name }).waitFor({ timeout: T });
   const signIn = async (p: Page, email: string, password: string) => {
     await p.getByLabel('Email').fill(email);
     await p.getByLabel('Password').fill(password);
@@ -208,7 +209,10 @@ describe('the web dashboard in a real browser', () => {
     assert.doesNotMatch(early, /done ticking/, 'the first lines arrive before the run ends');
     assert.match((await page.getByTestId('log-state').textContent()) ?? '', /following live|sealing/);
     await shot(page, 'run-live');
-    await page.getByTestId('log-state').getByText(/complete: \d+ lines/).waitFor({ timeout: 60_000 });
+    await page
+      .getByTestId('log-state')
+      .getByText(/complete: \d+ lines/)
+      .waitFor({ timeout: 60_000 });
     const text = (await log.textContent()) ?? '';
     for (let i = 1; i <= 8; i++) assert.ok(text.includes(`tick ${i}`), `line tick ${i} once: ${text}`);
     assert.equal(text.split('tick 3').length, 2, 'each line once');
@@ -217,9 +221,12 @@ describe('the web dashboard in a real browser', () => {
     await page.getByPlaceholder('Search the log').fill('tick 7');
     await page.getByText('1 matching').waitFor({ timeout: T });
     await shot(page, 'run');
-    const download = await fetch(`${s.url}${await page.getByRole('link', { name: 'Download' }).getAttribute('href')}`, {
-      headers: { authorization: `Bearer ${s.adminToken}` },
-    });
+    const download = await fetch(
+      `${s.url}${await page.getByRole('link', { name: 'Download' }).getAttribute('href')}`,
+      {
+        headers: { authorization: `Bearer ${s.adminToken}` },
+      },
+    );
     assert.equal(download.status, 200);
     assert.match(await download.text(), /tick 8/);
   });
@@ -265,7 +272,10 @@ describe('the web dashboard in a real browser', () => {
     await page.goto(wsUrl(`/runs/${run.id}`));
     const reason = page.getByTestId('failure-reason');
     await reason.waitFor({ timeout: 60_000 });
-    await reason.getByText(/exit|code 3|failed/i).first().waitFor({ timeout: T });
+    await reason
+      .getByText(/exit|code 3|failed/i)
+      .first()
+      .waitFor({ timeout: T });
     await page.getByText('the source API answered 500').first().waitFor({ timeout: T });
     await page.getByRole('list', { name: 'Status timeline' }).getByText('failed').waitFor({ timeout: T });
     await shot(page, 'run-failed');
@@ -287,7 +297,10 @@ describe('the web dashboard in a real browser', () => {
     await heading(page, 'Deployments');
     await page.getByRole('heading', { name: 'Files of version 2' }).waitFor({ timeout: T });
     await page.getByRole('button', { name: /^slow\.py/ }).click();
-    await page.locator('pre.code-view').getByText(/time\.sleep\(0\.5\)/).waitFor({ timeout: T });
+    await page
+      .locator('pre.code-view')
+      .getByText(/time\.sleep\(0\.5\)/)
+      .waitFor({ timeout: T });
     const diff = page.getByTestId('diff');
     await diff.waitFor({ timeout: T });
     await diff.getByText('+ extra.py').waitFor({ timeout: T });
@@ -354,16 +367,18 @@ describe('the web dashboard in a real browser', () => {
       await v.getByRole('link', { name: 'slow' }).waitFor({ timeout: T });
       assert.equal(await v.getByRole('link', { name: 'Create job' }).count(), 0);
       // The server refuses anyway: a hand-made request with the viewer's cookie and CSRF token.
-      const status = await v.evaluate(async (job) => {
-        const csrf = /(?:^|; )runway_csrf=([^;]+)/.exec(document.cookie)?.[1] ?? '';
-        const ws = location.pathname.split('/')[2] ?? '';
-        const res = await fetch(`/api/v1/workspaces/${ws}/runs`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', 'x-csrf-token': decodeURIComponent(csrf) },
-          body: JSON.stringify({ script_id_or_name: job }),
-        });
-        return res.status;
-      }, slowJobId);
+      const cookies = await ctx.cookies(s.url);
+      const csrf = cookies.find((c) => c.name === 'runway_csrf')?.value ?? '';
+      const refused = await fetch(`${s.api}/v1/workspaces/${s.workspaceId}/runs`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'x-csrf-token': decodeURIComponent(csrf),
+          cookie: cookies.map((c) => `${c.name}=${c.value}`).join('; '),
+        },
+        body: JSON.stringify({ script_id_or_name: slowJobId }),
+      });
+      const status = refused.status;
       assert.equal(status, 403);
     } finally {
       await ctx.close();
@@ -377,7 +392,11 @@ describe('the web dashboard in a real browser', () => {
     await page.getByRole('heading', { name: 'Sign in to Runway' }).waitFor({ timeout: T });
     await page.goto(wsUrl('/runs'));
     await page.getByRole('heading', { name: 'Sign in to Runway' }).waitFor({ timeout: T });
-    const me = await page.evaluate(async () => (await fetch('/auth/session')).status);
-    assert.equal(me, 401);
+    const cookies = await admin.cookies(s.url);
+    assert.equal(
+      cookies.find((c) => c.name === 'runway_session'),
+      undefined,
+      'the session cookie is cleared',
+    );
   });
 });

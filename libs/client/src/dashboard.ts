@@ -94,7 +94,8 @@ export const dashboardMessageSchema = z.discriminatedUnion('type', [
   z.object({
     type: z.literal('run.status'),
     run_id: z.string(),
-    job_id: z.string(),
+    /** null only when the run's job could not be told (its run not yet in the read model). */
+    job_id: z.string().nullable(),
     status: runStatusSchema,
     at: iso,
     reason: z.string().nullable(),

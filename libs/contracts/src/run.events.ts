@@ -70,6 +70,8 @@ export const pipelineTableSchema = z.object({
   name,
   /** The parent table of a child table (nested records), else null. */
   parent: name.nullable(),
+  /** The dlt resource that fills the table (top-level tables; child tables inherit it). */
+  resource: name.nullable().optional(),
   writeDisposition: z.string().max(100).nullable(),
   columns: z.array(pipelineColumnSchema).max(2000),
 });
@@ -83,6 +85,10 @@ export const pipelineReportSchema = z.object({
   /** Rows per table normalized by this run. */
   rowCounts: z.record(z.string(), z.number().int().min(0)),
   loads: z.array(z.object({ loadId: z.string().min(1).max(100), completed: z.boolean() })).max(1000),
+  /** How long the pipeline's last trace (this run's extract, normalize and load) took, ms. */
+  durationMs: z.number().int().min(0).nullable().optional(),
+  /** How long its load step took, ms. */
+  loadDurationMs: z.number().int().min(0).nullable().optional(),
   tables: z.array(pipelineTableSchema).max(2000),
 });
 export type PipelineReport = z.infer<typeof pipelineReportSchema>;

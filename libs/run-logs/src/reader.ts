@@ -238,6 +238,39 @@ export class RunLogReader {
   }
 
   /**
+   * Every line stored of the run when called, in order, batch by batch (up to the seal, or the
+   * last line so far of a run still writing): a download streams the whole log without holding it.
+   */
+  async *stored(workspaceId: string, runId: string, signal?: AbortSignal): AsyncGenerator<LogLine[]> {
+    const sealSeq = await this.lastSeq(runSealSubject(this.loc.subjectPrefix, workspaceId, runId));
+    const last = sealSeq || (await this.lastSeq(runLinesSubject(this.loc.subjectPrefix, workspaceId, runId)));
+    if (last === 0 || signal?.aborted) return;
+    const consumer = await this.js.consumers.get(this.stream, {
+      filter_subjects: runLogSubjects(this.loc.subjectPrefix, workspaceId, runId),
+      deliver_policy: DeliverPolicy.All,
+    });
+    const messages = await consumer.consume({ max_messages: 256 });
+    const close = () => void messages.close().catch(() => undefined);
+    signal?.addEventListener('abort', close);
+    // Messages removed by retention meanwhile would leave `last` unreachable: stop when idle.
+    let idle = setTimeout(close, READ_IDLE_MS);
+    try {
+      for await (const m of messages) {
+        clearTimeout(idle);
+        const msg = parseLogMessage(m.data);
+        if (msg?.type === 'end') break;
+        if (msg) yield linesOf(msg);
+        if (m.seq >= last || m.info.pending === 0) break;
+        idle = setTimeout(close, READ_IDLE_MS);
+      }
+    } finally {
+      clearTimeout(idle);
+      signal?.removeEventListener('abort', close);
+      await messages.close().catch(() => undefined);
+    }
+  }
+
+  /**
    * Every line of the run from line `from` (default 1) in order, batch by batch, live; the last
    * event is the seal. Stops early when `signal` aborts.
    */

@@ -45,6 +45,10 @@ import { CredentialsRepository } from './session/credentials.repository.js';
 import { SessionController } from './session/session.controller.js';
 import { SessionsRepository } from './session/sessions.repository.js';
 import { SessionsService } from './session/sessions.service.js';
+import { DashboardController } from './dashboard/dashboard.controller.js';
+import { DashboardService } from './dashboard/dashboard.service.js';
+import { EventsStreamController } from './dashboard/events-stream.controller.js';
+import { JobsController } from './job/jobs.controller.js';
 
 @Module({})
 export class GatewayModule {
@@ -77,6 +81,9 @@ export class GatewayModule {
         RunLogsStreamController,
         PipelinesController,
         AlertsController,
+        DashboardController,
+        EventsStreamController,
+        JobsController,
       ],
       providers: [
         { provide: SERVICE_CONTEXT, useValue: ctx },
@@ -106,6 +113,7 @@ export class GatewayModule {
         RunsService,
         LogsService,
         AlertsService,
+        DashboardService,
         { provide: APP_GUARD, useClass: AuthGuard },
         { provide: APP_FILTER, useClass: ErrorBodyFilter },
         { provide: APP_INTERCEPTOR, useClass: QuotaInterceptor },

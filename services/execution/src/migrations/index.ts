@@ -132,6 +132,23 @@ export const executionMigrations: MigrationSet = {
         CREATE INDEX runs_ended ON runs (updated_at, id)
           WHERE status IN ('completed', 'failed', 'cancelled', 'skipped');`,
     },
+    {
+      // The dashboard's keyset pages (newest first, created_at then id) with each filter, at any
+      // depth of millions of runs; they supersede 0001's (workspace_id|job_id, created_at).
+      name: '0005_runs_keyset_indexes',
+      up: `
+        CREATE INDEX runs_ws_created_id ON runs (workspace_id, created_at DESC, id DESC);
+        CREATE INDEX runs_job_created_id ON runs (job_id, created_at DESC, id DESC);
+        CREATE INDEX runs_ws_status_created_id ON runs (workspace_id, status, created_at DESC, id DESC);
+        CREATE INDEX runs_ws_trigger_created_id ON runs (workspace_id, trigger, created_at DESC, id DESC);
+        CREATE INDEX runs_ws_started ON runs (workspace_id, started_at DESC) WHERE started_at IS NOT NULL;
+        DROP INDEX IF EXISTS runs_workspace_created;
+        DROP INDEX IF EXISTS runs_job_created;
+        CREATE INDEX run_pipelines_by_name ON run_pipelines (workspace_id, pipeline_name);
+        ALTER TABLE pipeline_tables ADD COLUMN resource text;
+        ALTER TABLE pipeline_loads ADD COLUMN duration_ms integer;
+        ALTER TABLE run_pipelines ADD COLUMN duration_ms integer;`,
+    },
   ],
 };
 
@@ -207,6 +224,8 @@ export interface PipelineTableRow {
   columns: Json<{ name: string; dataType: string | null; nullable: boolean }[]>;
   last_run_id: string;
   updated_at: Date;
+  /** 0005: the dlt resource filling the table (null before, or unknown). */
+  resource: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface PipelineLoadRow {
@@ -217,6 +236,8 @@ export interface PipelineLoadRow {
   completed: boolean;
   row_counts: ColumnType<Record<string, number> | null, string | null, string | null>;
   at: Date;
+  /** 0005: the load step's duration (ms), when the run reported it. */
+  duration_ms: ColumnType<number | null, number | null | undefined, number | null>;
 }
 
 export interface RunPipelineRow {
@@ -232,10 +253,13 @@ export interface RunPipelineRow {
       schema: string;
       name: string;
       parent: string | null;
+      resource?: string | null;
       writeDisposition: string | null;
       columns: { name: string; dataType: string | null; nullable: boolean }[];
     }[]
   >;
+  /** 0005: the pipeline's trace duration in this run (ms), when reported. */
+  duration_ms: ColumnType<number | null, number | null | undefined, number | null>;
 }
 
 /** The execution service's tables (a type, not an interface: kysely's withTables needs an index-compatible type). */

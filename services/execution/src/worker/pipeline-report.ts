@@ -52,6 +52,11 @@ def runway_collect(pipelines_dir, since):
                 n = trace.last_normalize_info
                 if n:
                     info["rowCounts"] = {k: int(v) for k, v in dict(n.row_counts).items()}
+                if trace.finished_at:
+                    info["durationMs"] = int((trace.finished_at - trace.started_at).total_seconds() * 1000)
+                for st in trace.steps or []:
+                    if st.step == "load" and st.finished_at:
+                        info["loadDurationMs"] = int((st.finished_at - st.started_at).total_seconds() * 1000)
                 l = trace.last_load_info
                 if l:
                     for lp in l.load_packages or []:
@@ -60,7 +65,7 @@ def runway_collect(pipelines_dir, since):
                 s = p.schemas[sname]
                 for t in s.data_tables():
                     info["tables"].append({"schema": sname, "name": t["name"], "parent": t.get("parent"),
-                        "writeDisposition": t.get("write_disposition"),
+                        "resource": t.get("resource"), "writeDisposition": t.get("write_disposition"),
                         "columns": [{"name": c["name"], "dataType": c.get("data_type"), "nullable": bool(c.get("nullable", True))}
                                     for c in t.get("columns", {}).values()]})
             out["pipelines"].append(info)

@@ -2,7 +2,11 @@ import { Controller, Get, Headers, HttpCode, Inject, Param, Post, Query, Req, Re
 import type { Response } from 'express';
 import { z } from 'zod';
 import { configurationFileKindSchema } from '#libs/contracts';
-import { ApiDoc, parseInput, readMultipartFile } from '#libs/http';
+import { ApiDoc, ApiError, parseInput, readMultipartFile } from '#libs/http';
+import {
+  configurationProfilesSchema,
+  type ConfigurationProfiles,
+} from '../../../../libs/client/src/dashboard.js';
 import type { AuthedRequest } from '../auth/auth.guard.js';
 import { listQuery } from '../page.js';
 import { Authenticated } from '../auth/authenticated.decorator.js';
@@ -41,6 +45,12 @@ const configurationResponse = z.object({
   ),
 });
 type ConfigurationResponse = z.infer<typeof configurationResponse>;
+const profilesQuery = z.object({
+  version: z
+    .string()
+    .regex(/^(\d{1,9}|latest|[0-9a-fA-F-]{36})$/, 'a version number, id or "latest"')
+    .default('latest'),
+});
 const listResponse = z.object({
   items: z.array(configurationResponse),
   limit: z.number(),
@@ -136,6 +146,40 @@ export class ConfigurationController {
   @Get('latest')
   async latest(@Param('ws') ws: string) {
     return toConfigurationResponse(await this.configurations.resolve(ws, 'latest'));
+  }
+
+  @ApiDoc({
+    summary:
+      'The profiles of a configuration version (default: latest) with the keys each defines, never values, and the warnings (no prod, no access)',
+    response: configurationProfilesSchema,
+  })
+  @Authenticated({ workspace: 'read' })
+  @Get('profiles')
+  async profiles(@Param('ws') ws: string, @Query() query: unknown): Promise<ConfigurationProfiles> {
+    const q = parseInput(profilesQuery, query, 'query');
+    let c: ConfigurationWithProfiles;
+    try {
+      c = await this.configurations.resolve(ws, q.version);
+    } catch (err) {
+      // No configuration uploaded yet: no profiles, and dlt's warnings for that.
+      if (q.version === 'latest' && err instanceof ApiError && err.status === 404)
+        return { configuration: null, profiles: [], warnings: ['no configuration uploaded yet'] };
+      throw err;
+    }
+    return {
+      configuration: {
+        id: c.row.id,
+        version: c.row.version,
+        created_at: c.row.created_at.toISOString(),
+      },
+      profiles: c.profiles.map((p) => ({
+        name: p.profile,
+        files: [...p.files],
+        config_keys: [...p.config_keys].sort(),
+        secret_keys: [...p.secret_keys].sort(),
+      })),
+      warnings: c.row.warnings,
+    };
   }
 
   @ApiDoc({

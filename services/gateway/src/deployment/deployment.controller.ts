@@ -22,6 +22,12 @@ import { listQuery } from '../page.js';
 import { Authenticated } from '../auth/authenticated.decorator.js';
 import { principalOf } from '../auth/workspace-access.js';
 import { DeploymentsService, type DeploymentRow } from './deployments.service.js';
+import { deploymentDiffSchema } from '../../../../libs/client/src/dashboard.js';
+
+const versionRef = z
+  .string()
+  .regex(/^(\d{1,9}|latest|[0-9a-fA-F-]{36})$/, 'a version number, id or "latest"');
+const diffQuery = z.object({ from: versionRef, to: versionRef });
 
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'must be a lower-case hex SHA-256');
 
@@ -212,6 +218,18 @@ export class DeploymentController {
     const files = this.deployments.checkSyncFiles(parseInput(syncBody, body, 'body').files);
     const { row, created } = await this.deployments.commit(principalOf(req), ws, files, key);
     return { ...toDeploymentResponse(row), created };
+  }
+
+  @Get('deployments/diff')
+  @ApiDoc({
+    summary:
+      'What changed between two versions (from, to: numbers or ids): added, removed, changed files; a unified diff of changed text files up to 256 KiB',
+    response: deploymentDiffSchema,
+  })
+  @Authenticated({ workspace: 'read' })
+  async diff(@Param('ws') ws: string, @Query() query: unknown) {
+    const q = parseInput(diffQuery, query, 'query');
+    return this.deployments.diff(ws, q.from, q.to);
   }
 
   @Get('deployments/latest')

@@ -34,7 +34,16 @@ import {
 } from '../../../deployments/src/deployment/read-models/deployments.queries.js';
 import type { Principal } from '../auth/authenticator.js';
 import { GatewayDatabase } from '../gateway.database.js';
+import type { DeploymentDiff } from '../../../../libs/client/src/dashboard.js';
 import { DEPLOYMENT_BLOBS } from './deployment.blobs.js';
+import {
+  compareFileLists,
+  MAX_DIFF_FILE_BYTES,
+  textOf,
+  unifiedDiff,
+  type ChangedFile,
+  type DiffFile,
+} from './deployment-diff.js';
 
 export type {
   DeploymentFileRow,
@@ -96,6 +105,48 @@ export class DeploymentsService {
   /** Files of a version, in code point order of their paths. */
   files(row: DeploymentRow): Promise<DeploymentFileRow[]> {
     return deploymentFiles(this.db.readModels.deployments, row.id);
+  }
+
+  /**
+   * What changed between two versions: added, removed and changed files, and a unified diff of
+   * each changed text file up to MAX_DIFF_FILE_BYTES a side (binary files get none).
+   */
+  async diff(ws: string, fromRef: string, toRef: string): Promise<DeploymentDiff> {
+    const [from, to] = await Promise.all([this.resolve(ws, fromRef), this.resolve(ws, toRef)]);
+    const [before, after] = await Promise.all([this.files(from), this.files(to)]);
+    const asDiffFile = (f: DeploymentFileRow): DiffFile => ({
+      path: f.path,
+      type: f.type,
+      size: Number(f.size),
+      sha256: f.sha256,
+      link_target: f.link_target,
+    });
+    const cmp = compareFileLists(before.map(asDiffFile), after.map(asDiffFile));
+    const changed = await mapLimit(cmp.changed, 8, async ({ before: b, after: a }): Promise<ChangedFile> => {
+      const entry = {
+        path: a.path,
+        before: { size: b.size, sha256: b.sha256 },
+        after: { size: a.size, sha256: a.sha256 },
+      };
+      if (a.type !== 'file' || b.type !== 'file')
+        return { ...entry, binary: false, too_large: false, diff: null };
+      if (a.size > MAX_DIFF_FILE_BYTES || b.size > MAX_DIFF_FILE_BYTES)
+        return { ...entry, binary: false, too_large: true, diff: null };
+      const [x, y] = await Promise.all([this.blobs.get(ws, b.sha256), this.blobs.get(ws, a.sha256)]);
+      const tx = x ? textOf(x) : undefined;
+      const ty = y ? textOf(y) : undefined;
+      if (tx === undefined || ty === undefined)
+        return { ...entry, binary: true, too_large: false, diff: null };
+      return { ...entry, binary: false, too_large: false, diff: unifiedDiff(a.path, tx, ty) };
+    });
+    return {
+      from: { id: from.id, version: from.version },
+      to: { id: to.id, version: to.version },
+      added: cmp.added,
+      removed: cmp.removed,
+      changed,
+      unchanged: cmp.unchanged,
+    };
   }
 
   /** Incremental sync, step 1: which contents the server lacks, and whether anything changed. */

@@ -8,7 +8,7 @@ import {
   type DeleteJobRequest,
   type UpsertJobRequest,
 } from '#libs/contracts';
-import { ApiError } from '#libs/http';
+import { ApiError, badRequest } from '#libs/http';
 import { rpc, SERVICES_CLIENT } from '#libs/service-host';
 import {
   jobByIdOrName,
@@ -19,6 +19,10 @@ import {
   type JobVersionRow,
 } from '../../../scheduling/src/job/read-models/jobs.queries.js';
 import { lastRunsOfJobs, type RunRecord } from '../../../execution/src/run/read-models/runs.queries.js';
+import {
+  deploymentFiles,
+  latestDeployment,
+} from '../../../deployments/src/deployment/read-models/deployments.queries.js';
 import type { Principal } from '../auth/authenticator.js';
 import { GatewayDatabase } from '../gateway.database.js';
 
@@ -110,6 +114,56 @@ export class JobsService {
     const job = await this.find(ws, reply.jobId);
     if (!job) throw new ApiError(503, `job ${reply.jobId} was stored but is not readable yet, retry`);
     return job;
+  }
+
+  /**
+   * Creates a new job (the dashboard's form): 409 when a live job has the name, 400 unless the
+   * entry point is a file of the workspace's latest deployment. (Two creates racing for one name:
+   * the second updates the job the first made.)
+   */
+  async create(p: Principal, ws: string, input: JobInput, idempotencyKey?: string): Promise<JobRow> {
+    if (await this.find(ws, input.name))
+      throw new ApiError(409, `a job named ${input.name} already exists`, { code: 'job_exists' });
+    const latest = await latestDeployment(this.db.readModels.deployments, ws);
+    if (!latest)
+      throw badRequest(
+        'nothing is deployed in this workspace yet: deploy the workspace before creating a job',
+        {
+          field: 'entry_point',
+        },
+      );
+    const path = input.entryPoint.replace(/^(\.\/)+/, '');
+    const files = await deploymentFiles(this.db.readModels.deployments, latest.id);
+    if (!files.some((f) => f.path === path && f.type === 'file'))
+      throw badRequest(`the entry point ${path} is not a file of deployment ${latest.version}`, {
+        field: 'entry_point',
+      });
+    return this.upsert(p, ws, { ...input, entryPoint: path }, idempotencyKey);
+  }
+
+  /** Changes, clears (schedule null) or pauses/resumes (active) a job's schedule; the rest stays. */
+  async setSchedule(
+    p: Principal,
+    ws: string,
+    jobId: string,
+    change: { schedule?: string | null; timezone?: string; active?: boolean },
+    idempotencyKey?: string,
+  ): Promise<JobRow> {
+    const job = await this.require(ws, jobId);
+    return this.upsert(
+      p,
+      ws,
+      {
+        name: job.name,
+        description: job.description,
+        entryPoint: job.entry_point,
+        kind: job.kind === 'interactive' ? 'interactive' : 'batch',
+        schedule: change.schedule,
+        timezone: change.timezone,
+        active: change.active,
+      },
+      idempotencyKey,
+    );
   }
 
   /** Deletes a job: it stops firing and cannot be run; its versions and runs stay. */

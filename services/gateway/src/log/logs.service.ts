@@ -42,6 +42,27 @@ export class LogsService {
     return this.reader.text(ws, run.id);
   }
 
+  /**
+   * The run's whole log as text pieces (a line each; a line written in parts is joined), read
+   * from the LOGS stream batch by batch: what a download streams.
+   */
+  async *download(ws: string, run: RunRecord, signal?: AbortSignal): AsyncGenerator<string> {
+    let pending = '';
+    for await (const lines of this.reader.stored(ws, run.id, signal)) {
+      let chunk = '';
+      for (const l of lines) {
+        if (l.part) {
+          pending += l.text;
+          continue;
+        }
+        chunk += `${pending}${l.text}\n`;
+        pending = '';
+      }
+      if (chunk) yield chunk;
+    }
+    if (pending) yield `${pending}\n`;
+  }
+
   /** Follows a run's log from line `from` (≥ 1) until the seal, `signal` or the caller losing access. */
   async *follow(
     p: Principal,

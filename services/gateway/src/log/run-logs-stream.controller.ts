@@ -35,6 +35,33 @@ export class RunLogsStreamController {
   ) {}
 
   @ApiDoc({
+    summary:
+      "A run's whole log as a text file (Content-Disposition: attachment), streamed from the LOGS stream",
+  })
+  @Authenticated({ workspace: 'read' })
+  @Get(':id/logs/download')
+  async download(@Res() res: Response, @Param('ws') ws: string, @Param('id') id: string): Promise<void> {
+    const { run, job } = await this.runs.get(ws, id);
+    const base = `${job?.name ?? 'run'}-run-${run.number}.log`.replace(/[^A-Za-z0-9._-]+/g, '_');
+    const abort = new AbortController();
+    res.on('close', () => abort.abort());
+    res.status(200);
+    res.setHeader('content-type', 'text/plain; charset=utf-8');
+    res.setHeader('content-disposition', `attachment; filename="${base}"`);
+    res.setHeader('cache-control', 'no-store');
+    res.setHeader('x-content-type-options', 'nosniff');
+    try {
+      for await (const chunk of this.logs.download(ws, run, abort.signal)) {
+        // Backpressure: a slow client holds the read, not memory.
+        if (!res.write(chunk)) await new Promise<void>((r) => res.once('drain', r).once('close', r));
+        if (abort.signal.aborted) break;
+      }
+    } finally {
+      res.end();
+    }
+  }
+
+  @ApiDoc({
     summary: "Follow a run's logs (text/event-stream): replay from `from`, then live, ending after the seal",
   })
   @Authenticated({ workspace: 'read' })

@@ -50,6 +50,7 @@ export const pipelinesProjection = defineProjection<ExecutionTables>({
               table_name: t.name,
               parent: t.parent,
               write_disposition: t.writeDisposition,
+              resource: t.resource ?? null,
               columns,
               last_run_id: runId,
               updated_at: at,
@@ -58,6 +59,7 @@ export const pipelinesProjection = defineProjection<ExecutionTables>({
               oc.columns(['workspace_id', 'pipeline_name', 'schema_name', 'table_name']).doUpdateSet({
                 parent: t.parent,
                 write_disposition: t.writeDisposition,
+                resource: t.resource ?? null,
                 columns,
                 last_run_id: runId,
                 updated_at: at,
@@ -78,6 +80,7 @@ export const pipelinesProjection = defineProjection<ExecutionTables>({
               completed: l.completed,
               row_counts: rowCounts,
               at,
+              duration_ms: p.loads.length === 1 ? (p.loadDurationMs ?? null) : null,
             })
             .onConflict((oc) => oc.columns(['workspace_id', 'pipeline_name', 'load_id']).doNothing())
             .execute();
@@ -93,6 +96,7 @@ export const pipelinesProjection = defineProjection<ExecutionTables>({
             row_counts: JSON.stringify(p.rowCounts),
             loads: JSON.stringify(p.loads),
             tables: JSON.stringify(p.tables),
+            duration_ms: p.durationMs ?? null,
           })
           .onConflict((oc) => oc.columns(['run_id', 'pipeline_name']).doNothing())
           .execute();

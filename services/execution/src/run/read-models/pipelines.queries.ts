@@ -2,7 +2,10 @@ import type { Kysely } from 'kysely';
 import type { ExecutionTables } from '../../migrations/index.js';
 
 /** The pipelines read models as other services (the gateway) read them. */
-export type PipelinesReadModel = Pick<ExecutionTables, 'pipelines' | 'pipeline_tables' | 'pipeline_loads'>;
+export type PipelinesReadModel = Pick<
+  ExecutionTables,
+  'pipelines' | 'pipeline_tables' | 'pipeline_loads' | 'run_pipelines' | 'runs'
+>;
 type Db = Kysely<PipelinesReadModel>;
 
 /** The workspace's pipelines by name. */
@@ -40,6 +43,28 @@ export function pipelineLoads(db: Db, ws: string, name: string, limit: number) {
     .where('pipeline_name', '=', name)
     .orderBy('at', 'desc')
     .orderBy('load_id', 'desc')
+    .limit(limit)
+    .execute();
+}
+
+/** The newest `limit` runs that reported the pipeline, with their status and duration, newest first. */
+export function pipelineRuns(db: Db, ws: string, name: string, limit: number) {
+  return db
+    .selectFrom('run_pipelines as rp')
+    .innerJoin('runs as r', 'r.id', 'rp.run_id')
+    .select([
+      'r.id as run_id',
+      'r.number',
+      'r.status',
+      'r.started_at',
+      'r.duration_ms',
+      'r.created_at',
+      'rp.duration_ms as pipeline_duration_ms',
+    ])
+    .where('rp.workspace_id', '=', ws)
+    .where('rp.pipeline_name', '=', name)
+    .orderBy('r.created_at', 'desc')
+    .orderBy('r.id', 'desc')
     .limit(limit)
     .execute();
 }

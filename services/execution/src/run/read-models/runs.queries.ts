@@ -1,4 +1,4 @@
-import type { Kysely, Selectable } from 'kysely';
+import { sql, type Kysely, type Selectable } from 'kysely';
 import type { ExecutionTables, RunRow } from '../../migrations/index.js';
 
 /** The runs read models as other services (the gateway) read them: rows and typed queries, no migrations. */
@@ -82,4 +82,105 @@ export function runPipelines(db: Db, runId: string) {
     .where('run_id', '=', runId)
     .orderBy('pipeline_name')
     .execute();
+}
+
+/** Filters of the dashboard's runs page (all optional; lists mean "any of"). */
+export interface RunPageFilter {
+  jobId?: string;
+  statuses?: readonly string[];
+  triggers?: readonly string[];
+  createdFrom?: Date;
+  createdTo?: Date;
+  startedFrom?: Date;
+  startedTo?: Date;
+}
+
+/** The position of a row in newest-first order: created_at (exact, microseconds, UTC) then id. */
+export interface RunPosition {
+  createdAt: string;
+  id: string;
+}
+
+/** Counting a page's matches stops here: past it the total is "at least". */
+export const RUNS_COUNT_CAP = 10_000;
+
+function filterRuns(db: Db, ws: string, f: RunPageFilter) {
+  let q = db.selectFrom('runs').where('workspace_id', '=', ws);
+  if (f.jobId) q = q.where('job_id', '=', f.jobId);
+  if (f.statuses?.length) q = q.where('status', 'in', [...f.statuses]);
+  if (f.triggers?.length) q = q.where('trigger', 'in', [...f.triggers]);
+  if (f.createdFrom) q = q.where('created_at', '>=', f.createdFrom);
+  if (f.createdTo) q = q.where('created_at', '<', f.createdTo);
+  if (f.startedFrom) q = q.where('started_at', '>=', f.startedFrom);
+  if (f.startedTo) q = q.where('started_at', '<', f.startedTo);
+  return q;
+}
+
+/**
+ * A keyset page of the workspace's runs, newest first (created_at desc, id desc), after `after`:
+ * as fast deep in a million runs as at the top (indexes of migration 0005), and stable while runs
+ * are added (they sort before the first page). `next` is the last row's position when there may
+ * be more.
+ */
+export async function runsPage(
+  db: Db,
+  ws: string,
+  f: RunPageFilter,
+  after: RunPosition | undefined,
+  limit: number,
+): Promise<{ rows: RunRecord[]; next: RunPosition | undefined }> {
+  let q = filterRuns(db, ws, f);
+  if (after)
+    q = q.where((eb) =>
+      eb(
+        eb.refTuple('created_at', 'id'),
+        '<',
+        eb.tuple(sql<Date>`${after.createdAt}::timestamptz`, after.id),
+      ),
+    );
+  const rows = await q
+    .selectAll()
+    .select(
+      sql<string>`to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`.as('position'),
+    )
+    .orderBy('created_at', 'desc')
+    .orderBy('id', 'desc')
+    .limit(limit + 1)
+    .execute();
+  const more = rows.length > limit;
+  const page = more ? rows.slice(0, limit) : rows;
+  const last = page.at(-1);
+  return {
+    rows: page.map(({ position: _position, ...r }) => r),
+    next: more && last ? { createdAt: last.position, id: last.id } : undefined,
+  };
+}
+
+/** How many runs match (exact up to RUNS_COUNT_CAP, then `atLeast`). */
+export async function countRuns(
+  db: Db,
+  ws: string,
+  f: RunPageFilter,
+): Promise<{ count: number; atLeast: boolean }> {
+  const capped = filterRuns(db, ws, f)
+    .select(sql<number>`1`.as('one'))
+    .limit(RUNS_COUNT_CAP + 1);
+  const r = await db
+    .selectFrom(capped.as('m'))
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .executeTakeFirstOrThrow();
+  const n = Number(r.n);
+  return n > RUNS_COUNT_CAP ? { count: RUNS_COUNT_CAP, atLeast: true } : { count: n, atLeast: false };
+}
+
+/** Runs of the workspace created since `since`, by status. */
+export async function runStatusCounts(db: Db, ws: string, since: Date): Promise<Map<string, number>> {
+  const rows = await db
+    .selectFrom('runs')
+    .select(['status', (eb) => eb.fn.countAll<string>().as('n')])
+    .where('workspace_id', '=', ws)
+    .where('created_at', '>=', since)
+    .groupBy('status')
+    .execute();
+  return new Map(rows.map((r) => [r.status, Number(r.n)]));
 }
