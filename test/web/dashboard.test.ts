@@ -114,6 +114,7 @@ describe('the web dashboard in a real browser', () => {
   after(async () => {
     await browser?.close();
     if (savedSecrets !== undefined) writeFileSync(globalSecrets, savedSecrets);
+    else rmSync(globalSecrets, { force: true });
     rmSync(dir, { recursive: true, force: true });
     rmSync(configDir, { recursive: true, force: true });
     await s?.stop();
@@ -150,6 +151,7 @@ describe('the web dashboard in a real browser', () => {
   });
 
   it('approves a `dlt runtime login` device code in the page', async () => {
+    rmSync(globalSecrets, { force: true }); // a login of another test run would make this one "already logged in"
     const child = spawn(dltBin, ['--non-interactive', 'runtime', 'login'], {
       cwd: dir,
       env: {
@@ -342,7 +344,7 @@ describe('the web dashboard in a real browser', () => {
     assert.ok(token.length > 20);
     assert.equal((await s.call('GET', '/api/v1/me', undefined, token)).status, 200);
     await page.getByRole('row', { name: /^ci / }).first().waitFor({ timeout: T });
-    await page.getByRole('cell', { name: VIEWER }).waitFor({ timeout: T });
+    await page.getByRole('cell', { name: VIEWER, exact: true }).waitFor({ timeout: T });
     await shot(page, 'settings');
     await page.getByRole('button', { name: 'Done' }).click();
     await page.getByRole('button', { name: 'Revoke ci' }).click();

@@ -6,7 +6,7 @@ import {
   type RunTrigger,
   type RunsQuery,
 } from '../../../libs/client/src/dashboard.js';
-import { TERMINAL_RUN_STATUSES } from '../../../libs/client/src/index.js';
+import { TERMINAL_RUN_STATUSES, type Run } from '../../../libs/client/src/index.js';
 import { dashboard, runway } from '../api.js';
 import { RunsTable } from '../components.js';
 import { useApp, wsPath } from '../context.js';
@@ -300,15 +300,17 @@ export function RunDetailPage({ id }: { id: string }) {
                 )}
               </PageHeader>
               <ErrorBox error={cancel.error} />
-              {(r.failure_reason || r.message) && r.status !== 'completed' && (
+              {['failed', 'cancelled', 'skipped'].includes(r.status) && (
                 <div className="card failure" data-testid="failure-reason">
-                  <h2>Why it {r.status === 'failed' ? 'failed' : `is ${r.status}`}</h2>
-                  {r.failure_reason && <p>{r.failure_reason}</p>}
-                  {r.message && r.message !== r.failure_reason && <p>{r.message}</p>}
+                  <h2>Why it {r.status === 'failed' ? 'failed' : `was ${r.status}`}</h2>
+                  {reasonsOf(r).map((text) => (
+                    <p key={text}>{text}</p>
+                  ))}
                   {r.stderr_tail && r.stderr_tail.length > 0 && (
-                    <pre className="tail" aria-label="Last lines of standard error">
-                      {r.stderr_tail.join('\n')}
-                    </pre>
+                    <>
+                      <h3>Last lines of standard error</h3>
+                      <pre className="tail">{r.stderr_tail.join('\n')}</pre>
+                    </>
                   )}
                 </div>
               )}
@@ -359,6 +361,14 @@ export function RunDetailPage({ id }: { id: string }) {
       </Show>
     </section>
   );
+}
+
+/** The reasons a run gives for its end, each once: failure reason, message, the timeline's last word. */
+function reasonsOf(r: Run): string[] {
+  const last = r.status_timeline?.[r.status_timeline.length - 1]?.reason;
+  const out = [r.failure_reason, r.message, last].filter((x): x is string => Boolean(x));
+  const unique = [...new Set(out)];
+  return unique.length ? unique : ['No reason was recorded.'];
 }
 
 function LogViewer({ runId, ended }: { runId: string; ended: boolean }) {
