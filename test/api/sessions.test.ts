@@ -69,6 +69,7 @@ describe('dashboard sign-in: password sessions, CSRF, expiry, sessions, password
   let annId: string;
   const ANN = 'ann@example.com';
   const ANN_PW = 'correct horse battery';
+  const ADMIN_PW = 'admin password 1';
   before(async () => {
     s = await startTestStack({ RUNWAY_SESSION_IDLE: `${IDLE_SECONDS}s`, RUNWAY_SESSION_MAX: '1h' });
     // A weak password is refused before anything is stored.
@@ -85,6 +86,10 @@ describe('dashboard sign-in: password sessions, CSRF, expiry, sessions, password
     });
     assert.equal(u.status, 201, u.text);
     annId = (u.json as { id: string }).id;
+    const adminPw = await s.call('POST', '/api/v1/admin/users/admin@runway.local/password', {
+      password: ADMIN_PW,
+    });
+    assert.equal(adminPw.status, 200, adminPw.text);
   });
   after(() => s.stop());
 
@@ -118,10 +123,11 @@ describe('dashboard sign-in: password sessions, CSRF, expiry, sessions, password
     assert.equal((await b.call('GET', `/api/v1/workspaces/${s.workspaceId}/members`)).status, 200);
 
     // Wrong password, unknown email and a user without a password: the same 401 and message.
+    assert.equal((await s.call('POST', '/api/v1/admin/users', { email: 'nopw@example.com' })).status, 201);
     const answers = await Promise.all([
       new Browser(s.url).call('POST', '/auth/session', { email: ANN, password: 'wrong password!' }),
       new Browser(s.url).call('POST', '/auth/session', { email: 'nobody@example.com', password: 'x' }),
-      new Browser(s.url).call('POST', '/auth/session', { email: 'admin@runway.local', password: 'x' }),
+      new Browser(s.url).call('POST', '/auth/session', { email: 'nopw@example.com', password: 'x' }),
     ]);
     for (const a of answers) {
       assert.equal(a.status, 401, a.text);
@@ -282,10 +288,13 @@ describe('dashboard sign-in: password sessions, CSRF, expiry, sessions, password
     );
     await new Browser(s.url).signIn('paul@example.com', 'paul password 2');
     // A user without a local password (OIDC only) is told so.
-    const admin = await s.call('POST', '/api/v1/me/password', {
-      current: 'whatever 123',
-      new: 'admin password 1',
-    });
+    const nopw = await s.call('POST', '/api/v1/admin/users/nopw@example.com/tokens', { name: 't' });
+    const admin = await s.call(
+      'POST',
+      '/api/v1/me/password',
+      { current: 'whatever 123', new: 'nopw password 1' },
+      (nopw.json as { token: string }).token,
+    );
     assert.equal(admin.status, 409, admin.text);
     // An admin sets a password; a non-admin cannot.
     const set = await s.call('POST', '/api/v1/admin/users/paul@example.com/password', {
@@ -316,11 +325,7 @@ describe('dashboard sign-in: password sessions, CSRF, expiry, sessions, password
     });
     assert.equal(v.status, 201, v.text);
     const owner = new Browser(s.url);
-    const adminPw = await s.call('POST', '/api/v1/admin/users/admin@runway.local/password', {
-      password: 'admin password 1',
-    });
-    assert.equal(adminPw.status, 200, adminPw.text);
-    await owner.signIn('admin@runway.local', 'admin password 1');
+    await owner.signIn('admin@runway.local', ADMIN_PW);
     const demote = await owner.call('PATCH', `/api/v1/workspaces/${ws}/members/vic@example.com`, {
       role: 'viewer',
     });
@@ -396,20 +401,24 @@ describe('dashboard sign-in: password sessions, CSRF, expiry, sessions, password
     };
     const c = await start();
     assert.equal(c.verification_uri, `${s.url}/device?code=${c.user_code}`);
-    const ann = new Browser(s.url);
-    await ann.signIn(ANN, ANN_PW);
-    const shown = await ann.call('GET', `/api/v1/device/${c.user_code}`);
+    // Ann owns no workspace: she may not approve logins (docs/accounts.md); an owner may.
+    const member = new Browser(s.url);
+    await member.signIn(ANN, ANN_PW);
+    assert.equal((await member.call('GET', `/api/v1/device/${c.user_code}`)).status, 403);
+    const owner = new Browser(s.url);
+    await owner.signIn('admin@runway.local', ADMIN_PW);
+    const shown = await owner.call('GET', `/api/v1/device/${c.user_code}`);
     assert.equal(shown.status, 200, shown.text);
     assert.equal((shown.json.client as Json).user_agent, 'dlt-runtime-cli/test');
     assert.equal(shown.json.status, 'pending');
-    const forged = await ann.call(
+    const forged = await owner.call(
       'POST',
       '/api/v1/device/approve',
       { user_code: c.user_code },
       { csrf: null },
     );
     assert.equal(forged.status, 403);
-    const approved = await ann.call('POST', '/api/v1/device/approve', { user_code: c.user_code });
+    const approved = await owner.call('POST', '/api/v1/device/approve', { user_code: c.user_code });
     assert.equal(approved.status, 201, approved.text);
     const poll = await s.call(
       'POST',
@@ -418,10 +427,10 @@ describe('dashboard sign-in: password sessions, CSRF, expiry, sessions, password
       null,
     );
     assert.equal(poll.status, 201, poll.text);
-    assert.equal((poll.json as Json).email, ANN, 'the CLI is logged in as the approver');
+    assert.equal((poll.json as Json).email, 'admin@runway.local', 'the CLI is logged in as the approver');
 
     const d = await start();
-    const denied = await ann.call('POST', '/api/v1/device/deny', { user_code: d.user_code });
+    const denied = await owner.call('POST', '/api/v1/device/deny', { user_code: d.user_code });
     assert.equal(denied.status, 200, denied.text);
     assert.equal(denied.json.status, 'denied');
     const refused = await s.call(
@@ -432,6 +441,9 @@ describe('dashboard sign-in: password sessions, CSRF, expiry, sessions, password
     );
     assert.equal(refused.status, 400);
     assert.match((refused.json as Json).detail as string, /denied/);
-    assert.equal((await ann.call('POST', '/api/v1/device/approve', { user_code: d.user_code })).status, 404);
+    assert.equal(
+      (await owner.call('POST', '/api/v1/device/approve', { user_code: d.user_code })).status,
+      404,
+    );
   });
 });
