@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import * as grpc from '@grpc/grpc-js';
+import { loadRunwayPackage } from '../../services/gateway/src/grpc/grpc-server.js';
 import { after, before, describe, it } from 'node:test';
 import { startTestStack, type TestStack } from '../support/stack.js';
 
@@ -445,5 +447,79 @@ describe('dashboard sign-in: password sessions, CSRF, expiry, sessions, password
       (await owner.call('POST', '/api/v1/device/approve', { user_code: d.user_code })).status,
       404,
     );
+  });
+
+  it('offers the account use cases over gRPC through the same service (sign-in itself stays REST)', async () => {
+    type Unary = (
+      req: object,
+      md: grpc.Metadata,
+      cb: (err: grpc.ServiceError | null, res: Record<string, unknown>) => void,
+    ) => void;
+    const pkg = loadRunwayPackage();
+    const client = new pkg.runway.v1.Runway(
+      `127.0.0.1:${s.runway.grpcPort}`,
+      grpc.credentials.createInsecure(),
+    ) as grpc.Client & Record<string, Unary>;
+    const call = (method: string, req: object, token: string = s.adminToken) =>
+      new Promise<{ err: grpc.ServiceError | null; res: Record<string, unknown> }>((resolve) => {
+        const md = new grpc.Metadata();
+        md.set('authorization', `Bearer ${token}`);
+        client[method]!(req, md, (err, res) => resolve({ err, res }));
+      });
+    try {
+      const u = await s.call('POST', '/api/v1/admin/users', {
+        email: 'gina@example.com',
+        workspace_id: s.workspaceId,
+        role: 'member',
+      });
+      assert.equal(u.status, 201, u.text);
+      const weak = await call('SetUserPassword', { user: 'gina@example.com', password: 'short' });
+      assert.equal(weak.err?.code, grpc.status.INVALID_ARGUMENT);
+      const set = await call('SetUserPassword', { user: 'gina@example.com', password: 'gina password 1' });
+      assert.equal(set.err, null, set.err?.message);
+      assert.equal(set.res.password_set, true);
+      const b = new Browser(s.url, 'Gina/1.0');
+      await b.signIn('gina@example.com', 'gina password 1');
+      const tok = await s.call('POST', `/api/v1/admin/users/gina@example.com/tokens`, { name: 'g' });
+      const gina = (tok.json as { token: string }).token;
+      const list = await call('ListMySessions', {}, gina);
+      assert.equal(list.err, null, list.err?.message);
+      const items = list.res.items as Json[];
+      assert.deepEqual(
+        items.map((i) => [i.user_agent, i.current]),
+        [['Gina/1.0', false]],
+      );
+      const changed = await call(
+        'ChangeMyPassword',
+        { current: 'gina password 1', new: 'gina password 2' },
+        gina,
+      );
+      assert.equal(changed.err, null, changed.err?.message);
+      assert.equal((await b.call('GET', '/auth/session')).status, 401, 'her sessions ended');
+      await b.signIn('gina@example.com', 'gina password 2');
+      const id = ((await b.call('GET', '/auth/session')).json.session as Json).id as string;
+      const revoked = await call('RevokeMySession', { id }, gina);
+      assert.equal(revoked.err, null, revoked.err?.message);
+      assert.equal((await b.call('GET', '/auth/session')).status, 401);
+      const role = await call('ChangeMemberRole', {
+        workspace_id: s.workspaceId,
+        user: 'gina@example.com',
+        role: 'viewer',
+      });
+      assert.equal(role.err, null, role.err?.message);
+      assert.equal(role.res.role, 'viewer');
+      const byGina = await call(
+        'ChangeMemberRole',
+        { workspace_id: s.workspaceId, user: 'gina@example.com', role: 'owner' },
+        gina,
+      );
+      assert.equal(byGina.err?.code, grpc.status.PERMISSION_DENIED);
+      const code = await s.call('POST', '/auth/v1/github/device-flow/code', undefined, null);
+      const denied = await call('DenyDeviceLogin', { user_code: (code.json as Json).user_code as string });
+      assert.equal(denied.err, null, denied.err?.message);
+      assert.equal(denied.res.denied, true);
+    } finally {
+      client.close();
+    }
   });
 });
