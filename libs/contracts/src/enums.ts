@@ -10,8 +10,11 @@ import { z } from 'zod';
 export const jobKindSchema = z.enum(['batch', 'interactive']);
 export type JobKind = z.infer<typeof jobKindSchema>;
 
-/** Why a run exists. The compatible API only knows manual and schedule (api is shown as manual there). */
-export const runTriggerSchema = z.enum(['manual', 'api', 'schedule']);
+/**
+ * Why a run exists. The compatible API only knows manual and schedule (api and wake are shown as
+ * manual there). `wake`: a visit to the URL of an interactive job whose app was not running.
+ */
+export const runTriggerSchema = z.enum(['manual', 'api', 'schedule', 'wake']);
 export type RunTrigger = z.infer<typeof runTriggerSchema>;
 
 /** What the scheduler does with fire times missed while it was down. */

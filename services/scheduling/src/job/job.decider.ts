@@ -94,7 +94,27 @@ export interface DeleteJob {
   actor: string;
 }
 
-export type JobCommand = UpsertJob | RequestRun | NoteRunEnded | DeleteJob;
+/** Enable, rotate or revoke the job's public link; the gateway made the token, only its hash comes here. */
+export interface ChangePublicLink {
+  type: 'ChangePublicLink';
+  action: 'enable' | 'rotate' | 'revoke';
+  /** SHA-256 of the new token (enable, rotate). */
+  tokenHash?: string;
+  actor: string;
+}
+
+/**
+ * A visit to an interactive job whose app is not running: a run with trigger `wake`, unless a run
+ * of the job is still active (then nothing: one wake at a time, however many visitors).
+ */
+export interface WakeJob {
+  type: 'WakeJob';
+  runId: string;
+  deployment: VersionRef | null;
+  configuration: (VersionRef & { profiles: readonly string[] }) | null;
+}
+
+export type JobCommand = UpsertJob | RequestRun | NoteRunEnded | DeleteJob | ChangePublicLink | WakeJob;
 
 export interface JobState {
   exists: boolean;
@@ -110,6 +130,8 @@ export interface JobState {
   activeRuns: string[];
   /** Overlap policy `queue`: the fire time waiting for the active runs to end. */
   queuedFireAt: string | null;
+  /** SHA-256 of the public link's token (null: no public link). */
+  publicLinkHash: string | null;
 }
 
 const initialState = (): JobState => ({
@@ -122,6 +144,7 @@ const initialState = (): JobState => ({
   lastFireAt: null,
   activeRuns: [],
   queuedFireAt: null,
+  publicLinkHash: null,
 });
 
 function evolve(state: JobState, event: JobEvent): JobState {
@@ -138,7 +161,7 @@ function evolve(state: JobState, event: JobEvent): JobState {
       };
     case 'JobDeleted':
       // Numbers and the last fire time stay: a job created again continues them (no run number or fire time twice).
-      return { ...state, ...book, exists: false, spec: undefined };
+      return { ...state, ...book, exists: false, spec: undefined, publicLinkHash: null };
     case 'JobUpdated':
       return {
         ...state,
@@ -160,6 +183,11 @@ function evolve(state: JobState, event: JobEvent): JobState {
       return { ...state, ...book };
     case 'RunEnded':
       return { ...state, activeRuns: state.activeRuns.filter((r) => r !== event.data.runId) };
+    case 'PublicLinkEnabled':
+    case 'PublicLinkRotated':
+      return { ...state, publicLinkHash: event.data.tokenHash };
+    case 'PublicLinkRevoked':
+      return { ...state, publicLinkHash: null };
     default: {
       const never: never = event;
       return never;
@@ -177,6 +205,10 @@ function decide(command: JobCommand, state: JobState): JobEvent[] {
       return decideNoteRunEnded(command, state);
     case 'DeleteJob':
       return decideDeleteJob(command, state);
+    case 'ChangePublicLink':
+      return decideChangePublicLink(command, state);
+    case 'WakeJob':
+      return decideWakeJob(command, state);
     default: {
       const never: never = command;
       throw new Error(`unknown job command ${JSON.stringify(never)}`);
@@ -232,6 +264,56 @@ export function decideRequestRun(command: RequestRun, state: JobState): JobEvent
 export function decideDeleteJob(command: DeleteJob, state: JobState): JobEvent[] {
   if (!state.exists) throw new NotFoundError('job not found');
   return [{ type: 'JobDeleted', data: { deletedBy: command.actor } }];
+}
+
+/**
+ * Public links exist for interactive jobs only. Enable on an enabled link and revoke without one
+ * decide nothing (idempotent); rotate needs a link. The token's hash is all the event holds.
+ */
+export function decideChangePublicLink(command: ChangePublicLink, state: JobState): JobEvent[] {
+  const spec = state.spec;
+  if (!state.exists || !spec) throw new NotFoundError('job not found');
+  const current = state.publicLinkHash;
+  if (command.action === 'revoke')
+    return current === null
+      ? []
+      : [{ type: 'PublicLinkRevoked', data: { previousHash: current, by: command.actor } }];
+  if (spec.kind !== 'interactive')
+    throw new DomainError(`job ${spec.name} is a batch job: only interactive jobs have public links`);
+  if (!command.tokenHash) throw new DomainError('a public link needs the hash of its token');
+  if (command.action === 'enable')
+    return current !== null
+      ? []
+      : [{ type: 'PublicLinkEnabled', data: { tokenHash: command.tokenHash, by: command.actor } }];
+  if (current === null)
+    throw new DomainError(`job ${spec.name} has no public link to rotate: enable one first`);
+  return [
+    {
+      type: 'PublicLinkRotated',
+      data: { tokenHash: command.tokenHash, previousHash: current, by: command.actor },
+    },
+  ];
+}
+
+/** A wake run of an interactive job, unless one of its runs is active (then nothing). */
+export function decideWakeJob(command: WakeJob, state: JobState): JobEvent[] {
+  const spec = state.spec;
+  if (!state.exists || !spec) throw new NotFoundError('job not found');
+  if (spec.kind !== 'interactive')
+    throw new DomainError(`job ${spec.name} is a batch job: only interactive jobs are woken`);
+  if (state.activeRuns.length > 0) return [];
+  const request: RequestRun = {
+    type: 'RequestRun',
+    runId: command.runId,
+    trigger: 'wake',
+    profile: null,
+    deployment: command.deployment,
+    configuration: command.configuration,
+    requestedBy: 'wake',
+  };
+  const checked = checkRunnable(request, spec);
+  if (typeof checked === 'string') throw new DomainError(checked);
+  return [runRequested(request, state, spec, checked)];
 }
 
 /**

@@ -5,7 +5,11 @@ import {
   type RequestRunReply,
   type DeleteJobReply,
   type DeleteJobRequest,
+  type PublicLinkReply,
+  type PublicLinkRequest,
   type RequestRun,
+  type WakeJobReply,
+  type WakeJobRequest,
   type UpsertJobReply,
   type UpsertJobRequest,
 } from '#libs/contracts';
@@ -132,6 +136,41 @@ export class JobCommands {
       req.actor,
     );
     return { jobId: req.jobId, seq: r.seq };
+  }
+
+  async publicLink(req: PublicLinkRequest): Promise<PublicLinkReply> {
+    const r = await this.handle(
+      req.workspaceId,
+      req.jobId,
+      {
+        type: 'ChangePublicLink',
+        action: req.action,
+        ...(req.tokenHash ? { tokenHash: req.tokenHash } : {}),
+        actor: req.actor,
+      },
+      req.commandId,
+      req.actor,
+    );
+    return {
+      jobId: req.jobId,
+      enabled: r.state.publicLinkHash !== null,
+      changed: r.events.length > 0,
+      seq: r.seq,
+    };
+  }
+
+  /** A wake run (null: a run of the job is already active). */
+  async wake(req: WakeJobRequest): Promise<WakeJobReply> {
+    const [deployment, configuration] = await this.runVersions.latest(req.workspaceId);
+    const r = await this.handle(
+      req.workspaceId,
+      req.jobId,
+      { type: 'WakeJob', runId: randomUUID(), deployment, configuration },
+      req.commandId,
+      'wake',
+    );
+    const e = r.events.find((x) => x.type === 'RunRequested');
+    return { runId: e?.type === 'RunRequested' ? e.data.runId : null, seq: r.seq };
   }
 
   async requestRun(req: RequestRun): Promise<RequestRunReply> {
