@@ -22,6 +22,15 @@ export const HOSTED_SERVICES = [
 ] as const;
 export type HostedService = (typeof HOSTED_SERVICES)[number];
 
+const DURATION_UNITS_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+/** `90s`, `30m`, `12h`, `7d` as milliseconds. */
+const sessionDuration = z
+  .string()
+  .regex(/^[1-9][0-9]{0,6}[smhd]$/, 'must be a duration such as 90s, 30m, 12h or 7d')
+  .transform(
+    (v) => Number(v.slice(0, -1)) * DURATION_UNITS_MS[v.slice(-1) as keyof typeof DURATION_UNITS_MS],
+  );
+
 /** Every environment variable Runway reads, with its default. One validated object per process. */
 const schema = z.object({
   RUNWAY_HTTP_PORT: port.default(8080),
@@ -217,6 +226,18 @@ const schema = z.object({
     .optional(),
   RUNWAY_DEV_AUTO_APPROVE: z.enum(['0', '1', 'true', 'false']).default('0'),
   RUNWAY_PUBLIC_URL: z.string().url().optional(),
+  /** A dashboard session unused this long stops working (`<n>s|m|h|d`, docs/dashboard-auth.md). */
+  RUNWAY_SESSION_IDLE: sessionDuration.prefault('12h'),
+  /** A dashboard session stops working this long after sign-in, whatever its use. */
+  RUNWAY_SESSION_MAX: sessionDuration.prefault('7d'),
+  /** OpenID Connect sign-in (all of issuer, client id and secret, or none). */
+  RUNWAY_OIDC_ISSUER: z.string().url().optional(),
+  RUNWAY_OIDC_CLIENT_ID: z.string().min(1).optional(),
+  RUNWAY_OIDC_CLIENT_SECRET: z.string().min(1).optional(),
+  /** The label of the sign-in button. */
+  RUNWAY_OIDC_NAME: z.string().min(1).max(60).default('Single sign-on'),
+  /** Create a Runway user on the first OIDC sign-in of an unknown email (default off: an error page). */
+  RUNWAY_OIDC_AUTO_CREATE: z.enum(['on', 'off']).default('off'),
   RUNWAY_LOG_LEVEL: z.enum(['error', 'warn', 'log', 'debug', 'verbose']).default('warn'),
 });
 
@@ -238,6 +259,7 @@ const SECRET_VARIABLES = new Set([
   'NATS_PASSWORD',
   'NATS_TOKEN',
   'RUNWAY_SMTP_URL',
+  'RUNWAY_OIDC_CLIENT_SECRET',
 ]);
 
 function natsAuthOf(e: RunwayEnv): NatsAuth | undefined {
@@ -332,6 +354,10 @@ export interface RunwayConfig {
   devAutoApprove: boolean;
   /** Base URL users reach the gateway at (default http://<host>:<port>). */
   publicUrl: string;
+  /** Dashboard sessions: idle and absolute expiry. */
+  sessions: { idleMs: number; maxMs: number };
+  /** OpenID Connect sign-in, when configured. */
+  oidc: { issuer: string; clientId: string; clientSecret: string; name: string; autoCreate: boolean } | null;
   /** Size limit of each KV bucket Runway creates (0 = none). */
   kvMaxBytes: number;
   /** Runs ended longer ago than this move to the event archive (0 = never; docs/scale.md). */
@@ -368,6 +394,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RunwayConfig {
     throw new ConfigError([
       'NATS_USER, NATS_PASSWORD, NATS_TOKEN and NATS_CREDS apply to NATS_URL: set NATS_URL too',
     ]);
+  const oidcSet = [e.RUNWAY_OIDC_ISSUER, e.RUNWAY_OIDC_CLIENT_ID, e.RUNWAY_OIDC_CLIENT_SECRET].filter(
+    Boolean,
+  );
+  if (oidcSet.length > 0 && oidcSet.length < 3)
+    throw new ConfigError([
+      'OpenID Connect sign-in needs all of RUNWAY_OIDC_ISSUER, RUNWAY_OIDC_CLIENT_ID and RUNWAY_OIDC_CLIENT_SECRET',
+    ]);
+  if (e.RUNWAY_SESSION_IDLE > e.RUNWAY_SESSION_MAX)
+    throw new ConfigError(['RUNWAY_SESSION_IDLE must not be longer than RUNWAY_SESSION_MAX']);
   const clusterNodes = e.NATS_URL ? 1 : e.RUNWAY_NATS_CLUSTER;
   const replicas = e.RUNWAY_NATS_REPLICAS ?? clusterNodes;
   if (!e.NATS_URL && replicas > clusterNodes)
@@ -439,6 +474,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RunwayConfig {
     kvMaxBytes: e.RUNWAY_KV_MAX_BYTES,
     archiveRunsAfterMs: e.RUNWAY_ARCHIVE_RUNS_AFTER_DAYS * 86_400_000,
     publicUrl: (e.RUNWAY_PUBLIC_URL ?? `http://${e.RUNWAY_HOST}:${e.RUNWAY_HTTP_PORT}`).replace(/\/$/, ''),
+    sessions: { idleMs: e.RUNWAY_SESSION_IDLE, maxMs: e.RUNWAY_SESSION_MAX },
+    oidc:
+      e.RUNWAY_OIDC_ISSUER && e.RUNWAY_OIDC_CLIENT_ID && e.RUNWAY_OIDC_CLIENT_SECRET
+        ? {
+            issuer: e.RUNWAY_OIDC_ISSUER,
+            clientId: e.RUNWAY_OIDC_CLIENT_ID,
+            clientSecret: e.RUNWAY_OIDC_CLIENT_SECRET,
+            name: e.RUNWAY_OIDC_NAME,
+            autoCreate: e.RUNWAY_OIDC_AUTO_CREATE === 'on',
+          }
+        : null,
   };
 }
 

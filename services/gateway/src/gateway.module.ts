@@ -41,6 +41,10 @@ import { ScriptsController } from './job/scripts.controller.js';
 import { QuotaInterceptor, UploadQuota } from './quota/quota.interceptor.js';
 import { AlertsController } from './alert/alerts.controller.js';
 import { AlertsService } from './alert/alerts.service.js';
+import { CredentialsRepository } from './session/credentials.repository.js';
+import { SessionController } from './session/session.controller.js';
+import { SessionsRepository } from './session/sessions.repository.js';
+import { SessionsService } from './session/sessions.service.js';
 
 @Module({})
 export class GatewayModule {
@@ -61,6 +65,7 @@ export class GatewayModule {
         HealthController,
         OpenApiController,
         AuthController,
+        SessionController,
         MeController,
         TokensController,
         UsersController,
@@ -80,6 +85,9 @@ export class GatewayModule {
         UploadQuota,
         SigningKey,
         Authenticator,
+        SessionsService,
+        SessionsRepository,
+        CredentialsRepository,
         AccountsService,
         WorkspacesService,
         DeviceFlowService,

@@ -8,6 +8,7 @@ import { IdentityRepository } from '../auth/identity.repository.js';
 import { UserHandler } from '../user/user.handler.js';
 import { WorkspaceHandler } from '../workspace/workspace.handler.js';
 import { WorkspaceRepository } from '../workspace/workspace.repository.js';
+import { SessionsService } from '../session/sessions.service.js';
 
 export interface TokenRequest {
   name: string;
@@ -88,6 +89,7 @@ export class AccountsService {
     @Inject(UserHandler) private readonly users: UserHandler,
     @Inject(WorkspaceHandler) private readonly workspaces: WorkspaceHandler,
     @Inject(WorkspaceRepository) private readonly workspaceRows: WorkspaceRepository,
+    @Inject(SessionsService) private readonly sessions: SessionsService,
     @Inject(SERVICE_CONTEXT) private readonly ctx: ServiceContext,
   ) {}
 
@@ -177,9 +179,10 @@ export class AccountsService {
 
   async createUser(
     p: Principal,
-    input: { email: string; name?: string; workspace_id?: string; role?: Role },
+    input: { email: string; name?: string; workspace_id?: string; role?: Role; password?: string },
   ) {
     const email = input.email.trim().toLowerCase();
+    if (input.password !== undefined) this.sessions.requireStrong(input.password, email);
     if (input.workspace_id && !(await this.identities.membership(input.workspace_id, p.userId))) {
       throw notFound(`workspace ${input.workspace_id} not found`);
     }
@@ -196,12 +199,14 @@ export class AccountsService {
       );
       last = Math.max(last, r.seq);
     }
+    if (input.password !== undefined) await this.sessions.storePassword(userId, email, input.password);
     await this.ctx.waitForProjections(last);
     return {
       id: userId,
       email,
       workspace_id: input.workspace_id ?? null,
       role: input.workspace_id ? (input.role ?? 'member') : null,
+      password_set: input.password !== undefined,
     };
   }
 

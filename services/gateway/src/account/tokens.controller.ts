@@ -21,6 +21,8 @@ export const createUserBody = z
     name: z.string().max(200).optional(),
     workspace_id: z.string().uuid().optional(),
     role: roleSchema.optional(),
+    /** A local password for dashboard sign-in (checked before the user is created). */
+    password: z.string().min(1).max(1000).optional(),
   })
   .strict();
 export const disableBody = z.object({ reason: z.string().max(500).optional() }).strict();

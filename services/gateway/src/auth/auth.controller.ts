@@ -36,10 +36,13 @@ export class AuthController {
       ip: req.ip ?? req.socket.remoteAddress ?? 'unknown',
     });
     if (this.opts.devAutoApprove) await this.logins.autoApprove(started.userCode);
+    // The dashboard's approval page; the CLIs print verification_uri (`runway admin device approve` works too).
+    const page = `${this.opts.publicUrl}/device?code=${started.userCode}`;
     return {
       device_code: started.deviceCode,
       user_code: started.userCode,
-      verification_uri: `${this.opts.publicUrl}/device (approve with: runway admin device approve ${started.userCode})`,
+      verification_uri: page,
+      verification_uri_complete: page,
       interval: 1,
       expires_in: started.expiresIn,
     };
@@ -56,7 +59,7 @@ export class AuthController {
     return this.logins.token(parseInput(tokenBody, body, 'body').device_code);
   }
 
-  @ApiDoc({ summary: 'Which client asked for a pending CLI login (user agent, IP, time); owners only' })
+  @ApiDoc({ summary: 'Which client asked for a pending CLI login (user agent, IP, time)' })
   @Get('api/v1/device/:user_code')
   show(@Req() req: AuthedRequest, @Param('user_code') userCode: string) {
     return this.logins.show(principalOf(req), userCode);
@@ -64,12 +67,19 @@ export class AuthController {
 
   /** A workspace owner approves a pending login; the CLI that asked is then logged in as that user. */
   @ApiDoc({
-    summary: 'Approve a pending CLI login as the caller (owners only, rate limited)',
+    summary: 'Approve a pending CLI login: the CLI is logged in as the caller (rate limited)',
     body: approveBody,
   })
   @Post('api/v1/device/approve')
   @HttpCode(201)
   approve(@Req() req: AuthedRequest, @Body() body: unknown) {
     return this.logins.approve(principalOf(req), parseInput(approveBody, body, 'body').user_code);
+  }
+
+  @ApiDoc({ summary: 'Deny a pending CLI login: its next poll fails (rate limited)', body: approveBody })
+  @Post('api/v1/device/deny')
+  @HttpCode(200)
+  deny(@Req() req: AuthedRequest, @Body() body: unknown) {
+    return this.logins.deny(principalOf(req), parseInput(approveBody, body, 'body').user_code);
   }
 }

@@ -1,7 +1,9 @@
 import { CanActivate, ExecutionContext, Inject, Injectable, SetMetadata } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { Request } from 'express';
-import { unauthorized } from '#libs/http';
+import { forbidden, unauthorized } from '#libs/http';
+import { CSRF_HEADER, SESSION_COOKIE, cookieOf } from '../session/session-cookies.js';
+import { SessionsService } from '../session/sessions.service.js';
 import { AUTH_RULE, type AuthRule } from './authenticated.decorator.js';
 import { Authenticator, type Principal } from './authenticator.js';
 import { WorkspaceAccess } from './workspace-access.js';
@@ -19,9 +21,12 @@ const param = (req: Request, name: string): string => {
   return typeof v === 'string' ? v : '';
 };
 
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
 /**
- * Bearer-token authentication for every route not marked @Public(), then the route's
- * @Authenticated rule (workspace role, instance admin) before the handler runs.
+ * Authentication for every route not marked @Public(): a bearer token, or else the dashboard's
+ * session cookie (whose unsafe requests must echo the session's CSRF value in X-CSRF-Token);
+ * then the route's @Authenticated rule (workspace role, instance admin) before the handler runs.
  */
 @Injectable()
 export class AuthGuard implements CanActivate {
@@ -29,17 +34,14 @@ export class AuthGuard implements CanActivate {
     private readonly reflector: Reflector,
     @Inject(Authenticator) private readonly authenticator: Authenticator,
     @Inject(WorkspaceAccess) private readonly access: WorkspaceAccess,
+    @Inject(SessionsService) private readonly sessions: SessionsService,
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const targets = [context.getHandler(), context.getClass()];
     if (this.reflector.getAllAndOverride<boolean>(PUBLIC_ROUTE, targets)) return true;
     const req = context.switchToHttp().getRequest<AuthedRequest>();
-    const header = req.headers.authorization;
-    if (!header) throw unauthorized('missing Authorization header: send "Authorization: Bearer <token>"');
-    const m = /^Bearer\s+(\S+)$/i.exec(header);
-    if (!m) throw unauthorized('malformed Authorization header: expected "Bearer <token>"');
-    const principal = await this.authenticator.authenticate(m[1]!);
+    const principal = await this.authenticate(req);
     req.principal = principal;
     const rule = this.reflector.getAllAndOverride<AuthRule | undefined>(AUTH_RULE, targets);
     if (rule)
@@ -48,5 +50,20 @@ export class AuthGuard implements CanActivate {
         user: param(req, 'user'),
       });
     return true;
+  }
+
+  private async authenticate(req: AuthedRequest): Promise<Principal> {
+    const header = req.headers.authorization;
+    const cookie = header ? undefined : cookieOf(req, SESSION_COOKIE);
+    if (cookie) {
+      const p = await this.sessions.authenticate(cookie);
+      if (!SAFE_METHODS.has(req.method) && !this.sessions.csrfMatches(p, req.get(CSRF_HEADER)))
+        throw forbidden('missing or wrong X-CSRF-Token header: send the value of the runway_csrf cookie');
+      return p;
+    }
+    if (!header) throw unauthorized('missing Authorization header: send "Authorization: Bearer <token>"');
+    const m = /^Bearer\s+(\S+)$/i.exec(header);
+    if (!m) throw unauthorized('malformed Authorization header: expected "Bearer <token>"');
+    return this.authenticator.authenticate(m[1]!);
   }
 }

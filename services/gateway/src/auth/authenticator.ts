@@ -3,21 +3,26 @@ import { unauthorized } from '#libs/http';
 import { IdentityRepository } from './identity.repository.js';
 import { verifyJwt } from './jwt.js';
 import { SigningKey } from './signing-key.js';
+import { SessionsService } from '../session/sessions.service.js';
 import { hashesEqual, hashSecret, parseApiToken } from './tokens.js';
 
 export interface Principal {
   userId: string;
   email: string;
-  tokenId: string;
+  /** The bearer token in use; null when signed in with a dashboard session. */
+  tokenId: string | null;
   /** Expiry of the credential in use (null: none); a token it mints expires no later. */
   tokenExpiresAt: Date | null;
+  /** The dashboard session in use (its public id); null with a bearer token. */
+  sessionId: string | null;
 }
 
-/** The caller's credential as the parent of a token it mints (which then expires no later). */
-export const parentOf = (p: Principal): { tokenId: string; expiresAt: string | null } => ({
-  tokenId: p.tokenId,
-  expiresAt: p.tokenExpiresAt?.toISOString() ?? null,
-});
+/**
+ * The caller's token as the parent of a token it mints (which then expires no later). A person
+ * signed in to the dashboard mints tokens without a parent: they outlive the browser session.
+ */
+export const parentOf = (p: Principal): { tokenId: string; expiresAt: string | null } | undefined =>
+  p.tokenId === null ? undefined : { tokenId: p.tokenId, expiresAt: p.tokenExpiresAt?.toISOString() ?? null };
 
 type TokenRow = { revoked_at: Date | null; expires_at: Date | null };
 type UserRow = { disabled_at: Date | null };
@@ -45,6 +50,7 @@ export class Authenticator {
   constructor(
     @Inject(IdentityRepository) private readonly identities: IdentityRepository,
     @Inject(SigningKey) private readonly signing: SigningKey,
+    @Inject(SessionsService) private readonly sessions: SessionsService,
   ) {}
 
   async authenticate(raw: string): Promise<Principal> {
@@ -65,11 +71,18 @@ export class Authenticator {
     const user = row ? await this.identities.userById(row.user_id) : undefined;
     const why = refusal(row, user);
     if (why || !row || !user) throw unauthorized(why ?? 'invalid token');
-    return { userId: user.id, email: user.email, tokenId: row.id, tokenExpiresAt: row.expires_at };
+    return {
+      userId: user.id,
+      email: user.email,
+      tokenId: row.id,
+      tokenExpiresAt: row.expires_at,
+      sessionId: null,
+    };
   }
 
   /** Why the principal's credential stopped working since it was checked, or null while it works. */
   async recheck(p: Principal): Promise<string | null> {
+    if (p.tokenId === null) return p.sessionId ? this.sessions.recheck(p.sessionId) : 'not signed in';
     const row = await this.identities.tokenById(p.tokenId);
     const user = await this.identities.userById(p.userId);
     return refusal(row, user);

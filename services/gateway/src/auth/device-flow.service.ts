@@ -15,7 +15,7 @@ const clientSchema = z.object({
 export type DeviceClient = z.infer<typeof clientSchema>;
 const entrySchema = z.object({
   userCode: z.string(),
-  status: z.enum(['pending', 'approved', 'consumed']),
+  status: z.enum(['pending', 'approved', 'denied', 'consumed']),
   userId: z.string().uuid().optional(),
   /** The token the approver used: the login's JWT expires no later than it. */
   approvedWith: z.object({ tokenId: z.string(), expiresAt: z.string().nullable() }).optional(),
@@ -109,6 +109,16 @@ export class DeviceFlowService {
     return { userCode: next.userCode, status: next.status, client: next.client ?? null };
   }
 
+  /** Denies a pending request: the CLI's next poll fails. Null if there is no such pending code. */
+  async deny(userCode: string, userId: string): Promise<PendingLogin | null> {
+    const kv = await this.bucket();
+    const found = await this.find(userCode);
+    if (!found || found.entry.status !== 'pending') return null;
+    const next: Entry = { ...found.entry, status: 'denied', userId };
+    await kv.update(found.key, JSON.stringify(next), found.revision);
+    return { userCode: next.userCode, status: next.status, client: next.client ?? null };
+  }
+
   private async find(userCode: string): Promise<{ key: string; revision: number; entry: Entry } | null> {
     const kv = await this.bucket();
     const normalised = userCode.toUpperCase().replace(/[^A-Z]/g, '');
@@ -130,6 +140,7 @@ export class DeviceFlowService {
       return { state: 'invalid', reason: 'unknown or expired device code: run login again' };
     const entry = entrySchema.parse(cur.json());
     if (entry.status === 'pending') return { state: 'pending' };
+    if (entry.status === 'denied') return { state: 'invalid', reason: 'the login was denied' };
     if (entry.status === 'consumed' || !entry.userId)
       return { state: 'invalid', reason: 'device code already used: run login again' };
     try {

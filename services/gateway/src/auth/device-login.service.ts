@@ -63,6 +63,13 @@ export class DeviceLoginService {
     return { approved: true, ...view(approved), email: p.email };
   }
 
+  async deny(p: Principal, userCode: string) {
+    await this.requireApprover(p);
+    const denied = await this.device.deny(userCode, p.userId);
+    if (!denied) throw this.unknown(userCode);
+    return { denied: true, ...view(denied) };
+  }
+
   /** One poll of the CLI: 400 ends its loop, 428 keeps it polling, 201 carries the JWT. */
   async token(deviceCode: string) {
     const poll = await this.device.poll(deviceCode);
@@ -100,14 +107,16 @@ export class DeviceLoginService {
     return { email: user.email, id: user.id, jwt };
   }
 
-  /** Approving needs the owner role (of at least one workspace) or an instance admin, and is rate limited. */
+  /**
+   * Any signed-in user may look at, approve or deny a login: the CLI that asked gets the
+   * approver's own rights, nothing more. Rate limited per user.
+   */
   private async requireApprover(p: Principal): Promise<void> {
     const wait = this.limiter.take(p.userId);
     if (wait > 0)
       throw new ApiError(429, `too many login approvals: try again in ${wait} s`, { retry_after: wait });
     const user = await this.identities.userById(p.userId);
-    if (!user?.is_admin && !(await this.identities.ownsAWorkspace(p.userId)))
-      throw forbidden('permission denied: only a workspace owner can approve a CLI login');
+    if (!user || user.disabled_at) throw forbidden('permission denied: the user is disabled');
   }
 
   private unknown(userCode: string): ApiError {

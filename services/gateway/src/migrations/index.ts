@@ -57,6 +57,31 @@ export const gatewayMigrations: MigrationSet = {
         ALTER TABLE users ADD COLUMN disabled_at timestamptz;
         ALTER TABLE api_tokens ADD COLUMN parent_id text;`,
     },
+    {
+      // Secrets of the dashboard sign-in, never in events (docs/dashboard-auth.md): a password hash
+      // per local account, and sessions by the SHA-256 of their cookie and CSRF values.
+      name: '0005_credentials_sessions',
+      up: `
+        CREATE TABLE user_credentials (
+          user_id uuid PRIMARY KEY,
+          password_hash text NOT NULL,
+          updated_at timestamptz NOT NULL
+        );
+        CREATE TABLE sessions (
+          id text PRIMARY KEY,
+          token_hash text NOT NULL UNIQUE,
+          csrf_hash text NOT NULL,
+          user_id uuid NOT NULL,
+          method text NOT NULL CHECK (method IN ('password', 'oidc')),
+          user_agent text NOT NULL,
+          ip text NOT NULL,
+          created_at timestamptz NOT NULL,
+          last_seen_at timestamptz NOT NULL,
+          expires_at timestamptz NOT NULL,
+          revoked_at timestamptz
+        );
+        CREATE INDEX sessions_user ON sessions (user_id, created_at DESC);`,
+    },
   ],
 };
 
@@ -80,5 +105,19 @@ export interface GatewayTables {
     expires_at: Date | null;
     revoked_at: Date | null;
     parent_id: string | null;
+  };
+  user_credentials: { user_id: string; password_hash: string; updated_at: Date };
+  sessions: {
+    id: string;
+    token_hash: string;
+    csrf_hash: string;
+    user_id: string;
+    method: 'password' | 'oidc';
+    user_agent: string;
+    ip: string;
+    created_at: Date;
+    last_seen_at: Date;
+    expires_at: Date;
+    revoked_at: Date | null;
   };
 }

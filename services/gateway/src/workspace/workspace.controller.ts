@@ -1,4 +1,16 @@
-import { Body, Controller, Delete, Get, Headers, HttpCode, Inject, Param, Post, Req } from '@nestjs/common';
+import {
+  Body,
+  Controller,
+  Delete,
+  Get,
+  Headers,
+  HttpCode,
+  Inject,
+  Param,
+  Patch,
+  Post,
+  Req,
+} from '@nestjs/common';
 import { z } from 'zod';
 import { roleSchema } from '#libs/contracts';
 import { ApiDoc, parseInput } from '#libs/http';
@@ -10,6 +22,7 @@ import { WorkspacesService } from './workspaces.service.js';
 const createBody = z.object({ name: z.string().min(1).max(200) }).strict();
 const renameBody = z.object({ name: z.string().min(1).max(200) }).strict();
 export const memberBody = z.object({ email: z.string().email(), role: roleSchema }).strict();
+export const roleBody = z.object({ role: roleSchema }).strict();
 
 function toResponse(w: { id: string; name: string; owner_id: string; created_at: Date; updated_at: Date }) {
   return {
@@ -75,6 +88,22 @@ export class WorkspaceController {
     @Headers('idempotency-key') key?: string,
   ) {
     return this.workspaces.addMember(principal(req), ws, parseInput(memberBody, body, 'body'), key);
+  }
+
+  @ApiDoc({
+    summary: "Change a member's role by user id or email (owners; never demoting the last owner: 409)",
+    body: roleBody,
+  })
+  @Authenticated({ workspace: 'owner' })
+  @Patch(':ws/members/:user')
+  changeRole(
+    @Req() req: AuthedRequest,
+    @Param('ws') ws: string,
+    @Param('user') user: string,
+    @Body() body: unknown,
+    @Headers('idempotency-key') key?: string,
+  ) {
+    return this.workspaces.changeRole(principal(req), ws, user, parseInput(roleBody, body, 'body').role, key);
   }
 
   @ApiDoc({

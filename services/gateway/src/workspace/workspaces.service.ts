@@ -71,6 +71,20 @@ export class WorkspacesService {
     return { user_id: user.id, email: user.email, role: input.role };
   }
 
+  /** `user` is a user id or an email; 404 unless a member; the last owner keeps the role (409). */
+  async changeRole(p: Principal, ws: string, user: string, role: Role, commandId?: string) {
+    const target = await this.identities.userByIdOrEmail(user);
+    if (!target || !(await this.identities.membership(ws, target.id)))
+      throw notFound(`${user} is not a member of workspace ${ws}`);
+    const r = await this.handler.handle(
+      ws,
+      { type: 'AddMember', userId: target.id, role },
+      { actor: p.userId, commandId: commandId ?? randomUUID() },
+    );
+    await this.ctx.waitForProjections(r.seq);
+    return { user_id: target.id, email: target.email, role };
+  }
+
   /** `user` is a user id or an email. Their access to the workspace (and open log streams in it) ends. */
   async removeMember(p: Principal, ws: string, user: string, commandId?: string) {
     const target = await this.identities.userByIdOrEmail(user);
