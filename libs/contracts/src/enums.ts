@@ -51,8 +51,20 @@ export const runFailureReasonSchema = z.enum([
   'worker_lost',
   'setup_error',
   'spawn_error',
+  /** Interactive runs: the app exited before it answered HTTP, or did not answer within the startup timeout. */
+  'app_startup',
+  /** Interactive runs: a limit (apps per workspace or per worker) refused the app; the message names it. */
+  'limit',
 ]);
 export type RunFailureReason = z.infer<typeof runFailureReasonSchema>;
+
+/** How a completed run ended: its process exited by itself, or its interactive app was stopped for being idle. */
+export const runEndReasonSchema = z.enum(['exited', 'idle']);
+export type RunEndReason = z.infer<typeof runEndReasonSchema>;
+
+/** What an interactive run serves: a marimo notebook (run by marimo) or a plain Python HTTP app (on `PORT`). */
+export const appTypeSchema = z.enum(['marimo', 'http']);
+export type AppType = z.infer<typeof appTypeSchema>;
 
 /** Who sealed a run's log: its worker at the end of the run, or the logs service for a run whose worker could not. */
 export const sealedBySchema = z.enum(['worker', 'logs']);

@@ -1,6 +1,7 @@
 import { DomainError, NotFoundError, type Decider } from '#libs/eventstore';
 import { isFireTime } from '../scheduler/cron.js';
 import {
+  isBuiltInEntryPoint,
   type MissedPolicy,
   type OverlapPolicy,
   type JobKind,
@@ -114,7 +115,23 @@ export interface WakeJob {
   configuration: (VersionRef & { profiles: readonly string[] }) | null;
 }
 
-export type JobCommand = UpsertJob | RequestRun | NoteRunEnded | DeleteJob | ChangePublicLink | WakeJob;
+/**
+ * Creates a job Runway gives every workspace (the interactive `dashboard`) unless a job of that
+ * name exists or ever existed: a user's own job of the name, or their deletion of it, stands.
+ */
+export interface EnsureJob {
+  type: 'EnsureJob';
+  jobId: string;
+  versionId: string;
+  name: string;
+  description: string;
+  entryPoint: string;
+  kind: JobKind;
+  actor: string;
+}
+
+export type JobCommand =
+  UpsertJob | RequestRun | NoteRunEnded | DeleteJob | EnsureJob | ChangePublicLink | WakeJob;
 
 export interface JobState {
   exists: boolean;
@@ -209,6 +226,8 @@ function decide(command: JobCommand, state: JobState): JobEvent[] {
       return decideChangePublicLink(command, state);
     case 'WakeJob':
       return decideWakeJob(command, state);
+    case 'EnsureJob':
+      return decideEnsureJob(command, state);
     default: {
       const never: never = command;
       throw new Error(`unknown job command ${JSON.stringify(never)}`);
@@ -249,6 +268,12 @@ export function decideUpsertJob(command: UpsertJob, state: JobState): JobEvent[]
       },
     },
   ];
+}
+
+export function decideEnsureJob(command: EnsureJob, state: JobState): JobEvent[] {
+  if (state.version > 0) return [];
+  const { type: _t, actor, ...spec } = command;
+  return decideUpsertJob({ ...spec, type: 'UpsertJob', actor }, state);
 }
 
 /** A manual / API run (refused with the reason when it cannot run), or a scheduled fire (decideFire). */
@@ -353,13 +378,17 @@ export function decideNoteRunEnded(command: NoteRunEnded, state: JobState): JobE
 function checkRunnable(
   command: RequestRun,
   spec: JobSpec,
-): string | { profile: string; deployment: VersionRef } {
+): string | { profile: string; deployment: VersionRef | null } {
   if (!spec.active) return `job ${spec.name} is inactive: activate it (active: true) before requesting a run`;
-  if (!command.deployment)
+  // A built-in entry point (runway:dashboard) is Runway's own app: no deployment, no file to check.
+  const builtIn = spec.kind === 'interactive' && isBuiltInEntryPoint(spec.entryPoint);
+  if (!command.deployment && !builtIn)
     return 'nothing is deployed in this workspace yet: deploy the workspace before running a job';
   if (
-    (command.entryPointChecked?.path === spec.entryPoint && command.entryPointChecked.deployed === false) ||
-    (command.deployedFiles && !command.deployedFiles.has(spec.entryPoint.replace(/^(\.\/)+/, '')))
+    command.deployment &&
+    !builtIn &&
+    ((command.entryPointChecked?.path === spec.entryPoint && command.entryPointChecked.deployed === false) ||
+      (command.deployedFiles && !command.deployedFiles.has(spec.entryPoint.replace(/^(\.\/)+/, ''))))
   )
     return `the entry point ${spec.entryPoint} of job ${spec.name} is not a file of deployment ${command.deployment.version}`;
   let profile: string;
@@ -375,14 +404,14 @@ function checkRunnable(
       command.configuration ? `version ${command.configuration.version}` : '(none uploaded)'
     }`;
   }
-  return { profile, deployment: command.deployment };
+  return { profile, deployment: command.deployment ?? null };
 }
 
 function runRequested(
   command: RequestRun,
   state: JobState,
   spec: JobSpec,
-  ok: { profile: string; deployment: VersionRef },
+  ok: { profile: string; deployment: VersionRef | null },
 ): JobEvent {
   return {
     type: 'RunRequested',

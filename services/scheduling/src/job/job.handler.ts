@@ -2,6 +2,8 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import {
   AggregateTypes,
+  DASHBOARD_ENTRY_POINT,
+  DASHBOARD_JOB_NAME,
   type RequestRunReply,
   type DeleteJobReply,
   type DeleteJobRequest,
@@ -125,6 +127,31 @@ export class JobCommands {
       changed: e?.type === 'JobUpdated' ? e.data.changed : e?.type === 'JobCreated' ? ['created'] : [],
       seq: r.seq,
     };
+  }
+
+  /**
+   * The workspace's `dashboard` job (docs/interactive.md), created once: a job of that name that
+   * exists or was deleted is left as it is. Returns whether it was created now.
+   */
+  async ensureDashboardJob(workspaceId: string, commandId: string): Promise<boolean> {
+    const jobId = jobIdFor(workspaceId, DASHBOARD_JOB_NAME);
+    const r = await this.handle(
+      workspaceId,
+      jobId,
+      {
+        type: 'EnsureJob',
+        jobId,
+        versionId: randomUUID(),
+        name: DASHBOARD_JOB_NAME,
+        description: "dlt's pipeline dashboard for this workspace's pipelines (built in)",
+        entryPoint: DASHBOARD_ENTRY_POINT,
+        kind: 'interactive',
+        actor: 'runway',
+      },
+      commandId,
+      'runway',
+    );
+    return r.events.length > 0 && !r.duplicate;
   }
 
   async delete(req: DeleteJobRequest): Promise<DeleteJobReply> {
