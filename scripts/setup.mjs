@@ -4,7 +4,7 @@
 // wheel, into .tools/), bubblewrap (apt), and the TypeScript build.
 // Flags: --python also prepares the Python environment used by runs and tests (dlt, duckdb);
 // --node-only installs Node 24 (if needed) and stops; --no-build skips the build; --force-build
-// builds even when no source changed.
+// builds even when no source changed; --browser installs chromium for the browser tests (as root, apt).
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
@@ -179,6 +179,23 @@ if (process.env.RUNWAY_SANDBOX !== 'off' && !['bwrap', '/usr/bin/bwrap'].some((c
         'install bubblewrap), or set RUNWAY_SANDBOX=off to run pipelines unsandboxed (trusted single-user mode).\n',
     );
     process.exit(1);
+  }
+}
+
+// 2c. Chromium for the tests that check a page in a real browser (playwright-core drives it), only
+// when asked (`npm test` asks); Debian's package as root, else the tests that need it say so.
+if (args.has('--browser') && !existsSync('/usr/bin/chromium')) {
+  const isRoot = process.getuid?.() === 0;
+  if (isRoot && has('apt-get', ['--version'])) {
+    say('installing chromium with apt-get (browser tests)');
+    run('apt-get', ['update', '-qq']);
+    run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'chromium'], {
+      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+    });
+  } else {
+    process.stderr.write(
+      'chromium is not installed: the browser tests need /usr/bin/chromium (Debian: apt-get install chromium)\n',
+    );
   }
 }
 

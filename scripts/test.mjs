@@ -16,7 +16,7 @@ await useSupportedNode(); // Node ≥ 22: under an older one, re-run under .tool
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const filters = process.argv.slice(2);
 
-const setupArgs = [join(root, 'scripts', 'setup.mjs'), '--python', '--deploy-schemas'];
+const setupArgs = [join(root, 'scripts', 'setup.mjs'), '--python', '--deploy-schemas', '--browser'];
 const setup = spawnSync(process.execPath, setupArgs, { stdio: 'inherit' });
 if (setup.status !== 0) process.exit(setup.status ?? 1);
 

@@ -45,6 +45,10 @@ import { CredentialsRepository } from './session/credentials.repository.js';
 import { SessionController } from './session/session.controller.js';
 import { SessionsRepository } from './session/sessions.repository.js';
 import { SessionsService } from './session/sessions.service.js';
+import { InteractiveService } from './interactive/interactive.service.js';
+import { LinkRevocations } from './interactive/link-revocations.js';
+import { ProxyCredentials } from './interactive/proxy-credentials.js';
+import { PublicLinksController } from './interactive/public-links.controller.js';
 
 @Module({})
 export class GatewayModule {
@@ -77,6 +81,7 @@ export class GatewayModule {
         RunLogsStreamController,
         PipelinesController,
         AlertsController,
+        PublicLinksController,
       ],
       providers: [
         { provide: SERVICE_CONTEXT, useValue: ctx },
@@ -106,6 +111,9 @@ export class GatewayModule {
         RunsService,
         LogsService,
         AlertsService,
+        InteractiveService,
+        LinkRevocations,
+        ProxyCredentials,
         { provide: APP_GUARD, useClass: AuthGuard },
         { provide: APP_FILTER, useClass: ErrorBodyFilter },
         { provide: APP_INTERCEPTOR, useClass: QuotaInterceptor },
