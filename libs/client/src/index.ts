@@ -129,6 +129,16 @@ export interface Job {
   overlap_policy?: 'skip' | 'queue' | 'allow';
   timeout_seconds: number | null;
   last_run?: Run | null;
+  /** Whether the job has a working public link (its URL is shown only when made). */
+  public_link_enabled?: boolean;
+}
+
+/** A public link change: the URL only right after enable / rotate. */
+export interface PublicLink {
+  job_id: string;
+  job_name: string;
+  enabled: boolean;
+  public_url: string | null;
 }
 
 export interface Run {
@@ -409,6 +419,10 @@ export class RunwayClient {
   /** Creates or updates a job by name; every change makes a new version. */
   upsertJob(ws: string, job: JobInput) {
     return this.api<ScriptDto>('POST', `${this.ws(ws)}/scripts`, scriptBody(job)).then(jobOf);
+  }
+  /** Enables (409 when there is one), rotates or revokes an interactive job's public link. */
+  changePublicLink(ws: string, job: string, action: 'enable' | 'rotate' | 'revoke') {
+    return this.api<PublicLink>('POST', `${this.ws(ws)}/public-links`, { job, action });
   }
   /** Runs, newest first; `job`: of a job by id or name, a deleted job's included. */
   listRuns(

@@ -3,6 +3,15 @@ import { z } from 'zod';
 
 const port = z.coerce.number().int().min(1).max(65535);
 
+/** `300s`, `5m`, `1h`, `250ms`, or a number of seconds → seconds. */
+function durationSeconds(v: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(v);
+  if (!m) return Number.NaN;
+  const n = Number(m[1]);
+  const unit = m[2] ?? 's';
+  return unit === 'ms' ? n / 1000 : unit === 'm' ? n * 60 : unit === 'h' ? n * 3600 : n;
+}
+
 /** A JetStream fsync interval: `always`, or a positive Go duration (`10s`, `2m`, `1m30s`); '' is unset. */
 export function isNatsSyncInterval(value: string): boolean {
   return (
@@ -219,6 +228,27 @@ const schema = z.object({
   RUNWAY_RUN_MAX_OPEN_FILES: z.coerce.number().int().min(0).default(4096),
   /** Largest file a run may write, MiB (RLIMIT_FSIZE; 0 = unlimited). */
   RUNWAY_RUN_MAX_FILE_MB: z.coerce.number().int().min(0).default(0),
+  /** Interactive apps (docs/interactive.md): stopped after this long without an open connection (`300s`, `5m`, `1h`, or seconds). */
+  RUNWAY_INTERACTIVE_IDLE: z
+    .string()
+    .regex(/^\d+(\.\d+)?(ms|s|m|h)?$/, 'a duration such as 300s, 5m or 1h')
+    .default('5m')
+    .transform(durationSeconds)
+    .pipe(z.number().min(1, 'at least 1 second')),
+  /** Interactive apps: how long an app may take to answer HTTP on its port before its run fails. */
+  RUNWAY_INTERACTIVE_STARTUP_SECONDS: z.coerce.number().int().min(1).max(3600).default(60),
+  /** Interactive apps running at once per workspace, across workers (0 = no limit). */
+  RUNWAY_INTERACTIVE_PER_WORKSPACE: z.coerce.number().int().min(0).default(5),
+  /** Interactive apps one worker runs at once (besides its RUNWAY_WORKER_SLOTS batch runs). */
+  RUNWAY_INTERACTIVE_PER_WORKER: z.coerce.number().int().min(1).max(1024).default(8),
+  /** How long a requested app waits for a worker with room before its run fails (`limit`). */
+  RUNWAY_INTERACTIVE_QUEUE_SECONDS: z.coerce.number().int().min(0).max(3600).default(30),
+  /** Address space per interactive app process, MiB (default RUNWAY_RUN_MEMORY_MB; 0 = unlimited). */
+  RUNWAY_INTERACTIVE_MEMORY_MB: z.coerce.number().int().min(0).optional(),
+  /** Interface a worker's app endpoints listen on (default RUNWAY_HOST). */
+  RUNWAY_WORKER_APP_BIND: z.string().min(1).optional(),
+  /** Host name or address gateways use to reach this worker's app endpoints (default: the bind address). */
+  RUNWAY_WORKER_ADVERTISE_HOST: z.string().min(1).max(300).optional(),
   /** JetStream's fsync interval in the nats-server Runway starts (libs/nats natsSyncInterval). */
   RUNWAY_NATS_SYNC_INTERVAL: z
     .string()
@@ -325,6 +355,17 @@ export interface RunwayConfig {
     logMaxBytes: number;
     maxRunsPerWorkspace: number;
     limits: { memoryBytes: number; processes: number; openFiles: number; fileBytes: number };
+    /** Interactive apps (docs/interactive.md). */
+    interactive: {
+      idleSeconds: number;
+      startupSeconds: number;
+      perWorkspace: number;
+      perWorker: number;
+      queueSeconds: number;
+      memoryBytes: number;
+      bindHost: string;
+      advertiseHost: string;
+    };
   };
   deployments: {
     maxUploadBytes: number;
@@ -441,6 +482,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RunwayConfig {
         processes: e.RUNWAY_RUN_MAX_PROCESSES,
         openFiles: e.RUNWAY_RUN_MAX_OPEN_FILES,
         fileBytes: e.RUNWAY_RUN_MAX_FILE_MB * 1024 * 1024,
+      },
+      interactive: {
+        idleSeconds: e.RUNWAY_INTERACTIVE_IDLE,
+        startupSeconds: e.RUNWAY_INTERACTIVE_STARTUP_SECONDS,
+        perWorkspace: e.RUNWAY_INTERACTIVE_PER_WORKSPACE,
+        perWorker: e.RUNWAY_INTERACTIVE_PER_WORKER,
+        queueSeconds: e.RUNWAY_INTERACTIVE_QUEUE_SECONDS,
+        memoryBytes: (e.RUNWAY_INTERACTIVE_MEMORY_MB ?? e.RUNWAY_RUN_MEMORY_MB) * 1024 * 1024,
+        bindHost: e.RUNWAY_WORKER_APP_BIND ?? e.RUNWAY_HOST,
+        advertiseHost: e.RUNWAY_WORKER_ADVERTISE_HOST ?? e.RUNWAY_WORKER_APP_BIND ?? e.RUNWAY_HOST,
       },
     },
     deployments: {

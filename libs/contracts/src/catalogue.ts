@@ -5,6 +5,7 @@ import { DeploymentCreated } from './deployment.events.js';
 import { JobCreated, JobDeleted, JobUpdated, RunRequested, ScheduledRunSkipped } from './job.events.js';
 import {
   PipelineReported,
+  RunAppReady,
   RunCancelled,
   RunCompleted,
   RunFailed,
@@ -81,13 +82,21 @@ export const PUBLIC_EVENTS: readonly PublicEvent[] = [
     definition: RunStarted,
     aggregate: run,
     aggregateId: 'the run id',
-    description: 'The run’s process was spawned.',
+    description: 'The run’s process was spawned (an interactive run: its app answered).',
+  },
+  {
+    definition: RunAppReady,
+    aggregate: run,
+    aggregateId: 'the run id',
+    description:
+      'An interactive run’s app answers: the worker endpoint (host, port) and base path a gateway proxies to (docs/interactive.md).',
   },
   {
     definition: RunCompleted,
     aggregate: run,
     aggregateId: 'the run id',
-    description: 'The run ended successfully (exit code 0).',
+    description:
+      'The run ended successfully (exit code 0), or its interactive app was stopped for being idle (`reason: idle`).',
   },
   {
     definition: RunFailed,

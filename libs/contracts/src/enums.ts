@@ -10,8 +10,11 @@ import { z } from 'zod';
 export const jobKindSchema = z.enum(['batch', 'interactive']);
 export type JobKind = z.infer<typeof jobKindSchema>;
 
-/** Why a run exists. The compatible API only knows manual and schedule (api is shown as manual there). */
-export const runTriggerSchema = z.enum(['manual', 'api', 'schedule']);
+/**
+ * Why a run exists. The compatible API only knows manual and schedule (api and wake are shown as
+ * manual there). `wake`: a visit to the URL of an interactive job whose app was not running.
+ */
+export const runTriggerSchema = z.enum(['manual', 'api', 'schedule', 'wake']);
 export type RunTrigger = z.infer<typeof runTriggerSchema>;
 
 /** What the scheduler does with fire times missed while it was down. */
@@ -48,8 +51,20 @@ export const runFailureReasonSchema = z.enum([
   'worker_lost',
   'setup_error',
   'spawn_error',
+  /** Interactive runs: the app exited before it answered HTTP, or did not answer within the startup timeout. */
+  'app_startup',
+  /** Interactive runs: a limit (apps per workspace or per worker) refused the app; the message names it. */
+  'limit',
 ]);
 export type RunFailureReason = z.infer<typeof runFailureReasonSchema>;
+
+/** How a completed run ended: its process exited by itself, or its interactive app was stopped for being idle. */
+export const runEndReasonSchema = z.enum(['exited', 'idle']);
+export type RunEndReason = z.infer<typeof runEndReasonSchema>;
+
+/** What an interactive run serves: a marimo notebook (run by marimo) or a plain Python HTTP app (on `PORT`). */
+export const appTypeSchema = z.enum(['marimo', 'http']);
+export type AppType = z.infer<typeof appTypeSchema>;
 
 /** Who sealed a run's log: its worker at the end of the run, or the logs service for a run whose worker could not. */
 export const sealedBySchema = z.enum(['worker', 'logs']);

@@ -13,3 +13,4 @@ export * from './deployment.rpc.js';
 export * from './runlog.events.js';
 export * from './catalogue.js';
 export * from './alert.rpc.js';
+export * from './interactive.js';

@@ -119,6 +119,36 @@ export const ScheduledRunSkipped = defineEvent(
 /** The job is deleted: it no longer fires or runs; its versions and runs stay. Its name can be used again. */
 export const JobDeleted = defineEvent('JobDeleted', z.object({ deletedBy: z.string().min(1) }));
 
+/** SHA-256 (hex) of a public link's token: the token itself is never stored nor sent on the bus. */
+export const tokenHashSchema = z.string().regex(/^[0-9a-f]{64}$/, 'a SHA-256 hex digest');
+
+/**
+ * Public links of an interactive job: `/p/<token>/` opens the job's app logged out. The gateway
+ * makes the token and returns it once; the job keeps only its hash. Rotated: the old token stops
+ * working and a new one does. Revoked: no token works; every gateway replica closes the sockets
+ * opened with the old one when it reads the event.
+ */
+export const PublicLinkEnabled = defineEvent(
+  'PublicLinkEnabled',
+  z.object({ tokenHash: tokenHashSchema, by: z.string().min(1) }),
+);
+export const PublicLinkRotated = defineEvent(
+  'PublicLinkRotated',
+  z.object({ tokenHash: tokenHashSchema, previousHash: tokenHashSchema, by: z.string().min(1) }),
+);
+export const PublicLinkRevoked = defineEvent(
+  'PublicLinkRevoked',
+  z.object({ previousHash: tokenHashSchema, by: z.string().min(1) }),
+);
+export const publicLinkEvents = [PublicLinkEnabled, PublicLinkRotated, PublicLinkRevoked] as const;
+
 /** The job's integration events (its private ones live in services/scheduling/src/job/job.events.ts). */
-export const jobEvents = [JobCreated, JobUpdated, RunRequested, ScheduledRunSkipped, JobDeleted] as const;
+export const jobEvents = [
+  JobCreated,
+  JobUpdated,
+  RunRequested,
+  ScheduledRunSkipped,
+  JobDeleted,
+  ...publicLinkEvents,
+] as const;
 export type JobEvent = EventOf<typeof jobEvents>;

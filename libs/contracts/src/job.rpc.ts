@@ -6,6 +6,8 @@ export const JobRpc = {
   upsert: 'runway.rpc.scheduling.upsertJob',
   requestRun: 'runway.rpc.scheduling.requestRun',
   delete: 'runway.rpc.scheduling.deleteJob',
+  publicLink: 'runway.rpc.scheduling.publicLink',
+  wake: 'runway.rpc.scheduling.wakeJob',
 } as const;
 export const RunRpc = {
   cancel: 'runway.rpc.execution.cancelRun',
@@ -74,3 +76,42 @@ export const deleteJobRequest = z.object({
 export type DeleteJobRequest = z.infer<typeof deleteJobRequest>;
 export const deleteJobReply = z.object({ jobId: uuid, seq: z.number().int().min(0) });
 export type DeleteJobReply = z.infer<typeof deleteJobReply>;
+
+/**
+ * Enable, rotate or revoke a job's public link. The gateway makes the token and sends only its
+ * SHA-256 (`tokenHash`, required to enable or rotate).
+ */
+export const publicLinkRequest = z.object({
+  workspaceId: uuid,
+  actor: z.string().min(1),
+  commandId: z.string().min(1).max(200),
+  jobId: uuid,
+  action: z.enum(['enable', 'rotate', 'revoke']),
+  tokenHash: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/)
+    .optional(),
+});
+export type PublicLinkRequest = z.infer<typeof publicLinkRequest>;
+/** `enabled`: whether a link works now; `changed`: whether the command changed anything (enable on an enabled link does not). */
+export const publicLinkReply = z.object({
+  jobId: uuid,
+  enabled: z.boolean(),
+  changed: z.boolean(),
+  seq: z.number().int().min(0),
+});
+export type PublicLinkReply = z.infer<typeof publicLinkReply>;
+
+/**
+ * Wake an interactive job: a run with trigger `wake`, unless one of its runs is still active (then
+ * nothing is requested and `runId` is null). At most one wake run at a time, whatever the number of
+ * visitors and gateway replicas.
+ */
+export const wakeJobRequest = z.object({
+  workspaceId: uuid,
+  commandId: z.string().min(1).max(200),
+  jobId: uuid,
+});
+export type WakeJobRequest = z.infer<typeof wakeJobRequest>;
+export const wakeJobReply = z.object({ runId: uuid.nullable(), seq: z.number().int().min(0) });
+export type WakeJobReply = z.infer<typeof wakeJobReply>;

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { defineEvent, type EventOf } from '#libs/events';
-import { runFailureReasonSchema } from './enums.js';
+import { appTypeSchema, runEndReasonSchema, runFailureReasonSchema } from './enums.js';
 
 const uuid = z.string().uuid();
 const isoTime = z.string().datetime({ offset: true });
@@ -29,7 +29,34 @@ export const RunStarted = defineEvent(
 );
 export const RunCompleted = defineEvent(
   'RunCompleted',
-  z.object({ exitCode: z.number().int(), durationMs: z.number().int().min(0).nullable() }),
+  z.object({
+    exitCode: z.number().int(),
+    durationMs: z.number().int().min(0).nullable(),
+    /** `idle`: an interactive app stopped for having no open connection (absent on older events: `exited`). */
+    reason: runEndReasonSchema.optional(),
+  }),
+);
+/**
+ * An interactive run's app answered HTTP on its port: the run is `running` (appended with RunStarted).
+ * `address` is the worker's endpoint for this one app (HTTP and WebSocket; each request carries the
+ * header `x-runway-app-key`, see docs/interactive.md); it is dead once the run ended.
+ */
+export const RunAppReady = defineEvent(
+  'RunAppReady',
+  z.object({
+    runId: uuid,
+    jobId: uuid,
+    appType: appTypeSchema,
+    address: z.object({ host: z.string().min(1).max(300), port: z.number().int().min(1).max(65535) }),
+    /** The path prefix the app is served under at that address (`/i/<jobId>`): the gateway maps its own prefix to it. */
+    basePath: z
+      .string()
+      .regex(/^\/[A-Za-z0-9._~/-]*[^/]$/)
+      .max(300),
+    readyAt: isoTime,
+    /** The idle stop in force for this app (seconds without an open connection). */
+    idleTimeoutSeconds: z.number().int().min(1),
+  }),
 );
 export const RunFailed = defineEvent(
   'RunFailed',
@@ -109,6 +136,7 @@ export const PipelineReported = defineEvent(
 export const runEvents = [
   RunStarting,
   RunStarted,
+  RunAppReady,
   RunCompleted,
   RunFailed,
   RunCancelled,

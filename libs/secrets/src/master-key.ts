@@ -108,3 +108,11 @@ export function loadMasterKey(
   if (text.trim() === '') throw new MasterKeyError(`master key file ${file} is empty`);
   return fromBytes(parseMasterKey(text, `master key file ${file}`), 'file', file);
 }
+
+/**
+ * The key a gateway shows an interactive run's worker endpoint (header `x-runway-app-key`): derived
+ * from the master key both hold, so it is never stored nor sent anywhere else (docs/interactive.md).
+ */
+export function interactiveAppKey(master: MasterKey, runId: string): string {
+  return createHmac('sha256', master.key).update(`runway interactive app v1:${runId}`).digest('hex');
+}

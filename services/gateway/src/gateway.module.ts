@@ -51,6 +51,10 @@ import { DashboardController } from './dashboard/dashboard.controller.js';
 import { DashboardService } from './dashboard/dashboard.service.js';
 import { EventsStreamController } from './dashboard/events-stream.controller.js';
 import { JobsController } from './job/jobs.controller.js';
+import { InteractiveService } from './interactive/interactive.service.js';
+import { LinkRevocations } from './interactive/link-revocations.js';
+import { ProxyCredentials } from './interactive/proxy-credentials.js';
+import { PublicLinksController } from './interactive/public-links.controller.js';
 
 @Module({})
 export class GatewayModule {
@@ -87,6 +91,7 @@ export class GatewayModule {
         DashboardController,
         EventsStreamController,
         JobsController,
+        PublicLinksController,
       ],
       providers: [
         { provide: SERVICE_CONTEXT, useValue: ctx },
@@ -118,6 +123,9 @@ export class GatewayModule {
         LogsService,
         AlertsService,
         DashboardService,
+        InteractiveService,
+        LinkRevocations,
+        ProxyCredentials,
         { provide: APP_GUARD, useClass: AuthGuard },
         { provide: APP_FILTER, useClass: ErrorBodyFilter },
         { provide: APP_INTERCEPTOR, useClass: QuotaInterceptor },

@@ -11,6 +11,14 @@ export interface ExecSpec {
   writable: readonly string[];
   /** Files or directories it may read besides the system (interpreter, virtualenv, tools). */
   readable: readonly string[];
+  /**
+   * `none`: the process gets its own network namespace with only a loopback interface (interactive
+   * apps: reached through a unix socket in a writable directory). Default: the host's network.
+   * The local-process executor cannot isolate the network and ignores it.
+   */
+  network?: 'host' | 'none';
+  /** Address space per process, bytes, instead of the executor's default (0 = unlimited). */
+  memoryBytes?: number;
 }
 
 export interface ProcessExit {

@@ -197,7 +197,8 @@ export class SandboxExecutor implements RunExecutor {
   argvFor(spec: ExecSpec): string[] {
     const l = this.opts.limits;
     const rl: string[] = [];
-    if (l.memoryBytes > 0) rl.push(`--as=${l.memoryBytes}`);
+    const memoryBytes = spec.memoryBytes ?? l.memoryBytes;
+    if (memoryBytes > 0) rl.push(`--as=${memoryBytes}`);
     if (l.processes > 0 && this.root) rl.push(`--nproc=${l.processes}`);
     if (l.openFiles > 0) rl.push(`--nofile=${l.openFiles}`);
     if (l.fileBytes > 0) rl.push(`--fsize=${l.fileBytes}`);
@@ -214,6 +215,8 @@ export class SandboxExecutor implements RunExecutor {
       '--new-session',
     ];
     if (!this.root) ns.push('--unshare-user');
+    // Its own network namespace: only a loopback interface, no route to anything of the host.
+    if (spec.network === 'none') ns.push('--unshare-net');
     const mounts = [
       ...this.system.args,
       '--proc',

@@ -150,6 +150,21 @@ export const executionMigrations: MigrationSet = {
         ALTER TABLE pipeline_loads ADD COLUMN duration_ms integer;
         ALTER TABLE run_pipelines ADD COLUMN duration_ms integer;`,
     },
+    {
+      // Interactive runs (docs/interactive.md): the app's worker endpoint (RunAppReady) and why a
+      // completed run ended (RunCompleted.reason: idle).
+      name: '0006_interactive_apps',
+      up: `
+        ALTER TABLE runs
+          ADD COLUMN app_type text,
+          ADD COLUMN app_host text,
+          ADD COLUMN app_port integer,
+          ADD COLUMN app_base_path text,
+          ADD COLUMN app_ready_at timestamptz,
+          ADD COLUMN app_idle_timeout_seconds integer,
+          ADD COLUMN end_reason text;
+        CREATE INDEX runs_job_number ON runs (job_id, number DESC);`,
+    },
   ],
 };
 
@@ -191,6 +206,15 @@ export interface RunRow {
   worker_id: string | null;
   host: string | null;
   pid: number | null;
+  /** Interactive runs: the app's worker endpoint, from RunAppReady (null before, and for batch runs). */
+  app_type: string | null;
+  app_host: string | null;
+  app_port: number | null;
+  app_base_path: string | null;
+  app_ready_at: Date | null;
+  app_idle_timeout_seconds: number | null;
+  /** Completed runs: `exited`, or `idle` (an interactive app stopped for being idle). */
+  end_reason: string | null;
 }
 
 export interface TimelineRow {

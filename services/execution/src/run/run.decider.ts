@@ -1,7 +1,9 @@
 import { DomainError, NotFoundError, type Decider } from '#libs/eventstore';
 import {
   TERMINAL_RUN_STATUSES,
+  type AppType,
   type PipelineReport,
+  type RunEndReason,
   type RunFailureReason,
   type RunStatus,
 } from '#libs/contracts';
@@ -14,9 +16,24 @@ import type { RunEvent } from './run.events.js';
  */
 export type RunCommand =
   | { type: 'ClaimRun'; runId: string; jobId: string; number: number; workerId: string; host: string }
-  | { type: 'MarkRunning'; pid: number; command: string; startedAt: string }
+  | {
+      type: 'MarkRunning';
+      pid: number;
+      command: string;
+      startedAt: string;
+      /** Interactive runs: the app answered at this worker endpoint (RunAppReady goes with RunStarted). */
+      app?: {
+        runId: string;
+        jobId: string;
+        appType: AppType;
+        address: { host: string; port: number };
+        basePath: string;
+        readyAt: string;
+        idleTimeoutSeconds: number;
+      };
+    }
   | { type: 'MarkFinalizing'; exitCode: number | null; signal: string | null; endedAt: string }
-  | { type: 'CompleteRun'; exitCode: number; durationMs: number | null }
+  | { type: 'CompleteRun'; exitCode: number; durationMs: number | null; reason?: RunEndReason }
   | {
       type: 'FailRun';
       reason: RunFailureReason;
@@ -74,6 +91,8 @@ function evolve(state: RunState, event: RunEvent): RunState {
       return { ...state, status: 'starting', number: event.data.number, workerId: event.data.workerId };
     case 'RunStarted':
       return { ...state, status: 'running', started: true };
+    case 'RunAppReady':
+      return state;
     case 'RunFinalizing':
       return { ...state, status: 'finalizing' };
     case 'RunCompleted':
@@ -111,7 +130,11 @@ export function decideClaimRun(c: Command<'ClaimRun'>, state: RunState): RunEven
 
 export function decideMarkRunning(c: Command<'MarkRunning'>, state: RunState): RunEvent[] {
   if (state.status !== 'starting') return [];
-  return [{ type: 'RunStarted', data: { pid: c.pid, command: c.command, startedAt: c.startedAt } }];
+  const started: RunEvent = {
+    type: 'RunStarted',
+    data: { pid: c.pid, command: c.command, startedAt: c.startedAt },
+  };
+  return c.app ? [started, { type: 'RunAppReady', data: c.app }] : [started];
 }
 
 export function decideMarkFinalizing(c: Command<'MarkFinalizing'>, state: RunState): RunEvent[] {
@@ -121,7 +144,12 @@ export function decideMarkFinalizing(c: Command<'MarkFinalizing'>, state: RunSta
 
 export function decideCompleteRun(c: Command<'CompleteRun'>, state: RunState): RunEvent[] {
   if (state.status !== 'finalizing') return [];
-  return [{ type: 'RunCompleted', data: { exitCode: c.exitCode, durationMs: c.durationMs } }];
+  return [
+    {
+      type: 'RunCompleted',
+      data: { exitCode: c.exitCode, durationMs: c.durationMs, ...(c.reason ? { reason: c.reason } : {}) },
+    },
+  ];
 }
 
 export function decideFailRun(c: Command<'FailRun'>, state: RunState): RunEvent[] {

@@ -37,6 +37,8 @@ export const RUN_CLAIMS_REACTOR = 'run-workers';
 export class RunClaimer {
   /** Runs holding a slot: from the claim until their processes are gone (the final events follow outside the slot). */
   private busy = 0;
+  /** Interactive apps of this worker (they do not take batch slots: RUNWAY_INTERACTIVE_PER_WORKER). */
+  private apps = 0;
   private stopping = false;
   private reactor: Reactor | undefined;
   private unobserveQueue: (() => void) | undefined;
@@ -61,7 +63,7 @@ export class RunClaimer {
       store: this.w.deps.store,
       eventTypes: [RunRequested.type],
       aggregateTypes: ['job'],
-      capacity: () => this.w.opts.slots - this.busy,
+      capacity: () => Math.max(this.w.opts.slots - this.busy, this.w.interactive.perWorker - this.apps),
       // The worker's claim and spawn in the trace of the request (the commit's traceparent header).
       react: (e) =>
         inSpan('worker', 'worker claim run', () => withLogFields(logFieldsOf(e), () => this.onRequested(e)), {
@@ -104,22 +106,77 @@ export class RunClaimer {
   }
 
   /**
+   * An interactive app's limits (docs/interactive.md): this worker's apps (the request waits for a
+   * worker with room up to RUNWAY_INTERACTIVE_QUEUE_SECONDS, then fails) and the workspace's apps
+   * across workers (fails at once). A refused request is claimed and failed with reason `limit`.
+   */
+  private async appLimit(req: RunRequestedEvent): Promise<'ok' | 'retry' | { refuse: string }> {
+    const o = this.w.interactive;
+    if (this.apps >= o.perWorker) {
+      if (Date.now() - req.requestedAt.getTime() < o.queueSeconds * 1000) return 'retry';
+      return {
+        refuse: `no worker could start another interactive app within ${o.queueSeconds} s: each runs its limit of ${o.perWorker} (RUNWAY_INTERACTIVE_PER_WORKER)`,
+      };
+    }
+    const q = this.w.deps.appQuota;
+    if (!q) return 'ok';
+    try {
+      const ok = await q.slots.acquire(req.workspaceId, req.data.runId, q.limit, async (runId) =>
+        Boolean(await this.w.deps.leases.get(runId).catch(() => ({}))),
+      );
+      if (ok) return 'ok';
+    } catch (err) {
+      this.w.logger.warn(`app slots of workspace ${req.workspaceId}: ${String(err)}`);
+      return 'retry';
+    }
+    return {
+      refuse: `the workspace already runs ${q.limit} interactive apps (RUNWAY_INTERACTIVE_PER_WORKSPACE=${q.limit}): stop one (cancel its run) or wait until an idle one stops`,
+    };
+  }
+
+  /** Claims a run only to end it at once as failed (`limit`), with the reason in words. */
+  private async refuse(req: RunRequestedEvent, message: string): Promise<'started' | 'not-ours' | 'retry'> {
+    const run = new RunSupervisor(this.w, req);
+    try {
+      if (!(await run.claim())) return 'not-ours';
+      await run.refuse('limit', message);
+      return 'started';
+    } catch (err) {
+      this.w.logger.warn(`refusing run ${req.data.runId}: ${String(err)}`);
+      return 'retry';
+    } finally {
+      run.dispose();
+    }
+  }
+
+  /**
    * Claims one requested run and starts it. `retry`: the request must come back later (the
    * workspace is at its quota, or the claim could not be stored).
    */
   private async take(req: RunRequestedEvent): Promise<'started' | 'not-ours' | 'retry'> {
-    if (!(await this.takeWorkspaceSlot(req))) return 'retry'; // the request waits (pending)
+    const app = req.data.kind === 'interactive';
+    if (app) {
+      const limit = await this.appLimit(req);
+      if (limit === 'retry') return 'retry';
+      if (limit !== 'ok') return this.refuse(req, limit.refuse);
+    } else {
+      if (this.busy >= this.w.opts.slots) return 'retry'; // pulled for an app's room: another worker may take it
+      if (!(await this.takeWorkspaceSlot(req))) return 'retry'; // the request waits (pending)
+    }
     const run = new RunSupervisor(this.w, req);
     this.active.set(req.data.runId, run);
-    this.busy++;
+    if (app) this.apps++;
+    else this.busy++;
     let released = false;
     // Once the run's processes are gone: the worker's slot and the workspace's.
     const release = () => {
       if (released) return;
       released = true;
-      this.busy--;
+      if (app) this.apps--;
+      else this.busy--;
       this.reactor?.wake();
-      void this.releaseWorkspaceSlot(req);
+      if (app) void this.releaseAppSlot(req);
+      else void this.releaseWorkspaceSlot(req);
     };
     let claimed: boolean;
     try {
@@ -162,6 +219,14 @@ export class RunClaimer {
       this.w.logger.warn(`run slots of workspace ${req.workspaceId}: ${String(err)}`);
       return false;
     }
+  }
+
+  private async releaseAppSlot(req: RunRequestedEvent): Promise<void> {
+    await this.w.deps.appQuota?.slots
+      .release(req.workspaceId, req.data.runId)
+      .catch((err: unknown) =>
+        this.w.logger.warn(`app slots of workspace ${req.workspaceId}: ${String(err)}`),
+      );
   }
 
   private async releaseWorkspaceSlot(req: RunRequestedEvent): Promise<void> {

@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
+import { isBuiltInEntryPoint } from '#libs/contracts';
 import type { RunExecutor } from '../executor/index.js';
 import { installExitHook } from './pipeline-report.js';
 import { dotDltOf, insideDir, type MaterializedConfig, type RunMaterializer } from './materializer.js';
@@ -78,6 +79,7 @@ export function resolveTools(python: string, uv: string | false | undefined): Ru
 
 /** A run directory ready to spawn in. */
 export interface PreparedRun {
+  /** The entry file in the run directory ('' for a built-in entry point such as runway:dashboard). */
   entry: string;
   config: MaterializedConfig;
   env: Record<string, string>;
@@ -103,11 +105,16 @@ export async function prepareRun(opts: {
   const ws = req.workspaceId;
   rmSync(runDir, { recursive: true, force: true });
   mkdirSync(runDir, { recursive: true, mode: 0o700 });
-  if (!d.deployment) throw new Error('the run has no deployment');
-  await opts.materializer.writeDeployment(runDir, ws, d.deployment);
-  const entry = insideDir(runDir, d.entryPoint);
-  if (!existsSync(entry) || !statSync(entry).isFile()) {
-    throw new Error(`entry point ${d.entryPoint} is not a file of deployment ${d.deployment.version}`);
+  // A built-in entry point (runway:dashboard) runs Runway's own app: no deployment is needed.
+  const builtIn = d.kind === 'interactive' && isBuiltInEntryPoint(d.entryPoint);
+  let entry = '';
+  if (!builtIn) {
+    if (!d.deployment) throw new Error('the run has no deployment');
+    await opts.materializer.writeDeployment(runDir, ws, d.deployment);
+    entry = insideDir(runDir, d.entryPoint);
+    if (!existsSync(entry) || !statSync(entry).isFile()) {
+      throw new Error(`entry point ${d.entryPoint} is not a file of deployment ${d.deployment.version}`);
+    }
   }
   const dotDlt = dotDltOf(runDir);
   mkdirSync(dotDlt, { recursive: true, mode: 0o700 });

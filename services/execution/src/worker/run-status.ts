@@ -1,4 +1,5 @@
 import type { Logger } from '@nestjs/common';
+import { constants } from 'node:os';
 import type { RunFailureReason, RunStatus } from '#libs/contracts';
 import { isTransientNatsError } from '#libs/nats';
 import { sleep, type ProcessExit } from '../executor/index.js';
@@ -7,7 +8,15 @@ import type { RunAggregates } from '../run/run.handler.js';
 import type { PipelineCollection } from './pipeline-report.js';
 
 /** Why a worker ends a run before its process ends by itself. */
-export type EndReason = 'cancel' | 'timeout' | 'lost' | 'shutdown';
+export type EndReason =
+  | 'cancel'
+  | 'timeout'
+  | 'lost'
+  | 'shutdown'
+  /** An interactive app had no open connection for its idle time: the run completes (reason idle). */
+  | 'idle'
+  /** An interactive app did not answer within its startup time. */
+  | 'startup';
 
 /** How the run's process ended, as the supervisor saw it. */
 export interface ProcessOutcome {
@@ -114,6 +123,28 @@ export class RunStatusRecorder {
     );
   }
 
+  /** An interactive app stopped for being idle: `completed`, reason `idle`, whatever its exit status on SIGTERM. */
+  private async completeIdle(exit: ProcessExit): Promise<void> {
+    let state = await this.cmd(
+      {
+        type: 'MarkFinalizing',
+        exitCode: exit.code,
+        signal: exit.signal,
+        endedAt: new Date(exit.at).toISOString(),
+      },
+      'finalizing',
+    );
+    if (state.status === 'cancelling')
+      return this.confirmCancelled(exit, 'the app stopped while the run was being cancelled');
+    const exitCode = exit.code ?? 128 + (exit.signal ? (constants.signals[exit.signal] ?? 0) : 0);
+    state = await this.cmd(
+      { type: 'CompleteRun', exitCode, durationMs: this.durationOf(exit), reason: 'idle' },
+      'completed',
+    );
+    if (state.status === 'cancelling')
+      await this.confirmCancelled(exit, 'the app stopped while the run was being cancelled');
+  }
+
   /** The run's final events, from how its process ended. */
   async finish(o: ProcessOutcome): Promise<void> {
     const { exit, stderrTail: tail } = o;
@@ -131,6 +162,10 @@ export class RunStatusRecorder {
         return this.fail('worker_lost', 'the worker shut down while the run was in progress', exit, tail);
       case 'lost':
         return; // ended elsewhere (the reaper failed it): nothing to add
+      case 'startup':
+        return this.fail('app_startup', 'the app did not answer HTTP in time and was stopped', exit, tail);
+      case 'idle':
+        return this.completeIdle(exit);
       case undefined:
         break;
       default: {

@@ -1,7 +1,7 @@
 import type { Subscription } from '@nats-io/transport-node';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { RunStatus } from '#libs/contracts';
+import type { RunFailureReason, RunStatus } from '#libs/contracts';
 import { eventTypesOf, Headers } from '#libs/eventstore';
 import { sleep, type ProcessExit, type RunProcess } from '../executor/index.js';
 import { isTerminal } from '../run/run.decider.js';
@@ -13,6 +13,8 @@ import { reapRunProcess, spawnRunProcess, terminateRunProcess, writeRunMeta } fr
 import type { RunRequestedEvent } from './run-requested.js';
 import { RunStatusRecorder, type EndReason } from './run-status.js';
 import type { Worker } from './worker.js';
+import { prepareApp, type AppLaunch } from './interactive/app-prepare.js';
+import { AppSession } from './interactive/app-session.js';
 import { runStartLatency, secondsSince } from '#libs/observability';
 
 const TERMINAL_EVENTS = new Set(['RunCompleted', 'RunFailed', 'RunCancelled', 'RunSkipped']);
@@ -35,6 +37,10 @@ export class RunSupervisor {
   private done: Promise<void> | undefined;
   private closed: Promise<void> = Promise.resolve();
   private prepared: PreparedRun | undefined;
+  /** Interactive runs: the app's endpoint, readiness and idle watch. */
+  private app: AppSession | undefined;
+  /** Interactive runs: why the app never answered (its run fails with `app_startup`). */
+  private appFailure: string | undefined;
   private readonly runDir: string;
   private readonly metaFile: string;
   /** Called once the run's processes are gone: its slot is free for the next run. */
@@ -144,6 +150,11 @@ export class RunSupervisor {
     await this.done?.catch(() => undefined);
   }
 
+  /** A run this worker claimed but may not start (an interactive limit): it fails at once with the reason. */
+  async refuse(reason: RunFailureReason, message: string): Promise<void> {
+    await this.status.fail(reason, message, null, []);
+  }
+
   /** `processesGone` is called once the run's processes are gone: its slot is free for the next run. */
   run(processesGone: () => void = () => undefined): Promise<void> {
     this.processesGone = processesGone;
@@ -161,6 +172,7 @@ export class RunSupervisor {
         .catch((err: unknown) => this.w.logger.warn(`lease of ${this.runId}: ${String(err)}`));
       writeRunMeta(this.metaFile, { ...meta, pid: null });
       let prepared: PreparedRun;
+      let launch: AppLaunch | undefined;
       try {
         prepared = await prepareRun({
           req: this.req,
@@ -171,6 +183,15 @@ export class RunSupervisor {
           executor: this.w.deps.executor,
         });
         this.prepared = prepared;
+        if (d.kind === 'interactive')
+          launch = await prepareApp({
+            req: this.req,
+            runDir: this.runDir,
+            dataDir: this.w.opts.dataDir,
+            prepared,
+            tools: this.w.tools,
+            executor: this.w.deps.executor,
+          });
       } catch (err) {
         if (this.endReason === 'cancel')
           return void (await this.status.confirmCancelled(null, 'cancelled before the process started'));
@@ -198,17 +219,27 @@ export class RunSupervisor {
       this.capture = capture;
       await output.begin(ref);
       for (const warning of prepared.config.warnings) capture.note(warning);
+      for (const line of launch?.notes ?? []) capture.note(line);
+      const argv = launch?.argv ?? prepared.argv;
       let proc: RunProcess;
       try {
         proc = spawnRunProcess(
           this.w.deps.executor,
           {
-            argv: prepared.argv,
-            env: prepared.env,
+            argv,
+            env: launch?.env ?? prepared.env,
             cwd: this.runDir,
             workspaceId: this.ws,
-            writable: prepared.writable,
+            writable: launch?.writable ?? prepared.writable,
             readable: this.w.tools.toolPaths,
+            ...(launch
+              ? {
+                  network: launch.network,
+                  ...(this.w.interactive.memoryBytes > 0
+                    ? { memoryBytes: this.w.interactive.memoryBytes }
+                    : {}),
+                }
+              : {}),
           },
           this.metaFile,
           meta,
@@ -226,8 +257,10 @@ export class RunSupervisor {
       this.w.logger.debug(
         `run ${this.runId}: spawned pid ${proc.pid} ${spawnedAt - this.req.requestedAt.getTime()} ms after the request (setup ${spawnedAt - startedSetup} ms)`,
       );
+      // An app lives until it is idle: only a timeout its job sets caps it.
       const timeoutSeconds = d.timeoutSeconds ?? this.w.opts.runTimeoutSeconds;
-      this.timeoutTimer = setTimeout(() => this.end('timeout'), timeoutSeconds * 1000);
+      if (!launch || d.timeoutSeconds !== null)
+        this.timeoutTimer = setTimeout(() => this.end('timeout'), timeoutSeconds * 1000);
       if (this.endReason) void this.terminate();
 
       // The process's end, concurrently with the `starting` hold below: once its process group is
@@ -237,6 +270,8 @@ export class RunSupervisor {
       const ended = (async (): Promise<ProcessExit> => {
         const exit = await proc.exited;
         clearTimeout(this.timeoutTimer);
+        // Its endpoint closes before anything records the end: no gateway reaches a dead address.
+        await this.app?.close();
         await reapRunProcess(
           proc,
           this.terminating,
@@ -255,36 +290,45 @@ export class RunSupervisor {
         return exit;
       })();
 
-      await this.holdStarting();
-      if (!this.endReason) {
-        await this.status.cmd(
-          {
-            type: 'MarkRunning',
-            pid: proc.pid,
-            command: prepared.argv.join(' '),
-            startedAt: new Date(spawnedAt).toISOString(),
-          },
-          'running',
-        );
+      if (launch) await this.serveApp(launch, proc, argv, spawnedAt);
+      else {
+        await this.holdStarting();
+        if (!this.endReason) {
+          await this.status.cmd(
+            {
+              type: 'MarkRunning',
+              pid: proc.pid,
+              command: argv.join(' '),
+              startedAt: new Date(spawnedAt).toISOString(),
+            },
+            'running',
+          );
+        }
       }
       const exit = await ended;
+      if (this.appFailure !== undefined && (this.endReason === undefined || this.endReason === 'startup')) {
+        await this.status.fail('app_startup', this.appFailure, exit, capture.stderrTail());
+        return;
+      }
       await this.status.finish({
         exit,
         endReason: this.endReason,
         stderrTail: capture.stderrTail(),
         timeoutSeconds,
         pid: proc.pid,
-        collectPipelines: () =>
-          collectRunPipelines({
-            reports,
-            executor: this.w.deps.executor,
-            python: this.w.tools.python,
-            toolPaths: this.w.tools.toolPaths,
-            workspaceId: this.ws,
-            runDir: this.runDir,
-            prepared,
-            since: spawnedAt,
-          }),
+        collectPipelines: launch
+          ? undefined
+          : () =>
+              collectRunPipelines({
+                reports,
+                executor: this.w.deps.executor,
+                python: this.w.tools.python,
+                toolPaths: this.w.tools.toolPaths,
+                workspaceId: this.ws,
+                runDir: this.runDir,
+                prepared,
+                since: spawnedAt,
+              }),
       });
     } finally {
       clearTimeout(this.timeoutTimer);
@@ -293,6 +337,54 @@ export class RunSupervisor {
       rmSync(this.metaFile, { force: true });
       await this.w.deps.leases.release(this.runId).catch(() => undefined);
     }
+  }
+
+  /**
+   * An interactive run: opens the app's endpoint, waits until the app answers HTTP (then the run is
+   * `running`, with its address in RunAppReady) and watches it for idleness. An app that exits or
+   * does not answer in time leaves `appFailure` set (the run fails with `app_startup`).
+   */
+  private async serveApp(
+    launch: AppLaunch,
+    proc: RunProcess,
+    argv: string[],
+    spawnedAt: number,
+  ): Promise<void> {
+    const o = this.w.interactive;
+    const session = new AppSession(launch.type, launch.target, launch.basePath, this.w.appKey(this.runId), o);
+    this.app = session;
+    const r = await session.start(proc, () => this.endReason !== undefined);
+    if (!r.ready) {
+      if (r.why === 'ended') return;
+      this.appFailure = r.message;
+      if (r.why !== 'exited') this.end('startup');
+      return;
+    }
+    await this.holdStarting();
+    if (this.endReason) return;
+    await this.status.cmd(
+      {
+        type: 'MarkRunning',
+        pid: proc.pid,
+        command: argv.join(' '),
+        startedAt: new Date(spawnedAt).toISOString(),
+        app: {
+          runId: this.runId,
+          jobId: this.req.jobId,
+          appType: launch.type,
+          address: { host: o.advertiseHost, port: r.port },
+          basePath: launch.basePath,
+          readyAt: r.readyAt.toISOString(),
+          idleTimeoutSeconds: Math.max(1, Math.round(o.idleSeconds)),
+        },
+      },
+      'running',
+    );
+    this.capture?.note(
+      `the app answers (${r.readyAt.getTime() - spawnedAt} ms after the spawn): endpoint ${o.advertiseHost}:${r.port}${launch.basePath}/; it stops after ${o.idleSeconds} s without an open connection`,
+    );
+    session.endpoint.touch();
+    session.watchIdle(() => this.end('idle'));
   }
 
   /** Keeps `starting` visible for a client polling every 2 s; the process runs meanwhile. */

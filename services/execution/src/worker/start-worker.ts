@@ -4,7 +4,7 @@ import type { RunwayConfig } from '#libs/config';
 import { blobBucketName, BlobStore } from '#libs/blobs';
 import type { EventStore } from '#libs/eventstore';
 import type { NatsConnection } from '#libs/nats';
-import { loadMasterKey } from '#libs/secrets';
+import { interactiveAppKey, loadMasterKey } from '#libs/secrets';
 import { executionDb } from '../database.js';
 import { RunAggregates } from '../run/run.handler.js';
 import { RunLeases } from './leases.js';
@@ -83,6 +83,23 @@ export async function startWorkers(
           limit: perWorkspace,
         }
       : undefined;
+  const apps = host.config.worker.interactive;
+  const appQuota =
+    apps.perWorkspace > 0
+      ? {
+          slots: await WorkspaceSlots.open(
+            host.nats,
+            host.config.events.subjectPrefix,
+            host.config.kvMaxBytes,
+            host.config.nats.replicas,
+            'apps',
+          ),
+          limit: apps.perWorkspace,
+        }
+      : undefined;
+  // Gateways derive the same key of each app's endpoint from the master key (docs/interactive.md).
+  const master = loadMasterKey({ masterKey: host.config.masterKey, dataDir: host.config.dataDir });
+  const appKey = (runId: string) => interactiveAppKey(master, runId);
   const materializer = opts.materializer ?? (await serviceMaterializer(host));
   const outputLogger = new Logger('run-output');
   // Every line to the run's subject in the LOGS stream (owned by the logs service).
@@ -103,6 +120,8 @@ export async function startWorkers(
         output,
         executor,
         ...(workspaceQuota ? { workspaceQuota } : {}),
+        ...(appQuota ? { appQuota } : {}),
+        appKey,
       },
       {
         slots: host.config.worker.slots,
@@ -111,6 +130,7 @@ export async function startWorkers(
         runTimeoutSeconds: host.config.worker.runTimeoutSeconds,
         killGraceMs: host.config.worker.killGraceMs,
         logMaxBytes: host.config.worker.logMaxBytes,
+        interactive: apps,
       },
     );
     await w.start();

@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { randomUUID } from 'node:crypto';
+import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +15,7 @@ import { resolveTools, type RunTools } from './run-environment.js';
 import { cleanupOrphans } from './run-process.js';
 import type { RunSupervisor } from './run-supervisor.js';
 import type { WorkspaceSlots } from './workspace-slots.js';
+import { DEFAULT_INTERACTIVE, type InteractiveOptions } from './interactive/app-session.js';
 
 export { resolvePython } from './run-environment.js';
 
@@ -44,6 +45,8 @@ export interface WorkerOptions {
   consumerName?: string;
   /** uv for workspaces with a pyproject.toml: its path, false to never use it; default: uv on PATH. */
   uv?: string | false;
+  /** Interactive apps: idle stop, startup time, limits, endpoint address (default DEFAULT_INTERACTIVE). */
+  interactive?: Partial<InteractiveOptions>;
 }
 
 export interface WorkerDeps {
@@ -57,6 +60,13 @@ export interface WorkerDeps {
   executor: RunExecutor;
   /** At most `limit` runs in progress per workspace, across workers (absent: no limit). */
   workspaceQuota?: { slots: WorkspaceSlots; limit: number };
+  /** At most `limit` interactive apps in progress per workspace, across workers (absent: no limit). */
+  appQuota?: { slots: WorkspaceSlots; limit: number };
+  /**
+   * The key a gateway shows an app's endpoint (interactiveAppKey of the master key). Absent: a
+   * random key of this worker (no gateway can reach its apps: tests of the worker alone).
+   */
+  appKey?: (runId: string) => string;
 }
 
 /**
@@ -71,6 +81,10 @@ export class Worker {
   readonly logger: Logger;
   /** The interpreter, uv and what run processes may read of them; resolved at start. */
   tools: RunTools = { python: '', uv: undefined, toolPaths: [] };
+  /** Interactive app options in force (the defaults, overridden by the options given). */
+  readonly interactive: InteractiveOptions;
+  /** The key of an app's endpoint (x-runway-app-key). */
+  readonly appKey: (runId: string) => string;
   private readonly active = new Map<string, RunSupervisor>();
   private readonly claimer: RunClaimer;
   private refreshTimer: NodeJS.Timeout | undefined;
@@ -84,6 +98,11 @@ export class Worker {
     this.commands = new RunAggregates(deps.store);
     this.output = deps.output;
     this.claimer = new RunClaimer(this, this.active);
+    this.interactive = { ...DEFAULT_INTERACTIVE, ...opts.interactive };
+    const own = randomBytes(32);
+    this.appKey =
+      deps.appKey ??
+      ((runId) => createHmac('sha256', own).update(`runway interactive app v1:${runId}`).digest('hex'));
   }
 
   get consumerName(): string {

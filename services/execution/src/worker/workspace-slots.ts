@@ -3,8 +3,9 @@ import { z } from 'zod';
 import type { NatsConnection } from '#libs/nats';
 
 /** The KV bucket of the runs in progress per workspace (the concurrency quota). */
-export function slotsBucketName(subjectPrefix: string): string {
-  return subjectPrefix ? `RUN_SLOTS_${subjectPrefix}` : 'RUN_SLOTS';
+export function slotsBucketName(subjectPrefix: string, what: 'runs' | 'apps' = 'runs'): string {
+  const name = what === 'apps' ? 'APP_SLOTS' : 'RUN_SLOTS';
+  return subjectPrefix ? `${name}_${subjectPrefix}` : name;
 }
 
 const entrySchema = z.array(z.object({ runId: z.string(), at: z.number() }));
@@ -27,8 +28,10 @@ export class WorkspaceSlots {
     subjectPrefix: string,
     maxBytes: number,
     replicas = 1,
+    /** `apps`: the interactive apps in progress per workspace (RUNWAY_INTERACTIVE_PER_WORKSPACE). */
+    what: 'runs' | 'apps' = 'runs',
   ): Promise<WorkspaceSlots> {
-    const kv = await new Kvm(nc).create(slotsBucketName(subjectPrefix), {
+    const kv = await new Kvm(nc).create(slotsBucketName(subjectPrefix, what), {
       history: 1,
       replicas,
       ...(maxBytes > 0 ? { max_bytes: maxBytes } : {}),

@@ -31,6 +31,7 @@ export function jobMessage(j: JobRow, publicUrl: string, lastRun?: RunOfJob): Me
     timezone: j.timezone,
     missed_policy: j.missed_policy,
     overlap_policy: j.overlap_policy,
+    public_link_enabled: j.public_link_hash !== null,
     ...(lastRun ? { last_run: runMessage(lastRun, publicUrl) } : {}),
   };
 }

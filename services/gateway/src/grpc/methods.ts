@@ -25,6 +25,8 @@ import { toConfigurationResponse } from '../configuration/configuration.controll
 import { ConfigurationsService } from '../configuration/configurations.service.js';
 import { toDeploymentResponse } from '../deployment/deployment.controller.js';
 import { DeploymentsService } from '../deployment/deployments.service.js';
+import { InteractiveService } from '../interactive/interactive.service.js';
+import { publicLinkBody, toPublicLinkResponse } from '../interactive/public-links.controller.js';
 import { JobsService } from '../job/jobs.service.js';
 import { LogsService } from '../log/logs.service.js';
 import { listQuery } from '../page.js';
@@ -59,8 +61,10 @@ export class Services {
   readonly uploads: UploadQuota;
   readonly publicUrl: string;
   readonly alerts: AlertsService;
+  readonly interactive: InteractiveService;
 
   constructor(app: INestApplicationContext) {
+    this.interactive = app.get(InteractiveService);
     this.alerts = app.get(AlertsService);
     this.jobs = app.get(JobsService);
     this.runs = app.get(RunsService);
@@ -356,6 +360,20 @@ export const METHODS: Record<string, Method> = {
         'request',
       );
       return jobMessage(await s.jobs.upsert(who(c), workspaceOf(r), input), s.publicUrl);
+    },
+  },
+  ChangePublicLink: {
+    auth: write,
+    handle: async (s, r, c) => {
+      const b = parseInput(
+        publicLinkBody,
+        { job: str(r, 'id_or_name'), action: str(r, 'action') || 'enable' },
+        'request',
+      );
+      const out = toPublicLinkResponse(
+        await s.interactive.changePublicLink(who(c), workspaceOf(r), b.job, b.action),
+      );
+      return { ...out, public_url: out.public_url ?? '' };
     },
   },
   DeleteJob: {

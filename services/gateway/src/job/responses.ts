@@ -36,8 +36,14 @@ export const scriptResponse = z.object({
   overlap_policy: z
     .enum(['skip', 'queue', 'allow'])
     .describe('Runway: a scheduled fire while a run of the job is still active'),
-  public_url: z.string().nullable(),
+  public_url: z
+    .string()
+    .nullable()
+    .describe(
+      'the public link (`…/p/<token>/`): only in the answer that made it; the token is stored hashed',
+    ),
   public_secret: z.string().nullable(),
+  public_link_enabled: z.boolean().describe('Runway: whether the job has a working public link'),
   timeout_seconds: z
     .number()
     .int()
@@ -137,6 +143,7 @@ export function toScript(j: JobRow, publicUrl: string): ScriptResponse {
     overlap_policy: j.overlap_policy,
     public_url: null,
     public_secret: null,
+    public_link_enabled: j.public_link_hash !== null,
     timeout_seconds: j.timeout_seconds,
   };
 }

@@ -20,6 +20,7 @@ import type { AuthedRequest } from '../auth/auth.guard.js';
 import { Authenticated } from '../auth/authenticated.decorator.js';
 import { principalOf } from '../auth/workspace-access.js';
 import { joinSegments, listQuery } from '../page.js';
+import { InteractiveService } from '../interactive/interactive.service.js';
 import { JobsService, type JobRow } from './jobs.service.js';
 import {
   asScriptError,
@@ -63,6 +64,7 @@ export class ScriptsController {
 
   constructor(
     @Inject(JobsService) private readonly jobs: JobsService,
+    @Inject(InteractiveService) private readonly interactive: InteractiveService,
     @Inject(SERVICE_CONTEXT) ctx: ServiceContext,
   ) {
     this.publicUrl = ctx.config.publicUrl;
@@ -155,7 +157,24 @@ export class ScriptsController {
 
   @ApiDoc({
     summary:
-      'Delete a job by id or name: it stops firing and cannot be run; its versions and runs stay, and the name can be used again',
+      "dlt runtime 0.26.1 `publish`: …/{script_id_or_ref}/public-url makes the job's public link (a new one if it had one: the URL is shown only once)",
+    response: scriptResponse,
+  })
+  @Authenticated({ workspace: 'write' })
+  @Post('*path')
+  @HttpCode(201)
+  async publish(@Req() req: AuthedRequest, @Param('ws') ws: string, @Param('path') path: string | string[]) {
+    const segs = joinSegments(path);
+    if (segs.length < 2 || segs[segs.length - 1] !== 'public-url')
+      throw notFound(`no such route: POST scripts/${segs.join('/')}`);
+    const ref = segs.slice(0, -1).join('/');
+    const r = await this.interactive.publish(principalOf(req), ws, ref).catch(asScriptError);
+    return { ...toScript(r.job, this.publicUrl), public_url: r.url };
+  }
+
+  @ApiDoc({
+    summary:
+      'Delete a job by id or name: it stops firing and cannot be run; its versions and runs stay, and the name can be used again. …/{script_id_or_ref}/public-url (dlt runtime 0.26.1 `unpublish`) revokes the public link instead.',
     response: deletedScriptResponse,
   })
   @Authenticated({ workspace: 'write' })
@@ -166,7 +185,15 @@ export class ScriptsController {
     @Param('path') path: string | string[],
     @Headers('idempotency-key') key?: string,
   ) {
-    const full = joinSegments(path).join('/');
+    const segs = joinSegments(path);
+    const full = segs.join('/');
+    if (segs.length >= 2 && segs[segs.length - 1] === 'public-url' && !(await this.jobs.find(ws, full))) {
+      const ref = segs.slice(0, -1).join('/');
+      const r = await this.interactive
+        .changePublicLink(principalOf(req), ws, ref, 'revoke')
+        .catch(asScriptError);
+      return toScript(r.job, this.publicUrl);
+    }
     const job = await this.jobs.delete(principalOf(req), ws, full, key).catch(asScriptError);
     return { id: job.id, name: job.name, deleted: true };
   }

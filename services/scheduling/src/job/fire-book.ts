@@ -47,6 +47,9 @@ export function evolveFireBook(book: FireBook, event: JobEvent): FireBook {
       return { ...book, queuedFireAt: null };
     case 'JobCreated':
     case 'RunEnded':
+    case 'PublicLinkEnabled':
+    case 'PublicLinkRotated':
+    case 'PublicLinkRevoked':
       return book;
   }
 }

@@ -1,5 +1,5 @@
 import { DomainError } from '#libs/eventstore';
-import { MAX_JOB_TIMEOUT_SECONDS, type JobSpec } from '#libs/contracts';
+import { isBuiltInEntryPoint, MAX_JOB_TIMEOUT_SECONDS, type JobKind, type JobSpec } from '#libs/contracts';
 import { shortestInterval, validateCron, validateTimezone } from '../scheduler/cron.js';
 import type { UpsertJob } from './job.decider.js';
 
@@ -40,6 +40,15 @@ export function checkEntryPoint(entryPoint: string): string {
       `entry point ${JSON.stringify(entryPoint)} must be a file path relative to the workspace root (no "..", not absolute)`,
     );
   return e;
+}
+
+/** A built-in entry point (runway:dashboard) runs only as an interactive job. */
+export function checkBuiltIn(entryPoint: string, kind: JobKind): string {
+  if (kind !== 'interactive' && isBuiltInEntryPoint(entryPoint))
+    throw new DomainError(
+      `entry point ${entryPoint} is built in and serves an app: only a job of kind interactive may use it`,
+    );
+  return entryPoint;
 }
 
 export function checkProfile(profile: string): string {
@@ -93,7 +102,7 @@ export function specOf(c: UpsertJob, current: JobSpec | undefined): JobSpec {
   return {
     name: checkName(c.name),
     description: c.description,
-    entryPoint: checkEntryPoint(c.entryPoint),
+    entryPoint: checkBuiltIn(checkEntryPoint(c.entryPoint), c.kind),
     kind: c.kind,
     profile:
       c.profile === undefined

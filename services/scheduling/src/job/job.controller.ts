@@ -3,9 +3,13 @@ import { MessagePattern, Payload } from '@nestjs/microservices';
 import {
   JobRpc,
   deleteJobRequest,
+  publicLinkRequest,
   requestRun,
+  wakeJobRequest,
   upsertJobRequest,
   type DeleteJobReply,
+  type PublicLinkReply,
+  type WakeJobReply,
   type RequestRunReply,
   type UpsertJobReply,
 } from '#libs/contracts';
@@ -25,6 +29,16 @@ export class JobController {
   @MessagePattern(JobRpc.delete)
   delete(@Payload() data: unknown): Promise<DeleteJobReply> {
     return this.jobs.delete(parseRpcPayload(deleteJobRequest, data));
+  }
+
+  @MessagePattern(JobRpc.publicLink)
+  publicLink(@Payload() data: unknown): Promise<PublicLinkReply> {
+    return this.jobs.publicLink(parseRpcPayload(publicLinkRequest, data));
+  }
+
+  @MessagePattern(JobRpc.wake)
+  wake(@Payload() data: unknown): Promise<WakeJobReply> {
+    return this.jobs.wake(parseRpcPayload(wakeJobRequest, data));
   }
 
   @MessagePattern(JobRpc.requestRun)

@@ -1,6 +1,7 @@
 import { DomainError, NotFoundError, type Decider } from '#libs/eventstore';
 import { isFireTime } from '../scheduler/cron.js';
 import {
+  isBuiltInEntryPoint,
   type MissedPolicy,
   type OverlapPolicy,
   type JobKind,
@@ -94,7 +95,43 @@ export interface DeleteJob {
   actor: string;
 }
 
-export type JobCommand = UpsertJob | RequestRun | NoteRunEnded | DeleteJob;
+/** Enable, rotate or revoke the job's public link; the gateway made the token, only its hash comes here. */
+export interface ChangePublicLink {
+  type: 'ChangePublicLink';
+  action: 'enable' | 'rotate' | 'revoke';
+  /** SHA-256 of the new token (enable, rotate). */
+  tokenHash?: string;
+  actor: string;
+}
+
+/**
+ * A visit to an interactive job whose app is not running: a run with trigger `wake`, unless a run
+ * of the job is still active (then nothing: one wake at a time, however many visitors).
+ */
+export interface WakeJob {
+  type: 'WakeJob';
+  runId: string;
+  deployment: VersionRef | null;
+  configuration: (VersionRef & { profiles: readonly string[] }) | null;
+}
+
+/**
+ * Creates a job Runway gives every workspace (the interactive `dashboard`) unless a job of that
+ * name exists or ever existed: a user's own job of the name, or their deletion of it, stands.
+ */
+export interface EnsureJob {
+  type: 'EnsureJob';
+  jobId: string;
+  versionId: string;
+  name: string;
+  description: string;
+  entryPoint: string;
+  kind: JobKind;
+  actor: string;
+}
+
+export type JobCommand =
+  UpsertJob | RequestRun | NoteRunEnded | DeleteJob | EnsureJob | ChangePublicLink | WakeJob;
 
 export interface JobState {
   exists: boolean;
@@ -110,6 +147,8 @@ export interface JobState {
   activeRuns: string[];
   /** Overlap policy `queue`: the fire time waiting for the active runs to end. */
   queuedFireAt: string | null;
+  /** SHA-256 of the public link's token (null: no public link). */
+  publicLinkHash: string | null;
 }
 
 const initialState = (): JobState => ({
@@ -122,6 +161,7 @@ const initialState = (): JobState => ({
   lastFireAt: null,
   activeRuns: [],
   queuedFireAt: null,
+  publicLinkHash: null,
 });
 
 function evolve(state: JobState, event: JobEvent): JobState {
@@ -138,7 +178,7 @@ function evolve(state: JobState, event: JobEvent): JobState {
       };
     case 'JobDeleted':
       // Numbers and the last fire time stay: a job created again continues them (no run number or fire time twice).
-      return { ...state, ...book, exists: false, spec: undefined };
+      return { ...state, ...book, exists: false, spec: undefined, publicLinkHash: null };
     case 'JobUpdated':
       return {
         ...state,
@@ -160,6 +200,11 @@ function evolve(state: JobState, event: JobEvent): JobState {
       return { ...state, ...book };
     case 'RunEnded':
       return { ...state, activeRuns: state.activeRuns.filter((r) => r !== event.data.runId) };
+    case 'PublicLinkEnabled':
+    case 'PublicLinkRotated':
+      return { ...state, publicLinkHash: event.data.tokenHash };
+    case 'PublicLinkRevoked':
+      return { ...state, publicLinkHash: null };
     default: {
       const never: never = event;
       return never;
@@ -177,6 +222,12 @@ function decide(command: JobCommand, state: JobState): JobEvent[] {
       return decideNoteRunEnded(command, state);
     case 'DeleteJob':
       return decideDeleteJob(command, state);
+    case 'ChangePublicLink':
+      return decideChangePublicLink(command, state);
+    case 'WakeJob':
+      return decideWakeJob(command, state);
+    case 'EnsureJob':
+      return decideEnsureJob(command, state);
     default: {
       const never: never = command;
       throw new Error(`unknown job command ${JSON.stringify(never)}`);
@@ -219,6 +270,12 @@ export function decideUpsertJob(command: UpsertJob, state: JobState): JobEvent[]
   ];
 }
 
+export function decideEnsureJob(command: EnsureJob, state: JobState): JobEvent[] {
+  if (state.version > 0) return [];
+  const { type: _t, actor, ...spec } = command;
+  return decideUpsertJob({ ...spec, type: 'UpsertJob', actor }, state);
+}
+
 /** A manual / API run (refused with the reason when it cannot run), or a scheduled fire (decideFire). */
 export function decideRequestRun(command: RequestRun, state: JobState): JobEvent[] {
   if (command.fireAt !== undefined) return decideFire(command, command.fireAt, state);
@@ -232,6 +289,56 @@ export function decideRequestRun(command: RequestRun, state: JobState): JobEvent
 export function decideDeleteJob(command: DeleteJob, state: JobState): JobEvent[] {
   if (!state.exists) throw new NotFoundError('job not found');
   return [{ type: 'JobDeleted', data: { deletedBy: command.actor } }];
+}
+
+/**
+ * Public links exist for interactive jobs only. Enable on an enabled link and revoke without one
+ * decide nothing (idempotent); rotate needs a link. The token's hash is all the event holds.
+ */
+export function decideChangePublicLink(command: ChangePublicLink, state: JobState): JobEvent[] {
+  const spec = state.spec;
+  if (!state.exists || !spec) throw new NotFoundError('job not found');
+  const current = state.publicLinkHash;
+  if (command.action === 'revoke')
+    return current === null
+      ? []
+      : [{ type: 'PublicLinkRevoked', data: { previousHash: current, by: command.actor } }];
+  if (spec.kind !== 'interactive')
+    throw new DomainError(`job ${spec.name} is a batch job: only interactive jobs have public links`);
+  if (!command.tokenHash) throw new DomainError('a public link needs the hash of its token');
+  if (command.action === 'enable')
+    return current !== null
+      ? []
+      : [{ type: 'PublicLinkEnabled', data: { tokenHash: command.tokenHash, by: command.actor } }];
+  if (current === null)
+    throw new DomainError(`job ${spec.name} has no public link to rotate: enable one first`);
+  return [
+    {
+      type: 'PublicLinkRotated',
+      data: { tokenHash: command.tokenHash, previousHash: current, by: command.actor },
+    },
+  ];
+}
+
+/** A wake run of an interactive job, unless one of its runs is active (then nothing). */
+export function decideWakeJob(command: WakeJob, state: JobState): JobEvent[] {
+  const spec = state.spec;
+  if (!state.exists || !spec) throw new NotFoundError('job not found');
+  if (spec.kind !== 'interactive')
+    throw new DomainError(`job ${spec.name} is a batch job: only interactive jobs are woken`);
+  if (state.activeRuns.length > 0) return [];
+  const request: RequestRun = {
+    type: 'RequestRun',
+    runId: command.runId,
+    trigger: 'wake',
+    profile: null,
+    deployment: command.deployment,
+    configuration: command.configuration,
+    requestedBy: 'wake',
+  };
+  const checked = checkRunnable(request, spec);
+  if (typeof checked === 'string') throw new DomainError(checked);
+  return [runRequested(request, state, spec, checked)];
 }
 
 /**
@@ -271,13 +378,17 @@ export function decideNoteRunEnded(command: NoteRunEnded, state: JobState): JobE
 function checkRunnable(
   command: RequestRun,
   spec: JobSpec,
-): string | { profile: string; deployment: VersionRef } {
+): string | { profile: string; deployment: VersionRef | null } {
   if (!spec.active) return `job ${spec.name} is inactive: activate it (active: true) before requesting a run`;
-  if (!command.deployment)
+  // A built-in entry point (runway:dashboard) is Runway's own app: no deployment, no file to check.
+  const builtIn = spec.kind === 'interactive' && isBuiltInEntryPoint(spec.entryPoint);
+  if (!command.deployment && !builtIn)
     return 'nothing is deployed in this workspace yet: deploy the workspace before running a job';
   if (
-    (command.entryPointChecked?.path === spec.entryPoint && command.entryPointChecked.deployed === false) ||
-    (command.deployedFiles && !command.deployedFiles.has(spec.entryPoint.replace(/^(\.\/)+/, '')))
+    command.deployment &&
+    !builtIn &&
+    ((command.entryPointChecked?.path === spec.entryPoint && command.entryPointChecked.deployed === false) ||
+      (command.deployedFiles && !command.deployedFiles.has(spec.entryPoint.replace(/^(\.\/)+/, ''))))
   )
     return `the entry point ${spec.entryPoint} of job ${spec.name} is not a file of deployment ${command.deployment.version}`;
   let profile: string;
@@ -293,14 +404,14 @@ function checkRunnable(
       command.configuration ? `version ${command.configuration.version}` : '(none uploaded)'
     }`;
   }
-  return { profile, deployment: command.deployment };
+  return { profile, deployment: command.deployment ?? null };
 }
 
 function runRequested(
   command: RequestRun,
   state: JobState,
   spec: JobSpec,
-  ok: { profile: string; deployment: VersionRef },
+  ok: { profile: string; deployment: VersionRef | null },
 ): JobEvent {
   return {
     type: 'RunRequested',

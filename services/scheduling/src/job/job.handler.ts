@@ -2,10 +2,16 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import {
   AggregateTypes,
+  DASHBOARD_ENTRY_POINT,
+  DASHBOARD_JOB_NAME,
   type RequestRunReply,
   type DeleteJobReply,
   type DeleteJobRequest,
+  type PublicLinkReply,
+  type PublicLinkRequest,
   type RequestRun,
+  type WakeJobReply,
+  type WakeJobRequest,
   type UpsertJobReply,
   type UpsertJobRequest,
 } from '#libs/contracts';
@@ -123,6 +129,31 @@ export class JobCommands {
     };
   }
 
+  /**
+   * The workspace's `dashboard` job (docs/interactive.md), created once: a job of that name that
+   * exists or was deleted is left as it is. Returns whether it was created now.
+   */
+  async ensureDashboardJob(workspaceId: string, commandId: string): Promise<boolean> {
+    const jobId = jobIdFor(workspaceId, DASHBOARD_JOB_NAME);
+    const r = await this.handle(
+      workspaceId,
+      jobId,
+      {
+        type: 'EnsureJob',
+        jobId,
+        versionId: randomUUID(),
+        name: DASHBOARD_JOB_NAME,
+        description: "dlt's pipeline dashboard for this workspace's pipelines (built in)",
+        entryPoint: DASHBOARD_ENTRY_POINT,
+        kind: 'interactive',
+        actor: 'runway',
+      },
+      commandId,
+      'runway',
+    );
+    return r.events.length > 0 && !r.duplicate;
+  }
+
   async delete(req: DeleteJobRequest): Promise<DeleteJobReply> {
     const r = await this.handle(
       req.workspaceId,
@@ -132,6 +163,41 @@ export class JobCommands {
       req.actor,
     );
     return { jobId: req.jobId, seq: r.seq };
+  }
+
+  async publicLink(req: PublicLinkRequest): Promise<PublicLinkReply> {
+    const r = await this.handle(
+      req.workspaceId,
+      req.jobId,
+      {
+        type: 'ChangePublicLink',
+        action: req.action,
+        ...(req.tokenHash ? { tokenHash: req.tokenHash } : {}),
+        actor: req.actor,
+      },
+      req.commandId,
+      req.actor,
+    );
+    return {
+      jobId: req.jobId,
+      enabled: r.state.publicLinkHash !== null,
+      changed: r.events.length > 0,
+      seq: r.seq,
+    };
+  }
+
+  /** A wake run (null: a run of the job is already active). */
+  async wake(req: WakeJobRequest): Promise<WakeJobReply> {
+    const [deployment, configuration] = await this.runVersions.latest(req.workspaceId);
+    const r = await this.handle(
+      req.workspaceId,
+      req.jobId,
+      { type: 'WakeJob', runId: randomUUID(), deployment, configuration },
+      req.commandId,
+      'wake',
+    );
+    const e = r.events.find((x) => x.type === 'RunRequested');
+    return { runId: e?.type === 'RunRequested' ? e.data.runId : null, seq: r.seq };
   }
 
   async requestRun(req: RequestRun): Promise<RequestRunReply> {

@@ -114,6 +114,13 @@ export const schedulingMigrations: MigrationSet = {
           PRIMARY KEY (deployment_id, path)
         );`,
     },
+    {
+      name: '0009_job_public_links',
+      up: `
+        ALTER TABLE jobs ADD COLUMN public_link_hash text;
+        ALTER TABLE jobs ADD COLUMN public_link_at timestamptz;
+        CREATE UNIQUE INDEX jobs_public_link_hash ON jobs (public_link_hash) WHERE public_link_hash IS NOT NULL;`,
+    },
   ],
 };
 
@@ -142,6 +149,10 @@ export interface JobRow {
   created_by: string;
   created_at: Date;
   updated_at: Date;
+  /** SHA-256 (hex) of the public link's token; null: no public link. */
+  public_link_hash: string | null;
+  /** When the current public link was enabled or rotated. */
+  public_link_at: Date | null;
 }
 
 export interface JobVersionRow {

@@ -10,6 +10,7 @@ import { PeriodicTask, SERVICE_CONTEXT, type ServiceContext } from '#libs/servic
 import { JobHandler } from '../job/job.handler.js';
 import { jobRunsProjection } from '../job/read-models/job-runs.projection.js';
 import { startRunEndReactor } from '../job/reactors/run-end.reactor.js';
+import { startDashboardJobReactor } from '../job/reactors/dashboard-job.reactor.js';
 import { SchedulingDb } from '../scheduling.db.js';
 import { Scheduler } from './scheduler.js';
 import { ShardLeases } from './shard-leases.js';
@@ -25,6 +26,7 @@ export class SchedulerService implements OnApplicationBootstrap, OnModuleDestroy
   readonly scheduler: Scheduler;
   /** Tells jobs that their runs ended (overlap policy); started with the scheduler. */
   runEnds: Reactor | undefined;
+  dashboardJobs: Reactor | undefined;
 
   private readonly stopGraceMs: number;
   /** Writes snapshots of the jobs in memory every 30 s (and at the stop), so a start reads little. */
@@ -69,11 +71,21 @@ export class SchedulerService implements OnApplicationBootstrap, OnModuleDestroy
       waitForJobRuns: (seq) => this.ctx.waitForProjection(jobRunsProjection.name, seq),
       log: (m) => this.logger.warn(m),
     });
+    this.dashboardJobs = await startDashboardJobReactor({
+      store: this.ctx.store,
+      jobs: this.jobs,
+      log: (m) => this.logger.warn(m),
+    });
     this.snapshotter.start();
   }
 
   async onModuleDestroy(): Promise<void> {
-    await Promise.all([this.scheduler.stop(this.stopGraceMs), this.runEnds?.stop(), this.snapshotter.stop()]);
+    await Promise.all([
+      this.scheduler.stop(this.stopGraceMs),
+      this.runEnds?.stop(),
+      this.dashboardJobs?.stop(),
+      this.snapshotter.stop(),
+    ]);
     // After the last fires: the other replicas take the shards at once instead of after the lease.
     await this.leases
       ?.stop()

@@ -1,5 +1,6 @@
 import { defineProjection, eventsOf } from '#libs/projections';
 import {
+  RunAppReady,
   RunCancelled,
   RunCompleted,
   RunFailed,
@@ -49,6 +50,20 @@ function changeOf(e: RunEvent, at: Date): Change | undefined {
         set: { pid: e.data.pid, started_at: started },
       };
     }
+    case 'RunAppReady':
+      return {
+        status: 'running',
+        at: new Date(e.data.readyAt),
+        reason: `${e.data.appType} app answers at ${e.data.address.host}:${e.data.address.port}${e.data.basePath}`,
+        set: {
+          app_type: e.data.appType,
+          app_host: e.data.address.host,
+          app_port: e.data.address.port,
+          app_base_path: e.data.basePath,
+          app_ready_at: new Date(e.data.readyAt),
+          app_idle_timeout_seconds: e.data.idleTimeoutSeconds,
+        },
+      };
     case 'RunFinalizing': {
       const ended = new Date(e.data.endedAt);
       return {
@@ -62,8 +77,15 @@ function changeOf(e: RunEvent, at: Date): Change | undefined {
       return {
         status: 'completed',
         at,
-        reason: `exit code ${e.data.exitCode}`,
-        set: { exit_code: e.data.exitCode, duration_ms: e.data.durationMs },
+        reason:
+          e.data.reason === 'idle'
+            ? 'stopped: the app had no open connection for its idle time'
+            : `exit code ${e.data.exitCode}`,
+        set: {
+          exit_code: e.data.exitCode,
+          duration_ms: e.data.durationMs,
+          end_reason: e.data.reason ?? 'exited',
+        },
       };
     case 'RunFailed':
       return {
@@ -112,6 +134,7 @@ const handled = eventsOf(
   ScheduledRunSkipped,
   RunStarting,
   RunStarted,
+  RunAppReady,
   RunFinalizing,
   RunCompleted,
   RunFailed,

@@ -1,4 +1,12 @@
 import { sql, type Kysely, type Selectable } from 'kysely';
+import {
+  appTypeSchema,
+  runEndReasonSchema,
+  runStatusSchema,
+  type AppType,
+  type RunEndReason,
+  type RunStatus,
+} from '#libs/contracts';
 import type { ExecutionTables, RunRow } from '../../migrations/index.js';
 
 /** The runs read models as other services (the gateway) read them: rows and typed queries, no migrations. */
@@ -198,4 +206,74 @@ export async function runStatusCounts(db: Db, ws: string, since: Date): Promise<
     .groupBy('status')
     .execute();
   return new Map(rows.map((r) => [r.status, Number(r.n)]));
+}
+
+/** Where an interactive run's app answers (docs/interactive.md): only while the run is `running`. */
+export interface AppAddress {
+  type: AppType;
+  host: string;
+  port: number;
+  /** The path prefix the app is served under at that address. */
+  basePath: string;
+  readyAt: Date;
+  idleTimeoutSeconds: number | null;
+}
+
+/** A run's app address, or null (not an interactive run, not answering yet, or ended). */
+export function appOf(r: RunRecord): AppAddress | null {
+  if (r.status !== 'running' || r.app_host === null || r.app_port === null || r.app_base_path === null)
+    return null;
+  const type = appTypeSchema.safeParse(r.app_type);
+  if (!type.success) return null;
+  return {
+    type: type.data,
+    host: r.app_host,
+    port: r.app_port,
+    basePath: r.app_base_path,
+    readyAt: r.app_ready_at ?? r.updated_at,
+    idleTimeoutSeconds: r.app_idle_timeout_seconds,
+  };
+}
+
+/** Why a completed run ended (`idle`: an interactive app stopped for having no open connection). */
+export function endReasonOf(r: RunRecord): RunEndReason | null {
+  const p = runEndReasonSchema.safeParse(r.end_reason);
+  return p.success ? p.data : null;
+}
+
+export interface InteractiveApp {
+  runId: string;
+  number: number;
+  status: RunStatus;
+  app: AppAddress | null;
+  endReason: RunEndReason | null;
+  failureReason: string | null;
+  message: string | null;
+}
+
+/** The newest run of a job (any status) with its app's address while it is running. */
+export async function interactiveAppOfJob(
+  db: Db,
+  ws: string,
+  jobId: string,
+): Promise<InteractiveApp | undefined> {
+  if (!UUID.test(jobId)) return undefined;
+  const r = await db
+    .selectFrom('runs')
+    .selectAll()
+    .where('workspace_id', '=', ws)
+    .where('job_id', '=', jobId.toLowerCase())
+    .orderBy('number', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+  if (!r) return undefined;
+  return {
+    runId: r.id,
+    number: r.number,
+    status: runStatusSchema.catch('pending').parse(r.status),
+    app: appOf(r),
+    endReason: endReasonOf(r),
+    failureReason: r.failure_reason,
+    message: r.message,
+  };
 }

@@ -3,6 +3,9 @@ import {
   JobCreated,
   JobDeleted,
   JobUpdated,
+  PublicLinkEnabled,
+  PublicLinkRevoked,
+  PublicLinkRotated,
   RunRequested,
   ScheduledRunSkipped,
   type JobSpec,
@@ -96,7 +99,17 @@ async function applyFires(
       .execute();
 }
 
-const handled = eventsOf(JobCreated, JobUpdated, JobDeleted, RunRequested, ScheduledRunSkipped, FireQueued);
+const handled = eventsOf(
+  JobCreated,
+  JobUpdated,
+  JobDeleted,
+  RunRequested,
+  ScheduledRunSkipped,
+  FireQueued,
+  PublicLinkEnabled,
+  PublicLinkRotated,
+  PublicLinkRevoked,
+);
 
 /** Folds job events into `jobs` (the latest version of each job) and `job_versions` (every version). */
 export const jobsProjection = defineProjection<SchedulingTables>({
@@ -139,6 +152,8 @@ export const jobsProjection = defineProjection<SchedulingTables>({
               last_fire_at: null,
               queued_fire_at: null,
               next_scheduled_run: nextScheduledRun(e.data.spec, at),
+              public_link_hash: null,
+              public_link_at: null,
             })
             .onConflict((oc) => oc.column('id').doNothing())
             .execute();
@@ -202,6 +217,21 @@ export const jobsProjection = defineProjection<SchedulingTables>({
         case 'JobDeleted':
           // Gone from the jobs list (and from the scheduler's reads); its versions stay.
           await db.deleteFrom('jobs').where('id', '=', jobId).execute();
+          break;
+        case 'PublicLinkEnabled':
+        case 'PublicLinkRotated':
+          await db
+            .updateTable('jobs')
+            .set({ public_link_hash: e.data.tokenHash, public_link_at: at })
+            .where('id', '=', jobId)
+            .execute();
+          break;
+        case 'PublicLinkRevoked':
+          await db
+            .updateTable('jobs')
+            .set({ public_link_hash: null, public_link_at: null })
+            .where('id', '=', jobId)
+            .execute();
           break;
       }
     }

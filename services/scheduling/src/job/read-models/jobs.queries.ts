@@ -52,6 +52,8 @@ function asDeletedJob(v: JobVersionRow): JobRow {
     created_by: v.created_by,
     created_at: v.created_at,
     updated_at: v.created_at,
+    public_link_hash: null,
+    public_link_at: null,
   };
 }
 
@@ -155,4 +157,20 @@ export function jobVersion(db: Db, jobId: string, idOrNumber: string): Promise<J
   if (isUuid(idOrNumber)) return q.where('id', '=', idOrNumber.toLowerCase()).executeTakeFirst();
   if (/^\d{1,9}$/.test(idOrNumber)) return q.where('version', '=', Number(idOrNumber)).executeTakeFirst();
   return Promise.resolve(undefined);
+}
+
+/** The job a public link's token hash opens (any workspace: the token is the credential), or undefined. */
+export function jobByPublicLinkHash(db: Db, tokenHash: string): Promise<JobRow | undefined> {
+  return db.selectFrom('jobs').selectAll().where('public_link_hash', '=', tokenHash).executeTakeFirst();
+}
+
+/** An interactive job by id, in any workspace (the proxy's `/i/<job id>/`); the caller checks membership. */
+export function interactiveJobById(db: Db, jobId: string): Promise<JobRow | undefined> {
+  if (!isUuid(jobId)) return Promise.resolve(undefined);
+  return db
+    .selectFrom('jobs')
+    .selectAll()
+    .where('id', '=', jobId.toLowerCase())
+    .where('kind', '=', 'interactive')
+    .executeTakeFirst();
 }
