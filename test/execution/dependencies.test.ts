@@ -123,6 +123,35 @@ describe("a deployment's own dependencies, installed with uv in the run's setup 
     assert.deepEqual(builtEnvs(), [env]);
   });
 
+  it('builds an environment once when the first runs of the same requirements start together', async () => {
+    const before = builtEnvs();
+    const script =
+      'import text_unidecode\nprint("unidecoded", text_unidecode.unidecode("caf\\u00e9"), flush=True)\n';
+    await deploy([
+      { path: 'requirements.txt', content: 'text-unidecode==1.3\n' },
+      { path: 'together_a.py', content: script },
+      { path: 'together_b.py', content: script },
+    ]);
+    await createBatchJob(s, 'together_a.py');
+    await createBatchJob(s, 'together_b.py');
+    const ids = await Promise.all(
+      ['together_a.py', 'together_b.py'].map(async (name) => {
+        const r = await s.call('POST', `/api/v1/workspaces/${ws()}/runs`, {
+          script_id_or_name_or_secret: name,
+          profile: null,
+        });
+        assert.equal(r.status, 201, r.text);
+        return (r.json as Json).id as string;
+      }),
+    );
+    const done = await Promise.all(ids.map((id) => waitForStatus(s, id, ['completed', 'failed'], 60_000)));
+    const logs = await Promise.all(ids.map((id) => logsOf(id)));
+    for (const [i, d] of done.entries()) assert.equal(d.status, 'completed', logs[i]);
+    for (const log of logs) assert.match(log, /unidecoded cafe/);
+    assert.equal(logs.filter((l) => /uv pip install/.test(l)).length, 1, logs.join('\n----\n'));
+    assert.equal(builtEnvs().length, before.length + 1);
+  });
+
   it('installs the locked set of a pyproject.toml + uv.lock workspace', async () => {
     await deploy([
       { path: 'pyproject.toml', content: PYPROJECT },

@@ -52,6 +52,37 @@ describe('run decider', () => {
     s.given([starting]).when({ type: 'CompleteRun', exitCode: 0, durationMs: 10 }).thenNothing();
   });
 
+  it('records the setup phase of a starting run only, which stays starting', () => {
+    const env = 'a'.repeat(64);
+    const setup: RunCommand = {
+      type: 'RecordSetup',
+      source: 'requirements.txt',
+      environment: env,
+      ok: true,
+      cacheHit: true,
+      durationMs: 12,
+    };
+    const setUp: RunEvent = {
+      type: 'RunSetUp',
+      data: {
+        phase: 'setup',
+        source: 'requirements.txt',
+        environment: env,
+        ok: true,
+        cacheHit: true,
+        durationMs: 12,
+      },
+    };
+    s.given([starting]).when(setup).then([setUp]);
+    // Still starting: the process can be marked running after it.
+    s.given([starting, setUp])
+      .when({ type: 'MarkRunning', pid: 42, command: 'python a.py', startedAt: t })
+      .then([started]);
+    s.given([]).when(setup).thenNothing();
+    s.given([starting, cancelRequested]).when(setup).thenNothing();
+    s.given([starting, started]).when(setup).thenNothing();
+  });
+
   it('fails an active run once', () => {
     s.given([starting, started])
       .when(fail('timeout'))
