@@ -89,6 +89,7 @@ describe("a deployment's own dependencies, installed with uv in the run's setup 
     assert.equal(done.status, 'completed', `${JSON.stringify(done)}\n${log}`);
     assert.match(log, /\[setup\] dependencies declared in requirements\.txt/);
     assert.match(log, /\[setup\] uv pip install -r requirements\.txt/);
+    assert.match(log, /\[setup\] network: the package index only/, 'downloads went through the index proxy');
     assert.match(log, /\+ tomli-w==1\.2\.0/, 'uv reports what it installed');
     assert.match(log, /\[setup\] installed environment [0-9a-f]{12}/);
     assert.match(log, /ok = true/);
@@ -205,5 +206,26 @@ describe("a deployment's own dependencies, installed with uv in the run's setup 
     assert.match(log, /master\.key/);
     assert.match(log, /No such file or directory|not found/i, log);
     assert.ok(!log.includes(masterKey), 'the key is never read');
+  });
+
+  it("reaches the package index only: not Runway's NATS (on the host's loopback) nor any other host", async () => {
+    const nats = new URL(s.env.natsUrl.replace(/^nats:/, 'http:'));
+    await deploy([
+      {
+        path: 'requirements.txt',
+        content: `probe @ http://127.0.0.1:${nats.port}/probe-1.0-py3-none-any.whl\n`,
+      },
+      { path: 'reach_nats.py', content: 'print("never runs")\n' },
+    ]);
+    const id = await runOf('reach_nats.py');
+    const done = await waitForStatus(s, id, ['completed', 'failed'], 60_000);
+    const log = await logsOf(id);
+    assert.equal(done.status, 'failed', log);
+    assert.match(log, /\[setup\] network: the package index only \(pypi\.org, files\.pythonhosted\.org\)/);
+    assert.ok(
+      log.includes(`[setup] refused a connection to 127.0.0.1:${nats.port}: not the package index`),
+      log,
+    );
+    assert.doesNotMatch(log, /INFO \{/, 'no byte of the NATS server reached the install step');
   });
 });

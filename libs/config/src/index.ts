@@ -82,6 +82,19 @@ const schema = z.object({
   /** Dependency environments a host keeps (least recently used removed first), and their total size. */
   RUNWAY_DEPS_MAX_ENVIRONMENTS: z.coerce.number().int().min(1).default(20),
   RUNWAY_DEPS_MAX_GB: z.coerce.number().min(0).default(20),
+  /** index: the install step reaches the package index's hosts only (through a proxy); host: the host's network. */
+  RUNWAY_DEPS_NETWORK: z.enum(['index', 'host']).default('index'),
+  /** More hosts the install step may reach (comma-separated), e.g. a mirror's file host. */
+  RUNWAY_DEPS_ALLOWED_HOSTS: z
+    .string()
+    .transform((v) =>
+      v
+        .split(',')
+        .map((x) => x.trim().toLowerCase())
+        .filter(Boolean),
+    )
+    .pipe(z.array(z.string().regex(/^[a-z0-9.-]+$/, 'a host name')))
+    .optional(),
   RUNWAY_WORKER_SLOTS: z.coerce.number().int().min(1).max(256).default(4),
   /** Workers `npm start` runs in its own process (0: none, run them with services/execution worker-main). */
   RUNWAY_EMBEDDED_WORKERS: z.coerce.number().int().min(0).max(16).default(1),
@@ -307,6 +320,8 @@ export interface RunwayConfig {
     maxEnvironments: number;
     /** 0 = no size cap. */
     maxBytes: number;
+    network: 'index' | 'host';
+    allowedHosts: readonly string[];
   };
   worker: {
     slots: number;
@@ -414,6 +429,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RunwayConfig {
       indexUrl: e.RUNWAY_PIP_INDEX_URL ?? e.UV_INDEX_URL,
       maxEnvironments: e.RUNWAY_DEPS_MAX_ENVIRONMENTS,
       maxBytes: Math.round(e.RUNWAY_DEPS_MAX_GB * 1024 ** 3),
+      network: e.RUNWAY_DEPS_NETWORK,
+      allowedHosts: e.RUNWAY_DEPS_ALLOWED_HOSTS ?? [],
     },
     worker: {
       slots: e.RUNWAY_WORKER_SLOTS,

@@ -11,6 +11,11 @@ export interface ExecSpec {
   writable: readonly string[];
   /** Files or directories it may read besides the system (interpreter, virtualenv, tools). */
   readable: readonly string[];
+  /**
+   * `host` (default): the host's network. `none`: a network namespace of its own with only
+   * loopback (the sandbox; the unsandboxed executor cannot do it and keeps the host's).
+   */
+  network?: 'host' | 'none';
 }
 
 export interface ProcessExit {

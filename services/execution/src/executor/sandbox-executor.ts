@@ -214,6 +214,7 @@ export class SandboxExecutor implements RunExecutor {
       '--new-session',
     ];
     if (!this.root) ns.push('--unshare-user');
+    if (spec.network === 'none') ns.push('--unshare-net');
     const mounts = [
       ...this.system.args,
       '--proc',

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import {
   existsSync,
   lstatSync,
@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { z } from 'zod';
 import { sleep, type RunExecutor } from '../executor/index.js';
+import { FORWARDER, IndexProxy, indexHosts } from './index-proxy.js';
 import { isLive } from './process-group.js';
 
 /**
@@ -177,6 +178,13 @@ export interface EnvironmentOptions {
   maxBytes: number;
   /** Longest an install may take. */
   buildTimeoutMs: number;
+  /**
+   * `index` (default): under the sandbox the install step has no network but a proxy to the index's
+   * hosts (index-proxy.ts); `host`: the host's network, like runs.
+   */
+  network?: 'index' | 'host';
+  /** Hosts the install step may reach besides the index's (RUNWAY_DEPS_ALLOWED_HOSTS). */
+  extraHosts?: readonly string[];
 }
 
 export type SetupResult =
@@ -225,10 +233,20 @@ function dirBytes(p: string): number {
   return n;
 }
 
-/** The install step: uv venv, (uv export from the lock), uv pip install; arguments as $1… (no quoting). */
+/** Port of the in-sandbox forwarder to the index proxy (its own network namespace: any port is free). */
+const PROXY_PORT = 3128;
+
+/**
+ * The install step: (the forwarder to the index proxy), uv venv, (uv export from the lock),
+ * uv pip install; arguments as $1… (no quoting).
+ */
 const BUILD_SCRIPT = [
   'set -e',
-  'uv="$1"; py="$2"; env="$3"; mode="$4"',
+  'uv="$1"; py="$2"; env="$3"; mode="$4"; sock="$5"; fwd="$6"',
+  'if [ -n "$sock" ]; then',
+  `  "$py" -I -c "$fwd" "$sock" ${PROXY_PORT} > .forwarder &`,
+  '  i=0; until [ -s .forwarder ]; do i=$((i+1)); [ $i -gt 400 ] && { echo "the proxy forwarder did not start"; exit 1; }; sleep 0.05; done',
+  'fi',
   'echo "uv venv --python $py"',
   '"$uv" venv --quiet --allow-existing --python "$py" "$env"',
   'if [ "$mode" = lock ]; then',
@@ -388,6 +406,22 @@ export class DependencyEnvironments {
       NO_COLOR: '1',
     };
     if (this.opts.indexUrl) env.UV_INDEX_URL = this.opts.indexUrl;
+    // Network: only the index, through a proxy on a unix socket (the sandbox has no other way out).
+    let proxy: IndexProxy | undefined;
+    const restricted = (this.opts.network ?? 'index') === 'index' && executor.name === 'local-sandbox';
+    if (restricted) {
+      const hosts = indexHosts(this.opts.indexUrl, this.opts.extraHosts);
+      mkdirSync(join(this.root, 'proxy'), { recursive: true, mode: 0o755 });
+      proxy = await IndexProxy.start(
+        join(this.root, 'proxy', `${randomBytes(6).toString('hex')}.sock`),
+        hosts,
+        (what) => log(`refused a connection to ${what}: not the package index`),
+      );
+      for (const k of ['NO_PROXY', 'no_proxy', 'ALL_PROXY', 'all_proxy']) delete env[k];
+      const url = `http://127.0.0.1:${PROXY_PORT}`;
+      Object.assign(env, { HTTPS_PROXY: url, HTTP_PROXY: url, https_proxy: url, http_proxy: url });
+      log(`network: the package index only (${hosts.join(', ')})`);
+    }
     log(`building environment ${key.slice(0, 12)} from ${decl.source} with uv`);
     const tail: string[] = [];
     let proc;
@@ -402,14 +436,18 @@ export class DependencyEnvironments {
           this.opts.python,
           envDir,
           decl.source === 'uv.lock' ? 'lock' : 'txt',
+          proxy?.socketPath ?? '',
+          proxy ? FORWARDER : '',
         ],
         env,
         cwd: setupDir,
         workspaceId: ws,
         writable: [envDir, setupDir, cacheDir],
-        readable: this.opts.toolPaths,
+        readable: proxy ? [...this.opts.toolPaths, proxy.socketPath] : this.opts.toolPaths,
+        network: restricted ? 'none' : 'host',
       });
     } catch (err) {
+      await proxy?.stop();
       rmSync(envDir, { recursive: true, force: true });
       rmSync(setupDir, { recursive: true, force: true });
       const message = err instanceof Error ? err.message : String(err);
@@ -442,6 +480,7 @@ export class DependencyEnvironments {
     clearTimeout(timer);
     if (proc.alive()) proc.signal('SIGKILL');
     await Promise.race([proc.closed, sleep(2_000)]);
+    await proxy?.stop();
     rmSync(setupDir, { recursive: true, force: true });
     if (exit.code !== 0) {
       rmSync(envDir, { recursive: true, force: true }); // a failed build is never reused

@@ -115,6 +115,8 @@ export async function startWorkers(
         ...(host.config.deps.indexUrl ? { indexUrl: host.config.deps.indexUrl } : {}),
         maxEnvironments: host.config.deps.maxEnvironments,
         maxEnvironmentBytes: host.config.deps.maxBytes,
+        depsNetwork: host.config.deps.network,
+        depsAllowedHosts: host.config.deps.allowedHosts,
       },
     );
     await w.start();

@@ -53,6 +53,10 @@ export interface WorkerOptions {
   /** Dependency environments kept on this host (default 20) and their bytes (0 = no cap; default 20 GiB). */
   maxEnvironments?: number;
   maxEnvironmentBytes?: number;
+  /** The install step's network: the index only (default) or the host's (RUNWAY_DEPS_NETWORK). */
+  depsNetwork?: 'index' | 'host';
+  /** More hosts it may reach (RUNWAY_DEPS_ALLOWED_HOSTS). */
+  depsAllowedHosts?: readonly string[];
 }
 
 export interface WorkerDeps {
@@ -130,6 +134,8 @@ export class Worker {
           maxEnvironments: this.opts.maxEnvironments ?? 20,
           maxBytes: this.opts.maxEnvironmentBytes ?? 20 * 1024 ** 3,
           buildTimeoutMs: this.opts.runTimeoutSeconds * 1000,
+          network: this.opts.depsNetwork ?? 'index',
+          extraHosts: this.opts.depsAllowedHosts ?? [],
         },
         this.tools.pythonVersion,
       );
