@@ -9,7 +9,9 @@
  * 3. Warm: BENCH_DEPS_RUNS more runs of it (the environment is reused).
  * Each: RunRequested stored → process spawned (the runs row's created_at → started_at), the setup
  * phase's own duration (its RunSetUp), and RunRequested → run completed. Warm overhead = warm p50 −
- * baseline p50 of "→ spawned" (target ≤ 1 s). Prints one table.
+ * baseline p50 of "→ spawned" (target ≤ 1 s). Prints one table per install network
+ * (BENCH_DEPS_NETWORK=index|host|both, default both: `index` = the install step reaches PyPI through
+ * the index-only proxy, `host` = the host's network), each on a fresh Runway (so both are cold).
  */
 import { sql } from 'kysely';
 import { createKysely } from '#libs/database';
@@ -25,11 +27,12 @@ const median = (xs: number[]) => {
 };
 type Json = Record<string, unknown>;
 
-async function main(): Promise<void> {
+async function measure(network: 'index' | 'host'): Promise<void> {
   const stack = await startTestStack({
     RUNWAY_EMBEDDED_WORKERS: '1',
     RUNWAY_WORKER_SLOTS: '2',
     RUNWAY_PYTHON: process.env.RUNWAY_PYTHON ?? 'python3',
+    RUNWAY_DEPS_NETWORK: network,
   });
   const db = createKysely<unknown>({ url: stack.env.databaseUrl, max: 2 });
   try {
@@ -95,7 +98,7 @@ async function main(): Promise<void> {
       ).padStart(19)} | ${String(median(xs.map((x) => x.totalMs))).padStart(21)} |`;
     const overhead = median(warm.map((w) => w.spawnMs)) - median(base.map((b) => b.spawnMs));
     const table = [
-      `\ndependencies: ${REQUIREMENTS}; medians (ms), runs in the bubblewrap sandbox`,
+      `\ndependencies: ${REQUIREMENTS}; install network: ${network}; medians (ms), runs in the bubblewrap sandbox`,
       `| ${'run'.padEnd(34)} | setup ms | requested → spawned | requested → completed |`,
       `| ${'-'.repeat(34)} | --------: | ------------------: | --------------------: |`,
       row(`no dependencies (${RUNS} runs)`, base),
@@ -111,4 +114,9 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+const which = process.env.BENCH_DEPS_NETWORK ?? 'both';
+for (const network of ['index', 'host'] as const)
+  if (which === 'both' || which === network) {
+    log(`install network: ${network}`);
+    await measure(network);
+  }

@@ -10,6 +10,7 @@ import {
   utimesSync,
   writeFileSync,
 } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { z } from 'zod';
@@ -233,6 +234,13 @@ function dirBytes(p: string): number {
   return n;
 }
 
+/** A unix socket path (at most 107 bytes): under the data dir, else the temp dir. */
+function proxySocketPath(root: string): string {
+  const name = `${randomBytes(6).toString('hex')}.sock`;
+  const p = join(root, 'proxy', name);
+  return Buffer.byteLength(p) <= 100 ? p : join(tmpdir(), `runway-proxy-${name}`);
+}
+
 /** Port of the in-sandbox forwarder to the index proxy (its own network namespace: any port is free). */
 const PROXY_PORT = 3128;
 
@@ -412,10 +420,8 @@ export class DependencyEnvironments {
     if (restricted) {
       const hosts = indexHosts(this.opts.indexUrl, this.opts.extraHosts);
       mkdirSync(join(this.root, 'proxy'), { recursive: true, mode: 0o755 });
-      proxy = await IndexProxy.start(
-        join(this.root, 'proxy', `${randomBytes(6).toString('hex')}.sock`),
-        hosts,
-        (what) => log(`refused a connection to ${what}: not the package index`),
+      proxy = await IndexProxy.start(proxySocketPath(this.root), hosts, (what) =>
+        log(`refused a connection to ${what}: not the package index`),
       );
       for (const k of ['NO_PROXY', 'no_proxy', 'ALL_PROXY', 'all_proxy']) delete env[k];
       const url = `http://127.0.0.1:${PROXY_PORT}`;

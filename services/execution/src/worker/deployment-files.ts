@@ -108,7 +108,16 @@ export function blobDeploymentRequirements(
   store: EventStore,
   blobs: BlobStore,
 ): (workspaceId: string, deployment: VersionRef) => Promise<string | undefined> {
+  // Versions never change: what a version uploaded is read once per worker process.
+  const cache = new Map<string, string | undefined>();
+  const remember = (key: string, value: string | undefined) => {
+    if (cache.size >= CACHED_VERSIONS) cache.delete(cache.keys().next().value!);
+    cache.set(key, value);
+    return value;
+  };
   return async (workspaceId, deployment) => {
+    const key = `${workspaceId}/${deployment.id}`;
+    if (cache.has(key)) return cache.get(key);
     const { events } = await store.read({
       workspaceId,
       type: AggregateTypes.deployment,
@@ -117,13 +126,13 @@ export function blobDeploymentRequirements(
     for (const e of events) {
       if (!created.is(e) || e.data.deploymentId !== deployment.id) continue;
       const ref = requirementsRef.safeParse(e.data);
-      if (!ref.success) return undefined;
+      if (!ref.success) return remember(key, undefined);
       const data = await blobs.get(workspaceId, ref.data.requirements.sha256);
       if (!data)
         throw new Error(
           `the requirements.json of deployment ${deployment.version} is missing from the blob store`,
         );
-      return data.toString('utf8');
+      return remember(key, data.toString('utf8'));
     }
     return undefined;
   };

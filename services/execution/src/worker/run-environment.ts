@@ -181,8 +181,12 @@ export async function prepareRun(opts: {
     PYTHONPATH: installExitHook(runDir),
   });
   // What the deployment declares (docs/dependencies.md): installed in the `setup` phase, before the spawn.
-  const requirementsJson = await opts.materializer.deploymentRequirements?.(ws, d.deployment);
-  const dependencies = findDeclaration(runDir, requirementsJson);
+  // The client's requirements.json only when the files declare nothing (they come first).
+  let dependencies = findDeclaration(runDir, undefined);
+  if (!dependencies && opts.materializer.deploymentRequirements) {
+    const json = await opts.materializer.deploymentRequirements(ws, d.deployment);
+    if (json !== undefined) dependencies = findDeclaration(runDir, json);
+  }
   const argv = [tools.python, d.entryPoint];
   // The run's processes own what they may write (under the sandbox: the workspace's uid).
   opts.executor.grant(ws, writable);
