@@ -139,6 +139,8 @@ export class Worker {
         },
         this.tools.pythonVersion,
       );
+      // Unfinished builds a dead worker left, and anything past the caps.
+      this.environments.collectGarbage((line) => this.logger.log(line));
     }
     mkdirSync(this.workDir, { recursive: true, mode: 0o700 });
     await cleanupOrphans({
