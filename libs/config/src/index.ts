@@ -92,6 +92,27 @@ const schema = z.object({
     .regex(/^[A-Za-z0-9_-]*$/)
     .default(''),
   RUNWAY_PYTHON: z.string().min(1).default('python3'),
+  /** uv for deployments' own dependencies (docs/dependencies.md); default: .tools/uv from setup, else PATH; `off`: none. */
+  RUNWAY_UV: z.string().min(1).optional(),
+  /** The package index uv installs deployments' dependencies from (default: UV_INDEX_URL, else PyPI). */
+  RUNWAY_PIP_INDEX_URL: z.string().url().optional(),
+  UV_INDEX_URL: z.string().url().optional(),
+  /** Dependency environments a host keeps (least recently used removed first), and their total size. */
+  RUNWAY_DEPS_MAX_ENVIRONMENTS: z.coerce.number().int().min(1).default(20),
+  RUNWAY_DEPS_MAX_GB: z.coerce.number().min(0).default(20),
+  /** index: the install step reaches the package index's hosts only (through a proxy); host: the host's network. */
+  RUNWAY_DEPS_NETWORK: z.enum(['index', 'host']).default('index'),
+  /** More hosts the install step may reach (comma-separated), e.g. a mirror's file host. */
+  RUNWAY_DEPS_ALLOWED_HOSTS: z
+    .string()
+    .transform((v) =>
+      v
+        .split(',')
+        .map((x) => x.trim().toLowerCase())
+        .filter(Boolean),
+    )
+    .pipe(z.array(z.string().regex(/^[a-z0-9.-]+$/, 'a host name')))
+    .optional(),
   RUNWAY_WORKER_SLOTS: z.coerce.number().int().min(1).max(256).default(4),
   /** Workers `npm start` runs in its own process (0: none, run them with services/execution worker-main). */
   RUNWAY_EMBEDDED_WORKERS: z.coerce.number().int().min(0).max(16).default(1),
@@ -344,6 +365,16 @@ export interface RunwayConfig {
   masterKey: string | undefined;
   events: { stream: string; subjectPrefix: string };
   python: string;
+  /** Deployments' own dependencies (docs/dependencies.md). */
+  deps: {
+    uv: string | false | undefined;
+    indexUrl: string | undefined;
+    maxEnvironments: number;
+    /** 0 = no size cap. */
+    maxBytes: number;
+    network: 'index' | 'host';
+    allowedHosts: readonly string[];
+  };
   worker: {
     slots: number;
     /** In-process workers of `npm start`. */
@@ -469,6 +500,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RunwayConfig {
     masterKey: e.RUNWAY_MASTER_KEY,
     events: { stream: e.RUNWAY_EVENTS_STREAM, subjectPrefix: e.RUNWAY_SUBJECT_PREFIX },
     python: e.RUNWAY_PYTHON,
+    deps: {
+      uv: e.RUNWAY_UV === 'off' ? false : e.RUNWAY_UV,
+      indexUrl: e.RUNWAY_PIP_INDEX_URL ?? e.UV_INDEX_URL,
+      maxEnvironments: e.RUNWAY_DEPS_MAX_ENVIRONMENTS,
+      maxBytes: Math.round(e.RUNWAY_DEPS_MAX_GB * 1024 ** 3),
+      network: e.RUNWAY_DEPS_NETWORK,
+      allowedHosts: e.RUNWAY_DEPS_ALLOWED_HOSTS ?? [],
+    },
     worker: {
       slots: e.RUNWAY_WORKER_SLOTS,
       embedded: e.RUNWAY_EMBEDDED_WORKERS,

@@ -73,6 +73,37 @@ describe('run decider', () => {
       .then([{ type: 'RunCompleted', data: { exitCode: 143, durationMs: 10, reason: 'idle' } }]);
   });
 
+  it('records the setup phase of a starting run only, which stays starting', () => {
+    const env = 'a'.repeat(64);
+    const setup: RunCommand = {
+      type: 'RecordSetup',
+      source: 'requirements.txt',
+      environment: env,
+      ok: true,
+      cacheHit: true,
+      durationMs: 12,
+    };
+    const setUp: RunEvent = {
+      type: 'RunSetUp',
+      data: {
+        phase: 'setup',
+        source: 'requirements.txt',
+        environment: env,
+        ok: true,
+        cacheHit: true,
+        durationMs: 12,
+      },
+    };
+    s.given([starting]).when(setup).then([setUp]);
+    // Still starting: the process can be marked running after it.
+    s.given([starting, setUp])
+      .when({ type: 'MarkRunning', pid: 42, command: 'python a.py', startedAt: t })
+      .then([started]);
+    s.given([]).when(setup).thenNothing();
+    s.given([starting, cancelRequested]).when(setup).thenNothing();
+    s.given([starting, started]).when(setup).thenNothing();
+  });
+
   it('fails an active run once', () => {
     s.given([starting, started])
       .when(fail('timeout'))

@@ -55,6 +55,14 @@ export type RunCommand =
       endedAt: string | null;
     }
   | { type: 'SkipRun'; reason: string }
+  | {
+      type: 'RecordSetup';
+      source: 'uv.lock' | 'pyproject.toml' | 'requirements.txt' | 'requirements.json';
+      environment: string;
+      ok: boolean;
+      cacheHit: boolean;
+      durationMs: number;
+    }
   | { type: 'ReportPipelines'; pipelines: PipelineReport[]; warnings: string[] };
 
 export interface RunState {
@@ -107,6 +115,8 @@ function evolve(state: RunState, event: RunEvent): RunState {
       return { ...state, status: 'skipped' };
     case 'PipelineReported':
       return { ...state, pipelinesReported: true };
+    case 'RunSetUp':
+      return state;
     default:
       return unknownType(event);
   }
@@ -196,6 +206,13 @@ export function decideSkipRun(c: Command<'SkipRun'>, state: RunState): RunEvent[
   return [{ type: 'RunSkipped', data: { reason: c.reason } }];
 }
 
+/** The setup phase (dependencies) of a claimed run, before its process starts: it stays `starting`. */
+export function decideRecordSetup(c: Command<'RecordSetup'>, state: RunState): RunEvent[] {
+  if (state.status !== 'starting') return [];
+  const { type: _t, ...data } = c;
+  return [{ type: 'RunSetUp', data: { phase: 'setup', ...data } }];
+}
+
 /** Once, while the worker collects what the process left. */
 export function decideReportPipelines(c: Command<'ReportPipelines'>, state: RunState): RunEvent[] {
   if (state.status !== 'finalizing' || state.pipelinesReported) return [];
@@ -222,6 +239,8 @@ function decide(command: RunCommand, state: RunState): RunEvent[] {
       return decideSkipRun(command, state);
     case 'ReportPipelines':
       return decideReportPipelines(command, state);
+    case 'RecordSetup':
+      return decideRecordSetup(command, state);
     default:
       return unknownType(command);
   }

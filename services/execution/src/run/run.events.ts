@@ -18,7 +18,24 @@ export const RunFinalizing = defineEvent(
 /** A cancel was asked for a run in progress; its worker ends the process and confirms (RunCancelled). */
 export const RunCancelRequested = defineEvent('RunCancelRequested', z.object({ by: z.string().min(1) }));
 
-export const runPrivateEvents = [RunFinalizing, RunCancelRequested] as const;
+/**
+ * The run's `setup` phase ended (docs/dependencies.md): the deployment's declared dependencies are
+ * in an environment (built now, or reused: `cacheHit`), or their install failed (`ok` false; a
+ * RunFailed with reason setup_error follows). The run stays `starting` meanwhile.
+ */
+export const RunSetUp = defineEvent(
+  'RunSetUp',
+  z.object({
+    phase: z.literal('setup'),
+    source: z.enum(['uv.lock', 'pyproject.toml', 'requirements.txt', 'requirements.json']),
+    environment: z.string().regex(/^[0-9a-f]{64}$/),
+    ok: z.boolean(),
+    cacheHit: z.boolean(),
+    durationMs: z.number().int().nonnegative(),
+  }),
+);
+
+export const runPrivateEvents = [RunFinalizing, RunCancelRequested, RunSetUp] as const;
 
 /** Every event of the run aggregate: what its decider folds and decides. */
 export type RunEvent = RunIntegrationEvent | EventOf<typeof runPrivateEvents>;

@@ -1,4 +1,5 @@
 import { mkdirSync, symlinkSync } from 'node:fs';
+import { z } from 'zod';
 import { dirname, resolve } from 'node:path';
 import { mapLimit, type BlobStore } from '#libs/blobs';
 import {
@@ -90,5 +91,49 @@ export function blobDeploymentWriter(store: EventStore, blobs: BlobStore): Deplo
         );
       writeFileInside(dir, f.path, data, (f.mode & 0o111) !== 0 ? 0o755 : 0o644);
     });
+  };
+}
+
+/**
+ * The `requirements.json` uploaded with a deployment version (docs/dependencies.md): the optional
+ * `requirements: {sha256, size}` of its DeploymentCreated (written by the upload route), the bytes
+ * from the workspace's blob store. Only those two fields are read, with their own schema.
+ */
+const requirementsRef = z.object({
+  deploymentId: z.string(),
+  requirements: z.object({ sha256: z.string().regex(/^[0-9a-f]{64}$/), size: z.number().int().min(0) }),
+});
+
+export function blobDeploymentRequirements(
+  store: EventStore,
+  blobs: BlobStore,
+): (workspaceId: string, deployment: VersionRef) => Promise<string | undefined> {
+  // Versions never change: what a version uploaded is read once per worker process.
+  const cache = new Map<string, string | undefined>();
+  const remember = (key: string, value: string | undefined) => {
+    if (cache.size >= CACHED_VERSIONS) cache.delete(cache.keys().next().value!);
+    cache.set(key, value);
+    return value;
+  };
+  return async (workspaceId, deployment) => {
+    const key = `${workspaceId}/${deployment.id}`;
+    if (cache.has(key)) return cache.get(key);
+    const { events } = await store.read({
+      workspaceId,
+      type: AggregateTypes.deployment,
+      id: workspaceId,
+    });
+    for (const e of events) {
+      if (!created.is(e) || e.data.deploymentId !== deployment.id) continue;
+      const ref = requirementsRef.safeParse(e.data);
+      if (!ref.success) return remember(key, undefined);
+      const data = await blobs.get(workspaceId, ref.data.requirements.sha256);
+      if (!data)
+        throw new Error(
+          `the requirements.json of deployment ${deployment.version} is missing from the blob store`,
+        );
+      return remember(key, data.toString('utf8'));
+    }
+    return undefined;
   };
 }

@@ -24,6 +24,11 @@ export interface RunMaterializer {
     configuration: VersionRef,
     profile: string,
   ): Promise<MaterializedConfig>;
+  /**
+   * The `requirements.json` the client uploaded with the deployment version, if any
+   * (docs/dependencies.md); absent = this materializer knows none.
+   */
+  deploymentRequirements?(workspaceId: string, deployment: VersionRef): Promise<string | undefined>;
 }
 
 /** Resolves a relative POSIX path inside `root`; throws if it would leave it. */

@@ -354,7 +354,7 @@ export function collectRunPipelines(opts: {
   /** What the run's exit hooks left (`readRunReports`, read before the run's directory went). */
   reports: RunReports | undefined;
   executor: RunExecutor;
-  /** The worker's interpreter (used when the run has no uv environment of its own). */
+  /** The worker's interpreter (used when the run has no dependency environment of its own). */
   python: string;
   toolPaths: string[];
   workspaceId: string;
@@ -365,9 +365,9 @@ export function collectRunPipelines(opts: {
 }): Promise<PipelineCollection> {
   if (opts.reports) return Promise.resolve(mergeReports(opts.reports, opts.since));
   const env = opts.prepared.env;
-  const venvPython = env.UV_PROJECT_ENVIRONMENT
-    ? join(env.UV_PROJECT_ENVIRONMENT, 'bin', 'python')
-    : undefined;
+  // The deployment's own environment (docs/dependencies.md), read-only like during the run.
+  const venv = env.VIRTUAL_ENV;
+  const venvPython = venv ? join(venv, 'bin', 'python') : undefined;
   // In the sandbox too: what the run left (pickled traces) is as untrusted as the run.
   return collectPipelines({
     executor: opts.executor,
@@ -376,7 +376,7 @@ export function collectRunPipelines(opts: {
     cwd: env.DLT_DATA_DIR!,
     workspaceId: opts.workspaceId,
     writable: opts.prepared.writable.filter((p) => p !== opts.runDir),
-    readable: opts.toolPaths,
+    readable: venv ? [...opts.toolPaths, venv] : opts.toolPaths,
     since: opts.since,
   });
 }

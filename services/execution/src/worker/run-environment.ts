@@ -2,14 +2,16 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import { isBuiltInEntryPoint } from '#libs/contracts';
+import { fileURLToPath } from 'node:url';
 import type { RunExecutor } from '../executor/index.js';
+import { findDeclaration, type DependencyDeclaration } from './dependencies.js';
 import { installExitHook } from './pipeline-report.js';
 import { dotDltOf, insideDir, type MaterializedConfig, type RunMaterializer } from './materializer.js';
 import { resolveExecutable } from './process-group.js';
 import type { RunRequestedEvent } from './run-requested.js';
 
 /** Variables of the worker's environment a run's process inherits (everything else is set here). */
-const PASS_ENV = [
+export const PASS_ENV = [
   'PATH',
   'LANG',
   'LC_ALL',
@@ -66,15 +68,39 @@ export function resolvePython(cmd: string): string {
 /** The interpreters and tools of a worker, resolved once at its start. */
 export interface RunTools {
   python: string;
+  /** `platform.python_version()` of `python` (part of a dependency environment's key). */
+  pythonVersion: string;
   uv: string | undefined;
   /** What run processes may read besides the system: the interpreter's installation, uv. */
   toolPaths: string[];
 }
 
+/** The uv that scripts/setup.mjs installs (PyPI `uv`), in the checkout's .tools/. */
+const BUNDLED_UV = fileURLToPath(
+  new URL('../../../../../.tools/uv/bin/uv', import.meta.url), // from dist/services/execution/src/worker
+);
+
+/** `uv`: a path (RUNWAY_UV), false = never; default: the bundled one, else uv on PATH. */
 export function resolveTools(python: string, uv: string | false | undefined): RunTools {
   const resolved = resolvePython(python);
-  const uvPath = uv === false ? undefined : uv ? resolveExecutable(uv) : resolveExecutable('uv');
-  return { python: resolved, uv: uvPath, toolPaths: [...pythonPaths(resolved), ...(uvPath ? [uvPath] : [])] };
+  const uvPath =
+    uv === false
+      ? undefined
+      : uv
+        ? resolveExecutable(uv)
+        : existsSync(BUNDLED_UV)
+          ? BUNDLED_UV
+          : resolveExecutable('uv');
+  const probe = spawnSync(resolved, ['-c', 'import platform; print(platform.python_version())'], {
+    encoding: 'utf8',
+    timeout: 20_000,
+  });
+  return {
+    python: resolved,
+    pythonVersion: probe.status === 0 ? probe.stdout.trim() : 'unknown',
+    uv: uvPath,
+    toolPaths: [...pythonPaths(resolved), ...(uvPath ? [uvPath] : [])],
+  };
 }
 
 /** A run directory ready to spawn in. */
@@ -84,8 +110,10 @@ export interface PreparedRun {
   config: MaterializedConfig;
   env: Record<string, string>;
   argv: string[];
-  /** What the run's processes may write: the run dir, the job's dlt data, the workspace's home and caches. */
+  /** What the run's processes may write: the run dir, the job's dlt data, the workspace's home. */
   writable: string[];
+  /** What the deployment declares to install (undefined: the configured interpreter, no setup). */
+  dependencies: DependencyDeclaration | undefined;
 }
 
 /**
@@ -159,24 +187,15 @@ export async function prepareRun(opts: {
     // way out, so that finalizing does not start an interpreter to read them.
     PYTHONPATH: installExitHook(runDir),
   });
-  let argv: string[];
-  if (tools.uv && existsSync(join(runDir, 'pyproject.toml'))) {
-    env.UV_PROJECT_ENVIRONMENT = join(jobDir, 'venv');
-    // Per workspace under the sandbox: a shared writable cache would let one workspace plant
-    // packages for another.
-    env.UV_CACHE_DIR =
-      opts.executor.name === 'local-process'
-        ? (process.env.UV_CACHE_DIR ?? join(opts.dataDir, 'cache', 'uv'))
-        : join(wsDir, 'cache', 'uv');
-    for (const dir of [env.UV_PROJECT_ENVIRONMENT, env.UV_CACHE_DIR]) {
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
-      writable.push(dir);
-    }
-    argv = [tools.uv, 'run', 'python', d.entryPoint];
-  } else {
-    argv = [tools.python, d.entryPoint];
+  // What the deployment declares (docs/dependencies.md): installed in the `setup` phase, before the spawn.
+  // The client's requirements.json only when the files declare nothing (they come first).
+  let dependencies = findDeclaration(runDir, undefined);
+  if (!dependencies && d.deployment && opts.materializer.deploymentRequirements) {
+    const json = await opts.materializer.deploymentRequirements(ws, d.deployment);
+    if (json !== undefined) dependencies = findDeclaration(runDir, json);
   }
+  const argv = [tools.python, d.entryPoint];
   // The run's processes own what they may write (under the sandbox: the workspace's uid).
   opts.executor.grant(ws, writable);
-  return { entry, config, env, argv, writable };
+  return { entry, config, env, argv, writable, dependencies };
 }

@@ -43,6 +43,8 @@ export class RunSupervisor {
   private appFailure: string | undefined;
   private readonly runDir: string;
   private readonly metaFile: string;
+  /** Lets the dependency environment be garbage-collected again once the run ended. */
+  private releaseEnvironment: (() => void) | undefined;
   /** Called once the run's processes are gone: its slot is free for the next run. */
   private processesGone: () => void = () => undefined;
 
@@ -219,6 +221,15 @@ export class RunSupervisor {
       this.capture = capture;
       await output.begin(ref);
       for (const warning of prepared.config.warnings) capture.note(warning);
+      // The `setup` phase: the deployment's declared dependencies (docs/dependencies.md).
+      const readable = [...this.w.tools.toolPaths];
+      if (prepared.dependencies) {
+        const ok = await this.setUpDependencies(prepared, capture, readable);
+        if (!ok) {
+          await output.end(ref);
+          return;
+        }
+      }
       for (const line of launch?.notes ?? []) capture.note(line);
       const argv = launch?.argv ?? prepared.argv;
       let proc: RunProcess;
@@ -231,7 +242,7 @@ export class RunSupervisor {
             cwd: this.runDir,
             workspaceId: this.ws,
             writable: launch?.writable ?? prepared.writable,
-            readable: this.w.tools.toolPaths,
+            readable,
             ...(launch
               ? {
                   network: launch.network,
@@ -331,6 +342,7 @@ export class RunSupervisor {
               }),
       });
     } finally {
+      this.releaseEnvironment?.();
       clearTimeout(this.timeoutTimer);
       this.dispose();
       rmSync(this.runDir, { recursive: true, force: true });
@@ -385,6 +397,77 @@ export class RunSupervisor {
     );
     session.endpoint.touch();
     session.watchIdle(() => this.end('idle'));
+  }
+
+  /**
+   * Installs (or reuses) the deployment's environment, as the run's `setup` phase: uv's output in
+   * the run's log (`[setup]` lines), a RunSetUp event in the timeline. Points the run at the
+   * environment's interpreter, read-only. False: the run ended (failed, or cancelled meanwhile).
+   */
+  private async setUpDependencies(
+    prepared: PreparedRun,
+    capture: OutputCapture,
+    readable: string[],
+  ): Promise<boolean> {
+    const decl = prepared.dependencies!;
+    const envs = this.w.environments;
+    const log = (line: string) => capture.write('stderr', Buffer.from(`[setup] ${line}\n`));
+    if (!envs) {
+      const message = `the deployment declares dependencies (${decl.source}) but this worker has no uv (set RUNWAY_UV, or run npm start's setup)`;
+      capture.note(message);
+      await this.status.fail('setup_error', message, null, []);
+      return false;
+    }
+    log(`dependencies declared in ${decl.source}`);
+    let r;
+    try {
+      r = await envs.ensure(this.ws, this.runId, decl, log);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      log(message);
+      await this.status.fail('setup_error', `installing the dependencies failed: ${message}`, null, []);
+      return false;
+    }
+    await this.status.cmd(
+      {
+        type: 'RecordSetup',
+        source: decl.source,
+        environment: r.key,
+        ok: r.ok,
+        cacheHit: r.ok && r.cacheHit,
+        durationMs: r.durationMs,
+      },
+      'setup',
+    );
+    if (!r.ok) {
+      log(`failed after ${r.durationMs} ms`);
+      await this.status.fail(
+        'setup_error',
+        `installing the dependencies declared in ${decl.source} failed: ${r.message}`,
+        null,
+        r.tail,
+      );
+      return false;
+    }
+    this.releaseEnvironment = r.release;
+    log(
+      r.cacheHit
+        ? `cache hit: environment ${r.key.slice(0, 12)} reused, nothing installed (${r.durationMs} ms)`
+        : `installed environment ${r.key.slice(0, 12)} in ${r.durationMs} ms`,
+    );
+    if (this.endReason === 'cancel') {
+      await this.status.confirmCancelled(null, 'cancelled during setup');
+      return false;
+    }
+    if (this.endReason === 'shutdown') {
+      await this.status.fail('worker_lost', 'the worker shut down during setup', null, []);
+      return false;
+    }
+    prepared.argv[0] = r.python;
+    prepared.env.VIRTUAL_ENV = r.envDir;
+    prepared.env.PATH = `${join(r.envDir, 'bin')}:${prepared.env.PATH ?? '/usr/bin:/bin'}`;
+    readable.push(r.envDir);
+    return true;
   }
 
   /** Keeps `starting` visible for a client polling every 2 s; the process runs meanwhile. */

@@ -17,7 +17,15 @@ export class ServiceRunMaterializer implements RunMaterializer {
   constructor(
     private readonly deps: { store: EventStore; blobs: ConfigurationContentStore; masterKey: MasterKey },
     private readonly deployments: DeploymentWriter,
+    private readonly requirements?: (
+      workspaceId: string,
+      deployment: VersionRef,
+    ) => Promise<string | undefined>,
   ) {}
+
+  deploymentRequirements(workspaceId: string, deployment: VersionRef): Promise<string | undefined> {
+    return this.requirements ? this.requirements(workspaceId, deployment) : Promise.resolve(undefined);
+  }
 
   writeDeployment(dir: string, workspaceId: string, deployment: VersionRef): Promise<void> {
     return this.deployments(dir, workspaceId, deployment);

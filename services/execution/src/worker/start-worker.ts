@@ -10,7 +10,7 @@ import { RunAggregates } from '../run/run.handler.js';
 import { RunLeases } from './leases.js';
 import { WorkspaceSlots } from './workspace-slots.js';
 import type { RunMaterializer } from './materializer.js';
-import { blobDeploymentWriter } from './deployment-files.js';
+import { blobDeploymentRequirements, blobDeploymentWriter } from './deployment-files.js';
 import { LeaseReaper } from './reaper.js';
 import { ConfigurationContentStore } from '#libs/configuration-files';
 import { ServiceRunMaterializer, type DeploymentWriter } from './service-materializer.js';
@@ -39,19 +39,19 @@ export async function serviceMaterializer(
   const masterKey = loadMasterKey({ masterKey: host.config.masterKey, dataDir: host.config.dataDir }, (m) =>
     logger.log(m),
   );
-  const writer =
-    deployments ??
-    blobDeploymentWriter(
-      host.store,
-      await BlobStore.open(host.nats, {
-        bucket: blobBucketName(host.config.events.subjectPrefix),
-        replicas: host.config.nats.replicas,
-      }),
-    );
+  const deploymentBlobs = await BlobStore.open(host.nats, {
+    bucket: blobBucketName(host.config.events.subjectPrefix),
+    replicas: host.config.nats.replicas,
+  });
+  const writer = deployments ?? blobDeploymentWriter(host.store, deploymentBlobs);
   const blobs = await ConfigurationContentStore.open(host.nats, host.config.events.subjectPrefix, {
     replicas: host.config.nats.replicas,
   });
-  return new ServiceRunMaterializer({ store: host.store, blobs, masterKey }, writer);
+  return new ServiceRunMaterializer(
+    { store: host.store, blobs, masterKey },
+    writer,
+    blobDeploymentRequirements(host.store, deploymentBlobs),
+  );
 }
 
 /**
@@ -131,6 +131,12 @@ export async function startWorkers(
         killGraceMs: host.config.worker.killGraceMs,
         logMaxBytes: host.config.worker.logMaxBytes,
         interactive: apps,
+        ...(host.config.deps.uv !== undefined ? { uv: host.config.deps.uv } : {}),
+        ...(host.config.deps.indexUrl ? { indexUrl: host.config.deps.indexUrl } : {}),
+        maxEnvironments: host.config.deps.maxEnvironments,
+        maxEnvironmentBytes: host.config.deps.maxBytes,
+        depsNetwork: host.config.deps.network,
+        depsAllowedHosts: host.config.deps.allowedHosts,
       },
     );
     await w.start();

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -20,7 +20,7 @@ import { RunCommands } from '../run/run.handler.js';
 import { RunLeases } from './leases.js';
 import { writeFileInside, type RunMaterializer } from './materializer.js';
 import { LeaseReaper } from './reaper.js';
-import { resolvePython, Worker } from './worker.js';
+import { Worker } from './worker.js';
 import { executionRegistry } from '../run/run.events.js';
 
 const ws = '6b1f5c1e-1f7e-4a4b-9a55-3c2f1d0e9a11';
@@ -309,93 +309,5 @@ describe('workers (real JetStream, Postgres and Python)', () => {
     await waitFor(r.runId, ['completed']);
     await new Promise((res) => setTimeout(res, 500));
     assert.deepEqual(await timeline(rq.runId), ['pending', 'starting', 'failed']);
-  });
-});
-
-describe('workers with uv', () => {
-  it('runs `uv run python <entry>` for a workspace with a pyproject.toml, with a per-job project environment', async () => {
-    const env = await createTestEnvironment();
-    const dataDir = mkdtempSync(join(tmpdir(), 'runway-worker-uv-'));
-    try {
-      await env.migrate([projectionMigrations, executionMigrations]);
-      const store = env.newStore(executionRegistry());
-      await store.ensureStream();
-      const db = env.newDb<ExecutionTables>();
-      const runner = new ProjectionRunner(store, untypedDb(db), runsProjection);
-      await runner.start();
-      const leases = await RunLeases.open(env.nats, env.subjectPrefix, 3_000);
-      const loc = { eventsStream: store.stream, subjectPrefix: env.subjectPrefix };
-      await ensureLogsStream(env.nats, loc);
-      const logSink = new JetStreamLogSink(env.nats, env.subjectPrefix);
-      const logReader = new RunLogReader(env.nats, loc);
-      const resolved = resolvePython(python);
-      const fakeUv = join(dataDir, 'uv');
-      writeFileSync(
-        fakeUv,
-        `#!/bin/sh\necho "fake uv: $*"\necho "venv: $UV_PROJECT_ENVIRONMENT"\nshift 2\nexec ${resolved} "$@"\n`,
-        { mode: 0o755 },
-      );
-      const w = new Worker(
-        {
-          nats: env.nats,
-          store,
-          leases,
-          materializer: new MemoryMaterializer({
-            'pyproject.toml': '[project]\nname = "x"\nversion = "0.1.0"\n',
-            'app.py': 'print("hello from uv")\n',
-          }),
-          output: logSink,
-          executor,
-        },
-        {
-          slots: 1,
-          dataDir,
-          python,
-          runTimeoutSeconds: 60,
-          killGraceMs: 1_000,
-          uv: fakeUv,
-          startingHoldMs: 0,
-        },
-      );
-      await w.start();
-      const jobs = new JobCommands(store, versions);
-      await jobs.upsert({
-        workspaceId: ws,
-        actor: user,
-        commandId: 'c',
-        name: 'app.py',
-        description: '',
-        entryPoint: 'app.py',
-        kind: 'batch',
-      });
-      const r = await jobs.requestRun({
-        workspaceId: ws,
-        actor: user,
-        commandId: 'r',
-        jobId: jobIdFor(ws, 'app.py'),
-        trigger: 'api',
-        profile: null,
-      });
-      const until = Date.now() + 30_000;
-      let row;
-      while (Date.now() < until) {
-        row = await db.selectFrom('runs').selectAll().where('id', '=', r.runId).executeTakeFirst();
-        if (row && ['completed', 'failed'].includes(row.status)) break;
-        await new Promise((res) => setTimeout(res, 50));
-      }
-      assert.equal(row?.status, 'completed');
-      const out = (await logReader.text(ws, r.runId))?.text ?? '';
-      assert.match(out, /fake uv: run python app\.py/);
-      assert.ok(
-        out.includes(`venv: ${join(dataDir, 'workspaces', ws, 'jobs', jobIdFor(ws, 'app.py'), 'venv')}`),
-        out,
-      );
-      assert.match(out, /hello from uv/);
-      await w.stop();
-      await runner.stop();
-    } finally {
-      await env.close();
-      rmSync(dataDir, { recursive: true, force: true });
-    }
   });
 });

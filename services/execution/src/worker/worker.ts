@@ -11,7 +11,8 @@ import type { RunLeases } from './leases.js';
 import type { RunMaterializer } from './materializer.js';
 import type { RunOutputSink } from './output.js';
 import { RunClaimer } from './run-claimer.js';
-import { resolveTools, type RunTools } from './run-environment.js';
+import { DependencyEnvironments } from './dependencies.js';
+import { PASS_ENV, resolveTools, type RunTools } from './run-environment.js';
 import { cleanupOrphans } from './run-process.js';
 import type { RunSupervisor } from './run-supervisor.js';
 import type { WorkspaceSlots } from './workspace-slots.js';
@@ -43,10 +44,22 @@ export interface WorkerOptions {
   leaseRefreshMs?: number;
   /** Durable consumer shared by all workers (default run_workers). */
   consumerName?: string;
-  /** uv for workspaces with a pyproject.toml: its path, false to never use it; default: uv on PATH. */
+  /**
+   * uv, which installs a deployment's declared dependencies (docs/dependencies.md): its path
+   * (RUNWAY_UV), false to never use it; default: the one setup installs into .tools/, else uv on PATH.
+   */
   uv?: string | false;
   /** Interactive apps: idle stop, startup time, limits, endpoint address (default DEFAULT_INTERACTIVE). */
   interactive?: Partial<InteractiveOptions>;
+  /** The package index uv installs from (RUNWAY_PIP_INDEX_URL, else UV_INDEX_URL; default PyPI). */
+  indexUrl?: string;
+  /** Dependency environments kept on this host (default 20) and their bytes (0 = no cap; default 20 GiB). */
+  maxEnvironments?: number;
+  maxEnvironmentBytes?: number;
+  /** The install step's network: the index only (default) or the host's (RUNWAY_DEPS_NETWORK). */
+  depsNetwork?: 'index' | 'host';
+  /** More hosts it may reach (RUNWAY_DEPS_ALLOWED_HOSTS). */
+  depsAllowedHosts?: readonly string[];
 }
 
 export interface WorkerDeps {
@@ -80,11 +93,13 @@ export class Worker {
   readonly output: RunOutputSink;
   readonly logger: Logger;
   /** The interpreter, uv and what run processes may read of them; resolved at start. */
-  tools: RunTools = { python: '', uv: undefined, toolPaths: [] };
   /** Interactive app options in force (the defaults, overridden by the options given). */
   readonly interactive: InteractiveOptions;
   /** The key of an app's endpoint (x-runway-app-key). */
   readonly appKey: (runId: string) => string;
+  tools: RunTools = { python: '', pythonVersion: '', uv: undefined, toolPaths: [] };
+  /** The deployments' dependency environments (absent without uv: a run declaring some fails in setup). */
+  environments: DependencyEnvironments | undefined;
   private readonly active = new Map<string, RunSupervisor>();
   private readonly claimer: RunClaimer;
   private refreshTimer: NodeJS.Timeout | undefined;
@@ -123,6 +138,32 @@ export class Worker {
 
   async start(): Promise<void> {
     this.tools = resolveTools(this.opts.python, this.opts.uv);
+    if (this.tools.uv) {
+      const baseEnv: Record<string, string> = {};
+      for (const k of PASS_ENV) {
+        const v = process.env[k];
+        if (v !== undefined) baseEnv[k] = v;
+      }
+      this.environments = new DependencyEnvironments(
+        {
+          dataDir: this.opts.dataDir,
+          uv: this.tools.uv,
+          python: this.tools.python,
+          toolPaths: this.tools.toolPaths,
+          executor: this.deps.executor,
+          baseEnv,
+          indexUrl: this.opts.indexUrl,
+          maxEnvironments: this.opts.maxEnvironments ?? 20,
+          maxBytes: this.opts.maxEnvironmentBytes ?? 20 * 1024 ** 3,
+          buildTimeoutMs: this.opts.runTimeoutSeconds * 1000,
+          network: this.opts.depsNetwork ?? 'index',
+          extraHosts: this.opts.depsAllowedHosts ?? [],
+        },
+        this.tools.pythonVersion,
+      );
+      // Unfinished builds a dead worker left, and anything past the caps.
+      this.environments.collectGarbage((line) => this.logger.log(line));
+    }
     mkdirSync(this.workDir, { recursive: true, mode: 0o700 });
     await cleanupOrphans({
       workDir: this.workDir,

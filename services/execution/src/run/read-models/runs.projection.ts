@@ -12,7 +12,7 @@ import {
   type JobEvent,
   type RunStatus,
 } from '#libs/contracts';
-import { RunCancelRequested, RunFinalizing, type RunEvent } from '../run.events.js';
+import { RunCancelRequested, RunFinalizing, RunSetUp, type RunEvent } from '../run.events.js';
 import type { Insertable } from 'kysely';
 import type { ExecutionTables, RunRow, TimelineRow } from '../../migrations/index.js';
 
@@ -119,6 +119,16 @@ function changeOf(e: RunEvent, at: Date): Change | undefined {
       };
     case 'RunSkipped':
       return { status: 'skipped', at, reason: e.data.reason, set: { message: e.data.reason } };
+    case 'RunSetUp':
+      // A line of the `starting` phase in the timeline: the status stays `starting` (the 0.20 CLI waits for it).
+      return {
+        status: 'starting',
+        at,
+        reason: `setup: dependencies from ${e.data.source}, environment ${e.data.environment.slice(0, 12)}: ${
+          e.data.ok ? (e.data.cacheHit ? 'cache hit' : 'installed') : 'install failed'
+        } in ${e.data.durationMs} ms`,
+        set: {},
+      };
     case 'PipelineReported':
       return undefined; // the pipelines projection's
     default: {
@@ -141,6 +151,7 @@ const handled = eventsOf(
   RunCancelRequested,
   RunCancelled,
   RunSkipped,
+  RunSetUp,
 );
 
 /** The columns a new run row takes from RunRequested / ScheduledRunSkipped (what they share). */

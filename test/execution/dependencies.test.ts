@@ -1,0 +1,231 @@
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { startTestStack, type TestStack } from '../support/stack.js';
+import { createBatchJob, uploadPackage, waitForStatus, type Json } from '../jobs/support.js';
+
+/** A tiny pure-Python package that the project's .venv does not have. */
+const TINY = 'tomli-w==1.2.0';
+
+/** A pyproject.toml + uv.lock pinning iso8601 2.1.0 (written by `uv lock`, as a workspace has it). */
+const PYPROJECT = `[project]
+name = "locked-ws"
+version = "0.1.0"
+requires-python = ">=3.9"
+dependencies = ["iso8601==2.1.0"]
+`;
+const UV_LOCK = `version = 1
+revision = 5
+requires-python = ">=3.9"
+
+[[package]]
+name = "iso8601"
+version = "2.1.0"
+source = { registry = "https://pypi.org/simple" }
+sdist = { url = "https://files.pythonhosted.org/packages/b9/f3/ef59cee614d5e0accf6fd0cbba025b93b272e626ca89fb70a3e9187c5d15/iso8601-2.1.0.tar.gz", hash = "sha256:6b1d3829ee8921c4301998c909f7829fa9ed3cbdac0d3b16af2d743aed1ba8df", size = 6522, upload-time = "2023-10-03T00:25:39.317Z" }
+wheels = [
+    { url = "https://files.pythonhosted.org/packages/6c/0c/f37b6a241f0759b7653ffa7213889d89ad49a2b76eb2ddf3b57b2738c347/iso8601-2.1.0-py3-none-any.whl", hash = "sha256:aac4145c4dcb66ad8b648a02830f5e2ff6c24af20f4f482689be402db2429242", size = 7545, upload-time = "2023-10-03T00:25:32.304Z" },
+]
+
+[[package]]
+name = "locked-ws"
+version = "0.1.0"
+source = { virtual = "." }
+dependencies = [
+    { name = "iso8601" },
+]
+
+[package.metadata]
+requires-dist = [{ name = "iso8601", specifier = "==2.1.0" }]
+`;
+
+const IMPORTS_TINY = `import sys, tomli_w
+print("tomli_w from", tomli_w.__file__, flush=True)
+print("prefix", sys.prefix, flush=True)
+print(tomli_w.dumps({"ok": True}), flush=True)
+`;
+
+describe("a deployment's own dependencies, installed with uv in the run's setup phase", () => {
+  let s: TestStack;
+  const ws = () => s.workspaceId;
+
+  const deploy = (files: { path: string; content: string }[]) => uploadPackage(s, 'deployments', files);
+  const runOf = async (name: string): Promise<string> => {
+    await createBatchJob(s, name);
+    const r = await s.call('POST', `/api/v1/workspaces/${ws()}/runs`, {
+      script_id_or_name_or_secret: name,
+      profile: null,
+    });
+    assert.equal(r.status, 201, r.text);
+    return (r.json as Json).id as string;
+  };
+  const logsOf = async (id: string) =>
+    ((await s.call('GET', `/api/v1/workspaces/${ws()}/runs/${id}/logs`)).json as { logs: string | null })
+      .logs ?? '';
+  const setupLines = (run: Json) =>
+    (run.status_timeline as Json[])
+      .filter((t) => typeof t.reason === 'string' && t.reason.startsWith('setup:'))
+      .map((t) => ({ status: t.status, reason: t.reason as string }));
+  const envsDir = () => join(s.dataDir, 'deps', ws(), 'envs');
+  const builtEnvs = () =>
+    existsSync(envsDir())
+      ? readdirSync(envsDir()).filter((n) => existsSync(join(envsDir(), n, '.runway-env.json')))
+      : [];
+
+  before(async () => {
+    s = await startTestStack();
+  });
+  after(() => s.stop());
+
+  it('installs a requirements.txt into a cached environment, then reuses it (cache hit, nothing installed)', async () => {
+    await deploy([
+      { path: 'requirements.txt', content: `# the workspace's own\n${TINY}\n` },
+      { path: 'uses_tiny.py', content: IMPORTS_TINY },
+    ]);
+    const first = await runOf('uses_tiny.py');
+    const done = await waitForStatus(s, first, ['completed', 'failed'], 60_000);
+    const log = await logsOf(first);
+    assert.equal(done.status, 'completed', `${JSON.stringify(done)}\n${log}`);
+    assert.match(log, /\[setup\] dependencies declared in requirements\.txt/);
+    assert.match(log, /\[setup\] uv pip install -r requirements\.txt/);
+    assert.match(log, /\[setup\] network: the package index only/, 'downloads went through the index proxy');
+    assert.match(log, /\+ tomli-w==1\.2\.0/, 'uv reports what it installed');
+    assert.match(log, /\[setup\] installed environment [0-9a-f]{12}/);
+    assert.match(log, /ok = true/);
+    const [env] = builtEnvs();
+    assert.ok(env, 'one environment is built');
+    assert.ok(log.includes(`tomli_w from ${join(envsDir(), env)}/lib/`), log);
+    const setup = setupLines(done);
+    assert.equal(setup.length, 1, JSON.stringify(done.status_timeline));
+    assert.equal(
+      setup[0]!.status,
+      'starting',
+      'the setup phase is part of starting (the 0.20 CLI waits for it)',
+    );
+    assert.match(setup[0]!.reason, /requirements\.txt, environment [0-9a-f]{12}: installed in \d+ ms/);
+    assert.deepEqual(
+      (done.status_timeline as Json[]).map((t) => t.status),
+      ['pending', 'starting', 'starting', 'running', 'finalizing', 'completed'],
+    );
+
+    // A new deployment with the same requirements and other code: the same environment, as is.
+    await deploy([
+      { path: 'requirements.txt', content: `# the workspace's own\n${TINY}\n` },
+      { path: 'again.py', content: IMPORTS_TINY },
+    ]);
+    const second = await runOf('again.py');
+    const done2 = await waitForStatus(s, second, ['completed', 'failed'], 60_000);
+    const log2 = await logsOf(second);
+    assert.equal(done2.status, 'completed', `${JSON.stringify(done2)}\n${log2}`);
+    assert.match(log2, /\[setup\] cache hit: environment [0-9a-f]{12} reused, nothing installed/);
+    assert.doesNotMatch(log2, /uv pip install|uv venv/, 'no install on a cache hit');
+    assert.match(setupLines(done2)[0]!.reason, /: cache hit in \d+ ms/);
+    assert.deepEqual(builtEnvs(), [env]);
+  });
+
+  it('builds an environment once when the first runs of the same requirements start together', async () => {
+    const before = builtEnvs();
+    const script =
+      'import text_unidecode\nprint("unidecoded", text_unidecode.unidecode("caf\\u00e9"), flush=True)\n';
+    await deploy([
+      { path: 'requirements.txt', content: 'text-unidecode==1.3\n' },
+      { path: 'together_a.py', content: script },
+      { path: 'together_b.py', content: script },
+    ]);
+    await createBatchJob(s, 'together_a.py');
+    await createBatchJob(s, 'together_b.py');
+    const ids = await Promise.all(
+      ['together_a.py', 'together_b.py'].map(async (name) => {
+        const r = await s.call('POST', `/api/v1/workspaces/${ws()}/runs`, {
+          script_id_or_name_or_secret: name,
+          profile: null,
+        });
+        assert.equal(r.status, 201, r.text);
+        return (r.json as Json).id as string;
+      }),
+    );
+    const done = await Promise.all(ids.map((id) => waitForStatus(s, id, ['completed', 'failed'], 60_000)));
+    const logs = await Promise.all(ids.map((id) => logsOf(id)));
+    for (const [i, d] of done.entries()) assert.equal(d.status, 'completed', logs[i]);
+    for (const log of logs) assert.match(log, /unidecoded cafe/);
+    assert.equal(logs.filter((l) => /uv pip install/.test(l)).length, 1, logs.join('\n----\n'));
+    assert.equal(builtEnvs().length, before.length + 1);
+  });
+
+  it('installs the locked set of a pyproject.toml + uv.lock workspace', async () => {
+    await deploy([
+      { path: 'pyproject.toml', content: PYPROJECT },
+      { path: 'uv.lock', content: UV_LOCK },
+      {
+        path: 'locked.py',
+        content:
+          'import iso8601\nprint("parsed", iso8601.parse_date("2026-01-02T03:04:05Z").year, flush=True)\n',
+      },
+    ]);
+    const id = await runOf('locked.py');
+    const done = await waitForStatus(s, id, ['completed', 'failed'], 60_000);
+    const log = await logsOf(id);
+    assert.equal(done.status, 'completed', `${JSON.stringify(done)}\n${log}`);
+    assert.match(log, /\[setup\] dependencies declared in uv\.lock/);
+    assert.match(log, /\[setup\] uv export --frozen/);
+    assert.match(log, /\+ iso8601==2\.1\.0/);
+    assert.match(log, /parsed 2026/);
+  });
+
+  it("fails the run with uv's own error when a requirement cannot be resolved, and caches nothing", async () => {
+    const before = builtEnvs();
+    await deploy([
+      { path: 'requirements.txt', content: 'runway-no-such-package-7c1e9a==1.0.0\n' },
+      { path: 'unresolvable.py', content: 'print("never runs")\n' },
+    ]);
+    const id = await runOf('unresolvable.py');
+    const done = await waitForStatus(s, id, ['completed', 'failed'], 60_000);
+    const log = await logsOf(id);
+    assert.equal(done.status, 'failed', log);
+    assert.equal(done.failure_reason, 'setup_error', JSON.stringify(done));
+    assert.match(log, /runway-no-such-package-7c1e9a/);
+    assert.match(log, /No solution found when resolving dependencies|not found in the package registry/);
+    assert.match(String(done.message), /requirements\.txt failed: uv failed/);
+    assert.doesNotMatch(log, /never runs/);
+    assert.match(setupLines(done)[0]!.reason, /install failed/);
+    assert.deepEqual(builtEnvs(), before, 'a failed build is not kept');
+  });
+
+  it("installs in the run's sandbox: Runway's data dir (keys, tokens) does not exist for the install step", async () => {
+    const masterKey = readFileSync(join(s.dataDir, 'master.key'), 'utf8').trim();
+    assert.ok(masterKey.length > 0);
+    await deploy([
+      { path: 'requirements.txt', content: `-r ${join(s.dataDir, 'master.key')}\n` },
+      { path: 'steal.py', content: 'print("never runs")\n' },
+    ]);
+    const id = await runOf('steal.py');
+    const done = await waitForStatus(s, id, ['completed', 'failed'], 60_000);
+    const log = await logsOf(id);
+    assert.equal(done.status, 'failed', log);
+    assert.match(log, /master\.key/);
+    assert.match(log, /No such file or directory|not found/i, log);
+    assert.ok(!log.includes(masterKey), 'the key is never read');
+  });
+
+  it("reaches the package index only: not Runway's NATS (on the host's loopback) nor any other host", async () => {
+    const nats = new URL(s.env.natsUrl.replace(/^nats:/, 'http:'));
+    await deploy([
+      {
+        path: 'requirements.txt',
+        content: `probe @ http://127.0.0.1:${nats.port}/probe-1.0-py3-none-any.whl\n`,
+      },
+      { path: 'reach_nats.py', content: 'print("never runs")\n' },
+    ]);
+    const id = await runOf('reach_nats.py');
+    const done = await waitForStatus(s, id, ['completed', 'failed'], 60_000);
+    const log = await logsOf(id);
+    assert.equal(done.status, 'failed', log);
+    assert.match(log, /\[setup\] network: the package index only \(pypi\.org, files\.pythonhosted\.org\)/);
+    assert.ok(
+      log.includes(`[setup] refused a connection to 127.0.0.1:${nats.port}: not the package index`),
+      log,
+    );
+    assert.doesNotMatch(log, /INFO \{/, 'no byte of the NATS server reached the install step');
+  });
+});
