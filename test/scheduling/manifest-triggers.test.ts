@@ -75,6 +75,7 @@ describe('manifest jobs: schedule, every, job.success / job.fail chains, interva
       interval: { start: '2026-01-01T00:00:00+00:00' },
     }),
     job('jobs.m.source', 'ok'),
+    job('jobs.m.on_deploy', 'ok', { triggers: ['deployment:'] }),
     job('jobs.m.gated', 'ok', {
       triggers: ['schedule:* * * * * */3'],
       freshness: ['job.is_fresh:jobs.m.source'],
@@ -163,7 +164,7 @@ describe('manifest jobs: schedule, every, job.success / job.fail chains, interva
   it('deploys the manifest: added, then unchanged; a dry run stores nothing', async () => {
     const dry = await deploy(manifestJobs(true), { dry_run: true });
     assert.equal(dry.status, 200, dry.text);
-    assert.equal((dry.json as { added: Json[] }).added.length, 9);
+    assert.equal((dry.json as { added: Json[] }).added.length, 10);
     assert.equal(
       (await s.call('GET', `${base()}/scripts/jobs.m.tick`)).status,
       404,
@@ -179,7 +180,7 @@ describe('manifest jobs: schedule, every, job.success / job.fail chains, interva
       archived: Json[];
       warnings: string[];
     };
-    assert.equal(out.added.length, 9);
+    assert.equal(out.added.length, 10);
     assert.deepEqual(out.warnings, []);
     for (const a of out.added) ids[a.job_ref as string] = a.id as string;
     const tick = out.added.find((a) => a.job_ref === 'jobs.m.tick')!;
@@ -191,7 +192,7 @@ describe('manifest jobs: schedule, every, job.success / job.fail chains, interva
     const again = await deploy(manifestJobs(true));
     assert.equal(again.status, 200, again.text);
     const o2 = again.json as typeof out;
-    assert.equal(o2.unchanged.length, 9);
+    assert.equal(o2.unchanged.length, 10);
     assert.equal(o2.added.length + o2.updated.length + o2.archived.length, 0);
   });
 
@@ -304,6 +305,22 @@ describe('manifest jobs: schedule, every, job.success / job.fail chains, interva
       to: '2026-03-01T01:00:00Z',
     });
     assert.equal(bad.status, 400, bad.text);
+  });
+
+  it('a new deployment starts the jobs with a deployment: trigger, once', async () => {
+    assert.equal((await runsOf('jobs.m.on_deploy')).length, 0, 'nothing before a new deployment');
+    await uploadPackage(s, 'deployments', [
+      { path: 'tick.py', content: 'print("tick")\n' },
+      { path: 'ok.py', content: 'print("ok, deployment 2")\n' },
+      { path: 'bad.py', content: 'import sys\nprint("failing")\nsys.exit(3)\n' },
+    ]);
+    const [run] = await waitFor('the deployment: run', async () => {
+      const r = await runsOf('jobs.m.on_deploy');
+      return r.length > 0 && r;
+    });
+    assert.equal(run!.trigger_source, 'deployment:');
+    await sleep(1000);
+    assert.equal((await runsOf('jobs.m.on_deploy')).length, 1);
   });
 
   it('a scheduler killed and restarted doubles nothing and fills the gap in the next interval', async () => {
