@@ -38,6 +38,8 @@ import { PipelinesController } from './run/pipelines.controller.js';
 import { RunsController } from './run/runs.controller.js';
 import { RunsService } from './run/runs.service.js';
 import { ScriptsController } from './job/scripts.controller.js';
+import { ManifestController } from './job/manifest.controller.js';
+import { ManifestService } from './job/manifest.service.js';
 import { QuotaInterceptor, UploadQuota } from './quota/quota.interceptor.js';
 import { AlertsController } from './alert/alerts.controller.js';
 import { AlertsService } from './alert/alerts.service.js';
@@ -83,6 +85,7 @@ export class GatewayModule {
         WorkspaceController,
         ConfigurationController,
         DeploymentController,
+        ManifestController,
         ScriptsController,
         RunsController,
         RunLogsStreamController,
@@ -119,6 +122,7 @@ export class GatewayModule {
         runLogReaderProvider,
         DeploymentsService,
         JobsService,
+        ManifestService,
         RunsService,
         LogsService,
         AlertsService,

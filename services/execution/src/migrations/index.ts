@@ -165,6 +165,15 @@ export const executionMigrations: MigrationSet = {
           ADD COLUMN end_reason text;
         CREATE INDEX runs_job_number ON runs (job_id, number DESC);`,
     },
+    {
+      // Runs of manifest jobs (docs/manifest.md): the trigger string, the work window, refresh.
+      name: '0007_run_manifest_trigger',
+      up: `
+        ALTER TABLE runs ADD COLUMN trigger_source text;
+        ALTER TABLE runs ADD COLUMN interval_start timestamptz;
+        ALTER TABLE runs ADD COLUMN interval_end timestamptz;
+        ALTER TABLE runs ADD COLUMN refresh boolean NOT NULL DEFAULT false;`,
+    },
   ],
 };
 
@@ -215,6 +224,11 @@ export interface RunRow {
   app_idle_timeout_seconds: number | null;
   /** Completed runs: `exited`, or `idle` (an interactive app stopped for being idle). */
   end_reason: string | null;
+  /** Manifest jobs: the trigger string (`every:5m`, `job.success:jobs.a.b`), the run's interval, refresh. */
+  trigger_source: string | null;
+  interval_start: Date | null;
+  interval_end: Date | null;
+  refresh: boolean;
 }
 
 export interface TimelineRow {

@@ -86,6 +86,16 @@ export const runResponse = z.object({
   stderr_tail: z.array(z.string()).nullable(),
   worker_id: z.string().nullable(),
   pid: z.number().int().nullable(),
+  trigger_source: z
+    .string()
+    .nullable()
+    .describe('Runway: manifest jobs, the trigger string that made the run (every:5m, job.success:jobs.a.b)'),
+  interval_start: z.string().nullable().describe("manifest jobs: start of the run's work window (ISO UTC)"),
+  interval_end: z
+    .string()
+    .nullable()
+    .describe("manifest jobs: end of the run's work window (ISO UTC, exclusive)"),
+  refresh: z.boolean().describe('Runway: manifest jobs, the run restarts from interval.start'),
 });
 export type RunResponse = z.infer<typeof runResponse>;
 
@@ -201,6 +211,10 @@ export function toRun(r: RunRecord, publicUrl: string): RunResponse {
     stderr_tail: r.stderr_tail,
     worker_id: r.worker_id,
     pid: r.pid,
+    trigger_source: r.trigger_source ?? null,
+    interval_start: iso(r.interval_start),
+    interval_end: iso(r.interval_end),
+    refresh: r.refresh ?? false,
   };
 }
 

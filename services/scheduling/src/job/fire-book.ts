@@ -50,6 +50,7 @@ export function evolveFireBook(book: FireBook, event: JobEvent): FireBook {
     case 'PublicLinkEnabled':
     case 'PublicLinkRotated':
     case 'PublicLinkRevoked':
+    case 'RefreshPending':
       return book;
   }
 }

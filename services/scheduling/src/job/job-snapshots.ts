@@ -22,6 +22,11 @@ const jobStateSchema = z.object({
   activeRuns: z.array(z.string()),
   queuedFireAt: z.string().nullable(),
   publicLinkHash: z.string().nullable(),
+  lastIntervalEnd: z.string().nullable().optional(),
+  runIntervals: z
+    .record(z.string(), z.object({ end: z.string().nullable(), refresh: z.boolean() }))
+    .optional(),
+  refreshPending: z.boolean().optional(),
 });
 
 /** (spec is stored without the key when undefined; the assignment checks the schema against JobState.) */

@@ -2,6 +2,12 @@ import { Controller, Inject } from '@nestjs/common';
 import { MessagePattern, Payload } from '@nestjs/microservices';
 import {
   JobRpc,
+  backfillRequest,
+  deployManifestRequest,
+  triggerJobsRequest,
+  type BackfillReply,
+  type DeployManifestReply,
+  type TriggerJobsReply,
   deleteJobRequest,
   publicLinkRequest,
   requestRun,
@@ -39,6 +45,21 @@ export class JobController {
   @MessagePattern(JobRpc.wake)
   wake(@Payload() data: unknown): Promise<WakeJobReply> {
     return this.jobs.wake(parseRpcPayload(wakeJobRequest, data));
+  }
+
+  @MessagePattern(JobRpc.deployManifest)
+  deployManifest(@Payload() data: unknown): Promise<DeployManifestReply> {
+    return this.jobs.manifest.deploy(parseRpcPayload(deployManifestRequest, data));
+  }
+
+  @MessagePattern(JobRpc.triggerJobs)
+  triggerJobs(@Payload() data: unknown): Promise<TriggerJobsReply> {
+    return this.jobs.manifest.trigger(parseRpcPayload(triggerJobsRequest, data));
+  }
+
+  @MessagePattern(JobRpc.backfill)
+  backfill(@Payload() data: unknown): Promise<BackfillReply> {
+    return this.jobs.manifest.backfill(parseRpcPayload(backfillRequest, data));
   }
 
   @MessagePattern(JobRpc.requestRun)

@@ -11,6 +11,9 @@ import { JobHandler } from '../job/job.handler.js';
 import { jobRunsProjection } from '../job/read-models/job-runs.projection.js';
 import { startRunEndReactor } from '../job/reactors/run-end.reactor.js';
 import { startDashboardJobReactor } from '../job/reactors/dashboard-job.reactor.js';
+import { startDeploymentTriggerReactor } from '../job/reactors/deployment-trigger.reactor.js';
+import { withTables } from '#libs/database';
+import type { JobsReadModel } from '../job/read-models/jobs.queries.js';
 import { SchedulingDb } from '../scheduling.db.js';
 import { Scheduler } from './scheduler.js';
 import { ShardLeases } from './shard-leases.js';
@@ -27,6 +30,8 @@ export class SchedulerService implements OnApplicationBootstrap, OnModuleDestroy
   /** Tells jobs that their runs ended (overlap policy); started with the scheduler. */
   runEnds: Reactor | undefined;
   dashboardJobs: Reactor | undefined;
+  /** `deployment:` triggers of manifest jobs; started with the scheduler. */
+  deploymentTriggers: Reactor | undefined;
 
   private readonly stopGraceMs: number;
   /** Writes snapshots of the jobs in memory every 30 s (and at the stop), so a start reads little. */
@@ -76,6 +81,12 @@ export class SchedulerService implements OnApplicationBootstrap, OnModuleDestroy
       jobs: this.jobs,
       log: (m) => this.logger.warn(m),
     });
+    this.deploymentTriggers = await startDeploymentTriggerReactor({
+      store: this.ctx.store,
+      db: withTables<JobsReadModel>(this.ctx.db),
+      jobs: this.jobs.manifest,
+      log: (m) => this.logger.warn(m),
+    });
     this.snapshotter.start();
   }
 
@@ -84,6 +95,7 @@ export class SchedulerService implements OnApplicationBootstrap, OnModuleDestroy
       this.scheduler.stop(this.stopGraceMs),
       this.runEnds?.stop(),
       this.dashboardJobs?.stop(),
+      this.deploymentTriggers?.stop(),
       this.snapshotter.stop(),
     ]);
     // After the last fires: the other replicas take the shards at once instead of after the lease.
