@@ -14,6 +14,7 @@ import { WorkspaceAccess } from './auth/workspace-access.js';
 import { AUTH_OPTIONS, AuthController, type AuthOptions } from './auth/auth.controller.js';
 import { DeviceFlowService } from './auth/device-flow.service.js';
 import { DeviceLoginService } from './auth/device-login.service.js';
+import { RefreshTokens } from './auth/refresh-tokens.js';
 import { SigningKey } from './auth/signing-key.js';
 import { MeController } from './account/me.controller.js';
 import { AccountsService } from './account/accounts.service.js';
@@ -84,6 +85,7 @@ export class GatewayModule {
         WorkspacesService,
         DeviceFlowService,
         DeviceLoginService,
+        RefreshTokens,
         IdentityRepository,
         WorkspaceRepository,
         WorkspaceHandler,
