@@ -15,6 +15,7 @@ import { AUTH_OPTIONS, AuthController, type AuthOptions } from './auth/auth.cont
 import { DeviceFlowService } from './auth/device-flow.service.js';
 import { DeviceLoginService } from './auth/device-login.service.js';
 import { RefreshTokens } from './auth/refresh-tokens.js';
+import { PackageInfoStore } from './deployment/package-info.js';
 import { SigningKey } from './auth/signing-key.js';
 import { MeController } from './account/me.controller.js';
 import { AccountsService } from './account/accounts.service.js';
@@ -86,6 +87,7 @@ export class GatewayModule {
         DeviceFlowService,
         DeviceLoginService,
         RefreshTokens,
+        PackageInfoStore,
         IdentityRepository,
         WorkspaceRepository,
         WorkspaceHandler,
