@@ -40,6 +40,7 @@ import { PipelinesController } from './run/pipelines.controller.js';
 import { RunsController } from './run/runs.controller.js';
 import { RunsService } from './run/runs.service.js';
 import { ScriptsController } from './job/scripts.controller.js';
+import { DeploymentManifestController } from './job/manifest.controller.js';
 import { QuotaInterceptor, UploadQuota } from './quota/quota.interceptor.js';
 import { AlertsController } from './alert/alerts.controller.js';
 import { AlertsService } from './alert/alerts.service.js';
@@ -70,6 +71,7 @@ export class GatewayModule {
         ConfigurationController,
         DeploymentController,
         ScriptsController,
+        DeploymentManifestController,
         RunsController,
         RunLogsStreamController,
         PipelinesController,

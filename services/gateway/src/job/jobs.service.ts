@@ -95,6 +95,90 @@ export class JobsService {
 
   /** Creates or updates a job by name; every change makes a new version. */
   async upsert(p: Principal, ws: string, input: JobInput, idempotencyKey?: string): Promise<JobRow> {
+    return (await this.upsertDetailed(p, ws, input, idempotencyKey)).job;
+  }
+
+  /**
+   * Applies a set of job definitions (a deployment manifest of dlt-runtime 0.26.1, each job named
+   * by its job_ref): each is created, updated (a new version) or left unchanged; with
+   * `archiveOthers`, the workspace's other manifest jobs (names starting with `jobs.`) are archived
+   * (deleted: they stop firing, their versions and runs stay). A dry run writes nothing and reports
+   * what would happen.
+   */
+  async applyDefinitions(
+    p: Principal,
+    ws: string,
+    inputs: readonly JobInput[],
+    opts: { archiveOthers: boolean; dryRun: boolean },
+  ) {
+    const existing = new Map(
+      (await listJobs(this.db.readModels.jobs, ws, 1000, 0)).rows.map((j) => [j.name, j]),
+    );
+    const added: JobRow[] = [];
+    const updated: { job: JobRow; previous: JobVersionRow | undefined }[] = [];
+    const unchanged: JobRow[] = [];
+    for (const input of inputs) {
+      const before = existing.get(input.name);
+      if (opts.dryRun) {
+        if (!before) added.push(previewJob(ws, p.userId, input));
+        else if (differs(before, input)) updated.push({ job: before, previous: undefined });
+        else unchanged.push(before);
+        continue;
+      }
+      const r = await this.upsertDetailed(p, ws, input);
+      if (r.created) added.push(r.job);
+      else if (r.changed.length > 0)
+        updated.push({
+          job: r.job,
+          previous: before ? await this.version(before.id, String(before.version)) : undefined,
+        });
+      else unchanged.push(r.job);
+    }
+    const wanted = new Set(inputs.map((i) => i.name));
+    const archived: JobRow[] = [];
+    if (opts.archiveOthers)
+      for (const job of existing.values())
+        if (job.name.startsWith('jobs.') && !wanted.has(job.name)) {
+          if (!opts.dryRun) await this.delete(p, ws, job.id);
+          archived.push(job);
+        }
+    return { added, updated, unchanged, archived };
+  }
+
+  /**
+   * The jobs a trigger request names: every job ref (404 if one is unknown), then every job one of
+   * the selectors matches. A selector is a glob (`*`, `?`) on the job ref or on one of the job's
+   * triggers (`manual:<job_ref>`, `schedule:<cron>`); `manual:` and `schedule:` alone mean any;
+   * `batch`, `interactive` and `job` select by kind. (Tags and pipeline names are manifest metadata
+   * Runway jobs do not keep yet: `tag:` and `pipeline_name:` selectors match nothing.)
+   */
+  async match(ws: string, jobRefs: readonly string[], selectors: readonly string[]) {
+    const out = new Map<string, { job: JobRow; matched: string[] }>();
+    for (const ref of jobRefs) {
+      const job = await this.require(ws, ref);
+      out.set(job.id, { job, matched: [`manual:${job.name}`] });
+    }
+    if (selectors.length === 0) return [...out.values()];
+    const all = (await listJobs(this.db.readModels.jobs, ws, 1000, 0)).rows;
+    for (const raw of selectors) {
+      const selector = raw === 'manual:' || raw === 'schedule:' || raw === 'tag:' ? `${raw}*` : raw;
+      for (const job of all) {
+        const triggers = [`manual:${job.name}`, ...(job.schedule ? [`schedule:${job.schedule}`] : [])];
+        const hit =
+          selector === 'job' || selector === job.kind
+            ? [`manual:${job.name}`]
+            : triggers.filter((t) => glob(selector).test(t));
+        if (hit.length === 0 && glob(selector).test(job.name)) hit.push(`manual:${job.name}`);
+        if (hit.length === 0) continue;
+        const seen = out.get(job.id);
+        if (seen) seen.matched.push(...hit.filter((h) => !seen.matched.includes(h)));
+        else out.set(job.id, { job, matched: hit });
+      }
+    }
+    return [...out.values()];
+  }
+
+  private async upsertDetailed(p: Principal, ws: string, input: JobInput, idempotencyKey?: string) {
     const reply = await rpc(
       this.client,
       JobRpc.upsert,
@@ -109,7 +193,7 @@ export class JobsService {
     await this.db.waitForProjection('jobs', reply.seq);
     const job = await this.find(ws, reply.jobId);
     if (!job) throw new ApiError(503, `job ${reply.jobId} was stored but is not readable yet, retry`);
-    return job;
+    return { job, created: reply.created, changed: reply.changed };
   }
 
   /** Deletes a job: it stops firing and cannot be run; its versions and runs stay. */
@@ -129,4 +213,52 @@ export class JobsService {
     await this.db.waitForProjection('jobs', reply.seq);
     return job;
   }
+}
+
+/** Whether applying `input` to `job` would make a new version (the fields a definition sets). */
+function differs(job: JobRow, input: JobInput): boolean {
+  return (
+    job.description !== input.description ||
+    job.entry_point !== input.entryPoint ||
+    job.kind !== input.kind ||
+    (input.schedule !== undefined && job.schedule !== input.schedule) ||
+    (input.timeoutSeconds !== undefined && job.timeout_seconds !== input.timeoutSeconds)
+  );
+}
+
+/** What a dry run shows for a job it would create. */
+function previewJob(ws: string, actor: string, input: JobInput): JobRow {
+  const now = new Date();
+  return {
+    id: '00000000-0000-0000-0000-000000000000',
+    workspace_id: ws,
+    name: input.name,
+    description: input.description,
+    entry_point: input.entryPoint,
+    kind: input.kind,
+    version: 0,
+    active: input.active ?? true,
+    profile: input.profile ?? null,
+    schedule: input.schedule ?? null,
+    timezone: input.timezone ?? 'UTC',
+    missed_policy: input.missedPolicy ?? 'run_once',
+    overlap_policy: input.overlapPolicy ?? 'skip',
+    timeout_seconds: input.timeoutSeconds ?? null,
+    next_scheduled_run: null,
+    queued_fire_at: null,
+    last_fire_at: null,
+    version_id: '00000000-0000-0000-0000-000000000000',
+    created_by: actor,
+    created_at: now,
+    updated_at: now,
+  };
+}
+
+/** fnmatch-style glob (`*`, `?`) as a whole-string regular expression. */
+function glob(pattern: string): RegExp {
+  const body = pattern
+    .split('')
+    .map((c) => (c === '*' ? '.*' : c === '?' ? '.' : c.replace(/[.+^${}()|[\]\\]/g, '\\$&')))
+    .join('');
+  return new RegExp(`^${body}$`);
 }

@@ -21,6 +21,8 @@ import { Authenticated } from '../auth/authenticated.decorator.js';
 import { principalOf } from '../auth/workspace-access.js';
 import { joinSegments, listQuery } from '../page.js';
 import { JobsService, type JobRow } from './jobs.service.js';
+import { RunsService } from '../run/runs.service.js';
+import { clientFlavour, type ClientFlavour } from '../compat.js';
 import {
   asScriptError,
   detailedScriptResponse,
@@ -50,6 +52,19 @@ const createScriptBody = z.object({
   overlap_policy: overlapPolicySchema.optional(),
 });
 
+/** TriggerJobsRequest of dlt-runtime 0.26.1 (selectors: job refs or `manual:`/`batch`/`interactive`/`schedule:` patterns). */
+const triggerBody = z.object({
+  job_refs: z.array(z.string().min(1).max(1000)).max(1000).nullable().optional(),
+  selectors: z.array(z.string().min(1).max(1000)).max(100).nullable().optional(),
+  profile: z.string().max(64).nullable().optional(),
+  refresh: z.boolean().optional(),
+  dry_run: z.boolean().optional(),
+});
+const scriptsQuery = listQuery.extend({
+  /** dlt-runtime 0.26.1: archived jobs are deleted jobs, never listed (`true`: none). */
+  archived: z.enum(['all', 'false', 'true']).optional(),
+});
+
 const deletedScriptResponse = z.object({ id: z.string().uuid(), name: z.string(), deleted: z.literal(true) });
 
 /**
@@ -63,6 +78,7 @@ export class ScriptsController {
 
   constructor(
     @Inject(JobsService) private readonly jobs: JobsService,
+    @Inject(RunsService) private readonly runs: RunsService,
     @Inject(SERVICE_CONTEXT) ctx: ServiceContext,
   ) {
     this.publicUrl = ctx.config.publicUrl;
@@ -74,15 +90,58 @@ export class ScriptsController {
   })
   @Authenticated({ workspace: 'read' })
   @Get()
-  async list(@Param('ws') ws: string, @Query() query: unknown) {
-    const q = parseInput(listQuery, query, 'query');
+  async list(@Req() req: AuthedRequest, @Param('ws') ws: string, @Query() query: unknown) {
+    const q = parseInput(scriptsQuery, query, 'query');
+    if (q.archived === 'true') return { items: [], limit: q.limit, offset: q.offset, total: 0 };
     const page = await this.jobs.list(ws, q.limit, q.offset);
     return {
-      items: page.rows.map((j) => this.detailed(j.job, j.lastRun)),
+      items: page.rows.map((j) => this.detailed(j.job, j.lastRun, clientFlavour(req))),
       limit: q.limit,
       offset: q.offset,
       total: page.total,
     };
+  }
+
+  @ApiDoc({
+    summary:
+      'Trigger jobs by job_ref (dlt-runtime 0.26.1) or by selector patterns on job refs and triggers; dry_run only matches',
+    body: triggerBody,
+  })
+  @Authenticated({ workspace: 'write' })
+  @Post('trigger')
+  @HttpCode(201)
+  async trigger(@Req() req: AuthedRequest, @Param('ws') ws: string, @Body() body: unknown) {
+    const b = parseInput(triggerBody, body ?? {}, 'body');
+    const flavour = clientFlavour(req);
+    const matched = await this.jobs.match(ws, b.job_refs ?? [], b.selectors ?? []).catch(asScriptError);
+    const triggered = [];
+    for (const m of matched) {
+      const trigger = `manual:${m.job.name}`;
+      const base = {
+        job_ref: m.job.name,
+        matched_triggers: m.matched,
+        script_id: m.job.id,
+        trigger,
+      };
+      if (b.dry_run) {
+        triggered.push({ ...base, status: 'triggered' });
+        continue;
+      }
+      const run = await this.runs
+        .requestRun(principalOf(req), ws, {
+          jobIdOrName: m.job.id,
+          profile: b.profile ?? null,
+          trigger: 'manual',
+        })
+        .catch(asScriptError);
+      triggered.push({
+        ...base,
+        run: toRun(run.run, this.publicUrl, flavour),
+        run_id: run.run.id,
+        status: 'triggered',
+      });
+    }
+    return { triggered };
   }
 
   @ApiDoc({
@@ -128,11 +187,16 @@ export class ScriptsController {
   })
   @Authenticated({ workspace: 'read' })
   @Get('*path')
-  async get(@Param('ws') ws: string, @Param('path') path: string | string[], @Query() query: unknown) {
+  async get(
+    @Req() req: AuthedRequest,
+    @Param('ws') ws: string,
+    @Param('path') path: string | string[],
+    @Query() query: unknown,
+  ) {
     const segs = joinSegments(path);
     const full = segs.join('/');
     const job = await this.jobs.find(ws, full);
-    if (job) return this.detailed(job, await this.jobs.lastRun(job.id));
+    if (job) return this.detailed(job, await this.jobs.lastRun(job.id), clientFlavour(req));
     const n = segs.length;
     if (n >= 2 && segs[n - 1] === 'versions') {
       const owner = await this.jobs.find(ws, segs.slice(0, -1).join('/'));
@@ -171,8 +235,11 @@ export class ScriptsController {
     return { id: job.id, name: job.name, deleted: true };
   }
 
-  private detailed(job: JobRow, lastRun: RunRecord | undefined) {
-    return { ...toScript(job, this.publicUrl), last_run: lastRun ? toRun(lastRun, this.publicUrl) : null };
+  private detailed(job: JobRow, lastRun: RunRecord | undefined, flavour: ClientFlavour) {
+    return {
+      ...toScript(job, this.publicUrl),
+      last_run: lastRun ? toRun(lastRun, this.publicUrl, flavour) : null,
+    };
   }
 }
 
