@@ -87,6 +87,14 @@ const num = (r: Req, field: string): number => {
   const v = r[field];
   return typeof v === 'number' ? v : 0;
 };
+/** A repeated string field (at most 1000 values of at most 1000 characters). */
+const strs = (r: Req, field: string): string[] => {
+  const v = r[field];
+  const list = Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string' && x.length > 0) : [];
+  if (list.length > 1000 || list.some((x) => x.length > 1000))
+    throw badRequest(`${field}: at most 1000 values of at most 1000 characters`);
+  return list;
+};
 /** A required string field. */
 const required = (r: Req, field: string): string => {
   const v = str(r, field);
@@ -379,6 +387,42 @@ export const METHODS: Record<string, Method> = {
     auth: write,
     handle: async (s, r, c) =>
       runMessage(await s.runs.cancel(who(c), workspaceOf(r), required(r, 'run_id')), s.publicUrl),
+  },
+  TriggerJobs: {
+    auth: write,
+    handle: async (s, r, c) => {
+      const results = await s.runs.triggerJobs(who(c), workspaceOf(r), {
+        jobRefs: strs(r, 'job_refs'),
+        selectors: strs(r, 'selectors'),
+        profile: str(r, 'profile') || null,
+        dryRun: r.dry_run === true,
+      });
+      return {
+        triggered: results.map((t) => ({
+          job_ref: t.job.name,
+          job_id: t.job.id,
+          matched_triggers: t.matched,
+          ...(t.run ? { run: runMessage(t.run, s.publicUrl) } : {}),
+        })),
+      };
+    },
+  },
+  CancelActiveRuns: {
+    auth: write,
+    handle: async (s, r, c) => {
+      const refs = strs(r, 'job_refs');
+      if (refs.length === 0) throw badRequest('job_refs is required');
+      const res = await s.runs.cancelActiveRuns(who(c), workspaceOf(r), refs, r.dry_run === true);
+      return {
+        cancelled: res.cancelled.map((x) => ({
+          job_ref: x.jobRef,
+          previous_status: x.previousStatus,
+          run_id: x.runId,
+          run_number: x.runNumber,
+        })),
+        not_running: res.notRunning,
+      };
+    },
   },
   GetRunLogs: {
     auth: read,

@@ -113,34 +113,22 @@ export class ScriptsController {
   async trigger(@Req() req: AuthedRequest, @Param('ws') ws: string, @Body() body: unknown) {
     const b = parseInput(triggerBody, body ?? {}, 'body');
     const flavour = clientFlavour(req);
-    const matched = await this.jobs.match(ws, b.job_refs ?? [], b.selectors ?? []).catch(asScriptError);
-    const triggered = [];
-    for (const m of matched) {
-      const trigger = `manual:${m.job.name}`;
-      const base = {
-        job_ref: m.job.name,
-        matched_triggers: m.matched,
-        script_id: m.job.id,
-        trigger,
-      };
-      if (b.dry_run) {
-        triggered.push({ ...base, status: 'triggered' });
-        continue;
-      }
-      const run = await this.runs
-        .requestRun(principalOf(req), ws, {
-          jobIdOrName: m.job.id,
-          profile: b.profile ?? null,
-          trigger: 'manual',
-        })
-        .catch(asScriptError);
-      triggered.push({
-        ...base,
-        run: toRun(run.run, this.publicUrl, flavour),
-        run_id: run.run.id,
-        status: 'triggered',
-      });
-    }
+    const results = await this.runs
+      .triggerJobs(principalOf(req), ws, {
+        jobRefs: b.job_refs ?? [],
+        selectors: b.selectors ?? [],
+        profile: b.profile ?? null,
+        dryRun: b.dry_run ?? false,
+      })
+      .catch(asScriptError);
+    const triggered = results.map((t) => ({
+      job_ref: t.job.name,
+      matched_triggers: t.matched,
+      script_id: t.job.id,
+      trigger: `manual:${t.job.name}`,
+      status: 'triggered',
+      ...(t.run ? { run: toRun(t.run.run, this.publicUrl, flavour), run_id: t.run.run.id } : {}),
+    }));
     return { triggered };
   }
 
