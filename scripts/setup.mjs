@@ -219,27 +219,26 @@ if (args.has('--browser') && !existsSync(CHROMIUM)) {
   }
 }
 
-// 3. Python environment for runs (dlt + duckdb), only when asked.
+// 3. Python environments, only when asked: .venv for runs and the dlt-runtime 0.20.0 CLI
+// (requirements.txt), .venv-026 for the dlt-runtime 0.26.1 CLI the tests also drive
+// (requirements-026.txt; the two clients pin different dlt releases, so they cannot share one venv).
+// Each is rebuilt only when its requirements file changed (a hash kept inside the venv).
 if (args.has('--python')) {
-  const venv = join(root, '.venv');
+  pythonEnv('.venv', 'requirements.txt', '.venv: dlt, duckdb');
+  pythonEnv('.venv-026', 'requirements-026.txt', '.venv-026: dlt 1.26.0, dlt-runtime 0.26.1');
+}
+
+function pythonEnv(dir, requirements, label) {
+  const venv = join(root, dir);
   const py = join(venv, 'bin', 'python');
-  const want = readFileSync(join(root, 'requirements.txt'), 'utf8');
+  const want = readFileSync(join(root, requirements), 'utf8');
   const stamp = join(venv, '.runway-req-hash');
   const reqHash = createHash('sha256').update(want).digest('hex');
-  if (!existsSync(stamp) || readFileSync(stamp, 'utf8') !== reqHash) {
-    say('preparing the Python environment (.venv: dlt, duckdb)');
-    if (!existsSync(py)) run(process.env.RUNWAY_BOOTSTRAP_PYTHON ?? 'python3', ['-m', 'venv', venv]);
-    run(py, [
-      '-m',
-      'pip',
-      'install',
-      '-q',
-      '--disable-pip-version-check',
-      '-r',
-      join(root, 'requirements.txt'),
-    ]);
-    writeFileSync(stamp, reqHash);
-  }
+  if (existsSync(stamp) && readFileSync(stamp, 'utf8') === reqHash) return;
+  say(`preparing the Python environment (${label})`);
+  if (!existsSync(py)) run(process.env.RUNWAY_BOOTSTRAP_PYTHON ?? 'python3', ['-m', 'venv', venv]);
+  run(py, ['-m', 'pip', 'install', '-q', '--disable-pip-version-check', '-r', join(root, requirements)]);
+  writeFileSync(stamp, reqHash);
 }
 
 // 4. Build: skipped when no source changed since the last one (a fingerprint of every TypeScript

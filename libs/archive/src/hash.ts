@@ -82,3 +82,47 @@ export function packageContentHash(
     entries.map((e) => ({ name: `files/${e.path}`, type: e.type, data: e.content })),
   );
 }
+
+/** One entry of the files manifest dlt ≥ 1.26 writes into its packages (`manifest.yaml`). */
+export interface FilesManifestItem {
+  relative_path: string;
+  size_in_bytes: number;
+  /** Base64 SHA3-256 of the contents; of the link target for a symlink. */
+  sha3_256: string;
+  linkname?: string;
+}
+
+/**
+ * The files manifest of a package as dlt ≥ 1.26's `PackageBuilder` writes it (sorted by path):
+ * what `GET …/deployments/{id}/files` returns to dlt-runtime 0.26.1, which diffs it per file.
+ */
+export function filesManifest(
+  entries: readonly { path: string; type: 'file' | 'symlink'; content: Uint8Array; target?: string }[],
+): FilesManifestItem[] {
+  return entries
+    .map((e): FilesManifestItem =>
+      e.type === 'symlink'
+        ? {
+            relative_path: e.path,
+            size_in_bytes: 0,
+            sha3_256: sha3Base64(e.target ?? ''),
+            linkname: e.target ?? '',
+          }
+        : { relative_path: e.path, size_in_bytes: e.content.length, sha3_256: sha3Base64(e.content) },
+    )
+    .sort((a, b) => compareCodePoints(a.relative_path, b.relative_path));
+}
+
+/**
+ * The package content hash of dlt ≥ 1.26 (`compute_package_content_hash`): SHA3-256 over each
+ * file's path and base64 digest, in path order; base64. dlt 1.20 hashes the tar members instead
+ * (ContentHasher): the two differ for the same files.
+ */
+export function filesManifestHash(items: readonly FilesManifestItem[]): string {
+  const h = createHash('sha3-256');
+  for (const i of items) {
+    h.update(Buffer.from(i.relative_path, 'utf8'));
+    h.update(Buffer.from(i.sha3_256, 'ascii'));
+  }
+  return h.digest('base64');
+}

@@ -53,6 +53,12 @@ export const DeploymentCreated = defineEvent(
     /** Number of DeploymentFilesStaged parts holding the file list. */
     fileParts: z.number().int().nonnegative(),
     source: deploymentSourceSchema,
+    /**
+     * The `requirements.json` uploaded beside the files (dlt-runtime 0.26.1, multipart part
+     * `requirements`): its blob (hex SHA-256 in the workspace's blob store) and size. Absent when none
+     * was uploaded. It is no file of the deployment (listings and content hash leave it out).
+     */
+    requirements: z.object({ sha256, size: z.number().int().nonnegative() }).optional(),
   }),
 );
 

@@ -28,6 +28,11 @@ export const createDeploymentRequest = z.object({
   source: deploymentSourceSchema,
   /** true: when the latest version holds the same files, create nothing and return it. */
   onlyIfChanged: z.boolean(),
+  /**
+   * The `requirements.json` a client uploaded beside the files (dlt-runtime 0.26.1's multipart part
+   * `requirements`), already in the workspace's blob store: recorded on the version.
+   */
+  requirements: z.object({ sha256, size: z.number().int().min(0) }).optional(),
 });
 export type CreateDeploymentRequest = z.infer<typeof createDeploymentRequest>;
 

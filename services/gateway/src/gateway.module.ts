@@ -14,6 +14,8 @@ import { WorkspaceAccess } from './auth/workspace-access.js';
 import { AUTH_OPTIONS, AuthController, type AuthOptions } from './auth/auth.controller.js';
 import { DeviceFlowService } from './auth/device-flow.service.js';
 import { DeviceLoginService } from './auth/device-login.service.js';
+import { RefreshTokens } from './auth/refresh-tokens.js';
+import { PackageInfoStore } from './deployment/package-info.js';
 import { SigningKey } from './auth/signing-key.js';
 import { MeController } from './account/me.controller.js';
 import { AccountsService } from './account/accounts.service.js';
@@ -111,6 +113,8 @@ export class GatewayModule {
         WorkspacesService,
         DeviceFlowService,
         DeviceLoginService,
+        RefreshTokens,
+        PackageInfoStore,
         IdentityRepository,
         WorkspaceRepository,
         WorkspaceHandler,

@@ -16,6 +16,8 @@ export type DeploymentCommand = {
   archiveSize: number;
   fileParts: number;
   source: DeploymentSource;
+  /** The uploaded requirements.json (blob hash and size), if any. */
+  requirements?: { sha256: string; size: number };
   /** Create nothing when the latest version holds the same files. */
   onlyIfChanged: boolean;
 };
@@ -78,6 +80,7 @@ function createDeployment(command: DeploymentCommand, state: DeploymentState): D
         archiveSize: command.archiveSize,
         fileParts: command.fileParts,
         source: command.source,
+        ...(command.requirements ? { requirements: command.requirements } : {}),
       },
     },
   ];

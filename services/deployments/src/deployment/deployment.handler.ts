@@ -135,6 +135,7 @@ export class DeploymentHandler implements OnModuleInit, OnModuleDestroy {
           archiveSize: req.archiveSize,
           fileParts: parts.length,
           source: req.source,
+          ...(req.requirements ? { requirements: req.requirements } : {}),
           onlyIfChanged: req.onlyIfChanged,
         },
         { commandId: req.commandId, actor: req.actor },

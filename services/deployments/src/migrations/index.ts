@@ -35,6 +35,14 @@ export const deploymentsMigrations: MigrationSet = {
         );
         CREATE INDEX deployment_files_blob ON deployment_files (workspace_id, sha256);`,
     },
+    {
+      // The requirements.json a client uploaded beside the files (dlt-runtime 0.26.1).
+      name: '0002_deployment_requirements',
+      up: `
+        ALTER TABLE deployments
+          ADD COLUMN requirements_sha256 text,
+          ADD COLUMN requirements_size bigint NOT NULL DEFAULT 0;`,
+    },
   ],
 };
 
@@ -52,6 +60,9 @@ export interface DeploymentsTables {
     source: string;
     created_by: string;
     created_at: Date;
+    /** Blob of the uploaded requirements.json (null: none). */
+    requirements_sha256: string | null;
+    requirements_size: number;
   };
   deployment_files: {
     deployment_id: string;

@@ -109,19 +109,34 @@ export class AccountsService {
       mine = await this.workspaceRows.ofUser(p.userId);
     }
     const ws = mine.find((w) => w.role === 'owner') ?? mine[0]!;
+    const org = organization(p.userId, p.email, ws.created_at);
+    const workspaceView = (w: (typeof mine)[number]) => ({
+      id: w.id,
+      name: w.name,
+      description: null,
+      date_added: w.created_at.toISOString(),
+      date_updated: w.updated_at.toISOString(),
+    });
+    // One shape for both dlt CLIs: 0.20 reads default_*, 0.26.1 reads last_* / *_organization and
+    // each workspace item's `workspace` and `role` (both ignore the keys they do not know).
     return {
       user_id: p.userId,
       identity_id: p.userId,
       email: p.email,
-      default_organization: organization(p.userId, p.email, ws.created_at),
-      default_workspace: {
-        id: ws.id,
-        name: ws.name,
-        description: null,
-        date_added: ws.created_at.toISOString(),
-        date_updated: ws.updated_at.toISOString(),
-      },
-      workspaces: mine.map((w) => ({ id: w.id, name: w.name, role: w.role })),
+      default_organization: org,
+      default_workspace: workspaceView(ws),
+      last_organization: org,
+      last_workspace: workspaceView(ws),
+      personal_organization: org,
+      primary_organization: org,
+      organizations: [{ active: true, identity_id: p.userId, organization: org, role: 'owner' }],
+      workspaces: mine.map((w) => ({
+        id: w.id,
+        name: w.name,
+        role: w.role,
+        organization: org,
+        workspace: workspaceView(w),
+      })),
     };
   }
 

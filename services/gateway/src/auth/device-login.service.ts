@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { createHash, randomBytes } from 'node:crypto';
-import { ApiError, badRequest, forbidden } from '#libs/http';
+import { ApiError, badRequest, forbidden, unauthorized } from '#libs/http';
 import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
 import { UserHandler } from '../user/user.handler.js';
 import { parentOf, type Principal } from './authenticator.js';
@@ -9,8 +9,11 @@ import { IdentityRepository } from './identity.repository.js';
 import { signJwt } from './jwt.js';
 import { RateLimiter } from '../quota/rate-limiter.js';
 import { SigningKey } from './signing-key.js';
+import { RefreshTokens } from './refresh-tokens.js';
 
 const JWT_TTL_SECONDS = 30 * 24 * 3600;
+/** With a refresh token (the WorkOS-style flow of dlt-runtime 0.26.1) the JWT is short-lived. */
+const REFRESHABLE_JWT_TTL_SECONDS = 3600;
 /** Looking up or approving codes, per approving user: a code is 8 letters of 20, not guessable at this rate. */
 const APPROVALS_PER_MINUTE = 10;
 
@@ -37,6 +40,7 @@ export class DeviceLoginService {
     @Inject(IdentityRepository) private readonly identities: IdentityRepository,
     @Inject(SigningKey) private readonly signing: SigningKey,
     @Inject(SERVICE_CONTEXT) private readonly ctx: ServiceContext,
+    @Inject(RefreshTokens) private readonly refreshTokens: RefreshTokens,
   ) {}
 
   start(client: { userAgent: string; ip: string }) {
@@ -70,20 +74,81 @@ export class DeviceLoginService {
     return { denied: true, ...view(denied) };
   }
 
-  /** One poll of the CLI: 400 ends its loop, 428 keeps it polling, 201 carries the JWT. */
-  async token(deviceCode: string) {
+  /**
+   * One poll of the CLI: 400 ends its loop, 201 carries the JWT, and while pending 428 (the GitHub
+   * flow of 0.20.0) or 403 (`pending: 403`, the WorkOS-style flow of 0.26.1, which also gets a
+   * refresh token).
+   */
+  async token(
+    deviceCode: string,
+    opts: { pending: 403 | 428; refresh: boolean } = { pending: 428, refresh: false },
+  ) {
     const poll = await this.device.poll(deviceCode);
     if (poll.state === 'invalid') throw badRequest(poll.reason);
     if (poll.state === 'pending')
-      throw new ApiError(428, 'authorization pending: approve the code first', {});
+      throw new ApiError(opts.pending, 'authorization pending: approve the code first', {});
     const user = await this.identities.userById(poll.userId);
     if (!user) throw badRequest('the approving user no longer exists');
     if (user.disabled_at) throw badRequest('the approving user is disabled');
+    const capAt = poll.approvedWith?.expiresAt ?? null;
+    const { jwt, jti } = await this.mint(
+      user,
+      opts.refresh ? REFRESHABLE_JWT_TTL_SECONDS : JWT_TTL_SECONDS,
+      capAt,
+      poll.approvedWith,
+    );
+    if (!opts.refresh) return { email: user.email, id: user.id, jwt };
+    const refreshToken = await this.refreshTokens.issue(user.id, jti, capAt);
+    return { email: user.email, id: user.id, jwt, refresh_token: refreshToken };
+  }
+
+  /**
+   * `POST /v1/auth/refresh`: a new JWT and a new refresh token for a valid one (rotation). 401 when
+   * the token is unknown, expired, revoked, replayed (which revokes its family), or when the JWT of
+   * the family was revoked or its user disabled.
+   */
+  async refresh(refreshToken: string) {
+    const checked = await this.refreshTokens.check(refreshToken);
+    if (!checked.ok) throw unauthorized(checked.reason);
+    const current = await this.identities.tokenById(checked.family.jti);
+    if (!current || current.revoked_at) throw unauthorized('the login was revoked: log in again');
+    const user = await this.identities.userById(checked.family.userId);
+    if (!user || user.disabled_at) throw unauthorized('the user is disabled');
+    const { jwt, jti } = await this.mint(user, REFRESHABLE_JWT_TTL_SECONDS, checked.family.capAt, undefined);
+    const next = await this.refreshTokens.rotate(checked, jti);
+    if (!next) {
+      await this.users.revokeToken(user.id, jti, user.id);
+      throw unauthorized('the refresh token was used concurrently: log in again');
+    }
+    return { jwt, refresh_token: next };
+  }
+
+  /** `POST /v1/auth/logout`: ends the refresh token's family and revokes its current JWT. */
+  async logout(refreshToken: string): Promise<void> {
+    const checked = await this.refreshTokens.check(refreshToken);
+    if (!checked.ok) throw badRequest(checked.reason);
+    await this.refreshTokens.revoke(refreshToken);
+    const current = await this.identities.tokenById(checked.family.jti);
+    if (current && !current.revoked_at) {
+      const r = await this.users.revokeToken(
+        checked.family.userId,
+        checked.family.jti,
+        checked.family.userId,
+      );
+      await this.ctx.waitForProjections(r.seq);
+    }
+  }
+
+  /** Signs a CLI JWT and records it as a token (so it can be revoked). */
+  private async mint(
+    user: { id: string; email: string },
+    ttlSeconds: number,
+    capAt: string | null,
+    approvedWith: { tokenId: string; expiresAt: string | null } | undefined,
+  ): Promise<{ jwt: string; jti: string }> {
     const now = Math.floor(Date.now() / 1000);
-    const parentExp = poll.approvedWith?.expiresAt
-      ? Math.floor(Date.parse(poll.approvedWith.expiresAt) / 1000)
-      : null;
-    const exp = parentExp === null ? now + JWT_TTL_SECONDS : Math.min(now + JWT_TTL_SECONDS, parentExp);
+    const parentExp = capAt ? Math.floor(Date.parse(capAt) / 1000) : null;
+    const exp = parentExp === null ? now + ttlSeconds : Math.min(now + ttlSeconds, parentExp);
     if (exp <= now) throw badRequest('the token that approved this login has expired: run login again');
     const jti = randomBytes(8).toString('hex');
     const jwt = signJwt(this.signing.key, {
@@ -101,10 +166,10 @@ export class DeviceLoginService {
       createHash('sha256').update(jwt).digest('hex'),
       new Date(exp * 1000),
       user.id,
-      poll.approvedWith,
+      approvedWith,
     );
     await this.ctx.waitForProjections(recorded.seq);
-    return { email: user.email, id: user.id, jwt };
+    return { jwt, jti };
   }
 
   /**

@@ -7,6 +7,7 @@ import {
   configurationProfilesSchema,
   type ConfigurationProfiles,
 } from '../../../../libs/client/src/dashboard.js';
+import { clientFlavour } from '../compat.js';
 import type { AuthedRequest } from '../auth/auth.guard.js';
 import { listQuery } from '../page.js';
 import { Authenticated } from '../auth/authenticated.decorator.js';
@@ -98,10 +99,15 @@ export class ConfigurationController {
   @ApiDoc({ summary: 'List configuration versions, newest first', response: listResponse })
   @Authenticated({ workspace: 'read' })
   @Get()
-  async list(@Param('ws') ws: string, @Query() query: unknown) {
+  async list(@Req() req: AuthedRequest, @Param('ws') ws: string, @Query() query: unknown) {
     const q = parseInput(listQuery, query, 'query');
     const { rows, total } = await this.configurations.list(ws, q.limit, q.offset);
-    return { items: rows.map(toConfigurationResponse), limit: q.limit, offset: q.offset, total };
+    return {
+      items: await Promise.all(rows.map((r) => this.view(req, r))),
+      limit: q.limit,
+      offset: q.offset,
+      total,
+    };
   }
 
   @ApiDoc({
@@ -115,7 +121,7 @@ export class ConfigurationController {
   @Post()
   @HttpCode(201)
   async create(@Req() req: AuthedRequest, @Param('ws') ws: string, @Headers('idempotency-key') key?: string) {
-    return toConfigurationResponse(await this.upload(req, ws, false, key));
+    return this.view(req, await this.upload(req, ws, false, key));
   }
 
   @ApiDoc({
@@ -144,8 +150,27 @@ export class ConfigurationController {
   })
   @Authenticated({ workspace: 'read' })
   @Get('latest')
-  async latest(@Param('ws') ws: string) {
-    return toConfigurationResponse(await this.configurations.resolve(ws, 'latest'));
+  async latest(@Req() req: AuthedRequest, @Param('ws') ws: string) {
+    return this.view(req, await this.configurations.resolve(ws, 'latest'));
+  }
+
+  @ApiDoc({
+    summary:
+      'Files manifest of the newest configuration version (dlt-runtime 0.26.1: path, size, base64 SHA3-256; never contents)',
+  })
+  @Authenticated({ workspace: 'read' })
+  @Get('latest/files')
+  async latestFiles(@Param('ws') ws: string) {
+    return this.filesManifest(await this.configurations.resolve(ws, 'latest'));
+  }
+
+  @ApiDoc({
+    summary: 'Files manifest of a configuration version by id or version number (dlt-runtime 0.26.1)',
+  })
+  @Authenticated({ workspace: 'read' })
+  @Get(':idOrVersion/files')
+  async files(@Param('ws') ws: string, @Param('idOrVersion') idOrVersion: string) {
+    return this.filesManifest(await this.configurations.resolve(ws, idOrVersion));
   }
 
   @ApiDoc({
@@ -188,8 +213,21 @@ export class ConfigurationController {
   })
   @Authenticated({ workspace: 'read' })
   @Get(':idOrVersion')
-  async get(@Param('ws') ws: string, @Param('idOrVersion') idOrVersion: string) {
-    return toConfigurationResponse(await this.configurations.resolve(ws, idOrVersion));
+  async get(@Req() req: AuthedRequest, @Param('ws') ws: string, @Param('idOrVersion') idOrVersion: string) {
+    return this.view(req, await this.configurations.resolve(ws, idOrVersion));
+  }
+
+  /** dlt-runtime 0.26.1 (dlt 1.26) hashes packages differently from dlt 1.20: it gets its own hash. */
+  private async view(req: AuthedRequest, c: ConfigurationWithProfiles) {
+    const r = toConfigurationResponse(c);
+    if (clientFlavour(req) !== 'runtime-026') return r;
+    const info = await this.configurations.packageInfo(c.row.id);
+    return { ...r, content_hash: info?.filesHash ?? r.content_hash };
+  }
+
+  private async filesManifest(c: ConfigurationWithProfiles) {
+    const info = await this.configurations.packageInfo(c.row.id);
+    return { engine_version: 1, files: info?.files ?? [] };
   }
 
   private async upload(req: AuthedRequest, ws: string, onlyIfChanged: boolean, key: string | undefined) {

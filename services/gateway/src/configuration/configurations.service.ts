@@ -23,6 +23,7 @@ import {
 import type { Principal } from '../auth/authenticator.js';
 import { GatewayDatabase } from '../gateway.database.js';
 import { UploadSealer } from './upload-sealer.js';
+import { PackageInfoStore, type PackageInfo } from '../deployment/package-info.js';
 
 export type {
   ConfigurationRow,
@@ -56,6 +57,7 @@ export class ConfigurationsService {
     @Inject(GatewayDatabase) private readonly db: GatewayDatabase,
     @Inject(SERVICES_CLIENT) private readonly client: ClientProxy,
     @Inject(UploadSealer) private readonly sealer: UploadSealer,
+    @Inject(PackageInfoStore) private readonly packages: PackageInfoStore,
   ) {}
 
   async list(ws: string, limit: number, offset: number) {
@@ -86,6 +88,14 @@ export class ConfigurationsService {
     }
     if (!row) throw notFound(`configuration ${idOrVersion} not found in workspace ${ws}`);
     return this.withProfiles(row);
+  }
+
+  /**
+   * The files manifest and dlt ≥ 1.26 content hash of a version (dlt-runtime 0.26.1): kept at upload;
+   * undefined for a version uploaded otherwise (its sealed files are not read back for this).
+   */
+  packageInfo(id: string): Promise<PackageInfo | undefined> {
+    return this.packages.get('configuration', id);
   }
 
   /** A new version from the CLI's configurations.tar.gz (none when `onlyIfChanged` and the content is the latest's). */
@@ -140,6 +150,10 @@ export class ConfigurationsService {
       createConfigurationReply,
     );
     await this.db.waitForProjection('configurations', reply.seq);
+    // What dlt-runtime 0.26.1 compares (digests of the files, never their contents).
+    await this.packages
+      .put('configuration', reply.configurationId, PackageInfoStore.of(pkg.files))
+      .catch(() => undefined);
     const row = await configurationById(this.db.readModels.configurations, ws, reply.configurationId);
     if (!row)
       throw new ApiError(

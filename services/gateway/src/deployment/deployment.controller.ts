@@ -16,7 +16,8 @@ import type { Response } from 'express';
 import { deploymentFileTypeSchema, deploymentSourceSchema } from '#libs/contracts';
 import type { IncomingMessage } from 'node:http';
 import { z } from 'zod';
-import { ApiDoc, ApiError, badRequest, notFound, parseInput, readMultipartFile } from '#libs/http';
+import { ApiDoc, ApiError, badRequest, notFound, parseInput, readMultipartParts } from '#libs/http';
+import { clientFlavour } from '../compat.js';
 import type { AuthedRequest } from '../auth/auth.guard.js';
 import { listQuery } from '../page.js';
 import { Authenticated } from '../auth/authenticated.decorator.js';
@@ -59,6 +60,10 @@ export const deploymentResponse = z.object({
   created_by: z.string().uuid(),
   date_added: z.string(),
   date_updated: z.string(),
+  requirements_size: z
+    .number()
+    .int()
+    .describe('bytes of the requirements.json uploaded with the version (dlt-runtime 0.26.1); 0 if none'),
 });
 const listResponse = z.object({
   items: z.array(deploymentResponse),
@@ -80,6 +85,18 @@ const filesResponse = z.object({
   content_hash: z.string(),
   items: z.array(fileItem),
   total: z.number(),
+  engine_version: z.number().int().optional().describe('dlt-runtime 0.26.1 only: the files manifest engine'),
+  files: z
+    .array(
+      z.object({
+        relative_path: z.string(),
+        size_in_bytes: z.number().int(),
+        sha3_256: z.string(),
+        linkname: z.string().optional(),
+      }),
+    )
+    .optional()
+    .describe('dlt-runtime 0.26.1 only: the files manifest as dlt 1.26 writes it (base64 SHA3-256 per file)'),
 });
 const planResponse = z.object({
   missing: z.array(z.string()).describe('hashes of the blobs to PUT before the commit'),
@@ -102,6 +119,7 @@ export function toDeploymentResponse(r: DeploymentRow): z.infer<typeof deploymen
     created_by: r.created_by,
     date_added: r.created_at.toISOString(),
     date_updated: r.created_at.toISOString(),
+    requirements_size: Number(r.requirements_size),
   };
 }
 
@@ -153,28 +171,36 @@ export class DeploymentController {
   @Get('deployments')
   @ApiDoc({ summary: 'List deployment versions, newest first', response: listResponse })
   @Authenticated({ workspace: 'read' })
-  async list(@Param('ws') ws: string, @Query() query: unknown) {
+  async list(@Req() req: AuthedRequest, @Param('ws') ws: string, @Query() query: unknown) {
     const q = parseInput(listQuery, query, 'query');
     const { rows, total } = await this.deployments.list(ws, q.limit, q.offset);
-    return { items: rows.map(toDeploymentResponse), limit: q.limit, offset: q.offset, total };
+    return {
+      items: await Promise.all(rows.map((r) => this.view(req, r))),
+      limit: q.limit,
+      offset: q.offset,
+      total,
+    };
   }
 
   @Post('deployments')
   @HttpCode(201)
   @ApiDoc({
     summary:
-      'Upload a deployment package (the dlt CLI tarball: files/… + manifest.yaml) as multipart part "file"',
+      'Upload a deployment package (the dlt CLI tarball: files/… + manifest.yaml) as multipart part "file" (0.20) or "files" (0.26.1, with an optional "requirements" part: requirements.json)',
     bodyContentType: 'multipart/form-data',
     response: deploymentResponse,
   })
   @Authenticated({ workspace: 'write' })
   async upload(@Req() req: AuthedRequest, @Param('ws') ws: string, @Headers('idempotency-key') key?: string) {
-    let part;
+    let parts;
     try {
-      part = await readMultipartFile(req, {
-        field: 'file',
-        maxBytes: this.deployments.limits.maxArchiveBytes,
-        what: 'deployment package',
+      parts = await readMultipartParts(req, {
+        main: {
+          fields: ['file', 'files'],
+          maxBytes: this.deployments.limits.maxArchiveBytes,
+          what: 'deployment package',
+        },
+        extra: { requirements: { maxBytes: 1024 * 1024, what: 'requirements' } },
       });
     } catch (err) {
       // An oversize body is a 413; the other multipart errors stay 400.
@@ -182,8 +208,14 @@ export class DeploymentController {
         throw new ApiError(413, err.detail, err.extra);
       throw err;
     }
-    const { row } = await this.deployments.fromArchive(principalOf(req), ws, part.data, key);
-    return toDeploymentResponse(row);
+    const { row } = await this.deployments.fromArchive(
+      principalOf(req),
+      ws,
+      parts.main.data,
+      key,
+      parts.extra.get('requirements')?.data,
+    );
+    return this.view(req, row);
   }
 
   @Post('deployments/sync/plan')
@@ -235,22 +267,22 @@ export class DeploymentController {
   @Get('deployments/latest')
   @ApiDoc({ summary: 'The newest deployment version (404 when there is none)', response: deploymentResponse })
   @Authenticated({ workspace: 'read' })
-  async latest(@Param('ws') ws: string) {
-    return toDeploymentResponse(await this.deployments.resolve(ws, 'latest'));
+  async latest(@Req() req: AuthedRequest, @Param('ws') ws: string) {
+    return this.view(req, await this.deployments.resolve(ws, 'latest'));
   }
 
   @Get('deployments/latest/files')
   @ApiDoc({ summary: 'Files of the newest deployment version', response: filesResponse })
   @Authenticated({ workspace: 'read' })
-  async latestFiles(@Param('ws') ws: string) {
-    return this.files(await this.deployments.resolve(ws, 'latest'));
+  async latestFiles(@Req() req: AuthedRequest, @Param('ws') ws: string) {
+    return this.files(req, await this.deployments.resolve(ws, 'latest'));
   }
 
   @Get('deployments/:idOrVersion')
   @ApiDoc({ summary: 'A deployment version by id (UUID) or version number', response: deploymentResponse })
   @Authenticated({ workspace: 'read' })
-  async get(@Param('ws') ws: string, @Param('idOrVersion') idOrVersion: string) {
-    return toDeploymentResponse(await this.deployments.resolve(ws, idOrVersion));
+  async get(@Req() req: AuthedRequest, @Param('ws') ws: string, @Param('idOrVersion') idOrVersion: string) {
+    return this.view(req, await this.deployments.resolve(ws, idOrVersion));
   }
 
   @Get('deployments/:idOrVersion/files')
@@ -259,8 +291,12 @@ export class DeploymentController {
     response: filesResponse,
   })
   @Authenticated({ workspace: 'read' })
-  async getFiles(@Param('ws') ws: string, @Param('idOrVersion') idOrVersion: string) {
-    return this.files(await this.deployments.resolve(ws, idOrVersion));
+  async getFiles(
+    @Req() req: AuthedRequest,
+    @Param('ws') ws: string,
+    @Param('idOrVersion') idOrVersion: string,
+  ) {
+    return this.files(req, await this.deployments.resolve(ws, idOrVersion));
   }
 
   @Put('blobs/:sha256')
@@ -318,9 +354,24 @@ export class DeploymentController {
     res.status(200).type('application/octet-stream').send(data);
   }
 
-  private async files(row: DeploymentRow) {
+  /**
+   * A version as the caller's client compares it: dlt-runtime 0.26.1 (dlt 1.26) hashes packages
+   * differently from dlt 1.20, so it gets its own content hash.
+   */
+  private async view(req: AuthedRequest, row: DeploymentRow) {
+    const r = toDeploymentResponse(row);
+    if (clientFlavour(req) !== 'runtime-026') return r;
+    return { ...r, content_hash: (await this.deployments.packageInfo(row)).filesHash };
+  }
+
+  private async files(req: AuthedRequest, row: DeploymentRow) {
     const files = await this.deployments.files(row);
+    const manifest =
+      clientFlavour(req) === 'runtime-026'
+        ? { engine_version: 1, files: (await this.deployments.packageInfo(row)).files }
+        : {};
     return {
+      ...manifest,
       id: row.id,
       version: row.version,
       content_hash: row.content_hash,

@@ -1,4 +1,4 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { ClientProxy } from '@nestjs/microservices';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
@@ -44,6 +44,7 @@ import {
   type ChangedFile,
   type DiffFile,
 } from './deployment-diff.js';
+import { PackageInfoStore, type PackageInfo } from './package-info.js';
 
 export type {
   DeploymentFileRow,
@@ -71,11 +72,14 @@ const uuid = z.string().uuid();
  */
 @Injectable()
 export class DeploymentsService {
+  private readonly logger = new Logger('DeploymentsService');
+
   constructor(
     @Inject(SERVICE_CONTEXT) private readonly ctx: ServiceContext,
     @Inject(DEPLOYMENT_BLOBS) private readonly blobs: BlobStore,
     @Inject(SERVICES_CLIENT) private readonly client: ClientProxy,
     @Inject(GatewayDatabase) private readonly db: GatewayDatabase,
+    @Inject(PackageInfoStore) private readonly packages: PackageInfoStore,
   ) {}
 
   list(ws: string, limit: number, offset: number) {
@@ -176,8 +180,10 @@ export class DeploymentsService {
     workspaceId: string,
     archive: Buffer,
     idempotencyKey: string | undefined,
+    requirementsJson?: Buffer,
   ): Promise<{ row: DeploymentRow; created: boolean }> {
     const actor = p.userId;
+    const requirements = requirementsJson ? checkRequirements(requirementsJson) : undefined;
     const commandId = idempotencyKey ? `deployment:${idempotencyKey}` : undefined;
     const limits = this.limits;
     if (archive.length > limits.maxArchiveBytes)
@@ -204,6 +210,8 @@ export class DeploymentsService {
       await mapLimit([...contents.values()], PUT_CONCURRENCY, (f) =>
         this.blobs.put(workspaceId, f.content, f.sha256),
       );
+      if (requirementsJson && requirements)
+        await this.blobs.put(workspaceId, requirementsJson, requirements.sha256);
       return this.putFileList(workspaceId, files);
     };
     const request = async (manifest: string) =>
@@ -216,6 +224,7 @@ export class DeploymentsService {
         archiveSize: pkg.archiveBytes,
         source: 'archive',
         onlyIfChanged: false,
+        ...(requirements ? { requirements } : {}),
       });
     let reply: CreateDeploymentReply;
     try {
@@ -225,7 +234,37 @@ export class DeploymentsService {
       if (!(err instanceof RpcCallError && err.error.extra?.code === 'blobs_missing')) throw err;
       reply = await request(await upload());
     }
+    await this.packages
+      .put('deployment', reply.deploymentId, PackageInfoStore.of(pkg.files))
+      .catch((err: unknown) =>
+        this.logger.warn(
+          `files manifest of deployment ${reply.deploymentId} not kept (dlt-runtime 0.26.1 will see every file as changed): ${err instanceof Error ? err.message : String(err)}`,
+        ),
+      );
     return this.readBack(workspaceId, reply);
+  }
+
+  /**
+   * The files manifest (per-file SHA3-256) and dlt ≥ 1.26 content hash of a version, as
+   * dlt-runtime 0.26.1 compares them: kept at upload, else computed from the version's blobs.
+   */
+  async packageInfo(row: DeploymentRow): Promise<PackageInfo> {
+    const kept = await this.packages.get('deployment', row.id);
+    if (kept) return kept;
+    const files = await this.files(row);
+    const entries = await mapLimit(files, PUT_CONCURRENCY, async (f) => {
+      if (f.type === 'symlink')
+        return {
+          path: f.path,
+          type: 'symlink' as const,
+          content: Buffer.alloc(0),
+          target: f.link_target ?? '',
+        };
+      const content = await this.blobs.get(row.workspace_id, f.sha256);
+      if (!content) throw new ApiError(503, `a file of deployment ${row.id} is missing from the blob store`);
+      return { path: f.path, type: 'file' as const, content };
+    });
+    return PackageInfoStore.of(entries);
   }
 
   /** Normalizes and checks a sync file list; ArchiveError → 400. */
@@ -388,4 +427,24 @@ function toDeploymentFile(f: PackageFile): DeploymentFile {
   return f.type === 'symlink'
     ? { path: f.path, type: 'symlink', size: 0, sha256: f.sha256, mode: 0o777, target: f.target! }
     : { path: f.path, type: 'file', size: f.size, sha256: f.sha256, mode: f.mode };
+}
+
+/** Most bytes of an uploaded requirements.json. */
+const MAX_REQUIREMENTS_BYTES = 1024 * 1024;
+
+/** Checks an uploaded requirements.json (a JSON object, at most 1 MiB): 400 otherwise. */
+function checkRequirements(data: Buffer): { sha256: string; size: number } {
+  if (data.length > MAX_REQUIREMENTS_BYTES)
+    throw badRequest(
+      `requirements too large: ${data.length} bytes (at most ${humanBytes(MAX_REQUIREMENTS_BYTES)})`,
+    );
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(data.toString('utf8'));
+  } catch {
+    throw badRequest('invalid requirements: the "requirements" part is not JSON');
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+    throw badRequest('invalid requirements: the "requirements" part must be a JSON object');
+  return { sha256: sha256Hex(data), size: data.length };
 }

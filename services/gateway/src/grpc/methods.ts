@@ -26,6 +26,7 @@ import { ConfigurationsService } from '../configuration/configurations.service.j
 import { toDeploymentResponse } from '../deployment/deployment.controller.js';
 import { DeploymentsService } from '../deployment/deployments.service.js';
 import { InteractiveService } from '../interactive/interactive.service.js';
+import { ManifestService } from '../job/manifest.service.js';
 import { publicLinkBody, toPublicLinkResponse } from '../interactive/public-links.controller.js';
 import { JobsService } from '../job/jobs.service.js';
 import { LogsService } from '../log/logs.service.js';
@@ -62,8 +63,10 @@ export class Services {
   readonly publicUrl: string;
   readonly alerts: AlertsService;
   readonly interactive: InteractiveService;
+  readonly manifest: ManifestService;
 
   constructor(app: INestApplicationContext) {
+    this.manifest = app.get(ManifestService);
     this.interactive = app.get(InteractiveService);
     this.alerts = app.get(AlertsService);
     this.jobs = app.get(JobsService);
@@ -94,6 +97,14 @@ const str = (r: Req, field: string): string => {
 const num = (r: Req, field: string): number => {
   const v = r[field];
   return typeof v === 'number' ? v : 0;
+};
+/** A repeated string field (at most 1000 values of at most 1000 characters). */
+const strs = (r: Req, field: string): string[] => {
+  const v = r[field];
+  const list = Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string' && x.length > 0) : [];
+  if (list.length > 1000 || list.some((x) => x.length > 1000))
+    throw badRequest(`${field}: at most 1000 values of at most 1000 characters`);
+  return list;
 };
 /** A required string field. */
 const required = (r: Req, field: string): string => {
@@ -433,6 +444,46 @@ export const METHODS: Record<string, Method> = {
     auth: write,
     handle: async (s, r, c) =>
       runMessage(await s.runs.cancel(who(c), workspaceOf(r), required(r, 'run_id')), s.publicUrl),
+  },
+  TriggerJobs: {
+    auth: write,
+    handle: async (s, r, c) => {
+      const reply = await s.manifest.trigger(who(c), workspaceOf(r), {
+        jobRefs: strs(r, 'job_refs'),
+        selectors: strs(r, 'selectors'),
+        profile: str(r, 'profile') || null,
+        refresh: r.refresh === true,
+        dryRun: r.dry_run === true,
+      });
+      return {
+        triggered: reply.triggered.map((t) => ({
+          job_ref: t.jobRef,
+          job_id: t.jobId,
+          matched_triggers: t.matchedTriggers,
+          trigger: t.trigger,
+          status: t.status,
+          run_id: t.runId ?? '',
+          reason: t.reason ?? '',
+        })),
+      };
+    },
+  },
+  CancelActiveRuns: {
+    auth: write,
+    handle: async (s, r, c) => {
+      const refs = strs(r, 'job_refs');
+      if (refs.length === 0) throw badRequest('job_refs is required');
+      const res = await s.runs.cancelActiveRuns(who(c), workspaceOf(r), refs, r.dry_run === true);
+      return {
+        cancelled: res.cancelled.map((x) => ({
+          job_ref: x.jobRef,
+          previous_status: x.previousStatus,
+          run_id: x.runId,
+          run_number: x.runNumber,
+        })),
+        not_running: res.notRunning,
+      };
+    },
   },
   GetRunLogs: {
     auth: read,

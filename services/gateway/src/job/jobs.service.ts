@@ -99,6 +99,10 @@ export class JobsService {
 
   /** Creates or updates a job by name; every change makes a new version. */
   async upsert(p: Principal, ws: string, input: JobInput, idempotencyKey?: string): Promise<JobRow> {
+    return (await this.upsertDetailed(p, ws, input, idempotencyKey)).job;
+  }
+
+  private async upsertDetailed(p: Principal, ws: string, input: JobInput, idempotencyKey?: string) {
     const reply = await rpc(
       this.client,
       JobRpc.upsert,
@@ -113,7 +117,7 @@ export class JobsService {
     await this.db.waitForProjection('jobs', reply.seq);
     const job = await this.find(ws, reply.jobId);
     if (!job) throw new ApiError(503, `job ${reply.jobId} was stored but is not readable yet, retry`);
-    return job;
+    return { job, created: reply.created, changed: reply.changed };
   }
 
   /**

@@ -1,7 +1,9 @@
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { jobKindSchema, runStatusSchema, runTriggerSchema } from '#libs/contracts';
 import { notFound } from '#libs/http';
 import { JobNotFound } from './jobs.service.js';
+import type { ClientFlavour } from '../compat.js';
 import type { JobRow, JobVersionRow } from '../../../scheduling/src/job/read-models/jobs.queries.js';
 import type { RunRecord } from '../../../execution/src/run/read-models/runs.queries.js';
 
@@ -49,6 +51,15 @@ export const scriptResponse = z.object({
     .int()
     .nullable()
     .describe('Runway: run timeout of the job; null = the server default'),
+  job_ref: z.string().describe('dlt-runtime 0.26.1: the job reference (the job name)'),
+  job_definition: z
+    .record(z.string(), z.unknown())
+    .describe('dlt-runtime 0.26.1: the job definition (manifest engine 1), derived from the job'),
+  job_definition_engine_version: z.literal(1),
+  job_definition_hash: z.string().describe('base64 SHA3-256 of the job definition'),
+  triggers: z.array(z.string()).describe('dlt-runtime 0.26.1: `schedule:<cron>` for a scheduled job'),
+  default_trigger: z.string().nullable(),
+  archived: z.boolean(),
 });
 export type ScriptResponse = z.infer<typeof scriptResponse>;
 
@@ -155,6 +166,42 @@ export function toScript(j: JobRow, publicUrl: string): ScriptResponse {
     public_secret: null,
     public_link_enabled: j.public_link_hash !== null,
     timeout_seconds: j.timeout_seconds,
+    ...jobDefinitionOf(j),
+    archived: false,
+  };
+}
+
+/** Module of an entry point file (`pipelines/load.py` → `pipelines.load`). */
+const moduleOf = (entryPoint: string) => entryPoint.replace(/\.py$/, '').split('/').join('.');
+
+/**
+ * The job as dlt-runtime 0.26.1 reads it: a job definition of manifest engine 1 (job_ref = the job's
+ * name; a module entry point run by dlt's module launcher; `schedule:<cron>` for a scheduled job;
+ * manual launch allowed).
+ */
+export function jobDefinitionOf(j: JobRow) {
+  const triggers = j.schedule ? [`schedule:${j.schedule}`] : [];
+  const definition = {
+    job_ref: j.name,
+    entry_point: {
+      module: moduleOf(j.entry_point),
+      function: null,
+      job_type: j.kind,
+      launcher: 'dlt._workspace.deployment.launchers.module',
+    },
+    triggers,
+    execute: j.timeout_seconds ? { timeout: { timeout: j.timeout_seconds } } : {},
+    expose: { manual: true },
+    ...(j.description ? { description: j.description } : {}),
+    ...(triggers[0] ? { default_trigger: triggers[0] } : {}),
+  };
+  return {
+    job_ref: j.name,
+    job_definition: definition,
+    job_definition_engine_version: 1 as const,
+    job_definition_hash: createHash('sha3-256').update(JSON.stringify(definition)).digest('base64'),
+    triggers,
+    default_trigger: triggers[0] ?? null,
   };
 }
 
@@ -178,13 +225,24 @@ export function toScriptVersion(v: JobVersionRow) {
   };
 }
 
-export function toRun(r: RunRecord, publicUrl: string): RunResponse {
+/**
+ * The compatible status for the calling client. dlt-runtime 0.20's `logs -f` ends only on
+ * completed / failed / cancelled (reference §7.3, §8.13): a skipped run shows as cancelled.
+ * dlt-runtime 0.26.1 knows `skipped` but not `finalizing` (its RunStatus enum would reject it): a
+ * finalizing run shows as running.
+ */
+export function compatibleStatus(status: RunRecord['status'], flavour: ClientFlavour): RunResponse['status'] {
+  const s = status as RunResponse['status'];
+  if (flavour === 'runtime-026') return s === 'finalizing' ? 'running' : s;
+  return s === 'skipped' ? 'cancelled' : s;
+}
+
+export function toRun(r: RunRecord, publicUrl: string, flavour: ClientFlavour = 'classic'): RunResponse {
   const trigger = r.trigger as RunResponse['runway_trigger'];
   return {
     id: r.id,
     number: r.number,
-    // The dlt CLI's `logs -f` ends only on completed / failed / cancelled (reference §7.3, §8.13).
-    status: r.status === 'skipped' ? 'cancelled' : (r.status as RunResponse['status']),
+    status: compatibleStatus(r.status, flavour),
     runway_status: r.status as RunResponse['runway_status'],
     trigger: trigger === 'schedule' ? 'schedule' : 'manual',
     workspace_id: r.workspace_id,

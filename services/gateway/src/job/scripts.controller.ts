@@ -22,6 +22,7 @@ import { principalOf } from '../auth/workspace-access.js';
 import { joinSegments, listQuery } from '../page.js';
 import { InteractiveService } from '../interactive/interactive.service.js';
 import { JobsService, type JobRow } from './jobs.service.js';
+import { clientFlavour, type ClientFlavour } from '../compat.js';
 import {
   asScriptError,
   detailedScriptResponse,
@@ -51,6 +52,12 @@ const createScriptBody = z.object({
   overlap_policy: overlapPolicySchema.optional(),
 });
 
+/** TriggerJobsRequest of dlt-runtime 0.26.1 (selectors: job refs or `manual:`/`batch`/`interactive`/`schedule:` patterns). */
+const scriptsQuery = listQuery.extend({
+  /** dlt-runtime 0.26.1: archived jobs are deleted jobs, never listed (`true`: none). */
+  archived: z.enum(['all', 'false', 'true']).optional(),
+});
+
 const deletedScriptResponse = z.object({ id: z.string().uuid(), name: z.string(), deleted: z.literal(true) });
 
 /**
@@ -76,11 +83,12 @@ export class ScriptsController {
   })
   @Authenticated({ workspace: 'read' })
   @Get()
-  async list(@Param('ws') ws: string, @Query() query: unknown) {
-    const q = parseInput(listQuery, query, 'query');
+  async list(@Req() req: AuthedRequest, @Param('ws') ws: string, @Query() query: unknown) {
+    const q = parseInput(scriptsQuery, query, 'query');
+    if (q.archived === 'true') return { items: [], limit: q.limit, offset: q.offset, total: 0 };
     const page = await this.jobs.list(ws, q.limit, q.offset);
     return {
-      items: page.rows.map((j) => this.detailed(j.job, j.lastRun)),
+      items: page.rows.map((j) => this.detailed(j.job, j.lastRun, clientFlavour(req))),
       limit: q.limit,
       offset: q.offset,
       total: page.total,
@@ -130,11 +138,16 @@ export class ScriptsController {
   })
   @Authenticated({ workspace: 'read' })
   @Get('*path')
-  async get(@Param('ws') ws: string, @Param('path') path: string | string[], @Query() query: unknown) {
+  async get(
+    @Req() req: AuthedRequest,
+    @Param('ws') ws: string,
+    @Param('path') path: string | string[],
+    @Query() query: unknown,
+  ) {
     const segs = joinSegments(path);
     const full = segs.join('/');
     const job = await this.jobs.find(ws, full);
-    if (job) return this.detailed(job, await this.jobs.lastRun(job.id));
+    if (job) return this.detailed(job, await this.jobs.lastRun(job.id), clientFlavour(req));
     const n = segs.length;
     if (n >= 2 && segs[n - 1] === 'versions') {
       const owner = await this.jobs.find(ws, segs.slice(0, -1).join('/'));
@@ -198,8 +211,11 @@ export class ScriptsController {
     return { id: job.id, name: job.name, deleted: true };
   }
 
-  private detailed(job: JobRow, lastRun: RunRecord | undefined) {
-    return { ...toScript(job, this.publicUrl), last_run: lastRun ? toRun(lastRun, this.publicUrl) : null };
+  private detailed(job: JobRow, lastRun: RunRecord | undefined, flavour: ClientFlavour) {
+    return {
+      ...toScript(job, this.publicUrl),
+      last_run: lastRun ? toRun(lastRun, this.publicUrl, flavour) : null,
+    };
   }
 }
 

@@ -8,12 +8,29 @@ import { Authenticated } from '../auth/authenticated.decorator.js';
 import { principalOf } from '../auth/workspace-access.js';
 import { RunsService } from '../run/runs.service.js';
 import { LogsService } from './logs.service.js';
+import { clientFlavour } from '../compat.js';
 
 const streamQuery = z.object({
   from: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
 });
 
 const HEARTBEAT_MS = 15_000;
+
+/**
+ * The same lines in dlt-runtime 0.26.1's shape: `event: log`, `data: {channel, line_num,
+ * reported_at, content}` (it parses every `data:` line as one and stops at `event: error`).
+ */
+export function sseLines026(lines: readonly LogLine[]): string {
+  let out = '';
+  for (const l of lines)
+    out += `event: log\nid: ${l.seq}\ndata: ${JSON.stringify({
+      channel: 'program',
+      line_num: l.seq,
+      reported_at: new Date(l.ts).toISOString(),
+      content: l.text,
+    })}\n\n`;
+  return out;
+}
 
 /** One SSE event per line: `event: line`, `id: <seq>`, `data: {seq, stream, ts, text[, part]}`. */
 export function sseLines(lines: readonly LogLine[]): string {
@@ -76,6 +93,7 @@ export class RunLogsStreamController {
   ): Promise<void> {
     const q = parseInput(streamQuery, query, 'query');
     const run = await this.runs.require(ws, id);
+    const rt026 = clientFlavour(req) === 'runtime-026';
     let from = q.from ?? 1;
     const last = lastEventId !== undefined ? Number.parseInt(lastEventId, 10) : Number.NaN;
     if (q.from === undefined && Number.isSafeInteger(last) && last >= 0) from = last + 1;
@@ -93,7 +111,9 @@ export class RunLogsStreamController {
     const heartbeat = setInterval(() => res.write(': ping\n\n'), HEARTBEAT_MS);
     try {
       for await (const e of this.logs.follow(principalOf(req), ws, run, from, abort.signal)) {
-        if (e.type === 'lines') res.write(sseLines(e.lines));
+        if (e.type === 'lines') res.write(rt026 ? sseLines026(e.lines) : sseLines(e.lines));
+        // 0.26.1 ends with the response (a data line it cannot parse would print a warning).
+        else if (e.type === 'end' && rt026) res.write(`: end of log (${e.lineCount} lines)\n\n`);
         else if (e.type === 'end')
           res.write(`event: end\ndata: ${JSON.stringify({ lineCount: e.lineCount, sealed: e.sealed })}\n\n`);
         // The caller lost access: an `error` event with the status a new request would get, then the end.

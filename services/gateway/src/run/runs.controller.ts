@@ -9,6 +9,7 @@ import { parseApiToken } from '../auth/tokens.js';
 import { principalOf } from '../auth/workspace-access.js';
 import {
   asScriptError,
+  compatibleStatus,
   detailedRunResponse,
   listOf,
   logsResponse,
@@ -17,6 +18,7 @@ import {
   type DetailedRunResponse,
 } from '../job/responses.js';
 import { listQuery } from '../page.js';
+import { clientFlavour, type ClientFlavour } from '../compat.js';
 import { LogsService } from '../log/logs.service.js';
 import { RunsService, type RunOfJob } from './runs.service.js';
 
@@ -26,11 +28,30 @@ const runsQuery = listQuery
     /** Runway's: the runs of a job by id or name, a deleted job's included (404 if none has it). */
     script: z.string().min(1).max(1000).optional(),
     status: runStatusSchema.optional(),
+    /** dlt-runtime 0.26.1's coarse filter: succeeded, failed, cancelled (other: no filter). */
+    status_filter: z.enum(['succeeded', 'failed', 'cancelled', 'other']).optional(),
   })
   .refine((q) => q.script_id === undefined || q.script === undefined, {
     message: 'give script_id or script, not both',
   });
 const latestQuery = z.object({ script_id: z.string().uuid().optional() });
+/** BulkCancelRequest of dlt-runtime 0.26.1. */
+const bulkCancelBody = z.object({
+  job_refs: z.array(z.string().min(1).max(1000)).min(1).max(1000),
+  dry_run: z.boolean().optional(),
+});
+const bulkCancelResponse = z.object({
+  cancelled: z.array(
+    z.object({
+      job_ref: z.string(),
+      previous_status: runStatusSchema,
+      run_id: z.string().uuid(),
+      run_number: z.number().int(),
+    }),
+  ),
+  not_running: z.array(z.string()),
+});
+const coarseStatus = { succeeded: 'completed', failed: 'failed', cancelled: 'cancelled' } as const;
 
 /**
  * The compatible body of RequestRun: dlt-runtime 0.20.0 sends `script_id_or_name_or_secret`, the
@@ -79,16 +100,17 @@ export class RunsController {
   })
   @Authenticated({ workspace: 'read' })
   @Get()
-  async list(@Param('ws') ws: string, @Query() query: unknown) {
+  async list(@Req() req: AuthedRequest, @Param('ws') ws: string, @Query() query: unknown) {
     const q = parseInput(runsQuery, query, 'query');
+    const status =
+      q.status ??
+      (q.status_filter && q.status_filter !== 'other' ? coarseStatus[q.status_filter] : undefined);
     const page =
       q.script === undefined
-        ? await this.runs.list(ws, { jobId: q.script_id?.toLowerCase(), status: q.status }, q.limit, q.offset)
-        : await this.runs
-            .listOfJob(ws, q.script, { status: q.status }, q.limit, q.offset)
-            .catch(asScriptError);
+        ? await this.runs.list(ws, { jobId: q.script_id?.toLowerCase(), status }, q.limit, q.offset)
+        : await this.runs.listOfJob(ws, q.script, { status }, q.limit, q.offset).catch(asScriptError);
     return {
-      items: page.rows.map((r) => this.detailed(r)),
+      items: page.rows.map((r) => this.detailed(r, clientFlavour(req))),
       limit: q.limit,
       offset: q.offset,
       total: page.total,
@@ -123,7 +145,32 @@ export class RunsController {
         key,
       )
       .catch(asScriptError);
-    return this.detailed(run);
+    return this.detailed(run, clientFlavour(req));
+  }
+
+  @ApiDoc({
+    summary:
+      'Cancel the active runs of jobs by job_ref or name (dlt-runtime 0.26.1 bulk cancel); dry_run only lists them',
+    body: bulkCancelBody,
+    response: bulkCancelResponse,
+  })
+  @Authenticated({ workspace: 'write' })
+  @Post('cancel')
+  @HttpCode(201)
+  async bulkCancel(@Req() req: AuthedRequest, @Param('ws') ws: string, @Body() body: unknown) {
+    const b = parseInput(bulkCancelBody, body ?? {}, 'body');
+    const r = await this.runs
+      .cancelActiveRuns(principalOf(req), ws, b.job_refs, b.dry_run ?? false)
+      .catch(asScriptError);
+    return {
+      cancelled: r.cancelled.map((c) => ({
+        job_ref: c.jobRef,
+        previous_status: compatibleStatus(c.previousStatus, clientFlavour(req)),
+        run_id: c.runId,
+        run_number: c.runNumber,
+      })),
+      not_running: r.notRunning,
+    };
   }
 
   @ApiDoc({
@@ -132,21 +179,22 @@ export class RunsController {
   })
   @Authenticated({ workspace: 'read' })
   @Get('latest')
-  async latest(@Param('ws') ws: string, @Query() query: unknown) {
+  async latest(@Req() req: AuthedRequest, @Param('ws') ws: string, @Query() query: unknown) {
     const q = parseInput(latestQuery, query, 'query');
     const { rows } = await this.runs.list(ws, { jobId: q.script_id?.toLowerCase() }, 1, 0);
     if (!rows[0])
       throw notFound(q.script_id ? `script ${q.script_id} has no runs` : `no runs in workspace ${ws}`);
-    return this.detailed(rows[0]);
+    return this.detailed(rows[0], clientFlavour(req));
   }
 
   @ApiDoc({ summary: 'A run, with its status timeline', response: detailedRunResponse })
   @Authenticated({ workspace: 'read' })
   @Get(':id')
-  async get(@Param('ws') ws: string, @Param('id') id: string) {
+  async get(@Req() req: AuthedRequest, @Param('ws') ws: string, @Param('id') id: string) {
+    const flavour = clientFlavour(req);
     const { timeline, pipelines, ...of } = await this.runs.details(ws, id);
     return {
-      ...this.detailed(of),
+      ...this.detailed(of, flavour),
       pipelines: pipelines.map((p) => ({
         name: p.pipeline_name,
         destination: p.destination,
@@ -163,7 +211,7 @@ export class RunsController {
         })),
       })),
       status_timeline: timeline.map((t) => ({
-        status: t.status as DetailedRunResponse['status'],
+        status: compatibleStatus(t.status, flavour),
         at: t.at.toISOString(),
         reason: t.reason,
       })),
@@ -176,10 +224,10 @@ export class RunsController {
   })
   @Authenticated({ workspace: 'read' })
   @Get(':id/logs')
-  async logs(@Param('ws') ws: string, @Param('id') id: string) {
+  async logs(@Req() req: AuthedRequest, @Param('ws') ws: string, @Param('id') id: string) {
     const of = await this.runs.get(ws, id);
     const log = await this.logService.text(ws, of.run);
-    return { run: this.detailed(of), logs: logsText(log?.text) };
+    return { run: this.detailed(of, clientFlavour(req)), logs: logsText(log?.text) };
   }
 
   @ApiDoc({
@@ -190,11 +238,11 @@ export class RunsController {
   @Post(':id/cancel')
   @HttpCode(201)
   async cancel(@Req() req: AuthedRequest, @Param('ws') ws: string, @Param('id') id: string) {
-    return this.detailed(await this.runs.cancel(principalOf(req), ws, id));
+    return this.detailed(await this.runs.cancel(principalOf(req), ws, id), clientFlavour(req));
   }
 
-  private detailed({ run, job }: RunOfJob): DetailedRunResponse {
+  private detailed({ run, job }: RunOfJob, flavour: ClientFlavour): DetailedRunResponse {
     if (!job) throw badRequest(`the script of run ${run.id} is missing`);
-    return { ...toRun(run, this.publicUrl), script: toScript(job, this.publicUrl) };
+    return { ...toRun(run, this.publicUrl, flavour), script: toScript(job, this.publicUrl) };
   }
 }

@@ -8,7 +8,9 @@ import {
   RunRpc,
   type CancelRunRequest,
   type RequestRun,
+  type RunStatus,
   type RunTrigger,
+  TERMINAL_RUN_STATUSES,
 } from '#libs/contracts';
 import { ApiError, notFound } from '#libs/http';
 import { rpc, SERVICES_CLIENT } from '#libs/service-host';
@@ -141,6 +143,41 @@ export class RunsService {
     await this.db.waitForProjection('runs', reply.seq);
     const now = (await runById(this.db.readModels.runs, ws, run.id)) ?? run;
     return (await this.withJobs([now]))[0]!;
+  }
+
+  /**
+   * Bulk cancel: every active (non-terminal) run of each named job is cancelled (a dry run only
+   * reports them). Jobs without an active run are listed as not running; an unknown job is a 404
+   * before anything is cancelled.
+   */
+  async cancelActiveRuns(p: Principal, ws: string, jobRefs: readonly string[], dryRun: boolean) {
+    const jobs = await Promise.all(jobRefs.map((ref) => this.jobs.require(ws, ref)));
+    const cancelled: {
+      jobRef: string;
+      previousStatus: RunRecord['status'];
+      runId: string;
+      runNumber: number;
+    }[] = [];
+    const notRunning: string[] = [];
+    for (const job of jobs) {
+      const active: RunRecord[] = [];
+      for (let offset = 0; ; offset += 1000) {
+        const { rows } = await listRuns(this.db.readModels.runs, ws, { jobId: job.id }, 1000, offset);
+        active.push(...rows.filter((r) => !TERMINAL_RUN_STATUSES.includes(r.status as RunStatus)));
+        if (rows.length < 1000) break;
+      }
+      if (active.length === 0) notRunning.push(job.name);
+      for (const run of active) {
+        if (!dryRun) await this.cancel(p, ws, run.id);
+        cancelled.push({
+          jobRef: job.name,
+          previousStatus: run.status,
+          runId: run.id,
+          runNumber: run.number,
+        });
+      }
+    }
+    return { cancelled, notRunning };
   }
 
   /** Runs with their jobs. */

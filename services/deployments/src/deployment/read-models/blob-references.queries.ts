@@ -42,5 +42,14 @@ export async function referencedBlobs(db: DeploymentsDb, workspaceId: string): P
     .where('f.workspace_id', '=', workspaceId)
     .where('f.type', '=', 'file')
     .execute();
-  return new Set(rows.map((r) => r.sha256));
+  const requirements = await db
+    .selectFrom('deployments')
+    .select('requirements_sha256')
+    .where('workspace_id', '=', workspaceId)
+    .where('requirements_sha256', 'is not', null)
+    .execute();
+  return new Set([
+    ...rows.map((r) => r.sha256),
+    ...requirements.flatMap((r) => (r.requirements_sha256 ? [r.requirements_sha256] : [])),
+  ]);
 }

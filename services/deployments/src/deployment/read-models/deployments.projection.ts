@@ -69,6 +69,8 @@ export const deploymentsProjection = defineProjection<DeploymentsTables>({
           source: d.source,
           created_by: e.actor,
           created_at: new Date(e.time),
+          requirements_sha256: d.requirements?.sha256 ?? null,
+          requirements_size: d.requirements?.size ?? 0,
         });
       }
     }
