@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -140,5 +141,77 @@ describe('the environment cache', () => {
     assert.deepEqual(left(), [newest], 'past 15 bytes: the least recently used went first');
     void oldest;
     rmSync(dataDir, { recursive: true });
+  });
+});
+
+describe('one build per environment across worker processes (the lock directory)', () => {
+  const decl: DependencyDeclaration = { source: 'requirements.txt', files: { 'requirements.txt': 'x==1\n' } };
+  const envsFor = (dataDir: string) =>
+    new DependencyEnvironments(
+      {
+        dataDir,
+        uv: '/nonexistent/uv',
+        python: '/usr/bin/python3',
+        toolPaths: [],
+        executor: new ProcessExecutor(),
+        baseEnv: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+        indexUrl: undefined,
+        maxEnvironments: 20,
+        maxBytes: 0,
+        buildTimeoutMs: 30_000,
+      },
+      '3.11.7',
+    );
+
+  it('waits while a live process holds the lock, then uses what it built', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'runway-deps-lock-'));
+    const envs = envsFor(dataDir);
+    const key = envs.keyOf(decl);
+    const envDir = join(dataDir, 'deps', 'ws', 'envs', key);
+    const other = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      mkdirSync(`${envDir}.lock`, { recursive: true });
+      writeFileSync(join(`${envDir}.lock`, 'owner'), String(other.pid));
+      const lines: string[] = [];
+      const result = envs.ensure('ws', 'run-1', decl, (l) => lines.push(l));
+      await new Promise((r) => setTimeout(r, 600));
+      // The other process finishes its build: environment, marker, lock gone.
+      mkdirSync(envDir, { recursive: true });
+      writeFileSync(
+        join(envDir, '.runway-env.json'),
+        JSON.stringify({ key, source: 'requirements.txt', createdAt: 'x', bytes: 1 }),
+      );
+      rmSync(`${envDir}.lock`, { recursive: true });
+      const r = await result;
+      assert.ok(r.ok, JSON.stringify(r));
+      assert.equal(r.cacheHit, true, 'built by the other process, not here (uv does not exist here)');
+      assert.ok(
+        lines.some((l) => /waiting for the environment [0-9a-f]{12} that another worker is building/.test(l)),
+      );
+      if (r.ok) r.release();
+    } finally {
+      other.kill('SIGKILL');
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it("takes over a dead process's lock, and a failed build leaves nothing behind", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'runway-deps-lock-'));
+    const envs = envsFor(dataDir);
+    const key = envs.keyOf(decl);
+    const envDir = join(dataDir, 'deps', 'ws', 'envs', key);
+    const dead = spawn('true', { stdio: 'ignore' });
+    await new Promise((r) => dead.once('exit', r));
+    try {
+      mkdirSync(`${envDir}.lock`, { recursive: true });
+      writeFileSync(join(`${envDir}.lock`, 'owner'), String(dead.pid));
+      const r = await envs.ensure('ws', 'run-2', decl, () => undefined);
+      assert.equal(r.ok, false, 'it built (and uv, which does not exist here, failed)');
+      if (!r.ok) assert.match(r.message, /uv failed \(exit code 127\)/);
+      assert.equal(existsSync(envDir), false, 'a failed build is removed');
+      assert.equal(existsSync(`${envDir}.lock`), false, 'the lock is released');
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });
