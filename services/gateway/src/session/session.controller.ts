@@ -125,7 +125,11 @@ export class SessionController {
   @Authenticated({ admin: true })
   @Post('api/v1/admin/users/:user/password')
   @HttpCode(200)
-  setPassword(@Param('user') user: string, @Body() body: unknown) {
-    return this.sessions.setPassword(user, parseInput(setPasswordBody, body, 'body').password);
+  setPassword(@Req() req: AuthedRequest, @Param('user') user: string, @Body() body: unknown) {
+    return this.sessions.setPassword(
+      principalOf(req),
+      user,
+      parseInput(setPasswordBody, body, 'body').password,
+    );
   }
 }
