@@ -71,6 +71,7 @@ export class SessionController {
     if (!sameOrigin(req, this.opts.publicUrl)) throw forbidden('sign-in from another origin is refused');
     const input = parseInput(signInBody, body, 'body');
     const started = await this.sessions.passwordSignIn(input.email, input.password, clientOf(req));
+    await this.sessions.endByCookie(cookieOf(req, SESSION_COOKIE));
     setSessionCookies(res, wantsSecure(req, this.opts.publicUrl), started.cookie, started.csrf);
     return this.sessions.signedInView(started);
   }

@@ -189,6 +189,13 @@ export class SessionsService {
     };
   }
 
+  /** Ends the session behind a cookie, if any (a new sign-in replaces the browser's old session). */
+  async endByCookie(cookie: string | undefined): Promise<void> {
+    if (!cookie) return;
+    const row = await this.sessions.byTokenHash(hashSecret(cookie));
+    if (row) await this.sessions.revoke(row.user_id, row.id, new Date());
+  }
+
   async signOut(p: Principal | undefined): Promise<void> {
     if (p?.sessionId) await this.sessions.revoke(p.userId, p.sessionId, new Date());
   }
