@@ -243,7 +243,8 @@ describe('dashboard sign-in: password sessions, CSRF, expiry, sessions, password
       password: 'rita password 1',
     });
     assert.equal(limited.status, 429, limited.text);
-    assert.ok(Number(limited.headers.get('retry-after') ?? limited.json.extra) > 0 || limited.json.extra);
+    assert.ok(Number(limited.headers.get('retry-after')) > 0, 'Retry-After header');
+    assert.ok(((limited.json.extra as Json).retry_after as number) > 0);
     assert.equal(
       (await new Browser(s.url).call('POST', '/auth/session', { email: ANN, password: ANN_PW })).status,
       200,
@@ -304,7 +305,18 @@ describe('dashboard sign-in: password sessions, CSRF, expiry, sessions, password
     });
     assert.equal(set.status, 200, set.text);
     assert.equal((await a.call('GET', '/auth/session')).status, 401, "paul's sessions ended");
-    await new Browser(s.url).signIn('paul@example.com', 'paul password 3');
+    // Signing in again in the same browser replaces its session; disabling the user ends them all.
+    const again = new Browser(s.url);
+    await again.signIn('paul@example.com', 'paul password 3');
+    const first = again.cookies.get('runway_session')!;
+    await again.signIn('paul@example.com', 'paul password 3');
+    const replaced = await fetch(`${s.url}/auth/session`, { headers: { cookie: `runway_session=${first}` } });
+    assert.equal(replaced.status, 401, 'the previous session of this browser ended');
+    assert.equal((await again.call('GET', '/auth/session')).status, 200);
+    assert.equal((await s.call('POST', '/api/v1/admin/users/paul@example.com/disable', {})).status, 201);
+    const disabled = await again.call('GET', '/auth/session');
+    assert.equal(disabled.status, 401);
+    assert.match(disabled.json.detail as string, /disabled/);
     const byAnn = new Browser(s.url);
     await byAnn.signIn(ANN, ANN_PW);
     assert.equal(

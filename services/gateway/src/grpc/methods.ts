@@ -325,8 +325,9 @@ export const METHODS: Record<string, Method> = {
   },
   SetUserPassword: {
     auth: admin,
-    handle: (s, r) =>
+    handle: (s, r, c) =>
       s.sessions.setPassword(
+        who(c),
         required(r, 'user'),
         parseInput(setPasswordBody, { password: str(r, 'password') }, 'request').password,
       ),

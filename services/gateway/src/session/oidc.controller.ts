@@ -4,8 +4,10 @@ import { ApiDoc } from '#libs/http';
 import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
 import { Public } from '../auth/auth.guard.js';
 import { OidcError, OidcService } from './oidc.service.js';
+import { SessionsService } from './sessions.service.js';
 import { clientOf } from './session.controller.js';
 import {
+  SESSION_COOKIE,
   clearOidcCookie,
   cookieOf,
   setOidcCookie,
@@ -40,6 +42,7 @@ export class OidcController {
   private readonly publicUrl: string;
   constructor(
     @Inject(OidcService) private readonly oidc: OidcService,
+    @Inject(SessionsService) private readonly sessions: SessionsService,
     @Inject(SERVICE_CONTEXT) ctx: ServiceContext,
   ) {
     this.publicUrl = ctx.config.publicUrl;
@@ -68,6 +71,7 @@ export class OidcController {
     clearOidcCookie(res, secure, FLOW_COOKIE);
     try {
       const { started, returnTo } = await this.oidc.finish(query, cookieOf(req, FLOW_COOKIE), clientOf(req));
+      await this.sessions.endByCookie(cookieOf(req, SESSION_COOKIE));
       setSessionCookies(res, secure, started.cookie, started.csrf);
       res.set('cache-control', 'no-store').redirect(302, returnTo);
     } catch (err) {

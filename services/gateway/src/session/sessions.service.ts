@@ -6,6 +6,7 @@ import type { Principal } from '../auth/authenticator.js';
 import { IdentityRepository } from '../auth/identity.repository.js';
 import { hashesEqual, hashSecret } from '../auth/tokens.js';
 import { FailureLimiter } from '../quota/failure-limiter.js';
+import { UserHandler } from '../user/user.handler.js';
 import { WorkspaceRepository } from '../workspace/workspace.repository.js';
 import { CredentialsRepository } from './credentials.repository.js';
 import { dummyHash, hashPassword, passwordMatches, passwordProblem } from './passwords.js';
@@ -13,6 +14,8 @@ import { SessionsRepository, type SessionRow } from './sessions.repository.js';
 
 /** Failed sign-ins allowed per email + client address within the window, then 429. */
 const MAX_FAILURES = 5;
+/** …and per client address over all emails (guessing one password for many accounts). */
+const MAX_FAILURES_PER_ADDRESS = 50;
 const FAILURE_WINDOW_MS = 15 * 60_000;
 const WRONG = 'wrong email or password';
 
@@ -46,6 +49,7 @@ const userView = (u: { id: string; email: string; name: string; is_admin: boolea
 @Injectable()
 export class SessionsService {
   private readonly failures = new FailureLimiter(MAX_FAILURES, FAILURE_WINDOW_MS);
+  private readonly addressFailures = new FailureLimiter(MAX_FAILURES_PER_ADDRESS, FAILURE_WINDOW_MS);
   readonly idleMs: number;
   readonly maxMs: number;
 
@@ -54,6 +58,7 @@ export class SessionsService {
     @Inject(CredentialsRepository) private readonly credentials: CredentialsRepository,
     @Inject(IdentityRepository) private readonly identities: IdentityRepository,
     @Inject(WorkspaceRepository) private readonly workspaces: WorkspaceRepository,
+    @Inject(UserHandler) private readonly users: UserHandler,
     @Inject(SERVICE_CONTEXT) ctx: ServiceContext,
   ) {
     this.idleMs = ctx.config.sessions.idleMs;
@@ -63,7 +68,7 @@ export class SessionsService {
   /** Email + password → a new session; one 401 message for every failure, 429 past the limit. */
   async passwordSignIn(email: string, password: string, client: ClientInfo): Promise<StartedSession> {
     const key = `${email.trim().toLowerCase()}|${client.ip}`;
-    const wait = this.failures.wait(key);
+    const wait = Math.max(this.failures.wait(key), this.addressFailures.wait(client.ip));
     if (wait > 0)
       throw new ApiError(429, `too many failed sign-ins: try again in ${wait} s`, { retry_after: wait });
     const user = await this.identities.userByEmail(email);
@@ -72,6 +77,7 @@ export class SessionsService {
     const ok = await passwordMatches(stored ?? (await dummyHash()), password);
     if (!user || !stored || !ok || user.disabled_at) {
       this.failures.fail(key);
+      this.addressFailures.fail(client.ip);
       throw unauthorized(WRONG);
     }
     this.failures.succeed(key);
@@ -187,6 +193,13 @@ export class SessionsService {
     };
   }
 
+  /** Ends the session behind a cookie, if any (a new sign-in replaces the browser's old session). */
+  async endByCookie(cookie: string | undefined): Promise<void> {
+    if (!cookie) return;
+    const row = await this.sessions.byTokenHash(hashSecret(cookie));
+    if (row) await this.sessions.revoke(row.user_id, row.id, new Date());
+  }
+
   async signOut(p: Principal | undefined): Promise<void> {
     if (p?.sessionId) await this.sessions.revoke(p.userId, p.sessionId, new Date());
   }
@@ -224,16 +237,16 @@ export class SessionsService {
       throw forbidden('the current password is wrong');
     }
     this.failures.succeed(key);
-    await this.storePassword(p.userId, p.email, next);
+    await this.storePassword(p.userId, p.email, next, { by: 'self', actor: p.userId });
     await this.sessions.revokeAllOf(p.userId, new Date(), p.sessionId ?? undefined);
     return { changed: true };
   }
 
   /** An administrator sets a user's password (`runway admin users set-password`); their sessions end. */
-  async setPassword(user: string, password: string) {
+  async setPassword(admin: Principal, user: string, password: string) {
     const u = await this.identities.userByIdOrEmail(user);
     if (!u) throw notFound(`user ${user} not found`);
-    await this.storePassword(u.id, u.email, password);
+    await this.storePassword(u.id, u.email, password, { by: 'admin', actor: admin.userId });
     await this.sessions.revokeAllOf(u.id, new Date());
     return { user_id: u.id, email: u.email, password_set: true };
   }
@@ -244,9 +257,18 @@ export class SessionsService {
     if (problem) throw badRequest(problem);
   }
 
-  /** Stores the argon2id hash of a new password (checked for strength first). */
-  async storePassword(userId: string, email: string, password: string): Promise<void> {
+  /**
+   * Stores the argon2id hash of a new password (checked for strength first) in the gateway's
+   * table, and records `UserPasswordChanged` (no hash) in the user's history.
+   */
+  async storePassword(
+    userId: string,
+    email: string,
+    password: string,
+    who: { by: 'self' | 'admin'; actor: string },
+  ): Promise<void> {
     this.requireStrong(password, email);
     await this.credentials.setPasswordHash(userId, await hashPassword(password), new Date());
+    await this.users.recordPasswordChange(userId, who.by, who.actor);
   }
 }
