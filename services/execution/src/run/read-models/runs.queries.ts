@@ -129,7 +129,9 @@ function filterRuns(db: Db, ws: string, f: RunPageFilter) {
     // of walking every older run to prove the last page is the last.
     const from = f.startedFrom;
     const to = f.startedTo;
-    q = q.where('started_at', '>=', from).where('created_at', '>=', (eb) => {
+    // The page itself walks the created_at index between those bounds: started_at compared as an
+    // expression, so the planner does not fetch and sort every run of the range instead.
+    q = q.where(sql<Date>`started_at + interval '0 seconds'`, '>=', from).where('created_at', '>=', (eb) => {
       let inRange = eb
         .selectFrom('runs as s')
         // min over an expression: PostgreSQL would otherwise answer min(created_at) by walking
@@ -144,7 +146,9 @@ function filterRuns(db: Db, ws: string, f: RunPageFilter) {
   if (f.startedTo)
     // A run is created before it starts: the same bound on created_at lets the newest-first scan
     // start at the range instead of walking every newer run.
-    q = q.where('started_at', '<', f.startedTo).where('created_at', '<', f.startedTo);
+    q = q
+      .where(sql<Date>`started_at + interval '0 seconds'`, '<', f.startedTo)
+      .where('created_at', '<', f.startedTo);
   return q;
 }
 
