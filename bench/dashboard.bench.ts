@@ -150,6 +150,7 @@ try {
   ];
   const runsDb = withTables<RunsReadModel>(db);
 
+  const only = process.env.BENCH_DASHBOARD_FILTERS?.split(',');
   const rows: [string, number, number, number | null][] = [];
   const queryRows: [string, number, number][] = [];
   {
@@ -160,7 +161,7 @@ try {
     for (let i = 0; i < SAMPLES; i++) ms.push(await get(path));
     rows.push(['baseline: GET the workspace (auth + one row)', pct(ms, 50), pct(ms, 99), null]);
   }
-  for (const f of filters) {
+  for (const f of filters.filter((x) => !only || only.some((o) => x.name.includes(o)))) {
     const n = (
       await sql<{
         n: number;

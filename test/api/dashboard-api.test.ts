@@ -264,6 +264,17 @@ describe('the dashboard API', () => {
       shopOnly.items.map((r) => r.id),
       [shopRun.id],
     );
+    const startedAt = Date.parse(shopRun.time_started as string);
+    const startedIn = await api.runs(ws, {
+      started_from: new Date(startedAt - 1).toISOString(),
+      started_to: new Date(startedAt + 1).toISOString(),
+    });
+    assert.deepEqual(
+      startedIn.items.map((r) => r.id),
+      [shopRun.id],
+    );
+    const startedBefore = await api.runs(ws, { job: shopJob, started_to: new Date(startedAt).toISOString() });
+    assert.deepEqual(startedBefore.items, []);
     const none = await api.runs(ws, { status: ['cancelling'], started_from: '2000-01-01T00:00:00Z' });
     assert.deepEqual(none.items, []);
     assert.equal(none.next_cursor, null);

@@ -131,11 +131,32 @@ function filterRuns(db: Db, ws: string, f: RunPageFilter) {
   if (f.triggers?.length) q = q.where('trigger', 'in', [...f.triggers]);
   if (f.createdFrom) q = q.where('created_at', '>=', f.createdFrom);
   if (f.createdTo) q = q.where('created_at', '<', f.createdTo);
-  if (f.startedFrom) q = q.where('started_at', '>=', f.startedFrom);
+  if (f.startedFrom) {
+    // The other end: no run of the range was created before the earliest-created one of them
+    // (an index-only scan of runs_ws_started over the range), so the scan stops there instead
+    // of walking every older run to prove the last page is the last.
+    const from = f.startedFrom;
+    const to = f.startedTo;
+    // The page itself walks the created_at index between those bounds: started_at compared as an
+    // expression, so the planner does not fetch and sort every run of the range instead.
+    q = q.where(sql<Date>`started_at + interval '0 seconds'`, '>=', from).where('created_at', '>=', (eb) => {
+      let inRange = eb
+        .selectFrom('runs as s')
+        // min over an expression: PostgreSQL would otherwise answer min(created_at) by walking
+        // the created_at index from the oldest run, filtering on started_at (seconds at 1M runs).
+        .select(sql<Date>`min(s.created_at + interval '0 seconds')`.as('first'))
+        .where('s.workspace_id', '=', ws)
+        .where('s.started_at', '>=', from);
+      if (to) inRange = inRange.where('s.started_at', '<', to);
+      return inRange;
+    });
+  }
   if (f.startedTo)
     // A run is created before it starts: the same bound on created_at lets the newest-first scan
     // start at the range instead of walking every newer run.
-    q = q.where('started_at', '<', f.startedTo).where('created_at', '<', f.startedTo);
+    q = q
+      .where(sql<Date>`started_at + interval '0 seconds'`, '<', f.startedTo)
+      .where('created_at', '<', f.startedTo);
   return q;
 }
 
