@@ -135,6 +135,8 @@ describe('the web dashboard in a real browser', () => {
     assert.equal(apiMiss.status, 404);
     assert.match(apiMiss.headers.get('content-type') ?? '', /json/);
     assert.equal((await fetch(`${s.url}/api/v1/ping`)).status, 200);
+    const auth = await fetch(`${s.url}/auth/session`, { headers: { accept: 'text/html' } });
+    assert.equal(auth.status, 401, 'the auth routes answer, not the page');
   });
 
   it('signs in with a password (a wrong one is refused in words)', async () => {
