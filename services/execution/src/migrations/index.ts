@@ -141,7 +141,8 @@ export const executionMigrations: MigrationSet = {
         CREATE INDEX runs_job_created_id ON runs (job_id, created_at DESC, id DESC);
         CREATE INDEX runs_ws_status_created_id ON runs (workspace_id, status, created_at DESC, id DESC);
         CREATE INDEX runs_ws_trigger_created_id ON runs (workspace_id, trigger, created_at DESC, id DESC);
-        CREATE INDEX runs_ws_started ON runs (workspace_id, started_at DESC) WHERE started_at IS NOT NULL;
+        CREATE INDEX runs_job_status_created_id ON runs (job_id, status, created_at DESC, id DESC);
+        CREATE INDEX runs_ws_started ON runs (workspace_id, started_at DESC) INCLUDE (created_at) WHERE started_at IS NOT NULL;
         DROP INDEX IF EXISTS runs_workspace_created;
         DROP INDEX IF EXISTS runs_job_created;
         CREATE INDEX run_pipelines_by_name ON run_pipelines (workspace_id, pipeline_name);
