@@ -301,7 +301,10 @@ export function RunDetailPage({ id }: { id: string }) {
               </PageHeader>
               <ErrorBox error={cancel.error} />
               {['failed', 'cancelled', 'skipped'].includes(r.status) && (
-                <div className="card failure" data-testid="failure-reason">
+                <div
+                  className={r.status === 'failed' ? 'card failure' : 'card ended'}
+                  data-testid="failure-reason"
+                >
                   <h2>Why it {r.status === 'failed' ? 'failed' : `was ${r.status}`}</h2>
                   {reasonsOf(r).map((text) => (
                     <p key={text}>{text}</p>
