@@ -151,6 +151,9 @@ describe('the web dashboard in a real browser', () => {
     await heading(page, 'Overview');
     await page.getByText('● Live').waitFor({ timeout: T });
     await page.getByRole('link', { name: 'shop' }).first().waitFor({ timeout: T });
+    // Live over SSE: a job created elsewhere appears on the open page, without a reload.
+    await api('POST', `/workspaces/${s.workspaceId}/jobs`, { name: 'fails', entry_point: 'fails.py' });
+    await page.getByRole('link', { name: 'fails' }).waitFor({ timeout: T });
     await shot(page, 'overview');
   });
 
@@ -274,7 +277,6 @@ describe('the web dashboard in a real browser', () => {
   });
 
   it("shows a failed run's reason, and filters the runs list", async () => {
-    await api('POST', `/workspaces/${s.workspaceId}/jobs`, { name: 'fails', entry_point: 'fails.py' });
     const run = (await api('POST', `/workspaces/${s.workspaceId}/runs`, { script_id_or_name: 'fails' })) as {
       id: string;
     };
