@@ -95,8 +95,17 @@ describe('the runway CLI: accounts and access', () => {
       ...ws,
     );
     assert.equal(add.code, 0, add.err);
+    const promoted = await runway(
+      'workspace',
+      'members',
+      'set-role',
+      'member-cli@example.com',
+      'member',
+      ...ws,
+    );
+    assert.equal(promoted.code, 0, promoted.err);
     const list = await runway('workspace', 'members', 'list', ...ws);
-    assert.match(list.out, /member-cli@example\.com\s+viewer/);
+    assert.match(list.out, /member-cli@example\.com\s+member/);
     const rm = await runway('workspace', 'members', 'remove', 'member-cli@example.com', ...ws);
     assert.equal(rm.code, 0, rm.err);
     assert.match(rm.out, /removed/);
