@@ -149,6 +149,14 @@ export function PageHeader({ title, children }: { title: string; children?: Reac
   useEffect(() => {
     document.title = `${title} · Runway`;
   }, [title]);
+  // After a navigation (focus left on the link that was followed, or nowhere), move focus to the
+  // new page's title so keyboard and screen-reader users start reading there.
+  useEffect(() => {
+    const active = document.activeElement;
+    if (!active || active === document.body || active.closest('nav, .topbar, table, .cards')) {
+      document.getElementById('page-title')?.focus({ preventScroll: true });
+    }
+  }, []);
   return (
     <header className="page-header">
       <h1 tabIndex={-1} id="page-title">

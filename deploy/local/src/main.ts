@@ -3,6 +3,7 @@ import { Logger } from '@nestjs/common';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { loadConfigOrExit } from '#libs/config';
+import { dashboardBuilt } from '../../../services/gateway/src/web/dashboard-static.js';
 import { startRunway, type RunningRunway } from './runway.js';
 
 const args = process.argv.slice(2);
@@ -68,6 +69,7 @@ process.stdout.write(
   [
     '',
     `Runway is running at ${runway.url}`,
+    `  Dashboard:  ${runway.url}/   (web/dist${dashboardBuilt() ? '' : ': not built, run node scripts/setup.mjs'})`,
     `  API base:   ${runway.url}/api   (health: ${runway.url}/api/v1/ping)`,
     `  Auth base:  ${runway.url}/auth`,
     `  gRPC:       ${config.http.host}:${runway.grpcPort} (libs/contracts/proto/runway.proto)`,

@@ -1,6 +1,6 @@
 import { useEffect, useState, type FormEvent } from 'react';
 import { account } from '../api.js';
-import { navigate } from '../router.js';
+import { Link, navigate } from '../router.js';
 import { ErrorBox, PageHeader, Show, formatTime, useAction, useAsync } from '../ui.js';
 
 /** `/device?code=XXXX-XXXX`: a CLI's login waiting for a signed-in person's approval. */
@@ -104,6 +104,9 @@ function DeviceCode({ code }: { code: string }) {
               Only approve a code you started yourself, in your own terminal, just now.
             </p>
             <ErrorBox error={action.error} />
+            <p>
+              <Link href="/">Back to the dashboard</Link>
+            </p>
           </div>
         )}
       </Show>

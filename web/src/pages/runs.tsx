@@ -301,11 +301,19 @@ export function RunDetailPage({ id }: { id: string }) {
               </PageHeader>
               <ErrorBox error={cancel.error} />
               {['failed', 'cancelled', 'skipped'].includes(r.status) && (
-                <div className="card failure" data-testid="failure-reason">
+                <div
+                  className={r.status === 'failed' ? 'card failure' : 'card ended'}
+                  data-testid="failure-reason"
+                >
                   <h2>Why it {r.status === 'failed' ? 'failed' : `was ${r.status}`}</h2>
                   {reasonsOf(r).map((text) => (
                     <p key={text}>{text}</p>
                   ))}
+                  {r.failure_reason && (
+                    <p className="muted small">
+                      Reason code: <code>{r.failure_reason}</code>
+                    </p>
+                  )}
                   {r.stderr_tail && r.stderr_tail.length > 0 && (
                     <>
                       <h3>Last lines of standard error</h3>
@@ -336,7 +344,7 @@ export function RunDetailPage({ id }: { id: string }) {
                   <dt>Ended</dt>
                   <dd>{formatTime(r.time_ended)}</dd>
                   <dt>Duration</dt>
-                  <dd>{r.duration !== null ? formatDuration(Math.round(r.duration * 1000)) : '—'}</dd>
+                  <dd>{formatDuration(durationMs(r))}</dd>
                   <dt>Exit</dt>
                   <dd>
                     {r.exit_code !== null ? `code ${r.exit_code}` : r.signal ? `signal ${r.signal}` : '—'}
@@ -363,12 +371,22 @@ export function RunDetailPage({ id }: { id: string }) {
   );
 }
 
-/** The reasons a run gives for its end, each once: failure reason, message, the timeline's last word. */
+/** What a run says about its end, in words: the message (or the timeline's last reason), once. */
 function reasonsOf(r: Run): string[] {
-  const last = r.status_timeline?.[r.status_timeline.length - 1]?.reason;
-  const out = [r.failure_reason, r.message, last].filter((x): x is string => Boolean(x));
-  const unique = [...new Set(out)];
-  return unique.length ? unique : ['No reason was recorded.'];
+  const last = r.status_timeline?.[r.status_timeline.length - 1]?.reason ?? null;
+  const out: string[] = [];
+  for (const text of [r.message, last, r.failure_reason]) {
+    if (!text || out.some((o) => o.includes(text) || text.includes(o))) continue;
+    out.push(text);
+  }
+  return out.length ? out : ['No reason was recorded.'];
+}
+
+/** Milliseconds between start and end (the API's `duration` is whole seconds). */
+function durationMs(r: Run): number | null {
+  if (r.time_started && r.time_ended)
+    return new Date(r.time_ended).getTime() - new Date(r.time_started).getTime();
+  return r.duration !== null ? r.duration * 1000 : null;
 }
 
 function LogViewer({ runId, ended }: { runId: string; ended: boolean }) {
