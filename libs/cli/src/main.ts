@@ -10,6 +10,7 @@ import { registerSchedule } from './commands/schedule.js';
 import { registerWorkspace } from './commands/workspace.js';
 import { registerEventsCommand } from './commands/events.js';
 import { registerAlerts } from './commands/alerts.js';
+import { registerManifest } from './commands/manifest.js';
 import type { GlobalOptions } from './session.js';
 import { commanderOutput, reportError, wantsJson } from './errors.js';
 
@@ -33,6 +34,7 @@ export function buildProgram(json = false): Command {
   registerWorkspace(program, g);
   registerEventsCommand(program, () => g().json ?? false);
   registerAlerts(program, g);
+  registerManifest(program, g);
   const admin = program.command('admin').description('operator commands for the local instance');
   registerEvents(admin);
   registerProjections(admin, () => g().json ?? false);
