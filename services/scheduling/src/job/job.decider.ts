@@ -725,7 +725,12 @@ function manifestRunFields(
   command: RequestRun,
   state: JobState,
   spec: JobSpec,
-): { triggerSource?: string; interval?: RunInterval; refresh?: boolean } {
+): {
+  triggerSource?: string;
+  interval?: RunInterval;
+  refresh?: boolean;
+  interface?: 'gui' | 'rest_api' | 'mcp';
+} {
   const m = spec.manifest;
   if (!m) return {};
   const source =
@@ -738,6 +743,7 @@ function manifestRunFields(
     triggerSource: source,
     interval: command.interval ?? runInterval(spec, state, source, at, command.fireAt, refresh),
     refresh,
+    ...(spec.kind === 'interactive' && m.interface ? { interface: m.interface } : {}),
   };
 }
 
