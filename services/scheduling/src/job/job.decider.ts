@@ -636,7 +636,11 @@ export function decideDeleteJob(command: DeleteJob, state: JobState): JobEvent[]
  */
 export function decideNoteRunEnded(command: NoteRunEnded, state: JobState): JobEvent[] {
   if (!state.activeRuns.includes(command.runId)) return [];
-  const ended: JobEvent = { type: 'RunEnded', data: { runId: command.runId, status: command.status } };
+  const refreshed = state.runIntervals?.[command.runId]?.refresh;
+  const ended: JobEvent = {
+    type: 'RunEnded',
+    data: { runId: command.runId, status: command.status, ...(refreshed ? { refresh: true } : {}) },
+  };
   const spec = state.spec;
   const queued = state.queuedFireAt;
   if (queued === null || state.activeRuns.length > 1 || !spec || !spec.active || spec.schedule === null)
