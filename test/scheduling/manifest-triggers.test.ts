@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { StoredEvent } from '#libs/eventstore';
 import { schedulingRegistry } from '../../services/scheduling/src/job/job.events.js';
 import { jobRef } from '../../services/scheduling/src/job/job.handler.js';
+import { runRunwayCli } from '../support/cli.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 import { uploadPackage, type Json } from '../jobs/support.js';
 
@@ -305,6 +308,52 @@ describe('manifest jobs: schedule, every, job.success / job.fail chains, interva
       to: '2026-03-01T01:00:00Z',
     });
     assert.equal(bad.status, 400, bad.text);
+
+    // The same from the CLI: `runway jobs backfill <job_ref> --from --to`.
+    const dir = mkdtempSync(join(tmpdir(), 'runway-manifest-'));
+    const cfg = mkdtempSync(join(tmpdir(), 'runway-manifest-cfg-'));
+    try {
+      mkdirSync(join(dir, '.dlt'));
+      writeFileSync(join(dir, '.dlt/.workspace'), '');
+      const runway = (...args: string[]) => runRunwayCli(s, dir, cfg, ...args);
+      const usage = await runway(
+        'jobs',
+        'backfill',
+        'jobs.m.hourly',
+        '--from',
+        'yesterday',
+        '--to',
+        '2026-03-02T00:00:00Z',
+      );
+      assert.equal(usage.code, 2, usage.out + usage.err);
+      assert.match(usage.err, /--from "yesterday" is not an ISO 8601 time/);
+      const refused = await runway(
+        'jobs',
+        'backfill',
+        'jobs.m.ok',
+        '--from',
+        '2026-03-02T00:00:00Z',
+        '--to',
+        '2026-03-02T02:00:00Z',
+      );
+      assert.equal(refused.code, 1, refused.out + refused.err);
+      assert.match(refused.err, /cannot backfill jobs\.m\.ok: .*no schedule: or every: trigger/);
+      const ok = await runway(
+        'jobs',
+        'backfill',
+        'jobs.m.hourly',
+        '--from',
+        '2026-03-02T00:00:00Z',
+        '--to',
+        '2026-03-02T02:00:00Z',
+      );
+      assert.equal(ok.code, 0, ok.out + ok.err);
+      assert.match(ok.out, /Backfill of jobs\.m\.hourly: 2 run\(s\)/);
+      assert.match(ok.out, /\[2026-03-02T01:00:00.000Z, 2026-03-02T02:00:00.000Z\)/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      rmSync(cfg, { recursive: true, force: true });
+    }
   });
 
   it('a new deployment starts the jobs with a deployment: trigger, once', async () => {

@@ -11,6 +11,7 @@ import { registerWorkspace } from './commands/workspace.js';
 import { registerEventsCommand } from './commands/events.js';
 import { registerAlerts } from './commands/alerts.js';
 import { registerInteractive } from './commands/interactive.js';
+import { registerManifest } from './commands/manifest.js';
 import type { GlobalOptions } from './session.js';
 import { commanderOutput, reportError, wantsJson } from './errors.js';
 
@@ -35,6 +36,7 @@ export function buildProgram(json = false): Command {
   registerEventsCommand(program, () => g().json ?? false);
   registerAlerts(program, g);
   registerInteractive(program, g);
+  registerManifest(program, g);
   const admin = program.command('admin').description('operator commands for the local instance');
   registerEvents(admin);
   registerProjections(admin, () => g().json ?? false);

@@ -141,6 +141,8 @@ export const RunRequested = defineEvent(
     interval: runIntervalSchema.optional(),
     /** Manifest jobs: the run restarts from `interval.start` (a refresh asked for or propagated). */
     refresh: z.boolean().optional(),
+    /** Interactive manifest jobs: what the interactive runtime serves (`expose.interface`). */
+    interface: z.enum(['gui', 'rest_api', 'mcp']).optional(),
   }),
 );
 

@@ -745,7 +745,11 @@ export function decideWakeJob(command: WakeJob, state: JobState): JobEvent[] {
  */
 export function decideNoteRunEnded(command: NoteRunEnded, state: JobState): JobEvent[] {
   if (!state.activeRuns.includes(command.runId)) return [];
-  const ended: JobEvent = { type: 'RunEnded', data: { runId: command.runId, status: command.status } };
+  const refreshed = state.runIntervals?.[command.runId]?.refresh;
+  const ended: JobEvent = {
+    type: 'RunEnded',
+    data: { runId: command.runId, status: command.status, ...(refreshed ? { refresh: true } : {}) },
+  };
   const spec = state.spec;
   const queued = state.queuedFireAt;
   if (queued === null || state.activeRuns.length > 1 || !spec || !spec.active || spec.schedule === null)
@@ -838,7 +842,12 @@ function manifestRunFields(
   command: RequestRun,
   state: JobState,
   spec: JobSpec,
-): { triggerSource?: string; interval?: RunInterval; refresh?: boolean } {
+): {
+  triggerSource?: string;
+  interval?: RunInterval;
+  refresh?: boolean;
+  interface?: 'gui' | 'rest_api' | 'mcp';
+} {
   const m = spec.manifest;
   if (!m) return {};
   const source =
@@ -851,6 +860,7 @@ function manifestRunFields(
     triggerSource: source,
     interval: command.interval ?? runInterval(spec, state, source, at, command.fireAt, refresh),
     refresh,
+    ...(spec.kind === 'interactive' && m.interface ? { interface: m.interface } : {}),
   };
 }
 

@@ -17,7 +17,12 @@ export const FireQueued = defineEvent(
 /** A run of the job reached a terminal status (noted from the run's own events, so overlap can be decided). */
 export const RunEnded = defineEvent(
   'RunEnded',
-  z.object({ runId: z.string().uuid(), status: z.string().min(1).max(40) }),
+  z.object({
+    runId: z.string().uuid(),
+    status: z.string().min(1).max(40),
+    /** Manifest jobs: the run had refresh (its end may start the refresh cascade). */
+    refresh: z.boolean().optional(),
+  }),
 );
 
 /**

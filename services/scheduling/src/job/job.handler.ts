@@ -137,11 +137,10 @@ export class JobCommands {
    */
   afterRunEnded?: (
     workspaceId: string,
-    jobId: string,
     runId: string,
-    status: string,
+    ended: { status: string; refresh: boolean },
     commandId: string,
-    before: JobState,
+    job: JobState,
   ) => Promise<void>;
 
   async upsert(req: UpsertJobRequest): Promise<UpsertJobReply> {
@@ -429,8 +428,7 @@ export class JobCommands {
     commandId: string,
   ): Promise<void> {
     const [deployment, configuration, deployedFiles] = await this.runVersions.forFire(workspaceId);
-    const before = this.afterRunEnded ? await this.stateOf(workspaceId, jobId) : undefined;
-    await this.handle(
+    const r = await this.handle(
       workspaceId,
       jobId,
       {
@@ -445,8 +443,17 @@ export class JobCommands {
       commandId,
       'scheduler',
     );
-    if (this.afterRunEnded && before)
-      await this.afterRunEnded(workspaceId, jobId, runId, status, commandId, before);
+    // The note's own result (a retried command gets its original events back): the manifest
+    // reactions follow a run end the job really noted, also when an earlier attempt failed after it.
+    const e = r.events.find((x) => x.type === 'RunEnded' && x.data.runId === runId);
+    if (this.afterRunEnded && e?.type === 'RunEnded')
+      await this.afterRunEnded(
+        workspaceId,
+        runId,
+        { status, refresh: e.data.refresh ?? false },
+        commandId,
+        r.state,
+      );
   }
 }
 
@@ -477,7 +484,7 @@ export class JobHandler extends JobCommands {
       minScheduleIntervalSeconds: ctx.config.scheduler.minIntervalSeconds,
       log: (m) => logger.warn(m),
     });
-    this.afterRunEnded = (ws, jobId, runId, status, commandId, before) =>
-      this.manifest.afterRunEnded(ws, jobId, runId, status, commandId, before);
+    this.afterRunEnded = (ws, runId, ended, commandId, job) =>
+      this.manifest.afterRunEnded(ws, runId, ended, commandId, job);
   }
 }

@@ -312,4 +312,29 @@ describe('manifest jobs in the job decider', () => {
     );
     assert.deepEqual(manual.interval, { start: now, end: now }, 'a manual run of a schedule job: [now, now)');
   });
+
+  it('an interactive job (mcp) is an interactive run with its interface recorded', () => {
+    const mcp = decideOn(
+      [],
+      deploy({
+        definition: def({
+          entry_point: {
+            module: 'mcp_server',
+            function: null,
+            job_type: 'interactive',
+            launcher: 'dlt._workspace.deployment.launchers.mcp',
+          },
+          triggers: ['http:'],
+          interval: undefined,
+          expose: { interface: 'mcp' },
+        }),
+      }),
+    );
+    const run = data(
+      decideOn(mcp, fire(now, { fireAt: undefined, trigger: 'api', triggerSource: `manual:${ref}`, now }))[0],
+    );
+    assert.equal(run.kind, 'interactive');
+    assert.equal(run.interface, 'mcp');
+    assert.equal(run.profile, 'access');
+  });
 });

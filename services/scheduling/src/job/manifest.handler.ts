@@ -315,38 +315,38 @@ export class ManifestJobs {
    */
   async afterRunEnded(
     ws: string,
-    jobId: string,
     runId: string,
-    status: string,
+    ended: { status: string; refresh: boolean },
     commandId: string,
-    before: JobState,
+    job: JobState,
   ): Promise<void> {
-    const m: JobManifest | null | undefined = before.spec?.manifest;
-    if (!m || !before.activeRuns.includes(runId)) return;
-    if (status === 'completed') {
-      const refreshed = before.runIntervals?.[runId]?.refresh ?? false;
-      if (m.refreshPropagation === 'always' || refreshed) {
-        const all = (await manifestJobs(this.db, ws, { archived: false })).flatMap((row) => {
-          const jm = manifestOf(row);
-          return jm ? [jm] : [];
-        });
-        for (const target of refreshCascadeTargets(m.jobRef, all))
-          await this.jobs.command(
-            ws,
-            jobIdFor(ws, target),
-            { type: 'MarkRefreshPending', cause: m.jobRef },
-            `${commandId}:refresh:${target}`,
-            'scheduler',
-          );
-      }
+    const m: JobManifest | null | undefined = job.spec?.manifest;
+    if (!m) return;
+    const status = ended.status;
+    if (status === 'completed' && (m.refreshPropagation === 'always' || ended.refresh)) {
+      const all = (await manifestJobs(this.db, ws, { archived: false })).flatMap((row) => {
+        const jm = manifestOf(row);
+        return jm ? [jm] : [];
+      });
+      for (const target of refreshCascadeTargets(m.jobRef, all))
+        await this.jobs.command(
+          ws,
+          jobIdFor(ws, target),
+          { type: 'MarkRefreshPending', cause: m.jobRef },
+          `${commandId}:refresh:${target}`,
+          'scheduler',
+        );
     }
     const kind = status === 'completed' ? 'success' : status === 'failed' ? 'fail' : undefined;
     if (!kind) return;
     const trigger = `job.${kind}:${m.jobRef}`;
     for (const row of await jobsTriggeredBy(this.db, ws, trigger)) {
+      // A refusal of the job is logged; anything else (a timeout) fails the reaction, which is
+      // redelivered: every command here has an id derived from the end event.
       const r = await this.requestRun(ws, row.id, trigger, `${commandId}:chain:${row.id}`, 'scheduler').catch(
         (err: unknown) => {
-          this.opts.log?.(`${trigger} → ${row.name}: no run (${(err as Error).message})`);
+          if (!(err instanceof DomainError)) throw err;
+          this.opts.log?.(`${trigger} → ${row.name}: no run (${err.message})`);
           return undefined;
         },
       );
