@@ -42,9 +42,11 @@ export async function createGatewayHttp(
     credentials: app.get(ProxyCredentials).of,
     masterKey: loadMasterKey({ masterKey: config.masterKey, dataDir: config.dataDir }),
   });
-  app.use((req: Request, res: Response, next: NextFunction) =>
-    AppProxy.owns(req.url) ? void proxy.handle(req, res) : next(),
-  );
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    if (AppProxy.owns(req.url)) return void proxy.handle(req, res);
+    proxy.passOver(req);
+    next();
+  });
   const server: Server = app.getHttpServer();
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
     if (AppProxy.owns(req.url)) void proxy.upgrade(req, socket, head);

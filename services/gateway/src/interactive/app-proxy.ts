@@ -141,6 +141,11 @@ export class AppProxy {
     });
   }
 
+  /** A request the proxy does not handle (the API, the dashboard) on a connection that may have served a link. */
+  passOver(req: IncomingMessage): void {
+    this.deps.revocations.release(req.socket);
+  }
+
   /** Whether a request path is the proxy's (`/i/…`, `/p/…`). */
   static owns(url: string | undefined): boolean {
     return url !== undefined && (url.startsWith('/i/') || url.startsWith('/p/'));
@@ -167,6 +172,7 @@ export class AppProxy {
         return sendError(res, visit.status, visit.detail);
       }
       if (visit.linkHash) this.deps.revocations.track(visit.linkHash, req.socket);
+      else this.deps.revocations.release(req.socket);
       if (visit.rest === STATUS_PATH) {
         const s = await this.deps.service.status(visit.job, 'stopped');
         return sendJson(res, 200, {
