@@ -6,7 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { spawn } from 'node:child_process';
+import * as grpc from '@grpc/grpc-js';
 import { chromium, type Browser } from 'playwright-core';
+import { loadRunwayPackage } from '../../services/gateway/src/grpc/grpc-server.js';
 import { newUser } from '../jobs/support.js';
 import { runRunwayCli } from '../support/cli.js';
 import { run } from '../support/exec.js';
@@ -25,6 +27,12 @@ const CHROMIUM_ARGS = [
   '--disable-component-update',
   '--disable-sync',
 ];
+
+type Unary = (
+  req: object,
+  md: grpc.Metadata,
+  cb: (err: grpc.ServiceError | null, res: Record<string, unknown>) => void,
+) => void;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function until<T>(what: string, f: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
@@ -316,6 +324,47 @@ describe('interactive apps through the gateway proxy (real marimo, real Chromium
     assert.notEqual(first2, second);
     assert.equal((await fetch(`${first2}x`)).status, 404);
     assert.equal((await fetch(`${second}x`)).status, 200);
+
+    // dlt runtime 0.26.1's publish / unpublish routes: a new link each time, and revocation.
+    const published = await s.call('POST', `${ws()}/scripts/echo_app.py/public-url`);
+    assert.equal(published.status, 201, published.text);
+    const third = (published.json as { public_url: string; script_type: string }).public_url;
+    assert.match(third, /\/p\/[A-Za-z0-9_-]{43}\/$/);
+    assert.equal((await fetch(`${second}x`)).status, 404, 'publishing again rotated the link');
+    assert.equal((await fetch(`${third}x`)).status, 200);
+    const unpublished = await s.call('DELETE', `${ws()}/scripts/echo_app.py/public-url`);
+    assert.equal(unpublished.status, 200, unpublished.text);
+    assert.equal((unpublished.json as { public_link_enabled: boolean }).public_link_enabled, false);
+    assert.equal((await fetch(`${third}x`)).status, 404);
+    assert.equal((await s.call('GET', `${ws()}/scripts/echo_app.py`)).status, 200, 'the job itself stays');
+
+    // gRPC ChangePublicLink: the same use case (a viewer may not).
+    const pkg = loadRunwayPackage();
+    const client = new pkg.runway.v1.Runway(
+      `127.0.0.1:${s.runway.grpcPort}`,
+      grpc.credentials.createInsecure(),
+    ) as never as grpc.Client & Record<string, Unary>;
+    const call = (req: object, token: string) =>
+      new Promise<{ err: grpc.ServiceError | null; res: Record<string, unknown> }>((resolve) => {
+        const md = new grpc.Metadata();
+        md.set('authorization', `Bearer ${token}`);
+        client.ChangePublicLink!(req, md, (err, res) => resolve({ err, res }));
+      });
+    const viewer = await newUser(s, 'viewer@example.com', 'viewer');
+    const denied = await call({ workspace_id: s.workspaceId, id_or_name: 'echo_app.py' }, viewer.token);
+    assert.equal(denied.err?.code, grpc.status.PERMISSION_DENIED);
+    const g = await call({ workspace_id: s.workspaceId, id_or_name: 'echo_app.py' }, s.adminToken);
+    assert.equal(g.err, null, String(g.err));
+    assert.equal(g.res.enabled, true);
+    assert.equal((await fetch(`${String(g.res.public_url)}x`)).status, 200);
+    const gr = await call(
+      { workspace_id: s.workspaceId, id_or_name: 'echo_app.py', action: 'revoke' },
+      s.adminToken,
+    );
+    assert.equal(gr.err, null, String(gr.err));
+    assert.equal(gr.res.public_url, '');
+    assert.equal((await fetch(`${String(g.res.public_url)}x`)).status, 404);
+    client.close();
   });
 
   it('an idle app stops; opening its URL shows the starting page and wakes it (one run)', async () => {
