@@ -74,10 +74,14 @@ describe('runway launch, job, job-run, cancel and logs', () => {
     assert.match(list.out, /hello\.py/);
     assert.match(list.out, /fail\.py\s.*#1 failed/);
     const json = await runway('--json', 'job', 'list');
-    assert.deepEqual((JSON.parse(json.out) as { name: string }[]).map((j) => j.name).sort(), [
-      'fail.py',
-      'hello.py',
-    ]);
+    // Besides the workspace's built-in interactive `dashboard` job (docs/interactive.md).
+    assert.deepEqual(
+      (JSON.parse(json.out) as { name: string }[])
+        .map((j) => j.name)
+        .filter((n) => n !== 'dashboard')
+        .sort(),
+      ['fail.py', 'hello.py'],
+    );
     const info = await runway('job', 'info', 'hello.py');
     assert.equal(info.code, 0, info.err);
     assert.match(info.out, /hello\.py/);

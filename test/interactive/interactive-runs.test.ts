@@ -146,6 +146,16 @@ describe('interactive runs: apps in the sandbox, reached through the worker endp
         logs: string | null;
       }
     ).logs ?? '';
+  /** The run's log once it shows `re` (lines reach the log stream a little after they are written). */
+  const logsUntil = async (id: string, re: RegExp, ws = s.workspaceId) => {
+    let text = '';
+    for (const until = Date.now() + 15_000; Date.now() < until;) {
+      text = await logs(id, ws);
+      if (re.test(text)) return text;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    return text;
+  };
   /** Waits until the run is running and its address is in the read model. */
   const running = async (name: string, runId: string, ws = s.workspaceId) => {
     await waitForStatus(s, runId, ['running', 'failed', 'completed'], 90_000, ws);
@@ -217,9 +227,12 @@ describe('interactive runs: apps in the sandbox, reached through the worker endp
     assert.equal((await get(app, `${app.basePath}/`, undefined)).status, 403);
     assert.equal((await get(app, `${app.basePath}/`, 'f'.repeat(64))).status, 403);
     assert.equal((await get(app, '/other/', keyOf(id))).status, 404);
-    const log = await logs(id);
+    const log = await logsUntil(id, /the app answers/);
     assert.match(log, /profile "access" is not defined: using profile "prod"/, log);
     assert.match(log, /marimo notebook nb\.py/, log);
+    const ready = /the app answers \((\d+) ms after the spawn\)/.exec(log);
+    assert.ok(ready, log);
+    console.log(`marimo notebook: spawn → answers in ${ready[1]} ms`);
   });
 
   it('a plain app on PORT is reached at its root, reaches nothing of Runway, and stops when idle (completed, reason idle)', async () => {
@@ -346,8 +359,9 @@ describe('interactive runs: apps in the sandbox, reached through the worker endp
     const page = await get(app, `${app.basePath}/`, keyOf(id));
     assert.equal(page.status, 200);
     assert.match(page.body, /marimo/);
-    const log = await logs(id);
+    const log = await logsUntil(id, /the app answers/);
     assert.match(log, /dlt pipeline dashboard over 1 pipeline\(s\) of this workspace: iexec_demo/, log);
+    console.log(`dlt dashboard: spawn → answers in ${/the app answers \((\d+) ms/.exec(log)?.[1]} ms`);
     await s.call('POST', `/api/v1/workspaces/${s.workspaceId}/runs/${id}/cancel`);
     await waitForStatus(s, id, ['cancelled', 'completed', 'failed'], 30_000);
     await noProcessLeft(id);

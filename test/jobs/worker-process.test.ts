@@ -3,6 +3,7 @@ import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { livePidsWithArg } from '#libs/testing';
 import { startStackProcess } from '../support/process.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 import { alive, createBatchJob, uploadPackage, waitForStatus, type Json } from './support.js';
@@ -46,8 +47,23 @@ describe('workers as their own processes', () => {
     await uploadPackage(s, 'deployments', [
       { path: 'sleep.py', content: 'import time\nprint("sleeping", flush=True)\ntime.sleep(600)\n' },
       { path: 'quick.py', content: 'print("quick")\n' },
+      {
+        path: 'app.py',
+        content:
+          'import os\nfrom http.server import HTTPServer, BaseHTTPRequestHandler\nHTTPServer((os.environ["HOST"], int(os.environ["PORT"])), BaseHTTPRequestHandler).serve_forever()\n',
+      },
     ]);
     for (const name of ['sleep.py', 'quick.py']) await createBatchJob(s, name);
+    const app = await s.call('POST', `${base()}/scripts`, {
+      name: 'app.py',
+      description: '',
+      entry_point: 'app.py',
+      script_type: 'interactive',
+      active: true,
+      profile: null,
+      schedule: null,
+    });
+    assert.equal(app.status, 201, app.text);
   });
   after(async () => {
     for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
@@ -83,6 +99,12 @@ describe('workers as their own processes', () => {
     assert.equal(running.worker_id, w1.id);
     const pid = running.pid as number;
     assert.ok(alive(pid));
+    // An interactive app of the same worker (its app slot in the workspace's KV bucket: the worker
+    // user may use it) goes with it too.
+    const appRun = ((await createRun('app.py')).json as Json).id as string;
+    const appRunning = await waitForStatus(s, appRun, ['running', 'failed'], 60_000);
+    assert.equal(appRunning.status, 'running', JSON.stringify(appRunning));
+    assert.ok(livePidsWithArg(appRun).length > 0);
     const killedAt = Date.now();
     w1.child.kill('SIGKILL');
     const failed = await waitForStatus(s, id, ['failed'], 40_000);
@@ -97,6 +119,10 @@ describe('workers as their own processes', () => {
     for (const until = Date.now() + 5_000; alive(pid) && Date.now() < until;)
       await new Promise((res) => setTimeout(res, 50));
     assert.equal(alive(pid), false, 'the run did not outlive its worker');
+    for (const until = Date.now() + 5_000; livePidsWithArg(appRun).length > 0 && Date.now() < until;)
+      await new Promise((res) => setTimeout(res, 50));
+    assert.deepEqual(livePidsWithArg(appRun), [], 'the app did not outlive its worker');
+    assert.equal((await waitForStatus(s, appRun, ['failed'], 40_000)).failure_reason, 'worker_lost');
     assert.ok(existsSync(join(s.dataDir, 'work', id)), 'the dead worker left the run directory');
     const w2 = await startWorkerProcess(s);
     children.push(w2.child);

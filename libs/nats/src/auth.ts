@@ -122,6 +122,7 @@ function prefixed(scope: NatsScope, subject: string): string {
 function workerStreams(scope: NatsScope): {
   leases: string;
   slots: string;
+  apps: string;
   blobs: string;
   configurations: string;
 } {
@@ -130,6 +131,8 @@ function workerStreams(scope: NatsScope): {
     leases: p ? `KV_RUN_LEASES_${p}` : 'KV_RUN_LEASES',
     // Runs in progress per workspace (the concurrency quota).
     slots: p ? `KV_RUN_SLOTS_${p}` : 'KV_RUN_SLOTS',
+    // Interactive apps in progress per workspace (RUNWAY_INTERACTIVE_PER_WORKSPACE).
+    apps: p ? `KV_APP_SLOTS_${p}` : 'KV_APP_SLOTS',
     blobs: p ? `OBJ_${p}_blobs` : 'OBJ_runway_blobs',
     // Configuration contents (secrets only as ciphertext under the workspace's data key).
     configurations: p ? `OBJ_${p}_configurations` : 'OBJ_runway_configurations',
@@ -143,10 +146,11 @@ function workerStreams(scope: NatsScope): {
  * any other stream or bucket (device codes, other installations' streams).
  */
 export function workerPermissions(scope: NatsScope): Permissions {
-  const { leases, slots, blobs, configurations } = workerStreams(scope);
-  const readable = [scope.stream, leases, slots, blobs, configurations];
+  const { leases, slots, apps, blobs, configurations } = workerStreams(scope);
+  const readable = [scope.stream, leases, slots, apps, blobs, configurations];
   const leaseBucket = leases.slice('KV_'.length);
   const slotsBucket = slots.slice('KV_'.length);
+  const appsBucket = apps.slice('KV_'.length);
   return {
     publish: {
       allow: [
@@ -156,6 +160,7 @@ export function workerPermissions(scope: NatsScope): Permissions {
         `$JS.API.STREAM.CREATE.${leases}`,
         `$JS.API.STREAM.UPDATE.${leases}`,
         `$JS.API.STREAM.CREATE.${slots}`,
+        `$JS.API.STREAM.CREATE.${apps}`,
         `$JS.API.STREAM.CREATE.${blobs}`,
         `$JS.API.STREAM.CREATE.${configurations}`,
         ...readable.flatMap((s) => [
@@ -174,6 +179,7 @@ export function workerPermissions(scope: NatsScope): Permissions {
         prefixed(scope, 'logs.>'),
         `$KV.${leaseBucket}.>`,
         `$KV.${slotsBucket}.>`,
+        `$KV.${appsBucket}.>`,
       ],
     },
     subscribe: { allow: ['_INBOX.>', prefixed(scope, 'evt.*.run.*')] },

@@ -52,6 +52,27 @@ describe('run decider', () => {
     s.given([starting]).when({ type: 'CompleteRun', exitCode: 0, durationMs: 10 }).thenNothing();
   });
 
+  it('an interactive run is running with its app address (RunAppReady with RunStarted), and completes idle', () => {
+    const app = {
+      runId,
+      jobId,
+      appType: 'marimo' as const,
+      address: { host: '10.0.0.7', port: 40123 },
+      basePath: `/i/${jobId}`,
+      readyAt: t,
+      idleTimeoutSeconds: 300,
+    };
+    s.given([starting])
+      .when({ type: 'MarkRunning', pid: 42, command: 'python launcher.py', startedAt: t, app })
+      .then([
+        { type: 'RunStarted', data: { pid: 42, command: 'python launcher.py', startedAt: t } },
+        { type: 'RunAppReady', data: app },
+      ]);
+    s.given([starting, started, { type: 'RunAppReady', data: app }, finalizing])
+      .when({ type: 'CompleteRun', exitCode: 143, durationMs: 10, reason: 'idle' })
+      .then([{ type: 'RunCompleted', data: { exitCode: 143, durationMs: 10, reason: 'idle' } }]);
+  });
+
   it('fails an active run once', () => {
     s.given([starting, started])
       .when(fail('timeout'))

@@ -98,7 +98,10 @@ export class Worker {
     this.commands = new RunAggregates(deps.store);
     this.output = deps.output;
     this.claimer = new RunClaimer(this, this.active);
-    this.interactive = { ...DEFAULT_INTERACTIVE, ...opts.interactive };
+    const apps = { ...DEFAULT_INTERACTIVE, ...opts.interactive };
+    // Endpoints on every interface and no advertised host: gateways reach this machine by its name.
+    if (['0.0.0.0', '::', '[::]'].includes(apps.advertiseHost)) apps.advertiseHost = hostname();
+    this.interactive = apps;
     const own = randomBytes(32);
     this.appKey =
       deps.appKey ??

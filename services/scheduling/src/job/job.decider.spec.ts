@@ -4,7 +4,13 @@ import type { JobSpec } from '#libs/contracts';
 import type { JobEvent } from './job.events.js';
 import { DomainError, NotFoundError } from '#libs/eventstore';
 import { deciderSpec } from '#libs/testing';
-import { jobDecider, type NoteRunEnded, type RequestRun, type UpsertJob } from './job.decider.js';
+import {
+  jobDecider,
+  type EnsureJob,
+  type NoteRunEnded,
+  type RequestRun,
+  type UpsertJob,
+} from './job.decider.js';
 import { jobIdFor, uuidv5 } from './job-id.js';
 
 const ws = '6b1f5c1e-1f7e-4a4b-9a55-3c2f1d0e9a11';
@@ -292,6 +298,77 @@ describe('job decider', () => {
     s.given([created])
       .when(request({ entryPointChecked: { path: spec.entryPoint, deployed: undefined } }))
       .then([requested(1)]);
+  });
+
+  describe('built-in interactive jobs (runway:dashboard)', () => {
+    const dashId = jobIdFor(ws, 'dashboard');
+    const ensure: EnsureJob = {
+      type: 'EnsureJob',
+      jobId: dashId,
+      versionId: v1,
+      name: 'dashboard',
+      description: 'built in',
+      entryPoint: 'runway:dashboard',
+      kind: 'interactive',
+      actor: 'runway',
+    };
+    const dashSpec: JobSpec = {
+      ...spec,
+      name: 'dashboard',
+      description: 'built in',
+      entryPoint: 'runway:dashboard',
+      kind: 'interactive',
+    };
+    const dashCreated: JobEvent = {
+      type: 'JobCreated',
+      data: { jobId: dashId, versionId: v1, version: 1, spec: dashSpec, createdBy: 'runway' },
+    };
+
+    it('creates the job once; a job of that name that exists or was deleted stays as it is', () => {
+      s.given([]).when(ensure).then([dashCreated]);
+      s.given([dashCreated]).when(ensure).thenNothing();
+      s.given([dashCreated, { type: 'JobDeleted', data: { deletedBy: user } }])
+        .when(ensure)
+        .thenNothing();
+      const own: JobEvent = {
+        type: 'JobCreated',
+        data: {
+          jobId: dashId,
+          versionId: v1,
+          version: 1,
+          spec: { ...spec, name: 'dashboard' },
+          createdBy: user,
+        },
+      };
+      s.given([own]).when(ensure).thenNothing();
+    });
+
+    it('runs without a deployment and without an entry file; a batch job may not use a built-in entry point', () => {
+      s.given([dashCreated])
+        .when(request({ deployment: null, entryPointChecked: { path: 'runway:dashboard', deployed: false } }))
+        .then([
+          {
+            type: 'RunRequested',
+            data: {
+              runId: run1,
+              number: 1,
+              trigger: 'manual',
+              profile: 'access',
+              jobVersion: 1,
+              jobVersionId: v1,
+              entryPoint: 'runway:dashboard',
+              kind: 'interactive',
+              timeoutSeconds: null,
+              deployment: null,
+              configuration: { id: conf.id, version: conf.version },
+              requestedBy: user,
+            },
+          },
+        ]);
+      s.given([])
+        .when(upsert({ entryPoint: 'runway:dashboard', kind: 'batch' }))
+        .thenThrows(DomainError, /built in.*only a job of kind interactive/);
+    });
   });
 
   describe('scheduled fires and overlap', () => {

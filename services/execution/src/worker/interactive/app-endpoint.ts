@@ -219,7 +219,7 @@ export class AppEndpoint {
   }
 }
 
-/** One GET to the app itself (not through the endpoint): whether it answers HTTP (any status below 500). */
+/** One GET to the app itself (not through the endpoint): whether it answers HTTP (any status but 502/503/504). */
 export function probeApp(target: AppTarget, path: string, timeoutMs = 2_000): Promise<boolean> {
   return new Promise((resolve) => {
     const req = httpRequest(
@@ -234,7 +234,8 @@ export function probeApp(target: AppTarget, path: string, timeoutMs = 2_000): Pr
       },
       (res) => {
         res.resume();
-        resolve((res.statusCode ?? 500) < 500);
+        // Any answer but "not there yet" (a gateway or server still starting: 502, 503, 504).
+        resolve(![502, 503, 504].includes(res.statusCode ?? 503));
       },
     );
     req.on('timeout', () => req.destroy(new Error('timeout')));
