@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import * as grpc from '@grpc/grpc-js';
+import { loadRunwayPackage } from '../../services/gateway/src/grpc/grpc-server.js';
 import { after, before, describe, it } from 'node:test';
 import { startTestStack, type TestStack } from '../support/stack.js';
 
@@ -69,6 +71,7 @@ describe('dashboard sign-in: password sessions, CSRF, expiry, sessions, password
   let annId: string;
   const ANN = 'ann@example.com';
   const ANN_PW = 'correct horse battery';
+  const ADMIN_PW = 'admin password 1';
   before(async () => {
     s = await startTestStack({ RUNWAY_SESSION_IDLE: `${IDLE_SECONDS}s`, RUNWAY_SESSION_MAX: '1h' });
     // A weak password is refused before anything is stored.
@@ -85,6 +88,10 @@ describe('dashboard sign-in: password sessions, CSRF, expiry, sessions, password
     });
     assert.equal(u.status, 201, u.text);
     annId = (u.json as { id: string }).id;
+    const adminPw = await s.call('POST', '/api/v1/admin/users/admin@runway.local/password', {
+      password: ADMIN_PW,
+    });
+    assert.equal(adminPw.status, 200, adminPw.text);
   });
   after(() => s.stop());
 
@@ -118,10 +125,11 @@ describe('dashboard sign-in: password sessions, CSRF, expiry, sessions, password
     assert.equal((await b.call('GET', `/api/v1/workspaces/${s.workspaceId}/members`)).status, 200);
 
     // Wrong password, unknown email and a user without a password: the same 401 and message.
+    assert.equal((await s.call('POST', '/api/v1/admin/users', { email: 'nopw@example.com' })).status, 201);
     const answers = await Promise.all([
       new Browser(s.url).call('POST', '/auth/session', { email: ANN, password: 'wrong password!' }),
       new Browser(s.url).call('POST', '/auth/session', { email: 'nobody@example.com', password: 'x' }),
-      new Browser(s.url).call('POST', '/auth/session', { email: 'admin@runway.local', password: 'x' }),
+      new Browser(s.url).call('POST', '/auth/session', { email: 'nopw@example.com', password: 'x' }),
     ]);
     for (const a of answers) {
       assert.equal(a.status, 401, a.text);
@@ -282,10 +290,13 @@ describe('dashboard sign-in: password sessions, CSRF, expiry, sessions, password
     );
     await new Browser(s.url).signIn('paul@example.com', 'paul password 2');
     // A user without a local password (OIDC only) is told so.
-    const admin = await s.call('POST', '/api/v1/me/password', {
-      current: 'whatever 123',
-      new: 'admin password 1',
-    });
+    const nopw = await s.call('POST', '/api/v1/admin/users/nopw@example.com/tokens', { name: 't' });
+    const admin = await s.call(
+      'POST',
+      '/api/v1/me/password',
+      { current: 'whatever 123', new: 'nopw password 1' },
+      (nopw.json as { token: string }).token,
+    );
     assert.equal(admin.status, 409, admin.text);
     // An admin sets a password; a non-admin cannot.
     const set = await s.call('POST', '/api/v1/admin/users/paul@example.com/password', {
@@ -293,7 +304,18 @@ describe('dashboard sign-in: password sessions, CSRF, expiry, sessions, password
     });
     assert.equal(set.status, 200, set.text);
     assert.equal((await a.call('GET', '/auth/session')).status, 401, "paul's sessions ended");
-    await new Browser(s.url).signIn('paul@example.com', 'paul password 3');
+    // Signing in again in the same browser replaces its session; disabling the user ends them all.
+    const again = new Browser(s.url);
+    await again.signIn('paul@example.com', 'paul password 3');
+    const first = again.cookies.get('runway_session')!;
+    await again.signIn('paul@example.com', 'paul password 3');
+    const replaced = await fetch(`${s.url}/auth/session`, { headers: { cookie: `runway_session=${first}` } });
+    assert.equal(replaced.status, 401, 'the previous session of this browser ended');
+    assert.equal((await again.call('GET', '/auth/session')).status, 200);
+    assert.equal((await s.call('POST', '/api/v1/admin/users/paul@example.com/disable', {})).status, 201);
+    const disabled = await again.call('GET', '/auth/session');
+    assert.equal(disabled.status, 401);
+    assert.match(disabled.json.detail as string, /disabled/);
     const byAnn = new Browser(s.url);
     await byAnn.signIn(ANN, ANN_PW);
     assert.equal(
@@ -316,11 +338,7 @@ describe('dashboard sign-in: password sessions, CSRF, expiry, sessions, password
     });
     assert.equal(v.status, 201, v.text);
     const owner = new Browser(s.url);
-    const adminPw = await s.call('POST', '/api/v1/admin/users/admin@runway.local/password', {
-      password: 'admin password 1',
-    });
-    assert.equal(adminPw.status, 200, adminPw.text);
-    await owner.signIn('admin@runway.local', 'admin password 1');
+    await owner.signIn('admin@runway.local', ADMIN_PW);
     const demote = await owner.call('PATCH', `/api/v1/workspaces/${ws}/members/vic@example.com`, {
       role: 'viewer',
     });
@@ -396,20 +414,24 @@ describe('dashboard sign-in: password sessions, CSRF, expiry, sessions, password
     };
     const c = await start();
     assert.equal(c.verification_uri, `${s.url}/device?code=${c.user_code}`);
-    const ann = new Browser(s.url);
-    await ann.signIn(ANN, ANN_PW);
-    const shown = await ann.call('GET', `/api/v1/device/${c.user_code}`);
+    // Ann owns no workspace: she may not approve logins (docs/accounts.md); an owner may.
+    const member = new Browser(s.url);
+    await member.signIn(ANN, ANN_PW);
+    assert.equal((await member.call('GET', `/api/v1/device/${c.user_code}`)).status, 403);
+    const owner = new Browser(s.url);
+    await owner.signIn('admin@runway.local', ADMIN_PW);
+    const shown = await owner.call('GET', `/api/v1/device/${c.user_code}`);
     assert.equal(shown.status, 200, shown.text);
     assert.equal((shown.json.client as Json).user_agent, 'dlt-runtime-cli/test');
     assert.equal(shown.json.status, 'pending');
-    const forged = await ann.call(
+    const forged = await owner.call(
       'POST',
       '/api/v1/device/approve',
       { user_code: c.user_code },
       { csrf: null },
     );
     assert.equal(forged.status, 403);
-    const approved = await ann.call('POST', '/api/v1/device/approve', { user_code: c.user_code });
+    const approved = await owner.call('POST', '/api/v1/device/approve', { user_code: c.user_code });
     assert.equal(approved.status, 201, approved.text);
     const poll = await s.call(
       'POST',
@@ -418,10 +440,10 @@ describe('dashboard sign-in: password sessions, CSRF, expiry, sessions, password
       null,
     );
     assert.equal(poll.status, 201, poll.text);
-    assert.equal((poll.json as Json).email, ANN, 'the CLI is logged in as the approver');
+    assert.equal((poll.json as Json).email, 'admin@runway.local', 'the CLI is logged in as the approver');
 
     const d = await start();
-    const denied = await ann.call('POST', '/api/v1/device/deny', { user_code: d.user_code });
+    const denied = await owner.call('POST', '/api/v1/device/deny', { user_code: d.user_code });
     assert.equal(denied.status, 200, denied.text);
     assert.equal(denied.json.status, 'denied');
     const refused = await s.call(
@@ -432,6 +454,83 @@ describe('dashboard sign-in: password sessions, CSRF, expiry, sessions, password
     );
     assert.equal(refused.status, 400);
     assert.match((refused.json as Json).detail as string, /denied/);
-    assert.equal((await ann.call('POST', '/api/v1/device/approve', { user_code: d.user_code })).status, 404);
+    assert.equal(
+      (await owner.call('POST', '/api/v1/device/approve', { user_code: d.user_code })).status,
+      404,
+    );
+  });
+
+  it('offers the account use cases over gRPC through the same service (sign-in itself stays REST)', async () => {
+    type Unary = (
+      req: object,
+      md: grpc.Metadata,
+      cb: (err: grpc.ServiceError | null, res: Record<string, unknown>) => void,
+    ) => void;
+    const pkg = loadRunwayPackage();
+    const client = new pkg.runway.v1.Runway(
+      `127.0.0.1:${s.runway.grpcPort}`,
+      grpc.credentials.createInsecure(),
+    ) as grpc.Client & Record<string, Unary>;
+    const call = (method: string, req: object, token: string = s.adminToken) =>
+      new Promise<{ err: grpc.ServiceError | null; res: Record<string, unknown> }>((resolve) => {
+        const md = new grpc.Metadata();
+        md.set('authorization', `Bearer ${token}`);
+        client[method]!(req, md, (err, res) => resolve({ err, res }));
+      });
+    try {
+      const u = await s.call('POST', '/api/v1/admin/users', {
+        email: 'gina@example.com',
+        workspace_id: s.workspaceId,
+        role: 'member',
+      });
+      assert.equal(u.status, 201, u.text);
+      const weak = await call('SetUserPassword', { user: 'gina@example.com', password: 'short' });
+      assert.equal(weak.err?.code, grpc.status.INVALID_ARGUMENT);
+      const set = await call('SetUserPassword', { user: 'gina@example.com', password: 'gina password 1' });
+      assert.equal(set.err, null, set.err?.message);
+      assert.equal(set.res.password_set, true);
+      const b = new Browser(s.url, 'Gina/1.0');
+      await b.signIn('gina@example.com', 'gina password 1');
+      const tok = await s.call('POST', `/api/v1/admin/users/gina@example.com/tokens`, { name: 'g' });
+      const gina = (tok.json as { token: string }).token;
+      const list = await call('ListMySessions', {}, gina);
+      assert.equal(list.err, null, list.err?.message);
+      const items = list.res.items as Json[];
+      assert.deepEqual(
+        items.map((i) => [i.user_agent, i.current]),
+        [['Gina/1.0', false]],
+      );
+      const changed = await call(
+        'ChangeMyPassword',
+        { current: 'gina password 1', new: 'gina password 2' },
+        gina,
+      );
+      assert.equal(changed.err, null, changed.err?.message);
+      assert.equal((await b.call('GET', '/auth/session')).status, 401, 'her sessions ended');
+      await b.signIn('gina@example.com', 'gina password 2');
+      const id = ((await b.call('GET', '/auth/session')).json.session as Json).id as string;
+      const revoked = await call('RevokeMySession', { id }, gina);
+      assert.equal(revoked.err, null, revoked.err?.message);
+      assert.equal((await b.call('GET', '/auth/session')).status, 401);
+      const role = await call('ChangeMemberRole', {
+        workspace_id: s.workspaceId,
+        user: 'gina@example.com',
+        role: 'viewer',
+      });
+      assert.equal(role.err, null, role.err?.message);
+      assert.equal(role.res.role, 'viewer');
+      const byGina = await call(
+        'ChangeMemberRole',
+        { workspace_id: s.workspaceId, user: 'gina@example.com', role: 'owner' },
+        gina,
+      );
+      assert.equal(byGina.err?.code, grpc.status.PERMISSION_DENIED);
+      const code = await s.call('POST', '/auth/v1/github/device-flow/code', undefined, null);
+      const denied = await call('DenyDeviceLogin', { user_code: (code.json as Json).user_code as string });
+      assert.equal(denied.err, null, denied.err?.message);
+      assert.equal(denied.res.denied, true);
+    } finally {
+      client.close();
+    }
   });
 });

@@ -21,7 +21,7 @@ describe('the runway CLI: accounts and access', () => {
     await s.stop();
   });
 
-  const runway = (...args: string[]) => {
+  const runwayWith = (input: string | undefined, ...args: string[]) => {
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       RUNWAY_CONFIG_DIR: dir,
@@ -30,8 +30,15 @@ describe('the runway CLI: accounts and access', () => {
       RUNWAY_TOKEN: s.adminToken,
     };
     delete env.RUNTIME__API_BASE_URL;
-    return run(process.execPath, [cli, '--api-url', s.api, ...args], { cwd: dir, env });
+    return run(process.execPath, [cli, '--api-url', s.api, ...args], { cwd: dir, env, input });
   };
+  const runway = (...args: string[]) => runwayWith(undefined, ...args);
+  const signIn = (email: string, password: string) =>
+    fetch(`${s.url}/auth/session`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ email, password }),
+    });
 
   it('disables and enables users, lists and revokes any token', async () => {
     const created = await runway(
@@ -88,8 +95,17 @@ describe('the runway CLI: accounts and access', () => {
       ...ws,
     );
     assert.equal(add.code, 0, add.err);
+    const promoted = await runway(
+      'workspace',
+      'members',
+      'set-role',
+      'member-cli@example.com',
+      'member',
+      ...ws,
+    );
+    assert.equal(promoted.code, 0, promoted.err);
     const list = await runway('workspace', 'members', 'list', ...ws);
-    assert.match(list.out, /member-cli@example\.com\s+viewer/);
+    assert.match(list.out, /member-cli@example\.com\s+member/);
     const rm = await runway('workspace', 'members', 'remove', 'member-cli@example.com', ...ws);
     assert.equal(rm.code, 0, rm.err);
     assert.match(rm.out, /removed/);
@@ -112,5 +128,46 @@ describe('the runway CLI: accounts and access', () => {
     const ok = await runway('admin', 'device', 'approve', code);
     assert.equal(ok.code, 0, ok.err);
     assert.match(ok.out, /approved .*dlthub-client.*logged in as admin@runway\.local/);
+  });
+
+  it('creates users with a dashboard password from stdin and sets passwords, never from argv', async () => {
+    const weak = await runwayWith(
+      'short\n',
+      'admin',
+      'users',
+      'create',
+      'pia@example.com',
+      '--password-stdin',
+    );
+    assert.equal(weak.code, 1);
+    assert.match(weak.err, /at least 10 characters \(HTTP 400\)/);
+    const users = await s.call('GET', '/api/v1/admin/users');
+    assert.ok(!users.text.includes('pia@example.com'), 'nothing stored when the password is refused');
+    const created = await runwayWith(
+      'pia first password\n',
+      'admin',
+      'users',
+      'create',
+      'pia@example.com',
+      '--password-stdin',
+    );
+    assert.equal(created.code, 0, created.err);
+    assert.match(created.out, /user pia@example\.com created .* with a password/);
+    assert.equal((await signIn('pia@example.com', 'pia first password')).status, 200);
+    const set = await runwayWith(
+      'pia second password',
+      'admin',
+      'users',
+      'set-password',
+      'pia@example.com',
+      '--password-stdin',
+    );
+    assert.equal(set.code, 0, set.err);
+    assert.equal((await signIn('pia@example.com', 'pia first password')).status, 401);
+    assert.equal((await signIn('pia@example.com', 'pia second password')).status, 200);
+    // Without a terminal and without --password-stdin, the CLI refuses instead of hanging.
+    const noTty = await runwayWith('', 'admin', 'users', 'set-password', 'pia@example.com');
+    assert.equal(noTty.code, 2, noTty.err);
+    assert.match(noTty.err, /--password-stdin/);
   });
 });

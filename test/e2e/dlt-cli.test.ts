@@ -45,7 +45,7 @@ describe('the unmodified dlt runtime CLI (dlt 1.20.0 + dlt-runtime 0.20.0)', () 
     return { code: r.code, out: `${r.out}\n${r.err}` };
   };
 
-  it('logs in with the device flow approved by an owner', async () => {
+  it('logs in with the device flow approved by an owner signed in to the dashboard', async () => {
     const child = spawn(dltBin, ['--non-interactive', 'runtime', 'login'], { cwd: dir, env: env() });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -58,8 +58,31 @@ describe('the unmodified dlt runtime CLI (dlt 1.20.0 + dlt-runtime 0.20.0)', () 
       await new Promise((r) => setTimeout(r, 100));
     }
     assert.ok(code, `the CLI shows a user code:\n${out}`);
-    const approved = await s.call('POST', '/api/v1/device/approve', { user_code: code });
-    assert.equal(approved.status, 201, approved.text);
+    assert.ok(out.includes(`${s.url}/device?code=${code}`), `the CLI shows the approval page:\n${out}`);
+    // The owner approves in the dashboard: a password session, the page's reads, the CSRF header.
+    const pw = await s.call('POST', '/api/v1/admin/users/admin@runway.local/password', {
+      password: 'admin dashboard password',
+    });
+    assert.equal(pw.status, 200, pw.text);
+    const signIn = await fetch(`${s.url}/auth/session`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ email: 'admin@runway.local', password: 'admin dashboard password' }),
+    });
+    assert.equal(signIn.status, 200);
+    const cookies = signIn.headers.getSetCookie().map((c) => c.split(';')[0]!);
+    const csrf = decodeURIComponent(cookies.find((c) => c.startsWith('runway_csrf='))!.slice(12));
+    const page = { cookie: cookies.join('; ') };
+    const shown = await fetch(`${s.url}/api/v1/device/${code}`, { headers: page });
+    const login = (await shown.json()) as { status: string; client: { user_agent: string } };
+    assert.equal(login.status, 'pending');
+    assert.ok(login.client.user_agent.length > 0);
+    const approved = await fetch(`${s.url}/api/v1/device/approve`, {
+      method: 'POST',
+      headers: { ...page, 'content-type': 'application/json', 'x-csrf-token': csrf },
+      body: JSON.stringify({ user_code: code }),
+    });
+    assert.equal(approved.status, 201, await approved.text());
     assert.equal(await exited, 0, out);
     assert.match(out, /Logged in as admin@runway\.local/);
     assert.match(out, new RegExp(`Authorized to workspace ${s.workspaceId}`));

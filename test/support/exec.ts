@@ -7,10 +7,11 @@ import { spawn } from 'node:child_process';
 export function run(
   cmd: string,
   args: string[],
-  opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string } = {},
 ) {
   return new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
     const child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env });
+    if (opts.input !== undefined) child.stdin.end(opts.input);
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));

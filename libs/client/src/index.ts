@@ -527,12 +527,25 @@ export class RunwayClient {
       `${this.ws(ws)}/members/${encodeURIComponent(user)}`,
     );
   }
-  createUser(email: string, workspaceId?: string, role?: string) {
-    return this.api<{ id: string; email: string }>('POST', '/v1/admin/users', {
+  createUser(email: string, workspaceId?: string, role?: string, password?: string) {
+    return this.api<{ id: string; email: string; password_set?: boolean }>('POST', '/v1/admin/users', {
       email,
       ...(workspaceId ? { workspace_id: workspaceId } : {}),
       ...(role ? { role } : {}),
+      ...(password !== undefined ? { password } : {}),
     });
+  }
+  /** An admin sets a user's dashboard password (`user`: id or email); the user's sessions end. */
+  setUserPassword(user: string, password: string) {
+    return this.api<{ user_id: string; email: string; password_set: boolean }>(
+      'POST',
+      `/v1/admin/users/${encodeURIComponent(user)}/password`,
+      { password },
+    );
+  }
+  /** `user`: a user id or email; owners only; the last owner keeps the role (409). */
+  changeMemberRole(ws: string, user: string, role: string) {
+    return this.api<Member>('PATCH', `${this.ws(ws)}/members/${encodeURIComponent(user)}`, { role });
   }
   listUsers() {
     return this.api<Page<UserInfo>>('GET', '/v1/admin/users');

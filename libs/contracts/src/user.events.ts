@@ -29,6 +29,21 @@ export const TokenRevoked = defineEvent('TokenRevoked', z.object({ tokenId: z.st
 /** A disabled user's tokens stop working; the user, their tokens and memberships stay on record. */
 export const UserDisabled = defineEvent('UserDisabled', z.object({ reason: z.string().max(500).optional() }));
 export const UserEnabled = defineEvent('UserEnabled', z.object({}));
+/**
+ * The user's dashboard password was set or changed (by themselves or an administrator). Only the
+ * fact and its time: the password hash is a secret and never leaves the gateway's own table.
+ */
+export const UserPasswordChanged = defineEvent(
+  'UserPasswordChanged',
+  z.object({ userId: uuid, at: z.string().datetime(), by: z.enum(['self', 'admin']) }),
+);
 
-export const userEvents = [UserRegistered, TokenIssued, TokenRevoked, UserDisabled, UserEnabled] as const;
+export const userEvents = [
+  UserRegistered,
+  TokenIssued,
+  TokenRevoked,
+  UserDisabled,
+  UserEnabled,
+  UserPasswordChanged,
+] as const;
 export type UserEvent = EventOf<typeof userEvents>;

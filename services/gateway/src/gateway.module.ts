@@ -43,6 +43,8 @@ import { AlertsController } from './alert/alerts.controller.js';
 import { AlertsService } from './alert/alerts.service.js';
 import { CredentialsRepository } from './session/credentials.repository.js';
 import { SessionController } from './session/session.controller.js';
+import { OidcController } from './session/oidc.controller.js';
+import { OidcService } from './session/oidc.service.js';
 import { SessionsRepository } from './session/sessions.repository.js';
 import { SessionsService } from './session/sessions.service.js';
 import { InteractiveService } from './interactive/interactive.service.js';
@@ -70,6 +72,7 @@ export class GatewayModule {
         OpenApiController,
         AuthController,
         SessionController,
+        OidcController,
         MeController,
         TokensController,
         UsersController,
@@ -91,6 +94,7 @@ export class GatewayModule {
         SigningKey,
         Authenticator,
         SessionsService,
+        OidcService,
         SessionsRepository,
         CredentialsRepository,
         AccountsService,

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { RunwayClient, type DeviceLogin } from '#libs/client';
 import { roleSchema } from '#libs/contracts';
 import { table } from '../output.js';
+import { readPassword } from './password-input.js';
 import { CliError, findInstance } from '../instance.js';
 
 /** The local instance's API, authenticated with the first admin's token from the data dir (or RUNWAY_TOKEN). */
@@ -95,11 +96,36 @@ export function registerAccess(admin: Command, json: () => boolean): void {
     .description('add a user, optionally as a member of a workspace')
     .option('--workspace <id>', 'add them to this workspace')
     .option('--role <role>', 'owner | member | viewer', 'member')
-    .action(async (email: string, o: { workspace?: string; role: string }) => {
-      if (!roleSchema.safeParse(o.role).success)
-        throw new CliError(`--role ${o.role}: expected owner, member or viewer`, 2);
-      const u = await adminClient().createUser(email, o.workspace, o.workspace ? o.role : undefined);
-      out(u, `user ${u.email} created (${u.id})\n`);
+    .option('--password', 'give them a dashboard password, typed at a prompt')
+    .option('--password-stdin', 'give them a dashboard password, read from stdin')
+    .action(
+      async (
+        email: string,
+        o: { workspace?: string; role: string; password?: boolean; passwordStdin?: boolean },
+      ) => {
+        if (!roleSchema.safeParse(o.role).success)
+          throw new CliError(`--role ${o.role}: expected owner, member or viewer`, 2);
+        const password =
+          o.password || o.passwordStdin ? await readPassword({ passwordStdin: o.passwordStdin }) : undefined;
+        const u = await adminClient().createUser(
+          email,
+          o.workspace,
+          o.workspace ? o.role : undefined,
+          password,
+        );
+        out(u, `user ${u.email} created (${u.id})${password ? ' with a password' : ''}\n`);
+      },
+    );
+  users
+    .command('set-password <user>')
+    .description(
+      "set a user's dashboard password (email or id; typed at a prompt, or --password-stdin); their sessions end",
+    )
+    .option('--password-stdin', 'read the password from stdin')
+    .action(async (user: string, o: { passwordStdin?: boolean }) => {
+      const password = await readPassword({ passwordStdin: o.passwordStdin });
+      const r = await adminClient().setUserPassword(user, password);
+      out(r, `password of ${r.email} set: they can sign in to the dashboard\n`);
     });
   users
     .command('list')

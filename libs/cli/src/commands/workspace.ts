@@ -12,12 +12,12 @@ async function target(g: GlobalOptions, workspace: string | undefined) {
   return { c, wsId };
 }
 
-/** `runway workspace members list | add <email> --role <role> | remove <user>` (owners change members). */
+/** `runway workspace members list | add <email> --role <role> | set-role <user> <role> | remove <user>` (owners change members). */
 export function registerWorkspace(program: Command, g: () => GlobalOptions): void {
   const workspace = program.command('workspace').description('the workspace this directory is bound to');
   const members = workspace
     .command('members')
-    .description('members of the workspace: list | add <email> | remove <email|user id>');
+    .description('members of the workspace: list | add <email> | set-role <user> <role> | remove <user>');
   const ws = (o: { workspace?: string }) => target(g(), o.workspace);
   members
     .command('list')
@@ -40,6 +40,17 @@ export function registerWorkspace(program: Command, g: () => GlobalOptions): voi
         throw new CliError(`--role ${o.role}: expected owner, member or viewer`, 2);
       const { c, wsId } = await ws(o);
       const m = await c.addMember(wsId, email, o.role);
+      printOut(g(), m, () => `${m.email} is now ${m.role} of workspace ${wsId}\n`);
+    });
+  members
+    .command('set-role <user> <role>')
+    .description("change a member's role (owners; by email or user id; never demoting the last owner)")
+    .option('--workspace <id>', 'another workspace than the bound one')
+    .action(async (user: string, role: string, o: { workspace?: string }) => {
+      if (!roleSchema.safeParse(role).success)
+        throw new CliError(`${role}: expected owner, member or viewer`, 2);
+      const { c, wsId } = await ws(o);
+      const m = await c.changeMemberRole(wsId, user, role);
       printOut(g(), m, () => `${m.email} is now ${m.role} of workspace ${wsId}\n`);
     });
   members

@@ -199,7 +199,8 @@ export class AccountsService {
       );
       last = Math.max(last, r.seq);
     }
-    if (input.password !== undefined) await this.sessions.storePassword(userId, email, input.password);
+    if (input.password !== undefined)
+      await this.sessions.storePassword(userId, email, input.password, { by: 'admin', actor: p.userId });
     await this.ctx.waitForProjections(last);
     return {
       id: userId,

@@ -108,15 +108,16 @@ export class DeviceLoginService {
   }
 
   /**
-   * Any signed-in user may look at, approve or deny a login: the CLI that asked gets the
-   * approver's own rights, nothing more. Rate limited per user.
+   * Looking at, approving or denying needs the owner role (of at least one workspace) or an
+   * instance admin (docs/accounts.md "Device logins"), and is rate limited.
    */
   private async requireApprover(p: Principal): Promise<void> {
     const wait = this.limiter.take(p.userId);
     if (wait > 0)
       throw new ApiError(429, `too many login approvals: try again in ${wait} s`, { retry_after: wait });
     const user = await this.identities.userById(p.userId);
-    if (!user || user.disabled_at) throw forbidden('permission denied: the user is disabled');
+    if (!user?.is_admin && !(await this.identities.ownsAWorkspace(p.userId)))
+      throw forbidden('permission denied: only a workspace owner can approve a CLI login');
   }
 
   private unknown(userCode: string): ApiError {

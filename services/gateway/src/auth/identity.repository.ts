@@ -47,6 +47,18 @@ export class IdentityRepository {
     return q.execute();
   }
 
+  /** Whether the user owns at least one workspace. */
+  async ownsAWorkspace(userId: string): Promise<boolean> {
+    const row = await this.db
+      .selectFrom('members')
+      .select('workspace_id')
+      .where('user_id', '=', userId)
+      .where('role', '=', 'owner')
+      .limit(1)
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
   firstAdmin() {
     return this.db
       .selectFrom('users')

@@ -32,7 +32,9 @@ import { LogsService } from '../log/logs.service.js';
 import { listQuery } from '../page.js';
 import { UploadQuota } from '../quota/quota.interceptor.js';
 import { RunsService } from '../run/runs.service.js';
-import { memberBody } from '../workspace/workspace.controller.js';
+import { memberBody, roleBody } from '../workspace/workspace.controller.js';
+import { changePasswordBody, setPasswordBody } from '../session/session.controller.js';
+import { SessionsService } from '../session/sessions.service.js';
 import { WorkspacesService } from '../workspace/workspaces.service.js';
 import { jobMessage, runMessage } from './messages.js';
 
@@ -55,6 +57,7 @@ export class Services {
   readonly workspaces: WorkspacesService;
   readonly accounts: AccountsService;
   readonly logins: DeviceLoginService;
+  readonly sessions: SessionsService;
   readonly uploads: UploadQuota;
   readonly publicUrl: string;
   readonly alerts: AlertsService;
@@ -71,6 +74,7 @@ export class Services {
     this.workspaces = app.get(WorkspacesService);
     this.accounts = app.get(AccountsService);
     this.logins = app.get(DeviceLoginService);
+    this.sessions = app.get(SessionsService);
     this.uploads = app.get(UploadQuota);
     this.publicUrl = app.get<ServiceContext>(SERVICE_CONTEXT).config.publicUrl;
   }
@@ -283,6 +287,39 @@ export const METHODS: Record<string, Method> = {
   ApproveDeviceLogin: {
     auth: anyone,
     handle: (s, r, c) => s.logins.approve(who(c), required(r, 'user_code')),
+  },
+  ChangeMemberRole: {
+    auth: owner,
+    handle: (s, r, c) =>
+      s.workspaces.changeRole(
+        who(c),
+        workspaceOf(r),
+        required(r, 'user'),
+        parseInput(roleBody, { role: str(r, 'role') }, 'request').role,
+      ),
+  },
+  DenyDeviceLogin: { auth: anyone, handle: (s, r, c) => s.logins.deny(who(c), required(r, 'user_code')) },
+  ListMySessions: { auth: anyone, handle: (s, _r, c) => s.sessions.list(who(c)) },
+  RevokeMySession: { auth: anyone, handle: (s, r, c) => s.sessions.revoke(who(c), required(r, 'id')) },
+  ChangeMyPassword: {
+    auth: anyone,
+    handle: (s, r, c) => {
+      const input = parseInput(
+        changePasswordBody,
+        { current: str(r, 'current'), new: str(r, 'new') },
+        'request',
+      );
+      return s.sessions.changePassword(who(c), input.current, input.new, { userAgent: 'grpc', ip: 'grpc' });
+    },
+  },
+  SetUserPassword: {
+    auth: admin,
+    handle: (s, r, c) =>
+      s.sessions.setPassword(
+        who(c),
+        required(r, 'user'),
+        parseInput(setPasswordBody, { password: str(r, 'password') }, 'request').password,
+      ),
   },
 
   ListJobs: {

@@ -23,7 +23,7 @@ export function cookieOf(req: Request, name: string): string | undefined {
 }
 
 /** Cookies get `Secure` when the request came over https or the public URL is https. */
-export const wantsSecure = (req: Request, publicUrl: string): boolean =>
+export const wantsSecure = (req: Pick<Request, 'protocol'>, publicUrl: string): boolean =>
   req.protocol === 'https' || publicUrl.startsWith('https:');
 
 interface CookieOptions {
@@ -47,15 +47,24 @@ function append(res: Response, value: string): void {
   res.setHeader('set-cookie', [...list, value]);
 }
 
-/** The session cookie (HttpOnly) and the CSRF cookie (readable by the page's JS). */
+/** Set-Cookie values: the session cookie (HttpOnly) and the CSRF cookie (readable by the page's JS). */
+export const sessionCookies = (secure: boolean, session: string, csrf: string): string[] => [
+  cookie(SESSION_COOKIE, session, { httpOnly: true, secure }),
+  cookie(CSRF_COOKIE, csrf, { httpOnly: false, secure }),
+];
+
+/** Set-Cookie values that make the browser drop both cookies. */
+export const clearedSessionCookies = (secure: boolean): string[] => [
+  cookie(SESSION_COOKIE, '', { httpOnly: true, secure, maxAgeSeconds: 0 }),
+  cookie(CSRF_COOKIE, '', { httpOnly: false, secure, maxAgeSeconds: 0 }),
+];
+
 export function setSessionCookies(res: Response, secure: boolean, session: string, csrf: string): void {
-  append(res, cookie(SESSION_COOKIE, session, { httpOnly: true, secure }));
-  append(res, cookie(CSRF_COOKIE, csrf, { httpOnly: false, secure }));
+  for (const c of sessionCookies(secure, session, csrf)) append(res, c);
 }
 
 export function clearSessionCookies(res: Response, secure: boolean): void {
-  append(res, cookie(SESSION_COOKIE, '', { httpOnly: true, secure, maxAgeSeconds: 0 }));
-  append(res, cookie(CSRF_COOKIE, '', { httpOnly: false, secure, maxAgeSeconds: 0 }));
+  for (const c of clearedSessionCookies(secure)) append(res, c);
 }
 
 /** A short-lived HttpOnly cookie scoped to the OIDC routes (state, nonce, PKCE verifier, return path). */

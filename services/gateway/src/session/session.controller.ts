@@ -71,6 +71,7 @@ export class SessionController {
     if (!sameOrigin(req, this.opts.publicUrl)) throw forbidden('sign-in from another origin is refused');
     const input = parseInput(signInBody, body, 'body');
     const started = await this.sessions.passwordSignIn(input.email, input.password, clientOf(req));
+    await this.sessions.endByCookie(cookieOf(req, SESSION_COOKIE));
     setSessionCookies(res, wantsSecure(req, this.opts.publicUrl), started.cookie, started.csrf);
     return this.sessions.signedInView(started);
   }
@@ -125,7 +126,11 @@ export class SessionController {
   @Authenticated({ admin: true })
   @Post('api/v1/admin/users/:user/password')
   @HttpCode(200)
-  setPassword(@Param('user') user: string, @Body() body: unknown) {
-    return this.sessions.setPassword(user, parseInput(setPasswordBody, body, 'body').password);
+  setPassword(@Req() req: AuthedRequest, @Param('user') user: string, @Body() body: unknown) {
+    return this.sessions.setPassword(
+      principalOf(req),
+      user,
+      parseInput(setPasswordBody, body, 'body').password,
+    );
   }
 }

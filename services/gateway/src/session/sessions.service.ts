@@ -6,6 +6,7 @@ import type { Principal } from '../auth/authenticator.js';
 import { IdentityRepository } from '../auth/identity.repository.js';
 import { hashesEqual, hashSecret } from '../auth/tokens.js';
 import { FailureLimiter } from '../quota/failure-limiter.js';
+import { UserHandler } from '../user/user.handler.js';
 import { WorkspaceRepository } from '../workspace/workspace.repository.js';
 import { CredentialsRepository } from './credentials.repository.js';
 import { dummyHash, hashPassword, passwordMatches, passwordProblem } from './passwords.js';
@@ -54,6 +55,7 @@ export class SessionsService {
     @Inject(CredentialsRepository) private readonly credentials: CredentialsRepository,
     @Inject(IdentityRepository) private readonly identities: IdentityRepository,
     @Inject(WorkspaceRepository) private readonly workspaces: WorkspaceRepository,
+    @Inject(UserHandler) private readonly users: UserHandler,
     @Inject(SERVICE_CONTEXT) ctx: ServiceContext,
   ) {
     this.idleMs = ctx.config.sessions.idleMs;
@@ -187,6 +189,13 @@ export class SessionsService {
     };
   }
 
+  /** Ends the session behind a cookie, if any (a new sign-in replaces the browser's old session). */
+  async endByCookie(cookie: string | undefined): Promise<void> {
+    if (!cookie) return;
+    const row = await this.sessions.byTokenHash(hashSecret(cookie));
+    if (row) await this.sessions.revoke(row.user_id, row.id, new Date());
+  }
+
   async signOut(p: Principal | undefined): Promise<void> {
     if (p?.sessionId) await this.sessions.revoke(p.userId, p.sessionId, new Date());
   }
@@ -224,16 +233,16 @@ export class SessionsService {
       throw forbidden('the current password is wrong');
     }
     this.failures.succeed(key);
-    await this.storePassword(p.userId, p.email, next);
+    await this.storePassword(p.userId, p.email, next, { by: 'self', actor: p.userId });
     await this.sessions.revokeAllOf(p.userId, new Date(), p.sessionId ?? undefined);
     return { changed: true };
   }
 
   /** An administrator sets a user's password (`runway admin users set-password`); their sessions end. */
-  async setPassword(user: string, password: string) {
+  async setPassword(admin: Principal, user: string, password: string) {
     const u = await this.identities.userByIdOrEmail(user);
     if (!u) throw notFound(`user ${user} not found`);
-    await this.storePassword(u.id, u.email, password);
+    await this.storePassword(u.id, u.email, password, { by: 'admin', actor: admin.userId });
     await this.sessions.revokeAllOf(u.id, new Date());
     return { user_id: u.id, email: u.email, password_set: true };
   }
@@ -244,9 +253,18 @@ export class SessionsService {
     if (problem) throw badRequest(problem);
   }
 
-  /** Stores the argon2id hash of a new password (checked for strength first). */
-  async storePassword(userId: string, email: string, password: string): Promise<void> {
+  /**
+   * Stores the argon2id hash of a new password (checked for strength first) in the gateway's
+   * table, and records `UserPasswordChanged` (no hash) in the user's history.
+   */
+  async storePassword(
+    userId: string,
+    email: string,
+    password: string,
+    who: { by: 'self' | 'admin'; actor: string },
+  ): Promise<void> {
     this.requireStrong(password, email);
     await this.credentials.setPasswordHash(userId, await hashPassword(password), new Date());
+    await this.users.recordPasswordChange(userId, who.by, who.actor);
   }
 }

@@ -127,4 +127,12 @@ describe('user decider: offboarding and token lineage', () => {
       .when({ ...child(null), parent: { tokenId: 'tok12345', expiresAt: '2025-12-31T00:00:00.000Z' } })
       .thenThrows(DomainError, /future/);
   });
+  it('records a password change without any secret, for a registered user only', () => {
+    const at = '2026-01-02T00:00:00.000Z';
+    spec
+      .given([registered])
+      .when({ type: 'RecordPasswordChange', userId, at, by: 'admin' })
+      .then([{ type: 'UserPasswordChanged', data: { userId, at, by: 'admin' } }]);
+    spec.given([]).when({ type: 'RecordPasswordChange', userId, at, by: 'self' }).thenThrows(NotFoundError);
+  });
 });

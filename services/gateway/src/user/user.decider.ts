@@ -22,7 +22,8 @@ export type UserCommand =
     }
   | { type: 'RevokeToken'; tokenId: string }
   | { type: 'DisableUser'; userId: string; by: string; reason?: string }
-  | { type: 'EnableUser'; userId: string };
+  | { type: 'EnableUser'; userId: string }
+  | { type: 'RecordPasswordChange'; userId: string; at: string; by: 'self' | 'admin' };
 
 export interface UserState {
   exists: boolean;
@@ -44,6 +45,8 @@ function evolve(state: UserState, event: UserEvent): UserState {
       return { ...state, disabled: true };
     case 'UserEnabled':
       return { ...state, disabled: false };
+    case 'UserPasswordChanged':
+      return state;
   }
 }
 
@@ -108,6 +111,10 @@ function enableUser(_command: Command<'EnableUser'>, state: UserState): UserEven
   return state.disabled ? [{ type: 'UserEnabled', data: {} }] : [];
 }
 
+function recordPasswordChange(command: Command<'RecordPasswordChange'>): UserEvent[] {
+  return [{ type: 'UserPasswordChanged', data: { userId: command.userId, at: command.at, by: command.by } }];
+}
+
 /** One function per command; every command but RegisterUser needs a registered user. */
 function decide(command: UserCommand, state: UserState): UserEvent[] {
   if (command.type !== 'RegisterUser' && !state.exists) throw new NotFoundError('user not found');
@@ -122,6 +129,8 @@ function decide(command: UserCommand, state: UserState): UserEvent[] {
       return disableUser(command, state);
     case 'EnableUser':
       return enableUser(command, state);
+    case 'RecordPasswordChange':
+      return recordPasswordChange(command);
     default: {
       const unknown: never = command;
       throw new Error(`unknown command ${JSON.stringify(unknown)}`);

@@ -126,6 +126,15 @@ export class UserHandler {
     return this.handle(userId, { type: 'EnableUser', userId }, { commandId: randomUUID(), actor });
   }
 
+  /** Records that the user's password was set (the hash itself stays in the gateway's table). */
+  async recordPasswordChange(userId: string, by: 'self' | 'admin', actor: string) {
+    return this.handle(
+      userId,
+      { type: 'RecordPasswordChange', userId, at: new Date().toISOString(), by },
+      { commandId: randomUUID(), actor },
+    );
+  }
+
   /**
    * Records a CLI JWT (its id is the JWT's jti) so it can be listed, expired and revoked like any
    * token. Returns the expiry decided (the JWT must not claim a later one).
