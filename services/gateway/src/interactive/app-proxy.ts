@@ -32,7 +32,8 @@ export interface AppProxyDeps {
   service: InteractiveService;
   revocations: LinkRevocations;
   credentials: (req: IncomingMessage) => Promise<Credentials>;
-  masterKey: MasterKey;
+  /** The master key (read when the first request is forwarded: a gateway that never proxies never loads it). */
+  masterKey: () => MasterKey;
 }
 
 interface Visit {
@@ -358,7 +359,7 @@ export class AppProxy {
     const cookie = stripCookies(req.headers.cookie);
     if (cookie === undefined) delete req.headers.cookie;
     else req.headers.cookie = cookie;
-    req.headers[APP_KEY_HEADER] = interactiveAppKey(this.deps.masterKey, runId);
+    req.headers[APP_KEY_HEADER] = interactiveAppKey(this.deps.masterKey(), runId);
   }
 
   close(): void {
