@@ -5,7 +5,7 @@ import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { json, type NextFunction, type Request, type Response } from 'express';
 import { httpObservability, metricsEndpoint } from '#libs/observability';
-import { loadMasterKey } from '#libs/secrets';
+import { loadMasterKey, type MasterKey } from '#libs/secrets';
 import { logLevels, type RunningService } from '#libs/service-host';
 import type { AuthOptions } from './auth/auth.controller.js';
 import { GatewayModule } from './gateway.module.js';
@@ -37,15 +37,18 @@ export async function createGatewayHttp(
   // Interactive apps (`/i/…`, `/p/…`): proxied before any body parser reads a request, and their
   // WebSocket upgrades (docs/interactive.md).
   const config = service.ctx.config;
+  let masterKey: MasterKey | undefined;
   const proxy = new AppProxy({
     service: app.get(InteractiveService),
     revocations: app.get(LinkRevocations),
     credentials: app.get(ProxyCredentials).of,
-    masterKey: loadMasterKey({ masterKey: config.masterKey, dataDir: config.dataDir }),
+    masterKey: () => (masterKey ??= loadMasterKey({ masterKey: config.masterKey, dataDir: config.dataDir })),
   });
-  app.use((req: Request, res: Response, next: NextFunction) =>
-    AppProxy.owns(req.url) ? void proxy.handle(req, res) : next(),
-  );
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    if (AppProxy.owns(req.url)) return void proxy.handle(req, res);
+    proxy.passOver(req);
+    next();
+  });
   const server: Server = app.getHttpServer();
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
     if (AppProxy.owns(req.url)) void proxy.upgrade(req, socket, head);

@@ -1,10 +1,12 @@
 import { Logger } from '@nestjs/common';
+import { createHash } from 'node:crypto';
 import { ServerResponse, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { ProxyServer } from 'http-proxy-3';
 import { APP_KEY_HEADER } from '#libs/contracts';
 import { toErrorBody } from '#libs/http';
 import { interactiveAppKey, type MasterKey } from '#libs/secrets';
+import type { InteractiveApp } from '../../../execution/src/run/read-models/runs.queries.js';
 import type { JobRow } from '../../../scheduling/src/job/read-models/jobs.queries.js';
 import type { Principal } from '../auth/authenticator.js';
 import { hashLinkToken, type InteractiveService } from './interactive.service.js';
@@ -12,6 +14,8 @@ import type { LinkRevocations } from './link-revocations.js';
 import { startingPage } from './starting-page.js';
 
 const logger = new Logger('interactive');
+/** How long a visit's authorization and a running app's address are reused (ms). */
+const CACHE_MS = 1000;
 
 /** `/i/<job id>/…` (members) and `/p/<token>/…` (a public link). */
 const ROUTE = /^\/(i|p)\/([^/?#]+)(\/[^?#]*)?(\?.*)?$/;
@@ -28,7 +32,8 @@ export interface AppProxyDeps {
   service: InteractiveService;
   revocations: LinkRevocations;
   credentials: (req: IncomingMessage) => Promise<Credentials>;
-  masterKey: MasterKey;
+  /** The master key (read when the first request is forwarded: a gateway that never proxies never loads it). */
+  masterKey: () => MasterKey;
 }
 
 interface Visit {
@@ -112,9 +117,11 @@ function refuseUpgrade(socket: Socket, status: number, detail: string): void {
 export class AppProxy {
   private readonly proxy: ProxyServer;
   /** What a forwarded request was rewritten from: redirects of the app are mapped back to the visitor's prefix. */
+  private readonly visits = new Map<string, { visit: Visit; at: number }>();
+  private readonly apps = new Map<string, { app: InteractiveApp; at: number }>();
   private readonly forwarded = new WeakMap<
     IncomingMessage,
-    { prefix: string; basePath: string; origin: string }
+    { prefix: string; basePath: string; origin: string; jobId: string }
   >();
 
   constructor(private readonly deps: AppProxyDeps) {
@@ -132,13 +139,21 @@ export class AppProxy {
           proxyRes.headers.location = `${f.prefix}${path.slice(f.basePath.length)}`;
       }
     });
-    this.proxy.on('error', (err, _req, res) => {
+    this.proxy.on('error', (err, req, res) => {
       logger.debug(`proxy: ${err.message}`);
+      // The app is gone (stopped, its worker lost): look it up again next time.
+      const f = this.forwarded.get(req);
+      if (f) this.apps.delete(f.jobId);
       if (res instanceof ServerResponse) {
         if (!res.headersSent) sendError(res, 502, 'the app did not answer: reload to try again');
         else res.destroy();
       } else res.destroy();
     });
+  }
+
+  /** A request the proxy does not handle (the API, the dashboard) on a connection that may have served a link. */
+  passOver(req: IncomingMessage): void {
+    this.deps.revocations.release(req.socket);
   }
 
   /** Whether a request path is the proxy's (`/i/…`, `/p/…`). */
@@ -157,7 +172,7 @@ export class AppProxy {
         res.end();
         return;
       }
-      const visit = await this.resolve(req, m);
+      const visit = await this.resolveCached(req, m);
       if ('status' in visit) {
         if (visit.location) {
           res.writeHead(visit.status, { location: visit.location, 'cache-control': 'no-store' });
@@ -167,6 +182,7 @@ export class AppProxy {
         return sendError(res, visit.status, visit.detail);
       }
       if (visit.linkHash) this.deps.revocations.track(visit.linkHash, req.socket);
+      else this.deps.revocations.release(req.socket);
       if (visit.rest === STATUS_PATH) {
         const s = await this.deps.service.status(visit.job, 'stopped');
         return sendJson(res, 200, {
@@ -178,13 +194,14 @@ export class AppProxy {
           message: s.message,
         });
       }
-      const app = await this.deps.service.app(visit.job);
+      const app = await this.appOf(visit.job);
       if (app?.app) {
         this.prepare(req, visit, app.app.basePath, app.runId);
         this.forwarded.set(req, {
           prefix: visit.prefix,
           basePath: app.app.basePath,
           origin: `http://${app.app.host}:${app.app.port}`,
+          jobId: visit.job.id,
         });
         this.proxy.web(req, res, { target: { host: app.app.host, port: app.app.port } });
         return;
@@ -233,18 +250,72 @@ export class AppProxy {
     try {
       const m = ROUTE.exec(req.url ?? '');
       if (!m || m[3] === undefined) return refuseUpgrade(socket, 404, 'not found');
-      const visit = await this.resolve(req, m);
+      const visit = await this.resolveCached(req, m);
       if ('status' in visit)
         return refuseUpgrade(socket, visit.status === 302 ? 401 : visit.status, visit.detail);
       if (visit.linkHash) this.deps.revocations.track(visit.linkHash, socket);
-      const app = await this.deps.service.app(visit.job);
+      const app = await this.appOf(visit.job);
       if (!app?.app) return refuseUpgrade(socket, 503, `the app of job ${visit.job.name} is not running`);
       this.prepare(req, visit, app.app.basePath, app.runId);
+      this.forwarded.set(req, {
+        prefix: visit.prefix,
+        basePath: app.app.basePath,
+        origin: `http://${app.app.host}:${app.app.port}`,
+        jobId: visit.job.id,
+      });
       this.proxy.ws(req, socket, head, { target: { host: app.app.host, port: app.app.port } });
     } catch (err) {
       const body = toErrorBody(err);
       refuseUpgrade(socket, body.status_code, body.detail);
     }
+  }
+
+  /**
+   * resolve, remembered for CACHE_MS per credential and job (an app's page loads dozens of assets
+   * and API calls): a revoked token, a removed member or a deactivated job still get through for at
+   * most that long. Public links are checked against the revocations on every request.
+   */
+  private async resolveCached(req: IncomingMessage, m: RegExpExecArray): Promise<Visit | Refusal> {
+    const credential =
+      m[1] === 'p'
+        ? ''
+        : (req.headers.authorization ??
+          /(?:^|;\s*)runway_session=([^;]*)/.exec(req.headers.cookie ?? '')?.[1] ??
+          '');
+    if (m[1] === 'i' && !credential) return this.resolve(req, m);
+    const key = `${m[1]}|${m[2]}|${createHash('sha256').update(credential).digest('base64')}|${req.headers.origin ?? ''}`;
+    const now = Date.now();
+    const hit = this.visits.get(key);
+    let visit: Visit | Refusal;
+    if (hit && now - hit.at < CACHE_MS) visit = hit.visit;
+    else {
+      visit = await this.resolve(req, m);
+      if ('status' in visit) return visit;
+      if (this.visits.size > 10_000) this.visits.clear();
+      this.visits.set(key, { visit, at: now });
+    }
+    if ('status' in visit) return visit;
+    if (visit.linkHash && this.deps.revocations.isRevoked(visit.linkHash)) {
+      this.visits.delete(key);
+      return { status: 404, detail: 'no such public link (it may have been revoked)' };
+    }
+    // The same job for another path of this visit.
+    const rest = m[3] ?? '/';
+    if (!safeRest(rest)) return { status: 400, detail: 'the path may not leave the app (no ".." segments)' };
+    return { ...visit, rest, query: m[4] ?? '' };
+  }
+
+  /** The job's app, a running one remembered for CACHE_MS (a stopped app is looked up every time). */
+  private async appOf(job: JobRow) {
+    const hit = this.apps.get(job.id);
+    const now = Date.now();
+    if (hit && now - hit.at < CACHE_MS) return hit.app;
+    const app = await this.deps.service.app(job);
+    if (app?.app) {
+      if (this.apps.size > 10_000) this.apps.clear();
+      this.apps.set(job.id, { app, at: now });
+    } else this.apps.delete(job.id);
+    return app;
   }
 
   /** Who may see which job's app, or why not (401 / redirect to sign in / 404). */
@@ -288,7 +359,7 @@ export class AppProxy {
     const cookie = stripCookies(req.headers.cookie);
     if (cookie === undefined) delete req.headers.cookie;
     else req.headers.cookie = cookie;
-    req.headers[APP_KEY_HEADER] = interactiveAppKey(this.deps.masterKey, runId);
+    req.headers[APP_KEY_HEADER] = interactiveAppKey(this.deps.masterKey(), runId);
   }
 
   close(): void {

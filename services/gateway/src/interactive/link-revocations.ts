@@ -22,6 +22,8 @@ const FOLLOWED = [PublicLinkRotated.type, PublicLinkRevoked.type];
 @Injectable()
 export class LinkRevocations implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly open = new Map<string, Set<Socket>>();
+  /** The link a tracked socket serves now. */
+  private readonly linkOf = new WeakMap<Socket, string>();
   private readonly dead = new Set<string>();
   private readonly abort = new AbortController();
   private follower: Promise<void> | undefined;
@@ -74,12 +76,18 @@ export class LinkRevocations implements OnApplicationBootstrap, OnApplicationShu
     return this.dead.has(tokenHash);
   }
 
-  /** Registers a socket opened through a link; it is destroyed when the link stops working. */
+  /**
+   * Registers a socket that serves a link (a WebSocket, or a keep-alive connection whose latest
+   * request came through the link); it is destroyed when the link stops working.
+   */
   track(tokenHash: string, socket: Socket): void {
     if (this.dead.has(tokenHash)) {
       socket.destroy();
       return;
     }
+    const before = this.linkOf.get(socket);
+    if (before !== undefined && before !== tokenHash) this.open.get(before)?.delete(socket);
+    this.linkOf.set(socket, tokenHash);
     let set = this.open.get(tokenHash);
     if (!set) this.open.set(tokenHash, (set = new Set()));
     if (set.has(socket)) return;
@@ -88,6 +96,17 @@ export class LinkRevocations implements OnApplicationBootstrap, OnApplicationShu
       set.delete(socket);
       if (set.size === 0 && this.open.get(tokenHash) === set) this.open.delete(tokenHash);
     });
+  }
+
+  /**
+   * A keep-alive connection now serves something else (a member's request, the API): revoking the
+   * link it served before does not end it.
+   */
+  release(socket: Socket): void {
+    const hash = this.linkOf.get(socket);
+    if (hash === undefined) return;
+    this.linkOf.delete(socket);
+    this.open.get(hash)?.delete(socket);
   }
 
   /** Ends every socket of a link now (this replica). */
