@@ -276,6 +276,29 @@ describe('the web dashboard in a real browser', () => {
     await shot(page, 'job');
   });
 
+  it('manages the public link of an interactive job: shown once, revoked at once', async () => {
+    const job = (await api('POST', `/workspaces/${s.workspaceId}/jobs`, {
+      name: 'app',
+      entry_point: 'slow.py',
+      kind: 'interactive',
+    })) as { id: string };
+    await page.goto(wsUrl(`/jobs/${job.id}`));
+    await heading(page, 'app');
+    await page.getByText('No public link').waitFor({ timeout: T });
+    await page.getByRole('button', { name: 'Enable public link' }).click();
+    const link = page.getByLabel('Public link (shown once: copy it now)');
+    await link.waitFor({ timeout: T });
+    const url = await link.inputValue();
+    assert.match(url, /\/p\/[^/]+\/$/);
+    await page.getByText('Enabled: anyone with the link').waitFor({ timeout: T });
+    await shot(page, 'job-public-link');
+    page.once('dialog', (d) => void d.accept());
+    await page.getByRole('button', { name: 'Revoke link' }).click();
+    await page.getByText('No public link').waitFor({ timeout: T });
+    const gone = await fetch(url, { redirect: 'manual' });
+    assert.equal(gone.status, 404);
+  });
+
   it("shows a failed run's reason, and filters the runs list", async () => {
     const run = (await api('POST', `/workspaces/${s.workspaceId}/runs`, { script_id_or_name: 'fails' })) as {
       id: string;
@@ -308,8 +331,9 @@ describe('the web dashboard in a real browser', () => {
     await heading(page, 'Deployments');
     await page.getByRole('heading', { name: 'Files of version 2' }).waitFor({ timeout: T });
     await page.getByRole('button', { name: /^slow\.py/ }).click();
+    // The file's text (the diff below also shows the line, as an added one).
     await page
-      .locator('pre.code-view')
+      .getByTestId('file-view')
       .getByText(/time\.sleep\(0\.5\)/)
       .waitFor({ timeout: T });
     const diff = page.getByTestId('diff');

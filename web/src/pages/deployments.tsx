@@ -189,7 +189,11 @@ function FileView({ file, onClose }: { file: FileNode; onClose: () => void }) {
       </div>
       <ErrorBox error={error} />
       {text === undefined && !error && <Loading what={file.path} />}
-      {text !== undefined && <pre className="code-view">{text}</pre>}
+      {text !== undefined && (
+        <pre className="code-view" data-testid="file-view">
+          {text}
+        </pre>
+      )}
     </div>
   );
 }

@@ -148,6 +148,15 @@ export function JobDetailPage({ id }: { id: string }) {
               <dt>Updated</dt>
               <dd>{formatTime(j.date_updated)}</dd>
             </dl>
+            {j.kind === 'interactive' && (
+              <AppPanel
+                jobId={j.id}
+                url={j.url}
+                linkEnabled={j.public_link_enabled ?? false}
+                canWrite={canWrite}
+                onChanged={job.reload}
+              />
+            )}
             <ScheduleEditor
               jobId={j.id}
               schedule={j.schedule}
@@ -554,6 +563,87 @@ export function JobCreatePage() {
           {action.busy ? 'Creating…' : 'Create job'}
         </button>
       </form>
+    </section>
+  );
+}
+
+/**
+ * An interactive job's app: its address for members, and its public link (enable, rotate, revoke).
+ * The link's URL exists only in the answer that made it (only its hash is stored), so it is shown
+ * once, with a copy button.
+ */
+function AppPanel(props: {
+  jobId: string;
+  url: string;
+  linkEnabled: boolean;
+  canWrite: boolean;
+  onChanged: () => void;
+}) {
+  const { ws } = useApp();
+  const change = useAction();
+  const [made, setMade] = useState<string | null>(null);
+  const [copied, setCopied] = useState(false);
+  const act = (action: 'enable' | 'rotate' | 'revoke') =>
+    void change.run(async () => {
+      if (
+        action === 'revoke' &&
+        !window.confirm('Revoke the public link? Pages open through it close at once.')
+      )
+        return;
+      const r = await runway.changePublicLink(ws.id, props.jobId, action);
+      setMade(r.public_url);
+      setCopied(false);
+      props.onChanged();
+    });
+  const copy = (text: string) =>
+    void navigator.clipboard.writeText(text).then(
+      () => setCopied(true),
+      () => change.setError('the browser did not allow copying: select the link and copy it'),
+    );
+  return (
+    <section aria-labelledby="app-heading">
+      <h2 id="app-heading">App</h2>
+      <p>
+        Members open it at{' '}
+        <a href={props.url} target="_blank" rel="noreferrer">
+          {props.url}
+        </a>
+        . A visit starts it when it is not running.
+      </p>
+      <h3>Public link</h3>
+      <p>
+        {props.linkEnabled
+          ? 'Enabled: anyone with the link opens this app (and nothing else) without signing in.'
+          : 'No public link: only members of the workspace open the app.'}
+      </p>
+      {made && (
+        <div className="notice" role="status">
+          <label htmlFor="public-link">Public link (shown once: copy it now)</label>
+          <input id="public-link" readOnly value={made} onFocus={(e) => e.currentTarget.select()} />
+          <button type="button" className="secondary" onClick={() => copy(made)}>
+            {copied ? 'Copied' : 'Copy'}
+          </button>
+        </div>
+      )}
+      <ErrorBox error={change.error} />
+      {props.canWrite && (
+        <div className="actions">
+          {props.linkEnabled ? (
+            <>
+              <button type="button" disabled={change.busy} onClick={() => act('rotate')}>
+                Rotate link
+              </button>
+              <button type="button" className="danger" disabled={change.busy} onClick={() => act('revoke')}>
+                Revoke link
+              </button>
+            </>
+          ) : (
+            <button type="button" disabled={change.busy} onClick={() => act('enable')}>
+              {change.busy ? 'Working…' : 'Enable public link'}
+            </button>
+          )}
+        </div>
+      )}
     </section>
   );
 }
