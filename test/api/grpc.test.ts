@@ -285,5 +285,39 @@ describe('gRPC API', () => {
       (await call('RequestRun', { workspace_id: ws, job_id_or_name: 'nope.py' })).err?.code,
       grpc.status.NOT_FOUND,
     );
+
+    // Trigger by selector (dry run) and by job ref, then bulk cancel (dlt-runtime 0.26.1's use cases).
+    const dry = await call('TriggerJobs', {
+      workspace_id: ws,
+      selectors: ['manual:grpc/hel*'],
+      dry_run: true,
+    });
+    assert.equal(dry.err, null, dry.err?.details);
+    assert.deepEqual(
+      (dry.res.triggered as { job_ref: string; run?: unknown }[]).map((t) => [t.job_ref, t.run ?? null]),
+      [['grpc/hello.py', null]],
+    );
+    const trig = await call('TriggerJobs', { workspace_id: ws, job_refs: ['grpc/hello.py'] });
+    assert.equal(trig.err, null, trig.err?.details);
+    const second = (trig.res.triggered as { run: { id: string; number: number } }[])[0]!.run;
+    assert.equal(second.number, 2);
+    const until2 = Date.now() + 60_000;
+    for (;;) {
+      const g = await call('GetRun', { workspace_id: ws, run_id: second.id });
+      if (['completed', 'failed', 'cancelled'].includes(String(g.res?.status))) break;
+      assert.ok(Date.now() < until2, 'run 2 ends');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const bulk = await call('CancelActiveRuns', { workspace_id: ws, job_refs: ['grpc/hello.py'] });
+    assert.equal(bulk.err, null, bulk.err?.details);
+    assert.deepEqual([bulk.res.cancelled, bulk.res.not_running], [[], ['grpc/hello.py']]);
+    assert.equal(
+      (await call('CancelActiveRuns', { workspace_id: ws, job_refs: ['nope.py'] })).err?.code,
+      grpc.status.NOT_FOUND,
+    );
+    assert.equal(
+      (await call('CancelActiveRuns', { workspace_id: ws, job_refs: [] })).err?.code,
+      grpc.status.INVALID_ARGUMENT,
+    );
   });
 });
