@@ -289,18 +289,19 @@ describe('gRPC API', () => {
     // Trigger by selector (dry run) and by job ref, then bulk cancel (dlt-runtime 0.26.1's use cases).
     const dry = await call('TriggerJobs', {
       workspace_id: ws,
-      selectors: ['manual:grpc/hel*'],
+      job_refs: ['grpc/hello.py'],
       dry_run: true,
     });
     assert.equal(dry.err, null, dry.err?.details);
     assert.deepEqual(
-      (dry.res.triggered as { job_ref: string; run?: unknown }[]).map((t) => [t.job_ref, t.run ?? null]),
-      [['grpc/hello.py', null]],
+      (dry.res.triggered as { job_ref: string; run_id: string }[]).map((t) => [t.job_ref, t.run_id]),
+      [['grpc/hello.py', '']],
     );
     const trig = await call('TriggerJobs', { workspace_id: ws, job_refs: ['grpc/hello.py'] });
     assert.equal(trig.err, null, trig.err?.details);
-    const second = (trig.res.triggered as { run: { id: string; number: number } }[])[0]!.run;
-    assert.equal(second.number, 2);
+    const triggered = (trig.res.triggered as { run_id: string; status: string }[])[0]!;
+    assert.equal(triggered.status, 'triggered');
+    const second = { id: triggered.run_id };
     const until2 = Date.now() + 60_000;
     for (;;) {
       const g = await call('GetRun', { workspace_id: ws, run_id: second.id });

@@ -8,6 +8,52 @@ const uuid = z.string().uuid();
 /** Longest timeout a job may set (7 days); the server default is RUNWAY_RUN_TIMEOUT_MINUTES. */
 export const MAX_JOB_TIMEOUT_SECONDS = 7 * 24 * 3600;
 
+/** `refresh_propagation` (engine 2) / `refresh` (engine 1) of a manifest job (dlt's default: auto). */
+export const refreshPropagationSchema = z.enum(['always', 'auto', 'block']);
+export type RefreshPropagation = z.infer<typeof refreshPropagationSchema>;
+
+/** A run's work window `[start, end)` (ISO UTC), as dlt's `compute_run_interval` gives it. */
+export const runIntervalSchema = z.object({ start: z.string().datetime(), end: z.string().datetime() });
+export type RunInterval = z.infer<typeof runIntervalSchema>;
+
+/**
+ * What a job deployed from a manifest (dlt-runtime 0.26.1 engine 1, the dlthub client engine 2)
+ * declares beyond the job spec: docs/manifest.md. The job's name is its `jobRef`.
+ */
+export const jobManifestSchema = z.object({
+  jobRef: z.string().min(1).max(500),
+  engineVersion: z.number().int().min(1).max(2),
+  /** The job definition as the client sent it (JSON). */
+  definition: z.record(z.string(), z.unknown()),
+  /** The manifest's `job_definition_hash` at the deploy that made this version. */
+  definitionHash: z.string().max(200),
+  /** The module that owns the job (`__deployment__`); null: an ad-hoc deploy (never archived). */
+  deploymentModule: z.string().max(500).nullable(),
+  /** Stored triggers, normalized (`schedule:…`, `every:5m`, `job.success:jobs.a.b`, …). */
+  triggers: z.array(z.string().min(1).max(600)).max(50),
+  defaultTrigger: z.string().max(600).nullable(),
+  /** `entry_point.launcher`, `module`, `function`, `job_type`. */
+  launcher: z.string().min(1).max(200),
+  module: z.string().min(1).max(500),
+  function: z.string().max(200).nullable(),
+  jobType: z.enum(['batch', 'interactive']),
+  /** Interactive jobs: `expose.interface`. */
+  interface: z.enum(['gui', 'rest_api', 'mcp']).nullable(),
+  interval: z.object({ start: z.string().datetime(), end: z.string().datetime().nullable() }).nullable(),
+  /** Upstream job refs of `job.is_fresh:<ref>` constraints. */
+  freshness: z.array(z.string().min(1).max(500)).max(50),
+  refreshPropagation: refreshPropagationSchema,
+  /** engine 1 `allow_external_schedulers` / engine 2 `incremental_mode: pipeline`. */
+  externalSchedulers: z.boolean(),
+  tags: z.array(z.string().min(1).max(200)).max(50),
+  pipelineName: z.string().max(500).nullable(),
+  /** `expose.manual` (default true): the synthetic `manual:<ref>` trigger. */
+  manual: z.boolean(),
+  /** No longer listed by its deployment module's manifest: never fires, keeps its history. */
+  archived: z.boolean(),
+});
+export type JobManifest = z.infer<typeof jobManifestSchema>;
+
 /** Everything a job version says (the job "script" of the compatible API). */
 export const jobSpecSchema = z.object({
   name: z.string().min(1).max(500),
@@ -32,6 +78,8 @@ export const jobSpecSchema = z.object({
    * existed read as `skip`. Manual and API runs are never held back by it.
    */
   overlapPolicy: overlapPolicySchema.default('skip'),
+  /** Jobs deployed from a manifest (absent: a job of the per-script upsert). */
+  manifest: jobManifestSchema.nullable().optional(),
 });
 export type JobSpec = z.infer<typeof jobSpecSchema>;
 
@@ -87,6 +135,12 @@ export const RunRequested = defineEvent(
     requestedBy: z.string().min(1),
     /** Scheduled runs: the fire time (ISO) this run is for; the job refuses fire times at or before its last. */
     fireAt: z.string().datetime().nullable().optional(),
+    /** Manifest jobs: the trigger string that made the run (`every:5m`, `job.success:jobs.a.b`, `manual:jobs.a.b`). */
+    triggerSource: z.string().min(1).max(600).optional(),
+    /** Manifest jobs: the run's work window (dlt's `interval_start` / `interval_end`). */
+    interval: runIntervalSchema.optional(),
+    /** Manifest jobs: the run restarts from `interval.start` (a refresh asked for or propagated). */
+    refresh: z.boolean().optional(),
   }),
 );
 
@@ -113,6 +167,8 @@ export const ScheduledRunSkipped = defineEvent(
     requestedBy: z.string().min(1),
     fireAt: z.string().datetime(),
     reason: z.string().min(1).max(2000),
+    /** Manifest jobs: the trigger string of the fire. */
+    triggerSource: z.string().min(1).max(600).optional(),
   }),
 );
 

@@ -6,6 +6,9 @@ export const JobRpc = {
   upsert: 'runway.rpc.scheduling.upsertJob',
   requestRun: 'runway.rpc.scheduling.requestRun',
   delete: 'runway.rpc.scheduling.deleteJob',
+  deployManifest: 'runway.rpc.scheduling.deployManifest',
+  triggerJobs: 'runway.rpc.scheduling.triggerJobs',
+  backfill: 'runway.rpc.scheduling.backfill',
 } as const;
 export const RunRpc = {
   cancel: 'runway.rpc.execution.cancelRun',
@@ -74,3 +77,88 @@ export const deleteJobRequest = z.object({
 export type DeleteJobRequest = z.infer<typeof deleteJobRequest>;
 export const deleteJobReply = z.object({ jobId: uuid, seq: z.number().int().min(0) });
 export type DeleteJobReply = z.infer<typeof deleteJobReply>;
+
+/**
+ * A manifest deploy (`PUT …/deployment_manifest` engine 1, `POST …/-deploy` engine 2): the job
+ * definitions are checked by the scheduling service (docs/manifest.md), all before anything is stored.
+ */
+export const deployManifestRequest = z.object({
+  workspaceId: uuid,
+  actor: z.string().min(1),
+  commandId: z.string().min(1).max(200),
+  engineVersion: z.union([z.literal(1), z.literal(2)]),
+  definitionHash: z.string().max(200),
+  deploymentModule: z.string().min(1).max(500).nullable(),
+  jobs: z.array(z.record(z.string(), z.unknown())).max(500),
+  dryRun: z.boolean(),
+});
+export type DeployManifestRequest = z.infer<typeof deployManifestRequest>;
+const manifestOutcomeJob = z.object({
+  jobId: uuid,
+  jobRef: z.string(),
+  version: z.number().int().min(0),
+  previousVersion: z.number().int().min(0).nullable(),
+});
+export type ManifestOutcomeJob = z.infer<typeof manifestOutcomeJob>;
+export const deployManifestReply = z.object({
+  added: z.array(manifestOutcomeJob),
+  updated: z.array(manifestOutcomeJob),
+  unchanged: z.array(manifestOutcomeJob),
+  archived: z.array(manifestOutcomeJob),
+  warnings: z.array(z.string()),
+  seq: z.number().int().min(0),
+});
+export type DeployManifestReply = z.infer<typeof deployManifestReply>;
+
+/** `POST …/scripts/trigger`: jobs by ref and / or selectors (matched server-side). */
+export const triggerJobsRequest = z.object({
+  workspaceId: uuid,
+  actor: z.string().min(1),
+  commandId: z.string().min(1).max(200),
+  jobRefs: z.array(z.string().min(1).max(500)).max(500),
+  selectors: z.array(z.string().min(1).max(600)).max(50),
+  profile: z.string().nullable(),
+  refresh: z.boolean(),
+  dryRun: z.boolean(),
+});
+export type TriggerJobsRequest = z.infer<typeof triggerJobsRequest>;
+/** dlt-runtime 0.26.1 TriggeredJobStatus values Runway gives. */
+export const triggeredJobStatusSchema = z.enum([
+  'triggered',
+  'skipped_upstream_pending',
+  'skipped_concurrency_limit',
+  'skipped_out_of_interval',
+]);
+export const triggerJobsReply = z.object({
+  triggered: z.array(
+    z.object({
+      jobId: uuid,
+      jobRef: z.string(),
+      matchedTriggers: z.array(z.string()),
+      trigger: z.string(),
+      status: triggeredJobStatusSchema,
+      runId: uuid.nullable(),
+      reason: z.string().nullable(),
+    }),
+  ),
+  seq: z.number().int().min(0),
+});
+export type TriggerJobsReply = z.infer<typeof triggerJobsReply>;
+
+/** Backfill of an interval job: one run per tick interval in `[from, to)`. */
+export const backfillRequest = z.object({
+  workspaceId: uuid,
+  actor: z.string().min(1),
+  commandId: z.string().min(1).max(200),
+  jobId: uuid,
+  from: z.string().datetime({ offset: true }),
+  to: z.string().datetime({ offset: true }),
+});
+export type BackfillRequest = z.infer<typeof backfillRequest>;
+export const backfillReply = z.object({
+  runs: z.array(
+    z.object({ runId: uuid, number: z.number().int().min(1), start: z.string(), end: z.string() }),
+  ),
+  seq: z.number().int().min(0),
+});
+export type BackfillReply = z.infer<typeof backfillReply>;

@@ -125,6 +125,11 @@ export class CommandHandler<S, C, E extends DomainEvent> {
     });
   }
 
+  /** The aggregate's state in memory as it is (not caught up with the stream), undefined: not cached. */
+  peek(ref: AggregateRef): S | undefined {
+    return this.cache.get(keyOf(ref))?.state;
+  }
+
   /** Whether the aggregate's state is in memory. */
   has(ref: AggregateRef): boolean {
     return this.cache.has(keyOf(ref));

@@ -40,7 +40,8 @@ import { PipelinesController } from './run/pipelines.controller.js';
 import { RunsController } from './run/runs.controller.js';
 import { RunsService } from './run/runs.service.js';
 import { ScriptsController } from './job/scripts.controller.js';
-import { DeploymentManifestController } from './job/manifest.controller.js';
+import { ManifestController } from './job/manifest.controller.js';
+import { ManifestService } from './job/manifest.service.js';
 import { QuotaInterceptor, UploadQuota } from './quota/quota.interceptor.js';
 import { AlertsController } from './alert/alerts.controller.js';
 import { AlertsService } from './alert/alerts.service.js';
@@ -70,8 +71,8 @@ export class GatewayModule {
         WorkspaceController,
         ConfigurationController,
         DeploymentController,
+        ManifestController,
         ScriptsController,
-        DeploymentManifestController,
         RunsController,
         RunLogsStreamController,
         PipelinesController,
@@ -101,6 +102,7 @@ export class GatewayModule {
         runLogReaderProvider,
         DeploymentsService,
         JobsService,
+        ManifestService,
         RunsService,
         LogsService,
         AlertsService,

@@ -132,6 +132,15 @@ export const executionMigrations: MigrationSet = {
         CREATE INDEX runs_ended ON runs (updated_at, id)
           WHERE status IN ('completed', 'failed', 'cancelled', 'skipped');`,
     },
+    {
+      // Runs of manifest jobs (docs/manifest.md): the trigger string, the work window, refresh.
+      name: '0005_run_manifest_trigger',
+      up: `
+        ALTER TABLE runs ADD COLUMN trigger_source text;
+        ALTER TABLE runs ADD COLUMN interval_start timestamptz;
+        ALTER TABLE runs ADD COLUMN interval_end timestamptz;
+        ALTER TABLE runs ADD COLUMN refresh boolean NOT NULL DEFAULT false;`,
+    },
   ],
 };
 
@@ -173,6 +182,11 @@ export interface RunRow {
   worker_id: string | null;
   host: string | null;
   pid: number | null;
+  /** Manifest jobs: the trigger string (`every:5m`, `job.success:jobs.a.b`), the run's interval, refresh. */
+  trigger_source: string | null;
+  interval_start: Date | null;
+  interval_end: Date | null;
+  refresh: boolean;
 }
 
 export interface TimelineRow {

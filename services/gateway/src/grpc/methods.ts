@@ -26,6 +26,7 @@ import { ConfigurationsService } from '../configuration/configurations.service.j
 import { toDeploymentResponse } from '../deployment/deployment.controller.js';
 import { DeploymentsService } from '../deployment/deployments.service.js';
 import { JobsService } from '../job/jobs.service.js';
+import { ManifestService } from '../job/manifest.service.js';
 import { LogsService } from '../log/logs.service.js';
 import { listQuery } from '../page.js';
 import { UploadQuota } from '../quota/quota.interceptor.js';
@@ -46,6 +47,7 @@ export interface Caller {
 /** The gateway's application services, resolved once from the Nest application. */
 export class Services {
   readonly jobs: JobsService;
+  readonly manifest: ManifestService;
   readonly runs: RunsService;
   readonly logs: LogsService;
   readonly deployments: DeploymentsService;
@@ -60,6 +62,7 @@ export class Services {
   constructor(app: INestApplicationContext) {
     this.alerts = app.get(AlertsService);
     this.jobs = app.get(JobsService);
+    this.manifest = app.get(ManifestService);
     this.runs = app.get(RunsService);
     this.logs = app.get(LogsService);
     this.deployments = app.get(DeploymentsService);
@@ -391,18 +394,25 @@ export const METHODS: Record<string, Method> = {
   TriggerJobs: {
     auth: write,
     handle: async (s, r, c) => {
-      const results = await s.runs.triggerJobs(who(c), workspaceOf(r), {
-        jobRefs: strs(r, 'job_refs'),
-        selectors: strs(r, 'selectors'),
+      const jobRefs = strs(r, 'job_refs');
+      const selectors = strs(r, 'selectors');
+      if (jobRefs.length + selectors.length === 0) throw badRequest('give job_refs or selectors');
+      const reply = await s.manifest.trigger(who(c), workspaceOf(r), {
+        jobRefs,
+        selectors,
         profile: str(r, 'profile') || null,
+        refresh: r.refresh === true,
         dryRun: r.dry_run === true,
       });
       return {
-        triggered: results.map((t) => ({
-          job_ref: t.job.name,
-          job_id: t.job.id,
-          matched_triggers: t.matched,
-          ...(t.run ? { run: runMessage(t.run, s.publicUrl) } : {}),
+        triggered: reply.triggered.map((t) => ({
+          job_ref: t.jobRef,
+          job_id: t.jobId,
+          matched_triggers: t.matchedTriggers,
+          trigger: t.trigger,
+          status: t.status,
+          run_id: t.runId ?? '',
+          reason: t.reason ?? '',
         })),
       };
     },

@@ -1,102 +1,196 @@
-import { Body, Controller, HttpCode, Inject, Put, Param, Req } from '@nestjs/common';
+import { Body, Controller, Headers, HttpCode, Inject, Param, Post, Put, Req } from '@nestjs/common';
 import { z } from 'zod';
-import { ApiDoc, badRequest, parseInput } from '#libs/http';
+import { jobManifestSchema, type ManifestOutcomeJob } from '#libs/contracts';
+import { ApiDoc, parseInput } from '#libs/http';
 import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
 import type { AuthedRequest } from '../auth/auth.guard.js';
 import { Authenticated } from '../auth/authenticated.decorator.js';
 import { principalOf } from '../auth/workspace-access.js';
-import { JobsService, type JobInput } from './jobs.service.js';
-import { toScript } from './responses.js';
+import type { JobRow } from './jobs.service.js';
+import { ManifestService } from './manifest.service.js';
+import { scriptResponse, toScript } from './responses.js';
 
-/** TJobDefinition of dlt-runtime 0.26.1 (manifest engine 1): the keys Runway maps; others are kept out. */
-const jobDefinition = z.object({
-  job_ref: z
-    .string()
-    .min(1)
-    .max(500)
-    .regex(/^jobs\.[A-Za-z0-9_.]+$/, 'a job_ref is jobs.<module>[.<name>]'),
-  entry_point: z.object({
-    module: z.string().min(1).max(500),
-    function: z.string().max(200).nullable().optional(),
-    job_type: z.enum(['batch', 'interactive', 'stream']),
-    launcher: z.string().max(500).optional(),
-  }),
-  triggers: z.array(z.string().max(500)).max(100),
-  execute: z
-    .object({ timeout: z.object({ timeout: z.number().positive().optional() }).nullable().optional() })
-    .optional(),
-  description: z.string().max(10_000).optional(),
-  require: z.object({ timezone: z.string().min(1).max(100).optional() }).optional(),
-});
+/** DeployManifestRequest of dlt-runtime 0.26.1 (engine 1); engine 2 definitions are taken too. */
 const deployManifestBody = z.object({
-  job_definition_engine_version: z.literal(1),
-  job_definition_hash: z.string().min(1).max(200),
-  jobs: z.array(jobDefinition).max(1000),
-  deployment_module: z.string().max(500).nullable().optional(),
+  job_definition_engine_version: z.union([z.literal(1), z.literal(2)]),
+  job_definition_hash: z.string().max(200),
+  jobs: z.array(z.record(z.string(), z.unknown())).max(500),
+  deployment_module: z.string().min(1).max(500).nullable().optional(),
   description: z.string().max(10_000).nullable().optional(),
   dry_run: z.boolean().optional(),
 });
-type JobDefinition = z.infer<typeof jobDefinition>;
 
-/**
- * A job definition as a Runway job named by its job_ref: the entry point is the module's file
- * (`jobs/ingest.py` for module `jobs.ingest`), run as a script; `schedule:<cron>` becomes the
- * job's schedule (in `require.timezone`). The other triggers, intervals and freshness are the
- * manifest work (docs/dlt-runtime-026.md).
- */
-function toJobInput(j: JobDefinition): JobInput {
-  const cron = j.triggers.find((t) => t.startsWith('schedule:'))?.slice('schedule:'.length) ?? null;
-  const timeout = j.execute?.timeout?.timeout;
+/** TriggerJobsRequest of dlt-runtime 0.26.1. */
+const triggerBody = z
+  .object({
+    job_refs: z.array(z.string().min(1).max(500)).max(500).nullable().optional(),
+    selectors: z.array(z.string().min(1).max(600)).max(50).nullable().optional(),
+    profile: z.string().max(64).nullable().optional(),
+    refresh: z.boolean().optional(),
+    dry_run: z.boolean().optional(),
+  })
+  .refine((b) => (b.job_refs?.length ?? 0) + (b.selectors?.length ?? 0) > 0, {
+    message: 'give job_refs or selectors',
+  });
+
+const backfillBody = z.object({
+  from: z.string().datetime({ offset: true }),
+  to: z.string().datetime({ offset: true }),
+});
+
+/** ScriptResponse of 0.26.1: Runway's script plus the manifest fields. */
+export const manifestScriptResponse = scriptResponse.extend({
+  job_ref: z.string(),
+  job_definition: z.record(z.string(), z.unknown()),
+  job_definition_engine_version: z.number().int(),
+  job_definition_hash: z.string(),
+  triggers: z.array(z.string()),
+  default_trigger: z.string().nullable(),
+  deployment_module: z.string().nullable(),
+  freshness: z.array(z.string()),
+  pipeline_name: z.string().nullable(),
+  archived: z.boolean(),
+});
+
+/** The 0.26.1 ScriptResponse of a job (a job without a manifest: its name as job_ref, no definition). */
+export function toManifestScript(j: JobRow, publicUrl: string): z.infer<typeof manifestScriptResponse> {
+  const parsed = jobManifestSchema.safeParse(j.manifest);
+  const m = parsed.success ? parsed.data : null;
+  // A job without a manifest gets the definition derived from it (jobDefinitionOf): 0.26.1 parses it.
+  const base = toScript(j, publicUrl);
   return {
-    name: j.job_ref,
-    description: j.description ?? '',
-    entryPoint: `${j.entry_point.module.split('.').join('/')}.py`,
-    kind: j.entry_point.job_type === 'interactive' ? 'interactive' : 'batch',
-    schedule: cron,
-    timeoutSeconds: timeout ? Math.ceil(timeout) : null,
-    ...(j.require?.timezone ? { timezone: j.require.timezone } : {}),
+    ...base,
+    job_ref: m?.jobRef ?? base.job_ref,
+    job_definition: m?.definition ?? base.job_definition,
+    job_definition_engine_version: m?.engineVersion ?? 1,
+    job_definition_hash: m?.definitionHash ?? base.job_definition_hash,
+    triggers: m?.triggers ?? base.triggers,
+    default_trigger: m ? m.defaultTrigger : base.default_trigger,
+    deployment_module: m?.deploymentModule ?? null,
+    freshness: (m?.freshness ?? []).map((r) => `job.is_fresh:${r}`),
+    pipeline_name: m?.pipelineName ?? null,
+    archived: m?.archived ?? false,
   };
 }
 
-/** `PUT …/deployment_manifest`: the per-deploy job reconciliation of dlt-runtime 0.26.1. */
+/**
+ * Manifest deployments (dlt-runtime 0.26.1 `PUT …/deployment_manifest`), triggers by job ref or
+ * selector (`POST …/scripts/trigger`) and backfills of interval jobs (docs/manifest.md).
+ */
 @Controller('api/v1/workspaces/:ws')
-export class DeploymentManifestController {
+export class ManifestController {
   private readonly publicUrl: string;
 
   constructor(
-    @Inject(JobsService) private readonly jobs: JobsService,
+    @Inject(ManifestService) private readonly manifest: ManifestService,
     @Inject(SERVICE_CONTEXT) ctx: ServiceContext,
   ) {
     this.publicUrl = ctx.config.publicUrl;
   }
 
   @ApiDoc({
-    summary:
-      'Reconcile the jobs of a deployment manifest (dlt-runtime 0.26.1): added, updated, unchanged, and archived (the module’s jobs it no longer lists)',
+    summary: 'Deploy a manifest: create, update and archive its jobs (dry_run: decide without storing)',
     body: deployManifestBody,
   })
   @Authenticated({ workspace: 'write' })
   @Put('deployment_manifest')
-  @HttpCode(200)
-  async deploy(@Req() req: AuthedRequest, @Param('ws') ws: string, @Body() body: unknown) {
-    const b = parseInput(deployManifestBody, body ?? {}, 'body');
-    const refs = new Set<string>();
-    for (const j of b.jobs) {
-      if (refs.has(j.job_ref)) throw badRequest(`jobs: ${j.job_ref} is listed twice`);
-      refs.add(j.job_ref);
-    }
-    const r = await this.jobs.applyDefinitions(principalOf(req), ws, b.jobs.map(toJobInput), {
-      archiveOthers: Boolean(b.deployment_module),
-      dryRun: b.dry_run ?? false,
-    });
-    const script = (j: Parameters<typeof toScript>[0]) => toScript(j, this.publicUrl);
+  async deploy(
+    @Req() req: AuthedRequest,
+    @Param('ws') ws: string,
+    @Body() body: unknown,
+    @Headers('idempotency-key') key?: string,
+  ) {
+    const b = parseInput(deployManifestBody, body, 'body');
+    const { reply, jobs } = await this.manifest.deploy(
+      principalOf(req),
+      ws,
+      {
+        engineVersion: b.job_definition_engine_version,
+        definitionHash: b.job_definition_hash,
+        deploymentModule: b.deployment_module ?? null,
+        jobs: b.jobs,
+        dryRun: b.dry_run ?? false,
+      },
+      key,
+    );
+    const script = (o: ManifestOutcomeJob) => {
+      const row = jobs.get(o.jobId);
+      return row
+        ? toManifestScript(row, this.publicUrl)
+        : { id: o.jobId, job_ref: o.jobRef, version: o.version };
+    };
     return {
-      added: r.added.map(script),
-      updated: r.updated.map((u) => ({ script: script(u.job), previous_version: null })),
-      unchanged: r.unchanged.map(script),
-      archived: r.archived.map((j) => ({ ...script(j), archived: true })),
-      warnings: [],
+      added: reply.added.map(script),
+      updated: reply.updated.map((o) => ({ script: script(o), previous_version: o.previousVersion })),
+      unchanged: reply.unchanged.map(script),
+      archived: reply.archived.map(script),
+      warnings: reply.warnings,
       deployment_module: b.deployment_module ?? null,
+    };
+  }
+
+  @ApiDoc({
+    summary: 'Trigger jobs by job ref or selector (tag:, schedule:*, pipeline_name:, …)',
+    body: triggerBody,
+  })
+  @Authenticated({ workspace: 'write' })
+  @Post('scripts/trigger')
+  @HttpCode(201)
+  async trigger(
+    @Req() req: AuthedRequest,
+    @Param('ws') ws: string,
+    @Body() body: unknown,
+    @Headers('idempotency-key') key?: string,
+  ) {
+    const b = parseInput(triggerBody, body, 'body');
+    const reply = await this.manifest.trigger(
+      principalOf(req),
+      ws,
+      {
+        jobRefs: b.job_refs ?? [],
+        selectors: b.selectors ?? [],
+        profile: b.profile ?? null,
+        refresh: b.refresh ?? false,
+        dryRun: b.dry_run ?? false,
+      },
+      key,
+    );
+    return {
+      triggered: reply.triggered.map((t) => ({
+        job_ref: t.jobRef,
+        script_id: t.jobId,
+        matched_triggers: t.matchedTriggers,
+        trigger: t.trigger,
+        status: t.status,
+        run_id: t.runId,
+        ...(t.reason ? { reason: t.reason } : {}),
+      })),
+    };
+  }
+
+  @ApiDoc({
+    summary: 'Backfill an interval job: one run per interval of its time trigger in [from, to)',
+    body: backfillBody,
+  })
+  @Authenticated({ workspace: 'write' })
+  @Post('scripts/:ref/backfill')
+  @HttpCode(201)
+  async backfill(
+    @Req() req: AuthedRequest,
+    @Param('ws') ws: string,
+    @Param('ref') ref: string,
+    @Body() body: unknown,
+    @Headers('idempotency-key') key?: string,
+  ) {
+    const b = parseInput(backfillBody, body, 'body');
+    const reply = await this.manifest.backfill(principalOf(req), ws, ref, b, key);
+    return {
+      runs: reply.runs.map((r) => ({
+        run_id: r.runId,
+        number: r.number,
+        interval_start: r.start,
+        interval_end: r.end,
+      })),
     };
   }
 }

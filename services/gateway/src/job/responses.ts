@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { jobKindSchema, runStatusSchema, runTriggerSchema } from '#libs/contracts';
+import { jobKindSchema, jobManifestSchema, runStatusSchema, runTriggerSchema } from '#libs/contracts';
 import { notFound } from '#libs/http';
 import { JobNotFound } from './jobs.service.js';
 import type { ClientFlavour } from '../compat.js';
@@ -49,7 +49,7 @@ export const scriptResponse = z.object({
   job_definition: z
     .record(z.string(), z.unknown())
     .describe('dlt-runtime 0.26.1: the job definition (manifest engine 1), derived from the job'),
-  job_definition_engine_version: z.literal(1),
+  job_definition_engine_version: z.number().int().describe('1 (dlt-runtime 0.26.1) or 2 (dlthub)'),
   job_definition_hash: z.string().describe('base64 SHA3-256 of the job definition'),
   triggers: z.array(z.string()).describe('dlt-runtime 0.26.1: `schedule:<cron>` for a scheduled job'),
   default_trigger: z.string().nullable(),
@@ -91,6 +91,16 @@ export const runResponse = z.object({
   stderr_tail: z.array(z.string()).nullable(),
   worker_id: z.string().nullable(),
   pid: z.number().int().nullable(),
+  trigger_source: z
+    .string()
+    .nullable()
+    .describe('Runway: manifest jobs, the trigger string that made the run (every:5m, job.success:jobs.a.b)'),
+  interval_start: z.string().nullable().describe("manifest jobs: start of the run's work window (ISO UTC)"),
+  interval_end: z
+    .string()
+    .nullable()
+    .describe("manifest jobs: end of the run's work window (ISO UTC, exclusive)"),
+  refresh: z.boolean().describe('Runway: manifest jobs, the run restarts from interval.start'),
 });
 export type RunResponse = z.infer<typeof runResponse>;
 
@@ -150,7 +160,7 @@ export function toScript(j: JobRow, publicUrl: string): ScriptResponse {
     public_secret: null,
     timeout_seconds: j.timeout_seconds,
     ...jobDefinitionOf(j),
-    archived: false,
+    archived: j.archived,
   };
 }
 
@@ -163,6 +173,18 @@ const moduleOf = (entryPoint: string) => entryPoint.replace(/\.py$/, '').split('
  * manual launch allowed).
  */
 export function jobDefinitionOf(j: JobRow) {
+  const stored = jobManifestSchema.safeParse(j.manifest);
+  if (j.manifest && stored.success) {
+    const m = stored.data;
+    return {
+      job_ref: m.jobRef,
+      job_definition: m.definition,
+      job_definition_engine_version: m.engineVersion,
+      job_definition_hash: m.definitionHash,
+      triggers: m.triggers,
+      default_trigger: m.defaultTrigger,
+    };
+  }
   const triggers = j.schedule ? [`schedule:${j.schedule}`] : [];
   const definition = {
     job_ref: j.name,
@@ -181,7 +203,7 @@ export function jobDefinitionOf(j: JobRow) {
   return {
     job_ref: j.name,
     job_definition: definition,
-    job_definition_engine_version: 1 as const,
+    job_definition_engine_version: 1,
     job_definition_hash: createHash('sha3-256').update(JSON.stringify(definition)).digest('base64'),
     triggers,
     default_trigger: triggers[0] ?? null,
@@ -252,6 +274,10 @@ export function toRun(r: RunRecord, publicUrl: string, flavour: ClientFlavour = 
     stderr_tail: r.stderr_tail,
     worker_id: r.worker_id,
     pid: r.pid,
+    trigger_source: r.trigger_source ?? null,
+    interval_start: iso(r.interval_start),
+    interval_end: iso(r.interval_end),
+    refresh: r.refresh ?? false,
   };
 }
 

@@ -21,7 +21,6 @@ import { Authenticated } from '../auth/authenticated.decorator.js';
 import { principalOf } from '../auth/workspace-access.js';
 import { joinSegments, listQuery } from '../page.js';
 import { JobsService, type JobRow } from './jobs.service.js';
-import { RunsService } from '../run/runs.service.js';
 import { clientFlavour, type ClientFlavour } from '../compat.js';
 import {
   asScriptError,
@@ -52,14 +51,6 @@ const createScriptBody = z.object({
   overlap_policy: overlapPolicySchema.optional(),
 });
 
-/** TriggerJobsRequest of dlt-runtime 0.26.1 (selectors: job refs or `manual:`/`batch`/`interactive`/`schedule:` patterns). */
-const triggerBody = z.object({
-  job_refs: z.array(z.string().min(1).max(1000)).max(1000).nullable().optional(),
-  selectors: z.array(z.string().min(1).max(1000)).max(100).nullable().optional(),
-  profile: z.string().max(64).nullable().optional(),
-  refresh: z.boolean().optional(),
-  dry_run: z.boolean().optional(),
-});
 const scriptsQuery = listQuery.extend({
   /** dlt-runtime 0.26.1: archived jobs are deleted jobs, never listed (`true`: none). */
   archived: z.enum(['all', 'false', 'true']).optional(),
@@ -78,7 +69,6 @@ export class ScriptsController {
 
   constructor(
     @Inject(JobsService) private readonly jobs: JobsService,
-    @Inject(RunsService) private readonly runs: RunsService,
     @Inject(SERVICE_CONTEXT) ctx: ServiceContext,
   ) {
     this.publicUrl = ctx.config.publicUrl;
@@ -100,36 +90,6 @@ export class ScriptsController {
       offset: q.offset,
       total: page.total,
     };
-  }
-
-  @ApiDoc({
-    summary:
-      'Trigger jobs by job_ref (dlt-runtime 0.26.1) or by selector patterns on job refs and triggers; dry_run only matches',
-    body: triggerBody,
-  })
-  @Authenticated({ workspace: 'write' })
-  @Post('trigger')
-  @HttpCode(201)
-  async trigger(@Req() req: AuthedRequest, @Param('ws') ws: string, @Body() body: unknown) {
-    const b = parseInput(triggerBody, body ?? {}, 'body');
-    const flavour = clientFlavour(req);
-    const results = await this.runs
-      .triggerJobs(principalOf(req), ws, {
-        jobRefs: b.job_refs ?? [],
-        selectors: b.selectors ?? [],
-        profile: b.profile ?? null,
-        dryRun: b.dry_run ?? false,
-      })
-      .catch(asScriptError);
-    const triggered = results.map((t) => ({
-      job_ref: t.job.name,
-      matched_triggers: t.matched,
-      script_id: t.job.id,
-      trigger: `manual:${t.job.name}`,
-      status: 'triggered',
-      ...(t.run ? { run: toRun(t.run.run, this.publicUrl, flavour), run_id: t.run.run.id } : {}),
-    }));
-    return { triggered };
   }
 
   @ApiDoc({

@@ -146,32 +146,6 @@ export class RunsService {
   }
 
   /**
-   * Triggers jobs by job ref and selector (JobsService.match): a run of each matched job (trigger
-   * `manual`), or none with `dryRun`. An unknown job ref is a 404 before any run is requested.
-   */
-  async triggerJobs(
-    p: Principal,
-    ws: string,
-    req: {
-      jobRefs: readonly string[];
-      selectors: readonly string[];
-      profile: string | null;
-      dryRun: boolean;
-    },
-  ): Promise<{ job: JobRow; matched: string[]; run: RunOfJob | undefined }[]> {
-    const matched = await this.jobs.match(ws, req.jobRefs, req.selectors);
-    const out = [];
-    for (const m of matched)
-      out.push({
-        ...m,
-        run: req.dryRun
-          ? undefined
-          : await this.requestRun(p, ws, { jobIdOrName: m.job.id, profile: req.profile, trigger: 'manual' }),
-      });
-    return out;
-  }
-
-  /**
    * Bulk cancel: every active (non-terminal) run of each named job is cancelled (a dry run only
    * reports them). Jobs without an active run are listed as not running; an unknown job is a 404
    * before anything is cancelled.

@@ -47,6 +47,7 @@ export function evolveFireBook(book: FireBook, event: JobEvent): FireBook {
       return { ...book, queuedFireAt: null };
     case 'JobCreated':
     case 'RunEnded':
+    case 'RefreshPending':
       return book;
   }
 }

@@ -9,7 +9,7 @@ import type { JobState } from './job.decider.js';
  * Format of the stored state: bump it whenever JobState or the decider's evolve changes meaning,
  * and stored snapshots are ignored (the jobs are read from their streams, then snapshotted again).
  */
-export const JOB_SNAPSHOT_FORMAT = 1;
+export const JOB_SNAPSHOT_FORMAT = 2;
 
 const jobStateSchema = z.object({
   exists: z.boolean(),
@@ -21,6 +21,11 @@ const jobStateSchema = z.object({
   lastFireAt: z.string().nullable(),
   activeRuns: z.array(z.string()),
   queuedFireAt: z.string().nullable(),
+  lastIntervalEnd: z.string().nullable().optional(),
+  runIntervals: z
+    .record(z.string(), z.object({ end: z.string().nullable(), refresh: z.boolean() }))
+    .optional(),
+  refreshPending: z.boolean().optional(),
 });
 
 /** (spec is stored without the key when undefined; the assignment checks the schema against JobState.) */

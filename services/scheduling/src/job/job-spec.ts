@@ -117,6 +117,8 @@ export function specOf(c: UpsertJob, current: JobSpec | undefined): JobSpec {
     timezone: c.timezone === undefined ? (current?.timezone ?? 'UTC') : checkTimezone(c.timezone),
     missedPolicy: c.missedPolicy ?? current?.missedPolicy ?? 'run_once',
     overlapPolicy: c.overlapPolicy ?? current?.overlapPolicy ?? 'skip',
+    // A per-script upsert of a manifest job keeps what its manifest declared.
+    ...(current?.manifest ? { manifest: current.manifest } : {}),
   };
 }
 

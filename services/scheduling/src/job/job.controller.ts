@@ -2,6 +2,12 @@ import { Controller, Inject } from '@nestjs/common';
 import { MessagePattern, Payload } from '@nestjs/microservices';
 import {
   JobRpc,
+  backfillRequest,
+  deployManifestRequest,
+  triggerJobsRequest,
+  type BackfillReply,
+  type DeployManifestReply,
+  type TriggerJobsReply,
   deleteJobRequest,
   requestRun,
   upsertJobRequest,
@@ -25,6 +31,21 @@ export class JobController {
   @MessagePattern(JobRpc.delete)
   delete(@Payload() data: unknown): Promise<DeleteJobReply> {
     return this.jobs.delete(parseRpcPayload(deleteJobRequest, data));
+  }
+
+  @MessagePattern(JobRpc.deployManifest)
+  deployManifest(@Payload() data: unknown): Promise<DeployManifestReply> {
+    return this.jobs.manifest.deploy(parseRpcPayload(deployManifestRequest, data));
+  }
+
+  @MessagePattern(JobRpc.triggerJobs)
+  triggerJobs(@Payload() data: unknown): Promise<TriggerJobsReply> {
+    return this.jobs.manifest.trigger(parseRpcPayload(triggerJobsRequest, data));
+  }
+
+  @MessagePattern(JobRpc.backfill)
+  backfill(@Payload() data: unknown): Promise<BackfillReply> {
+    return this.jobs.manifest.backfill(parseRpcPayload(backfillRequest, data));
   }
 
   @MessagePattern(JobRpc.requestRun)

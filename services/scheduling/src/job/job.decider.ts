@@ -1,6 +1,9 @@
 import { DomainError, NotFoundError, type Decider } from '#libs/eventstore';
-import { isFireTime } from '../scheduler/cron.js';
+import { isFireTime, nextFire as nextFireOf, prevFire, shortestInterval } from '../scheduler/cron.js';
+import { parseTimeRule } from '../scheduler/time-rule.js';
 import {
+  type JobManifest,
+  type RunInterval,
   type MissedPolicy,
   type OverlapPolicy,
   type JobKind,
@@ -10,6 +13,7 @@ import {
 } from '#libs/contracts';
 import { evolveFireBook } from './fire-book.js';
 import { checkProfile, SPEC_FIELDS, specOf } from './job-spec.js';
+import { manifestJobSpec, type JobDefinition } from './manifest.js';
 import type { JobEvent } from './job.events.js';
 
 /** dlt's built-in profiles: always valid for a run, configured or not. */
@@ -69,6 +73,70 @@ export interface RequestRun {
    * longer active or scheduled, decides nothing (no error): replicas and retries are no-ops.
    */
   fireAt?: string;
+  /** Manifest jobs: the trigger string that makes the run (a fire: the job's time trigger). */
+  triggerSource?: string;
+  /** When the request is decided (ISO): the `[now, now)` interval of event and manual runs. */
+  now?: string;
+  /** Manifest jobs: the state of each upstream of the job's freshness constraints (undefined: not checked). */
+  upstreams?: readonly UpstreamState[];
+  /** Ask for a refresh (the run restarts from `interval.start`). */
+  refresh?: boolean;
+  /** Backfill: the run's interval as given (not computed). */
+  interval?: RunInterval;
+}
+
+/** An upstream job of a freshness constraint, as its own aggregate has it. */
+export interface UpstreamState {
+  jobRef: string;
+  exists: boolean;
+  kind: JobKind | null;
+  /** Its schedule (cron or time rule) and zone. */
+  schedule: string | null;
+  timezone: string;
+  defaultTrigger: string | null;
+  /** The interval end of its last successful run (null: never, or reset by a refresh). */
+  lastIntervalEnd: string | null;
+}
+
+/** A manifest's job definition: creates, updates (un-archives) or leaves the job. */
+export interface DeployManifestJob {
+  type: 'DeployManifestJob';
+  jobId: string;
+  versionId: string;
+  definition: JobDefinition;
+  engineVersion: 1 | 2;
+  definitionHash: string;
+  deploymentModule: string | null;
+  /** ISO: the anchor of a new `every:` trigger. */
+  now: string;
+  actor: string;
+  minScheduleIntervalSeconds?: number;
+}
+
+/** The job's deployment module no longer lists it: it stops firing, keeps its history. */
+export interface ArchiveJob {
+  type: 'ArchiveJob';
+  versionId: string;
+  actor: string;
+}
+
+/** A refresh propagated from an upstream (dlt's refresh cascade): the next run restarts its interval. */
+export interface MarkRefreshPending {
+  type: 'MarkRefreshPending';
+  /** The job ref whose run started the cascade. */
+  cause: string;
+}
+
+/** Backfill of an interval job: one run per tick interval in `[from, to)`. */
+export interface Backfill {
+  type: 'Backfill';
+  from: string;
+  to: string;
+  /** Run ids, one per interval (at most this many intervals). */
+  runIds: readonly string[];
+  deployment: VersionRef | null;
+  configuration: (VersionRef & { profiles: readonly string[] }) | null;
+  requestedBy: string;
 }
 
 /**
@@ -94,7 +162,15 @@ export interface DeleteJob {
   actor: string;
 }
 
-export type JobCommand = UpsertJob | RequestRun | NoteRunEnded | DeleteJob;
+export type JobCommand =
+  | UpsertJob
+  | RequestRun
+  | NoteRunEnded
+  | DeleteJob
+  | DeployManifestJob
+  | ArchiveJob
+  | MarkRefreshPending
+  | Backfill;
 
 export interface JobState {
   exists: boolean;
@@ -110,6 +186,12 @@ export interface JobState {
   activeRuns: string[];
   /** Overlap policy `queue`: the fire time waiting for the active runs to end. */
   queuedFireAt: string | null;
+  /** Manifest jobs: the interval end of the last successful run (null: none, or reset by a refresh). */
+  lastIntervalEnd?: string | null;
+  /** Manifest jobs: active runs' interval ends and whether they refresh (by run id). */
+  runIntervals?: Record<string, { end: string | null; refresh: boolean }>;
+  /** Manifest jobs: a refresh reached this job; its next run refreshes. */
+  refreshPending?: boolean;
 }
 
 const initialState = (): JobState => ({
@@ -153,13 +235,40 @@ function evolve(state: JobState, event: JobEvent): JobState {
         ...book,
         lastRunNumber: event.data.number,
         activeRuns: [...state.activeRuns, event.data.runId],
+        ...(event.data.interval !== undefined || event.data.refresh !== undefined
+          ? {
+              runIntervals: {
+                ...state.runIntervals,
+                [event.data.runId]: {
+                  end: event.data.interval?.end ?? null,
+                  refresh: event.data.refresh ?? false,
+                },
+              },
+            }
+          : {}),
+        ...(event.data.refresh ? { refreshPending: false, lastIntervalEnd: null } : {}),
       };
     case 'ScheduledRunSkipped':
       return { ...state, ...book, lastRunNumber: event.data.number };
     case 'FireQueued':
       return { ...state, ...book };
-    case 'RunEnded':
-      return { ...state, activeRuns: state.activeRuns.filter((r) => r !== event.data.runId) };
+    case 'RunEnded': {
+      const run = state.runIntervals?.[event.data.runId];
+      const rest = { ...state.runIntervals };
+      delete rest[event.data.runId];
+      const end = event.data.status === 'completed' && run ? run.end : null;
+      return {
+        ...state,
+        activeRuns: state.activeRuns.filter((r) => r !== event.data.runId),
+        ...(run ? { runIntervals: rest } : {}),
+        ...(end !== null && (!state.lastIntervalEnd || Date.parse(end) > Date.parse(state.lastIntervalEnd))
+          ? { lastIntervalEnd: end }
+          : {}),
+      };
+    }
+    case 'RefreshPending':
+      // dlt's cascade clears the job's prev_completed_run / interval_end.
+      return { ...state, refreshPending: true, lastIntervalEnd: null };
     default: {
       const never: never = event;
       return never;
@@ -177,6 +286,14 @@ function decide(command: JobCommand, state: JobState): JobEvent[] {
       return decideNoteRunEnded(command, state);
     case 'DeleteJob':
       return decideDeleteJob(command, state);
+    case 'DeployManifestJob':
+      return decideDeployManifestJob(command, state);
+    case 'ArchiveJob':
+      return decideArchiveJob(command, state);
+    case 'MarkRefreshPending':
+      return decideMarkRefreshPending(command, state);
+    case 'Backfill':
+      return decideBackfill(command, state);
     default: {
       const never: never = command;
       throw new Error(`unknown job command ${JSON.stringify(never)}`);
@@ -224,9 +341,287 @@ export function decideRequestRun(command: RequestRun, state: JobState): JobEvent
   if (command.fireAt !== undefined) return decideFire(command, command.fireAt, state);
   const spec = state.spec;
   if (!state.exists || !spec) throw new NotFoundError('job not found');
+  if (spec.manifest?.archived)
+    throw new DomainError(`job ${spec.name} is archived (its manifest no longer lists it)`, 409, 'archived');
   const checked = checkRunnable(command, spec);
   if (typeof checked === 'string') throw new DomainError(checked);
+  // A manifest trigger (chained, selected, deployment) honours concurrency and freshness as dlt's runtime does.
+  if (spec.manifest && command.triggerSource !== undefined) {
+    if (spec.overlapPolicy !== 'allow' && state.activeRuns.length > 0)
+      throw new DomainError(
+        `job ${spec.name} already has an active run (execute.concurrency 1)`,
+        409,
+        'skipped_concurrency_limit',
+      );
+    const stale = staleUpstreams(command.upstreams ?? [], new Date(command.now ?? Date.now()));
+    if (stale.length > 0) throw new DomainError(stale.join('; '), 409, 'skipped_upstream_pending');
+  }
   return [runRequested(command, state, spec, checked)];
+}
+
+/** Creates, updates or un-archives a job from its manifest definition; unchanged: nothing. */
+export function decideDeployManifestJob(command: DeployManifestJob, state: JobState): JobEvent[] {
+  const current = state.exists ? state.spec : undefined;
+  const m = manifestJobSpec(command.definition, {
+    engineVersion: command.engineVersion,
+    definitionHash: command.definitionHash,
+    deploymentModule: command.deploymentModule,
+    now: new Date(command.now),
+    currentSchedule: current?.schedule ?? null,
+  });
+  const min = command.minScheduleIntervalSeconds ?? 0;
+  if (m.schedule !== null && m.schedule !== current?.schedule && min > 0) {
+    const every = shortestInterval(m.schedule);
+    if (every < min)
+      throw new DomainError(
+        `job ${m.name}: its time trigger fires every ${every} s; this server allows at most one fire every ${min} s`,
+        422,
+        'schedule_too_frequent',
+      );
+  }
+  const spec: JobSpec = {
+    name: m.name,
+    description: m.description,
+    entryPoint: m.entryPoint,
+    kind: m.kind,
+    profile: current?.profile ?? null,
+    schedule: m.schedule,
+    active: true,
+    timeoutSeconds: m.timeoutSeconds,
+    timezone: m.timezone,
+    missedPolicy: current?.missedPolicy ?? 'run_once',
+    overlapPolicy: m.overlapPolicy,
+    manifest: m.manifest,
+  };
+  if (!current) {
+    return [
+      {
+        type: 'JobCreated',
+        data: {
+          jobId: command.jobId,
+          versionId: command.versionId,
+          version: state.version + 1,
+          spec,
+          createdBy: command.actor,
+        },
+      },
+    ];
+  }
+  if (current.name !== spec.name)
+    throw new DomainError(`job ${state.jobId} is named ${current.name}, not ${spec.name}`);
+  const changed: string[] = SPEC_FIELDS.filter((f) => spec[f] !== current[f]);
+  if (manifestKey(current.manifest) !== manifestKey(spec.manifest)) changed.push('manifest');
+  if (changed.length === 0) return [];
+  // The same definition under a new manifest hash (another job changed): nothing to record.
+  return [
+    {
+      type: 'JobUpdated',
+      data: {
+        versionId: command.versionId,
+        version: state.version + 1,
+        spec,
+        changed,
+        updatedBy: command.actor,
+      },
+    },
+  ];
+}
+
+/** A manifest as compared between versions: without the whole manifest's hash. */
+function manifestKey(m: JobManifest | null | undefined): string {
+  if (!m) return '';
+  const { definitionHash: _hash, ...rest } = m;
+  return stableJson(rest);
+}
+
+function stableJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(stableJson).join(',')}]`;
+  if (v !== null && typeof v === 'object')
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${stableJson((v as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  return JSON.stringify(v) ?? 'null';
+}
+
+export function decideArchiveJob(command: ArchiveJob, state: JobState): JobEvent[] {
+  const spec = state.spec;
+  if (!state.exists || !spec) throw new NotFoundError('job not found');
+  if (!spec.manifest) throw new DomainError(`job ${spec.name} is not a manifest job`);
+  if (spec.manifest.archived) return [];
+  return [
+    {
+      type: 'JobUpdated',
+      data: {
+        versionId: command.versionId,
+        version: state.version + 1,
+        spec: { ...spec, active: false, manifest: { ...spec.manifest, archived: true } },
+        changed: spec.active ? ['active', 'manifest'] : ['manifest'],
+        updatedBy: command.actor,
+      },
+    },
+  ];
+}
+
+export function decideMarkRefreshPending(command: MarkRefreshPending, state: JobState): JobEvent[] {
+  const spec = state.spec;
+  if (!state.exists || !spec?.manifest || spec.manifest.archived) return [];
+  if (state.refreshPending) return [];
+  return [{ type: 'RefreshPending', data: { cause: command.cause } }];
+}
+
+/** At most this many runs per backfill. */
+export const MAX_BACKFILL_RUNS = 500;
+
+/**
+ * One run per interval of the job's time trigger in `[from, to)` (ticks snapped as dlt's
+ * `resolve_interval_spec`), each with its interval; requested together, oldest first.
+ */
+export function decideBackfill(command: Backfill, state: JobState): JobEvent[] {
+  const spec = state.spec;
+  if (!state.exists || !spec) throw new NotFoundError('job not found');
+  if (!spec.manifest || spec.schedule === null)
+    throw new DomainError(`job ${spec.name} has no schedule: or every: trigger to backfill by`);
+  if (spec.manifest.archived) throw new DomainError(`job ${spec.name} is archived`, 409, 'archived');
+  const intervals = backfillIntervals(spec.schedule, spec.timezone ?? 'UTC', command.from, command.to);
+  if (intervals.length === 0)
+    throw new DomainError(
+      `no complete interval of ${spec.schedule} lies in [${command.from}, ${command.to})`,
+    );
+  if (intervals.length > Math.min(MAX_BACKFILL_RUNS, command.runIds.length))
+    throw new DomainError(
+      `the range holds ${intervals.length} intervals; at most ${Math.min(MAX_BACKFILL_RUNS, command.runIds.length)} per backfill`,
+      422,
+    );
+  const events: JobEvent[] = [];
+  let s = state;
+  intervals.forEach((interval, i) => {
+    const request: RequestRun = {
+      type: 'RequestRun',
+      runId: command.runIds[i]!,
+      trigger: 'api',
+      profile: null,
+      deployment: command.deployment,
+      configuration: command.configuration,
+      requestedBy: command.requestedBy,
+      triggerSource: `backfill:${command.from}/${command.to}`,
+      interval,
+    };
+    const checked = checkRunnable(request, spec);
+    if (typeof checked === 'string') throw new DomainError(checked);
+    const e = runRequested(request, s, spec, checked);
+    events.push(e);
+    s = evolve(s, e);
+  });
+  return events;
+}
+
+/** The tick intervals `[t_i, t_i+1)` of a schedule inside `[from, to)`. */
+export function backfillIntervals(schedule: string, tz: string, from: string, to: string): RunInterval[] {
+  const f = Date.parse(from);
+  const t = Date.parse(to);
+  if (!Number.isFinite(f) || !Number.isFinite(t) || t <= f)
+    throw new DomainError(`backfill range [${from}, ${to}) is empty or not ISO 8601 times`);
+  const out: RunInterval[] = [];
+  let start = prevFire(schedule, tz, new Date(f));
+  if (!start || start.getTime() < f) {
+    const next = nextFireAfter(schedule, tz, f - 1);
+    start = next;
+  }
+  while (start && start.getTime() < t && out.length <= MAX_BACKFILL_RUNS) {
+    const end = nextFireAfter(schedule, tz, start.getTime());
+    if (!end || end.getTime() > t) break;
+    out.push({ start: start.toISOString(), end: end.toISOString() });
+    start = end;
+  }
+  return out;
+}
+
+function nextFireAfter(schedule: string, tz: string, t: number): Date | null {
+  return nextFireOf(schedule, tz, new Date(t));
+}
+
+/**
+ * dlt's `check_all_upstream_run_fresh` (dlt/_workspace/deployment/interval.py, dlt 1.26.0): the
+ * reasons the upstreams are not fresh at `now` (empty: all fresh).
+ */
+export function staleUpstreams(upstreams: readonly UpstreamState[], now: Date): string[] {
+  const reasons: string[] = [];
+  for (const u of upstreams) {
+    if (!u.exists) {
+      reasons.push(`upstream ${u.jobRef} does not exist`);
+      continue;
+    }
+    if (u.kind === 'interactive') {
+      reasons.push(`upstream ${u.jobRef} is an interactive job (cannot be fresh)`);
+      continue;
+    }
+    if (!u.lastIntervalEnd) {
+      reasons.push(`upstream ${u.jobRef} didn't process any intervals yet (refresh pending)`);
+      continue;
+    }
+    const type = u.defaultTrigger?.split(':')[0];
+    const end = Date.parse(u.lastIntervalEnd);
+    if (type === 'schedule' && u.schedule) {
+      const expected = prevFire(u.schedule, u.timezone, now);
+      if (expected && end < expected.getTime())
+        reasons.push(`upstream ${u.jobRef} missing run for ${expected.toISOString()}`);
+    } else if (type === 'every' && u.schedule) {
+      const rule = parseTimeRule(u.schedule);
+      const period = rule?.kind === 'every' ? rule.periodMs : undefined;
+      const elapsed = now.getTime() - end;
+      if (period !== undefined && elapsed >= period)
+        reasons.push(
+          `upstream ${u.jobRef} has a missing run (last ${Math.round(elapsed / 1000)}s ago, period ${period / 1000}s)`,
+        );
+    }
+    // event / manual: any completed interval is enough.
+  }
+  return reasons;
+}
+
+/**
+ * dlt's `compute_run_interval` for a run of a manifest job: `schedule:` → [last successful
+ * interval end, or the previous tick; the tick), `every:` → [last end, or now − period; now),
+ * `once:` → [once, once), anything else → [now, now). Interval jobs start at `interval.start`
+ * when no run completed (or a refresh reset it) and are clamped to `interval.start/end`.
+ */
+export function runInterval(
+  spec: JobSpec,
+  state: JobState,
+  source: string,
+  at: Date,
+  fireAt: string | undefined,
+  refresh: boolean,
+): RunInterval {
+  const m = spec.manifest;
+  const type = source.split(':')[0];
+  const iso = (d: Date) => d.toISOString();
+  if (type === 'once') {
+    const t = new Date(source.slice('once:'.length));
+    return Number.isFinite(t.getTime()) ? { start: iso(t), end: iso(t) } : { start: iso(at), end: iso(at) };
+  }
+  if ((type !== 'schedule' && type !== 'every') || spec.schedule === null || !m)
+    return { start: iso(at), end: iso(at) };
+  const tz = spec.timezone ?? 'UTC';
+  const rule = parseTimeRule(spec.schedule);
+  const end = fireAt ? new Date(fireAt) : type === 'every' ? at : (prevFire(spec.schedule, tz, at) ?? at);
+  const prevEnd = refresh ? null : (state.lastIntervalEnd ?? null);
+  let start: Date;
+  if (prevEnd) start = new Date(prevEnd);
+  else if (m.interval) {
+    const declared = new Date(m.interval.start);
+    start = rule ? declared : (prevFire(spec.schedule, tz, declared) ?? declared);
+  } else if (rule?.kind === 'every') start = new Date(end.getTime() - rule.periodMs);
+  else start = prevFire(spec.schedule, tz, new Date(end.getTime() - 1)) ?? end;
+  let e = end;
+  if (m.interval) {
+    const lo = Date.parse(m.interval.start);
+    if (start.getTime() < lo) start = new Date(lo);
+    if (m.interval.end && e.getTime() > Date.parse(m.interval.end)) e = new Date(m.interval.end);
+  }
+  if (start.getTime() > e.getTime()) start = e;
+  return { start: iso(start), end: iso(e) };
 }
 
 export function decideDeleteJob(command: DeleteJob, state: JobState): JobEvent[] {
@@ -320,8 +715,35 @@ function runRequested(
         : null,
       requestedBy: command.requestedBy,
       ...(command.fireAt !== undefined ? { fireAt: command.fireAt } : {}),
+      ...manifestRunFields(command, state, spec),
     },
   };
+}
+
+/** What a run of a manifest job carries: its trigger string, interval and refresh flag. */
+function manifestRunFields(
+  command: RequestRun,
+  state: JobState,
+  spec: JobSpec,
+): { triggerSource?: string; interval?: RunInterval; refresh?: boolean } {
+  const m = spec.manifest;
+  if (!m) return {};
+  const source =
+    command.triggerSource ??
+    (command.fireAt !== undefined ? timeTrigger(m) : undefined) ??
+    `manual:${m.jobRef}`;
+  const refresh = (command.refresh ?? false) || (state.refreshPending ?? false);
+  const at = new Date(command.now ?? command.fireAt ?? Date.now());
+  return {
+    triggerSource: source,
+    interval: command.interval ?? runInterval(spec, state, source, at, command.fireAt, refresh),
+    refresh,
+  };
+}
+
+/** The job's `schedule:` / `every:` / `once:` trigger. */
+function timeTrigger(m: JobManifest): string | undefined {
+  return m.triggers.find((t) => t.startsWith('schedule:') || t.startsWith('every:') || t.startsWith('once:'));
 }
 
 function skipped(
@@ -349,6 +771,9 @@ function skipped(
       requestedBy: command.requestedBy,
       fireAt,
       reason: reason.slice(0, 2000),
+      ...(spec.manifest
+        ? { triggerSource: command.triggerSource ?? timeTrigger(spec.manifest) ?? 'schedule' }
+        : {}),
     },
   };
 }
@@ -368,6 +793,10 @@ function decideFire(command: RequestRun, fireAt: string, state: JobState): JobEv
   if (!isFireTime(spec.schedule, spec.timezone ?? 'UTC', new Date(fireAt))) return [];
   const checked = checkRunnable(command, spec);
   if (typeof checked === 'string') return [skipped(command, fireAt, state, spec, checked)];
+  if (spec.manifest && command.upstreams) {
+    const stale = staleUpstreams(command.upstreams, new Date(fireAt));
+    if (stale.length > 0) return [skipped(command, fireAt, state, spec, `freshness: ${stale.join('; ')}`)];
+  }
   const active = state.activeRuns[state.activeRuns.length - 1];
   const policy = spec.overlapPolicy ?? 'skip';
   if (active === undefined || policy === 'allow') return [runRequested(command, state, spec, checked)];

@@ -20,7 +20,13 @@ export const RunEnded = defineEvent(
   z.object({ runId: z.string().uuid(), status: z.string().min(1).max(40) }),
 );
 
-export const jobPrivateEvents = [FireQueued, RunEnded] as const;
+/**
+ * Manifest jobs: a refresh reached this job along freshness edges (dlt's refresh cascade). Its
+ * last interval end is forgotten; its next run carries `refresh: true` and restarts its interval.
+ */
+export const RefreshPending = defineEvent('RefreshPending', z.object({ cause: z.string().min(1).max(500) }));
+
+export const jobPrivateEvents = [FireQueued, RunEnded, RefreshPending] as const;
 
 /** Every event on a job's stream. */
 export const jobStreamEvents = [...jobIntegrationEvents, ...jobPrivateEvents] as const;

@@ -12,10 +12,13 @@ import {
 import { CommandHandler, type AggregateRef, type EventStore } from '#libs/eventstore';
 import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
 import { SchedulingDb } from '../scheduling.db.js';
-import { jobDecider, type JobCommand, type JobState } from './job.decider.js';
+import { jobDecider, type JobCommand, type JobState, type UpstreamState } from './job.decider.js';
 import type { JobEvent } from './job.events.js';
 import { jobIdFor } from './job-id.js';
 import { JobSnapshots } from './job-snapshots.js';
+import { ManifestJobs } from './manifest.handler.js';
+import type { JobsReadModel } from './read-models/jobs.queries.js';
+import { withTables } from '#libs/database';
 import { LatestVersions, RunVersions, type WorkspaceVersions } from './workspace-versions.js';
 
 const logger = new Logger('scheduling');
@@ -86,6 +89,54 @@ export class JobCommands {
   ) {
     return this.aggregates.handle(jobRef(workspaceId, jobId), command, { commandId, actor }, { optimistic });
   }
+
+  /** Any job command (the manifest commands, manifest.handler.ts): load → decide → append. */
+  command(workspaceId: string, jobId: string, command: JobCommand, commandId: string, actor: string) {
+    return this.handle(workspaceId, jobId, command, commandId, actor);
+  }
+
+  /** The events a command would decide now, without appending (dry runs). Throws what the decider throws. */
+  async decideOnly(workspaceId: string, jobId: string, command: JobCommand): Promise<JobEvent[]> {
+    const { state } = await this.aggregates.load(jobRef(workspaceId, jobId));
+    return jobDecider.decide(command, state);
+  }
+
+  /** The job's state, caught up with its stream. */
+  async stateOf(workspaceId: string, jobId: string): Promise<JobState> {
+    return (await this.aggregates.load(jobRef(workspaceId, jobId))).state;
+  }
+
+  /** The states of the upstream jobs of a job's freshness constraints (caught up with their streams). */
+  async upstreamsOf(workspaceId: string, refs: readonly string[]): Promise<UpstreamState[]> {
+    return Promise.all(
+      refs.map(async (ref) => {
+        const st = await this.stateOf(workspaceId, jobIdFor(workspaceId, ref));
+        const spec = st.exists ? st.spec : undefined;
+        return {
+          jobRef: ref,
+          exists: spec !== undefined && !spec.manifest?.archived,
+          kind: spec?.kind ?? null,
+          schedule: spec?.schedule ?? null,
+          timezone: spec?.timezone ?? 'UTC',
+          defaultTrigger: spec?.manifest?.defaultTrigger ?? null,
+          lastIntervalEnd: st.lastIntervalEnd ?? null,
+        };
+      }),
+    );
+  }
+
+  /**
+   * Called after a run end was noted on its job (the state before the note is given): the manifest
+   * reactions (refresh cascade, job.success / job.fail chains), set by JobHandler.
+   */
+  afterRunEnded?: (
+    workspaceId: string,
+    jobId: string,
+    runId: string,
+    status: string,
+    commandId: string,
+    before: JobState,
+  ) => Promise<void>;
 
   async upsert(req: UpsertJobRequest): Promise<UpsertJobReply> {
     const jobId = jobIdFor(req.workspaceId, req.name);
@@ -257,6 +308,9 @@ export class JobCommands {
   async fireOutcome(workspaceId: string, jobId: string, fireAt: Date): Promise<FireOutcome> {
     const [deployment, configuration, deployedFiles] = await this.runVersions.forFire(workspaceId);
     const iso = fireAt.toISOString();
+    // A manifest job with freshness constraints is given its upstreams' states (job aggregates).
+    const freshness = this.aggregates.peek(jobRef(workspaceId, jobId))?.spec?.manifest?.freshness ?? [];
+    const upstreams = freshness.length > 0 ? await this.upstreamsOf(workspaceId, freshness) : undefined;
     const r = await this.handle(
       workspaceId,
       jobId,
@@ -270,6 +324,7 @@ export class JobCommands {
         configuration,
         requestedBy: 'scheduler',
         fireAt: iso,
+        ...(upstreams ? { upstreams } : {}),
       },
       `fire:${jobId}:${iso}`,
       'scheduler',
@@ -308,6 +363,7 @@ export class JobCommands {
     commandId: string,
   ): Promise<void> {
     const [deployment, configuration, deployedFiles] = await this.runVersions.forFire(workspaceId);
+    const before = this.afterRunEnded ? await this.stateOf(workspaceId, jobId) : undefined;
     await this.handle(
       workspaceId,
       jobId,
@@ -323,6 +379,8 @@ export class JobCommands {
       commandId,
       'scheduler',
     );
+    if (this.afterRunEnded && before)
+      await this.afterRunEnded(workspaceId, jobId, runId, status, commandId, before);
   }
 }
 
@@ -335,20 +393,25 @@ export interface FireOutcome {
   seq: number;
 }
 
-/** The Nest provider around JobCommands. */
+/** The Nest provider around JobCommands, with the manifest use cases (manifest.handler.ts). */
 @Injectable()
 export class JobHandler extends JobCommands {
+  readonly manifest: ManifestJobs;
+
   constructor(@Inject(SERVICE_CONTEXT) ctx: ServiceContext, @Inject(SchedulingDb) db: SchedulingDb) {
-    super(
-      ctx.store,
-      new LatestVersions(db.kysely, {
-        store: ctx.store,
-        waitForProjection: (name, seq) => ctx.waitForProjection(name, seq),
-      }),
-      {
-        snapshots: new JobSnapshots(db.kysely),
-        minScheduleIntervalSeconds: ctx.config.scheduler.minIntervalSeconds,
-      },
-    );
+    const versions = new LatestVersions(db.kysely, {
+      store: ctx.store,
+      waitForProjection: (name, seq) => ctx.waitForProjection(name, seq),
+    });
+    super(ctx.store, versions, {
+      snapshots: new JobSnapshots(db.kysely),
+      minScheduleIntervalSeconds: ctx.config.scheduler.minIntervalSeconds,
+    });
+    this.manifest = new ManifestJobs(this, withTables<JobsReadModel>(ctx.db), new RunVersions(versions), {
+      minScheduleIntervalSeconds: ctx.config.scheduler.minIntervalSeconds,
+      log: (m) => logger.warn(m),
+    });
+    this.afterRunEnded = (ws, jobId, runId, status, commandId, before) =>
+      this.manifest.afterRunEnded(ws, jobId, runId, status, commandId, before);
   }
 }

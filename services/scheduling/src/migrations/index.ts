@@ -114,6 +114,19 @@ export const schedulingMigrations: MigrationSet = {
           PRIMARY KEY (deployment_id, path)
         );`,
     },
+    {
+      // Jobs from a manifest (docs/manifest.md): their job ref, triggers (matched by the chain
+      // reactor and selectors), deployment module (archiving) and the whole manifest part of the spec.
+      name: '0007_manifest_jobs',
+      up: `
+        ALTER TABLE jobs ADD COLUMN job_ref text;
+        ALTER TABLE jobs ADD COLUMN triggers text[] NOT NULL DEFAULT '{}';
+        ALTER TABLE jobs ADD COLUMN archived boolean NOT NULL DEFAULT false;
+        ALTER TABLE jobs ADD COLUMN deployment_module text;
+        ALTER TABLE jobs ADD COLUMN manifest jsonb;
+        ALTER TABLE job_versions ADD COLUMN manifest jsonb;
+        CREATE INDEX jobs_triggers ON jobs USING gin (triggers);`,
+    },
   ],
 };
 
@@ -131,6 +144,12 @@ export interface JobRow {
   timezone: string;
   missed_policy: 'run_once' | 'skip' | 'run_all';
   overlap_policy: 'skip' | 'queue' | 'allow';
+  /** Manifest jobs: the job ref (= name), stored triggers, archived flag, deployment module, manifest part of the spec. */
+  job_ref: string | null;
+  triggers: string[];
+  archived: boolean;
+  deployment_module: string | null;
+  manifest: unknown;
   /** Overlap policy queue: the fire time waiting for the active run to end. */
   queued_fire_at: Date | null;
   /** The last fire time handled (a run requested, skipped or queued for it). */
@@ -160,6 +179,7 @@ export interface JobVersionRow {
   timezone: string;
   missed_policy: 'run_once' | 'skip' | 'run_all';
   overlap_policy: 'skip' | 'queue' | 'allow';
+  manifest: unknown;
   changed: string[];
   created_by: string;
   created_at: Date;

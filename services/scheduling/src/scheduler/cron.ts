@@ -1,7 +1,12 @@
 import { CronExpressionParser } from 'cron-parser';
 
+import { parseTimeRule, ruleDue, ruleIsFire, ruleNext, ruleShortestInterval } from './time-rule.js';
+
 /** The grammar (ranges and steps per field, errors naming the field) is shared with the CLI. */
 export { validateCron } from '#libs/cron';
+
+// Every function below also takes the time rules of manifest triggers (`every:…@…`, `once:…`,
+// time-rule.ts) where a cron expression goes: they are stored as a job's schedule.
 
 const smallestStep = (values: readonly number[]): number => {
   let min = Infinity;
@@ -21,6 +26,8 @@ const SAMPLE_FROM = new Date('2000-01-01T00:00:00Z');
  * catch the steps across a field's wrap (`0,59 * * * * *`: 59 s and 1 s apart).
  */
 export function shortestInterval(expr: string): number {
+  const rule = parseTimeRule(expr);
+  if (rule) return ruleShortestInterval(rule);
   return intervalMemo.get(expr, () => computeShortestInterval(expr));
 }
 
@@ -82,6 +89,11 @@ const dueMemo = new Memo<{ fires: number[]; count: number; next: number | null }
 
 /** The first fire time strictly after `after`. null if the expression never fires again. */
 export function nextFire(expr: string, tz: string, after: Date): Date | null {
+  const rule = parseTimeRule(expr);
+  if (rule) {
+    const n = ruleNext(rule, after.getTime());
+    return n === null ? null : new Date(n);
+  }
   const t = nextMemo.get(`${expr}\u0000${tz}\u0000${after.getTime()}`, () => {
     try {
       const it = CronExpressionParser.parse(expr, { currentDate: after, tz });
@@ -101,6 +113,8 @@ export function nextFire(expr: string, tz: string, after: Date): Date | null {
  */
 export function isFireTime(expr: string, tz: string, at: Date): boolean {
   const t = at.getTime();
+  const rule = parseTimeRule(expr);
+  if (rule) return ruleIsFire(rule, t);
   return fireTimeMemo.get(`${expr}\u0000${tz}\u0000${t}`, () => {
     if (nextFire(expr, tz, new Date(t - 1))?.getTime() === t) return true;
     const { fires } = dueFires(expr, tz, new Date(t - 3 * 3600_000), at, 1);
@@ -121,6 +135,15 @@ export function dueFires(
   limit: number,
   scanCap = 100_000,
 ): { fires: Date[]; count: number; next: Date | null } {
+  const rule = parseTimeRule(expr);
+  if (rule) {
+    const r = ruleDue(rule, after.getTime(), until.getTime(), limit);
+    return {
+      fires: r.fires.map((t) => new Date(t)),
+      count: r.count,
+      next: r.next === null ? null : new Date(r.next),
+    };
+  }
   const key = [expr, tz, after.getTime(), until.getTime(), limit, scanCap].join('\u0000');
   const r = dueMemo.get(key, () => scanFires(expr, tz, after, until, limit, scanCap));
   return {
@@ -161,4 +184,21 @@ function scanFires(
     if (fires.length > limit) fires.shift();
   }
   return { fires, count, next: null };
+}
+
+/** The latest fire time at or before `at` (dlt's `cron_floor`), null: none. */
+export function prevFire(expr: string, tz: string, at: Date): Date | null {
+  const t = at.getTime();
+  const rule = parseTimeRule(expr);
+  if (rule) {
+    if (rule.kind === 'once') return rule.atMs <= t ? new Date(rule.atMs) : null;
+    const k = Math.floor((t - rule.anchorMs) / rule.periodMs);
+    return k >= 1 ? new Date(rule.anchorMs + k * rule.periodMs) : null;
+  }
+  try {
+    const it = CronExpressionParser.parse(expr, { currentDate: new Date(t + 1), tz });
+    return it.prev().toDate();
+  } catch {
+    return null;
+  }
 }

@@ -10,6 +10,9 @@ import { PeriodicTask, SERVICE_CONTEXT, type ServiceContext } from '#libs/servic
 import { JobHandler } from '../job/job.handler.js';
 import { jobRunsProjection } from '../job/read-models/job-runs.projection.js';
 import { startRunEndReactor } from '../job/reactors/run-end.reactor.js';
+import { startDeploymentTriggerReactor } from '../job/reactors/deployment-trigger.reactor.js';
+import { withTables } from '#libs/database';
+import type { JobsReadModel } from '../job/read-models/jobs.queries.js';
 import { SchedulingDb } from '../scheduling.db.js';
 import { Scheduler } from './scheduler.js';
 import { ShardLeases } from './shard-leases.js';
@@ -25,6 +28,8 @@ export class SchedulerService implements OnApplicationBootstrap, OnModuleDestroy
   readonly scheduler: Scheduler;
   /** Tells jobs that their runs ended (overlap policy); started with the scheduler. */
   runEnds: Reactor | undefined;
+  /** `deployment:` triggers of manifest jobs; started with the scheduler. */
+  deploymentTriggers: Reactor | undefined;
 
   private readonly stopGraceMs: number;
   /** Writes snapshots of the jobs in memory every 30 s (and at the stop), so a start reads little. */
@@ -69,11 +74,22 @@ export class SchedulerService implements OnApplicationBootstrap, OnModuleDestroy
       waitForJobRuns: (seq) => this.ctx.waitForProjection(jobRunsProjection.name, seq),
       log: (m) => this.logger.warn(m),
     });
+    this.deploymentTriggers = await startDeploymentTriggerReactor({
+      store: this.ctx.store,
+      db: withTables<JobsReadModel>(this.ctx.db),
+      jobs: this.jobs.manifest,
+      log: (m) => this.logger.warn(m),
+    });
     this.snapshotter.start();
   }
 
   async onModuleDestroy(): Promise<void> {
-    await Promise.all([this.scheduler.stop(this.stopGraceMs), this.runEnds?.stop(), this.snapshotter.stop()]);
+    await Promise.all([
+      this.scheduler.stop(this.stopGraceMs),
+      this.runEnds?.stop(),
+      this.deploymentTriggers?.stop(),
+      this.snapshotter.stop(),
+    ]);
     // After the last fires: the other replicas take the shards at once instead of after the lease.
     await this.leases
       ?.stop()

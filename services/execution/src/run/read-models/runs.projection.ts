@@ -154,6 +154,10 @@ function newRunRow(
     worker_id: null,
     host: null,
     pid: null,
+    trigger_source: d.triggerSource ?? null,
+    interval_start: 'interval' in d && d.interval ? new Date(d.interval.start) : null,
+    interval_end: 'interval' in d && d.interval ? new Date(d.interval.end) : null,
+    refresh: 'refresh' in d ? (d.refresh ?? false) : false,
   };
 }
 

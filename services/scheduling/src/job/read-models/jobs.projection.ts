@@ -19,8 +19,21 @@ export function nextScheduledRun(spec: JobSpec, after: Date): Date | null {
   return nextFire(spec.schedule, spec.timezone ?? 'UTC', after);
 }
 
+/** The manifest columns of `jobs`. */
+function manifestColumns(spec: JobSpec) {
+  const m = spec.manifest ?? null;
+  return {
+    job_ref: m?.jobRef ?? null,
+    triggers: m?.triggers ?? [],
+    archived: m?.archived ?? false,
+    deployment_module: m?.deploymentModule ?? null,
+    manifest: m === null ? null : JSON.stringify(m),
+  };
+}
+
 function columns(spec: JobSpec) {
   return {
+    manifest: spec.manifest ? JSON.stringify(spec.manifest) : null,
     name: spec.name,
     description: spec.description,
     entry_point: spec.entryPoint,
@@ -126,7 +139,12 @@ export const jobsProjection = defineProjection<SchedulingTables>({
       const at = new Date(e.time);
       switch (e.type) {
         case 'JobCreated': {
-          const row = { ...columns(e.data.spec), version: e.data.version, version_id: e.data.versionId };
+          const row = {
+            ...columns(e.data.spec),
+            ...manifestColumns(e.data.spec),
+            version: e.data.version,
+            version_id: e.data.versionId,
+          };
           await db
             .insertInto('jobs')
             .values({
@@ -174,6 +192,7 @@ export const jobsProjection = defineProjection<SchedulingTables>({
               .updateTable('jobs')
               .set({
                 ...columns(spec),
+                ...manifestColumns(spec),
                 version: e.data.version,
                 version_id: e.data.versionId,
                 updated_at: at,

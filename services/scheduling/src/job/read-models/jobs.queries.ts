@@ -1,4 +1,5 @@
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
+import { jobManifestSchema, type JobManifest } from '#libs/contracts';
 import type { JobRow, JobVersionRow, SchedulingTables } from '../../migrations/index.js';
 
 /** The jobs read models as other services (the gateway) read them: rows and typed queries, no migrations. */
@@ -44,6 +45,11 @@ function asDeletedJob(v: JobVersionRow): JobRow {
     timezone: v.timezone,
     missed_policy: v.missed_policy,
     overlap_policy: v.overlap_policy,
+    job_ref: null,
+    triggers: [],
+    archived: false,
+    deployment_module: null,
+    manifest: v.manifest,
     queued_fire_at: null,
     last_fire_at: null,
     next_scheduled_run: null,
@@ -155,4 +161,30 @@ export function jobVersion(db: Db, jobId: string, idOrNumber: string): Promise<J
   if (isUuid(idOrNumber)) return q.where('id', '=', idOrNumber.toLowerCase()).executeTakeFirst();
   if (/^\d{1,9}$/.test(idOrNumber)) return q.where('version', '=', Number(idOrNumber)).executeTakeFirst();
   return Promise.resolve(undefined);
+}
+
+/** The manifest part of a job spec as the `jobs` row holds it (validated: it is JSON in the database). */
+export function manifestOf(row: Pick<JobRow, 'manifest'>): JobManifest | null {
+  if (row.manifest === null || row.manifest === undefined) return null;
+  const r = jobManifestSchema.safeParse(row.manifest);
+  return r.success ? r.data : null;
+}
+
+/** Non-archived jobs whose stored triggers hold exactly `trigger` (`job.success:jobs.a.b`): the chain reactor's read. */
+export function jobsTriggeredBy(db: Db, ws: string, trigger: string): Promise<JobRow[]> {
+  return db
+    .selectFrom('jobs')
+    .selectAll()
+    .where('workspace_id', '=', ws)
+    .where('archived', '=', false)
+    .where(sql<boolean>`triggers @> ARRAY[${trigger}]::text[]`)
+    .orderBy('name', 'asc')
+    .execute();
+}
+
+/** The workspace's manifest jobs (archived or not), by job ref: archiving, selectors and the refresh cascade. */
+export function manifestJobs(db: Db, ws: string, opts: { archived?: boolean } = {}): Promise<JobRow[]> {
+  let q = db.selectFrom('jobs').selectAll().where('workspace_id', '=', ws).where('job_ref', 'is not', null);
+  if (opts.archived !== undefined) q = q.where('archived', '=', opts.archived);
+  return q.orderBy('job_ref', 'asc').execute();
 }
