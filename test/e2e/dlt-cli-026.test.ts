@@ -223,7 +223,8 @@ describe('the unmodified dlt runtime CLI (dlt 1.26.0 + dlt-runtime 0.26.1)', () 
     assert.ok(!cInfo!.includes('dev-key-not-secret'), 'no secret value in the CLI output');
     assert.match(jList!, /load_orders/);
     assert.match(jList!, /long_task/);
-    assert.match(jList!, /orders_pipe \(pipelines\)/);
+    // The stored definition: labelled by its pipeline name, the entry point its function.
+    assert.match(jList!, /orders_pipe \(orders_pipe\)\s+1\s+pipelines::orders_pipe\s+batch/);
     assert.match(jInfo!, /load_orders\s+1\s+load_orders\s+batch/);
     assert.match(jobsOut!, /long_task/);
   });
