@@ -285,5 +285,24 @@ describe('gRPC API', () => {
       (await call('RequestRun', { workspace_id: ws, job_id_or_name: 'nope.py' })).err?.code,
       grpc.status.NOT_FOUND,
     );
+
+    // TriggerJobs triggers manifest jobs (docs/manifest.md; tested with them in test/scheduling):
+    // a job of the per-script upsert is no job ref it knows. CancelActiveRuns: run 1 has ended.
+    assert.equal(
+      (await call('TriggerJobs', { workspace_id: ws, job_refs: ['grpc/hello.py'] })).err?.code,
+      grpc.status.NOT_FOUND,
+    );
+    assert.equal((await call('TriggerJobs', { workspace_id: ws })).err?.code, grpc.status.INVALID_ARGUMENT);
+    const bulk = await call('CancelActiveRuns', { workspace_id: ws, job_refs: ['grpc/hello.py'] });
+    assert.equal(bulk.err, null, bulk.err?.details);
+    assert.deepEqual([bulk.res.cancelled, bulk.res.not_running], [[], ['grpc/hello.py']]);
+    assert.equal(
+      (await call('CancelActiveRuns', { workspace_id: ws, job_refs: ['nope.py'] })).err?.code,
+      grpc.status.NOT_FOUND,
+    );
+    assert.equal(
+      (await call('CancelActiveRuns', { workspace_id: ws, job_refs: [] })).err?.code,
+      grpc.status.INVALID_ARGUMENT,
+    );
   });
 });

@@ -3,13 +3,14 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { dltGlobalSecrets, withDltLoginLock } from '../support/dlt-secrets.js';
 import { run } from '../support/exec.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 
 const root = process.cwd();
 const dltBin = join(root, '.venv-026', 'bin', 'dlt');
 // As root, dlt keeps its global secrets (the login token, the refresh token) in /var/dlt: save and restore them.
-const globalSecrets = '/var/dlt/secrets.toml';
+const globalSecrets = dltGlobalSecrets;
 
 interface Page<T> {
   items: T[];
@@ -107,47 +108,50 @@ describe('the unmodified dlt runtime CLI (dlt 1.26.0 + dlt-runtime 0.26.1)', () 
   };
 
   it('logs in with the WorkOS-style device flow (--resume) approved by an owner, with a refresh token', async () => {
-    const start = await ok('login');
-    const userCode = /\b([B-Z]{4}-[B-Z]{4})\b/.exec(start)?.[1];
-    const deviceCode = /login --resume (\S+)/.exec(start)?.[1];
-    assert.ok(userCode && deviceCode, `the CLI shows a user code and how to resume:\n${start}`);
-    // Pending: 403 (the CLI keeps polling).
-    const pending = await s.call(
-      'POST',
-      '/auth/v1/workos/device-flow/token',
-      { device_code: deviceCode },
-      null,
-    );
-    assert.equal(pending.status, 403, pending.text);
-    const approved = await s.call('POST', '/api/v1/device/approve', { user_code: userCode });
-    assert.equal(approved.status, 201, approved.text);
-    const out = await ok('login', '--resume', deviceCode, '--workspace', s.workspaceId);
-    assert.match(out, /admin@runway\.local/);
-    assert.match(
-      readFileSync(join(dir, '.dlt/config.toml'), 'utf8'),
-      new RegExp(`workspace_id = "${s.workspaceId}"`),
-    );
-    const secrets = readFileSync(globalSecrets, 'utf8');
-    jwt = /auth_token\s*=\s*"([^"]+)"/.exec(secrets)?.[1];
-    refreshToken = /refresh_token\s*=\s*"([^"]+)"/.exec(secrets)?.[1];
-    assert.ok(jwt && refreshToken, `the CLI stored its JWT and refresh token:\n${secrets}`);
-    const mine = await s.call('GET', '/api/v1/me', undefined, jwt);
-    assert.equal(mine.status, 200, `the stored JWT is this login's (/var/dlt is shared): ${mine.text}`);
-    const claims = JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString('utf8')) as {
-      sub: string;
-      email: string;
-      exp: number;
-    };
-    assert.equal(claims.email, 'admin@runway.local');
-    assert.ok(claims.exp * 1000 - Date.now() <= 3600_000, 'a refreshable JWT lives at most an hour');
-    // The code is consumed: polling it again is refused with a 400 (the CLI stops).
-    const again = await s.call(
-      'POST',
-      '/auth/v1/workos/device-flow/token',
-      { device_code: deviceCode },
-      null,
-    );
-    assert.equal(again.status, 400, again.text);
+    // The token file is shared by every root process: no other test logs in meanwhile.
+    await withDltLoginLock(async () => {
+      const start = await ok('login');
+      const userCode = /\b([B-Z]{4}-[B-Z]{4})\b/.exec(start)?.[1];
+      const deviceCode = /login --resume (\S+)/.exec(start)?.[1];
+      assert.ok(userCode && deviceCode, `the CLI shows a user code and how to resume:\n${start}`);
+      // Pending: 403 (the CLI keeps polling).
+      const pending = await s.call(
+        'POST',
+        '/auth/v1/workos/device-flow/token',
+        { device_code: deviceCode },
+        null,
+      );
+      assert.equal(pending.status, 403, pending.text);
+      const approved = await s.call('POST', '/api/v1/device/approve', { user_code: userCode });
+      assert.equal(approved.status, 201, approved.text);
+      const out = await ok('login', '--resume', deviceCode, '--workspace', s.workspaceId);
+      assert.match(out, /admin@runway\.local/);
+      assert.match(
+        readFileSync(join(dir, '.dlt/config.toml'), 'utf8'),
+        new RegExp(`workspace_id = "${s.workspaceId}"`),
+      );
+      const secrets = readFileSync(globalSecrets, 'utf8');
+      jwt = /auth_token\s*=\s*"([^"]+)"/.exec(secrets)?.[1];
+      refreshToken = /refresh_token\s*=\s*"([^"]+)"/.exec(secrets)?.[1];
+      assert.ok(jwt && refreshToken, `the CLI stored its JWT and refresh token:\n${secrets}`);
+      const mine = await s.call('GET', '/api/v1/me', undefined, jwt);
+      assert.equal(mine.status, 200, `the stored JWT is this login's (/var/dlt is shared): ${mine.text}`);
+      const claims = JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString('utf8')) as {
+        sub: string;
+        email: string;
+        exp: number;
+      };
+      assert.equal(claims.email, 'admin@runway.local');
+      assert.ok(claims.exp * 1000 - Date.now() <= 3600_000, 'a refreshable JWT lives at most an hour');
+      // The code is consumed: polling it again is refused with a 400 (the CLI stops).
+      const again = await s.call(
+        'POST',
+        '/auth/v1/workos/device-flow/token',
+        { device_code: deviceCode },
+        null,
+      );
+      assert.equal(again.status, 400, again.text);
+    });
   });
 
   it('refreshes: a refresh token is rotated on use, a replay revokes its login', async () => {
@@ -200,31 +204,32 @@ describe('the unmodified dlt runtime CLI (dlt 1.26.0 + dlt-runtime 0.26.1)', () 
   });
 
   it('info, workspace list, deployment / configuration list / info / sync, job list / info, jobs', async () => {
-    const [info, wsList, dList, dInfo, d1, cList, cInfo, c1, dSync, cSync, jList, jInfo, jobsOut] =
-      await okAll(
-        ['info'],
-        ['workspace', 'list'],
-        ['deployment', 'list'],
-        ['deployment', 'info'],
-        ['deployment', '1', 'info'],
-        ['configuration', 'list'],
-        ['configuration', 'info'],
-        ['configuration', '1', 'info'],
-        ['deployment', 'sync'],
-        ['configuration', 'sync'],
-        ['job', 'list'],
-        ['job', 'load_orders', 'info'],
-        ['jobs'],
-      );
+    // The syncs first, alone: they hash the local files (.dlt/config.toml among them).
+    assert.match(await ok('deployment', 'sync'), /No changes detected in the deployment/);
+    assert.match(await ok('configuration', 'sync'), /No changes detected in the configuration/);
+    const [info, wsList, dList, dInfo, d1, cList, cInfo, c1, jList, jInfo, jobsOut] = await okAll(
+      ['info'],
+      ['workspace', 'list'],
+      ['deployment', 'list'],
+      ['deployment', 'info'],
+      ['deployment', '1', 'info'],
+      ['configuration', 'list'],
+      ['configuration', 'info'],
+      ['configuration', '1', 'info'],
+      ['job', 'list'],
+      ['job', 'load_orders', 'info'],
+      ['jobs'],
+    );
     assert.match(info!, new RegExp(s.workspaceId));
     assert.match(info!, /# registered jobs: 4/, info);
     assert.match(wsList!, new RegExp(s.workspaceId));
     for (const o of [dList!, dInfo!, d1!, cList!, cInfo!, c1!]) assert.match(o, /\b1\b/, o);
     assert.ok(!cInfo!.includes('dev-key-not-secret'), 'no secret value in the CLI output');
-    assert.match(dSync!, /No changes detected in the deployment/);
-    assert.match(cSync!, /No changes detected in the configuration/);
-    assert.match(jList!, /load_orders[\s\S]*long_task/);
-    assert.match(jInfo!, /jobs\.load_orders/);
+    assert.match(jList!, /load_orders/);
+    assert.match(jList!, /long_task/);
+    // The stored definition: labelled by its pipeline name, the entry point its function.
+    assert.match(jList!, /orders_pipe \(orders_pipe\)\s+1\s+pipelines::orders_pipe\s+batch/);
+    assert.match(jInfo!, /load_orders\s+1\s+load_orders\s+batch/);
     assert.match(jobsOut!, /long_task/);
   });
 
@@ -307,7 +312,7 @@ describe('the unmodified dlt runtime CLI (dlt 1.26.0 + dlt-runtime 0.26.1)', () 
   });
 
   it('logs out (local only)', async () => {
-    assert.match(await ok('logout'), /Logged out/);
+    assert.match(await withDltLoginLock(() => ok('logout')), /Logged out/);
     assert.doesNotMatch(readFileSync(globalSecrets, 'utf8'), /refresh_token\s*=\s*"rrt_/);
   });
 });

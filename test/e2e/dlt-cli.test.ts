@@ -4,13 +4,14 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { dltGlobalSecrets, withDltLoginLock } from '../support/dlt-secrets.js';
 import { run } from '../support/exec.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 
 const root = process.cwd();
 const dltBin = join(root, '.venv', 'bin', 'dlt');
 // As root, dlt keeps its global secrets (the login token) in /var/dlt: save and restore them.
-const globalSecrets = '/var/dlt/secrets.toml';
+const globalSecrets = dltGlobalSecrets;
 
 describe('the unmodified dlt runtime CLI (dlt 1.20.0 + dlt-runtime 0.20.0)', () => {
   let s: TestStack;
@@ -22,7 +23,6 @@ describe('the unmodified dlt runtime CLI (dlt 1.20.0 + dlt-runtime 0.20.0)', () 
     dir = mkdtempSync(join(tmpdir(), 'runway-dltws-'));
     cpSync(join(root, 'test/fixtures/dlt-workspace'), dir, { recursive: true });
     saved = existsSync(globalSecrets) ? readFileSync(globalSecrets, 'utf8') : undefined;
-    if (saved !== undefined) rmSync(globalSecrets);
   });
   after(async () => {
     if (saved !== undefined) writeFileSync(globalSecrets, saved);
@@ -46,52 +46,56 @@ describe('the unmodified dlt runtime CLI (dlt 1.20.0 + dlt-runtime 0.20.0)', () 
   };
 
   it('logs in with the device flow approved by an owner signed in to the dashboard', async () => {
-    const child = spawn(dltBin, ['--non-interactive', 'runtime', 'login'], { cwd: dir, env: env() });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
-    const until = Date.now() + 60_000;
-    let code: string | undefined;
-    while (!code && Date.now() < until) {
-      code = /\b([B-Z]{4}-[B-Z]{4})\b/.exec(out)?.[1];
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    assert.ok(code, `the CLI shows a user code:\n${out}`);
-    assert.ok(out.includes(`${s.url}/device?code=${code}`), `the CLI shows the approval page:\n${out}`);
-    // The owner approves in the dashboard: a password session, the page's reads, the CSRF header.
-    const pw = await s.call('POST', '/api/v1/admin/users/admin@runway.local/password', {
-      password: 'admin dashboard password',
+    // The token file is shared by every root process: no other test logs in meanwhile.
+    await withDltLoginLock(async () => {
+      rmSync(globalSecrets, { force: true });
+      const child = spawn(dltBin, ['--non-interactive', 'runtime', 'login'], { cwd: dir, env: env() });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+      const until = Date.now() + 60_000;
+      let code: string | undefined;
+      while (!code && Date.now() < until) {
+        code = /\b([B-Z]{4}-[B-Z]{4})\b/.exec(out)?.[1];
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.ok(code, `the CLI shows a user code:\n${out}`);
+      assert.ok(out.includes(`${s.url}/device?code=${code}`), `the CLI shows the approval page:\n${out}`);
+      // The owner approves in the dashboard: a password session, the page's reads, the CSRF header.
+      const pw = await s.call('POST', '/api/v1/admin/users/admin@runway.local/password', {
+        password: 'admin dashboard password',
+      });
+      assert.equal(pw.status, 200, pw.text);
+      const signIn = await fetch(`${s.url}/auth/session`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ email: 'admin@runway.local', password: 'admin dashboard password' }),
+      });
+      assert.equal(signIn.status, 200);
+      const cookies = signIn.headers.getSetCookie().map((c) => c.split(';')[0]!);
+      const csrf = decodeURIComponent(cookies.find((c) => c.startsWith('runway_csrf='))!.slice(12));
+      const page = { cookie: cookies.join('; ') };
+      const shown = await fetch(`${s.url}/api/v1/device/${code}`, { headers: page });
+      const login = (await shown.json()) as { status: string; client: { user_agent: string } };
+      assert.equal(login.status, 'pending');
+      assert.ok(login.client.user_agent.length > 0);
+      const approved = await fetch(`${s.url}/api/v1/device/approve`, {
+        method: 'POST',
+        headers: { ...page, 'content-type': 'application/json', 'x-csrf-token': csrf },
+        body: JSON.stringify({ user_code: code }),
+      });
+      assert.equal(approved.status, 201, await approved.text());
+      assert.equal(await exited, 0, out);
+      assert.match(out, /Logged in as admin@runway\.local/);
+      assert.match(out, new RegExp(`Authorized to workspace ${s.workspaceId}`));
+      assert.match(
+        readFileSync(join(dir, '.dlt/config.toml'), 'utf8'),
+        new RegExp(`workspace_id = "${s.workspaceId}"`),
+      );
+      jwt = /auth_token\s*=\s*"([^"]+)"/.exec(readFileSync(globalSecrets, 'utf8'))?.[1];
+      assert.ok(jwt, 'the CLI stored its JWT');
     });
-    assert.equal(pw.status, 200, pw.text);
-    const signIn = await fetch(`${s.url}/auth/session`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ email: 'admin@runway.local', password: 'admin dashboard password' }),
-    });
-    assert.equal(signIn.status, 200);
-    const cookies = signIn.headers.getSetCookie().map((c) => c.split(';')[0]!);
-    const csrf = decodeURIComponent(cookies.find((c) => c.startsWith('runway_csrf='))!.slice(12));
-    const page = { cookie: cookies.join('; ') };
-    const shown = await fetch(`${s.url}/api/v1/device/${code}`, { headers: page });
-    const login = (await shown.json()) as { status: string; client: { user_agent: string } };
-    assert.equal(login.status, 'pending');
-    assert.ok(login.client.user_agent.length > 0);
-    const approved = await fetch(`${s.url}/api/v1/device/approve`, {
-      method: 'POST',
-      headers: { ...page, 'content-type': 'application/json', 'x-csrf-token': csrf },
-      body: JSON.stringify({ user_code: code }),
-    });
-    assert.equal(approved.status, 201, await approved.text());
-    assert.equal(await exited, 0, out);
-    assert.match(out, /Logged in as admin@runway\.local/);
-    assert.match(out, new RegExp(`Authorized to workspace ${s.workspaceId}`));
-    assert.match(
-      readFileSync(join(dir, '.dlt/config.toml'), 'utf8'),
-      new RegExp(`workspace_id = "${s.workspaceId}"`),
-    );
-    jwt = /auth_token\s*=\s*"([^"]+)"/.exec(readFileSync(globalSecrets, 'utf8'))?.[1];
-    assert.ok(jwt, 'the CLI stored its JWT');
   });
 
   it('deploys, and a second deploy detects no changes', async () => {

@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { runRunwayCli } from '../support/cli.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
+import { withDltLoginLock } from '../support/dlt-secrets.js';
 
 // The web dashboard end to end: the built SPA (web/dist) served by a whole Runway started the way
 // `npm start` starts it, driven in Debian's headless Chromium. Screenshots of every page at 1280
@@ -158,39 +159,42 @@ describe('the web dashboard in a real browser', () => {
   });
 
   it('approves a `dlt runtime login` device code in the page', async () => {
-    rmSync(globalSecrets, { force: true }); // a login of another test run would make this one "already logged in"
-    const child = spawn(dltBin, ['--non-interactive', 'runtime', 'login'], {
-      cwd: dir,
-      env: {
-        ...process.env,
-        RUNTIME__API_BASE_URL: s.api,
-        RUNTIME__AUTH_BASE_URL: s.auth,
-        RUNTIME__DLTHUB_TELEMETRY: 'false',
-        DLT_DATA_DIR: join(dir, '_storage'),
-      },
+    // The token file is shared by every root process: no other test logs in meanwhile.
+    await withDltLoginLock(async () => {
+      rmSync(globalSecrets, { force: true }); // a login of another test run would make this one "already logged in"
+      const child = spawn(dltBin, ['--non-interactive', 'runtime', 'login'], {
+        cwd: dir,
+        env: {
+          ...process.env,
+          RUNTIME__API_BASE_URL: s.api,
+          RUNTIME__AUTH_BASE_URL: s.auth,
+          RUNTIME__DLTHUB_TELEMETRY: 'false',
+          DLT_DATA_DIR: join(dir, '_storage'),
+        },
+      });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+      const until = Date.now() + 60_000;
+      let code: string | undefined;
+      while (!code && Date.now() < until) {
+        code = /\b([B-Z]{4}-[B-Z]{4})\b/.exec(out)?.[1];
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.ok(code, `the CLI shows a user code:\n${out}`);
+      await page.goto(`${s.url}/device?code=${code}`);
+      await heading(page, 'Approve a CLI login');
+      await page.getByText(code).waitFor({ timeout: T });
+      // Which client asked: the dlt CLI's own user agent.
+      const client = await page.locator('dl.meta dd').first().textContent();
+      assert.ok(client && client !== 'unknown', `the page names the client: ${client}`);
+      await shot(page, 'device');
+      await page.getByRole('button', { name: 'Approve' }).click();
+      await page.getByText('Approved: the CLI is now signed in as you').waitFor({ timeout: T });
+      assert.equal(await exited, 0, out);
+      assert.match(out, /Logged in as admin@runway\.local/);
     });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
-    const until = Date.now() + 60_000;
-    let code: string | undefined;
-    while (!code && Date.now() < until) {
-      code = /\b([B-Z]{4}-[B-Z]{4})\b/.exec(out)?.[1];
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    assert.ok(code, `the CLI shows a user code:\n${out}`);
-    await page.goto(`${s.url}/device?code=${code}`);
-    await heading(page, 'Approve a CLI login');
-    await page.getByText(code).waitFor({ timeout: T });
-    // Which client asked: the dlt CLI's own user agent.
-    const client = await page.locator('dl.meta dd').first().textContent();
-    assert.ok(client && client !== 'unknown', `the page names the client: ${client}`);
-    await shot(page, 'device');
-    await page.getByRole('button', { name: 'Approve' }).click();
-    await page.getByText('Approved: the CLI is now signed in as you').waitFor({ timeout: T });
-    assert.equal(await exited, 0, out);
-    assert.match(out, /Logged in as admin@runway\.local/);
   });
 
   it('creates a job, runs it, watches its log arrive live and cancels it', async () => {

@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import {
   ArchiveError,
   buildPackage,
+  filesManifest,
+  filesManifestHash,
   packageContentHash,
   readPackage,
   readTar,
@@ -367,5 +370,28 @@ describe('libs/archive tar reader', () => {
     );
     assert.equal(members[0]!.name, long);
     assert.equal(members[1]!.linkname, 'x'.repeat(150));
+  });
+});
+
+describe('files manifest of dlt ≥ 1.26', () => {
+  it('lists base64 SHA3-256 digests in path order and hashes (path, digest) pairs as dlt 1.26 does', () => {
+    const items = filesManifest([
+      { path: 'b.py', type: 'file', content: Buffer.from('print(2)\n') },
+      { path: 'a.py', type: 'file', content: Buffer.from('print(1)\n') },
+      { path: 'link', type: 'symlink', content: Buffer.alloc(0), target: 'a.py' },
+    ]);
+    assert.deepEqual(
+      items.map((i) => i.relative_path),
+      ['a.py', 'b.py', 'link'],
+    );
+    assert.equal(items[0]!.sha3_256, createHash('sha3-256').update('print(1)\n').digest('base64'));
+    assert.deepEqual(items[2], {
+      relative_path: 'link',
+      size_in_bytes: 0,
+      sha3_256: createHash('sha3-256').update('a.py').digest('base64'),
+      linkname: 'a.py',
+    });
+    // What dlt 1.26's compute_package_content_hash returns for these three entries.
+    assert.equal(filesManifestHash(items), '6PYdz/STdXRbwp2Wef1jykY9YYn03TjG/QxGE8gBg18=');
   });
 });

@@ -60,6 +60,29 @@ describe('deployment decider', () => {
       .when(create({ deploymentId: d2, contentHash: hashB, filesDigest: digB }))
       .then([created(d2, 2, hashB, digB)]);
   });
+  it('records the requirements.json uploaded beside the files (dlt-runtime 0.26.1)', () => {
+    const requirements = { sha256: 'c'.repeat(64), size: 3943 };
+    spec
+      .given([])
+      .when(create({ requirements }))
+      .then([
+        {
+          type: 'DeploymentCreated',
+          data: {
+            deploymentId: d1,
+            version: 1,
+            contentHash: hashA,
+            filesDigest: digA,
+            fileCount: 2,
+            size: 10,
+            archiveSize: 100,
+            fileParts: 1,
+            source: 'archive',
+            requirements,
+          },
+        },
+      ]);
+  });
   it('always creates a version for an uploaded archive, even with the same files', () => {
     spec
       .given([created(d1, 1)])

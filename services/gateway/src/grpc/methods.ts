@@ -26,9 +26,9 @@ import { ConfigurationsService } from '../configuration/configurations.service.j
 import { toDeploymentResponse } from '../deployment/deployment.controller.js';
 import { DeploymentsService } from '../deployment/deployments.service.js';
 import { InteractiveService } from '../interactive/interactive.service.js';
-import { ManifestService } from '../job/manifest.service.js';
 import { publicLinkBody, toPublicLinkResponse } from '../interactive/public-links.controller.js';
 import { JobsService } from '../job/jobs.service.js';
+import { ManifestService } from '../job/manifest.service.js';
 import { LogsService } from '../log/logs.service.js';
 import { listQuery } from '../page.js';
 import { UploadQuota } from '../quota/quota.interceptor.js';
@@ -51,6 +51,7 @@ export interface Caller {
 /** The gateway's application services, resolved once from the Nest application. */
 export class Services {
   readonly jobs: JobsService;
+  readonly manifest: ManifestService;
   readonly runs: RunsService;
   readonly logs: LogsService;
   readonly deployments: DeploymentsService;
@@ -63,13 +64,12 @@ export class Services {
   readonly publicUrl: string;
   readonly alerts: AlertsService;
   readonly interactive: InteractiveService;
-  readonly manifest: ManifestService;
 
   constructor(app: INestApplicationContext) {
-    this.manifest = app.get(ManifestService);
     this.interactive = app.get(InteractiveService);
     this.alerts = app.get(AlertsService);
     this.jobs = app.get(JobsService);
+    this.manifest = app.get(ManifestService);
     this.runs = app.get(RunsService);
     this.logs = app.get(LogsService);
     this.deployments = app.get(DeploymentsService);
@@ -449,9 +449,12 @@ export const METHODS: Record<string, Method> = {
   TriggerJobs: {
     auth: write,
     handle: async (s, r, c) => {
+      const jobRefs = strs(r, 'job_refs');
+      const selectors = strs(r, 'selectors');
+      if (jobRefs.length + selectors.length === 0) throw badRequest('give job_refs or selectors');
       const reply = await s.manifest.trigger(who(c), workspaceOf(r), {
-        jobRefs: strs(r, 'job_refs'),
-        selectors: strs(r, 'selectors'),
+        jobRefs,
+        selectors,
         profile: str(r, 'profile') || null,
         refresh: r.refresh === true,
         dryRun: r.dry_run === true,

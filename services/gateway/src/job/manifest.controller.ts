@@ -56,14 +56,16 @@ export const manifestScriptResponse = scriptResponse.extend({
 export function toManifestScript(j: JobRow, publicUrl: string): z.infer<typeof manifestScriptResponse> {
   const parsed = jobManifestSchema.safeParse(j.manifest);
   const m = parsed.success ? parsed.data : null;
+  // A job without a manifest gets the definition derived from it (jobDefinitionOf): 0.26.1 parses it.
+  const base = toScript(j, publicUrl);
   return {
-    ...toScript(j, publicUrl),
-    job_ref: m?.jobRef ?? j.name,
-    job_definition: m?.definition ?? {},
+    ...base,
+    job_ref: m?.jobRef ?? base.job_ref,
+    job_definition: m?.definition ?? base.job_definition,
     job_definition_engine_version: m?.engineVersion ?? 1,
-    job_definition_hash: m?.definitionHash ?? '',
-    triggers: m?.triggers ?? [],
-    default_trigger: m?.defaultTrigger ?? null,
+    job_definition_hash: m?.definitionHash ?? base.job_definition_hash,
+    triggers: m?.triggers ?? base.triggers,
+    default_trigger: m ? m.defaultTrigger : base.default_trigger,
     deployment_module: m?.deploymentModule ?? null,
     freshness: (m?.freshness ?? []).map((r) => `job.is_fresh:${r}`),
     pipeline_name: m?.pipelineName ?? null,

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { jobKindSchema, runStatusSchema, runTriggerSchema } from '#libs/contracts';
+import { jobKindSchema, jobManifestSchema, runStatusSchema, runTriggerSchema } from '#libs/contracts';
 import { notFound } from '#libs/http';
 import { JobNotFound } from './jobs.service.js';
 import type { ClientFlavour } from '../compat.js';
@@ -55,7 +55,7 @@ export const scriptResponse = z.object({
   job_definition: z
     .record(z.string(), z.unknown())
     .describe('dlt-runtime 0.26.1: the job definition (manifest engine 1), derived from the job'),
-  job_definition_engine_version: z.literal(1),
+  job_definition_engine_version: z.number().int().describe('1 (dlt-runtime 0.26.1) or 2 (dlthub)'),
   job_definition_hash: z.string().describe('base64 SHA3-256 of the job definition'),
   triggers: z.array(z.string()).describe('dlt-runtime 0.26.1: `schedule:<cron>` for a scheduled job'),
   default_trigger: z.string().nullable(),
@@ -167,7 +167,7 @@ export function toScript(j: JobRow, publicUrl: string): ScriptResponse {
     public_link_enabled: j.public_link_hash !== null,
     timeout_seconds: j.timeout_seconds,
     ...jobDefinitionOf(j),
-    archived: false,
+    archived: j.archived,
   };
 }
 
@@ -180,6 +180,18 @@ const moduleOf = (entryPoint: string) => entryPoint.replace(/\.py$/, '').split('
  * manual launch allowed).
  */
 export function jobDefinitionOf(j: JobRow) {
+  const stored = jobManifestSchema.safeParse(j.manifest);
+  if (j.manifest && stored.success) {
+    const m = stored.data;
+    return {
+      job_ref: m.jobRef,
+      job_definition: m.definition,
+      job_definition_engine_version: m.engineVersion,
+      job_definition_hash: m.definitionHash,
+      triggers: m.triggers,
+      default_trigger: m.defaultTrigger,
+    };
+  }
   const triggers = j.schedule ? [`schedule:${j.schedule}`] : [];
   const definition = {
     job_ref: j.name,
@@ -198,7 +210,7 @@ export function jobDefinitionOf(j: JobRow) {
   return {
     job_ref: j.name,
     job_definition: definition,
-    job_definition_engine_version: 1 as const,
+    job_definition_engine_version: 1,
     job_definition_hash: createHash('sha3-256').update(JSON.stringify(definition)).digest('base64'),
     triggers,
     default_trigger: triggers[0] ?? null,

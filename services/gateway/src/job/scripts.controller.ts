@@ -52,7 +52,6 @@ const createScriptBody = z.object({
   overlap_policy: overlapPolicySchema.optional(),
 });
 
-/** TriggerJobsRequest of dlt-runtime 0.26.1 (selectors: job refs or `manual:`/`batch`/`interactive`/`schedule:` patterns). */
 const scriptsQuery = listQuery.extend({
   /** dlt-runtime 0.26.1: archived jobs are deleted jobs, never listed (`true`: none). */
   archived: z.enum(['all', 'false', 'true']).optional(),
