@@ -68,24 +68,30 @@ const formAction = (html: string) => {
 
 describe('dashboard sign-in with OpenID Connect (a real provider: oidc-provider)', () => {
   let s: TestStack;
+  /** A second Runway on the same provider, with RUNWAY_OIDC_AUTO_CREATE=on. */
+  let auto: TestStack;
   let op: Server;
   let issuer: string;
 
   before(async () => {
     const opPort = await freePort();
     issuer = `http://127.0.0.1:${opPort}`;
-    s = await startTestStack({
+    const oidcEnv = {
       RUNWAY_OIDC_ISSUER: issuer,
       RUNWAY_OIDC_CLIENT_ID: CLIENT_ID,
       RUNWAY_OIDC_CLIENT_SECRET: CLIENT_SECRET,
       RUNWAY_OIDC_NAME: 'Acme SSO',
-    });
+    };
+    [s, auto] = await Promise.all([
+      startTestStack(oidcEnv),
+      startTestStack({ ...oidcEnv, RUNWAY_OIDC_AUTO_CREATE: 'on' }),
+    ]);
     const provider = new Provider(issuer, {
       clients: [
         {
           client_id: CLIENT_ID,
           client_secret: CLIENT_SECRET,
-          redirect_uris: [`${s.url}/auth/oidc/callback`],
+          redirect_uris: [`${s.url}/auth/oidc/callback`, `${auto.url}/auth/oidc/callback`],
           grant_types: ['authorization_code'],
           response_types: ['code'],
           token_endpoint_auth_method: 'client_secret_basic',
@@ -109,11 +115,12 @@ describe('dashboard sign-in with OpenID Connect (a real provider: oidc-provider)
   });
   after(async () => {
     await new Promise((r) => op.close(r));
-    await s.stop();
+    await Promise.all([s.stop(), auto.stop()]);
   });
 
   /** From Runway's start route through the provider's login and consent forms back to Runway. */
-  async function signInAt(b: Browser, login: string, returnTo: string) {
+  async function signInAt(b: Browser, login: string, returnTo: string, at: TestStack = s) {
+    const s = at;
     const start = await b.request(`${s.url}/auth/oidc/start?return_to=${encodeURIComponent(returnTo)}`);
     assert.equal(start.status, 302, start.text);
     const authz = new URL(start.location!);
@@ -179,5 +186,19 @@ describe('dashboard sign-in with OpenID Connect (a real provider: oidc-provider)
     assert.equal(noFlow.status, 400);
     assert.match(noFlow.text, /expired or was started in another browser/);
     assert.equal(b.cookie(s.url, 'runway_session'), undefined);
+  });
+
+  it('creates the user on a first sign-in when RUNWAY_OIDC_AUTO_CREATE=on', async () => {
+    const b = new Browser();
+    const done = await signInAt(b, 'newbie', '/', auto);
+    assert.equal(done.status, 302, done.text);
+    const me = await b.request(`${auto.url}/auth/session`);
+    assert.equal(me.status, 200, me.text);
+    const body = JSON.parse(me.text) as { user: { email: string; name: string; admin: boolean } };
+    assert.deepEqual(body.user.email, 'newbie@example.com');
+    assert.equal(body.user.name, 'newbie (sso)');
+    assert.equal(body.user.admin, false);
+    const users = await auto.call('GET', '/api/v1/admin/users');
+    assert.match(users.text, /newbie@example\.com/);
   });
 });

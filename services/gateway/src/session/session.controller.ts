@@ -1,7 +1,7 @@
 import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Req, Res } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { z } from 'zod';
-import { ApiDoc, forbidden, parseInput } from '#libs/http';
+import { ApiDoc, ApiError, forbidden, parseInput } from '#libs/http';
 import { Public, type AuthedRequest } from '../auth/auth.guard.js';
 import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
 import { Authenticated } from '../auth/authenticated.decorator.js';
@@ -70,7 +70,13 @@ export class SessionController {
   async signIn(@Req() req: Request, @Res({ passthrough: true }) res: Response, @Body() body: unknown) {
     if (!sameOrigin(req, this.opts.publicUrl)) throw forbidden('sign-in from another origin is refused');
     const input = parseInput(signInBody, body, 'body');
-    const started = await this.sessions.passwordSignIn(input.email, input.password, clientOf(req));
+    const started = await this.sessions
+      .passwordSignIn(input.email, input.password, clientOf(req))
+      .catch((err: unknown) => {
+        if (err instanceof ApiError && err.status === 429)
+          res.setHeader('Retry-After', String(err.extra.retry_after));
+        throw err;
+      });
     await this.sessions.endByCookie(cookieOf(req, SESSION_COOKIE));
     setSessionCookies(res, wantsSecure(req, this.opts.publicUrl), started.cookie, started.csrf);
     return this.sessions.signedInView(started);

@@ -14,6 +14,8 @@ import { SessionsRepository, type SessionRow } from './sessions.repository.js';
 
 /** Failed sign-ins allowed per email + client address within the window, then 429. */
 const MAX_FAILURES = 5;
+/** …and per client address over all emails (guessing one password for many accounts). */
+const MAX_FAILURES_PER_ADDRESS = 50;
 const FAILURE_WINDOW_MS = 15 * 60_000;
 const WRONG = 'wrong email or password';
 
@@ -47,6 +49,7 @@ const userView = (u: { id: string; email: string; name: string; is_admin: boolea
 @Injectable()
 export class SessionsService {
   private readonly failures = new FailureLimiter(MAX_FAILURES, FAILURE_WINDOW_MS);
+  private readonly addressFailures = new FailureLimiter(MAX_FAILURES_PER_ADDRESS, FAILURE_WINDOW_MS);
   readonly idleMs: number;
   readonly maxMs: number;
 
@@ -65,7 +68,7 @@ export class SessionsService {
   /** Email + password → a new session; one 401 message for every failure, 429 past the limit. */
   async passwordSignIn(email: string, password: string, client: ClientInfo): Promise<StartedSession> {
     const key = `${email.trim().toLowerCase()}|${client.ip}`;
-    const wait = this.failures.wait(key);
+    const wait = Math.max(this.failures.wait(key), this.addressFailures.wait(client.ip));
     if (wait > 0)
       throw new ApiError(429, `too many failed sign-ins: try again in ${wait} s`, { retry_after: wait });
     const user = await this.identities.userByEmail(email);
@@ -74,6 +77,7 @@ export class SessionsService {
     const ok = await passwordMatches(stored ?? (await dummyHash()), password);
     if (!user || !stored || !ok || user.disabled_at) {
       this.failures.fail(key);
+      this.addressFailures.fail(client.ip);
       throw unauthorized(WRONG);
     }
     this.failures.succeed(key);
