@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { spawn } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
 import { chromium, type Browser } from 'playwright-core';
 import { loadRunwayPackage } from '../../services/gateway/src/grpc/grpc-server.js';
@@ -16,7 +15,6 @@ import { startTestStack, type TestStack } from '../support/stack.js';
 
 const root = process.cwd();
 const dltBin = join(root, '.venv', 'bin', 'dlt');
-const globalSecrets = '/var/dlt/secrets.toml';
 const CHROMIUM_ARGS = [
   '--headless',
   '--no-sandbox',
@@ -76,7 +74,6 @@ describe('interactive apps through the gateway proxy (real marimo, real Chromium
   let browser: Browser | undefined;
   let notebook: { id: string; url: string };
   let echo: { id: string; url: string };
-  let saved: string | undefined;
   const ws = () => `/api/v1/workspaces/${s.workspaceId}`;
 
   before(async () => {
@@ -85,17 +82,31 @@ describe('interactive apps through the gateway proxy (real marimo, real Chromium
     config = mkdtempSync(join(tmpdir(), 'runway-interactive-cfg-'));
     cpSync(join(root, 'test/fixtures/dlt-workspace'), dir, { recursive: true });
     cpSync(join(root, 'test/fixtures/interactive'), dir, { recursive: true });
-    saved = existsSync(globalSecrets) ? readFileSync(globalSecrets, 'utf8') : undefined;
-    if (saved !== undefined) rmSync(globalSecrets);
   });
   after(async () => {
     await browser?.close();
-    if (saved !== undefined) writeFileSync(globalSecrets, saved);
-    else rmSync(globalSecrets, { force: true });
     rmSync(dir, { recursive: true, force: true });
     rmSync(config, { recursive: true, force: true });
     await s.stop();
   });
+
+  /**
+   * A WebSocket to an app once it answers. An app being stopped for idleness still shows as
+   * running for a moment after its endpoint closed: then the app is woken and the socket retried.
+   */
+  const socketToApp = async (prefix: string, url: string, token: string | null) => {
+    for (let attempt = 1; ; attempt++) {
+      await whenReady(prefix, token);
+      const sock = openSocket(url, token ? { authorization: `Bearer ${token}` } : {});
+      try {
+        await sock.opened;
+        return sock;
+      } catch (err) {
+        if (attempt >= 3) throw err;
+        await sleep(1000);
+      }
+    }
+  };
 
   /** A GET of a path exactly as given (fetch would normalize `..` away). */
   const rawGet = (path: string, headers: Record<string, string> = {}): Promise<IncomingMessage> =>
@@ -155,10 +166,7 @@ describe('interactive apps through the gateway proxy (real marimo, real Chromium
     assert.equal(seen.headers.cookie, 'theirs=1', "Runway's cookies do not reach the app");
     assert.equal(seen.headers['x-runway-app-key'], undefined, 'the worker keeps the app key');
 
-    const sock = openSocket(`${echo.url.replace(/^http/, 'ws')}ws`, {
-      authorization: `Bearer ${s.adminToken}`,
-    });
-    await sock.opened;
+    const sock = await socketToApp(`/i/${echo.id}/`, `${echo.url.replace(/^http/, 'ws')}ws`, s.adminToken);
     assert.equal(await sock.roundTrip('hello'), 'echo:hello');
     assert.equal(await sock.roundTrip('again'), 'echo:again');
     sock.ws.close();
@@ -288,9 +296,7 @@ describe('interactive apps through the gateway proxy (real marimo, real Chromium
     const made = await s.call('POST', `${ws()}/public-links`, { job: 'echo_app.py' });
     assert.equal(made.status, 201, made.text);
     const link = (made.json as { public_url: string }).public_url;
-    await whenReady(`/p/${link.split('/p/')[1]}`, null);
-    const sock = openSocket(`${link.replace(/^http/, 'ws')}ws`);
-    await sock.opened;
+    const sock = await socketToApp(`/p/${link.split('/p/')[1]}`, `${link.replace(/^http/, 'ws')}ws`, null);
     assert.equal(await sock.roundTrip('public'), 'echo:public');
 
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
@@ -410,23 +416,23 @@ describe('interactive apps through the gateway proxy (real marimo, real Chromium
       DLT_DATA_DIR: join(dir, '_storage'),
       // webbrowser.open runs this: the URL the CLI opens lands in its output.
       BROWSER: 'echo OPENED %s',
+      RUNTIME__WORKSPACE_ID: s.workspaceId,
       ...(jwt ? { RUNTIME__AUTH_TOKEN: jwt } : {}),
     });
-    const child = spawn(dltBin, ['--non-interactive', 'runtime', 'login'], { cwd: dir, env: env() });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
-    const userCode = await until('the user code', async () => /\b([B-Z]{4}-[B-Z]{4})\b/.exec(out)?.[1]).catch(
-      (err: Error) => {
-        child.kill();
-        throw new Error(`${err.message}; the CLI said:\n${out}`);
-      },
-    );
-    assert.equal((await s.call('POST', '/api/v1/device/approve', { user_code: userCode })).status, 201);
-    assert.equal(await exited, 0, out);
-    const jwt = /auth_token\s*=\s*"([^"]+)"/.exec(readFileSync(globalSecrets, 'utf8'))?.[1];
-    assert.ok(jwt, 'the CLI stored its JWT');
+    // A CLI login JWT from this stack's device flow (the dlt CLI's own login is tested in
+    // test/e2e/dlt-cli.test.ts; as root it keeps the token in /var/dlt, shared by every root process).
+    const started = await fetch(`${s.auth}/v1/github/device-flow/code`, { method: 'POST' });
+    assert.equal(started.status, 201);
+    const device = (await started.json()) as { device_code: string; user_code: string };
+    const approval = await s.call('POST', '/api/v1/device/approve', { user_code: device.user_code });
+    assert.equal(approval.status, 201, approval.text);
+    const issued = await fetch(`${s.auth}/v1/github/device-flow/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ device_code: device.device_code }),
+    });
+    assert.equal(issued.status, 201);
+    const jwt = ((await issued.json()) as { jwt: string }).jwt;
 
     const serve = await run(dltBin, ['--non-interactive', 'runtime', 'serve', 'notebook.py'], {
       cwd: dir,
