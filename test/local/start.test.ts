@@ -158,6 +158,19 @@ describe('npm start (embedded default)', () => {
     const tokenFile = join(a.dir, 'admin-token');
     assert.equal(statSync(tokenFile).mode & 0o777, 0o600);
     const token = readFileSync(tokenFile, 'utf8').trim();
+    // The first admin signs in to the dashboard with the password Runway made (banner: "Sign in:").
+    const passwordFile = join(a.dir, 'admin-password');
+    assert.equal(statSync(passwordFile).mode & 0o777, 0o600);
+    assert.match(a.output, /Sign in: +admin@runway\.local, password in .*admin-password/);
+    const signIn = await fetch(`http://127.0.0.1:${a.http}/auth/session`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', origin: `http://127.0.0.1:${a.http}` },
+      body: JSON.stringify({
+        email: 'admin@runway.local',
+        password: readFileSync(passwordFile, 'utf8').trim(),
+      }),
+    });
+    assert.equal(signIn.status, 200, await signIn.text());
     await assertLocked(a);
     const health = (await (await api(a, '/api/v1/health')).json()) as {
       status: string;
@@ -189,7 +202,14 @@ describe('npm start (embedded default)', () => {
     assert.deepEqual(
       lines.map((l) => l.type),
       // The first start is decided on the event store, the admin's email claimed before the user exists.
-      ['InstanceBootstrapped', 'EmailClaimed', 'UserRegistered', 'WorkspaceCreated', 'TokenIssued'],
+      [
+        'InstanceBootstrapped',
+        'EmailClaimed',
+        'UserRegistered',
+        'WorkspaceCreated',
+        'TokenIssued',
+        'UserPasswordChanged',
+      ],
     );
     // The secret is everything after `rwy_<id>_` (it may itself contain `_`).
     const secret = /^rwy_[a-f0-9]{16}_(.+)$/.exec(token)?.[1];

@@ -78,6 +78,11 @@ process.stdout.write(
       ? ['  --dev-auto-approve: every CLI login is approved as the first admin (single-user local use)']
       : []),
     `  Admin token ${runway.admin.created ? 'written to' : 'in'} ${runway.admin.tokenFile} (mode 0600)`,
+    ...(runway.admin.passwordFile
+      ? [
+          `  Sign in:    ${runway.admin.email}, password in ${runway.admin.passwordFile} (change it in Settings)`,
+        ]
+      : []),
     '',
     'Point the dlt CLI at it:',
     `  export RUNTIME__API_BASE_URL=${runway.url}/api RUNTIME__AUTH_BASE_URL=${runway.url}/auth`,

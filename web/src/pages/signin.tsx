@@ -28,7 +28,10 @@ export function SignInPage({
     void action.run(async () => {
       await account.signIn(email.trim(), password);
       setPassword('');
-      navigate(safeNext(next), { replace: true });
+      const to = safeNext(next);
+      // An app behind the proxy (/i/…, /p/…) is not a page of this app: load it for real.
+      if (/^\/(i|p)\//.test(to)) return window.location.assign(to);
+      navigate(to, { replace: true });
       onSignedIn();
     });
   };

@@ -1,5 +1,5 @@
 import type { INestApplicationContext } from '@nestjs/common';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -7,6 +7,8 @@ import { AggregateTypes, UserRegistered, WorkspaceCreated } from '#libs/contract
 import { InstanceBootstrapped } from './instance.events.js';
 import { CommandHandler, fold, GLOBAL_WORKSPACE, type AggregateRef, type EventStore } from '#libs/eventstore';
 import type { RunningService } from '#libs/service-host';
+import { CredentialsRepository } from '../session/credentials.repository.js';
+import { SessionsService } from '../session/sessions.service.js';
 import { UserHandler } from '../user/user.handler.js';
 import { WorkspaceHandler } from '../workspace/workspace.handler.js';
 import { instanceDecider, type InstanceIdentity } from './instance.decider.js';
@@ -24,6 +26,9 @@ const instanceRef: AggregateRef = {
 export interface FirstAdmin {
   tokenFile: string;
   created: boolean;
+  email: string;
+  /** The first admin's dashboard password, while Runway made it and nobody changed it (else null). */
+  passwordFile: string | null;
   adminUserId: string;
   defaultWorkspaceId: string;
 }
@@ -83,6 +88,37 @@ export async function ensureFirstAdmin(
   app: INestApplicationContext,
   service: RunningService,
 ): Promise<FirstAdmin> {
+  const admin = await adminAndToken(app, service);
+  const passwordFile = await ensureFirstPassword(app, service.ctx.config.dataDir, admin);
+  return { ...admin, passwordFile };
+}
+
+/**
+ * The first admin can sign in to the dashboard from the first start: while they have no password,
+ * Runway makes one (argon2id-hashed like any other, never in events) and writes it to
+ * `<dataDir>/admin-password` (mode 0600). Once anyone set a password, nothing is made again and the
+ * file, if still there, may be stale: it is reported only while the stored hash matches it.
+ */
+async function ensureFirstPassword(
+  app: INestApplicationContext,
+  dataDir: string,
+  admin: { adminUserId: string; email: string },
+): Promise<string | null> {
+  const file = join(dataDir, 'admin-password');
+  const credentials = app.get(CredentialsRepository);
+  if (await credentials.passwordHash(admin.adminUserId)) return existsSync(file) ? file : null;
+  const password = randomBytes(18).toString('base64url');
+  await app
+    .get(SessionsService)
+    .storePassword(admin.adminUserId, admin.email, password, { by: 'admin', actor: 'system' });
+  writeFileSync(file, password + '\n', { mode: 0o600 });
+  return file;
+}
+
+async function adminAndToken(
+  app: INestApplicationContext,
+  service: RunningService,
+): Promise<Omit<FirstAdmin, 'passwordFile'>> {
   const dataDir = service.ctx.config.dataDir;
   const store = service.ctx.store;
   const tokenFile = join(dataDir, 'admin-token');
@@ -115,7 +151,8 @@ export async function ensureFirstAdmin(
   const fileMatches =
     fromFile?.adminUserId === instance.adminUserId &&
     fromFile.defaultWorkspaceId === instance.defaultWorkspaceId;
-  if (fileMatches && existsSync(tokenFile)) return { tokenFile, created: false, ...instance };
+  const email = recorded.adminEmail;
+  if (fileMatches && existsSync(tokenFile)) return { tokenFile, created: false, email, ...instance };
 
   // Finish the first start: each step is keyed by the recorded ids, so a start interrupted anywhere
   // (or racing another gateway) completes it without creating anything twice.
@@ -137,12 +174,12 @@ export async function ensureFirstAdmin(
   if (!fileMatches) writeFileSync(instanceFile, JSON.stringify(instance, null, 2) + '\n', { mode: 0o600 });
   if (existsSync(tokenFile)) {
     await Promise.all(service.runners.map((r) => r.waitFor(lastSeq, 30_000)));
-    return { tokenFile, created: false, ...instance };
+    return { tokenFile, created: false, email, ...instance };
   }
   const issued = await users.issueToken(instance.adminUserId, 'admin', null, 'system');
   lastSeq = Math.max(lastSeq, issued.seq);
   // The token must work as soon as the file exists: wait for the read models.
   await Promise.all(service.runners.map((r) => r.waitFor(lastSeq, 30_000)));
   writeFileSync(tokenFile, issued.token + '\n', { mode: 0o600 });
-  return { tokenFile, created: true, ...instance };
+  return { tokenFile, created: true, email, ...instance };
 }
