@@ -294,8 +294,9 @@ describe('the dashboard API', () => {
 
   it('answers the overview in one request and sees schedule changes', async () => {
     const o = overviewSchema.parse((await get('/overview?recent=5')).json);
+    // Every workspace also has Runway's interactive `dashboard` job (made by a reactor, maybe not yet).
     assert.deepEqual(
-      o.jobs.map((j) => j.name),
+      o.jobs.map((j) => j.name).filter((n) => n !== 'dashboard'),
       ['quick', 'shop'],
     );
     assert.equal(o.jobs.find((j) => j.name === 'shop')?.last_run?.status, 'completed');

@@ -200,7 +200,8 @@ describe('npm start (embedded default)', () => {
       .split('\n')
       .map((l) => JSON.parse(l) as { type: string; seq: number; actor: string });
     assert.deepEqual(
-      lines.map((l) => l.type),
+      // Runway's `dashboard` job (JobCreated) is made by a reactor, at no fixed place in this order.
+      lines.map((l) => l.type).filter((t) => t !== 'JobCreated'),
       // The first start is decided on the event store, the admin's email claimed before the user exists.
       [
         'InstanceBootstrapped',

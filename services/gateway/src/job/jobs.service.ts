@@ -25,6 +25,7 @@ import {
 } from '../../../deployments/src/deployment/read-models/deployments.queries.js';
 import type { Principal } from '../auth/authenticator.js';
 import { GatewayDatabase } from '../gateway.database.js';
+import { compatJobRef } from './job-ref.js';
 
 export type { JobRow, JobVersionRow } from '../../../scheduling/src/job/read-models/jobs.queries.js';
 
@@ -68,9 +69,12 @@ export class JobsService {
     );
   }
 
-  /** A job by id or name, or undefined. */
-  find(ws: string, idOrName: string): Promise<JobRow | undefined> {
-    return jobByIdOrName(this.db.readModels.jobs, ws, idOrName);
+  /** A job by id or name (or the `jobs.…` ref dlt-runtime 0.26.1 knows a plain job by), or undefined. */
+  async find(ws: string, idOrName: string): Promise<JobRow | undefined> {
+    const job = await jobByIdOrName(this.db.readModels.jobs, ws, idOrName);
+    if (job || !idOrName.startsWith('jobs.')) return job;
+    const { rows } = await listJobs(this.db.readModels.jobs, ws, 1000, 0);
+    return rows.find((j) => compatJobRef(j.name) === idOrName);
   }
 
   async require(ws: string, idOrName: string): Promise<JobRow> {

@@ -6,6 +6,7 @@ import { JobNotFound } from './jobs.service.js';
 import type { ClientFlavour } from '../compat.js';
 import type { JobRow, JobVersionRow } from '../../../scheduling/src/job/read-models/jobs.queries.js';
 import type { RunRecord } from '../../../execution/src/run/read-models/runs.queries.js';
+import { compatJobRef } from './job-ref.js';
 
 /** Required uuid fields of the compatible API that Runway may not have (no configuration uploaded, system actor). */
 export const NIL_UUID = '00000000-0000-0000-0000-000000000000';
@@ -194,7 +195,7 @@ export function jobDefinitionOf(j: JobRow) {
   }
   const triggers = j.schedule ? [`schedule:${j.schedule}`] : [];
   const definition = {
-    job_ref: j.name,
+    job_ref: compatJobRef(j.name),
     entry_point: {
       module: moduleOf(j.entry_point),
       function: null,
@@ -208,7 +209,7 @@ export function jobDefinitionOf(j: JobRow) {
     ...(triggers[0] ? { default_trigger: triggers[0] } : {}),
   };
   return {
-    job_ref: j.name,
+    job_ref: definition.job_ref,
     job_definition: definition,
     job_definition_engine_version: 1,
     job_definition_hash: createHash('sha3-256').update(JSON.stringify(definition)).digest('base64'),

@@ -210,8 +210,10 @@ export class RunsController {
           columns: t.columns.map((c) => ({ name: c.name, data_type: c.dataType, nullable: c.nullable })),
         })),
       })),
+      // Runway's own statuses (skipped, finalizing) except for dlt-runtime 0.26.1, whose models
+      // know no `finalizing`.
       status_timeline: timeline.map((t) => ({
-        status: compatibleStatus(t.status, flavour),
+        status: flavour === 'runtime-026' ? compatibleStatus(t.status, flavour) : t.status,
         at: t.at.toISOString(),
         reason: t.reason,
       })),
