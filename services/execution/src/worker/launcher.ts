@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { closeSync, constants, existsSync, fstatSync, openSync, readSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { MAX_RUN_RESULT_CHARS, type RunResult } from '../run/run.events.js';
 import type { RunRequestedEvent } from './run-requested.js';
@@ -22,19 +22,30 @@ const sitePackages = new Map<string, string[]>();
 
 /**
  * The interpreter's package directories, read without importing anything of them (`-I -S`: no
- * site, no .pth file runs): a dependency environment holds the workspace's own packages.
+ * site, no .pth file runs; a dependency environment holds the workspace's own packages). Without
+ * `site` a virtualenv's prefix is not applied (Python ≤ 3.11), so its `pyvenv.cfg` beside `bin/`
+ * adds `<venv>/lib/pythonX.Y/site-packages`.
  */
 function packageDirsOf(python: string): string[] {
   const known = sitePackages.get(python);
   if (known) return known;
   const probe = spawnSync(
     python,
-    ['-I', '-S', '-c', 'import sysconfig; p = sysconfig.get_paths(); print(p["purelib"]); print(p["platlib"])'],
+    [
+      '-I',
+      '-S',
+      '-c',
+      'import sys, sysconfig; p = sysconfig.get_paths(); print("%d.%d" % sys.version_info[:2]); print(p["purelib"]); print(p["platlib"])',
+    ],
     { encoding: 'utf8', timeout: 20_000 },
   );
-  const dirs = probe.status === 0 ? [...new Set(probe.stdout.trim().split('\n').filter(Boolean))] : [];
-  sitePackages.set(python, dirs);
-  return dirs;
+  const [version, ...dirs] = probe.status === 0 ? probe.stdout.trim().split('\n').filter(Boolean) : [];
+  const venv = dirname(dirname(python));
+  if (version && existsSync(join(venv, 'pyvenv.cfg')))
+    dirs.unshift(join(venv, 'lib', `python${version}`, 'site-packages'));
+  const out = [...new Set(dirs)];
+  sitePackages.set(python, out);
+  return out;
 }
 
 /** Whether `python` has the launcher module installed (dlt 1.20 has no `launchers` package). */
