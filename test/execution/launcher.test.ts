@@ -122,7 +122,12 @@ describe("the launcher contract: manifest jobs run through dlt's launcher, their
     assert.equal(run.runway_status, 'completed', JSON.stringify(run));
     assert.equal(run.trigger_source, `manual:${REF}`);
     const started = run.status_timeline?.find((t) => t.status === 'running')?.reason ?? '';
-    assert.match(started, new RegExp(`-m ${JOB_LAUNCHER.replaceAll('.', '\\.')} --run-id ${runId} --trigger manual:${REF} --entry-point`));
+    assert.match(
+      started,
+      new RegExp(
+        `-m ${JOB_LAUNCHER.replaceAll('.', '\\.')} --run-id ${runId} --trigger manual:${REF} --entry-point`,
+      ),
+    );
     assert.ok(run.result, JSON.stringify(run));
     assert.equal(run.result.job_ref, REF);
     assert.equal(run.result.type, 'dict');
@@ -134,13 +139,20 @@ describe("the launcher contract: manifest jobs run through dlt's launcher, their
     assert.equal(v.env_job_ref, REF);
     assert.equal(v.main, JOB_LAUNCHER, "dlt's job launcher was the main module");
     assert.equal(v.refresh, false);
-    assert.equal(Date.parse(String(v.interval_start)), Date.parse(run.interval_start!), 'the run interval went in');
+    assert.equal(
+      Date.parse(String(v.interval_start)),
+      Date.parse(run.interval_start!),
+      'the run interval went in',
+    );
     assert.equal(v.secret, '***', 'a secret in the result is masked');
     assert.ok(!run.result.text.includes(SECRET));
     assert.ok(run.result.bytes >= run.result.text.length - 3, 'bytes: the size of the whole (unmasked) JSON');
     const logs = await logsOf(runId);
     assert.match(logs, /summary ran/);
-    assert.match(logs, new RegExp(`launcher ${JOB_LAUNCHER.replaceAll('.', '\\.')} for ${REF.replaceAll('.', '\\.')}`));
+    assert.match(
+      logs,
+      new RegExp(`launcher ${JOB_LAUNCHER.replaceAll('.', '\\.')} for ${REF.replaceAll('.', '\\.')}`),
+    );
     assert.ok(!logs.includes(SECRET), 'the secret is masked in the log too');
   });
 
@@ -187,9 +199,20 @@ describe("the launcher contract: manifest jobs run through dlt's launcher, their
     };
     const old = launcherCommand(PY_120, req, 'prod');
     assert.ok('fallback' in old);
-    assert.match(old.fallback, /has no launcher module dlt\._workspace\.deployment\.launchers\.job .*running reports\.py as a script/);
+    assert.match(
+      old.fallback,
+      /has no launcher module dlt\._workspace\.deployment\.launchers\.job .*running reports\.py as a script/,
+    );
     const cmd = launcherCommand(PY_026, req, 'prod');
     assert.ok('argv' in cmd);
-    assert.deepEqual(cmd.argv.slice(0, 7), [PY_026, '-m', JOB_LAUNCHER, '--run-id', req.data.runId, '--trigger', `manual:${REF}`]);
+    assert.deepEqual(cmd.argv.slice(0, 7), [
+      PY_026,
+      '-m',
+      JOB_LAUNCHER,
+      '--run-id',
+      req.data.runId,
+      '--trigger',
+      `manual:${REF}`,
+    ]);
   });
 });

@@ -146,7 +146,8 @@ export function readRunResult(
     }
     const st = fstatSync(fd);
     if (!st.isFile()) return void refused('the job result is not a regular file');
-    if (st.size > MAX_RESULT_FILE_BYTES) return void refused(`the job result file is over ${MAX_RESULT_FILE_BYTES} bytes`);
+    if (st.size > MAX_RESULT_FILE_BYTES)
+      return void refused(`the job result file is over ${MAX_RESULT_FILE_BYTES} bytes`);
     const buf = Buffer.alloc(st.size);
     let off = 0;
     while (off < st.size) {

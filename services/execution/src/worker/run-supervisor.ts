@@ -236,13 +236,19 @@ export class RunSupervisor {
       // Manifest batch jobs: dlt's launcher contract, with the interpreter the run ends up with.
       let launcherJob: string | undefined;
       if (!launch && d.launch) {
-        const cmd = launcherCommand(prepared.argv[0] ?? this.w.tools.python, this.req, prepared.config.profile);
+        const cmd = launcherCommand(
+          prepared.argv[0] ?? this.w.tools.python,
+          this.req,
+          prepared.config.profile,
+        );
         if ('fallback' in cmd) capture.note(cmd.fallback);
         else {
           prepared.argv = cmd.argv;
           Object.assign(prepared.env, cmd.env);
           launcherJob = d.launch.jobRef;
-          capture.note(`launcher ${d.launch.launcher} for ${d.launch.jobRef} (trigger ${cmd.env.RUNTIME__TRIGGER})`);
+          capture.note(
+            `launcher ${d.launch.launcher} for ${d.launch.jobRef} (trigger ${cmd.env.RUNTIME__TRIGGER})`,
+          );
         }
       }
       const argv = launch?.argv ?? prepared.argv;

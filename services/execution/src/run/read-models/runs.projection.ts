@@ -12,7 +12,13 @@ import {
   type JobEvent,
   type RunStatus,
 } from '#libs/contracts';
-import { RunCancelRequested, RunFinalizing, RunResultReported, RunSetUp, type RunEvent } from '../run.events.js';
+import {
+  RunCancelRequested,
+  RunFinalizing,
+  RunResultReported,
+  RunSetUp,
+  type RunEvent,
+} from '../run.events.js';
 import type { Insertable } from 'kysely';
 import type { ExecutionTables, RunRow, TimelineRow } from '../../migrations/index.js';
 
