@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
+import * as grpc from '@grpc/grpc-js';
+import { z } from 'zod';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { hasLauncher, launcherCommand } from '../../services/execution/src/worker/launcher.js';
+import { loadRunwayPackage } from '../../services/gateway/src/grpc/grpc-server.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 import { uploadPackage, type Json } from '../jobs/support.js';
 
@@ -114,6 +117,41 @@ describe("the launcher contract: manifest jobs run through dlt's launcher, their
       await sleep(200);
     }
   };
+  /** gRPC GetRun's `result` (RunResult). */
+  const grpcResult = async (runId: string) => {
+    const Runway = loadRunwayPackage().runway.v1.Runway;
+    const client = new Runway(`127.0.0.1:${s.runway.grpcPort}`, grpc.credentials.createInsecure());
+    const def = Runway.service.GetRun;
+    assert.ok(def);
+    const md = new grpc.Metadata();
+    md.set('authorization', `Bearer ${s.adminToken}`);
+    try {
+      const res = await new Promise<unknown>((resolve, reject) =>
+        client.makeUnaryRequest(
+          def.path,
+          def.requestSerialize,
+          def.responseDeserialize,
+          { workspace_id: s.workspaceId, run_id: runId },
+          md,
+          (err: grpc.ServiceError | null, value: unknown) => (err ? reject(err) : resolve(value)),
+        ),
+      );
+      const shape = z.object({
+        result: z
+          .object({
+            job_ref: z.string(),
+            type: z.string(),
+            value_json: z.string(),
+            truncated: z.boolean(),
+            bytes: z.number(),
+          })
+          .nullish(),
+      });
+      return shape.parse(res).result ?? null;
+    } finally {
+      client.close();
+    }
+  };
   const logsOf = async (runId: string) => (await s.call('GET', `${base()}/runs/${runId}/logs`)).text;
 
   it('runs the function through `python -m <launcher>` with the run id and trigger, and shows what it returned', async () => {
@@ -147,6 +185,10 @@ describe("the launcher contract: manifest jobs run through dlt's launcher, their
     assert.equal(v.secret, '***', 'a secret in the result is masked');
     assert.ok(!run.result.text.includes(SECRET));
     assert.ok(run.result.bytes >= run.result.text.length - 3, 'bytes: the size of the whole (unmasked) JSON');
+    const g = await grpcResult(runId);
+    assert.equal(g?.job_ref, REF);
+    assert.equal(g?.type, 'dict');
+    assert.equal(g?.value_json, run.result.text, 'gRPC GetRun shows the same result');
     const logs = await logsOf(runId);
     assert.match(logs, /summary ran/);
     assert.match(
@@ -160,6 +202,7 @@ describe("the launcher contract: manifest jobs run through dlt's launcher, their
     const none = await ended(await trigger('jobs.reports.nothing'));
     assert.equal(none.runway_status, 'completed', JSON.stringify(none));
     assert.equal(none.result, null);
+    assert.equal(await grpcResult(none.id), null);
     assert.match(await logsOf(none.id), /nothing to return/);
     const boom = await ended(await trigger('jobs.reports.boom'));
     assert.equal(boom.runway_status, 'failed', JSON.stringify(boom));
