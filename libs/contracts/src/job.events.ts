@@ -116,6 +116,23 @@ export type VersionRef = z.infer<typeof versionRefSchema>;
  * A run was requested. Decided by the job aggregate, which numbers its runs 1, 2, 3 … without gaps.
  * It carries everything a worker needs to execute the run without reading a read model.
  */
+/**
+ * Manifest jobs: what the worker needs for dlt's launcher contract (`python -m <launcher> --run-id …
+ * --trigger … --entry-point <json>`, docs/manifest.md): the job definition's `entry_point` and what
+ * the entry point JSON adds to it.
+ */
+export const runLaunchSchema = z.object({
+  jobRef: z.string().min(1).max(500),
+  launcher: z.string().min(1).max(200),
+  module: z.string().min(1).max(500),
+  function: z.string().max(200).nullable(),
+  /** The job's time zone (`interval_timezone`). */
+  timezone: z.string().min(1).max(100),
+  /** `allow_external_schedulers`. */
+  externalSchedulers: z.boolean(),
+});
+export type RunLaunch = z.infer<typeof runLaunchSchema>;
+
 export const RunRequested = defineEvent(
   'RunRequested',
   z.object({
@@ -143,6 +160,8 @@ export const RunRequested = defineEvent(
     refresh: z.boolean().optional(),
     /** Interactive manifest jobs: what the interactive runtime serves (`expose.interface`). */
     interface: z.enum(['gui', 'rest_api', 'mcp']).optional(),
+    /** Manifest jobs: the launcher contract's entry point (absent: the entry file runs as a script). */
+    launch: runLaunchSchema.optional(),
   }),
 );
 

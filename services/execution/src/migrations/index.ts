@@ -1,5 +1,6 @@
 import type { ColumnType } from 'kysely';
 import type { MigrationSet } from '#libs/database';
+import type { RunResult } from '../run/run.events.js';
 
 /**
  * Tables of the execution service:
@@ -174,6 +175,11 @@ export const executionMigrations: MigrationSet = {
         ALTER TABLE runs ADD COLUMN interval_end timestamptz;
         ALTER TABLE runs ADD COLUMN refresh boolean NOT NULL DEFAULT false;`,
     },
+    {
+      // Manifest jobs: what the job's function returned (RunResultReported), as jsonb.
+      name: '0008_run_result',
+      up: `ALTER TABLE runs ADD COLUMN result jsonb;`,
+    },
   ],
 };
 
@@ -229,6 +235,8 @@ export interface RunRow {
   interval_start: Date | null;
   interval_end: Date | null;
   refresh: boolean;
+  /** Manifest jobs: the job's result (RunResultReported without its event name), jsonb written as JSON text. */
+  result: ColumnType<RunResult | null, string | null, string | null>;
 }
 
 export interface TimelineRow {

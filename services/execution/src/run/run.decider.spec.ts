@@ -211,6 +211,18 @@ describe('run decider', () => {
       .then([completed]);
   });
 
+  it('records a job result once, while finalizing, and never ends the run by it', () => {
+    const result = { jobRef: 'jobs.a.b', type: 'dict', value: '{"rows": 3}', truncated: false, bytes: 11 };
+    const report: RunCommand = { type: 'ReportResult', result };
+    const reported: RunEvent = { type: 'RunResultReported', data: result };
+    s.given([starting, started, finalizing]).when(report).then([reported]);
+    s.given([starting, started, finalizing, reported]).when(report).thenNothing();
+    s.given([starting, started]).when(report).thenNothing();
+    s.given([starting, started, finalizing, reported])
+      .when({ type: 'CompleteRun', exitCode: 0, durationMs: 10 })
+      .then([completed]);
+  });
+
   it('skips only a run nobody claimed', () => {
     s.given([])
       .when({ type: 'SkipRun', reason: 'previous run still running' })

@@ -7,7 +7,7 @@ import {
   type RunFailureReason,
   type RunStatus,
 } from '#libs/contracts';
-import type { RunEvent } from './run.events.js';
+import type { RunEvent, RunResult } from './run.events.js';
 
 /**
  * The `run` aggregate (id = run id). A run is born `pending` by RunRequested on its job's stream;
@@ -63,7 +63,8 @@ export type RunCommand =
       cacheHit: boolean;
       durationMs: number;
     }
-  | { type: 'ReportPipelines'; pipelines: PipelineReport[]; warnings: string[] };
+  | { type: 'ReportPipelines'; pipelines: PipelineReport[]; warnings: string[] }
+  | { type: 'ReportResult'; result: RunResult };
 
 export interface RunState {
   /** `pending`: no event on this aggregate yet (nobody claimed the run). */
@@ -73,6 +74,7 @@ export interface RunState {
   /** Set once the process was reported started. */
   started: boolean;
   pipelinesReported: boolean;
+  resultReported: boolean;
 }
 
 const initialState = (): RunState => ({
@@ -81,6 +83,7 @@ const initialState = (): RunState => ({
   workerId: undefined,
   started: false,
   pipelinesReported: false,
+  resultReported: false,
 });
 
 export function isTerminal(status: RunStatus): boolean {
@@ -117,6 +120,8 @@ function evolve(state: RunState, event: RunEvent): RunState {
       return { ...state, pipelinesReported: true };
     case 'RunSetUp':
       return state;
+    case 'RunResultReported':
+      return { ...state, resultReported: true };
     default:
       return unknownType(event);
   }
@@ -219,6 +224,12 @@ export function decideReportPipelines(c: Command<'ReportPipelines'>, state: RunS
   return [{ type: 'PipelineReported', data: { pipelines: c.pipelines, warnings: c.warnings } }];
 }
 
+/** A manifest job's result (what its function returned): once, while the worker finalizes the run. */
+export function decideReportResult(c: Command<'ReportResult'>, state: RunState): RunEvent[] {
+  if (state.status !== 'finalizing' || state.resultReported) return [];
+  return [{ type: 'RunResultReported', data: c.result }];
+}
+
 function decide(command: RunCommand, state: RunState): RunEvent[] {
   switch (command.type) {
     case 'ClaimRun':
@@ -241,6 +252,8 @@ function decide(command: RunCommand, state: RunState): RunEvent[] {
       return decideReportPipelines(command, state);
     case 'RecordSetup':
       return decideRecordSetup(command, state);
+    case 'ReportResult':
+      return decideReportResult(command, state);
     default:
       return unknownType(command);
   }

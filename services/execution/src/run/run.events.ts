@@ -35,7 +35,26 @@ export const RunSetUp = defineEvent(
   }),
 );
 
-export const runPrivateEvents = [RunFinalizing, RunCancelRequested, RunSetUp] as const;
+/** At most this many characters of a job result's JSON are stored (the rest is cut, `truncated`). */
+export const MAX_RUN_RESULT_CHARS = 65_536;
+
+/**
+ * What a manifest job's function returned, as dlt's job launcher got it (docs/manifest.md, "Job
+ * results"): the Python type name and the value as JSON text (known secrets masked), at most
+ * MAX_RUN_RESULT_CHARS characters (`truncated`: the value was longer; `bytes`: its full size).
+ * Once per run, while the worker finalizes it.
+ */
+export const runResultSchema = z.object({
+  jobRef: z.string().min(1).max(500),
+  type: z.string().min(1).max(200),
+  value: z.string().max(MAX_RUN_RESULT_CHARS),
+  truncated: z.boolean(),
+  bytes: z.number().int().nonnegative(),
+});
+export type RunResult = z.infer<typeof runResultSchema>;
+export const RunResultReported = defineEvent('RunResultReported', runResultSchema);
+
+export const runPrivateEvents = [RunFinalizing, RunCancelRequested, RunSetUp, RunResultReported] as const;
 
 /** Every event of the run aggregate: what its decider folds and decides. */
 export type RunEvent = RunIntegrationEvent | EventOf<typeof runPrivateEvents>;

@@ -118,6 +118,32 @@ def _runway_report():
     except Exception:
         pass
 _runway_atexit.register(_runway_report)
+def _runway_result():
+    # dlt's job launcher run as the main module (python -m ...launchers.job) keeps what the job's
+    # function returned in its global "result" (it prints it): written as JSON for the worker.
+    import sys
+    m = sys.modules.get("__main__")
+    if getattr(getattr(m, "__spec__", None), "name", None) != "dlt._workspace.deployment.launchers.job":
+        return
+    g = vars(m)
+    if g.get("result") is None:
+        return
+    import json, os
+    value = g["result"]
+    try:
+        text = json.dumps(value, default=str)
+    except Exception:
+        text = json.dumps(repr(value))
+    out = {"type": type(value).__name__[:200], "json": text[:65536], "truncated": len(text) > 65536,
+           "bytes": len(text.encode("utf-8", "replace"))}
+    try:
+        path = os.path.join(_runway_dir, "result.json")
+        with open(path + ".tmp", "w") as f:
+            json.dump(out, f)
+        os.replace(path + ".tmp", path)
+    except Exception:
+        pass
+_runway_atexit.register(_runway_result)
 def _runway_chain():
     import sys
     rest = [p for p in sys.path if _runway_os.path.abspath(p or ".") != _runway_dir]

@@ -6,6 +6,7 @@ import { sleep, type ProcessExit } from '../executor/index.js';
 import type { RunCommand, RunState } from '../run/run.decider.js';
 import type { RunAggregates } from '../run/run.handler.js';
 import type { PipelineCollection } from './pipeline-report.js';
+import type { RunResult } from '../run/run.events.js';
 
 /** Why a worker ends a run before its process ends by itself. */
 export type EndReason =
@@ -28,6 +29,8 @@ export interface ProcessOutcome {
   pid: number | undefined;
   /** What the run's pipelines left (undefined: the run never got a directory). */
   collectPipelines: (() => Promise<PipelineCollection>) | undefined;
+  /** Manifest jobs run by dlt's job launcher: what the job's function returned (read after the exit). */
+  result?: () => RunResult | undefined;
 }
 
 /**
@@ -195,6 +198,12 @@ export class RunStatusRecorder {
         if (state.status === 'cancelling')
           return this.confirmCancelled(exit, 'the process ended while the run was being cancelled');
       }
+    }
+    const result = o.result?.();
+    if (result) {
+      state = await this.cmd({ type: 'ReportResult', result }, 'result');
+      if (state.status === 'cancelling')
+        return this.confirmCancelled(exit, 'the process ended while the run was being cancelled');
     }
     const durationMs = exit.at - this.spawnedAt!;
     if (exit.code === 0) {

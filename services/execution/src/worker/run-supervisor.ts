@@ -9,6 +9,8 @@ import { runRef } from '../run/run.handler.js';
 import { OutputCapture } from './output.js';
 import { collectRunPipelines, exitHookDirOf, readRunReports, type RunReports } from './pipeline-report.js';
 import { prepareRun, type PreparedRun } from './run-environment.js';
+import { launcherCommand, readRunResult } from './launcher.js';
+import type { RunResult } from '../run/run.events.js';
 import { reapRunProcess, spawnRunProcess, terminateRunProcess, writeRunMeta } from './run-process.js';
 import type { RunRequestedEvent } from './run-requested.js';
 import { RunStatusRecorder, type EndReason } from './run-status.js';
@@ -231,6 +233,24 @@ export class RunSupervisor {
         }
       }
       for (const line of launch?.notes ?? []) capture.note(line);
+      // Manifest batch jobs: dlt's launcher contract, with the interpreter the run ends up with.
+      let launcherJob: string | undefined;
+      if (!launch && d.launch) {
+        const cmd = launcherCommand(
+          prepared.argv[0] ?? this.w.tools.python,
+          this.req,
+          prepared.config.profile,
+        );
+        if ('fallback' in cmd) capture.note(cmd.fallback);
+        else {
+          prepared.argv = cmd.argv;
+          Object.assign(prepared.env, cmd.env);
+          launcherJob = d.launch.jobRef;
+          capture.note(
+            `launcher ${d.launch.launcher} for ${d.launch.jobRef} (trigger ${cmd.env.RUNTIME__TRIGGER})`,
+          );
+        }
+      }
       const argv = launch?.argv ?? prepared.argv;
       let proc: RunProcess;
       try {
@@ -278,6 +298,7 @@ export class RunSupervisor {
       // gone, what its exit hooks reported is read, its files (secrets) are removed and its slot is
       // free for the next run.
       let reports: RunReports | undefined;
+      let result: RunResult | undefined;
       const ended = (async (): Promise<ProcessExit> => {
         const exit = await proc.exited;
         clearTimeout(this.timeoutTimer);
@@ -290,6 +311,14 @@ export class RunSupervisor {
           (line) => this.w.logger.warn(`run ${this.runId}: ${line}`),
         );
         reports = readRunReports(exitHookDirOf(this.runDir));
+        if (launcherJob)
+          result = readRunResult(
+            exitHookDirOf(this.runDir),
+            launcherJob,
+            (text) => capture.mask(text),
+            prepared.config.secretValues,
+            (why) => capture.note(why),
+          );
         rmSync(this.runDir, { recursive: true, force: true });
         this.processesGone();
         // The last output may still be in the pipes.
@@ -327,6 +356,7 @@ export class RunSupervisor {
         stderrTail: capture.stderrTail(),
         timeoutSeconds,
         pid: proc.pid,
+        result: () => result,
         collectPipelines: launch
           ? undefined
           : () =>

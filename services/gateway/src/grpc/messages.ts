@@ -68,6 +68,17 @@ export function runMessage(
     worker_id: r.worker_id ?? '',
     pid: r.pid ?? 0,
     ...(job ? { job: jobMessage(job, publicUrl) } : {}),
+    ...(r.result
+      ? {
+          result: {
+            job_ref: r.result.jobRef,
+            type: r.result.type,
+            value_json: r.result.value,
+            truncated: r.result.truncated,
+            bytes: r.result.bytes,
+          },
+        }
+      : {}),
   };
 }
 

@@ -108,6 +108,19 @@ export const runResponse = z.object({
     .nullable()
     .describe("manifest jobs: end of the run's work window (ISO UTC, exclusive)"),
   refresh: z.boolean().describe('Runway: manifest jobs, the run restarts from interval.start'),
+  result: z
+    .object({
+      job_ref: z.string(),
+      type: z.string().describe('the Python type of what the function returned'),
+      value: z.unknown().describe('the value (JSON); null when truncated'),
+      text: z.string().describe('the value as JSON text (the first 65,536 characters when truncated)'),
+      truncated: z.boolean(),
+      bytes: z.number().int().describe('size of the whole JSON text'),
+    })
+    .nullable()
+    .describe(
+      "Runway: manifest jobs run by dlt's job launcher, what the job's function returned (known secrets masked); null: no result",
+    ),
 });
 export type RunResponse = z.infer<typeof runResponse>;
 
@@ -286,7 +299,22 @@ export function toRun(r: RunRecord, publicUrl: string, flavour: ClientFlavour = 
     interval_start: iso(r.interval_start),
     interval_end: iso(r.interval_end),
     refresh: r.refresh ?? false,
+    result: runResultOf(r.result),
   };
+}
+
+/** The stored job result (RunResultReported) as the API shows it: the JSON parsed when it is whole. */
+function runResultOf(r: RunRecord['result'] | undefined): RunResponse['result'] {
+  if (!r) return null;
+  let value: unknown = null;
+  if (!r.truncated) {
+    try {
+      value = JSON.parse(r.value);
+    } catch {
+      value = null;
+    }
+  }
+  return { job_ref: r.jobRef, type: r.type, value, text: r.value, truncated: r.truncated, bytes: r.bytes };
 }
 
 /** The compatible API's word for a job that is not there. */

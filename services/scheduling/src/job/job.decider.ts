@@ -5,6 +5,7 @@ import {
   isBuiltInEntryPoint,
   type JobManifest,
   type RunInterval,
+  type RunLaunch,
   type MissedPolicy,
   type OverlapPolicy,
   type JobKind,
@@ -847,6 +848,7 @@ function manifestRunFields(
   interval?: RunInterval;
   refresh?: boolean;
   interface?: 'gui' | 'rest_api' | 'mcp';
+  launch?: RunLaunch;
 } {
   const m = spec.manifest;
   if (!m) return {};
@@ -861,6 +863,14 @@ function manifestRunFields(
     interval: command.interval ?? runInterval(spec, state, source, at, command.fireAt, refresh),
     refresh,
     ...(spec.kind === 'interactive' && m.interface ? { interface: m.interface } : {}),
+    launch: {
+      jobRef: m.jobRef,
+      launcher: m.launcher,
+      module: m.module,
+      function: m.function,
+      timezone: spec.timezone,
+      externalSchedulers: m.externalSchedulers,
+    },
   };
 }
 

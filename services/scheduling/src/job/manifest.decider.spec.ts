@@ -161,6 +161,15 @@ describe('manifest jobs in the job decider', () => {
     const first = data(decideOn(created, fire('2026-12-04T10:00:00.000Z'))[0]);
     assert.deepEqual(first.interval, { start: '2026-12-01T00:00:00.000Z', end: '2026-12-04T10:00:00.000Z' });
     assert.equal(first.triggerSource, 'schedule:0 * * * *');
+    // What the worker's launcher contract needs: the definition's entry point, the job's zone.
+    assert.deepEqual(first.launch, {
+      jobRef: ref,
+      launcher: 'dlt._workspace.deployment.launchers.job',
+      module: 'daily',
+      function: 'daily',
+      timezone: 'UTC',
+      externalSchedulers: false,
+    });
     const ran: JobEvent[] = [
       ...created,
       { type: 'RunRequested', data: first },

@@ -12,7 +12,13 @@ import {
   type JobEvent,
   type RunStatus,
 } from '#libs/contracts';
-import { RunCancelRequested, RunFinalizing, RunSetUp, type RunEvent } from '../run.events.js';
+import {
+  RunCancelRequested,
+  RunFinalizing,
+  RunResultReported,
+  RunSetUp,
+  type RunEvent,
+} from '../run.events.js';
 import type { Insertable } from 'kysely';
 import type { ExecutionTables, RunRow, TimelineRow } from '../../migrations/index.js';
 
@@ -20,7 +26,7 @@ type Change = {
   status: RunStatus;
   at: Date;
   reason: string;
-  set: Partial<Omit<RunRow, 'stderr_tail'>> & { stderr_tail?: string | null };
+  set: Partial<Omit<RunRow, 'stderr_tail' | 'result'>> & { stderr_tail?: string | null };
 };
 
 function durationMs(from: Date | null, to: Date): number | null {
@@ -131,6 +137,8 @@ function changeOf(e: RunEvent, at: Date): Change | undefined {
       };
     case 'PipelineReported':
       return undefined; // the pipelines projection's
+    case 'RunResultReported':
+      return undefined; // a column of the row, no status change (apply)
     default: {
       const unknown: never = e;
       throw new Error(`unknown run event ${JSON.stringify(unknown)}`);
@@ -152,6 +160,7 @@ const handled = eventsOf(
   RunCancelled,
   RunSkipped,
   RunSetUp,
+  RunResultReported,
 );
 
 /** The columns a new run row takes from RunRequested / ScheduledRunSkipped (what they share). */
@@ -192,6 +201,7 @@ function newRunRow(
     interval_start: 'interval' in d && d.interval ? new Date(d.interval.start) : null,
     interval_end: 'interval' in d && d.interval ? new Date(d.interval.end) : null,
     refresh: 'refresh' in d ? (d.refresh ?? false) : false,
+    result: null,
   };
 }
 
@@ -271,6 +281,14 @@ export const runsProjection = defineProjection<ExecutionTables>({
       }
       await flush();
       const runId = stored.aggregate.id;
+      if (stored.type === 'RunResultReported') {
+        await db
+          .updateTable('runs')
+          .set({ result: JSON.stringify(stored.data), updated_at: at })
+          .where('id', '=', runId)
+          .execute();
+        continue;
+      }
       const c = changeOf(stored, at);
       if (!c) continue;
       if (stored.type === 'RunSkipped') {
