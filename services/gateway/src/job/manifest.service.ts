@@ -14,7 +14,12 @@ import {
   type TriggerJobsRequest,
 } from '#libs/contracts';
 import { rpc, SERVICES_CLIENT } from '#libs/service-host';
-import { jobsById, type JobRow } from '../../../scheduling/src/job/read-models/jobs.queries.js';
+import {
+  jobsById,
+  jobVersion,
+  type JobRow,
+  type JobVersionRow,
+} from '../../../scheduling/src/job/read-models/jobs.queries.js';
 import type { Principal } from '../auth/authenticator.js';
 import { GatewayDatabase } from '../gateway.database.js';
 import { JobsService } from './jobs.service.js';
@@ -23,6 +28,8 @@ import { JobsService } from './jobs.service.js';
 export interface ManifestOutcome {
   reply: DeployManifestReply;
   jobs: Map<string, JobRow>;
+  /** The version an updated job had before this deploy, by job id (engine 2's `previous_version`). */
+  previousVersions: Map<string, JobVersionRow>;
 }
 
 /**
@@ -57,7 +64,18 @@ export class ManifestService {
     if (reply.seq > 0) await this.db.waitForProjection('jobs', reply.seq);
     const ids = [...reply.added, ...reply.updated, ...reply.unchanged, ...reply.archived].map((j) => j.jobId);
     const rows = await jobsById(this.db.readModels.jobs, ids);
-    return { reply, jobs: new Map(rows.map((r) => [r.id, r])) };
+    const previous = await Promise.all(
+      reply.updated.map(async (o) =>
+        o.previousVersion === null
+          ? undefined
+          : jobVersion(this.db.readModels.jobs, o.jobId, String(o.previousVersion)),
+      ),
+    );
+    return {
+      reply,
+      jobs: new Map(rows.map((r) => [r.id, r])),
+      previousVersions: new Map(previous.flatMap((v) => (v ? [[v.job_id, v] as const] : []))),
+    };
   }
 
   async trigger(
