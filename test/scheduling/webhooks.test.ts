@@ -55,9 +55,16 @@ describe('engine 2 deploy (POST …/-deploy) and webhook triggers', () => {
     [...r.job_receipt.succeeded, ...r.job_receipt.skipped].map((d) => `${d.job.job_ref}=${d.outcome}`).sort();
 
   before(async () => {
-    s = await startTestStack();
+    s = await startTestStack({ RUNWAY_WEBHOOK_RATE_PER_MINUTE: '6' });
     ws = s.workspaceId;
-    await uploadPackage(s, 'deployments', [{ path: 'ok.py', content: 'print("ok")\n' }]);
+    await uploadPackage(s, 'deployments', [
+      { path: 'ok.py', content: 'print("ok")\n' },
+      {
+        path: 'hook.py',
+        content:
+          'import os\nprint("payload", os.environ.get("RUNWAY_WEBHOOK_PAYLOAD"), os.environ["RUNWAY_TRIGGER"])\n',
+      },
+    ]);
   });
   after(async () => {
     await s.stop();
@@ -106,5 +113,100 @@ describe('engine 2 deploy (POST …/-deploy) and webhook triggers', () => {
     assert.equal(a2.previous_version?.version, a1.job.version);
     assert.equal(a2.previous_version?.job_id, a1.job.id);
     assert.equal(r2.job_receipt.skipped[0]?.job.job_ref, 'jobs.e2.b');
+  });
+
+  it('webhook: URL shown once, one run per request (idempotency key dedupes), body to the run, rotate / revoke → 404, 413, 429', async () => {
+    const d = await deploy(
+      [job('jobs.hooks.on_hook', 'hook', { triggers: ['webhook:'] }), job('jobs.hooks.plain', 'ok')],
+      {
+        deployment_module: 'hooks',
+      },
+    );
+    assert.equal(d.status, 200, d.text);
+    const hookUrl = `${base()}/scripts/jobs.hooks.on_hook/webhook`;
+    // A job without a webhook: trigger gets no webhook.
+    const none = await s.call('POST', `${base()}/scripts/jobs.hooks.plain/webhook`, { action: 'enable' });
+    assert.equal(none.status, 409, none.text);
+    assert.equal((await s.call('POST', hookUrl, { action: 'nope' })).status, 400);
+
+    const en = await s.call('POST', hookUrl, { action: 'enable' });
+    assert.equal(en.status, 201, en.text);
+    const url = (en.json as { webhook_url: string }).webhook_url;
+    assert.match(url, /\/hooks\/[A-Za-z0-9_-]{43}$/);
+    const path = new URL(url).pathname;
+    const token = path.split('/').pop()!;
+    const again = await s.call('POST', hookUrl, { action: 'enable' });
+    assert.equal(again.status, 409, 'enable twice: rotate to see a URL again');
+    const script = await s.call('GET', `${base()}/scripts/jobs.hooks.on_hook`);
+    assert.ok(!script.text.includes(token), 'the token is not shown again');
+
+    // No credential but the token.
+    const post = (p: string, body?: Json | string, headers: Record<string, string> = {}) =>
+      fetch(`${s.url}${p}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
+      });
+    const r1 = await post(path, { order: 42 }, { 'idempotency-key': 'k1' });
+    assert.equal(r1.status, 201, await r1.clone().text());
+    const run1 = (await r1.json()) as { run_id: string; number: number; job_ref: string };
+    assert.equal(run1.job_ref, 'jobs.hooks.on_hook');
+    const r1again = await post(path, { order: 42 }, { 'idempotency-key': 'k1' });
+    assert.equal(r1again.status, 201);
+    assert.equal(((await r1again.json()) as { run_id: string }).run_id, run1.run_id, 'same key, same run');
+    const r2 = await post(path);
+    assert.equal(r2.status, 201);
+    const run2 = (await r2.json()) as { run_id: string; number: number };
+    assert.notEqual(run2.run_id, run1.run_id);
+
+    // Validated, size-capped body; unknown tokens 404 (malformed or well-formed).
+    assert.equal((await post(path, '"a string"')).status, 400);
+    assert.equal((await post(path, { big: 'x'.repeat(20_000) })).status, 413);
+    assert.equal((await post('/hooks/not-a-token')).status, 404);
+    assert.equal((await post(`/hooks/${'A'.repeat(43)}`)).status, 404);
+
+    const jobId = ((await s.call('GET', `${base()}/scripts/jobs.hooks.on_hook`)).json as { id: string }).id;
+    const list = await s.call('GET', `${base()}/runs?script_id=${jobId}&limit=50`);
+    assert.equal(list.status, 200, list.text);
+    const hookRuns = (
+      list.json as { items: { id: string; runway_trigger: string; trigger_source: string | null }[] }
+    ).items;
+    assert.equal(hookRuns.length, 2, 'exactly one run per request, the repeated key deduped');
+    for (const r of hookRuns) {
+      assert.equal(r.runway_trigger, 'webhook');
+      assert.equal(r.trigger_source, 'webhook:');
+    }
+    // The body reaches the run (RUNWAY_WEBHOOK_PAYLOAD).
+    const until = Date.now() + 30_000;
+    let text: string;
+    for (;;) {
+      const l = await s.call('GET', `${base()}/runs/${run1.run_id}/logs`);
+      const j = l.json as { logs: string | null; run: { runway_status: string } };
+      text = j.logs ?? '';
+      if (['completed', 'failed'].includes(j.run.runway_status) && text.includes('payload')) break;
+      if (Date.now() > until) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    assert.match(text, /payload \{"order":42\} webhook/);
+
+    // Rotate: the old token is 404, the new one works; revoke: 404.
+    const rot = await s.call('POST', hookUrl, { action: 'rotate' });
+    assert.equal(rot.status, 201, rot.text);
+    const path2 = new URL((rot.json as { webhook_url: string }).webhook_url).pathname;
+    assert.notEqual(path2, path);
+    assert.equal((await post(path)).status, 404, 'rotated: the old token is gone');
+    assert.equal((await post(path2)).status, 201);
+    const rev = await s.call('POST', hookUrl, { action: 'revoke' });
+    assert.equal(rev.status, 201, rev.text);
+    assert.equal((rev.json as { enabled: boolean; webhook_url: string | null }).webhook_url, null);
+    assert.equal((await post(path2)).status, 404, 'revoked');
+
+    // Rate: 6 a minute per webhook (RUNWAY_WEBHOOK_RATE_PER_MINUTE); the 7th is 429.
+    const en2 = await s.call('POST', hookUrl, { action: 'enable' });
+    const path3 = new URL((en2.json as { webhook_url: string }).webhook_url).pathname;
+    const statuses: number[] = [];
+    for (let i = 0; i < 7; i++)
+      statuses.push((await post(path3, undefined, { 'idempotency-key': 'same' })).status);
+    assert.deepEqual(statuses, [201, 201, 201, 201, 201, 201, 429]);
   });
 });
