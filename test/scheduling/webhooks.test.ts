@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import * as grpc from '@grpc/grpc-js';
+import { loadRunwayPackage } from '../../services/gateway/src/grpc/grpc-server.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
-import { uploadPackage, type Json } from '../jobs/support.js';
+import { newUser, uploadPackage, type Json } from '../jobs/support.js';
 
 /** A job definition as the dlthub client (manifest engine 2) sends it. */
 function job(ref: string, module: string, extra: Json = {}): Json {
@@ -200,6 +202,40 @@ describe('engine 2 deploy (POST …/-deploy) and webhook triggers', () => {
     assert.equal(rev.status, 201, rev.text);
     assert.equal((rev.json as { enabled: boolean; webhook_url: string | null }).webhook_url, null);
     assert.equal((await post(path2)).status, 404, 'revoked');
+
+    // gRPC ChangeWebhook: the same application service (a viewer may not).
+    const Runway = loadRunwayPackage().runway.v1.Runway;
+    const client = new Runway(`127.0.0.1:${s.runway.grpcPort}`, grpc.credentials.createInsecure());
+    const method = Runway.service.ChangeWebhook!;
+    const grpcCall = (req: object, token: string) =>
+      new Promise<{
+        err: grpc.ServiceError | null;
+        res: { enabled?: boolean; webhook_url?: string } | undefined;
+      }>((resolve) => {
+        const md = new grpc.Metadata();
+        md.set('authorization', `Bearer ${token}`);
+        client.makeUnaryRequest(
+          method.path,
+          method.requestSerialize,
+          method.responseDeserialize,
+          req,
+          md,
+          (err: grpc.ServiceError | null, res?: { enabled?: boolean; webhook_url?: string }) =>
+            resolve({ err, res }),
+        );
+      });
+    const viewer = await newUser(s, 'hook-viewer@example.com', 'viewer');
+    const req = { workspace_id: ws, id_or_name: 'jobs.hooks.on_hook', action: 'enable' };
+    assert.equal((await grpcCall(req, viewer.token)).err?.code, grpc.status.PERMISSION_DENIED);
+    const g = await grpcCall(req, s.adminToken);
+    assert.equal(g.err, null, String(g.err));
+    assert.equal(g.res?.enabled, true);
+    const gPath = new URL(String(g.res?.webhook_url)).pathname;
+    assert.equal((await post(gPath)).status, 201, 'the URL from gRPC starts a run');
+    const gRevoke = await grpcCall({ ...req, action: 'revoke' }, s.adminToken);
+    assert.equal(gRevoke.res?.webhook_url, '');
+    assert.equal((await post(gPath)).status, 404);
+    client.close();
 
     // Rate: 6 a minute per webhook (RUNWAY_WEBHOOK_RATE_PER_MINUTE); the 7th is 429.
     const en2 = await s.call('POST', hookUrl, { action: 'enable' });
