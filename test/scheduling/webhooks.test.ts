@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { loadRunwayPackage } from '../../services/gateway/src/grpc/grpc-server.js';
+import { runRunwayCli } from '../support/cli.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 import { newUser, uploadPackage, type Json } from '../jobs/support.js';
 
@@ -236,6 +240,31 @@ describe('engine 2 deploy (POST …/-deploy) and webhook triggers', () => {
     assert.equal(gRevoke.res?.webhook_url, '');
     assert.equal((await post(gPath)).status, 404);
     client.close();
+
+    // The CLI: `runway jobs webhook <job_ref> [--rotate|--revoke]`.
+    const dir = mkdtempSync(join(tmpdir(), 'runway-hook-'));
+    const cfg = mkdtempSync(join(tmpdir(), 'runway-hook-cfg-'));
+    try {
+      mkdirSync(join(dir, '.dlt'));
+      writeFileSync(join(dir, '.dlt/.workspace'), '');
+      const runway = (...args: string[]) => runRunwayCli(s, dir, cfg, ...args);
+      const both = await runway('jobs', 'webhook', 'jobs.hooks.on_hook', '--rotate', '--revoke');
+      assert.equal(both.code, 2, both.out + both.err);
+      const cliOn = await runway('jobs', 'webhook', 'jobs.hooks.on_hook');
+      assert.equal(cliOn.code, 0, cliOn.out + cliOn.err);
+      const cliUrl = /http\S+\/hooks\/[A-Za-z0-9_-]{43}/.exec(cliOn.out)?.[0];
+      assert.ok(cliUrl, cliOn.out);
+      assert.equal((await post(new URL(cliUrl).pathname)).status, 201);
+      const refused = await runway('jobs', 'webhook', 'jobs.hooks.plain');
+      assert.equal(refused.code, 1, refused.out + refused.err);
+      assert.match(refused.err, /cannot enable the webhook of jobs\.hooks\.plain: .*no webhook: trigger/);
+      const cliOff = await runway('jobs', 'webhook', 'jobs.hooks.on_hook', '--revoke');
+      assert.equal(cliOff.code, 0, cliOff.out + cliOff.err);
+      assert.equal((await post(new URL(cliUrl).pathname)).status, 404);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      rmSync(cfg, { recursive: true, force: true });
+    }
 
     // Rate: 6 a minute per webhook (RUNWAY_WEBHOOK_RATE_PER_MINUTE); the 7th is 429.
     const en2 = await s.call('POST', hookUrl, { action: 'enable' });
