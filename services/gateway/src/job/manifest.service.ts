@@ -116,6 +116,8 @@ export class ManifestService {
     const job = await jobByWebhookHash(this.db.readModels.jobs, hash);
     if (!job) throw notFound('no such webhook');
     const now = Date.now();
+    if (this.hookWindows.size > 10_000)
+      for (const [h, x] of this.hookWindows) if (now - x.start >= 60_000) this.hookWindows.delete(h);
     const w = this.hookWindows.get(hash);
     if (!w || now - w.start >= 60_000) this.hookWindows.set(hash, { start: now, count: 1 });
     else if (w.count >= this.ratePerMinute)
