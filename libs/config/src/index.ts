@@ -149,6 +149,8 @@ const schema = z.object({
   RUNWAY_SCHEDULER_STOP_GRACE_MS: z.coerce.number().int().min(0).max(60_000).default(2_000),
   /** A new or changed job schedule must not fire more often than this (seconds; 0 = no limit). */
   RUNWAY_MIN_SCHEDULE_INTERVAL_SECONDS: z.coerce.number().int().min(0).max(86_400).default(60),
+  /** Requests per minute one webhook (`POST /hooks/<token>`) accepts per gateway; more: 429. */
+  RUNWAY_WEBHOOK_RATE_PER_MINUTE: z.coerce.number().int().min(1).max(100_000).default(60),
   /** Uploads (deployment packages and blobs, configurations) one workspace may have in flight at once, per gateway. */
   RUNWAY_MAX_CONCURRENT_UPLOADS: z.coerce.number().int().min(1).max(1000).default(8),
   /** Device-code logins one client address may start per minute (unauthenticated route). */
@@ -426,6 +428,8 @@ export interface RunwayConfig {
   devAutoApprove: boolean;
   /** Base URL users reach the gateway at (default http://<host>:<port>). */
   publicUrl: string;
+  /** Requests per minute one webhook accepts per gateway (RUNWAY_WEBHOOK_RATE_PER_MINUTE). */
+  webhookRatePerMinute: number;
   /** Dashboard sessions: idle and absolute expiry. */
   sessions: { idleMs: number; maxMs: number };
   /** OpenID Connect sign-in, when configured. */
@@ -564,6 +568,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RunwayConfig {
     kvMaxBytes: e.RUNWAY_KV_MAX_BYTES,
     archiveRunsAfterMs: e.RUNWAY_ARCHIVE_RUNS_AFTER_DAYS * 86_400_000,
     publicUrl: (e.RUNWAY_PUBLIC_URL ?? `http://${e.RUNWAY_HOST}:${e.RUNWAY_HTTP_PORT}`).replace(/\/$/, ''),
+    webhookRatePerMinute: e.RUNWAY_WEBHOOK_RATE_PER_MINUTE,
     sessions: { idleMs: e.RUNWAY_SESSION_IDLE, maxMs: e.RUNWAY_SESSION_MAX },
     oidc:
       e.RUNWAY_OIDC_ISSUER && e.RUNWAY_OIDC_CLIENT_ID && e.RUNWAY_OIDC_CLIENT_SECRET

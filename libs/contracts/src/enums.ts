@@ -14,7 +14,7 @@ export type JobKind = z.infer<typeof jobKindSchema>;
  * Why a run exists. The compatible API only knows manual and schedule (api and wake are shown as
  * manual there). `wake`: a visit to the URL of an interactive job whose app was not running.
  */
-export const runTriggerSchema = z.enum(['manual', 'api', 'schedule', 'wake']);
+export const runTriggerSchema = z.enum(['manual', 'api', 'schedule', 'wake', 'webhook']);
 export type RunTrigger = z.infer<typeof runTriggerSchema>;
 
 /** What the scheduler does with fire times missed while it was down. */

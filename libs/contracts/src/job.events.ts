@@ -132,6 +132,8 @@ export const runLaunchSchema = z.object({
   externalSchedulers: z.boolean(),
 });
 export type RunLaunch = z.infer<typeof runLaunchSchema>;
+/** The largest JSON body a webhook run carries (`POST /hooks/<token>`; larger: 413). */
+export const WEBHOOK_PAYLOAD_MAX_BYTES = 16 * 1024;
 
 export const RunRequested = defineEvent(
   'RunRequested',
@@ -162,6 +164,8 @@ export const RunRequested = defineEvent(
     interface: z.enum(['gui', 'rest_api', 'mcp']).optional(),
     /** Manifest jobs: the launcher contract's entry point (absent: the entry file runs as a script). */
     launch: runLaunchSchema.optional(),
+    /** Webhook runs: the JSON body posted to the hook (compact, at most WEBHOOK_PAYLOAD_MAX_BYTES). */
+    payload: z.string().max(WEBHOOK_PAYLOAD_MAX_BYTES).optional(),
   }),
 );
 
@@ -219,6 +223,24 @@ export const PublicLinkRevoked = defineEvent(
 );
 export const publicLinkEvents = [PublicLinkEnabled, PublicLinkRotated, PublicLinkRevoked] as const;
 
+/**
+ * The webhook of a manifest job with a `webhook:` trigger: `POST /hooks/<token>` requests a run.
+ * Like a public link, the gateway makes the token and shows it once; the job keeps its hash only.
+ */
+export const WebhookEnabled = defineEvent(
+  'WebhookEnabled',
+  z.object({ tokenHash: tokenHashSchema, by: z.string().min(1) }),
+);
+export const WebhookRotated = defineEvent(
+  'WebhookRotated',
+  z.object({ tokenHash: tokenHashSchema, previousHash: tokenHashSchema, by: z.string().min(1) }),
+);
+export const WebhookRevoked = defineEvent(
+  'WebhookRevoked',
+  z.object({ previousHash: tokenHashSchema, by: z.string().min(1) }),
+);
+export const webhookEvents = [WebhookEnabled, WebhookRotated, WebhookRevoked] as const;
+
 /** The job's integration events (its private ones live in services/scheduling/src/job/job.events.ts). */
 export const jobEvents = [
   JobCreated,
@@ -227,5 +249,6 @@ export const jobEvents = [
   ScheduledRunSkipped,
   JobDeleted,
   ...publicLinkEvents,
+  ...webhookEvents,
 ] as const;
 export type JobEvent = EventOf<typeof jobEvents>;

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { jobKindSchema, missedPolicySchema, overlapPolicySchema, runTriggerSchema } from './enums.js';
+import { WEBHOOK_PAYLOAD_MAX_BYTES } from './job.events.js';
 
 /** Request/reply patterns of the scheduling (jobs, run requests) and execution (runs) services. */
 export const JobRpc = {
@@ -7,6 +8,7 @@ export const JobRpc = {
   requestRun: 'runway.rpc.scheduling.requestRun',
   delete: 'runway.rpc.scheduling.deleteJob',
   publicLink: 'runway.rpc.scheduling.publicLink',
+  webhook: 'runway.rpc.scheduling.webhook',
   wake: 'runway.rpc.scheduling.wakeJob',
   deployManifest: 'runway.rpc.scheduling.deployManifest',
   triggerJobs: 'runway.rpc.scheduling.triggerJobs',
@@ -56,6 +58,13 @@ export const requestRun = z.object({
   profile: z.string().nullable(),
   /** The job's entry point as the caller knows it: checked against the deployment before deciding. */
   entryPoint: z.string().optional(),
+  /** Trigger webhook: the hash of the token the hook was called with (the job must still have it). */
+  webhookHash: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/)
+    .optional(),
+  /** Trigger webhook: the posted JSON body. */
+  payload: z.string().max(WEBHOOK_PAYLOAD_MAX_BYTES).optional(),
 });
 export type RequestRun = z.infer<typeof requestRun>;
 export const requestRunReply = z.object({
@@ -189,6 +198,12 @@ export const publicLinkReply = z.object({
   seq: z.number().int().min(0),
 });
 export type PublicLinkReply = z.infer<typeof publicLinkReply>;
+
+/** Enable, rotate or revoke a manifest job's webhook (`webhook:` trigger); the token's hash only. */
+export const webhookRequest = publicLinkRequest;
+export type WebhookRequest = PublicLinkRequest;
+export const webhookReply = publicLinkReply;
+export type WebhookReply = PublicLinkReply;
 
 /**
  * Wake an interactive job: a run with trigger `wake`, unless one of its runs is still active (then

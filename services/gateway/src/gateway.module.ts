@@ -42,6 +42,7 @@ import { RunsService } from './run/runs.service.js';
 import { ScriptsController } from './job/scripts.controller.js';
 import { ManifestController } from './job/manifest.controller.js';
 import { ManifestService } from './job/manifest.service.js';
+import { WebhooksController } from './job/webhooks.controller.js';
 import { QuotaInterceptor, UploadQuota } from './quota/quota.interceptor.js';
 import { AlertsController } from './alert/alerts.controller.js';
 import { AlertsService } from './alert/alerts.service.js';
@@ -88,6 +89,7 @@ export class GatewayModule {
         ConfigurationController,
         DeploymentController,
         ManifestController,
+        WebhooksController,
         ScriptsController,
         RunsController,
         RunLogsStreamController,

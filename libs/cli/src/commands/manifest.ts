@@ -17,6 +17,14 @@ const backfillAnswer = z.object({
   ),
 });
 
+/** The answer of `POST …/scripts/{job_ref}/webhook` (docs/manifest.md). */
+const webhookAnswer = z.object({
+  job_id: z.string(),
+  job_ref: z.string(),
+  enabled: z.boolean(),
+  webhook_url: z.string().nullable(),
+});
+
 const isoTime = (what: string, text: string): string => {
   if (
     !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(text) ||
@@ -65,6 +73,40 @@ export function registerManifest(program: Command, g: () => GlobalOptions): void
           ...r.runs.map((x) => `  run #${x.number}  [${x.interval_start}, ${x.interval_end})`),
           '',
         ].join('\n'),
+      );
+    });
+
+  jobs
+    .command('webhook')
+    .description(
+      "the job's webhook (a manifest job with a webhook: trigger): POST to the URL starts a run; the URL is shown only now",
+    )
+    .argument('<job_ref>', 'the job (jobs.<section>.<name>)')
+    .option('--rotate', 'a new URL; the old one stops working at once')
+    .option('--revoke', 'no webhook any more')
+    .action(async (ref: string, opts: { rotate?: boolean; revoke?: boolean }) => {
+      if (opts.rotate && opts.revoke) throw new CliError('give --rotate or --revoke, not both', 2);
+      const action = opts.revoke ? 'revoke' : opts.rotate ? 'rotate' : 'enable';
+      const { c, wsId } = await openSession(g());
+      let raw: unknown;
+      try {
+        raw = await c.api<unknown>(
+          'POST',
+          `/v1/workspaces/${wsId}/scripts/${encodeURIComponent(ref)}/webhook`,
+          {
+            action,
+          },
+        );
+      } catch (err) {
+        if (err instanceof ClientError && err.status >= 400 && err.status < 500)
+          throw new CliError(`cannot ${action} the webhook of ${ref}: ${err.detail}`, 1);
+        throw err;
+      }
+      const r = webhookAnswer.parse(raw);
+      printOut(g(), r, () =>
+        action === 'revoke'
+          ? `The webhook of ${r.job_ref} is revoked.\n`
+          : `${r.webhook_url ?? ''}\nPOST to this URL (optional JSON body) starts a run of ${r.job_ref}. It is shown only this once.\n`,
       );
     });
 }

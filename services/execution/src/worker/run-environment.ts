@@ -183,6 +183,8 @@ export async function prepareRun(opts: {
     RUNWAY_JOB_ID: req.jobId,
     RUNWAY_WORKSPACE_ID: ws,
     RUNWAY_TRIGGER: d.trigger,
+    // A webhook run: the JSON body posted to the hook (validated and size-capped by the gateway).
+    ...(d.payload !== undefined ? { RUNWAY_WEBHOOK_PAYLOAD: d.payload } : {}),
     // The exit hook (sitecustomize): the run's Python processes report their dlt pipelines on the
     // way out, so that finalizing does not start an interpreter to read them.
     PYTHONPATH: installExitHook(runDir),

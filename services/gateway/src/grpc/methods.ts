@@ -29,6 +29,7 @@ import { InteractiveService } from '../interactive/interactive.service.js';
 import { publicLinkBody, toPublicLinkResponse } from '../interactive/public-links.controller.js';
 import { JobsService } from '../job/jobs.service.js';
 import { ManifestService } from '../job/manifest.service.js';
+import { toWebhookResponse, webhookBody } from '../job/webhooks.controller.js';
 import { LogsService } from '../log/logs.service.js';
 import { listQuery } from '../page.js';
 import { UploadQuota } from '../quota/quota.interceptor.js';
@@ -386,6 +387,16 @@ export const METHODS: Record<string, Method> = {
         await s.interactive.changePublicLink(who(c), workspaceOf(r), b.job, b.action),
       );
       return { ...out, public_url: out.public_url ?? '' };
+    },
+  },
+  ChangeWebhook: {
+    auth: write,
+    handle: async (s, r, c) => {
+      const b = parseInput(webhookBody, { action: str(r, 'action') || 'enable' }, 'request');
+      const out = toWebhookResponse(
+        await s.manifest.changeWebhook(who(c), workspaceOf(r), required(r, 'id_or_name'), b.action),
+      );
+      return { ...out, webhook_url: out.webhook_url ?? '' };
     },
   },
   DeleteJob: {

@@ -7,8 +7,9 @@ import type { AuthedRequest } from '../auth/auth.guard.js';
 import { Authenticated } from '../auth/authenticated.decorator.js';
 import { principalOf } from '../auth/workspace-access.js';
 import type { JobRow } from './jobs.service.js';
+import type { JobVersionRow } from '../../../scheduling/src/job/read-models/jobs.queries.js';
 import { ManifestService } from './manifest.service.js';
-import { scriptResponse, toScript } from './responses.js';
+import { NIL_UUID, scriptResponse, toScript } from './responses.js';
 
 /** DeployManifestRequest of dlt-runtime 0.26.1 (engine 1); engine 2 definitions are taken too. */
 const deployManifestBody = z.object({
@@ -73,6 +74,70 @@ export function toManifestScript(j: JobRow, publicUrl: string): z.infer<typeof m
   };
 }
 
+/** The dlthub client's JobResponse (engine 2 `-deploy`) of a job as the read model shows it. */
+export function toJobResponse(j: JobRow, publicUrl: string) {
+  const s = toManifestScript(j, publicUrl);
+  const m = jobManifestSchema.safeParse(j.manifest);
+  return {
+    id: s.id,
+    workspace_id: s.workspace_id,
+    created_at: s.date_added,
+    updated_at: s.date_updated,
+    created_by: s.created_by,
+    job_ref: s.job_ref,
+    name: s.job_ref,
+    description: s.description,
+    job_definition: s.job_definition,
+    job_definition_engine_version: s.job_definition_engine_version,
+    job_definition_hash: s.job_definition_hash,
+    job_type: m.success ? m.data.jobType : j.kind,
+    job_url: j.kind === 'interactive' ? s.script_url : null,
+    public_url: null,
+    public_secret: null,
+    profile: s.profile ?? '',
+    version: s.version,
+    default_trigger: s.default_trigger,
+    deployment_module: s.deployment_module,
+    freshness: s.freshness,
+    triggers: s.triggers,
+    pipeline_name: s.pipeline_name,
+    interval_start: null,
+    interval_end: null,
+    is_archived: s.archived,
+    is_paused: !s.active,
+    next_scheduled_run_at: s.next_scheduled_run,
+  };
+}
+
+/** The dlthub client's JobVersionResponse of a stored job version. */
+export function toJobVersionResponse(v: JobVersionRow) {
+  const m = jobManifestSchema.safeParse(v.manifest);
+  const d = m.success ? m.data : null;
+  return {
+    id: v.id,
+    job_id: v.job_id,
+    version: v.version,
+    created_at: v.created_at.toISOString(),
+    updated_at: v.created_at.toISOString(),
+    created_by: /^[0-9a-f-]{36}$/i.test(v.created_by) ? v.created_by : NIL_UUID,
+    job_ref: d?.jobRef ?? v.name,
+    name: d?.jobRef ?? v.name,
+    description: v.description,
+    job_definition: d?.definition ?? {},
+    job_definition_engine_version: d?.engineVersion ?? 1,
+    job_definition_hash: d?.definitionHash ?? '',
+    job_type: d?.jobType ?? v.kind,
+    triggers: d?.triggers ?? (v.schedule ? [`schedule:${v.schedule}`] : []),
+    default_trigger: d ? d.defaultTrigger : null,
+    deployment_module: d?.deploymentModule ?? null,
+    freshness: (d?.freshness ?? []).map((r) => `job.is_fresh:${r}`),
+    pipeline_name: d?.pipelineName ?? null,
+    max_run_time_seconds: v.timeout_seconds ?? 0,
+    profile: v.profile ?? '',
+    provider: 'local',
+  };
+}
+
 /**
  * Manifest deployments (dlt-runtime 0.26.1 `PUT …/deployment_manifest`), triggers by job ref or
  * selector (`POST …/scripts/trigger`) and backfills of interval jobs (docs/manifest.md).
@@ -124,6 +189,80 @@ export class ManifestController {
       updated: reply.updated.map((o) => ({ script: script(o), previous_version: o.previousVersion })),
       unchanged: reply.unchanged.map(script),
       archived: reply.archived.map(script),
+      warnings: reply.warnings,
+      deployment_module: b.deployment_module ?? null,
+    };
+  }
+
+  @ApiDoc({
+    summary:
+      'Deploy a manifest (dlthub client, engine 2): a job receipt with created / updated / unchanged / archived jobs',
+    body: deployManifestBody,
+  })
+  @Authenticated({ workspace: 'write' })
+  @Post('-deploy')
+  @HttpCode(200)
+  async deployWorkspace(
+    @Req() req: AuthedRequest,
+    @Param('ws') ws: string,
+    @Body() body: unknown,
+    @Headers('idempotency-key') key?: string,
+  ) {
+    const b = parseInput(deployManifestBody, body, 'body');
+    const p = principalOf(req);
+    const { reply, jobs, previousVersions } = await this.manifest.deploy(
+      p,
+      ws,
+      {
+        engineVersion: b.job_definition_engine_version,
+        definitionHash: b.job_definition_hash,
+        deploymentModule: b.deployment_module ?? null,
+        jobs: b.jobs,
+        dryRun: b.dry_run ?? false,
+      },
+      key,
+    );
+    const deployed = (o: ManifestOutcomeJob, outcome: 'created' | 'updated' | 'unchanged' | 'archived') => {
+      const row = jobs.get(o.jobId);
+      const previous = previousVersions.get(o.jobId);
+      // A dry run stores nothing: a job it would create has no row, its answer comes from its definition.
+      const definition = b.jobs.find((d) => d.job_ref === o.jobRef) ?? {};
+      const now = new Date().toISOString();
+      const job = row
+        ? toJobResponse(row, this.publicUrl)
+        : {
+            id: o.jobId,
+            workspace_id: ws,
+            created_at: now,
+            updated_at: now,
+            created_by: /^[0-9a-f-]{36}$/i.test(p.userId) ? p.userId : NIL_UUID,
+            job_ref: o.jobRef,
+            name: o.jobRef,
+            job_definition: definition,
+            job_definition_engine_version: b.job_definition_engine_version,
+            job_definition_hash: b.job_definition_hash,
+            job_type: 'batch',
+            job_url: null,
+            public_url: null,
+            profile: '',
+            version: o.version,
+          };
+      return {
+        job,
+        outcome,
+        ...(previous ? { previous_version: toJobVersionResponse(previous) } : {}),
+      };
+    };
+    return {
+      job_receipt: {
+        succeeded: [
+          ...reply.added.map((o) => deployed(o, 'created')),
+          ...reply.updated.map((o) => deployed(o, 'updated')),
+          ...reply.archived.map((o) => deployed(o, 'archived')),
+        ],
+        failed: [],
+        skipped: reply.unchanged.map((o) => deployed(o, 'unchanged')),
+      },
       warnings: reply.warnings,
       deployment_module: b.deployment_module ?? null,
     };

@@ -3,6 +3,10 @@ import type { ClientProxy } from '@nestjs/microservices';
 import { randomUUID } from 'node:crypto';
 import {
   backfillReply,
+  requestRunReply,
+  webhookReply,
+  type RequestRun,
+  type WebhookRequest,
   deployManifestReply,
   JobRpc,
   triggerJobsReply,
@@ -13,8 +17,16 @@ import {
   type TriggerJobsReply,
   type TriggerJobsRequest,
 } from '#libs/contracts';
-import { rpc, SERVICES_CLIENT } from '#libs/service-host';
-import { jobsById, type JobRow } from '../../../scheduling/src/job/read-models/jobs.queries.js';
+import { ApiError, notFound } from '#libs/http';
+import { rpc, SERVICE_CONTEXT, SERVICES_CLIENT, type ServiceContext } from '#libs/service-host';
+import { hashLinkToken, LINK_TOKEN, newLinkToken } from '../interactive/interactive.service.js';
+import {
+  jobByWebhookHash,
+  jobsById,
+  jobVersion,
+  type JobRow,
+  type JobVersionRow,
+} from '../../../scheduling/src/job/read-models/jobs.queries.js';
 import type { Principal } from '../auth/authenticator.js';
 import { GatewayDatabase } from '../gateway.database.js';
 import { JobsService } from './jobs.service.js';
@@ -23,6 +35,15 @@ import { JobsService } from './jobs.service.js';
 export interface ManifestOutcome {
   reply: DeployManifestReply;
   jobs: Map<string, JobRow>;
+  /** The version an updated job had before this deploy, by job id (engine 2's `previous_version`). */
+  previousVersions: Map<string, JobVersionRow>;
+}
+
+/** What a webhook change answers: the URL only right after enable / rotate (the token is never shown again). */
+export interface WebhookResult {
+  job: JobRow;
+  enabled: boolean;
+  url: string | null;
 }
 
 /**
@@ -35,7 +56,93 @@ export class ManifestService {
     @Inject(GatewayDatabase) private readonly db: GatewayDatabase,
     @Inject(SERVICES_CLIENT) private readonly client: ClientProxy,
     @Inject(JobsService) private readonly jobs: JobsService,
-  ) {}
+    @Inject(SERVICE_CONTEXT) ctx: ServiceContext,
+  ) {
+    this.publicUrl = ctx.config.publicUrl;
+    this.ratePerMinute = ctx.config.webhookRatePerMinute;
+  }
+
+  private readonly publicUrl: string;
+  private readonly ratePerMinute: number;
+  /** Requests per webhook (token hash) in the current minute: a fixed window per gateway. */
+  private readonly hookWindows = new Map<string, { start: number; count: number }>();
+
+  /** Enables, rotates or revokes the webhook of a manifest job with a `webhook:` trigger; the token is made here and returned once. */
+  async changeWebhook(
+    p: Principal,
+    ws: string,
+    jobRef: string,
+    action: 'enable' | 'rotate' | 'revoke',
+  ): Promise<WebhookResult> {
+    const job = await this.jobs.require(ws, jobRef);
+    const token = action === 'revoke' ? undefined : newLinkToken();
+    const reply = await rpc(
+      this.client,
+      JobRpc.webhook,
+      {
+        workspaceId: ws,
+        actor: p.userId,
+        commandId: randomUUID(),
+        jobId: job.id,
+        action,
+        ...(token ? { tokenHash: hashLinkToken(token) } : {}),
+      } satisfies WebhookRequest,
+      webhookReply,
+    );
+    if (action === 'enable' && !reply.changed)
+      throw new ApiError(
+        409,
+        `job ${job.name} already has a webhook: rotate it to get a new URL (the old one stops working)`,
+      );
+    await this.db.waitForProjection('jobs', reply.seq);
+    return {
+      job: (await this.jobs.find(ws, job.id)) ?? job,
+      enabled: reply.enabled,
+      url: token && reply.changed ? `${this.publicUrl}/hooks/${token}` : null,
+    };
+  }
+
+  /**
+   * `POST /hooks/<token>`: a run of the job whose webhook the token is (trigger `webhook`). Unknown,
+   * revoked or malformed tokens are 404 alike; over the rate 429. The idempotency key dedupes.
+   */
+  async hook(
+    token: string,
+    payload: string | undefined,
+    idempotencyKey?: string,
+  ): Promise<{ runId: string; number: number; jobId: string; jobRef: string }> {
+    if (!LINK_TOKEN.test(token)) throw notFound('no such webhook');
+    const hash = hashLinkToken(token);
+    const job = await jobByWebhookHash(this.db.readModels.jobs, hash);
+    if (!job) throw notFound('no such webhook');
+    const now = Date.now();
+    if (this.hookWindows.size > 10_000)
+      for (const [h, x] of this.hookWindows) if (now - x.start >= 60_000) this.hookWindows.delete(h);
+    const w = this.hookWindows.get(hash);
+    if (!w || now - w.start >= 60_000) this.hookWindows.set(hash, { start: now, count: 1 });
+    else if (w.count >= this.ratePerMinute)
+      throw new ApiError(429, `webhook rate limit: at most ${this.ratePerMinute} requests a minute`, {
+        retry_after_seconds: Math.ceil((w.start + 60_000 - now) / 1000),
+      });
+    else w.count += 1;
+    const reply = await rpc(
+      this.client,
+      JobRpc.requestRun,
+      {
+        workspaceId: job.workspace_id,
+        actor: 'webhook',
+        commandId: idempotencyKey ? `webhook:${hash}:${idempotencyKey}` : randomUUID(),
+        jobId: job.id,
+        trigger: 'webhook',
+        profile: null,
+        webhookHash: hash,
+        ...(payload !== undefined ? { payload } : {}),
+      } satisfies RequestRun,
+      requestRunReply,
+    );
+    await this.db.waitForProjection('runs', reply.seq);
+    return { runId: reply.runId, number: reply.number, jobId: job.id, jobRef: job.job_ref ?? job.name };
+  }
 
   async deploy(
     p: Principal,
@@ -57,7 +164,18 @@ export class ManifestService {
     if (reply.seq > 0) await this.db.waitForProjection('jobs', reply.seq);
     const ids = [...reply.added, ...reply.updated, ...reply.unchanged, ...reply.archived].map((j) => j.jobId);
     const rows = await jobsById(this.db.readModels.jobs, ids);
-    return { reply, jobs: new Map(rows.map((r) => [r.id, r])) };
+    const previous = await Promise.all(
+      reply.updated.map(async (o) =>
+        o.previousVersion === null
+          ? undefined
+          : jobVersion(this.db.readModels.jobs, o.jobId, String(o.previousVersion)),
+      ),
+    );
+    return {
+      reply,
+      jobs: new Map(rows.map((r) => [r.id, r])),
+      previousVersions: new Map(previous.flatMap((v) => (v ? [[v.job_id, v] as const] : []))),
+    };
   }
 
   async trigger(

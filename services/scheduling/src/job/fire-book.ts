@@ -50,6 +50,9 @@ export function evolveFireBook(book: FireBook, event: JobEvent): FireBook {
     case 'PublicLinkEnabled':
     case 'PublicLinkRotated':
     case 'PublicLinkRevoked':
+    case 'WebhookEnabled':
+    case 'WebhookRotated':
+    case 'WebhookRevoked':
     case 'RefreshPending':
       return book;
   }

@@ -22,6 +22,7 @@ const jobStateSchema = z.object({
   activeRuns: z.array(z.string()),
   queuedFireAt: z.string().nullable(),
   publicLinkHash: z.string().nullable(),
+  webhookHash: z.string().nullable().optional(),
   lastIntervalEnd: z.string().nullable().optional(),
   runIntervals: z
     .record(z.string(), z.object({ end: z.string().nullable(), refresh: z.boolean() }))

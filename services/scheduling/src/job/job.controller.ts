@@ -15,6 +15,8 @@ import {
   upsertJobRequest,
   type DeleteJobReply,
   type PublicLinkReply,
+  type WebhookReply,
+  webhookRequest,
   type WakeJobReply,
   type RequestRunReply,
   type UpsertJobReply,
@@ -40,6 +42,11 @@ export class JobController {
   @MessagePattern(JobRpc.publicLink)
   publicLink(@Payload() data: unknown): Promise<PublicLinkReply> {
     return this.jobs.publicLink(parseRpcPayload(publicLinkRequest, data));
+  }
+
+  @MessagePattern(JobRpc.webhook)
+  webhook(@Payload() data: unknown): Promise<WebhookReply> {
+    return this.jobs.webhook(parseRpcPayload(webhookRequest, data));
   }
 
   @MessagePattern(JobRpc.wake)

@@ -85,6 +85,10 @@ export interface RequestRun {
   refresh?: boolean;
   /** Backfill: the run's interval as given (not computed). */
   interval?: RunInterval;
+  /** Trigger webhook: the hash of the token the hook was called with. */
+  webhookHash?: string;
+  /** Trigger webhook: the posted JSON body. */
+  payload?: string;
 }
 
 /** An upstream job of a freshness constraint, as its own aggregate has it. */
@@ -158,6 +162,15 @@ export interface NoteRunEnded {
   configuration: (VersionRef & { profiles: readonly string[] }) | null;
 }
 
+/** Enable, rotate or revoke the webhook of a manifest job with a `webhook:` trigger (the token's hash only). */
+export interface ChangeWebhook {
+  type: 'ChangeWebhook';
+  action: 'enable' | 'rotate' | 'revoke';
+  /** SHA-256 of the new token (enable, rotate). */
+  tokenHash?: string;
+  actor: string;
+}
+
 /** Deletes the job: no more fires or runs; history stays; the name can be created again. */
 export interface DeleteJob {
   type: 'DeleteJob';
@@ -210,6 +223,7 @@ export type JobCommand =
   | Backfill
   | EnsureJob
   | ChangePublicLink
+  | ChangeWebhook
   | WakeJob;
 
 export interface JobState {
@@ -228,6 +242,8 @@ export interface JobState {
   queuedFireAt: string | null;
   /** SHA-256 of the public link's token (null: no public link). */
   publicLinkHash: string | null;
+  /** Manifest jobs with a `webhook:` trigger: SHA-256 of the webhook's token (null/absent: none). */
+  webhookHash?: string | null;
   /** Manifest jobs: the interval end of the last successful run (null: none, or reset by a refresh). */
   lastIntervalEnd?: string | null;
   /** Manifest jobs: active runs' interval ends and whether they refresh (by run id). */
@@ -317,6 +333,11 @@ function evolve(state: JobState, event: JobEvent): JobState {
       return { ...state, publicLinkHash: event.data.tokenHash };
     case 'PublicLinkRevoked':
       return { ...state, publicLinkHash: null };
+    case 'WebhookEnabled':
+    case 'WebhookRotated':
+      return { ...state, webhookHash: event.data.tokenHash };
+    case 'WebhookRevoked':
+      return { ...state, webhookHash: null };
     default: {
       const never: never = event;
       return never;
@@ -336,6 +357,8 @@ function decide(command: JobCommand, state: JobState): JobEvent[] {
       return decideDeleteJob(command, state);
     case 'ChangePublicLink':
       return decideChangePublicLink(command, state);
+    case 'ChangeWebhook':
+      return decideChangeWebhook(command, state);
     case 'WakeJob':
       return decideWakeJob(command, state);
     case 'EnsureJob':
@@ -403,6 +426,12 @@ export function decideRequestRun(command: RequestRun, state: JobState): JobEvent
   if (!state.exists || !spec) throw new NotFoundError('job not found');
   if (spec.manifest?.archived)
     throw new DomainError(`job ${spec.name} is archived (its manifest no longer lists it)`, 409, 'archived');
+  if (command.trigger === 'webhook') {
+    // The token the hook was called with must still be the job's (a revoke or rotate decided before wins).
+    const hook = webhookTrigger(spec);
+    if (!hook || !command.webhookHash || command.webhookHash !== (state.webhookHash ?? null))
+      throw new NotFoundError('no such webhook');
+  }
   const checked = checkRunnable(command, spec);
   if (typeof checked === 'string') throw new DomainError(checked);
   // A manifest trigger (chained, selected, deployment) honours concurrency and freshness as dlt's runtime does.
@@ -718,6 +747,43 @@ export function decideChangePublicLink(command: ChangePublicLink, state: JobStat
   ];
 }
 
+/** The job's `webhook:` trigger, if its manifest declares one. */
+export const webhookTrigger = (spec: JobSpec | undefined): string | undefined =>
+  spec?.manifest?.triggers.find((t) => t === 'webhook' || t.startsWith('webhook:'));
+
+/**
+ * Webhooks exist for manifest jobs that declare a `webhook:` trigger and are not archived. Enable
+ * on an enabled webhook and revoke without one decide nothing; rotate needs one. Hash only.
+ */
+export function decideChangeWebhook(command: ChangeWebhook, state: JobState): JobEvent[] {
+  const spec = state.spec;
+  if (!state.exists || !spec) throw new NotFoundError('job not found');
+  const current = state.webhookHash ?? null;
+  if (command.action === 'revoke')
+    return current === null
+      ? []
+      : [{ type: 'WebhookRevoked', data: { previousHash: current, by: command.actor } }];
+  if (!webhookTrigger(spec))
+    throw new DomainError(
+      `job ${spec.name} declares no webhook: trigger in its manifest`,
+      409,
+      'no_webhook_trigger',
+    );
+  if (spec.manifest?.archived) throw new DomainError(`job ${spec.name} is archived`, 409, 'archived');
+  if (!command.tokenHash) throw new DomainError('a webhook needs the hash of its token');
+  if (command.action === 'enable')
+    return current !== null
+      ? []
+      : [{ type: 'WebhookEnabled', data: { tokenHash: command.tokenHash, by: command.actor } }];
+  if (current === null) throw new DomainError(`job ${spec.name} has no webhook to rotate: enable one first`);
+  return [
+    {
+      type: 'WebhookRotated',
+      data: { tokenHash: command.tokenHash, previousHash: current, by: command.actor },
+    },
+  ];
+}
+
 /** A wake run of an interactive job, unless one of its runs is active (then nothing). */
 export function decideWakeJob(command: WakeJob, state: JobState): JobEvent[] {
   const spec = state.spec;
@@ -834,6 +900,7 @@ function runRequested(
       requestedBy: command.requestedBy,
       ...(command.fireAt !== undefined ? { fireAt: command.fireAt } : {}),
       ...manifestRunFields(command, state, spec),
+      ...(command.payload !== undefined ? { payload: command.payload } : {}),
     },
   };
 }
@@ -854,6 +921,7 @@ function manifestRunFields(
   if (!m) return {};
   const source =
     command.triggerSource ??
+    (command.trigger === 'webhook' ? webhookTrigger(spec) : undefined) ??
     (command.fireAt !== undefined ? timeTrigger(m) : undefined) ??
     `manual:${m.jobRef}`;
   const refresh = (command.refresh ?? false) || (state.refreshPending ?? false);

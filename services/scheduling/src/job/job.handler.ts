@@ -9,6 +9,8 @@ import {
   type DeleteJobRequest,
   type PublicLinkReply,
   type PublicLinkRequest,
+  type WebhookReply,
+  type WebhookRequest,
   type RequestRun,
   type WakeJobReply,
   type WakeJobRequest,
@@ -236,6 +238,27 @@ export class JobCommands {
     };
   }
 
+  async webhook(req: WebhookRequest): Promise<WebhookReply> {
+    const r = await this.handle(
+      req.workspaceId,
+      req.jobId,
+      {
+        type: 'ChangeWebhook',
+        action: req.action,
+        ...(req.tokenHash ? { tokenHash: req.tokenHash } : {}),
+        actor: req.actor,
+      },
+      req.commandId,
+      req.actor,
+    );
+    return {
+      jobId: req.jobId,
+      enabled: (r.state.webhookHash ?? null) !== null,
+      changed: r.events.length > 0,
+      seq: r.seq,
+    };
+  }
+
   /** A wake run (null: a run of the job is already active). */
   async wake(req: WakeJobRequest): Promise<WakeJobReply> {
     const [deployment, configuration] = await this.runVersions.latest(req.workspaceId);
@@ -273,6 +296,8 @@ export class JobCommands {
         entryPointChecked: checked,
         configuration,
         requestedBy: req.actor,
+        ...(req.webhookHash !== undefined ? { webhookHash: req.webhookHash } : {}),
+        ...(req.payload !== undefined ? { payload: req.payload } : {}),
       },
       req.commandId,
       req.actor,

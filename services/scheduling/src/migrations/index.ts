@@ -134,6 +134,14 @@ export const schedulingMigrations: MigrationSet = {
         ALTER TABLE jobs ADD COLUMN public_link_at timestamptz;
         CREATE UNIQUE INDEX jobs_public_link_hash ON jobs (public_link_hash) WHERE public_link_hash IS NOT NULL;`,
     },
+    {
+      // Webhooks of manifest jobs with a `webhook:` trigger (POST /hooks/<token>): the token's hash only.
+      name: '0009_job_webhooks',
+      up: `
+        ALTER TABLE jobs ADD COLUMN webhook_hash text;
+        ALTER TABLE jobs ADD COLUMN webhook_at timestamptz;
+        CREATE UNIQUE INDEX jobs_webhook_hash ON jobs (webhook_hash) WHERE webhook_hash IS NOT NULL;`,
+    },
   ],
 };
 
@@ -172,6 +180,10 @@ export interface JobRow {
   public_link_hash: string | null;
   /** When the current public link was enabled or rotated. */
   public_link_at: Date | null;
+  /** SHA-256 (hex) of the webhook's token (`webhook:` trigger); null: no webhook. */
+  webhook_hash: string | null;
+  /** When the current webhook was enabled or rotated. */
+  webhook_at: Date | null;
 }
 
 export interface JobVersionRow {

@@ -6,6 +6,9 @@ import {
   PublicLinkEnabled,
   PublicLinkRevoked,
   PublicLinkRotated,
+  WebhookEnabled,
+  WebhookRevoked,
+  WebhookRotated,
   RunRequested,
   ScheduledRunSkipped,
   type JobSpec,
@@ -122,6 +125,9 @@ const handled = eventsOf(
   PublicLinkEnabled,
   PublicLinkRotated,
   PublicLinkRevoked,
+  WebhookEnabled,
+  WebhookRotated,
+  WebhookRevoked,
 );
 
 /** Folds job events into `jobs` (the latest version of each job) and `job_versions` (every version). */
@@ -249,6 +255,21 @@ export const jobsProjection = defineProjection<SchedulingTables>({
           await db
             .updateTable('jobs')
             .set({ public_link_hash: null, public_link_at: null })
+            .where('id', '=', jobId)
+            .execute();
+          break;
+        case 'WebhookEnabled':
+        case 'WebhookRotated':
+          await db
+            .updateTable('jobs')
+            .set({ webhook_hash: e.data.tokenHash, webhook_at: at })
+            .where('id', '=', jobId)
+            .execute();
+          break;
+        case 'WebhookRevoked':
+          await db
+            .updateTable('jobs')
+            .set({ webhook_hash: null, webhook_at: null })
             .where('id', '=', jobId)
             .execute();
           break;

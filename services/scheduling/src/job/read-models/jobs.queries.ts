@@ -60,6 +60,8 @@ function asDeletedJob(v: JobVersionRow): JobRow {
     updated_at: v.created_at,
     public_link_hash: null,
     public_link_at: null,
+    webhook_hash: null,
+    webhook_at: null,
   };
 }
 
@@ -163,6 +165,11 @@ export function jobVersion(db: Db, jobId: string, idOrNumber: string): Promise<J
   if (isUuid(idOrNumber)) return q.where('id', '=', idOrNumber.toLowerCase()).executeTakeFirst();
   if (/^\d{1,9}$/.test(idOrNumber)) return q.where('version', '=', Number(idOrNumber)).executeTakeFirst();
   return Promise.resolve(undefined);
+}
+
+/** The job a webhook's token hash starts (any workspace: the token is the credential), or undefined. */
+export function jobByWebhookHash(db: Db, tokenHash: string): Promise<JobRow | undefined> {
+  return db.selectFrom('jobs').selectAll().where('webhook_hash', '=', tokenHash).executeTakeFirst();
 }
 
 /** The job a public link's token hash opens (any workspace: the token is the credential), or undefined. */
