@@ -9,6 +9,7 @@ export default tseslint.config(
       'dist/**',
       'node_modules/**',
       '.venv/**',
+      '.venv-*/**',
       '.runway/**',
       '.test-runtime/**',
       'scripts/**',

@@ -225,7 +225,8 @@ describe('the unmodified dlt runtime CLI (dlt 1.26.0 + dlt-runtime 0.26.1)', () 
       ['jobs'],
     );
     assert.match(info!, new RegExp(s.workspaceId));
-    assert.match(info!, /# registered jobs: 4/, info);
+    // The manifest's four jobs and Runway's own interactive `dashboard` job.
+    assert.match(info!, /# registered jobs: 5/, info);
     assert.match(wsList!, new RegExp(s.workspaceId));
     for (const o of [dList!, dInfo!, d1!, cList!, cInfo!, c1!]) assert.match(o, /\b1\b/, o);
     assert.ok(!cInfo!.includes('dev-key-not-secret'), 'no secret value in the CLI output');
