@@ -119,6 +119,11 @@ export class LinkRevocations implements OnApplicationBootstrap, OnApplicationShu
 
   async onApplicationShutdown(): Promise<void> {
     this.abort.abort();
-    await this.follower;
+    // The follow ends on the abort; a NATS connection that is reconnecting may hold it back, and a
+    // stopping gateway must not wait for that (nothing is left to revoke for).
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.follower, new Promise<void>((r) => (timer = setTimeout(r, 2_000)))]).finally(
+      () => clearTimeout(timer),
+    );
   }
 }
