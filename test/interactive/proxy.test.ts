@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { launchChromium } from '../support/browser.js';
 import { loadRunwayPackage } from '../../services/gateway/src/grpc/grpc-server.js';
 import { newUser } from '../jobs/support.js';
 import { runRunwayCli } from '../support/cli.js';
@@ -15,17 +16,6 @@ import { startTestStack, type TestStack } from '../support/stack.js';
 
 const root = process.cwd();
 const dltBin = join(root, '.venv', 'bin', 'dlt');
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-
 type Unary = (
   req: object,
   md: grpc.Metadata,
@@ -232,7 +222,7 @@ describe('interactive apps through the gateway proxy (real marimo, real Chromium
   });
 
   it('renders the notebook and a cell output in headless Chromium: signed in, and logged out through a public link', async () => {
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+    browser = await launchChromium();
     // A member signed in to the dashboard (session cookie) opens /i/<job>/.
     const ann = await s.call('POST', '/api/v1/admin/users', {
       email: 'ann@example.com',

@@ -4,7 +4,8 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, write
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { launchChromium } from '../support/browser.js';
 import { runRunwayCli } from '../support/cli.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 import { withDltLoginLock } from '../support/dlt-secrets.js';
@@ -13,7 +14,6 @@ import { withDltLoginLock } from '../support/dlt-secrets.js';
 // `npm start` starts it, driven in Debian's headless Chromium. Screenshots of every page at 1280
 // and 390 px land in test-results/web/ (look at them).
 const root = process.cwd();
-const CHROMIUM = process.env.RUNWAY_CHROMIUM ?? '/usr/bin/chromium';
 const SHOTS = join(root, 'test-results', 'web');
 const dltBin = join(root, '.venv', 'bin', 'dlt');
 // As root, dlt keeps its global secrets (the login token) in /var/dlt: saved and restored.
@@ -75,10 +75,6 @@ describe('the web dashboard in a real browser', () => {
   };
 
   before(async () => {
-    assert.ok(
-      existsSync(CHROMIUM),
-      `Chromium is not installed at ${CHROMIUM}: npm test installs Debian's chromium as root (apt-get install chromium)`,
-    );
     assert.ok(existsSync(join(root, 'web', 'dist', 'index.html')), 'web/dist is built by scripts/setup.mjs');
     mkdirSync(SHOTS, { recursive: true });
     s = await startTestStack();
@@ -97,19 +93,7 @@ describe('the web dashboard in a real browser', () => {
     await api('POST', `/workspaces/${s.workspaceId}/jobs`, { name: 'shop', entry_point: 'pipeline.py' });
     await api('POST', `/workspaces/${s.workspaceId}/runs`, { script_id_or_name: 'shop' });
 
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
     admin = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     page = await admin.newPage();
   });

@@ -1,18 +1,10 @@
+import type { RunwayConfig } from '#libs/config';
 import type { AppType } from '#libs/contracts';
 import { sleep, type RunProcess } from '../../executor/index.js';
 import { AppEndpoint, probeApp, type AppTarget } from './app-endpoint.js';
 
-/** What a worker needs to run interactive apps (config `worker.interactive`). */
-export interface InteractiveOptions {
-  idleSeconds: number;
-  startupSeconds: number;
-  perWorkspace: number;
-  perWorker: number;
-  queueSeconds: number;
-  memoryBytes: number;
-  bindHost: string;
-  advertiseHost: string;
-}
+/** What a worker needs to run interactive apps: config `worker.interactive`. */
+export type InteractiveOptions = RunwayConfig['worker']['interactive'];
 
 export const DEFAULT_INTERACTIVE: InteractiveOptions = {
   idleSeconds: 300,
