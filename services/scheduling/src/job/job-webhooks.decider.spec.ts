@@ -132,6 +132,15 @@ describe('job decider: webhooks', () => {
             interval: { start: '2026-12-04T18:00:00.000Z', end: '2026-12-04T18:00:00.000Z' },
             refresh: false,
             payload: '{"order":42}',
+            // A manifest job's run carries the launcher contract (docs/manifest.md).
+            launch: {
+              jobRef: 'jobs.hooks.on_hook',
+              launcher: 'dlt._workspace.deployment.launchers.module',
+              module: 'hook',
+              function: null,
+              timezone: 'UTC',
+              externalSchedulers: false,
+            },
           },
         },
       ]);
