@@ -67,7 +67,7 @@ try {
       [
         '--enable-source-maps',
         '--test',
-        '--test-concurrency=3', // most test files wait on real processes and servers: 3 keep 2 cores busy
+        '--test-concurrency=4', // most test files wait on real processes and servers (browsers, CLIs, stacks): 4 keep 2 cores busy
         '--test-timeout=600000',
         '--test-reporter=spec',
         ...files,
