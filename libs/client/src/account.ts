@@ -4,6 +4,7 @@
  * approval and the pipeline list. Browser-safe (zod and fetch only); answers are validated.
  */
 import { z } from 'zod';
+import { callJson } from './json-call.js';
 
 export const accountUserSchema = z.object({
   id: z.string(),
@@ -127,8 +128,6 @@ export class AccountApiError extends Error {
   }
 }
 
-const errorBody = z.object({ detail: z.string() });
-
 /** The value of the readable CSRF cookie (sent back as X-CSRF-Token on unsafe requests). */
 export function csrfFromCookie(cookie: string): string {
   const m = /(?:^|; )runway_csrf=([^;]+)/.exec(cookie);
@@ -150,40 +149,20 @@ export class AccountClient {
     this.fetchImpl = opts.fetchImpl ?? ((input, init) => fetch(input, init));
   }
 
-  private async call<S extends z.ZodType>(
+  private call<S extends z.ZodType>(
     schema: S,
     method: string,
     path: string,
     body?: unknown,
   ): Promise<z.infer<S>> {
-    const headers: Record<string, string> = { accept: 'application/json', ...(this.opts.headers?.() ?? {}) };
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    let res: Response;
-    try {
-      res = await this.fetchImpl(`${this.opts.base}${path}`, {
-        method,
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-        credentials: 'same-origin',
-      });
-    } catch (err) {
-      throw new AccountApiError(
-        0,
-        `cannot reach Runway: ${err instanceof Error ? err.message : String(err)}`,
-      );
-    }
-    const text = await res.text();
-    let json: unknown;
-    try {
-      json = text ? JSON.parse(text) : undefined;
-    } catch {
-      json = undefined;
-    }
-    if (!res.ok) {
-      const e = errorBody.safeParse(json);
-      throw new AccountApiError(res.status, e.success ? e.data.detail : text.slice(0, 200) || res.statusText);
-    }
-    return schema.parse(json);
+    const headers = { accept: 'application/json', ...(this.opts.headers?.() ?? {}) };
+    return callJson(
+      this.fetchImpl,
+      `${this.opts.base}${path}`,
+      { method, headers, body },
+      schema,
+      (status, detail) => new AccountApiError(status, detail),
+    );
   }
 
   private ws(ws: string): string {

@@ -4,6 +4,7 @@
  * its OpenAPI document, so the SPA's types and the server's answers cannot drift apart.
  */
 import { z } from 'zod';
+import { callJson, errorBody } from './json-call.js';
 
 export const runStatuses = [
   'pending',
@@ -292,8 +293,6 @@ function queryString(q: Query): string {
   return s ? `?${s}` : '';
 }
 
-const errorBody = z.object({ detail: z.string(), extra: z.record(z.string(), z.unknown()).optional() });
-
 /** One typed function per dashboard route; answers are validated with the schemas above. */
 export class DashboardClient {
   readonly apiBase: string;
@@ -314,42 +313,19 @@ export class DashboardClient {
     return h;
   }
 
-  private async call<S extends z.ZodType>(
+  private call<S extends z.ZodType>(
     schema: S,
     method: string,
     path: string,
     body?: unknown,
   ): Promise<z.infer<S>> {
-    let res: Response;
-    try {
-      res = await this.fetchImpl(`${this.apiBase}${path}`, {
-        method,
-        headers: this.headers(body === undefined ? {} : { 'content-type': 'application/json' }),
-        body: body === undefined ? undefined : JSON.stringify(body),
-        credentials: 'same-origin',
-      });
-    } catch (err) {
-      throw new DashboardApiError(
-        0,
-        `cannot reach Runway: ${err instanceof Error ? err.message : String(err)}`,
-      );
-    }
-    const text = await res.text();
-    let json: unknown;
-    try {
-      json = text ? JSON.parse(text) : undefined;
-    } catch {
-      json = undefined;
-    }
-    if (!res.ok) {
-      const e = errorBody.safeParse(json);
-      throw new DashboardApiError(
-        res.status,
-        e.success ? e.data.detail : text.slice(0, 200) || res.statusText,
-        e.success ? (e.data.extra ?? {}) : {},
-      );
-    }
-    return schema.parse(json);
+    return callJson(
+      this.fetchImpl,
+      `${this.apiBase}${path}`,
+      { method, headers: this.headers({}), body },
+      schema,
+      (status, detail, extra) => new DashboardApiError(status, detail, extra),
+    );
   }
 
   private ws(ws: string): string {

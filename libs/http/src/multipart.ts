@@ -34,95 +34,14 @@ export function humanBytes(n: number): string {
  * nothing beyond `maxBytes` is kept in memory. Errors are 400s with a precise detail (the dlt CLI
  * prints the detail of a 400 only).
  */
-export function readMultipartFile(req: IncomingMessage, opts: MultipartOptions): Promise<MultipartFile> {
-  const field = opts.field ?? 'file';
-  const what = opts.what ?? 'upload';
-  const contentType = req.headers['content-type'] ?? '';
-  if (!/^multipart\/form-data/i.test(contentType)) {
-    return Promise.reject(
-      badRequest(`expected a multipart/form-data body with the ${what} in a part named "${field}"`),
-    );
-  }
-  const declared = Number(req.headers['content-length'] ?? NaN);
-  if (Number.isFinite(declared) && declared > opts.maxBytes + MAX_OVERHEAD) {
-    req.resume();
-    return Promise.reject(
-      badRequest(`${what} too large: ${declared} bytes (at most ${humanBytes(opts.maxBytes)})`, {
-        code: 'archive_too_large',
-      }),
-    );
-  }
-  return new Promise<MultipartFile>((resolve, reject) => {
-    let bb: busboy.Busboy;
-    try {
-      bb = busboy({
-        headers: req.headers,
-        limits: { fileSize: opts.maxBytes, files: 5, fields: 20, parts: 25, fieldSize: 64 * 1024 },
-      });
-    } catch (err) {
-      reject(badRequest(`malformed multipart body: ${err instanceof Error ? err.message : String(err)}`));
-      return;
-    }
-    let result: MultipartFile | undefined;
-    let failure: ApiError | undefined;
-    let pending = 0;
-    let finished = false;
-    const settle = () => {
-      if (!finished || pending > 0) return;
-      if (failure) reject(failure);
-      else if (result) resolve(result);
-      else reject(badRequest(`missing the ${what}: send it as a multipart file part named "${field}"`));
-    };
-    bb.on('file', (name, stream, info) => {
-      if (name !== field || result || failure) {
-        stream.resume();
-        return;
-      }
-      pending++;
-      const chunks: Buffer[] = [];
-      stream.on('data', (c: Buffer) => chunks.push(c));
-      stream.on('limit', () => {
-        failure ??= badRequest(`${what} too large: more than ${humanBytes(opts.maxBytes)}`, {
-          code: 'archive_too_large',
-        });
-        chunks.length = 0;
-        stream.resume();
-      });
-      stream.on('close', () => {
-        pending--;
-        if (!failure)
-          result = {
-            field: name,
-            filename: info.filename ?? '',
-            mimeType: info.mimeType,
-            data: Buffer.concat(chunks),
-          };
-        settle();
-      });
-      stream.on('error', (err: Error) => {
-        failure ??= badRequest(`malformed multipart body: ${err.message}`);
-      });
-    });
-    bb.on('error', (err: Error) => {
-      failure ??= badRequest(`malformed multipart body: ${err.message}`);
-      finished = true;
-      pending = 0;
-      req.unpipe(bb);
-      req.resume();
-      settle();
-    });
-    bb.on('close', () => {
-      finished = true;
-      settle();
-    });
-    req.on('aborted', () => {
-      failure ??= badRequest('the request was aborted');
-      finished = true;
-      pending = 0;
-      settle();
-    });
-    req.pipe(bb);
+export async function readMultipartFile(
+  req: IncomingMessage,
+  opts: MultipartOptions,
+): Promise<MultipartFile> {
+  const { main } = await readMultipartParts(req, {
+    main: { fields: [opts.field ?? 'file'], maxBytes: opts.maxBytes, what: opts.what ?? 'upload' },
   });
+  return main;
 }
 
 export interface MultipartPartsOptions {
