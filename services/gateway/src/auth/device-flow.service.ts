@@ -27,6 +27,12 @@ type Entry = z.infer<typeof entrySchema>;
 // No vowels or look-alikes: codes are read aloud and typed.
 const ALPHABET = 'BCDFGHJKLMNPQRSTVWXZ';
 
+/**
+ * The secret a CLI polls with. dlt-runtime 0.26.1 prints it as `dlt runtime login --resume <code>`,
+ * and argparse takes a value that begins with `-` for an option, so the code is hex (never `-`).
+ */
+export const newDeviceCode = (): string => randomBytes(32).toString('hex');
+
 export type PollResult =
   | { state: 'pending' }
   | { state: 'approved'; userId: string; approvedWith?: { tokenId: string; expiresAt: string | null } }
@@ -64,7 +70,7 @@ export class DeviceFlowService {
     ip: string;
   }): Promise<{ deviceCode: string; userCode: string; expiresIn: number }> {
     const kv = await this.bucket();
-    const deviceCode = randomBytes(32).toString('base64url');
+    const deviceCode = newDeviceCode();
     const pick = () => Array.from({ length: 4 }, () => ALPHABET[randomInt(ALPHABET.length)]).join('');
     const userCode = `${pick()}-${pick()}`;
     const createdAt = new Date().toISOString();
