@@ -13,6 +13,7 @@ export const JobRpc = {
   deployManifest: 'runway.rpc.scheduling.deployManifest',
   triggerJobs: 'runway.rpc.scheduling.triggerJobs',
   backfill: 'runway.rpc.scheduling.backfill',
+  changeBackfill: 'runway.rpc.scheduling.changeBackfill',
 } as const;
 export const RunRpc = {
   cancel: 'runway.rpc.execution.cancelRun',
@@ -156,7 +157,10 @@ export const triggerJobsReply = z.object({
 });
 export type TriggerJobsReply = z.infer<typeof triggerJobsReply>;
 
-/** Backfill of an interval job: one run per tick interval in `[from, to)`. */
+/**
+ * Starts a backfill of an interval job: its slices are the tick intervals in `[from, to)` not done
+ * yet (all with `reprocess`), requested as the job's `interval.mode` paces them (docs/manifest.md).
+ */
 export const backfillRequest = z.object({
   workspaceId: uuid,
   actor: z.string().min(1),
@@ -164,15 +168,40 @@ export const backfillRequest = z.object({
   jobId: uuid,
   from: z.string().datetime({ offset: true }),
   to: z.string().datetime({ offset: true }),
+  reprocess: z.boolean().default(false),
 });
-export type BackfillRequest = z.infer<typeof backfillRequest>;
+export type BackfillRequest = z.input<typeof backfillRequest>;
 export const backfillReply = z.object({
-  runs: z.array(
-    z.object({ runId: uuid, number: z.number().int().min(1), start: z.string(), end: z.string() }),
-  ),
+  backfillId: uuid,
+  jobId: uuid,
+  mode: z.enum(['sequential', 'parallel']),
+  concurrency: z.number().int().min(1),
+  /** The planned slices, oldest first; `runId` set for those requested now. */
+  slices: z.array(z.object({ start: z.string(), end: z.string(), runId: uuid.nullable() })),
+  /** Intervals of the range left out: a run of the job already completed them. */
+  skippedDone: z.number().int().min(0),
   seq: z.number().int().min(0),
 });
 export type BackfillReply = z.infer<typeof backfillReply>;
+
+/** Cancels or resumes a backfill of a job. */
+export const changeBackfillRequest = z.object({
+  workspaceId: uuid,
+  actor: z.string().min(1),
+  commandId: z.string().min(1).max(200),
+  jobId: uuid,
+  backfillId: uuid,
+  action: z.enum(['cancel', 'resume']),
+});
+export type ChangeBackfillRequest = z.infer<typeof changeBackfillRequest>;
+/** `inFlight`: cancel, the runs that were in flight (to be cancelled); `changed`: whether anything was decided. */
+export const changeBackfillReply = z.object({
+  backfillId: uuid,
+  changed: z.boolean(),
+  inFlight: z.array(uuid),
+  seq: z.number().int().min(0),
+});
+export type ChangeBackfillReply = z.infer<typeof changeBackfillReply>;
 
 /**
  * Enable, rotate or revoke a job's public link. The gateway makes the token and sends only its

@@ -1,3 +1,4 @@
+import type { BackfillsReadModel } from '../../scheduling/src/job/read-models/backfills.queries.js';
 import { Inject, Injectable } from '@nestjs/common';
 import type { Kysely } from 'kysely';
 import { withTables } from '#libs/database';
@@ -14,6 +15,7 @@ import type { GatewayTables } from './migrations/index.js';
 /** The other services' read models the gateway answers queries from (through their `*.queries.ts`). */
 export interface ReadModels {
   jobs: Kysely<JobsReadModel>;
+  backfills: Kysely<BackfillsReadModel>;
   runs: Kysely<RunsReadModel>;
   pipelines: Kysely<PipelinesReadModel>;
   deployments: Kysely<DeploymentsReadModel>;
@@ -35,6 +37,7 @@ export class GatewayDatabase {
     this.own = withTables<GatewayTables>(ctx.db);
     this.readModels = {
       jobs: withTables<JobsReadModel>(ctx.db),
+      backfills: withTables<BackfillsReadModel>(ctx.db),
       runs: withTables<RunsReadModel>(ctx.db),
       pipelines: withTables<PipelinesReadModel>(ctx.db),
       deployments: withTables<DeploymentsReadModel>(ctx.db),

@@ -1,4 +1,4 @@
-import { Body, Controller, Headers, HttpCode, Inject, Param, Post, Put, Req } from '@nestjs/common';
+import { Body, Controller, Get, Headers, HttpCode, Inject, Param, Post, Put, Req } from '@nestjs/common';
 import { z } from 'zod';
 import { jobManifestSchema, type ManifestOutcomeJob } from '#libs/contracts';
 import { ApiDoc, parseInput } from '#libs/http';
@@ -8,7 +8,7 @@ import { Authenticated } from '../auth/authenticated.decorator.js';
 import { principalOf } from '../auth/workspace-access.js';
 import type { JobRow } from './jobs.service.js';
 import type { JobVersionRow } from '../../../scheduling/src/job/read-models/jobs.queries.js';
-import { ManifestService } from './manifest.service.js';
+import { ManifestService, type BackfillResult } from './manifest.service.js';
 import { NIL_UUID, scriptResponse, toScript } from './responses.js';
 
 /** DeployManifestRequest of dlt-runtime 0.26.1 (engine 1); engine 2 definitions are taken too. */
@@ -34,10 +34,53 @@ const triggerBody = z
     message: 'give job_refs or selectors',
   });
 
-const backfillBody = z.object({
-  from: z.string().datetime({ offset: true }),
-  to: z.string().datetime({ offset: true }),
-});
+const backfillBody = z
+  .object({
+    from: z.string().datetime({ offset: true }),
+    to: z.string().datetime({ offset: true }),
+    /** Also the intervals already done (and those another backfill holds). */
+    reprocess: z.boolean().optional(),
+  })
+  .strict();
+
+/** A backfill as the API shows it: its slices, runs and progress (docs/manifest.md "Backfills"). */
+export function backfillResponse({ backfill: b, jobRef }: BackfillResult) {
+  const count = (st: string) => b.slices.filter((x) => x.status === st).length;
+  return {
+    backfill_id: b.id,
+    job_id: b.job_id,
+    job_ref: jobRef,
+    from: b.from_at.toISOString(),
+    to: b.to_at.toISOString(),
+    mode: b.mode,
+    concurrency: b.concurrency,
+    status: b.status,
+    reason: b.reason,
+    skipped_done: b.skipped_done,
+    progress: {
+      total: b.slices.length,
+      pending: count('pending'),
+      requested: count('requested'),
+      completed: count('completed'),
+      failed: count('failed'),
+      cancelled: count('cancelled'),
+    },
+    slices: b.slices.map((x, i) => ({
+      index: i,
+      interval_start: x.start,
+      interval_end: x.end,
+      status: x.status,
+      run_id: x.run_id,
+      attempts: x.attempts,
+    })),
+    runs: b.slices.flatMap((x) =>
+      x.run_id ? [{ run_id: x.run_id, interval_start: x.start, interval_end: x.end, status: x.status }] : [],
+    ),
+    requested_by: b.requested_by,
+    created_at: b.created_at.toISOString(),
+    ended_at: b.ended_at ? b.ended_at.toISOString() : null,
+  };
+}
 
 /** ScriptResponse of 0.26.1: Runway's script plus the manifest fields. */
 export const manifestScriptResponse = scriptResponse.extend({
@@ -308,7 +351,8 @@ export class ManifestController {
   }
 
   @ApiDoc({
-    summary: 'Backfill an interval job: one run per interval of its time trigger in [from, to)',
+    summary:
+      'Backfill an interval job: one slice per interval of its time trigger in [from, to) not done yet, paced by interval.mode',
     body: backfillBody,
   })
   @Authenticated({ workspace: 'write' })
@@ -322,14 +366,29 @@ export class ManifestController {
     @Headers('idempotency-key') key?: string,
   ) {
     const b = parseInput(backfillBody, body, 'body');
-    const reply = await this.manifest.backfill(principalOf(req), ws, ref, b, key);
-    return {
-      runs: reply.runs.map((r) => ({
-        run_id: r.runId,
-        number: r.number,
-        interval_start: r.start,
-        interval_end: r.end,
-      })),
-    };
+    return backfillResponse(await this.manifest.backfill(principalOf(req), ws, ref, b, key));
+  }
+
+  @ApiDoc({ summary: 'A backfill: its slices, their runs and its progress' })
+  @Authenticated({ workspace: 'read' })
+  @Get('backfills/:id')
+  async getBackfill(@Req() req: AuthedRequest, @Param('ws') ws: string, @Param('id') id: string) {
+    return backfillResponse(await this.manifest.getBackfill(principalOf(req), ws, id));
+  }
+
+  @ApiDoc({ summary: 'Cancel a backfill: pending slices are never requested, runs in flight are cancelled' })
+  @Authenticated({ workspace: 'write' })
+  @Post('backfills/:id/cancel')
+  @HttpCode(200)
+  async cancelBackfill(@Req() req: AuthedRequest, @Param('ws') ws: string, @Param('id') id: string) {
+    return backfillResponse(await this.manifest.changeBackfill(principalOf(req), ws, id, 'cancel'));
+  }
+
+  @ApiDoc({ summary: 'Resume a failed backfill: failed slices retried, the rest paced as before' })
+  @Authenticated({ workspace: 'write' })
+  @Post('backfills/:id/resume')
+  @HttpCode(200)
+  async resumeBackfill(@Req() req: AuthedRequest, @Param('ws') ws: string, @Param('id') id: string) {
+    return backfillResponse(await this.manifest.changeBackfill(principalOf(req), ws, id, 'resume'));
   }
 }

@@ -10,8 +10,9 @@ import {
   deployManifestReply,
   JobRpc,
   triggerJobsReply,
-  type BackfillReply,
+  changeBackfillReply,
   type BackfillRequest,
+  type ChangeBackfillRequest,
   type DeployManifestReply,
   type DeployManifestRequest,
   type TriggerJobsReply,
@@ -27,7 +28,13 @@ import {
   type JobRow,
   type JobVersionRow,
 } from '../../../scheduling/src/job/read-models/jobs.queries.js';
+import {
+  backfillById,
+  type BackfillView,
+} from '../../../scheduling/src/job/read-models/backfills.queries.js';
+import { isUuid } from '../../../scheduling/src/job/read-models/jobs.queries.js';
 import type { Principal } from '../auth/authenticator.js';
+import { RunsService } from '../run/runs.service.js';
 import { GatewayDatabase } from '../gateway.database.js';
 import { JobsService } from './jobs.service.js';
 
@@ -57,6 +64,7 @@ export class ManifestService {
     @Inject(SERVICES_CLIENT) private readonly client: ClientProxy,
     @Inject(JobsService) private readonly jobs: JobsService,
     @Inject(SERVICE_CONTEXT) ctx: ServiceContext,
+    @Inject(RunsService) private readonly runs: RunsService,
   ) {
     this.publicUrl = ctx.config.publicUrl;
     this.ratePerMinute = ctx.config.webhookRatePerMinute;
@@ -199,13 +207,17 @@ export class ManifestService {
     return reply;
   }
 
+  /**
+   * Starts a backfill of an interval job (its slices paced by the job's `interval.mode`, docs/manifest.md
+   * "Backfills") and answers it as the read model shows it, with the runs requested now.
+   */
   async backfill(
     p: Principal,
     ws: string,
     idOrName: string,
-    range: { from: string; to: string },
+    range: { from: string; to: string; reprocess?: boolean },
     idempotencyKey?: string,
-  ): Promise<BackfillReply> {
+  ): Promise<BackfillResult> {
     const job = await this.jobs.require(ws, idOrName);
     const reply = await rpc(
       this.client,
@@ -217,10 +229,72 @@ export class ManifestService {
         jobId: job.id,
         from: range.from,
         to: range.to,
+        reprocess: range.reprocess ?? false,
       } satisfies BackfillRequest,
       backfillReply,
     );
-    await this.db.waitForProjection('runs', reply.seq);
-    return reply;
+    await Promise.all([
+      this.db.waitForProjection('runs', reply.seq),
+      this.db.waitForProjection('backfills', reply.seq),
+    ]);
+    return this.getBackfill(p, ws, reply.backfillId);
   }
+
+  /** A backfill of the workspace with its slices and progress (404: none). */
+  async getBackfill(_p: Principal, ws: string, backfillId: string): Promise<BackfillResult> {
+    const b = isUuid(backfillId)
+      ? await backfillById(this.db.readModels.backfills, ws, backfillId)
+      : undefined;
+    if (!b) throw notFound(`backfill ${backfillId} not found`);
+    const [job] = await jobsById(this.db.readModels.jobs, [b.job_id]);
+    return { backfill: b, jobRef: job?.job_ref ?? job?.name ?? null };
+  }
+
+  /**
+   * Cancels a backfill (its pending slices are never requested, its runs in flight are cancelled)
+   * or resumes a failed one (failed slices retried with new runs). Cancel of a cancelled backfill and
+   * resume of a running one change nothing; a completed backfill is a 409.
+   */
+  async changeBackfill(
+    p: Principal,
+    ws: string,
+    backfillId: string,
+    action: 'cancel' | 'resume',
+  ): Promise<BackfillResult> {
+    const { backfill: b } = await this.getBackfill(p, ws, backfillId);
+    if (b.status === 'completed') throw new ApiError(409, `backfill ${backfillId} already completed`);
+    if (action === 'cancel' && b.status === 'cancelled') return this.getBackfill(p, ws, backfillId);
+    if (action === 'resume' && b.status === 'cancelled')
+      throw new ApiError(409, `backfill ${backfillId} was cancelled: start a new one`);
+    if (action === 'resume' && b.status === 'running') return this.getBackfill(p, ws, backfillId);
+    const reply = await rpc(
+      this.client,
+      JobRpc.changeBackfill,
+      {
+        workspaceId: ws,
+        actor: p.userId,
+        commandId: randomUUID(),
+        jobId: b.job_id,
+        backfillId: b.id,
+        action,
+      } satisfies ChangeBackfillRequest,
+      changeBackfillReply,
+    );
+    // The runs still in flight are cancelled like any run (a run that ended meanwhile: nothing to do).
+    for (const runId of reply.inFlight)
+      await this.runs.cancel(p, ws, runId).catch((err: unknown) => {
+        if (!(err instanceof ApiError) || err.status !== 409) throw err;
+      });
+    await Promise.all([
+      this.db.waitForProjection('backfills', reply.seq),
+      this.db.waitForProjection('runs', reply.seq),
+    ]);
+    return this.getBackfill(p, ws, backfillId);
+  }
+}
+
+/** A backfill as the read model shows it, with its job's ref. */
+export interface BackfillResult {
+  backfill: BackfillView;
+  jobRef: string | null;
 }

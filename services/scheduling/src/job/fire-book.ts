@@ -54,6 +54,11 @@ export function evolveFireBook(book: FireBook, event: JobEvent): FireBook {
     case 'WebhookRotated':
     case 'WebhookRevoked':
     case 'RefreshPending':
+    case 'BackfillStarted':
+    case 'BackfillSliceRequested':
+    case 'BackfillSliceEnded':
+    case 'BackfillEnded':
+    case 'BackfillResumed':
       return book;
   }
 }

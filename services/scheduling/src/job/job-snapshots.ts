@@ -4,12 +4,13 @@ import { jobSpecSchema } from '#libs/contracts';
 import type { AggregateRef, SnapshotStore, StateAt } from '#libs/eventstore';
 import type { SchedulingTables } from '../migrations/index.js';
 import type { JobState } from './job.decider.js';
+import { backfillModeSchema } from './job.events.js';
 
 /**
  * Format of the stored state: bump it whenever JobState or the decider's evolve changes meaning,
  * and stored snapshots are ignored (the jobs are read from their streams, then snapshotted again).
  */
-export const JOB_SNAPSHOT_FORMAT = 2;
+export const JOB_SNAPSHOT_FORMAT = 3;
 
 const jobStateSchema = z.object({
   exists: z.boolean(),
@@ -25,9 +26,34 @@ const jobStateSchema = z.object({
   webhookHash: z.string().nullable().optional(),
   lastIntervalEnd: z.string().nullable().optional(),
   runIntervals: z
-    .record(z.string(), z.object({ end: z.string().nullable(), refresh: z.boolean() }))
+    .record(
+      z.string(),
+      z.object({ start: z.string().nullable().optional(), end: z.string().nullable(), refresh: z.boolean() }),
+    )
     .optional(),
   refreshPending: z.boolean().optional(),
+  backfills: z
+    .record(
+      z.string(),
+      z.object({
+        from: z.string(),
+        to: z.string(),
+        mode: backfillModeSchema,
+        concurrency: z.number().int().min(1),
+        status: z.enum(['running', 'failed']),
+        slices: z.array(
+          z.object({
+            start: z.string(),
+            end: z.string(),
+            status: z.enum(['pending', 'requested', 'completed', 'failed', 'cancelled']),
+            runId: z.string().nullable(),
+            attempts: z.number().int().min(0),
+          }),
+        ),
+      }),
+    )
+    .optional(),
+  doneIntervals: z.array(z.tuple([z.string(), z.string()])).optional(),
 });
 
 /** (spec is stored without the key when undefined; the assignment checks the schema against JobState.) */

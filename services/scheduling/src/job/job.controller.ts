@@ -3,6 +3,8 @@ import { MessagePattern, Payload } from '@nestjs/microservices';
 import {
   JobRpc,
   backfillRequest,
+  changeBackfillRequest,
+  type ChangeBackfillReply,
   deployManifestRequest,
   triggerJobsRequest,
   type BackfillReply,
@@ -67,6 +69,11 @@ export class JobController {
   @MessagePattern(JobRpc.backfill)
   backfill(@Payload() data: unknown): Promise<BackfillReply> {
     return this.jobs.manifest.backfill(parseRpcPayload(backfillRequest, data));
+  }
+
+  @MessagePattern(JobRpc.changeBackfill)
+  changeBackfill(@Payload() data: unknown): Promise<ChangeBackfillReply> {
+    return this.jobs.manifest.changeBackfill(parseRpcPayload(changeBackfillRequest, data));
   }
 
   @MessagePattern(JobRpc.requestRun)

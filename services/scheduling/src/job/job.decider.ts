@@ -17,6 +17,17 @@ import { evolveFireBook } from './fire-book.js';
 import { checkProfile, SPEC_FIELDS, specOf } from './job-spec.js';
 import { manifestJobSpec, type JobDefinition } from './manifest.js';
 import type { JobEvent } from './job.events.js';
+import {
+  backfillRunId,
+  coalesce,
+  covered,
+  evolveBackfills,
+  MAX_BACKFILL_CONCURRENCY,
+  MAX_BACKFILL_SLICES,
+  sliceOfRun,
+  type BackfillBook,
+  type BackfillState,
+} from './backfill-state.js';
 
 /** dlt's built-in profiles: always valid for a run, configured or not. */
 export const BUILT_IN_PROFILES = ['dev', 'prod', 'access', 'tests'] as const;
@@ -133,16 +144,37 @@ export interface MarkRefreshPending {
   cause: string;
 }
 
-/** Backfill of an interval job: one run per tick interval in `[from, to)`. */
-export interface Backfill {
-  type: 'Backfill';
+/**
+ * A backfill of an interval job (docs/manifest.md "Backfills"): the tick intervals of its time
+ * trigger in `[from, to)` not completed yet (all of them with `reprocess`), paced by the job's
+ * `interval.mode` (sequential: one slice at a time; parallel: up to `execute.concurrency`).
+ */
+export interface StartBackfill {
+  type: 'StartBackfill';
+  backfillId: string;
   from: string;
   to: string;
-  /** Run ids, one per interval (at most this many intervals). */
-  runIds: readonly string[];
+  /** Also the intervals a run of the job already completed (and those another backfill holds). */
+  reprocess: boolean;
   deployment: VersionRef | null;
   configuration: (VersionRef & { profiles: readonly string[] }) | null;
   requestedBy: string;
+}
+
+/** Cancels a backfill: its pending slices are never requested; the runs in flight are named for cancelling. */
+export interface CancelBackfill {
+  type: 'CancelBackfill';
+  backfillId: string;
+  actor: string;
+}
+
+/** A failed backfill goes on: failed slices retried (new runs), the pending ones requested as its mode allows. */
+export interface ResumeBackfill {
+  type: 'ResumeBackfill';
+  backfillId: string;
+  deployment: VersionRef | null;
+  configuration: (VersionRef & { profiles: readonly string[] }) | null;
+  actor: string;
 }
 
 /**
@@ -220,13 +252,15 @@ export type JobCommand =
   | DeployManifestJob
   | ArchiveJob
   | MarkRefreshPending
-  | Backfill
+  | StartBackfill
+  | CancelBackfill
+  | ResumeBackfill
   | EnsureJob
   | ChangePublicLink
   | ChangeWebhook
   | WakeJob;
 
-export interface JobState {
+export interface JobState extends BackfillBook {
   exists: boolean;
   jobId: string;
   version: number;
@@ -246,8 +280,8 @@ export interface JobState {
   webhookHash?: string | null;
   /** Manifest jobs: the interval end of the last successful run (null: none, or reset by a refresh). */
   lastIntervalEnd?: string | null;
-  /** Manifest jobs: active runs' interval ends and whether they refresh (by run id). */
-  runIntervals?: Record<string, { end: string | null; refresh: boolean }>;
+  /** Manifest jobs: active runs' intervals and whether they refresh (by run id; `start` absent in old snapshots). */
+  runIntervals?: Record<string, { start?: string | null; end: string | null; refresh: boolean }>;
   /** Manifest jobs: a refresh reached this job; its next run refreshes. */
   refreshPending?: boolean;
 }
@@ -299,6 +333,7 @@ function evolve(state: JobState, event: JobEvent): JobState {
               runIntervals: {
                 ...state.runIntervals,
                 [event.data.runId]: {
+                  start: event.data.interval?.start ?? null,
                   end: event.data.interval?.end ?? null,
                   refresh: event.data.refresh ?? false,
                 },
@@ -316,8 +351,12 @@ function evolve(state: JobState, event: JobEvent): JobState {
       const rest = { ...state.runIntervals };
       delete rest[event.data.runId];
       const end = event.data.status === 'completed' && run ? run.end : null;
+      const start = end !== null ? (run?.start ?? null) : null;
       return {
         ...state,
+        ...(start !== null && end !== null && Date.parse(start) < Date.parse(end)
+          ? { doneIntervals: coalesce([...(state.doneIntervals ?? []), [start, end]]) }
+          : {}),
         activeRuns: state.activeRuns.filter((r) => r !== event.data.runId),
         ...(run ? { runIntervals: rest } : {}),
         ...(end !== null && (!state.lastIntervalEnd || Date.parse(end) > Date.parse(state.lastIntervalEnd))
@@ -338,6 +377,12 @@ function evolve(state: JobState, event: JobEvent): JobState {
       return { ...state, webhookHash: event.data.tokenHash };
     case 'WebhookRevoked':
       return { ...state, webhookHash: null };
+    case 'BackfillStarted':
+    case 'BackfillSliceRequested':
+    case 'BackfillSliceEnded':
+    case 'BackfillEnded':
+    case 'BackfillResumed':
+      return { ...state, ...evolveBackfills(state, event) };
     default: {
       const never: never = event;
       return never;
@@ -369,8 +414,12 @@ function decide(command: JobCommand, state: JobState): JobEvent[] {
       return decideArchiveJob(command, state);
     case 'MarkRefreshPending':
       return decideMarkRefreshPending(command, state);
-    case 'Backfill':
-      return decideBackfill(command, state);
+    case 'StartBackfill':
+      return decideStartBackfill(command, state);
+    case 'CancelBackfill':
+      return decideCancelBackfill(command, state);
+    case 'ResumeBackfill':
+      return decideResumeBackfill(command, state);
     default: {
       const never: never = command;
       throw new Error(`unknown job command ${JSON.stringify(never)}`);
@@ -559,49 +608,134 @@ export function decideMarkRefreshPending(command: MarkRefreshPending, state: Job
   return [{ type: 'RefreshPending', data: { cause: command.cause } }];
 }
 
-/** At most this many runs per backfill. */
-export const MAX_BACKFILL_RUNS = 500;
+/** How a job's backfills are paced: `interval.mode` and `execute.concurrency` of its definition. */
+export function backfillPace(m: JobManifest): { mode: 'sequential' | 'parallel'; concurrency: number } {
+  const def = m.definition as JobDefinition;
+  if (def.interval?.mode !== 'parallel') return { mode: 'sequential', concurrency: 1 };
+  const c = def.execute?.concurrency;
+  return {
+    mode: 'parallel',
+    concurrency: c === null ? MAX_BACKFILL_CONCURRENCY : Math.min(c ?? 1, MAX_BACKFILL_CONCURRENCY),
+  };
+}
 
 /**
- * One run per interval of the job's time trigger in `[from, to)` (ticks snapped as dlt's
- * `resolve_interval_spec`), each with its interval; requested together, oldest first.
+ * Starts a backfill: the tick intervals of the job's time trigger in `[from, to)` (snapped as
+ * dlt's `iter_intervals`), minus those a run of the job completed and those another backfill of
+ * the job holds (unless `reprocess`), become its slices; the first ones are requested now.
  */
-export function decideBackfill(command: Backfill, state: JobState): JobEvent[] {
+export function decideStartBackfill(command: StartBackfill, state: JobState): JobEvent[] {
   const spec = state.spec;
   if (!state.exists || !spec) throw new NotFoundError('job not found');
   if (!spec.manifest || spec.schedule === null)
-    throw new DomainError(`job ${spec.name} has no schedule: or every: trigger to backfill by`);
+    throw new DomainError(
+      `job ${spec.name} has no schedule: or every: trigger to backfill by`,
+      400,
+      'no_interval',
+    );
   if (spec.manifest.archived) throw new DomainError(`job ${spec.name} is archived`, 409, 'archived');
+  if (state.backfills?.[command.backfillId]) return [];
   const intervals = backfillIntervals(spec.schedule, spec.timezone ?? 'UTC', command.from, command.to);
   if (intervals.length === 0)
     throw new DomainError(
       `no complete interval of ${spec.schedule} lies in [${command.from}, ${command.to})`,
     );
-  if (intervals.length > Math.min(MAX_BACKFILL_RUNS, command.runIds.length))
+  if (intervals.length > MAX_BACKFILL_SLICES)
     throw new DomainError(
-      `the range holds ${intervals.length} intervals; at most ${Math.min(MAX_BACKFILL_RUNS, command.runIds.length)} per backfill`,
+      `the range holds more than ${MAX_BACKFILL_SLICES} intervals of ${spec.schedule}; at most ${MAX_BACKFILL_SLICES} per backfill`,
       422,
+      'too_many_slices',
     );
-  const events: JobEvent[] = [];
-  let s = state;
-  intervals.forEach((interval, i) => {
-    const request: RequestRun = {
+  const held: [string, string][] = Object.values(state.backfills ?? {}).flatMap((b: BackfillState) =>
+    b.slices
+      .filter((x) => x.status === 'pending' || x.status === 'requested')
+      .map((x): [string, string] => [x.start, x.end]),
+  );
+  const busy = coalesce([...(state.doneIntervals ?? []), ...held]);
+  const slices = command.reprocess ? intervals : intervals.filter((iv) => !covered(busy, iv));
+  if (slices.length === 0)
+    throw new DomainError(
+      `every interval of [${command.from}, ${command.to}) is already done or held by another backfill of job ${spec.name}: ask for reprocess to run them again`,
+      409,
+      'nothing_to_backfill',
+    );
+  const pace = backfillPace(spec.manifest);
+  const started: JobEvent = {
+    type: 'BackfillStarted',
+    data: {
+      backfillId: command.backfillId,
+      from: command.from,
+      to: command.to,
+      mode: pace.mode,
+      concurrency: pace.concurrency,
+      slices: slices.map((iv) => ({ start: iv.start, end: iv.end ?? iv.start })),
+      skippedDone: intervals.length - slices.length,
+      requestedBy: command.requestedBy,
+    },
+  };
+  const checked = checkRunnable(
+    {
       type: 'RequestRun',
-      runId: command.runIds[i]!,
+      runId: command.backfillId,
       trigger: 'api',
       profile: null,
       deployment: command.deployment,
       configuration: command.configuration,
       requestedBy: command.requestedBy,
-      triggerSource: `backfill:${command.from}/${command.to}`,
-      interval,
-    };
-    const checked = checkRunnable(request, spec);
-    if (typeof checked === 'string') throw new DomainError(checked);
-    const e = runRequested(request, s, spec, checked);
-    events.push(e);
-    s = evolve(s, e);
-  });
+    },
+    spec,
+  );
+  if (typeof checked === 'string') throw new DomainError(checked);
+  return [
+    started,
+    ...requestSlices(
+      command.backfillId,
+      evolve(state, started),
+      command.deployment,
+      command.configuration,
+      command.requestedBy,
+    ),
+  ];
+}
+
+/** Cancels a running or failed backfill: nothing more is requested; its runs in flight are named. */
+export function decideCancelBackfill(command: CancelBackfill, state: JobState): JobEvent[] {
+  const b = state.backfills?.[command.backfillId];
+  if (!b) throw new NotFoundError(`backfill ${command.backfillId} is not running`);
+  const inFlight = b.slices.flatMap((x) => (x.status === 'requested' && x.runId ? [x.runId] : []));
+  return [
+    backfillEnded(command.backfillId, 'cancelled', `cancelled by ${command.actor}`, inFlight, command.actor),
+  ];
+}
+
+/** Resumes a failed backfill: failed / cancelled slices are pending again, then paced as usual. Running: nothing. */
+export function decideResumeBackfill(command: ResumeBackfill, state: JobState): JobEvent[] {
+  const b = state.backfills?.[command.backfillId];
+  if (!b) throw new NotFoundError(`backfill ${command.backfillId} is not running or failed`);
+  if (b.status === 'running') return [];
+  const spec = state.spec;
+  if (!spec || !state.exists) throw new NotFoundError('job not found');
+  if (spec.manifest?.archived) throw new DomainError(`job ${spec.name} is archived`, 409, 'archived');
+  const retried = b.slices.flatMap((x, i) => (x.status === 'failed' || x.status === 'cancelled' ? [i] : []));
+  const resumed: JobEvent = {
+    type: 'BackfillResumed',
+    data: { backfillId: command.backfillId, retried, by: command.actor },
+  };
+  const events = [
+    resumed,
+    ...requestSlices(
+      command.backfillId,
+      evolve(state, resumed),
+      command.deployment,
+      command.configuration,
+      command.actor,
+    ),
+  ];
+  if (events.some((e) => e.type === 'BackfillEnded' && e.data.status === 'failed'))
+    throw new DomainError(
+      events.flatMap((e) => (e.type === 'BackfillEnded' ? [e.data.reason ?? 'cannot resume'] : []))[0] ??
+        'cannot resume',
+    );
   return events;
 }
 
@@ -617,7 +751,7 @@ export function backfillIntervals(schedule: string, tz: string, from: string, to
     const next = nextFireAfter(schedule, tz, f - 1);
     start = next;
   }
-  while (start && start.getTime() < t && out.length <= MAX_BACKFILL_RUNS) {
+  while (start && start.getTime() < t && out.length <= MAX_BACKFILL_SLICES) {
     const end = nextFireAfter(schedule, tz, start.getTime());
     if (!end || end.getTime() > t) break;
     out.push({ start: start.toISOString(), end: end.toISOString() });
@@ -817,10 +951,13 @@ export function decideNoteRunEnded(command: NoteRunEnded, state: JobState): JobE
     type: 'RunEnded',
     data: { runId: command.runId, status: command.status, ...(refreshed ? { refresh: true } : {}) },
   };
+  // A slice of a backfill ended: the backfill goes on (next slices), or ends (done, failed).
+  const events: JobEvent[] = [ended, ...paceBackfill(command, evolve(state, ended))];
+  const after = events.reduce(evolve, state);
   const spec = state.spec;
   const queued = state.queuedFireAt;
-  if (queued === null || state.activeRuns.length > 1 || !spec || !spec.active || spec.schedule === null)
-    return [ended];
+  if (queued === null || after.activeRuns.length > 0 || !spec || !spec.active || spec.schedule === null)
+    return events;
   // The last active run ended: the queued fire is requested now (or recorded as skipped).
   const request: RequestRun = {
     type: 'RequestRun',
@@ -835,11 +972,103 @@ export function decideNoteRunEnded(command: NoteRunEnded, state: JobState): JobE
   };
   const checked = checkRunnable(request, spec);
   return [
-    ended,
+    ...events,
     typeof checked === 'string'
-      ? skipped(request, queued, state, spec, checked)
-      : runRequested(request, state, spec, checked),
+      ? skipped(request, queued, after, spec, checked)
+      : runRequested(request, after, spec, checked),
   ];
+}
+
+/** After a run's end was noted: the backfill slice it was (if any) ended; the backfill goes on or ends. */
+function paceBackfill(command: NoteRunEnded, state: JobState): JobEvent[] {
+  const found = sliceOfRun(state, command.runId);
+  if (!found) return [];
+  const { backfillId, slice } = found;
+  const sliceEnded: JobEvent = {
+    type: 'BackfillSliceEnded',
+    data: { backfillId, slice, runId: command.runId, status: command.status },
+  };
+  const s = evolve(state, sliceEnded);
+  const b = s.backfills?.[backfillId];
+  if (!b || b.status !== 'running') return [sliceEnded];
+  const failed = command.status !== 'completed';
+  if (failed && b.mode === 'sequential')
+    return [
+      sliceEnded,
+      backfillEnded(
+        backfillId,
+        'failed',
+        `slice ${slice + 1} [${b.slices[slice]?.start}, ${b.slices[slice]?.end}) ended ${command.status}`,
+      ),
+    ];
+  return [sliceEnded, ...requestSlices(backfillId, s, command.deployment, command.configuration, 'backfill')];
+}
+
+function backfillEnded(
+  backfillId: string,
+  status: 'completed' | 'failed' | 'cancelled',
+  reason: string | null,
+  inFlight: string[] = [],
+  by = 'scheduler',
+): JobEvent {
+  return { type: 'BackfillEnded', data: { backfillId, status, reason, inFlight, by } };
+}
+
+/**
+ * The next slices of a running backfill, as many as its concurrency leaves room for (oldest first),
+ * each a RunRequested + BackfillSliceRequested; or its end when no slice is pending or in flight.
+ * A slice that cannot be requested (job inactive, nothing deployed…) fails the backfill with why.
+ */
+function requestSlices(
+  backfillId: string,
+  state: JobState,
+  deployment: VersionRef | null,
+  configuration: (VersionRef & { profiles: readonly string[] }) | null,
+  requestedBy: string,
+): JobEvent[] {
+  const b = state.backfills?.[backfillId];
+  const spec = state.spec;
+  if (!b || b.status !== 'running' || !spec) return [];
+  const inFlight = b.slices.filter((x) => x.status === 'requested').length;
+  const pending = b.slices.flatMap((x, i) => (x.status === 'pending' ? [i] : []));
+  if (inFlight === 0 && pending.length === 0) {
+    const bad = b.slices.filter((x) => x.status !== 'completed').length;
+    return [
+      bad === 0
+        ? backfillEnded(backfillId, 'completed', null)
+        : backfillEnded(backfillId, 'failed', `${bad} of ${b.slices.length} slice(s) did not complete`),
+    ];
+  }
+  const events: JobEvent[] = [];
+  let s = state;
+  for (const i of pending.slice(0, Math.max(0, b.concurrency - inFlight))) {
+    const slice = b.slices[i]!;
+    const request: RequestRun = {
+      type: 'RequestRun',
+      runId: backfillRunId(backfillId, i, slice.attempts + 1),
+      trigger: 'api',
+      profile: null,
+      deployment,
+      configuration,
+      requestedBy,
+      triggerSource: `backfill:${b.from}/${b.to}`,
+      interval: { start: slice.start, end: slice.end },
+    };
+    const why = spec.manifest?.archived ? `job ${spec.name} is archived` : undefined;
+    const checked = why ?? checkRunnable(request, spec);
+    if (typeof checked === 'string') {
+      events.push(backfillEnded(backfillId, 'failed', `slice ${i + 1} cannot run: ${checked}`));
+      return events;
+    }
+    const run = runRequested(request, s, spec, checked);
+    const noted: JobEvent = {
+      type: 'BackfillSliceRequested',
+      data: { backfillId, slice: i, runId: request.runId },
+    };
+    events.push(run, noted);
+    s = evolve(evolve(s, run), noted);
+  }
+  return events;
 }
 
 /** The profile a run uses, or why it cannot be requested (a message). */

@@ -204,36 +204,6 @@ describe('manifest jobs in the job decider', () => {
     assert.equal(next.interval?.start, '2026-12-01T00:00:00.000Z');
   });
 
-  it('Backfill: one run per tick interval in [from, to), each with its interval; an empty range is refused', () => {
-    const events = decideOn(created, {
-      type: 'Backfill',
-      from: '2026-12-02T00:00:00.000Z',
-      to: '2026-12-02T02:30:00.000Z',
-      runIds: [run1, run2, v2],
-      deployment: dep,
-      configuration: null,
-      requestedBy: user,
-    });
-    assert.deepEqual(
-      events.map((e) => [data(e).number, data(e).interval]),
-      [
-        [1, { start: '2026-12-02T00:00:00.000Z', end: '2026-12-02T01:00:00.000Z' }],
-        [2, { start: '2026-12-02T01:00:00.000Z', end: '2026-12-02T02:00:00.000Z' }],
-      ],
-    );
-    s.given(created)
-      .when({
-        type: 'Backfill',
-        from: '2026-12-02T02:00:00.000Z',
-        to: '2026-12-02T01:00:00.000Z',
-        runIds: [run1],
-        deployment: dep,
-        configuration: null,
-        requestedBy: user,
-      })
-      .thenThrows(DomainError, /empty/);
-  });
-
   const upstream = (over: Partial<UpstreamState> = {}): UpstreamState => ({
     jobRef: 'jobs.m.up',
     exists: true,

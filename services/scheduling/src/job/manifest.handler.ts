@@ -3,6 +3,8 @@ import type { Kysely } from 'kysely';
 import type {
   BackfillReply,
   BackfillRequest,
+  ChangeBackfillReply,
+  ChangeBackfillRequest,
   DeployManifestReply,
   DeployManifestRequest,
   JobManifest,
@@ -14,7 +16,7 @@ import { DomainError } from '#libs/eventstore';
 import type { JobCommand, JobState } from './job.decider.js';
 import type { JobEvent } from './job.events.js';
 import type { JobCommands } from './job.handler.js';
-import { jobIdFor } from './job-id.js';
+import { jobIdFor, uuidv5 } from './job-id.js';
 import {
   jobDefinitionSchema,
   manifestJobSpec,
@@ -273,16 +275,19 @@ export class ManifestJobs {
     }
   }
 
+  /** Starts a backfill (its id derived from the command id: a retried request is the same backfill). */
   async backfill(req: BackfillRequest): Promise<BackfillReply> {
     const [deployment, configuration] = await this.runVersions.latest(req.workspaceId);
+    const backfillId = uuidv5(`backfill:${req.commandId}`, req.jobId);
     const r = await this.jobs.command(
       req.workspaceId,
       req.jobId,
       {
-        type: 'Backfill',
+        type: 'StartBackfill',
+        backfillId,
         from: new Date(req.from).toISOString(),
         to: new Date(req.to).toISOString(),
-        runIds: Array.from({ length: 500 }, () => randomUUID()),
+        reprocess: req.reprocess ?? false,
         deployment,
         configuration,
         requestedBy: req.actor,
@@ -290,19 +295,46 @@ export class ManifestJobs {
       req.commandId,
       req.actor,
     );
-    return {
-      runs: r.events.flatMap((e) =>
-        e.type === 'RunRequested' && e.data.interval
-          ? [
-              {
-                runId: e.data.runId,
-                number: e.data.number,
-                start: e.data.interval.start,
-                end: e.data.interval.end,
-              },
-            ]
-          : [],
+    const started = r.events.find((e) => e.type === 'BackfillStarted');
+    if (started?.type !== 'BackfillStarted')
+      throw new DomainError(`backfill ${backfillId} was not started`, 409);
+    const runs = new Map(
+      r.events.flatMap((e) =>
+        e.type === 'BackfillSliceRequested' ? [[e.data.slice, e.data.runId] as const] : [],
       ),
+    );
+    return {
+      backfillId,
+      jobId: req.jobId,
+      mode: started.data.mode,
+      concurrency: started.data.concurrency,
+      slices: started.data.slices.map((x, i) => ({ start: x.start, end: x.end, runId: runs.get(i) ?? null })),
+      skippedDone: started.data.skippedDone,
+      seq: r.seq,
+    };
+  }
+
+  /** Cancels or resumes a backfill of the job. */
+  async changeBackfill(req: ChangeBackfillRequest): Promise<ChangeBackfillReply> {
+    let command: JobCommand;
+    if (req.action === 'cancel')
+      command = { type: 'CancelBackfill', backfillId: req.backfillId, actor: req.actor };
+    else {
+      const [deployment, configuration] = await this.runVersions.latest(req.workspaceId);
+      command = {
+        type: 'ResumeBackfill',
+        backfillId: req.backfillId,
+        deployment,
+        configuration,
+        actor: req.actor,
+      };
+    }
+    const r = await this.jobs.command(req.workspaceId, req.jobId, command, req.commandId, req.actor);
+    const ended = r.events.find((e) => e.type === 'BackfillEnded');
+    return {
+      backfillId: req.backfillId,
+      changed: r.events.length > 0,
+      inFlight: ended?.type === 'BackfillEnded' ? ended.data.inFlight : [],
       seq: r.seq,
     };
   }

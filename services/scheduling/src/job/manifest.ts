@@ -52,7 +52,12 @@ export const jobDefinitionSchema = z
       .passthrough()
       .optional(),
     interval: z
-      .object({ start: z.string().min(1).max(100), end: z.string().max(100).nullable().optional() })
+      .object({
+        start: z.string().min(1).max(100),
+        end: z.string().max(100).nullable().optional(),
+        /** How a backfill paces its slices (the newer clients' `interval.mode`; default sequential). */
+        mode: z.enum(['sequential', 'parallel']).optional(),
+      })
       .passthrough()
       .optional(),
     freshness: z.array(z.string().max(600)).max(50).optional(),
