@@ -289,9 +289,14 @@ describe('manifest jobs: schedule, every, job.success / job.fail chains, interva
       to: '2026-03-01T03:00:00Z',
     });
     assert.equal(r.status, 201, r.text);
-    const runs = (r.json as { runs: Json[] }).runs;
+    const answer = r.json as { slices: Json[]; runs: Json[]; mode: string };
+    assert.equal(
+      answer.mode,
+      'sequential',
+      'one slice at a time (test/scheduling/backfills.test.ts paces them)',
+    );
     assert.deepEqual(
-      runs.map((x) => [x.interval_start, x.interval_end]),
+      answer.slices.map((x) => [x.interval_start, x.interval_end]),
       [
         ['2026-03-01T00:00:00.000Z', '2026-03-01T01:00:00.000Z'],
         ['2026-03-01T01:00:00.000Z', '2026-03-01T02:00:00.000Z'],
@@ -301,7 +306,11 @@ describe('manifest jobs: schedule, every, job.success / job.fail chains, interva
     const api = await runsOf('jobs.m.hourly');
     assert.deepEqual(
       api.map((x) => x.interval_start),
-      runs.map((x) => x.interval_start),
+      answer.runs.map((x) => x.interval_start),
+    );
+    assert.deepEqual(
+      answer.runs.map((x) => x.interval_start),
+      ['2026-03-01T00:00:00.000Z'],
     );
     const bad = await s.call('POST', `${base()}/scripts/jobs.m.hourly/backfill`, {
       from: '2026-03-01T03:00:00Z',

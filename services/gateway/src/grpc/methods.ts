@@ -1,6 +1,6 @@
 import type { INestApplicationContext } from '@nestjs/common';
 import { z } from 'zod';
-import { runStatusSchema } from '#libs/contracts';
+import { runStatusSchema, type ManifestOutcomeJob } from '#libs/contracts';
 import { badRequest, parseInput } from '#libs/http';
 import { SERVICE_CONTEXT, type ServiceContext } from '#libs/service-host';
 import { AccountsService } from '../account/accounts.service.js';
@@ -30,6 +30,8 @@ import { publicLinkBody, toPublicLinkResponse } from '../interactive/public-link
 import { JobsService } from '../job/jobs.service.js';
 import { ManifestService } from '../job/manifest.service.js';
 import { toWebhookResponse, webhookBody } from '../job/webhooks.controller.js';
+import { backfillBody, backfillResponse, deployManifestBody } from '../job/manifest.controller.js';
+import type { BackfillResult } from '../job/manifest.service.js';
 import { LogsService } from '../log/logs.service.js';
 import { listQuery } from '../page.js';
 import { UploadQuota } from '../quota/quota.interceptor.js';
@@ -483,6 +485,81 @@ export const METHODS: Record<string, Method> = {
       };
     },
   },
+  DeployManifest: {
+    auth: write,
+    handle: async (s, r, c) => {
+      let jobs: unknown;
+      try {
+        jobs = JSON.parse(str(r, 'jobs_json') || '[]');
+      } catch {
+        throw badRequest('jobs_json: not JSON');
+      }
+      const b = parseInput(
+        deployManifestBody,
+        {
+          job_definition_engine_version: num(r, 'engine_version'),
+          job_definition_hash: str(r, 'definition_hash'),
+          jobs,
+          deployment_module: str(r, 'deployment_module') || null,
+          dry_run: r.dry_run === true,
+        },
+        'request',
+      );
+      const { reply } = await s.manifest.deploy(who(c), workspaceOf(r), {
+        engineVersion: b.job_definition_engine_version,
+        definitionHash: b.job_definition_hash,
+        deploymentModule: b.deployment_module ?? null,
+        jobs: b.jobs,
+        dryRun: b.dry_run ?? false,
+      });
+      const out = (outcome: string) => (o: ManifestOutcomeJob) => ({
+        job_id: o.jobId,
+        job_ref: o.jobRef,
+        version: o.version,
+        previous_version: o.previousVersion ?? 0,
+        outcome,
+      });
+      return {
+        jobs: [
+          ...reply.added.map(out('added')),
+          ...reply.updated.map(out('updated')),
+          ...reply.unchanged.map(out('unchanged')),
+          ...reply.archived.map(out('archived')),
+        ],
+        warnings: reply.warnings,
+      };
+    },
+  },
+  StartBackfill: {
+    auth: write,
+    handle: async (s, r, c) => {
+      const b = parseInput(
+        backfillBody,
+        { from: str(r, 'from'), to: str(r, 'to'), reprocess: r.reprocess === true },
+        'request',
+      );
+      return backfillMessage(await s.manifest.backfill(who(c), workspaceOf(r), required(r, 'id_or_name'), b));
+    },
+  },
+  GetBackfill: {
+    auth: read,
+    handle: async (s, r, c) =>
+      backfillMessage(await s.manifest.getBackfill(who(c), workspaceOf(r), required(r, 'backfill_id'))),
+  },
+  CancelBackfill: {
+    auth: write,
+    handle: async (s, r, c) =>
+      backfillMessage(
+        await s.manifest.changeBackfill(who(c), workspaceOf(r), required(r, 'backfill_id'), 'cancel'),
+      ),
+  },
+  ResumeBackfill: {
+    auth: write,
+    handle: async (s, r, c) =>
+      backfillMessage(
+        await s.manifest.changeBackfill(who(c), workspaceOf(r), required(r, 'backfill_id'), 'resume'),
+      ),
+  },
   CancelActiveRuns: {
     auth: write,
     handle: async (s, r, c) => {
@@ -592,3 +669,22 @@ function alertRuleMessage(rule: Parameters<typeof toAlertRuleResponse>[0]) {
 
 /** FollowRunLogs (server streaming) is authorized like a read. */
 export const FOLLOW_AUTH: AuthRule = read;
+
+/** A backfill as the gRPC `Backfill` message (the REST answer's fields, "" for null). */
+function backfillMessage(result: BackfillResult) {
+  const b = backfillResponse(result);
+  return {
+    backfill_id: b.backfill_id,
+    job_id: b.job_id,
+    job_ref: b.job_ref ?? '',
+    from: b.from,
+    to: b.to,
+    mode: b.mode,
+    concurrency: b.concurrency,
+    status: b.status,
+    reason: b.reason ?? '',
+    skipped_done: b.skipped_done,
+    slices: b.slices.map((x) => ({ ...x, run_id: x.run_id ?? '' })),
+    ...b.progress,
+  };
+}

@@ -12,7 +12,7 @@ import { ManifestService, type BackfillResult } from './manifest.service.js';
 import { NIL_UUID, scriptResponse, toScript } from './responses.js';
 
 /** DeployManifestRequest of dlt-runtime 0.26.1 (engine 1); engine 2 definitions are taken too. */
-const deployManifestBody = z.object({
+export const deployManifestBody = z.object({
   job_definition_engine_version: z.union([z.literal(1), z.literal(2)]),
   job_definition_hash: z.string().max(200),
   jobs: z.array(z.record(z.string(), z.unknown())).max(500),
@@ -34,7 +34,7 @@ const triggerBody = z
     message: 'give job_refs or selectors',
   });
 
-const backfillBody = z
+export const backfillBody = z
   .object({
     from: z.string().datetime({ offset: true }),
     to: z.string().datetime({ offset: true }),
