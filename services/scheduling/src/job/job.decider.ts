@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { DomainError, NotFoundError, type Decider } from '#libs/eventstore';
 import { isFireTime, nextFire as nextFireOf, prevFire, shortestInterval } from '../scheduler/cron.js';
 import { parseTimeRule } from '../scheduler/time-rule.js';
@@ -608,9 +609,22 @@ export function decideMarkRefreshPending(command: MarkRefreshPending, state: Job
   return [{ type: 'RefreshPending', data: { cause: command.cause } }];
 }
 
+/** The two fields of a stored job definition a backfill is paced by. */
+const paceFields = z.object({
+  interval: z
+    .object({ mode: z.enum(['sequential', 'parallel']).optional() })
+    .passthrough()
+    .optional(),
+  execute: z
+    .object({ concurrency: z.number().int().min(1).nullable().optional() })
+    .passthrough()
+    .optional(),
+});
+
 /** How a job's backfills are paced: `interval.mode` and `execute.concurrency` of its definition. */
 export function backfillPace(m: JobManifest): { mode: 'sequential' | 'parallel'; concurrency: number } {
-  const def = m.definition as JobDefinition;
+  const parsed = paceFields.safeParse(m.definition);
+  const def = parsed.success ? parsed.data : {};
   if (def.interval?.mode !== 'parallel') return { mode: 'sequential', concurrency: 1 };
   const c = def.execute?.concurrency;
   return {
