@@ -232,6 +232,23 @@ describe('backfills in the job decider', () => {
       .when(start())
       .thenThrows(NotFoundError, /not found/);
     s.given(sequential)
+      .when(start({ from: '2025-12-31T22:00:00.000Z', to: '2026-01-01T00:00:00.000Z' }))
+      .thenThrows(
+        DomainError,
+        /outside the interval of job jobs\.m\.hourly \(from 2026-01-01T00:00:00\.000Z\)/,
+      );
+    const straddling = decideOn(
+      sequential,
+      start({ from: '2025-12-31T23:00:00.000Z', to: '2026-01-01T01:00:00.000Z' }),
+    );
+    const st = straddling[0]!;
+    assert.ok(st.type === 'BackfillStarted');
+    assert.deepEqual(
+      st.data.slices,
+      [{ start: '2026-01-01T00:00:00.000Z', end: '2026-01-01T01:00:00.000Z' }],
+      'clamped to interval.start',
+    );
+    s.given(sequential)
       .when(start({ deployment: null }))
       .thenThrows(DomainError, /nothing is deployed/);
   });

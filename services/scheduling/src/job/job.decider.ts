@@ -649,12 +649,27 @@ export function decideStartBackfill(command: StartBackfill, state: JobState): Jo
     );
   if (spec.manifest.archived) throw new DomainError(`job ${spec.name} is archived`, 409, 'archived');
   if (state.backfills?.[command.backfillId]) return [];
-  const intervals = backfillIntervals(spec.schedule, spec.timezone ?? 'UTC', command.from, command.to);
-  if (intervals.length === 0)
+  const ticks = backfillIntervals(spec.schedule, spec.timezone ?? 'UTC', command.from, command.to);
+  if (ticks.length === 0)
     throw new DomainError(
       `no complete interval of ${spec.schedule} lies in [${command.from}, ${command.to})`,
     );
-  if (intervals.length > MAX_BACKFILL_SLICES)
+  // The job's declared interval bounds its runs (dlt clamps them): a backfill stays inside it.
+  const declared = spec.manifest.interval;
+  const intervals = declared
+    ? ticks.filter(
+        (iv) =>
+          Date.parse(iv.start) >= Date.parse(declared.start) &&
+          (declared.end === null || Date.parse(iv.end ?? iv.start) <= Date.parse(declared.end)),
+      )
+    : ticks;
+  if (intervals.length === 0)
+    throw new DomainError(
+      `[${command.from}, ${command.to}) lies outside the interval of job ${spec.name} (from ${declared?.start}${declared?.end ? ` to ${declared.end}` : ''})`,
+      400,
+      'outside_interval',
+    );
+  if (ticks.length > MAX_BACKFILL_SLICES)
     throw new DomainError(
       `the range holds more than ${MAX_BACKFILL_SLICES} intervals of ${spec.schedule}; at most ${MAX_BACKFILL_SLICES} per backfill`,
       422,
