@@ -280,10 +280,11 @@ export class ManifestService {
       } satisfies ChangeBackfillRequest,
       changeBackfillReply,
     );
-    // The runs still in flight are cancelled like any run (a run that ended meanwhile: nothing to do).
+    // The runs still in flight are cancelled like any run; one that ended meanwhile is refused
+    // (terminal: 400/409) and left as it ended.
     for (const runId of reply.inFlight)
       await this.runs.cancel(p, ws, runId).catch((err: unknown) => {
-        if (!(err instanceof ApiError) || err.status !== 409) throw err;
+        if (!(err instanceof ApiError) || (err.status !== 400 && err.status !== 409)) throw err;
       });
     await Promise.all([
       this.db.waitForProjection('backfills', reply.seq),
