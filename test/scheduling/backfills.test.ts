@@ -360,6 +360,26 @@ describe('backfills: paced by interval.mode, failing, cancelled, resumed, across
     assert.equal(g.res?.status, 'cancelled');
     const twice = await s.call('POST', `${base()}/backfills/${id}/cancel`);
     assert.equal(twice.status, 200, 'cancel again: nothing changes');
+    // The CLI: `runway jobs backfill-status|backfill-cancel|backfill-resume <id>`.
+    const dir = mkdtempSync(join(tmpdir(), 'runway-backfill-'));
+    const cfg = mkdtempSync(join(tmpdir(), 'runway-backfill-cfg-'));
+    try {
+      mkdirSync(join(dir, '.dlt'));
+      writeFileSync(join(dir, '.dlt/.workspace'), '');
+      const runway = (...args: string[]) => runRunwayCli(s, dir, cfg, ...args);
+      const status = await runway('jobs', 'backfill-status', id);
+      assert.equal(status.code, 0, status.out + status.err);
+      assert.match(status.out, /cancelled: 0\/3 completed, 0 running, 0 failed, 0 pending, 3 cancelled/);
+      const resume = await runway('jobs', 'backfill-resume', id);
+      assert.equal(resume.code, 1, resume.out + resume.err);
+      assert.match(resume.err, /cannot resume backfill .*: .*was cancelled: start a new one/);
+      const unknown = await runway('jobs', 'backfill-cancel', '00000000-0000-4000-8000-000000000000');
+      assert.equal(unknown.code, 1, unknown.out + unknown.err);
+      assert.match(unknown.err, /not found/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      rmSync(cfg, { recursive: true, force: true });
+    }
   });
 
   it('a scheduler killed mid-backfill and restarted doubles nothing', async () => {
