@@ -111,6 +111,13 @@ describe("interactive manifest jobs run through dlt's launchers (marimo, dashboa
   let s: TestStack;
   const base = () => `/api/v1/workspaces/${s.workspaceId}`;
   const runs = new Map<string, string>();
+  /**
+   * Apps already checked are kept busy (a request every 2 s, under the idle time) while the
+   * slower ones start: on a loaded machine the first may answer long before the last. Stopped
+   * before the idle test (a request to a stopped app would wake it).
+   */
+  const keepBusy = new Set<string>();
+  let pinger: NodeJS.Timeout | undefined;
   const jobs = new Map<string, string>();
 
   const trigger = async (ref: string): Promise<string> => {
@@ -159,6 +166,7 @@ describe("interactive manifest jobs run through dlt's launchers (marimo, dashboa
       },
       30_000,
     );
+    keepBusy.add(jobId);
     return jobId;
   };
   const page = async (jobId: string) => {
@@ -222,8 +230,15 @@ describe("interactive manifest jobs run through dlt's launchers (marimo, dashboa
       jobs.set(key, String((job.json as Json).id));
       runs.set(key, await trigger(REFS[key]));
     }
+    pinger = setInterval(() => {
+      for (const jobId of keepBusy)
+        void fetch(`${s.url}/i/${jobId}/`, { headers: { authorization: `Bearer ${s.adminToken}` } })
+          .then((r) => r.arrayBuffer())
+          .catch(() => undefined);
+    }, 2_000);
   });
   after(async () => {
+    clearInterval(pinger);
     await s?.stop();
   });
 
@@ -302,6 +317,7 @@ describe("interactive manifest jobs run through dlt's launchers (marimo, dashboa
   });
 
   it('a cancelled app and the idle ones end with no process left', async (t) => {
+    clearInterval(pinger);
     // How long each app took to answer after its spawn (the run's log says it).
     for (const key of ['notebook', 'dashboard', 'mcp', 'jobMcp'] as const) {
       const ms = /the app answers \((\d+) ms after the spawn\)/.exec(await logsOf(runs.get(key)!))?.[1];
