@@ -17,8 +17,8 @@ const JOB_LAUNCHER = 'dlt._workspace.deployment.launchers.job';
 /**
  * `load`: a real pipeline into duckdb (5 rows), then one whose resource fails with the secret in its
  * message (caught: the run completes). `probe`: sends its own beacon what dlt would not (a body that
- * is no JSON, one of the wrong shape, one over the cap, its token on another run's id), prints the
- * answers and waits (the test forges requests meanwhile, then cancels it).
+ * is no JSON, one of the wrong shape, one over the cap, its token on another run's id, then five
+ * valid traces, timed), prints the answers and waits (the test forges requests meanwhile, then cancels it).
  */
 const TELE_PY = `import json, os, time, uuid, urllib.request, urllib.error
 import dlt
@@ -67,6 +67,11 @@ def probe():
     print("oversized", put(dsn + "/state", b"[" + b"0," * (3 * 1024 * 1024) + b"0]"), flush=True)
     head, run_id, token = dsn.rsplit("/", 2)
     print("own-token-other-run", put(f"{head}/{uuid.uuid4()}/{token}/trace", b"{}"), flush=True)
+    valid = {"transaction_id": "probe", "pipeline_name": "probe", "steps": []}
+    for i in range(5):
+        t0 = time.monotonic()
+        status = put(dsn + "/trace", json.dumps(valid).encode())
+        print("valid", status, round((time.monotonic() - t0) * 1000), "ms", flush=True)
     print("probe ready", flush=True)
     time.sleep(120)
 `;
@@ -288,6 +293,9 @@ describe("a run's beacon: dlt's traces and states stored and shown with the run"
     assert.match(logs, /wrong-shape 422/);
     assert.match(logs, /oversized (413|error \w+)/);
     assert.match(logs, /own-token-other-run 403/);
+    const stored = [...logs.matchAll(/valid 200 (\d+) ms/g)].map((m) => Number(m[1]));
+    assert.equal(stored.length, 5, logs);
+    console.log(`# a valid PUT answered once stored: ${stored.join(', ')} ms`);
     assert.match(logs, /beacon: PUT \/trace refused \(400\): the body is not JSON/);
     assert.match(logs, /beacon: PUT \/trace refused \(422\): not a dlt trace/);
     assert.match(logs, /beacon: PUT \/state refused \(413\): the body is over 4194304 bytes/);
@@ -308,7 +316,11 @@ describe("a run's beacon: dlt's traces and states stored and shown with the run"
     assert.ok(cancel.status < 300, cancel.text);
     const { run, text } = await ended(probeRun);
     assert.equal(run.runway_status, 'cancelled', text);
-    assert.deepEqual(run.traces, [], 'nothing forged was stored');
+    // Its own five valid traces, nothing forged.
+    assert.deepEqual(
+      run.traces.map((t) => t.pipeline_name),
+      ['probe', 'probe', 'probe', 'probe', 'probe'],
+    );
     assert.match(await logsOf(probeRun), /beacon: a request with a wrong token was refused \(403\)/);
     // The probe returned nothing: the dlthub client's "declared no job result".
     const none = await s.call(
