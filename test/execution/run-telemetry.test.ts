@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { z } from 'zod';
 import { loadRunwayPackage } from '../../services/gateway/src/grpc/grpc-server.js';
+import { launchChromium } from '../support/browser.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 import { uploadPackage, type Json } from '../jobs/support.js';
 
@@ -256,6 +257,31 @@ describe("a run's beacon: dlt's traces and states stored and shown with the run"
     assert.match(logs, /second load failed as meant/);
     assert.ok(!logs.includes(SECRET), 'nor in its log');
     assert.doesNotMatch(logs, /beacon: /, 'dlt sent nothing the beacon refused');
+  });
+
+  it("shows the traces on the dashboard's run page", async () => {
+    const password = 'correct horse battery';
+    const set = await s.call('POST', '/api/v1/admin/users/admin@runway.local/password', { password });
+    assert.ok(set.status < 300, set.text);
+    const browser = await launchChromium();
+    try {
+      const page = await browser.newPage();
+      await page.goto(`${s.url}/w/${s.workspaceId}/runs/${loadRun}`);
+      await page.getByLabel('Email').fill('admin@runway.local');
+      await page.getByLabel('Password').fill(password);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      const section = page.getByTestId('run-traces');
+      await section.waitFor({ timeout: 30_000 });
+      const text = await section.innerText();
+      assert.match(text, /Trace/);
+      assert.match(text, /tele/);
+      assert.match(text, /items 5/);
+      assert.match(text, /normalize/);
+      assert.match(text, /the api refused key \*\*\*/);
+      assert.ok(!(await page.content()).includes(SECRET));
+    } finally {
+      await browser.close();
+    }
   });
 
   it('answers result-trace and result for a job that returned something', async () => {
