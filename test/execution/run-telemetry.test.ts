@@ -3,6 +3,8 @@ import * as grpc from '@grpc/grpc-js';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { z } from 'zod';
+import { loadMasterKey, runBeaconToken } from '#libs/secrets';
+import { executionRegistry } from '../../services/execution/src/run/run.events.js';
 import { loadRunwayPackage } from '../../services/gateway/src/grpc/grpc-server.js';
 import { launchChromium } from '../support/browser.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
@@ -209,6 +211,9 @@ describe("a run's beacon: dlt's traces and states stored and shown with the run"
   };
 
   let loadRun = '';
+  /** The token the worker derives for a run (the stack's master key: RUNWAY_MASTER_KEY, else its data dir's). */
+  const tokenOf = (runId: string) =>
+    runBeaconToken(loadMasterKey({ masterKey: process.env.RUNWAY_MASTER_KEY, dataDir: s.dataDir }), runId);
 
   it("stores dlt's traces and pipeline state of a real duckdb pipeline and shows them with the run, secrets masked", async () => {
     loadRun = await trigger('jobs.tele.load');
@@ -248,6 +253,15 @@ describe("a run's beacon: dlt's traces and states stored and shown with the run"
     );
 
     assert.ok(!text.includes(SECRET), 'the secret is nowhere in the run');
+    const token = tokenOf(loadRun);
+    assert.ok(!text.includes(token), 'nor the beacon token');
+    // The run's own events: the summaries, no secret, no token.
+    const store = s.env.newStore(executionRegistry());
+    const { events } = await store.read({ workspaceId: s.workspaceId, type: 'run', id: loadRun });
+    assert.equal(events.filter((e) => e.type === 'RunTraceReported').length, 2);
+    assert.ok(events.some((e) => e.type === 'RunStateReported'));
+    const stream = JSON.stringify(events);
+    assert.ok(!stream.includes(SECRET) && !stream.includes(token), 'nothing secret in the event log');
     const g = await grpcTraces(loadRun);
     assert.equal(g.length, 2);
     assert.deepEqual(g[0]?.row_counts, { items: 5 });
@@ -259,7 +273,7 @@ describe("a run's beacon: dlt's traces and states stored and shown with the run"
     assert.ok(!JSON.stringify(g).includes(SECRET));
     const logs = await logsOf(loadRun);
     assert.match(logs, /second load failed as meant/);
-    assert.ok(!logs.includes(SECRET), 'nor in its log');
+    assert.ok(!logs.includes(SECRET) && !logs.includes(token), 'nor in its log');
     assert.doesNotMatch(logs, /beacon: /, 'dlt sent nothing the beacon refused');
   });
 
@@ -337,6 +351,8 @@ describe("a run's beacon: dlt's traces and states stored and shown with the run"
       });
       return res.status;
     };
+    assert.equal(await forge(probeRun, tokenOf(probeRun)), 200, 'the token derived from the master key');
+    assert.equal(await forge(probeRun, tokenOf(loadRun)), 403, "another run's token");
     assert.equal(await forge(probeRun, '0'.repeat(64)), 403, 'a wrong token');
     assert.equal(await forge(probeRun, 'short'), 403, 'a token of another length');
     assert.equal(await forge(loadRun, '0'.repeat(64)), 403, 'another run (ended) with a made-up token');
@@ -346,10 +362,10 @@ describe("a run's beacon: dlt's traces and states stored and shown with the run"
     assert.ok(cancel.status < 300, cancel.text);
     const { run, text } = await ended(probeRun);
     assert.equal(run.runway_status, 'cancelled', text);
-    // Its own five valid traces, nothing forged.
+    // Its own five valid traces and the one sent with its real token; nothing forged.
     assert.deepEqual(
       run.traces.map((t) => t.pipeline_name),
-      ['probe', 'probe', 'probe', 'probe', 'probe'],
+      ['probe', 'probe', 'probe', 'probe', 'probe', 'forged'],
     );
     assert.match(await logsOf(probeRun), /beacon: a request with a wrong token was refused \(403\)/);
     // The probe returned nothing: the dlthub client's "declared no job result".
