@@ -121,6 +121,11 @@ describe("the run's beacon", () => {
       assert.equal(await put(`${dsn}/trace`, 'nope'), 400);
       assert.equal(await put(`${dsn}/state`, '{"a":1}'), 422);
       assert.equal(await put(`${dsn}/trace`, JSON.stringify({ pad: 'x'.repeat(2000) })), 413);
+      assert.equal(
+        await put(`${dsn}/trace`, JSON.stringify({ pad: 'x'.repeat(15_000) })),
+        413,
+        'read and dropped',
+      );
       assert.equal(await put(`${dsn}/job_result`, '{}'), 404);
       assert.equal(await put(`${base}/beacon/v1/runs/${RUN}/${tokenOf(OTHER)}/trace`, trace), 403);
       assert.equal(await put(`${base}/beacon/v1/runs/${OTHER}/${tokenOf(RUN)}/trace`, trace), 403);

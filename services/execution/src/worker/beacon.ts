@@ -211,23 +211,24 @@ function sameToken(given: string, expected: string): boolean {
   return g.length === e.length && timingSafeEqual(g, e);
 }
 
-/** Reads a body of at most `max` bytes; undefined when it is larger (the rest is not read). */
+/**
+ * Reads a body of at most `max` bytes; undefined when it is larger. The rest of a larger body is
+ * read and dropped (up to 16 × `max`, so the sender gets to read the 413), past that not read.
+ */
 function readBody(req: IncomingMessage, max: number): Promise<Buffer | undefined> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length'] ?? '0');
-    if (declared > max) return resolve(undefined);
+    if (declared > 16 * max) return resolve(undefined);
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size > max) {
+      if (size > 16 * max) {
         req.pause();
         resolve(undefined);
-        return;
-      }
-      chunks.push(c);
+      } else if (size <= max) chunks.push(c);
     });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('end', () => resolve(size > max ? undefined : Buffer.concat(chunks)));
     req.on('error', reject);
   });
 }
