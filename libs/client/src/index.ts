@@ -164,6 +164,32 @@ export interface Run {
   stderr_tail: string[] | null;
   job?: Job;
   status_timeline?: { status: string; at: string; reason: string }[];
+  /** Run detail only: what the run's dlt pipelines reported to its beacon (docs/runs-telemetry.md). */
+  traces?: PipelineTrace[];
+}
+
+/** A dlt pipeline trace a run reported, summarized (known secrets masked). */
+export interface PipelineTrace {
+  transaction_id: string;
+  pipeline_name: string;
+  started_at: string | null;
+  finished_at: string | null;
+  duration_ms: number | null;
+  dlt_version: string | null;
+  destination: string | null;
+  dataset_name: string | null;
+  failed: boolean;
+  steps: {
+    step: string;
+    started_at: string | null;
+    finished_at: string | null;
+    duration_ms: number | null;
+    failed: boolean;
+  }[];
+  load_ids: string[];
+  row_counts: Record<string, number>;
+  exceptions: { step: string; type: string | null; message: string }[];
+  truncated: boolean;
 }
 
 /** What a caller sets on a job (unset optional fields keep their value). */

@@ -116,3 +116,12 @@ export function loadMasterKey(
 export function interactiveAppKey(master: MasterKey, runId: string): string {
   return createHmac('sha256', master.key).update(`runway interactive app v1:${runId}`).digest('hex');
 }
+
+/**
+ * The token of a batch run's beacon URL (RUNTIME__DLTHUB_DSN, docs/runs-telemetry.md): derived from
+ * the master key and the run id, so the worker checks it without storing it; never logged nor sent
+ * anywhere but to the run's own process.
+ */
+export function runBeaconToken(master: MasterKey, runId: string): string {
+  return createHmac('sha256', master.key).update(`runway run beacon v1:${runId}`).digest('hex');
+}

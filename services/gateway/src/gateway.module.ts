@@ -38,6 +38,7 @@ import { runLogReaderProvider } from './log/run-log.reader.js';
 import { RunLogsStreamController } from './log/run-logs-stream.controller.js';
 import { PipelinesController } from './run/pipelines.controller.js';
 import { RunsController } from './run/runs.controller.js';
+import { TelemetryController } from './run/telemetry.js';
 import { RunsService } from './run/runs.service.js';
 import { ScriptsController } from './job/scripts.controller.js';
 import { ManifestController } from './job/manifest.controller.js';
@@ -92,6 +93,7 @@ export class GatewayModule {
         WebhooksController,
         ScriptsController,
         RunsController,
+        TelemetryController,
         RunLogsStreamController,
         PipelinesController,
         AlertsController,

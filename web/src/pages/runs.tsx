@@ -6,7 +6,7 @@ import {
   type RunTrigger,
   type RunsQuery,
 } from '../../../libs/client/src/dashboard.js';
-import { TERMINAL_RUN_STATUSES, type Run } from '../../../libs/client/src/index.js';
+import { TERMINAL_RUN_STATUSES, type PipelineTrace, type Run } from '../../../libs/client/src/index.js';
 import { dashboard, runway } from '../api.js';
 import { RunsTable } from '../components.js';
 import { useApp, wsPath } from '../context.js';
@@ -362,12 +362,67 @@ export function RunDetailPage({ id }: { id: string }) {
                   </ol>
                 </div>
               </div>
+              {r.traces && r.traces.length > 0 && <TraceSection traces={r.traces} />}
               <LogViewer runId={r.id} ended={ended} />
             </>
           );
         }}
       </Show>
     </section>
+  );
+}
+
+/** What the run's dlt pipelines reported (their traces): steps with timings, rows per table, errors. */
+function TraceSection({ traces }: { traces: PipelineTrace[] }) {
+  return (
+    <div className="card" data-testid="run-traces">
+      <h2>Trace</h2>
+      {traces.map((t) => (
+        <div key={t.transaction_id + (t.started_at ?? '')} className="trace">
+          <h3>
+            {t.pipeline_name} {t.failed ? <StatusBadge status="failed" /> : null}
+          </h3>
+          <p className="muted small">
+            {[t.destination, t.dataset_name].filter(Boolean).join(' · ') || 'no load'}
+            {t.duration_ms !== null ? ` · ${formatDuration(t.duration_ms)}` : ''}
+            {t.dlt_version ? ` · dlt ${t.dlt_version}` : ''}
+            {t.load_ids.length > 0 ? ` · load ${t.load_ids.join(', ')}` : ''}
+          </p>
+          <table>
+            <thead>
+              <tr>
+                <th>Step</th>
+                <th>Duration</th>
+                <th>Outcome</th>
+              </tr>
+            </thead>
+            <tbody>
+              {t.steps.map((s, i) => (
+                <tr key={`${s.step}-${i}`}>
+                  <td>{s.step}</td>
+                  <td>{formatDuration(s.duration_ms)}</td>
+                  <td>{s.failed ? 'failed' : 'ok'}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+          {Object.keys(t.row_counts).length > 0 && (
+            <p className="small">
+              Rows:{' '}
+              {Object.entries(t.row_counts)
+                .map(([table, n]) => `${table} ${n}`)
+                .join(', ')}
+            </p>
+          )}
+          {t.exceptions.map((e, i) => (
+            <pre key={i} className="tail">
+              {`${e.step}: ${e.type ? `${e.type}: ` : ''}${e.message}`}
+            </pre>
+          ))}
+          {t.truncated && <p className="muted small">Some of this trace was left out (too long).</p>}
+        </div>
+      ))}
+    </div>
   );
 }
 

@@ -1,10 +1,10 @@
 import type { ColumnType } from 'kysely';
 import type { MigrationSet } from '#libs/database';
-import type { RunResult } from '../run/run.events.js';
+import type { RunResult, RunStateSummary, RunTraceSummary } from '../run/run.events.js';
 
 /**
  * Tables of the execution service:
- * - `runs`, `run_status_timeline`: read models (projection `runs`).
+ * - `runs`, `run_status_timeline`, `run_telemetry`: read models (projection `runs`).
  * - `pipelines`, `pipeline_tables`, `pipeline_loads`, `run_pipelines`: read models (projection `pipelines`).
  * Run output is not here: it lives in the LOGS stream (`#libs/run-logs`; `run_output`, its first
  * home, is dropped by 0003).
@@ -180,8 +180,34 @@ export const executionMigrations: MigrationSet = {
       name: '0008_run_result',
       up: `ALTER TABLE runs ADD COLUMN result jsonb;`,
     },
+    {
+      // What a run sent its beacon (docs/runs-telemetry.md): trace and state summaries, in order.
+      name: '0009_run_telemetry',
+      up: `
+        CREATE TABLE run_telemetry (
+          run_id uuid NOT NULL,
+          seq bigint NOT NULL,
+          idx integer NOT NULL,
+          workspace_id uuid NOT NULL,
+          kind text NOT NULL,
+          summary jsonb NOT NULL,
+          at timestamptz NOT NULL,
+          PRIMARY KEY (run_id, seq, idx)
+        );`,
+    },
   ],
 };
+
+/** A trace (RunTraceReported) or a pipeline state (RunStateReported) a run reported. */
+export interface RunTelemetryRow {
+  run_id: string;
+  seq: ColumnType<string, number, number>;
+  idx: number;
+  workspace_id: string;
+  kind: 'trace' | 'state';
+  summary: ColumnType<RunTraceSummary | RunStateSummary, string, string>;
+  at: Date;
+}
 
 export interface RunArchiveCursorRow {
   id: number;
@@ -318,4 +344,5 @@ export type ExecutionTables = {
   pipeline_loads: PipelineLoadRow;
   run_pipelines: RunPipelineRow;
   run_archive_cursor: RunArchiveCursorRow;
+  run_telemetry: RunTelemetryRow;
 };

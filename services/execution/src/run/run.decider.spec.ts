@@ -1,5 +1,5 @@
 import { describe, it } from 'node:test';
-import type { RunEvent } from './run.events.js';
+import type { RunEvent, RunStateSummary, RunTraceSummary } from './run.events.js';
 import { DomainError, NotFoundError } from '#libs/eventstore';
 import { deciderSpec } from '#libs/testing';
 import { runDecider, type RunCommand } from './run.decider.js';
@@ -221,6 +221,52 @@ describe('run decider', () => {
     s.given([starting, started, finalizing, reported])
       .when({ type: 'CompleteRun', exitCode: 0, durationMs: 10 })
       .then([completed]);
+  });
+
+  it('records beacon traces and states while the run is in progress, at most 50 of each', () => {
+    const trace: RunTraceSummary = {
+      transactionId: 't1',
+      pipelineName: 'p',
+      startedAt: null,
+      finishedAt: null,
+      durationMs: null,
+      dltVersion: '1.26.0',
+      destination: 'duckdb',
+      datasetName: 'd',
+      failed: false,
+      steps: [],
+      loadIds: ['1.2'],
+      rowCounts: { items: 5 },
+      exceptions: [],
+      truncated: false,
+    };
+    const state: RunStateSummary = {
+      pipelineName: 'p',
+      destination: 'duckdb',
+      datasetName: 'd',
+      schemas: [],
+      truncated: false,
+    };
+    const reportTrace: RunCommand = { type: 'ReportTrace', trace };
+    const traced: RunEvent = { type: 'RunTraceReported', data: trace };
+    s.given([starting]).when(reportTrace).then([traced]);
+    s.given([starting, started]).when(reportTrace).then([traced]);
+    s.given([starting, started, traced]).when(reportTrace).then([traced]);
+    s.given([starting, started, finalizing]).when(reportTrace).then([traced]);
+    // Not before a worker claimed it, never after its end.
+    s.given([]).when(reportTrace).thenNothing();
+    s.given([starting, started, finalizing, completed]).when(reportTrace).thenNothing();
+    s.given([starting, started, ...Array.from({ length: 50 }, () => traced)])
+      .when(reportTrace)
+      .thenNothing();
+    const reportState: RunCommand = { type: 'ReportState', state };
+    const stated: RunEvent = { type: 'RunStateReported', data: state };
+    s.given([starting, started, traced]).when(reportState).then([stated]);
+    s.given([starting, started, finalizing, completed]).when(reportState).thenNothing();
+    // A report changes no status.
+    s.given([starting, started, traced, stated])
+      .when({ type: 'MarkFinalizing', exitCode: 0, signal: null, endedAt: t })
+      .then([finalizing]);
   });
 
   it('skips only a run nobody claimed', () => {

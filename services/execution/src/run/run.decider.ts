@@ -7,7 +7,13 @@ import {
   type RunFailureReason,
   type RunStatus,
 } from '#libs/contracts';
-import type { RunEvent, RunResult } from './run.events.js';
+import {
+  MAX_RUN_TELEMETRY_REPORTS,
+  type RunEvent,
+  type RunResult,
+  type RunStateSummary,
+  type RunTraceSummary,
+} from './run.events.js';
 
 /**
  * The `run` aggregate (id = run id). A run is born `pending` by RunRequested on its job's stream;
@@ -64,7 +70,10 @@ export type RunCommand =
       durationMs: number;
     }
   | { type: 'ReportPipelines'; pipelines: PipelineReport[]; warnings: string[] }
-  | { type: 'ReportResult'; result: RunResult };
+  | { type: 'ReportResult'; result: RunResult }
+  /** What the run's process sent its beacon (docs/runs-telemetry.md): while it is alive. */
+  | { type: 'ReportTrace'; trace: RunTraceSummary }
+  | { type: 'ReportState'; state: RunStateSummary };
 
 export interface RunState {
   /** `pending`: no event on this aggregate yet (nobody claimed the run). */
@@ -75,6 +84,8 @@ export interface RunState {
   started: boolean;
   pipelinesReported: boolean;
   resultReported: boolean;
+  tracesReported: number;
+  statesReported: number;
 }
 
 const initialState = (): RunState => ({
@@ -84,6 +95,8 @@ const initialState = (): RunState => ({
   started: false,
   pipelinesReported: false,
   resultReported: false,
+  tracesReported: 0,
+  statesReported: 0,
 });
 
 export function isTerminal(status: RunStatus): boolean {
@@ -122,6 +135,10 @@ function evolve(state: RunState, event: RunEvent): RunState {
       return state;
     case 'RunResultReported':
       return { ...state, resultReported: true };
+    case 'RunTraceReported':
+      return { ...state, tracesReported: state.tracesReported + 1 };
+    case 'RunStateReported':
+      return { ...state, statesReported: state.statesReported + 1 };
     default:
       return unknownType(event);
   }
@@ -230,6 +247,28 @@ export function decideReportResult(c: Command<'ReportResult'>, state: RunState):
   return [{ type: 'RunResultReported', data: c.result }];
 }
 
+/** The run's process is alive (or its end is being collected): its beacon reports are taken. */
+function takesReports(state: RunState): boolean {
+  return (
+    state.status === 'starting' ||
+    state.status === 'running' ||
+    state.status === 'finalizing' ||
+    state.status === 'cancelling'
+  );
+}
+
+/** A trace the run sent its beacon: while the run is in progress, at most MAX_RUN_TELEMETRY_REPORTS. */
+export function decideReportTrace(c: Command<'ReportTrace'>, state: RunState): RunEvent[] {
+  if (!takesReports(state) || state.tracesReported >= MAX_RUN_TELEMETRY_REPORTS) return [];
+  return [{ type: 'RunTraceReported', data: c.trace }];
+}
+
+/** A pipeline state the run sent its beacon: same rules as a trace. */
+export function decideReportState(c: Command<'ReportState'>, state: RunState): RunEvent[] {
+  if (!takesReports(state) || state.statesReported >= MAX_RUN_TELEMETRY_REPORTS) return [];
+  return [{ type: 'RunStateReported', data: c.state }];
+}
+
 function decide(command: RunCommand, state: RunState): RunEvent[] {
   switch (command.type) {
     case 'ClaimRun':
@@ -254,6 +293,10 @@ function decide(command: RunCommand, state: RunState): RunEvent[] {
       return decideRecordSetup(command, state);
     case 'ReportResult':
       return decideReportResult(command, state);
+    case 'ReportTrace':
+      return decideReportTrace(command, state);
+    case 'ReportState':
+      return decideReportState(command, state);
     default:
       return unknownType(command);
   }

@@ -54,7 +54,76 @@ export const runResultSchema = z.object({
 export type RunResult = z.infer<typeof runResultSchema>;
 export const RunResultReported = defineEvent('RunResultReported', runResultSchema);
 
-export const runPrivateEvents = [RunFinalizing, RunCancelRequested, RunSetUp, RunResultReported] as const;
+/** Traces and pipeline states a run's beacon stores (each a bounded summary), per run at most this many of each. */
+export const MAX_RUN_TELEMETRY_REPORTS = 50;
+const text = (max: number) => z.string().max(max);
+
+/**
+ * A summary of one dlt pipeline trace the run sent to its beacon (`PUT {RUNTIME__DLTHUB_DSN}/trace`,
+ * docs/runs-telemetry.md): timings per step, load ids, row counts per table, exceptions; every string
+ * with the run's known secrets masked, every list bounded (`truncated`: something was left out).
+ */
+export const runTraceSummarySchema = z.object({
+  transactionId: text(200),
+  pipelineName: text(200),
+  startedAt: isoTime.nullable(),
+  finishedAt: isoTime.nullable(),
+  durationMs: z.number().int().nonnegative().nullable(),
+  dltVersion: text(50).nullable(),
+  destination: text(200).nullable(),
+  datasetName: text(200).nullable(),
+  failed: z.boolean(),
+  steps: z
+    .array(
+      z.object({
+        step: text(50),
+        startedAt: isoTime.nullable(),
+        finishedAt: isoTime.nullable(),
+        durationMs: z.number().int().nonnegative().nullable(),
+        failed: z.boolean(),
+      }),
+    )
+    .max(20),
+  loadIds: z.array(text(100)).max(50),
+  rowCounts: z.record(text(200), z.number().int().nonnegative()),
+  exceptions: z.array(z.object({ step: text(50), type: text(200).nullable(), message: text(2000) })).max(10),
+  truncated: z.boolean(),
+});
+export type RunTraceSummary = z.infer<typeof runTraceSummarySchema>;
+export const RunTraceReported = defineEvent('RunTraceReported', runTraceSummarySchema);
+
+/**
+ * A summary of the pipeline state a run sent (`PUT {RUNTIME__DLTHUB_DSN}/state`, after a load):
+ * destination, dataset and each schema's name, version and tables (no credentials: the displayable
+ * ones dlt sends are left out).
+ */
+export const runStateSummarySchema = z.object({
+  pipelineName: text(200),
+  destination: text(200).nullable(),
+  datasetName: text(200).nullable(),
+  schemas: z
+    .array(
+      z.object({
+        name: text(200),
+        version: z.number().int().nullable(),
+        versionHash: text(100).nullable(),
+        tables: z.array(text(200)).max(200),
+      }),
+    )
+    .max(20),
+  truncated: z.boolean(),
+});
+export type RunStateSummary = z.infer<typeof runStateSummarySchema>;
+export const RunStateReported = defineEvent('RunStateReported', runStateSummarySchema);
+
+export const runPrivateEvents = [
+  RunFinalizing,
+  RunCancelRequested,
+  RunSetUp,
+  RunResultReported,
+  RunTraceReported,
+  RunStateReported,
+] as const;
 
 /** Every event of the run aggregate: what its decider folds and decides. */
 export type RunEvent = RunIntegrationEvent | EventOf<typeof runPrivateEvents>;

@@ -60,6 +60,16 @@ export class RunStatusRecorder {
    * failed it as worker_lost (seen in test/durability/cluster-faults under a cluster restart).
    */
   async cmd(command: RunCommand, commandId: string): Promise<RunState> {
+    return (await this.handle(command, commandId)).state;
+  }
+
+  /** As cmd; true when the command stored an event (or had stored it: a retry). */
+  async stored(command: RunCommand, commandId: string): Promise<boolean> {
+    const r = await this.handle(command, commandId);
+    return r.events.length > 0;
+  }
+
+  private async handle(command: RunCommand, commandId: string) {
     const until = Date.now() + 60_000;
     let r: Awaited<ReturnType<RunAggregates['handle']>>;
     for (let attempt = 0; ; attempt++) {
@@ -77,7 +87,7 @@ export class RunStatusRecorder {
     }
     this.lastSeq = Math.max(this.lastSeq, r.seq);
     this.observe(r.state.status);
-    return r.state;
+    return r;
   }
 
   observe(status: RunStatus): void {

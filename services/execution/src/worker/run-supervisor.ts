@@ -49,6 +49,8 @@ export class RunSupervisor {
   private releaseEnvironment: (() => void) | undefined;
   /** Called once the run's processes are gone: its slot is free for the next run. */
   private processesGone: () => void = () => undefined;
+  /** Reports the run's beacon stored or tried (the command id of each). */
+  private beaconReports = 0;
 
   constructor(
     private readonly w: Worker,
@@ -214,10 +216,13 @@ export class RunSupervisor {
 
       const ref = { workspaceId: this.ws, runId: this.runId };
       const output = this.w.output;
+      // Batch runs report what their pipelines did to the worker's beacon (docs/runs-telemetry.md):
+      // its token is masked like the configuration's secrets.
+      const beaconToken = launch ? undefined : this.w.beacon.tokenOf(this.runId);
       const capture = new OutputCapture(
         ref,
         output,
-        prepared.config.secretValues,
+        beaconToken ? [...prepared.config.secretValues, beaconToken] : prepared.config.secretValues,
         this.w.opts.logMaxBytes ?? Number.POSITIVE_INFINITY,
       );
       this.capture = capture;
@@ -273,6 +278,20 @@ export class RunSupervisor {
             `launcher ${d.launch.launcher} for ${d.launch.jobRef} (trigger ${cmd.env.RUNTIME__TRIGGER})`,
           );
         }
+      }
+      if (!launch) {
+        const dsn = this.w.beacon.open(this.runId, {
+          mask: (text) => capture.mask(text),
+          warn: (line) => capture.note(line),
+          report: (r) =>
+            this.status.stored(
+              r.kind === 'trace'
+                ? { type: 'ReportTrace', trace: r.trace }
+                : { type: 'ReportState', state: r.state },
+              `beacon:${++this.beaconReports}`,
+            ),
+        });
+        if (dsn) prepared.env.RUNTIME__DLTHUB_DSN = dsn;
       }
       const argv = launch?.argv ?? prepared.argv;
       let proc: RunProcess;
@@ -333,6 +352,8 @@ export class RunSupervisor {
           (line) => capture.note(line),
           (line) => this.w.logger.warn(`run ${this.runId}: ${line}`),
         );
+        // Its processes are gone: the reports they sent are stored before the run's end is.
+        await this.w.beacon.close(this.runId);
         reports = readRunReports(exitHookDirOf(this.runDir));
         if (launcherJob)
           result = readRunResult(
@@ -395,6 +416,7 @@ export class RunSupervisor {
               }),
       });
     } finally {
+      await this.w.beacon.close(this.runId);
       this.releaseEnvironment?.();
       clearTimeout(this.timeoutTimer);
       this.dispose();

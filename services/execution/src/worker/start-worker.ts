@@ -4,7 +4,7 @@ import type { RunwayConfig } from '#libs/config';
 import { blobBucketName, BlobStore } from '#libs/blobs';
 import type { EventStore } from '#libs/eventstore';
 import type { NatsConnection } from '#libs/nats';
-import { interactiveAppKey, loadMasterKey } from '#libs/secrets';
+import { interactiveAppKey, loadMasterKey, runBeaconToken } from '#libs/secrets';
 import { executionDb } from '../database.js';
 import { RunAggregates } from '../run/run.handler.js';
 import { RunLeases } from './leases.js';
@@ -100,6 +100,7 @@ export async function startWorkers(
   // Gateways derive the same key of each app's endpoint from the master key (docs/interactive.md).
   const master = loadMasterKey({ masterKey: host.config.masterKey, dataDir: host.config.dataDir });
   const appKey = (runId: string) => interactiveAppKey(master, runId);
+  const beaconToken = (runId: string) => runBeaconToken(master, runId);
   const materializer = opts.materializer ?? (await serviceMaterializer(host));
   const outputLogger = new Logger('run-output');
   // Every line to the run's subject in the LOGS stream (owned by the logs service).
@@ -122,6 +123,7 @@ export async function startWorkers(
         ...(workspaceQuota ? { workspaceQuota } : {}),
         ...(appQuota ? { appQuota } : {}),
         appKey,
+        beaconToken,
       },
       {
         slots: host.config.worker.slots,

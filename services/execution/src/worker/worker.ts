@@ -10,6 +10,7 @@ import { RunAggregates } from '../run/run.handler.js';
 import type { RunLeases } from './leases.js';
 import type { RunMaterializer } from './materializer.js';
 import type { RunOutputSink } from './output.js';
+import { RunBeacon } from './beacon.js';
 import { RunClaimer } from './run-claimer.js';
 import { DependencyEnvironments } from './dependencies.js';
 import { PASS_ENV, resolveTools, type RunTools } from './run-environment.js';
@@ -80,6 +81,11 @@ export interface WorkerDeps {
    * random key of this worker (no gateway can reach its apps: tests of the worker alone).
    */
   appKey?: (runId: string) => string;
+  /**
+   * The token of a batch run's beacon DSN (runBeaconToken of the master key). Absent: derived from a
+   * random key of this worker.
+   */
+  beaconToken?: (runId: string) => string;
 }
 
 /**
@@ -97,6 +103,8 @@ export class Worker {
   readonly interactive: InteractiveOptions;
   /** The key of an app's endpoint (x-runway-app-key). */
   readonly appKey: (runId: string) => string;
+  /** Where batch runs report traces and states (RUNTIME__DLTHUB_DSN, docs/runs-telemetry.md). */
+  readonly beacon: RunBeacon;
   tools: RunTools = { python: '', pythonVersion: '', uv: undefined, toolPaths: [] };
   /** The deployments' dependency environments (absent without uv: a run declaring some fails in setup). */
   environments: DependencyEnvironments | undefined;
@@ -121,6 +129,10 @@ export class Worker {
     this.appKey =
       deps.appKey ??
       ((runId) => createHmac('sha256', own).update(`runway interactive app v1:${runId}`).digest('hex'));
+    this.beacon = new RunBeacon(
+      deps.beaconToken ??
+        ((runId) => createHmac('sha256', own).update(`runway run beacon v1:${runId}`).digest('hex')),
+    );
   }
 
   get consumerName(): string {
@@ -165,6 +177,7 @@ export class Worker {
       this.environments.collectGarbage((line) => this.logger.log(line));
     }
     mkdirSync(this.workDir, { recursive: true, mode: 0o700 });
+    await this.beacon.start();
     await cleanupOrphans({
       workDir: this.workDir,
       workerId: this.id,
@@ -185,6 +198,7 @@ export class Worker {
     await this.claimer.stop();
     if (this.refreshTimer) clearInterval(this.refreshTimer);
     await Promise.all([...this.active.values()].map((e) => e.shutdown()));
+    await this.beacon.stop();
   }
 
   private async refreshLeases(): Promise<void> {

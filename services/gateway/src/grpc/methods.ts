@@ -41,6 +41,7 @@ import { changePasswordBody, setPasswordBody } from '../session/session.controll
 import { SessionsService } from '../session/sessions.service.js';
 import { WorkspacesService } from '../workspace/workspaces.service.js';
 import { jobMessage, runMessage } from './messages.js';
+import { traceMessage } from '../run/telemetry.js';
 
 /** A request message as proto-loader decodes it (defaults filled in, oneofs as fields). */
 export type Req = Record<string, unknown>;
@@ -431,10 +432,12 @@ export const METHODS: Record<string, Method> = {
       const {
         timeline,
         pipelines: _pipelines,
+        telemetry,
         ...of
       } = await s.runs.details(workspaceOf(r), required(r, 'run_id'));
       return {
         ...runMessage(of, s.publicUrl),
+        traces: telemetry.traces.map(traceMessage),
         status_timeline: timeline.map((t) => ({
           status: t.status,
           at: t.at.toISOString(),

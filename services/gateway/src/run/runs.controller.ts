@@ -21,6 +21,7 @@ import { listQuery } from '../page.js';
 import { clientFlavour, type ClientFlavour } from '../compat.js';
 import { LogsService } from '../log/logs.service.js';
 import { RunsService, type RunOfJob } from './runs.service.js';
+import { stateResponse, traceResponse } from './telemetry.js';
 
 const runsQuery = listQuery
   .extend({
@@ -192,7 +193,7 @@ export class RunsController {
   @Get(':id')
   async get(@Req() req: AuthedRequest, @Param('ws') ws: string, @Param('id') id: string) {
     const flavour = clientFlavour(req);
-    const { timeline, pipelines, ...of } = await this.runs.details(ws, id);
+    const { timeline, pipelines, telemetry, ...of } = await this.runs.details(ws, id);
     return {
       ...this.detailed(of, flavour),
       pipelines: pipelines.map((p) => ({
@@ -210,6 +211,9 @@ export class RunsController {
           columns: t.columns.map((c) => ({ name: c.name, data_type: c.dataType, nullable: c.nullable })),
         })),
       })),
+      // What the run's pipelines sent its beacon (docs/runs-telemetry.md).
+      traces: telemetry.traces.map(traceResponse),
+      pipeline_states: telemetry.states.map(stateResponse),
       // Runway's own statuses (skipped, finalizing) except for dlt-runtime 0.26.1, whose models
       // know no `finalizing`.
       status_timeline: timeline.map((t) => ({

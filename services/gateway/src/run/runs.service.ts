@@ -29,6 +29,7 @@ import {
   listRuns,
   runById,
   runPipelines,
+  runTelemetry,
   runTimeline,
   type RunFilter,
   type RunRecord,
@@ -93,14 +94,15 @@ export class RunsService {
     return (await this.withJobs([await this.require(ws, runId)]))[0]!;
   }
 
-  /** A run with its status timeline and what its pipelines did. */
+  /** A run with its status timeline, what its pipelines did and what they reported to its beacon. */
   async details(ws: string, runId: string) {
     const of = await this.get(ws, runId);
-    const [timeline, pipelines] = await Promise.all([
+    const [timeline, pipelines, telemetry] = await Promise.all([
       runTimeline(this.db.readModels.runs, of.run.id),
       runPipelines(this.db.readModels.runs, of.run.id),
+      runTelemetry(this.db.readModels.runs, ws, of.run.id),
     ]);
-    return { ...of, timeline, pipelines };
+    return { ...of, timeline, pipelines, telemetry };
   }
 
   /** The RequestRun command: a run of a job (by id or name), readable once it returns. */

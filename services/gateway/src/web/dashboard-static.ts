@@ -16,7 +16,7 @@ export const DEFAULT_WEB_DIST = fileURLToPath(new URL('../../../../../web/dist',
  * Paths the dashboard never answers: the APIs, the compatible routes, the interactive apps and the
  * probes. Everything else that a browser asks for as a page is the single-page application.
  */
-const RESERVED = /^\/(api|auth|v1|i|p|metrics|readyz|healthz|livez|openapi)(\/|$)/;
+const RESERVED = /^\/(api|auth|v1|telemetry|i|p|metrics|readyz|healthz|livez|openapi)(\/|$)/;
 
 /** Hashed assets never change under their name: cached for a year. */
 const HASHED = /^\/assets\/[^/]+-[A-Za-z0-9_-]{8,}\.[a-z0-9]+$/;

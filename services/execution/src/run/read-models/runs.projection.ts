@@ -17,6 +17,8 @@ import {
   RunFinalizing,
   RunResultReported,
   RunSetUp,
+  RunStateReported,
+  RunTraceReported,
   type RunEvent,
 } from '../run.events.js';
 import type { Insertable } from 'kysely';
@@ -138,7 +140,9 @@ function changeOf(e: RunEvent, at: Date): Change | undefined {
     case 'PipelineReported':
       return undefined; // the pipelines projection's
     case 'RunResultReported':
-      return undefined; // a column of the row, no status change (apply)
+    case 'RunTraceReported':
+    case 'RunStateReported':
+      return undefined; // a column of the row / a row of run_telemetry, no status change (apply)
     default: {
       const unknown: never = e;
       throw new Error(`unknown run event ${JSON.stringify(unknown)}`);
@@ -161,6 +165,8 @@ const handled = eventsOf(
   RunSkipped,
   RunSetUp,
   RunResultReported,
+  RunTraceReported,
+  RunStateReported,
 );
 
 /** The columns a new run row takes from RunRequested / ScheduledRunSkipped (what they share). */
@@ -207,11 +213,12 @@ function newRunRow(
 
 /**
  * Folds RunRequested (job streams) and the run events into `runs` (one row per run, every field
- * of the compatible RunResponse) and `run_status_timeline` (every transition with time and reason).
+ * of the compatible RunResponse), `run_status_timeline` (every transition with time and reason)
+ * and `run_telemetry` (the traces and pipeline states the run sent its beacon).
  */
 export const runsProjection = defineProjection<ExecutionTables>({
   name: 'runs',
-  tables: ['runs', 'run_status_timeline'],
+  tables: ['runs', 'run_status_timeline', 'run_telemetry'],
   canHandle: handled.types,
   async apply(db, events) {
     // New runs (requested or skipped) are inserted in multi-row statements, flushed before any
@@ -286,6 +293,22 @@ export const runsProjection = defineProjection<ExecutionTables>({
           .updateTable('runs')
           .set({ result: JSON.stringify(stored.data), updated_at: at })
           .where('id', '=', runId)
+          .execute();
+        continue;
+      }
+      if (stored.type === 'RunTraceReported' || stored.type === 'RunStateReported') {
+        await db
+          .insertInto('run_telemetry')
+          .values({
+            run_id: runId,
+            seq: stored.seq,
+            idx: stored.index,
+            workspace_id: workspaceId,
+            kind: stored.type === 'RunTraceReported' ? 'trace' : 'state',
+            summary: JSON.stringify(stored.data),
+            at,
+          })
+          .onConflict((oc) => oc.columns(['run_id', 'seq', 'idx']).doNothing())
           .execute();
         continue;
       }

@@ -8,9 +8,18 @@ import {
   type RunStatus,
 } from '#libs/contracts';
 import type { ExecutionTables, RunRow } from '../../migrations/index.js';
+import {
+  runStateSummarySchema,
+  runTraceSummarySchema,
+  type RunStateSummary,
+  type RunTraceSummary,
+} from '../run.events.js';
 
 /** The runs read models as other services (the gateway) read them: rows and typed queries, no migrations. */
-export type RunsReadModel = Pick<ExecutionTables, 'runs' | 'run_status_timeline' | 'run_pipelines'>;
+export type RunsReadModel = Pick<
+  ExecutionTables,
+  'runs' | 'run_status_timeline' | 'run_pipelines' | 'run_telemetry'
+>;
 export type RunRecord = Selectable<RunRow>;
 type Db = Kysely<RunsReadModel>;
 
@@ -30,6 +39,29 @@ export function runById(db: Db, ws: string, runId: string): Promise<RunRecord | 
     .where('workspace_id', '=', ws)
     .where('id', '=', runId.toLowerCase())
     .executeTakeFirst();
+}
+
+/** The traces and pipeline states a run reported to its beacon, in the order they were stored. */
+export async function runTelemetry(
+  db: Db,
+  ws: string,
+  runId: string,
+): Promise<{ traces: RunTraceSummary[]; states: RunStateSummary[] }> {
+  const rows = await db
+    .selectFrom('run_telemetry')
+    .select(['kind', 'summary'])
+    .where('workspace_id', '=', ws)
+    .where('run_id', '=', runId)
+    .orderBy('seq')
+    .orderBy('idx')
+    .execute();
+  const traces: RunTraceSummary[] = [];
+  const states: RunStateSummary[] = [];
+  for (const r of rows) {
+    if (r.kind === 'trace') traces.push(runTraceSummarySchema.parse(r.summary));
+    else states.push(runStateSummarySchema.parse(r.summary));
+  }
+  return { traces, states };
 }
 
 /** A page of the workspace's runs, newest first, with the total. */
