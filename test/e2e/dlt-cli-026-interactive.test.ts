@@ -1,0 +1,160 @@
+import assert from 'node:assert/strict';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { deviceFlowJwt026, runDlt026 } from '../support/dlt-cli-026.js';
+import { startTestStack, type TestStack } from '../support/stack.js';
+
+const root = process.cwd();
+
+interface Script {
+  id: string;
+  name: string;
+  job_ref: string;
+  script_type: string;
+  script_url: string;
+  public_url: string | null;
+  public_link_enabled: boolean;
+}
+interface Run {
+  id: string;
+  number: number;
+  status: string;
+  runway_status: string;
+  runway_trigger: string;
+}
+
+/** Polls `check` until it returns a value (generous deadline: the machine is shared). */
+async function waitFor<T>(what: string, check: () => Promise<T | undefined>, ms = 90_000): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const v = await check();
+    if (v !== undefined) return v;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/**
+ * The interactive commands of the unmodified `dlt runtime` CLI of dlt 1.26.0 + dlt-runtime 0.26.1
+ * (`serve`, `publish`, `unpublish`, `dashboard`, and the workspace URL of `info`) against one real
+ * stack whose worker runs dlt 1.26.0 (.venv-026); the other commands: dlt-cli-026.test.ts.
+ */
+describe('the unmodified dlt runtime 0.26.1 CLI: serve, publish, unpublish, dashboard, info', () => {
+  let s: TestStack;
+  let dir: string;
+  let jwt: string;
+  const ws = () => `/api/v1/workspaces/${s.workspaceId}`;
+  const dlt = (...args: string[]) => runDlt026(s, { cwd: dir, jwt }, ...args);
+  const ok = async (...args: string[]) => {
+    const r = await dlt(...args);
+    assert.equal(r.code, 0, `dlt runtime ${args.join(' ')}:\n${r.out}`);
+    return r.out;
+  };
+  const script = async (ref: string) => {
+    const r = await s.call('GET', `${ws()}/scripts/${ref}`);
+    assert.equal(r.status, 200, r.text);
+    return r.json as Script;
+  };
+  const runsOf = async (jobId: string) =>
+    ((await s.call('GET', `${ws()}/runs?script_id=${jobId}`)).json as { items: Run[] }).items;
+
+  before(async () => {
+    s = await startTestStack({ RUNWAY_PYTHON: join(root, '.venv-026', 'bin', 'python') });
+    dir = mkdtempSync(join(tmpdir(), 'runway-dltws026i-'));
+    cpSync(join(root, 'test/fixtures/dlt-workspace-026-interactive'), dir, { recursive: true });
+    jwt = await deviceFlowJwt026(s);
+  });
+  after(async () => {
+    rmSync(dir, { recursive: true, force: true });
+    await s.stop();
+  });
+
+  it('dashboard deploys the workspace when jobs.workspace.dashboard is missing, then opens its app URL', async () => {
+    const absent = await s.call('GET', `${ws()}/scripts/jobs.workspace.dashboard`);
+    assert.equal(absent.status, 404, absent.text);
+    const out = await ok('dashboard');
+    assert.match(out, /Dashboard not deployed\. Deploying workspace/, out);
+    const dash = await script('jobs.workspace.dashboard');
+    assert.equal(dash.script_type, 'interactive');
+    assert.equal(dash.script_url, `${s.url}/i/${dash.id}/`);
+    assert.ok(out.includes(`Dashboard is available at ${dash.script_url}`), out);
+    assert.ok(out.includes(`OPENED ${dash.script_url}`), out);
+    // The URL is the proxy's: a member's first visit starts the app (the starting page, one wake run).
+    const first = await fetch(dash.script_url, {
+      headers: { authorization: `Bearer ${jwt}`, accept: 'text/html' },
+    });
+    assert.equal(first.status, 503, await first.clone().text());
+    assert.match(await first.text(), /Starting jobs\.workspace\.dashboard/);
+    const woken = await waitFor('a wake run of the dashboard', async () =>
+      (await runsOf(dash.id)).find((r) => r.runway_trigger === 'wake'),
+    );
+    assert.ok(woken);
+    // Anonymous visitors get nothing.
+    assert.equal((await fetch(dash.script_url)).status, 401);
+  });
+
+  it('serve deploys, starts the app, waits until it runs and opens its URL, which serves the app', async () => {
+    const out = await ok('serve', 'echo_app');
+    assert.match(
+      out,
+      /Job jobs\.echo_app\.echo_app triggered \(trigger: manual:jobs\.echo_app\.echo_app\)/,
+      out,
+    );
+    assert.match(out, /Run status: starting\nRun status: running/, out);
+    // The trigger's answer carries the new run (number, status at the trigger).
+    assert.match(out, /Run #:\s+1\n\s+Status:\s+pending/, out);
+    const app = await script('jobs.echo_app.echo_app');
+    assert.equal(app.script_type, 'interactive');
+    assert.equal(app.script_url, `${s.url}/i/${app.id}/`);
+    assert.ok(out.includes(`Opening ${app.script_url}`), out);
+    assert.ok(out.includes(`OPENED ${app.script_url}`), out);
+    // The URL serves the app to the logged-in user (the CLI's JWT), at its root.
+    const page = await fetch(`${app.script_url}hello?x=1`, { headers: { authorization: `Bearer ${jwt}` } });
+    assert.equal(page.status, 200);
+    assert.equal(await page.text(), 'echo app saw /hello?x=1\n');
+    assert.equal((await fetch(app.script_url)).status, 401, 'no credentials, no app');
+    const runs = await runsOf(app.id);
+    assert.equal(runs.length, 1);
+    assert.equal(runs[0]!.runway_status, 'running');
+
+    // Serving it again starts nothing (concurrency 1) and points at the running app.
+    const again = await ok('serve', 'echo_app');
+    assert.ok(again.includes(app.script_url), again);
+    assert.equal((await runsOf(app.id)).length, 1, again);
+  });
+
+  it('publish prints a public URL that serves the app to anyone; unpublish makes it 404', async () => {
+    const out = await ok('publish', 'echo_app');
+    const url = /enabled successfully: (http\S+)/.exec(out)?.[1];
+    assert.ok(url, out);
+    assert.ok(url.startsWith(`${s.url}/p/`), url);
+    const anon = await fetch(`${url}public`);
+    assert.equal(anon.status, 200);
+    assert.equal(await anon.text(), 'echo app saw /public\n');
+    const app = await script('jobs.echo_app.echo_app');
+    assert.equal(app.public_link_enabled, true);
+
+    // A second publish keeps the link (Runway shows the URL once only; the CLI says it is enabled).
+    const second = await ok('publish', 'echo_app');
+    assert.match(second, /already enabled/, second);
+    assert.equal((await fetch(`${url}still`)).status, 200, 'the link was not rotated');
+
+    const un = await ok('unpublish', 'echo_app');
+    assert.match(un, /Public link for script jobs\.echo_app\.echo_app disabled successfully/, un);
+    assert.equal((await fetch(`${url}public`)).status, 404);
+    assert.equal((await script('jobs.echo_app.echo_app')).public_link_enabled, false);
+    assert.match(await ok('unpublish', 'echo_app'), /already disabled/);
+  });
+
+  it('info shows the workspace URL dlt builds from the API base URL; /w/<workspace> is its overview page', async () => {
+    const out = await ok('info');
+    // dlt-runtime 0.26.1 builds it itself: the API base URL's scheme and host name (no port, no path).
+    assert.ok(out.includes(`Workspace URL: http://127.0.0.1/w/${s.workspaceId}`), out);
+    // On Runway's own port, that path is the dashboard's workspace overview.
+    const page = await fetch(`${s.url}/w/${s.workspaceId}`, { headers: { accept: 'text/html' } });
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /<div id="root">/);
+  });
+});
