@@ -3,6 +3,7 @@ import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { launchChromium } from '../support/browser.js';
 import { deviceFlowJwt026, runDlt026 } from '../support/dlt-cli-026.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 
@@ -152,9 +153,27 @@ describe('the unmodified dlt runtime 0.26.1 CLI: serve, publish, unpublish, dash
     const out = await ok('info');
     // dlt-runtime 0.26.1 builds it itself: the API base URL's scheme and host name (no port, no path).
     assert.ok(out.includes(`Workspace URL: http://127.0.0.1/w/${s.workspaceId}`), out);
-    // On Runway's own port, that path is the dashboard's workspace overview.
-    const page = await fetch(`${s.url}/w/${s.workspaceId}`, { headers: { accept: 'text/html' } });
-    assert.equal(page.status, 200);
-    assert.match(await page.text(), /<div id="root">/);
+    // On Runway's own origin that path is the web dashboard's overview of the workspace, after sign-in.
+    const made = await s.call('POST', '/api/v1/admin/users', {
+      email: 'cli-user@example.com',
+      password: 'cli-user-password-1',
+      workspace_id: s.workspaceId,
+      role: 'owner',
+    });
+    assert.equal(made.status, 201, made.text);
+    const browser = await launchChromium();
+    try {
+      const page = await browser.newPage();
+      await page.goto(`${s.url}/w/${s.workspaceId}`);
+      await page.getByLabel('Email').fill('cli-user@example.com', { timeout: 30_000 });
+      await page.getByLabel('Password').fill('cli-user-password-1');
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor({ timeout: 30_000 });
+      assert.equal(new URL(page.url()).pathname, `/w/${s.workspaceId}`);
+      // The overview lists the jobs the CLI deployed.
+      await page.getByText('jobs.echo_app.echo_app').first().waitFor({ timeout: 30_000 });
+    } finally {
+      await browser.close();
+    }
   });
 });
