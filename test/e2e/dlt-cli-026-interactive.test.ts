@@ -139,7 +139,8 @@ describe('the unmodified dlt runtime 0.26.1 CLI: serve, publish, unpublish, dash
 
     // A second publish keeps the link (Runway shows the URL once only; the CLI says it is enabled).
     const second = await ok('publish', 'echo_app');
-    assert.match(second, /already enabled/, second);
+    assert.match(second, /already enabled: \(a public link is enabled; Runway shows it only once/, second);
+    assert.equal(app.public_url, null, 'other clients: the URL only in the answer that made it');
     assert.equal((await fetch(`${url}still`)).status, 200, 'the link was not rotated');
 
     const un = await ok('unpublish', 'echo_app');
@@ -147,6 +148,13 @@ describe('the unmodified dlt runtime 0.26.1 CLI: serve, publish, unpublish, dash
     assert.equal((await fetch(`${url}public`)).status, 404);
     assert.equal((await script('jobs.echo_app.echo_app')).public_link_enabled, false);
     assert.match(await ok('unpublish', 'echo_app'), /already disabled/);
+
+    // publish again: a new link; the deprecated `publish --cancel` revokes it like unpublish.
+    const third = /enabled successfully: (http\S+)/.exec(await ok('publish', 'echo_app'))?.[1];
+    assert.ok(third && third !== url, third);
+    assert.equal((await fetch(`${third}again`)).status, 200);
+    assert.match(await ok('publish', '--cancel', 'echo_app'), /disabled successfully/);
+    assert.equal((await fetch(`${third}again`)).status, 404);
   });
 
   it('info shows the workspace URL dlt builds from the API base URL; /w/<workspace> is its overview page', async () => {
