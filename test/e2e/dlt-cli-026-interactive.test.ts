@@ -120,9 +120,12 @@ describe('the unmodified dlt runtime 0.26.1 CLI: serve, publish, unpublish, dash
     assert.equal(runs.length, 1);
     assert.equal(runs[0]!.runway_status, 'running');
 
-    // Serving it again starts nothing (concurrency 1) and points at the running app.
-    const again = await ok('serve', 'echo_app');
-    assert.ok(again.includes(app.script_url), again);
+    // Serving it again, by its file this time (an ad-hoc manifest of that file), starts nothing
+    // (concurrency 1) and points at the running app.
+    const again = await ok('serve', 'echo_app.py');
+    assert.match(again, /jobs\.echo_app\.echo_app: An instance of this job is already running/, again);
+    assert.ok(again.includes(`Show the running instance: ${app.script_url}`), again);
+    assert.equal((await script('jobs.echo_app.echo_app')).id, app.id, 'the same job');
     assert.equal((await runsOf(app.id)).length, 1, again);
   });
 
