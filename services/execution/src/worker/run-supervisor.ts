@@ -15,7 +15,7 @@ import { reapRunProcess, spawnRunProcess, terminateRunProcess, writeRunMeta } fr
 import type { RunRequestedEvent } from './run-requested.js';
 import { RunStatusRecorder, type EndReason } from './run-status.js';
 import type { Worker } from './worker.js';
-import { prepareApp, type AppLaunch } from './interactive/app-prepare.js';
+import { applyAppLauncher, prepareApp, type AppLaunch } from './interactive/app-prepare.js';
 import { AppSession } from './interactive/app-session.js';
 import { runStartLatency, secondsSince } from '#libs/observability';
 
@@ -232,6 +232,29 @@ export class RunSupervisor {
           return;
         }
       }
+      // Interactive manifest jobs: dlt's launcher, with the interpreter the run ends up with.
+      if (launch && d.launch) {
+        let how: ReturnType<typeof applyAppLauncher>;
+        try {
+          how = applyAppLauncher({
+            launch,
+            req: this.req,
+            runDir: this.runDir,
+            python: prepared.argv[0] ?? this.w.tools.python,
+            profile: prepared.config.profile,
+            runEnv: prepared.env,
+            executor: this.w.deps.executor,
+          });
+        } catch (err) {
+          const message = err instanceof Error ? err.message : String(err);
+          capture.note(message);
+          await output.end(ref);
+          await this.status.fail('setup_error', message, null, []);
+          return;
+        }
+        if ('fallback' in how) capture.note(how.fallback);
+        else launch.notes = how.notes;
+      }
       for (const line of launch?.notes ?? []) capture.note(line);
       // Manifest batch jobs: dlt's launcher contract, with the interpreter the run ends up with.
       let launcherJob: string | undefined;
@@ -398,7 +421,8 @@ export class RunSupervisor {
     const r = await session.start(proc, () => this.endReason !== undefined);
     if (!r.ready) {
       if (r.why === 'ended') return;
-      this.appFailure = r.message;
+      this.appFailure =
+        r.why === 'exited' && launch.exitHint ? `${r.message} (${launch.exitHint})` : r.message;
       if (r.why !== 'exited') this.end('startup');
       return;
     }

@@ -1,6 +1,11 @@
 import { z } from 'zod';
 import { DomainError } from '#libs/eventstore';
-import type { JobKind, JobManifest, RefreshPropagation } from '#libs/contracts';
+import {
+  DASHBOARD_ENTRY_POINT,
+  type JobKind,
+  type JobManifest,
+  type RefreshPropagation,
+} from '#libs/contracts';
 import { validateCron } from '../scheduler/cron.js';
 import { everyRule, onceRule, parseTimeRule } from '../scheduler/time-rule.js';
 
@@ -196,6 +201,19 @@ function iso(text: string, what: string): string {
   return new Date(t).toISOString();
 }
 
+/** dlt's launcher of its own workspace dashboard (`jobs.workspace.dashboard`; its module is dlt's, not deployed). */
+export const DASHBOARD_LAUNCHER = 'dlt._workspace.deployment.launchers.dashboard';
+
+/**
+ * A job's entry point: the module's file, or, for an interactive job of dlt's dashboard launcher,
+ * Runway's built-in dashboard (no deployed file: the launcher serves dlt's installed dashboard).
+ */
+function entryPointOf(ep: { module: string; launcher?: string | null | undefined }, kind: JobKind): string {
+  return kind === 'interactive' && ep.launcher === DASHBOARD_LAUNCHER
+    ? DASHBOARD_ENTRY_POINT
+    : moduleFile(ep.module);
+}
+
 /** The file a module name is deployed as (`pkg.mod` → `pkg/mod.py`). */
 export function moduleFile(module: string): string {
   return `${module.split('.').join('/')}.py`;
@@ -292,7 +310,7 @@ export function manifestJobSpec(def: JobDefinition, ctx: ManifestContext): Manif
   return {
     name: ref,
     description: (def.description ?? '').slice(0, 10_000),
-    entryPoint: moduleFile(def.entry_point.module),
+    entryPoint: entryPointOf(def.entry_point, kind),
     kind,
     schedule,
     timezone,

@@ -8,7 +8,7 @@ import {
   statSync,
   existsSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { DASHBOARD_ENTRY_POINT, type AppType } from '#libs/contracts';
 
 /** The port an app listens on inside its sandbox (its own network namespace: nothing else is there). */
@@ -86,6 +86,56 @@ signal.signal(signal.SIGINT, forward)
 code = child.wait()
 sys.exit(128 - code if code < 0 else code)
 `;
+
+/** dlt's launchers of interactive jobs (dlt ≥ 1.26, `dlt/_workspace/deployment/launchers/`). */
+export const DLT_LAUNCHERS = {
+  marimo: 'dlt._workspace.deployment.launchers.marimo',
+  dashboard: 'dlt._workspace.deployment.launchers.dashboard',
+  mcp: 'dlt._workspace.deployment.launchers.mcp',
+  job: 'dlt._workspace.deployment.launchers.job',
+} as const;
+
+/**
+ * What an app started by dlt's launcher is: marimo (the `marimo` and `dashboard` launchers exec
+ * marimo, which knows its base URL) or anything else (served at its root: the base path is stripped).
+ */
+export function launcherAppType(launcher: string): AppType {
+  return launcher === DLT_LAUNCHERS.marimo || launcher === DLT_LAUNCHERS.dashboard ? 'marimo' : 'http';
+}
+
+/**
+ * The `marimo` that dlt's marimo and dashboard launchers find on PATH (they exec `marimo …`): the
+ * run's interpreter's marimo, with the base path Runway serves the app under (`--base-url`, which
+ * the dashboard launcher does not pass: dlt's runtime serves every app at its own root) and the
+ * host the app must listen on (`HOST`: 127.0.0.1; the launchers say 0.0.0.0).
+ */
+export const MARIMO_SHIM_PY = `import os, sys
+
+args = sys.argv[1:]
+base = os.environ.get("RUNWAY_BASE_PATH", "")
+host = os.environ.get("HOST")
+for i, a in enumerate(args):
+    if a in ("run", "edit"):
+        if base and "--base-url" not in args:
+            args[i + 1:i + 1] = ["--base-url", base]
+        break
+if host and "--host" in args:
+    args[args.index("--host") + 1] = host
+os.execv(sys.executable, [sys.executable, "-m", "marimo", *args])
+`;
+
+/** Writes the `marimo` wrapper (run by `python`) into the run's app directory; returns its directory for PATH. */
+export function writeMarimoShim(runDir: string, python: string): string {
+  const dir = join(runDir, APP_DIR, 'bin');
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  writeFileSync(join(dir, 'marimo'), `#!${python}\n${MARIMO_SHIM_PY}`, { mode: 0o700 });
+  return dir;
+}
+
+/** The directory of an interpreter (its venv's `bin`: the console scripts beside it). */
+export function binDirOf(python: string): string {
+  return dirname(python);
+}
 
 /** A marimo notebook: imports marimo and defines a marimo.App (marimo's own file format). */
 export function isMarimoFile(text: string): boolean {

@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { appBasePath, DASHBOARD_ENTRY_POINT, type AppType } from '#libs/contracts';
+import { hasLauncher } from '../launcher.js';
 import type { RunExecutor } from '../../executor/index.js';
 import type { PreparedRun, RunTools } from '../run-environment.js';
 import type { RunRequestedEvent } from '../run-requested.js';
@@ -10,10 +11,14 @@ import {
   APP_DIR,
   appArgv,
   appTypeOf,
+  binDirOf,
+  DLT_LAUNCHERS,
   dltDashboardFile,
+  launcherAppType,
   linkWorkspacePipelines,
   SANDBOX_APP_PORT,
   writeLauncher,
+  writeMarimoShim,
 } from './app-launch.js';
 
 /** The profile batch runs use by default: the dashboard reads the local destinations (duckdb) they wrote there. */
@@ -31,6 +36,15 @@ export interface AppLaunch {
   network: 'host' | 'none';
   /** Lines for the run's log (what is served, from where). */
   notes: string[];
+  /** The app's port inside its network (`run_args.port` for dlt's launchers). */
+  port: number;
+  /**
+   * A manifest job whose app cannot be started by file (its module is not a file of the deployment,
+   * or dlt's dashboard is not installed): why, for when the interpreter has no launcher either.
+   */
+  byFileError?: string;
+  /** Added to the failure of an app that exited before it answered HTTP. */
+  exitHint?: string;
 }
 
 /** A loopback port nobody listens on now (RUNWAY_SANDBOX=off: apps share the host's network). */
@@ -67,8 +81,9 @@ export async function prepareApp(o: {
       `the app's socket path ${socketPath} is longer than a unix socket allows (107 bytes): use a shorter RUNWAY_DATA_DIR`,
     );
   const port = sandboxed ? SANDBOX_APP_PORT : await freePort();
-  const dashboard = d.entryPoint === DASHBOARD_ENTRY_POINT;
-  const type = appTypeOf(d.entryPoint, dashboard ? undefined : prepared.entry);
+  // dlt's workspace dashboard job (`jobs.workspace.dashboard`, the dashboard launcher) is the same app.
+  const dashboard = d.entryPoint === DASHBOARD_ENTRY_POINT || d.launch?.launcher === DLT_LAUNCHERS.dashboard;
+  const type = dashboard ? 'marimo' : appTypeOf(d.entryPoint, prepared.entry || undefined);
   const env: Record<string, string> = { ...prepared.env };
   // No pipeline report is collected for an app: no exit hook.
   delete env.PYTHONPATH;
@@ -78,8 +93,16 @@ export async function prepareApp(o: {
   const notes: string[] = [];
   let file = d.entryPoint;
   let notebookArgs: string[] = [];
+  let byFileError: string | undefined;
+  if (!dashboard && !prepared.entry) byFileError = `${d.entryPoint} is not a file of the deployment`;
   if (dashboard) {
-    file = dltDashboardFile(tools.python);
+    try {
+      file = dltDashboardFile(tools.python);
+    } catch (err) {
+      // A manifest job may still start it through dlt's dashboard launcher (applyAppLauncher).
+      if (!d.launch) throw err;
+      byFileError = err instanceof Error ? err.message : String(err);
+    }
     const wsDir = join(o.dataDir, 'workspaces', ws);
     const linked = linkWorkspacePipelines(join(wsDir, 'jobs'), join(runDir, APP_DIR, 'pipelines'));
     const localDir = join(wsDir, 'local', BATCH_PROFILE);
@@ -96,9 +119,10 @@ export async function prepareApp(o: {
   const app = appArgv({ python, type, file, port, basePath, notebookArgs });
   const argv = uv ? [tools.uv!, 'run', 'python', launcher, ...app] : [tools.python, launcher, ...app];
   o.executor.grant(ws, [join(runDir, APP_DIR)]);
-  notes.push(
-    `${type === 'marimo' ? 'marimo notebook' : 'HTTP app'} ${dashboard ? DASHBOARD_ENTRY_POINT : d.entryPoint}: listening on 127.0.0.1:${port}${sandboxed ? ' in its own network namespace (no other network)' : ''}, base path ${basePath}`,
-  );
+  if (byFileError === undefined)
+    notes.push(
+      `${type === 'marimo' ? 'marimo notebook' : 'HTTP app'} ${dashboard ? DASHBOARD_ENTRY_POINT : d.entryPoint}: listening on 127.0.0.1:${port}${sandboxed ? ' in its own network namespace (no other network)' : ''}, base path ${basePath}`,
+    );
   return {
     type,
     argv,
@@ -108,5 +132,92 @@ export async function prepareApp(o: {
     basePath,
     network: sandboxed ? 'none' : 'host',
     notes,
+    port,
+    ...(byFileError !== undefined ? { byFileError } : {}),
   };
+}
+
+/** Why an `interface` cannot be served by dlt 1.26's `job` launcher unless the function serves it itself. */
+function jobLauncherHint(iface: string | undefined): string {
+  return `dlt's job launcher serves a FastMCP server the job function returns (interface mcp); for interface ${iface ?? '(none)'} the function must serve HTTP itself on run_context["run_args"]["port"] and not return`;
+}
+
+/**
+ * A manifest job's app through dlt's launcher contract (docs/interactive.md "Interactive manifest
+ * jobs"): `python -m <launcher> --run-id … --trigger … --entry-point <json>` with `run_args: {port,
+ * base_path}`, run by Runway's bridge launcher in the same sandbox. \`python\` is the interpreter
+ * the run ends up with (after its dependencies). Changes `launch` in place and returns the lines for
+ * the run's log; a fallback reason when the interpreter has no such launcher (the app starts by
+ * file, as before). Throws when neither is possible.
+ */
+export function applyAppLauncher(o: {
+  launch: AppLaunch;
+  req: RunRequestedEvent;
+  runDir: string;
+  python: string;
+  profile: string;
+  /** The run's environment after its setup (PATH, VIRTUAL_ENV of a dependency environment). */
+  runEnv: Record<string, string>;
+  executor: RunExecutor;
+}): { notes: string[] } | { fallback: string } {
+  const { launch, req } = o;
+  const d = req.data;
+  const l = d.launch;
+  if (!l) return { notes: [] };
+  if (!hasLauncher(o.python, l.launcher)) {
+    const why = `the run's interpreter (${o.python}) has no launcher module ${l.launcher} (dlt 1.26 or later has it)`;
+    if (launch.byFileError !== undefined) throw new Error(`${why}, and ${launch.byFileError}`);
+    return { fallback: `${why}: starting ${d.entryPoint} by file` };
+  }
+  const trigger = d.triggerSource ?? `manual:${l.jobRef}`;
+  const entryPoint = {
+    module: l.module,
+    function: l.function,
+    job_type: 'interactive',
+    launcher: l.launcher,
+    job_ref: l.jobRef,
+    interval_timezone: l.timezone,
+    allow_external_schedulers: l.externalSchedulers,
+    profile: o.profile,
+    refresh: d.refresh ?? false,
+    run_args: { port: launch.port, base_path: launch.basePath },
+  };
+  const launcherPy = join(o.runDir, APP_DIR, 'launcher.py');
+  const shimDir = writeMarimoShim(o.runDir, o.python);
+  // The app directory was granted already (a granted tree is not walked again): grant the new one.
+  o.executor.grant(req.workspaceId, [shimDir]);
+  launch.type = launcherAppType(l.launcher);
+  launch.argv = [
+    o.python,
+    launcherPy,
+    o.python,
+    '-m',
+    l.launcher,
+    '--run-id',
+    d.runId,
+    '--trigger',
+    trigger,
+    '--entry-point',
+    JSON.stringify(entryPoint),
+  ];
+  const path = o.runEnv.PATH ?? launch.env.PATH ?? '/usr/bin:/bin';
+  Object.assign(launch.env, {
+    // dlt's marimo and dashboard launchers exec `marimo`: Runway's wrapper, then the interpreter's scripts.
+    PATH: `${shimDir}:${binDirOf(o.python)}:${path}`,
+    RUNTIME__RUN_ID: d.runId,
+    RUNTIME__JOB_REF: l.jobRef,
+    RUNTIME__TRIGGER: trigger,
+    RUNTIME__WORKSPACE_ID: req.workspaceId,
+  });
+  if (o.runEnv.VIRTUAL_ENV !== undefined) launch.env.VIRTUAL_ENV = o.runEnv.VIRTUAL_ENV;
+  if (l.launcher === DLT_LAUNCHERS.dashboard) {
+    // dlt's dashboard reads the pipelines of its data directory: the workspace's, linked by prepareApp.
+    launch.env.DLT_DATA_DIR = join(o.runDir, APP_DIR);
+  }
+  if (l.launcher === DLT_LAUNCHERS.job) launch.exitHint = jobLauncherHint(d.interface);
+  const what = launch.type === 'marimo' ? 'marimo app' : d.interface === 'mcp' ? 'MCP server' : 'HTTP app';
+  const notes = [
+    `launcher ${l.launcher} for ${l.jobRef} (trigger ${trigger}, interface ${d.interface ?? 'none'}): ${what} on port ${launch.port}, base path ${launch.basePath}${launch.type === 'marimo' ? '' : ' (stripped before the app)'}`,
+  ];
+  return { notes };
 }
