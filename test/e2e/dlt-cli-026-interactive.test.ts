@@ -125,6 +125,12 @@ describe('the unmodified dlt runtime 0.26.1 CLI: serve, publish, unpublish, dash
     const runs = await runsOf(app.id);
     assert.equal(runs.length, 1);
     assert.equal(runs[0]!.runway_status, 'running');
+    // The worker (dlt 1.26.0) started it through dlt's job launcher, which passed the port in run_args.
+    const detail = (await s.call('GET', `${ws()}/runs/${runs[0]!.id}`)).json as {
+      status_timeline?: { status: string; reason: string }[];
+    };
+    const started = detail.status_timeline?.find((t) => t.status === 'running')?.reason ?? '';
+    assert.match(started, /-m dlt\._workspace\.deployment\.launchers\.job --run-id/, started);
 
     // Serving it again, by its file this time (an ad-hoc manifest of that file), starts nothing
     // (concurrency 1) and points at the running app.
