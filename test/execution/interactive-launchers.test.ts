@@ -301,7 +301,12 @@ describe("interactive manifest jobs run through dlt's launchers (marimo, dashboa
     assert.match(await logsOf(runId), /an api job that serves nothing/);
   });
 
-  it('a cancelled app and the idle ones end with no process left', async () => {
+  it('a cancelled app and the idle ones end with no process left', async (t) => {
+    // How long each app took to answer after its spawn (the run's log says it).
+    for (const key of ['notebook', 'dashboard', 'mcp', 'jobMcp'] as const) {
+      const ms = /the app answers \((\d+) ms after the spawn\)/.exec(await logsOf(runs.get(key)!))?.[1];
+      t.diagnostic(`${REFS[key]} answered ${ms ?? '?'} ms after its spawn`);
+    }
     const cancel = await s.call('POST', `${base()}/runs/${runs.get('mcp')!}/cancel`);
     assert.ok(cancel.status < 300, cancel.text);
     for (const key of ['notebook', 'dashboard', 'mcp', 'jobMcp'] as const) {

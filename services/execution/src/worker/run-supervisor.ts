@@ -416,7 +416,14 @@ export class RunSupervisor {
     spawnedAt: number,
   ): Promise<void> {
     const o = this.w.interactive;
-    const session = new AppSession(launch.type, launch.target, launch.basePath, this.w.appKey(this.runId), o);
+    const session = new AppSession(
+      launch.type,
+      launch.target,
+      launch.basePath,
+      this.w.appKey(this.runId),
+      o,
+      launch.servesBasePath,
+    );
     this.app = session;
     const r = await session.start(proc, () => this.endReason !== undefined);
     if (!r.ready) {

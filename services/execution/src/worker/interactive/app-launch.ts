@@ -93,14 +93,19 @@ export const DLT_LAUNCHERS = {
   dashboard: 'dlt._workspace.deployment.launchers.dashboard',
   mcp: 'dlt._workspace.deployment.launchers.mcp',
   job: 'dlt._workspace.deployment.launchers.job',
+  streamlit: 'dlt._workspace.deployment.launchers.streamlit',
 } as const;
 
 /**
  * What an app started by dlt's launcher is: marimo (the `marimo` and `dashboard` launchers exec
- * marimo, which knows its base URL) or anything else (served at its root: the base path is stripped).
+ * marimo) or anything else; and whether it serves under the base path itself (marimo, and
+ * streamlit with `--server.baseUrlPath`) or at its root (fastmcp, a job's own server: the worker
+ * strips the base path).
  */
-export function launcherAppType(launcher: string): AppType {
-  return launcher === DLT_LAUNCHERS.marimo || launcher === DLT_LAUNCHERS.dashboard ? 'marimo' : 'http';
+export function launcherApp(launcher: string): { type: AppType; servesBasePath: boolean } {
+  if (launcher === DLT_LAUNCHERS.marimo || launcher === DLT_LAUNCHERS.dashboard)
+    return { type: 'marimo', servesBasePath: true };
+  return { type: 'http', servesBasePath: launcher === DLT_LAUNCHERS.streamlit };
 }
 
 /**

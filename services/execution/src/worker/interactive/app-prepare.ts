@@ -14,7 +14,7 @@ import {
   binDirOf,
   DLT_LAUNCHERS,
   dltDashboardFile,
-  launcherAppType,
+  launcherApp,
   linkWorkspacePipelines,
   SANDBOX_APP_PORT,
   writeLauncher,
@@ -43,6 +43,8 @@ export interface AppLaunch {
    * or dlt's dashboard is not installed): why, for when the interpreter has no launcher either.
    */
   byFileError?: string;
+  /** The app serves under `basePath` itself (unset: marimo does, a plain app serves at its root). */
+  servesBasePath?: boolean;
   /** Added to the failure of an app that exited before it answered HTTP. */
   exitHint?: string;
 }
@@ -186,7 +188,9 @@ export function applyAppLauncher(o: {
   const shimDir = writeMarimoShim(o.runDir, o.python);
   // The app directory was granted already (a granted tree is not walked again): grant the new one.
   o.executor.grant(req.workspaceId, [shimDir]);
-  launch.type = launcherAppType(l.launcher);
+  const app = launcherApp(l.launcher);
+  launch.type = app.type;
+  launch.servesBasePath = app.servesBasePath;
   launch.argv = [
     o.python,
     launcherPy,
@@ -217,7 +221,7 @@ export function applyAppLauncher(o: {
   if (l.launcher === DLT_LAUNCHERS.job) launch.exitHint = jobLauncherHint(d.interface);
   const what = launch.type === 'marimo' ? 'marimo app' : d.interface === 'mcp' ? 'MCP server' : 'HTTP app';
   const notes = [
-    `launcher ${l.launcher} for ${l.jobRef} (trigger ${trigger}, interface ${d.interface ?? 'none'}): ${what} on port ${launch.port}, base path ${launch.basePath}${launch.type === 'marimo' ? '' : ' (stripped before the app)'}`,
+    `launcher ${l.launcher} for ${l.jobRef} (trigger ${trigger}, interface ${d.interface ?? 'none'}): ${what} on port ${launch.port}, base path ${launch.basePath}${app.servesBasePath ? '' : ' (stripped before the app)'}`,
   ];
   return { notes };
 }

@@ -34,13 +34,14 @@ export class AppSession {
     readonly basePath: string,
     key: string,
     private readonly opts: InteractiveOptions,
+    /** The app serves under `basePath` itself (default: marimo does, a plain app serves at its root). */
+    private readonly servesBasePath = type === 'marimo',
   ) {
     this.endpoint = new AppEndpoint({
       target,
       key,
       basePath,
-      // marimo knows its base URL; a plain app serves at its root.
-      stripBasePath: type === 'http',
+      stripBasePath: !servesBasePath,
       bindHost: opts.bindHost,
     });
   }
@@ -63,7 +64,7 @@ export class AppSession {
     let exited = false;
     void proc.exited.then(() => (exited = true));
     const until = Date.now() + this.opts.startupSeconds * 1000;
-    const path = this.type === 'marimo' ? `${this.basePath}/` : '/';
+    const path = this.servesBasePath ? `${this.basePath}/` : '/';
     let delay = 100;
     for (;;) {
       if (ended())
