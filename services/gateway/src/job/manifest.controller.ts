@@ -300,18 +300,23 @@ export class ManifestController {
     // The runs are in the runs read model (the service waited for it): dlt-runtime 0.26.1's
     // `launch`/`serve` print the new run's number and status from `run`.
     const flavour = clientFlavour(req);
-    const triggered = await Promise.all(
-      reply.triggered.map(async (t) => ({
+    const runs = await this.runs.byIds(
+      ws,
+      reply.triggered.flatMap((t) => (t.runId ? [t.runId] : [])),
+    );
+    const triggered = reply.triggered.map((t) => {
+      const run = t.runId ? runs.get(t.runId) : undefined;
+      return {
         job_ref: t.jobRef,
         script_id: t.jobId,
         matched_triggers: t.matchedTriggers,
         trigger: t.trigger,
         status: t.status,
         run_id: t.runId,
-        run: t.runId ? toRun(await this.runs.require(ws, t.runId), this.publicUrl, flavour) : null,
+        run: run ? toRun(run, this.publicUrl, flavour) : null,
         ...(t.reason ? { reason: t.reason } : {}),
-      })),
-    );
+      };
+    });
     return { triggered };
   }
 
