@@ -202,6 +202,8 @@ describe('the unmodified dlt runtime 0.26.1 CLI: serve, publish, unpublish, dash
 
   it("the dashboard URL the CLI opened serves dlt's workspace dashboard once its app runs", async () => {
     const dash = await script('jobs.workspace.dashboard');
+    // Deployed now: `dashboard` prints the URL straight away (meanwhile, the app gets ready).
+    const again = ok('dashboard');
     await waitFor(
       'the dashboard app to run',
       async () => {
@@ -218,5 +220,8 @@ describe('the unmodified dlt runtime 0.26.1 CLI: serve, publish, unpublish, dash
     const text = await page.text();
     assert.equal(page.status, 200, text.slice(0, 500));
     assert.match(text, /dlt workspace dashboard/, "dlt's own dashboard app");
+    const out = await again;
+    assert.doesNotMatch(out, /Deploying/, out);
+    assert.ok(out.includes(`Dashboard is available at ${dash.script_url}`), out);
   });
 });
