@@ -16,3 +16,20 @@ export function clientFlavour(req: Pick<IncomingMessage, 'headers'>): ClientFlav
   const ua = req.headers['user-agent'] ?? '';
   return /^dlt-runtime-cli\//.test(ua) ? 'runtime-026' : 'classic';
 }
+
+/**
+ * What dlt-runtime 0.26.1 reads as a job's `public_url` on `GET …/scripts/{ref}` while the job has
+ * a public link. Its `publish` prints "already enabled: <public_url>" when the field is set, and
+ * its `unpublish` sends the revoking DELETE only when it is set. Runway keeps only the token's hash
+ * (docs/interactive.md "Public links"), so the URL cannot be shown again: the field says so.
+ */
+export const HIDDEN_PUBLIC_LINK_026 =
+  '(a public link is enabled; Runway shows it only once: `dlt runtime unpublish` then `publish` makes a new one)';
+
+/**
+ * A job's `public_url` outside the answer that made the link: `null` for every client but
+ * dlt-runtime 0.26.1, which reads "is there a link" from it (HIDDEN_PUBLIC_LINK_026).
+ */
+export function storedPublicUrl(flavour: ClientFlavour, linkEnabled: boolean): string | null {
+  return flavour === 'runtime-026' && linkEnabled ? HIDDEN_PUBLIC_LINK_026 : null;
+}

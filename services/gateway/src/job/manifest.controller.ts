@@ -8,8 +8,10 @@ import { Authenticated } from '../auth/authenticated.decorator.js';
 import { principalOf } from '../auth/workspace-access.js';
 import type { JobRow } from './jobs.service.js';
 import type { JobVersionRow } from '../../../scheduling/src/job/read-models/jobs.queries.js';
+import { clientFlavour } from '../compat.js';
+import { RunsService } from '../run/runs.service.js';
 import { ManifestService, type BackfillResult } from './manifest.service.js';
-import { NIL_UUID, scriptResponse, toScript } from './responses.js';
+import { NIL_UUID, scriptResponse, toRun, toScript } from './responses.js';
 
 /** DeployManifestRequest of dlt-runtime 0.26.1 (engine 1); engine 2 definitions are taken too. */
 export const deployManifestBody = z.object({
@@ -191,6 +193,7 @@ export class ManifestController {
 
   constructor(
     @Inject(ManifestService) private readonly manifest: ManifestService,
+    @Inject(RunsService) private readonly runs: RunsService,
     @Inject(SERVICE_CONTEXT) ctx: ServiceContext,
   ) {
     this.publicUrl = ctx.config.publicUrl;
@@ -337,17 +340,27 @@ export class ManifestController {
       },
       key,
     );
-    return {
-      triggered: reply.triggered.map((t) => ({
+    // The runs are in the runs read model (the service waited for it): dlt-runtime 0.26.1's
+    // `launch`/`serve` print the new run's number and status from `run`.
+    const flavour = clientFlavour(req);
+    const runs = await this.runs.byIds(
+      ws,
+      reply.triggered.flatMap((t) => (t.runId ? [t.runId] : [])),
+    );
+    const triggered = reply.triggered.map((t) => {
+      const run = t.runId ? runs.get(t.runId) : undefined;
+      return {
         job_ref: t.jobRef,
         script_id: t.jobId,
         matched_triggers: t.matchedTriggers,
         trigger: t.trigger,
         status: t.status,
         run_id: t.runId,
+        run: run ? toRun(run, this.publicUrl, flavour) : null,
         ...(t.reason ? { reason: t.reason } : {}),
-      })),
-    };
+      };
+    });
+    return { triggered };
   }
 
   @ApiDoc({

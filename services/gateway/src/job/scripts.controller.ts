@@ -22,7 +22,7 @@ import { principalOf } from '../auth/workspace-access.js';
 import { joinSegments, listQuery } from '../page.js';
 import { InteractiveService } from '../interactive/interactive.service.js';
 import { JobsService, type JobRow } from './jobs.service.js';
-import { clientFlavour, type ClientFlavour } from '../compat.js';
+import { clientFlavour, storedPublicUrl, type ClientFlavour } from '../compat.js';
 import {
   asScriptError,
   detailedScriptResponse,
@@ -213,6 +213,7 @@ export class ScriptsController {
   private detailed(job: JobRow, lastRun: RunRecord | undefined, flavour: ClientFlavour) {
     return {
       ...toScript(job, this.publicUrl),
+      public_url: storedPublicUrl(flavour, job.public_link_hash !== null),
       last_run: lastRun ? toRun(lastRun, this.publicUrl, flavour) : null,
     };
   }

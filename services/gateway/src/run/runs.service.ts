@@ -28,6 +28,7 @@ import {
 import {
   listRuns,
   runById,
+  runsByIds,
   runPipelines,
   runTelemetry,
   runTimeline,
@@ -88,6 +89,11 @@ export class RunsService {
     const run = await runById(this.db.readModels.runs, ws, runId);
     if (!run) throw notFound(`run ${runId} not found`);
     return run;
+  }
+
+  /** Runs of the workspace by id, one query (unknown ids are left out). */
+  byIds(ws: string, runIds: readonly string[]): Promise<Map<string, RunRecord>> {
+    return runsByIds(this.db.readModels.runs, ws, runIds);
   }
 
   async get(ws: string, runId: string): Promise<RunOfJob> {

@@ -64,6 +64,23 @@ export async function runTelemetry(
   return { traces, states };
 }
 
+/** Runs of the workspace by id, in one query (ids that are no UUID or no run of it are left out). */
+export async function runsByIds(
+  db: Db,
+  ws: string,
+  runIds: readonly string[],
+): Promise<Map<string, RunRecord>> {
+  const ids = [...new Set(runIds.filter((id) => UUID.test(id)).map((id) => id.toLowerCase()))];
+  if (ids.length === 0) return new Map();
+  const rows = await db
+    .selectFrom('runs')
+    .selectAll()
+    .where('workspace_id', '=', ws)
+    .where('id', 'in', ids)
+    .execute();
+  return new Map(rows.map((r) => [r.id, r]));
+}
+
 /** A page of the workspace's runs, newest first, with the total. */
 export async function listRuns(
   db: Db,
