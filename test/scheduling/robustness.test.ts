@@ -97,20 +97,24 @@ describe('scheduler robustness: restarts, downtime, retries, changes just before
       overlap_policy: 'allow',
     });
     const id = job.id as string;
-    /** SIGTERM 600 ms before a fire time (after a first fire): returns that fire time and when the process exited. */
-    const stopBeforeFire = async (env: Record<string, string>) => {
+    /**
+     * SIGTERM `lead` ms before a fire time (after a first fire): returns that fire time and when the
+     * process exited. The graced stop uses 600 ms (it must wait for the fire); the one without grace
+     * 2,000 ms, so that "exits at once" is told apart from "waited" even on a loaded machine.
+     */
+    const stopBeforeFire = async (env: Record<string, string>, lead: number) => {
       const before = (await firesOf(id)).length;
       const p = startSchedulingProcess(env);
       await waitFor('a first fire', async () => (await firesOf(id)).length > before);
-      const due = nextFire('*/3 * * * * *', 'UTC', new Date(Date.now() + 700))!.getTime();
-      await sleep(due - 600 - Date.now());
+      const due = nextFire('*/3 * * * * *', 'UTC', new Date(Date.now() + lead + 100))!.getTime();
+      await sleep(due - lead - Date.now());
       const exited = new Promise((r) => p.once('exit', r));
       p.kill('SIGTERM');
       await exited;
       return { due, exitedAt: Date.now() };
     };
 
-    const graced = await stopBeforeFire({});
+    const graced = await stopBeforeFire({}, 600);
     const fired = (await firesOf(id)).find((f) => Date.parse(f.fireAt) === graced.due);
     assert.ok(fired, 'the fire due 600 ms after SIGTERM was fired before the process exited');
     assert.ok(
@@ -119,7 +123,7 @@ describe('scheduler robustness: restarts, downtime, retries, changes just before
     );
     assert.ok(graced.exitedAt >= graced.due, 'the process waited for it');
 
-    const immediate = await stopBeforeFire({ RUNWAY_SCHEDULER_STOP_GRACE_MS: '0' });
+    const immediate = await stopBeforeFire({ RUNWAY_SCHEDULER_STOP_GRACE_MS: '0' }, 2000);
     assert.ok(immediate.exitedAt < immediate.due, 'without grace the process exits at once');
     assert.equal(
       (await firesOf(id)).filter((f) => Date.parse(f.fireAt) === immediate.due).length,
