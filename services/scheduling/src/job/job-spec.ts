@@ -1,7 +1,13 @@
 import { DomainError } from '#libs/eventstore';
-import { isBuiltInEntryPoint, MAX_JOB_TIMEOUT_SECONDS, type JobKind, type JobSpec } from '#libs/contracts';
+import {
+  isBuiltInEntryPoint,
+  MAX_JOB_TIMEOUT_SECONDS,
+  type JobKind,
+  type JobSpec,
+  type MissedPolicy,
+  type OverlapPolicy,
+} from '#libs/contracts';
 import { shortestInterval, validateCron, validateTimezone } from '../scheduler/cron.js';
-import type { UpsertJob } from './job.decider.js';
 
 /** The checks of a job's spec (name, entry point, profile, schedule, zone, timeout): pure, for the job decider. */
 
@@ -97,7 +103,31 @@ function checkTimeout(t: number): number {
   return t;
 }
 
-export function specOf(c: UpsertJob, current: JobSpec | undefined): JobSpec {
+/**
+ * What an upsert says about a job's spec. Fields left `undefined` keep their current value (a new
+ * job takes the default); `null` clears profile, schedule and timeout.
+ */
+export interface SpecChange {
+  name: string;
+  description: string;
+  entryPoint: string;
+  kind: JobKind;
+  active?: boolean;
+  profile?: string | null;
+  schedule?: string | null;
+  timeoutSeconds?: number | null;
+  /** IANA zone of the schedule; undefined keeps the current one (new job: UTC). */
+  timezone?: string;
+  missedPolicy?: MissedPolicy;
+  overlapPolicy?: OverlapPolicy;
+  /**
+   * The server's shortest schedule interval (RUNWAY_MIN_SCHEDULE_INTERVAL_SECONDS): a new or
+   * changed schedule firing more often is refused (422). Unset: no limit.
+   */
+  minScheduleIntervalSeconds?: number;
+}
+
+export function specOf(c: SpecChange, current: JobSpec | undefined): JobSpec {
   if (c.description.length > 10_000) throw new DomainError('description must be at most 10000 characters');
   return {
     name: checkName(c.name),
