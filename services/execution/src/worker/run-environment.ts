@@ -203,7 +203,9 @@ export async function prepareRun(opts: {
       ? opts.materializer.deploymentRequirements(ws, d.deployment)
       : undefined;
   let dependencies: DependencyDeclaration | undefined;
-  if (d.launch) {
+  // Runway's own app (runway:dashboard) runs no code of the deployment: the configured interpreter.
+  if (builtIn && !d.launch) dependencies = undefined;
+  else if (d.launch) {
     const json = await requirementsJson();
     dependencies = json !== undefined ? declarationFromJson(json, job) : undefined;
     dependencies ??= findDeclaration(runDir, undefined);
