@@ -321,11 +321,11 @@ describe("a deployment's own dependencies, installed with uv in the run's setup 
         if (['failed', 'completed', 'cancelled'].includes(String(run.status)))
           assert.fail(`ended ${JSON.stringify(run)}\n${await logsOf(runId)}`);
         if (run.status !== 'running') return undefined;
-        const st = (await s.call('GET', `/i/${jobId}/.runway/status`)).json as {
-          ready: boolean;
-          failed: boolean;
-        };
-        assert.ok(!st.failed, await logsOf(runId));
+        // The gateway learns the app's address from the runs read model: not there yet = not ready.
+        const r = await s.call('GET', `/i/${jobId}/.runway/status`);
+        if (r.status !== 200) return undefined;
+        const st = r.json as { ready: boolean; failed: boolean; message: string | null };
+        assert.ok(!st.failed, `the app failed: ${st.message}\n${await logsOf(runId)}`);
         return st.ready ? true : undefined;
       },
       120_000,
