@@ -1,9 +1,72 @@
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { buildPackage } from '#libs/archive';
 import { startTestStack, type TestStack } from '../support/stack.js';
 import { createBatchJob, uploadPackage, waitForStatus, type Json } from '../jobs/support.js';
+
+const L = 'dlt._workspace.deployment.launchers';
+
+/**
+ * The requirements.json dlt 1.26.0 (.venv-026) exports for a workspace with this requirements.txt
+ * (`export_workspace_requirements`, as `dlt runtime deploy` uploads it; uv kept off PATH, so the
+ * file is parsed as written): main = the file, the dashboard's group, every launcher's requirements.
+ */
+function dltRequirementsJson(requirementsTxt: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'runway-reqjson-'));
+  try {
+    writeFileSync(join(dir, 'requirements.txt'), requirementsTxt);
+    const r = spawnSync(
+      join(process.cwd(), '.venv-026', 'bin', 'python'),
+      [
+        '-c',
+        'import json, sys, pathlib\nfrom dlt._workspace.deployment.requirements import export_workspace_requirements\nprint(json.dumps(export_workspace_requirements(pathlib.Path(sys.argv[1]))))',
+        dir,
+      ],
+      { encoding: 'utf8', env: { PATH: '/usr/bin:/bin', HOME: dir } },
+    );
+    assert.equal(r.status, 0, r.stderr);
+    return r.stdout.trim();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A plain HTTP app (by file) answering with where tomli_w comes from: only the declared environment has it. */
+const TINY_APP = String.raw`import json, os, sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import tomli_w
+class H(BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def do_GET(self):
+        body = json.dumps({"tomli_w": tomli_w.__file__, "prefix": sys.prefix}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+print("serving with tomli_w from", tomli_w.__file__, flush=True)
+ThreadingHTTPServer((os.environ["HOST"], int(os.environ["PORT"])), H).serve_forever()
+`;
+
+const NOTEBOOK = `import marimo
+
+app = marimo.App()
+
+
+@app.cell
+def _():
+    import marimo as mo
+    mo.md("hello from a notebook with its own dependencies")
+    return
+
+
+if __name__ == "__main__":
+    app.run()
+`;
 
 /** A tiny pure-Python package that the project's .venv does not have. */
 const TINY = 'tomli-w==1.2.0';
@@ -227,5 +290,157 @@ describe("a deployment's own dependencies, installed with uv in the run's setup 
       log,
     );
     assert.doesNotMatch(log, /INFO \{/, 'no byte of the NATS server reached the install step');
+  });
+
+  // A dlt 1.26 deployment: the files, plus the requirements.json the client uploads beside them.
+  const deployWithRequirements = async (files: { path: string; content: string }[], requirements: string) => {
+    const form = new FormData();
+    form.append('files', new Blob([new Uint8Array(buildPackage(files))]), 'workspace.tar.gz');
+    form.append('requirements', new Blob([requirements], { type: 'application/json' }), 'requirements.json');
+    const r = await fetch(`${s.url}/api/v1/workspaces/${ws()}/deployments`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${s.adminToken}` },
+      body: form,
+    });
+    assert.equal(r.status, 201, await r.text());
+  };
+  const until = async <T>(what: string, f: () => Promise<T | undefined>, ms: number): Promise<T> => {
+    for (const end = Date.now() + ms; ;) {
+      const v = await f();
+      if (v !== undefined) return v;
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  };
+  /** Waits until the app of `jobId` answers through the gateway's /i/<job>/, then GETs its root. */
+  const served = async (jobId: string, runId: string) => {
+    await until(
+      `the app of run ${runId}`,
+      async () => {
+        const run = (await s.call('GET', `/api/v1/workspaces/${ws()}/runs/${runId}`)).json as Json;
+        if (['failed', 'completed', 'cancelled'].includes(String(run.status)))
+          assert.fail(`ended ${JSON.stringify(run)}\n${await logsOf(runId)}`);
+        if (run.status !== 'running') return undefined;
+        // The gateway learns the app's address from the runs read model: not there yet = not ready.
+        const r = await s.call('GET', `/i/${jobId}/.runway/status`);
+        if (r.status !== 200) return undefined;
+        const st = r.json as { ready: boolean; failed: boolean; message: string | null };
+        assert.ok(!st.failed, `the app failed: ${st.message}\n${await logsOf(runId)}`);
+        return st.ready ? true : undefined;
+      },
+      120_000,
+    );
+    const r = await fetch(`${s.url}/i/${jobId}/`, {
+      headers: { authorization: `Bearer ${s.adminToken}`, accept: 'text/html' },
+    });
+    return { status: r.status, text: await r.text() };
+  };
+  const cancel = async (runId: string) => {
+    const r = await s.call('POST', `/api/v1/workspaces/${ws()}/runs/${runId}/cancel`);
+    assert.ok(r.status < 300, r.text);
+    await waitForStatus(s, runId, ['cancelled', 'completed', 'failed'], 60_000);
+  };
+
+  it("a manifest marimo job gets requirements.json's default group plus its launcher's (marimo), and its entry_point.config", async () => {
+    const requirements = dltRequirementsJson(`${TINY}\n`);
+    const parsed = JSON.parse(requirements) as {
+      groups: Record<string, string[]>;
+      launcher_requirements: Record<string, string[]>;
+    };
+    assert.deepEqual(parsed.groups.main, [TINY], 'the default group has no marimo');
+    assert.ok(parsed.launcher_requirements[`${L}.marimo`]?.includes('marimo'));
+    await deployWithRequirements(
+      [
+        { path: 'requirements.txt', content: `${TINY}\n` },
+        { path: 'nb.py', content: NOTEBOOK },
+        { path: 'tiny_app.py', content: TINY_APP },
+      ],
+      requirements,
+    );
+    const m = await s.call('PUT', `/api/v1/workspaces/${ws()}/deployment_manifest`, {
+      job_definition_engine_version: 1,
+      job_definition_hash: 'launchdeps-test',
+      jobs: [
+        {
+          job_ref: 'jobs.nb',
+          entry_point: {
+            module: 'nb',
+            function: null,
+            job_type: 'interactive',
+            launcher: `${L}.marimo`,
+            config: { greeting: 'hi' },
+          },
+          triggers: ['http:'],
+          execute: { concurrency: 1 },
+          expose: { interface: 'gui', manual: true },
+        },
+      ],
+      deployment_module: '__deployment__',
+    });
+    assert.equal(m.status, 200, m.text);
+    const job = await s.call('GET', `/api/v1/workspaces/${ws()}/scripts/jobs.nb`);
+    assert.equal(job.status, 200, job.text);
+    const jobId = String((job.json as Json).id);
+    const t = await s.call('POST', `/api/v1/workspaces/${ws()}/scripts/trigger`, { job_refs: ['jobs.nb'] });
+    assert.equal(t.status, 201, t.text);
+    const runId = String((t.json as { triggered: Json[] }).triggered[0]?.run_id);
+    const page = await served(jobId, runId);
+    assert.equal(page.status, 200, page.text.slice(0, 500));
+    assert.match(page.text, /<marimo-filename[^>]*>[^<]*nb\.py</, 'marimo serves the deployed notebook');
+    const log = await logsOf(runId);
+    assert.match(log, /\[setup\] dependencies declared in requirements\.json/);
+    assert.match(log, /\+ marimo==/, "the launcher's group is installed");
+    assert.match(log, /\+ tomli-w==1\.2\.0/, 'with the default group');
+    assert.match(log, /\+ dlt==1\.26\.0/, "the launcher's requirements carry dlt");
+    assert.match(log, new RegExp(`launcher ${L.replaceAll('.', '\\.')}\\.marimo for jobs\\.nb`), log);
+    const run = (await s.call('GET', `/api/v1/workspaces/${ws()}/runs/${runId}`)).json as Json;
+    const setup = setupLines(run);
+    assert.equal(setup.length, 1, JSON.stringify(run.status_timeline));
+    assert.match(setup[0]!.reason, /requirements\.json, environment [0-9a-f]{12}: installed in \d+ ms/);
+    const started = (run.status_timeline as Json[]).find((x) => x.status === 'running')?.reason as string;
+    assert.ok(started.includes(envsDir()), `the launcher runs with the environment's python: ${started}`);
+    assert.ok(
+      started.includes('"config":{"greeting":"hi"}'),
+      `entry_point.config reaches the launcher: ${started}`,
+    );
+    await cancel(runId);
+  });
+
+  it("an interactive app started by file runs in the environment of the deployment's dependencies", async () => {
+    const c = await s.call('POST', `/api/v1/workspaces/${ws()}/scripts`, {
+      name: 'tiny_app.py',
+      description: '',
+      entry_point: 'tiny_app.py',
+      script_type: 'interactive',
+      active: true,
+      profile: null,
+      schedule: null,
+    });
+    assert.ok(c.status === 200 || c.status === 201, c.text);
+    const jobId = String((c.json as Json).id);
+    const r = await s.call('POST', `/api/v1/workspaces/${ws()}/runs`, {
+      script_id_or_name_or_secret: 'tiny_app.py',
+      profile: null,
+    });
+    assert.equal(r.status, 201, r.text);
+    const runId = String((r.json as Json).id);
+    const page = await served(jobId, runId);
+    assert.equal(page.status, 200, page.text);
+    const got = JSON.parse(page.text) as { tomli_w: string; prefix: string };
+    assert.ok(got.prefix.startsWith(envsDir()), `the app's interpreter is the environment's: ${page.text}`);
+    assert.ok(got.tomli_w.startsWith(got.prefix), page.text);
+    const log = await logsOf(runId);
+    assert.match(
+      log,
+      /\[setup\] dependencies declared in requirements\.txt/,
+      'the files come first for a by-file app',
+    );
+    assert.match(log, /\+ tomli-w==1\.2\.0/);
+    const run = (await s.call('GET', `/api/v1/workspaces/${ws()}/runs/${runId}`)).json as Json;
+    assert.match(
+      setupLines(run)[0]!.reason,
+      /requirements\.txt, environment [0-9a-f]{12}: installed in \d+ ms/,
+    );
+    await cancel(runId);
   });
 });

@@ -130,6 +130,10 @@ export const runLaunchSchema = z.object({
   timezone: z.string().min(1).max(100),
   /** `allow_external_schedulers`. */
   externalSchedulers: z.boolean(),
+  /** The entry point's `config` (TRuntimeEntryPoint.config), forwarded to the launcher as is. */
+  config: z.record(z.string(), z.unknown()).optional(),
+  /** `require.dependency_groups`: requirements.json groups installed on top of its `default_groups`. */
+  dependencyGroups: z.array(z.string().min(1).max(200)).max(50).optional(),
 });
 export type RunLaunch = z.infer<typeof runLaunchSchema>;
 /** The largest JSON body a webhook run carries (`POST /hooks/<token>`; larger: 413). */

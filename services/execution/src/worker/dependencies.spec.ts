@@ -10,6 +10,8 @@ import {
   environmentKey,
   findDeclaration,
   requirementsFromJson,
+  selectRequirements,
+  parseRequirementsJson,
   type DependencyDeclaration,
 } from './dependencies.js';
 
@@ -78,6 +80,81 @@ describe('what a deployment declares', () => {
     assert.deepEqual(requirementsFromJson(emptyMain), []);
     assert.throws(() => requirementsFromJson('{'), /requirements\.json is not JSON/);
     assert.throws(() => requirementsFromJson('{"engine_version": 9}'), /engine_version/);
+  });
+
+  it("selects a manifest job's requirements by dlt 1.26's rule: default groups + the job's groups + its launcher's", () => {
+    const L = 'dlt._workspace.deployment.launchers';
+    // As dlt 1.26.0's export_workspace_requirements writes it (a requirements.txt with tomli-w).
+    const launchers = {
+      [`${L}.job`]: ['botocore', 'croniter', 'dlt==1.26.0', 'dlthub', 's3fs'],
+      [`${L}.marimo`]: ['croniter', 'dlt==1.26.0', 'dlthub', 'marimo', 'uvicorn'],
+      [`${L}.mcp`]: ['croniter', 'dlt==1.26.0', 'dlthub', 'fastmcp', 'uvicorn'],
+      [`${L}.dashboard`]: ['croniter', 'dlt==1.26.0', 'dlthub'],
+    };
+    const dashboard = ['croniter', 'dlthub', 'ibis-framework', 'marimo', 'pyarrow'];
+    const r = parseRequirementsJson(
+      JSON.stringify({
+        engine_version: 1,
+        python_version: '3.11',
+        default_groups: ['main'],
+        groups: { main: ['tomli-w==1.2.0'], 'jobs.workspace.dashboard': dashboard, ml: ['numpy==2.0.0'] },
+        launcher_requirements: launchers,
+      }),
+    );
+    // A job without a launcher (a script by file): the default groups only.
+    assert.deepEqual(selectRequirements(r), ['tomli-w==1.2.0']);
+    assert.deepEqual(selectRequirements(r, { launcher: `${L}.marimo` }), [
+      'tomli-w==1.2.0',
+      'croniter',
+      'dlt==1.26.0',
+      'dlthub',
+      'marimo',
+      'uvicorn',
+    ]);
+    // dlt's dashboard job: require.dependency_groups on top of the defaults, then its launcher's (deduplicated).
+    assert.deepEqual(
+      selectRequirements(r, { launcher: `${L}.dashboard`, dependencyGroups: ['jobs.workspace.dashboard'] }),
+      ['tomli-w==1.2.0', 'croniter', 'dlthub', 'ibis-framework', 'marimo', 'pyarrow', 'dlt==1.26.0'],
+    );
+    assert.deepEqual(selectRequirements(r, { launcher: `${L}.mcp`, dependencyGroups: ['ml', 'main'] }), [
+      'tomli-w==1.2.0',
+      'numpy==2.0.0',
+      'croniter',
+      'dlt==1.26.0',
+      'dlthub',
+      'fastmcp',
+      'uvicorn',
+    ]);
+    assert.throws(
+      () => selectRequirements(r, { launcher: `${L}.job`, dependencyGroups: ['gpu'] }),
+      /requirements\.json has no dependency group "gpu".*groups: main, jobs\.workspace\.dashboard, ml/,
+    );
+    // Nothing of the workspace's own (an empty main; the dashboard group is dlt's): the configured interpreter.
+    const empty = parseRequirementsJson(
+      JSON.stringify({
+        engine_version: 1,
+        default_groups: ['main'],
+        groups: { main: [], 'jobs.workspace.dashboard': dashboard },
+        launcher_requirements: launchers,
+      }),
+    );
+    assert.deepEqual(selectRequirements(empty, { launcher: `${L}.marimo` }), []);
+    assert.deepEqual(
+      selectRequirements(empty, {
+        launcher: `${L}.dashboard`,
+        dependencyGroups: ['jobs.workspace.dashboard'],
+      }),
+      [],
+    );
+    // Several default groups: their union, in order.
+    const two = parseRequirementsJson(
+      JSON.stringify({
+        engine_version: 1,
+        default_groups: ['main', 'extra'],
+        groups: { main: ['a'], extra: ['b', 'a'] },
+      }),
+    );
+    assert.deepEqual(selectRequirements(two, { launcher: `${L}.job` }), ['a', 'b']);
   });
 
   it('refuses a pyproject.toml that is not TOML, naming it', () => {

@@ -70,8 +70,20 @@ function fileOf(dir: string, name: string): string | undefined {
   }
 }
 
-/** The requirement lines of a requirements.json: its default groups (+ `launcher`'s), dlt per `dlt_version`. */
-export function requirementsFromJson(raw: string, opts: { launcher?: string } = {}): string[] {
+/** What a job adds to a requirements.json's selection (manifest jobs: their launch). */
+export interface JobRequirements {
+  /** The launcher module (`dlt._workspace.deployment.launchers.marimo`): its `launcher_requirements`. */
+  launcher?: string;
+  /** `require.dependency_groups`: groups installed on top of `default_groups`. */
+  dependencyGroups?: readonly string[];
+}
+
+/** dlt's workspace dashboard job's group (`DASHBOARD_JOB_REF`): dlt writes it into every requirements.json. */
+export const DASHBOARD_GROUP = 'jobs.workspace.dashboard';
+
+export type RequirementsJson = z.infer<typeof requirementsJsonSchema>;
+
+export function parseRequirementsJson(raw: string): RequirementsJson {
   let json: unknown;
   try {
     json = JSON.parse(raw);
@@ -85,17 +97,41 @@ export function requirementsFromJson(raw: string, opts: { launcher?: string } = 
     throw new Error(
       `requirements.json: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
     );
-  const r = parsed.data;
-  const out: string[] = [];
-  for (const g of r.default_groups) out.push(...(r.groups[g] ?? []));
-  if (opts.launcher) out.push(...(r.launcher_requirements?.[opts.launcher] ?? []));
+  return parsed.data;
+}
+
+/**
+ * The requirement lines a job of a deployment gets from its requirements.json, by dlt 1.26's rule
+ * (`dlt/_workspace/deployment/typing.py`): the groups `default_groups` + the job's
+ * `require.dependency_groups`, then `launcher_requirements[launcher]` (mandatory for jobs of that
+ * launcher; they carry dlt unless a default group names it). Empty (the configured interpreter, no
+ * install) when the selected groups declare nothing of the workspace's own: every requirements.json
+ * has launcher specs and the dashboard's group, which the configured interpreter provides.
+ * A job's group missing from `groups` is an error (dlt's runtime cannot install it either).
+ */
+export function selectRequirements(r: RequirementsJson, job: JobRequirements = {}): string[] {
+  const names = [...new Set([...r.default_groups, ...(job.dependencyGroups ?? [])])];
+  const missing = (job.dependencyGroups ?? []).filter((g) => !(g in r.groups));
+  if (missing.length > 0)
+    throw new Error(
+      `requirements.json has no dependency group ${missing.map((g) => JSON.stringify(g)).join(', ')} (require.dependency_groups of the job; groups: ${Object.keys(r.groups).join(', ') || 'none'})`,
+    );
+  const own = names.filter((g) => g !== DASHBOARD_GROUP).flatMap((g) => r.groups[g] ?? []);
+  if (own.every((l) => !l.trim())) return [];
+  const out = names.flatMap((g) => r.groups[g] ?? []);
+  if (job.launcher) out.push(...(r.launcher_requirements?.[job.launcher] ?? []));
   const dlt = r.dlt_version;
   const listsDlt = out.some((l) => /^dlt(\[|[\s=<>!~;@]|$)/i.test(l.trim()));
-  if (dlt && !listsDlt && out.length > 0 && dlt.version && (dlt.mode ?? 'pypi') === 'pypi') {
+  if (dlt && !listsDlt && dlt.version && (dlt.mode ?? 'pypi') === 'pypi') {
     const extras = dlt.extras?.length ? `[${dlt.extras.join(',')}]` : '';
     out.push(`${dlt.name}${extras}==${dlt.version}`);
   }
   return [...new Set(out.map((l) => l.trim()).filter(Boolean))];
+}
+
+/** The requirement lines of a requirements.json for `job` (selectRequirements). */
+export function requirementsFromJson(raw: string, job: JobRequirements = {}): string[] {
+  return selectRequirements(parseRequirementsJson(raw), job);
 }
 
 /**
@@ -106,7 +142,7 @@ export function requirementsFromJson(raw: string, opts: { launcher?: string } = 
 export function findDeclaration(
   runDir: string,
   requirementsJson: string | undefined,
-  opts: { launcher?: string } = {},
+  job: JobRequirements = {},
 ): DependencyDeclaration | undefined {
   const pyproject = fileOf(runDir, 'pyproject.toml');
   const lock = fileOf(runDir, 'uv.lock');
@@ -128,12 +164,18 @@ export function findDeclaration(
   const txt = fileOf(runDir, 'requirements.txt');
   if (txt !== undefined && meaningful(txt).length > 0)
     return { source: 'requirements.txt', files: { 'requirements.txt': txt } };
-  if (requirementsJson !== undefined) {
-    const lines = requirementsFromJson(requirementsJson, opts);
-    if (lines.length > 0)
-      return { source: 'requirements.json', files: { 'requirements.txt': `${lines.join('\n')}\n` } };
-  }
-  return undefined;
+  return requirementsJson !== undefined ? declarationFromJson(requirementsJson, job) : undefined;
+}
+
+/** What a requirements.json declares for `job` (selectRequirements); undefined = nothing. */
+export function declarationFromJson(
+  raw: string,
+  job: JobRequirements = {},
+): DependencyDeclaration | undefined {
+  const lines = requirementsFromJson(raw, job);
+  return lines.length > 0
+    ? { source: 'requirements.json', files: { 'requirements.txt': `${lines.join('\n')}\n` } }
+    : undefined;
 }
 
 /** What an environment is keyed by besides the declaration. */

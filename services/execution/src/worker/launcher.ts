@@ -84,6 +84,8 @@ export function launcherCommand(
     allow_external_schedulers: l.externalSchedulers,
     profile,
     refresh: d.refresh ?? false,
+    // The job definition's entry_point.config, as dlt's build_runtime_entry_point copies it.
+    ...(l.config !== undefined ? { config: l.config } : {}),
   };
   if (d.interval) {
     entryPoint.interval_start = d.interval.start;

@@ -4,7 +4,7 @@ import { dirname, isAbsolute, join } from 'node:path';
 import { isBuiltInEntryPoint } from '#libs/contracts';
 import { fileURLToPath } from 'node:url';
 import type { RunExecutor } from '../executor/index.js';
-import { findDeclaration, type DependencyDeclaration } from './dependencies.js';
+import { declarationFromJson, findDeclaration, type DependencyDeclaration } from './dependencies.js';
 import { installExitHook } from './pipeline-report.js';
 import { dotDltOf, insideDir, type MaterializedConfig, type RunMaterializer } from './materializer.js';
 import { resolveExecutable } from './process-group.js';
@@ -190,11 +190,31 @@ export async function prepareRun(opts: {
     PYTHONPATH: installExitHook(runDir),
   });
   // What the deployment declares (docs/dependencies.md): installed in the `setup` phase, before the spawn.
-  // The client's requirements.json only when the files declare nothing (they come first).
-  let dependencies = findDeclaration(runDir, undefined);
-  if (!dependencies && d.deployment && opts.materializer.deploymentRequirements) {
-    const json = await opts.materializer.deploymentRequirements(ws, d.deployment);
-    if (json !== undefined) dependencies = findDeclaration(runDir, json);
+  // A manifest job (its launch) with the client's requirements.json: that file first, as dlt's runtime
+  // (its groups + the launcher's requirements); otherwise the files come first, then requirements.json.
+  const job = d.launch
+    ? {
+        launcher: d.launch.launcher,
+        ...(d.launch.dependencyGroups ? { dependencyGroups: d.launch.dependencyGroups } : {}),
+      }
+    : {};
+  const requirementsJson = async () =>
+    d.deployment && opts.materializer.deploymentRequirements
+      ? opts.materializer.deploymentRequirements(ws, d.deployment)
+      : undefined;
+  let dependencies: DependencyDeclaration | undefined;
+  // Runway's own app (runway:dashboard) runs no code of the deployment: the configured interpreter.
+  if (builtIn && !d.launch) dependencies = undefined;
+  else if (d.launch) {
+    const json = await requirementsJson();
+    dependencies = json !== undefined ? declarationFromJson(json, job) : undefined;
+    dependencies ??= findDeclaration(runDir, undefined);
+  } else {
+    dependencies = findDeclaration(runDir, undefined);
+    if (!dependencies) {
+      const json = await requirementsJson();
+      if (json !== undefined) dependencies = declarationFromJson(json);
+    }
   }
   const argv = [tools.python, d.entryPoint];
   // The run's processes own what they may write (under the sandbox: the workspace's uid).

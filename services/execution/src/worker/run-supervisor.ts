@@ -15,7 +15,12 @@ import { reapRunProcess, spawnRunProcess, terminateRunProcess, writeRunMeta } fr
 import type { RunRequestedEvent } from './run-requested.js';
 import { RunStatusRecorder, type EndReason } from './run-status.js';
 import type { Worker } from './worker.js';
-import { applyAppLauncher, prepareApp, type AppLaunch } from './interactive/app-prepare.js';
+import {
+  applyAppLauncher,
+  prepareApp,
+  useAppInterpreter,
+  type AppLaunch,
+} from './interactive/app-prepare.js';
 import { AppSession } from './interactive/app-session.js';
 import { runStartLatency, secondsSince } from '#libs/observability';
 
@@ -257,9 +262,14 @@ export class RunSupervisor {
           await this.status.fail('setup_error', message, null, []);
           return;
         }
-        if ('fallback' in how) capture.note(how.fallback);
-        else launch.notes = how.notes;
-      }
+        if ('fallback' in how) {
+          capture.note(how.fallback);
+          if (prepared.dependencies)
+            useAppInterpreter(launch, prepared.argv[0] ?? this.w.tools.python, prepared.env);
+        } else launch.notes = how.notes;
+      } else if (launch && prepared.dependencies)
+        // An app by file runs in the environment of the deployment's dependencies too.
+        useAppInterpreter(launch, prepared.argv[0] ?? this.w.tools.python, prepared.env);
       for (const line of launch?.notes ?? []) capture.note(line);
       // Manifest batch jobs: dlt's launcher contract, with the interpreter the run ends up with.
       let launcherJob: string | undefined;

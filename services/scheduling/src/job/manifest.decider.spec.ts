@@ -316,4 +316,29 @@ describe('manifest jobs in the job decider', () => {
     assert.equal(run.interface, 'mcp');
     assert.equal(run.profile, 'access');
   });
+
+  it("a run's launch carries the definition's entry_point.config and require.dependency_groups as given", () => {
+    const withExtras = decideOn(
+      [],
+      deploy({
+        definition: def({
+          entry_point: {
+            module: 'daily',
+            function: 'daily',
+            job_type: 'batch',
+            launcher: 'dlt._workspace.deployment.launchers.job',
+            config: { greeting: 'hi', nested: { n: 1 } },
+          },
+          require: { dependency_groups: ['ml'], timezone: 'UTC' },
+        }),
+      }),
+    );
+    const run = data(decideOn(withExtras, fire('2026-12-04T11:00:00.000Z'))[0]);
+    assert.deepEqual(run.launch?.config, { greeting: 'hi', nested: { n: 1 } });
+    assert.deepEqual(run.launch?.dependencyGroups, ['ml']);
+    // Neither in the definition: neither in the launch (the first test's exact launch has none).
+    const plain = data(decideOn(created, fire('2026-12-04T11:00:00.000Z'))[0]);
+    assert.equal(plain.launch && 'config' in plain.launch, false);
+    assert.equal(plain.launch && 'dependencyGroups' in plain.launch, false);
+  });
 });

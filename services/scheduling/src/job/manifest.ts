@@ -28,6 +28,8 @@ export const jobDefinitionSchema = z
         function: z.string().min(1).max(200).nullable().optional(),
         job_type: z.enum(['batch', 'interactive', 'stream']),
         launcher: z.string().min(1).max(200).nullable().optional(),
+        /** Forwarded to the launcher as TRuntimeEntryPoint.config (dlt's build_runtime_entry_point). */
+        config: z.record(z.string(), z.unknown()).optional(),
       })
       .passthrough(),
     triggers: z.array(z.string().max(MAX_TRIGGER)).max(50),
@@ -72,7 +74,12 @@ export const jobDefinitionSchema = z
     incremental_mode: z.enum(['interval', 'pipeline']).optional(),
     default_trigger: z.string().max(MAX_TRIGGER).nullable().optional(),
     require: z
-      .object({ timezone: z.string().min(1).max(100).optional(), profile: z.string().max(64).optional() })
+      .object({
+        timezone: z.string().min(1).max(100).optional(),
+        profile: z.string().max(64).optional(),
+        /** requirements.json groups installed on top of its default_groups (docs/dependencies.md). */
+        dependency_groups: z.array(z.string().min(1).max(200)).max(50).optional(),
+      })
       .passthrough()
       .optional(),
   })

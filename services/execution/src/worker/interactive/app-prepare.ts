@@ -47,6 +47,8 @@ export interface AppLaunch {
   servesBasePath?: boolean;
   /** Added to the failure of an app that exited before it answered HTTP. */
   exitHint?: string;
+  /** An app started by file: what useAppInterpreter needs to start it with another interpreter. */
+  byFile?: { launcher: string; file: string; notebookArgs: string[] };
 }
 
 /** A loopback port nobody listens on now (RUNWAY_SANDBOX=off: apps share the host's network). */
@@ -135,8 +137,26 @@ export async function prepareApp(o: {
     network: sandboxed ? 'none' : 'host',
     notes,
     port,
+    byFile: { launcher, file, notebookArgs },
     ...(byFileError !== undefined ? { byFileError } : {}),
   };
+}
+
+/**
+ * An app started by file runs with the run's interpreter after its setup (a dependency environment,
+ * docs/dependencies.md): its command line and PATH / VIRTUAL_ENV, like a batch run's.
+ */
+export function useAppInterpreter(launch: AppLaunch, python: string, runEnv: Record<string, string>): void {
+  const b = launch.byFile;
+  if (!b) return;
+  const { type, port, basePath } = launch;
+  launch.argv = [
+    python,
+    b.launcher,
+    ...appArgv({ python, type, file: b.file, port, basePath, notebookArgs: b.notebookArgs }),
+  ];
+  if (runEnv.PATH !== undefined) launch.env.PATH = runEnv.PATH;
+  if (runEnv.VIRTUAL_ENV !== undefined) launch.env.VIRTUAL_ENV = runEnv.VIRTUAL_ENV;
 }
 
 /** Why an `interface` cannot be served by dlt 1.26's `job` launcher unless the function serves it itself. */
@@ -182,6 +202,8 @@ export function applyAppLauncher(o: {
     allow_external_schedulers: l.externalSchedulers,
     profile: o.profile,
     refresh: d.refresh ?? false,
+    // The job definition's entry_point.config, as dlt's build_runtime_entry_point copies it.
+    ...(l.config !== undefined ? { config: l.config } : {}),
     run_args: { port: launch.port, base_path: launch.basePath },
   };
   const launcherPy = join(o.runDir, APP_DIR, 'launcher.py');

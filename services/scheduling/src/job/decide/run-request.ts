@@ -4,6 +4,7 @@
  * ScheduledRunSkipped events.
  */
 
+import { z } from 'zod';
 import {
   isBuiltInEntryPoint,
   type JobKind,
@@ -161,7 +162,26 @@ function manifestRunFields(
       function: m.function,
       timezone: spec.timezone,
       externalSchedulers: m.externalSchedulers,
+      ...launchExtras(m.definition),
     },
+  };
+}
+
+/** What a launch takes from the stored job definition as is: entry_point.config, require.dependency_groups. */
+const launchExtrasSchema = z.object({
+  entry_point: z.object({ config: z.record(z.string(), z.unknown()).optional() }).optional(),
+  require: z.object({ dependency_groups: z.array(z.string().min(1).max(200)).max(50).optional() }).nullish(),
+});
+
+function launchExtras(definition: Record<string, unknown>): Pick<RunLaunch, 'config' | 'dependencyGroups'> {
+  // Definitions stored before these fields were validated may not parse: then the launch has neither.
+  const p = launchExtrasSchema.safeParse(definition);
+  if (!p.success) return {};
+  const config = p.data.entry_point?.config;
+  const groups = p.data.require?.dependency_groups;
+  return {
+    ...(config !== undefined ? { config } : {}),
+    ...(groups !== undefined && groups.length > 0 ? { dependencyGroups: groups } : {}),
   };
 }
 
