@@ -30,6 +30,7 @@ interface Script {
     entry_point: { module: string; function: string | null; launcher: string; job_type: string };
     interval?: { start: string };
     freshness?: string[];
+    refresh?: string;
     expose?: { tags?: string[] };
   };
 }
@@ -40,6 +41,7 @@ interface ApiRun {
   trigger_source: string | null;
   interval_start: string | null;
   interval_end: string | null;
+  refresh: boolean;
   date_added: string;
   time_ended: string | null;
 }
@@ -155,6 +157,7 @@ describe('a manifest dlt 1.26.0 generates, deployed by the 0.26.1 CLI: schedules
     assert.equal(by('jobs.chain.after_ok').default_trigger, 'job.success:jobs.chain.ok');
     assert.deepEqual(by('jobs.chain.after_bad').triggers, ['job.fail:jobs.chain.bad']);
     assert.deepEqual(by('jobs.fresh.gated').job_definition.freshness, ['job.is_fresh:jobs.fresh.source']);
+    assert.equal(by('jobs.fresh.source').job_definition.refresh, 'always', 'dlt 1.26.0 names it refresh');
     // A second deploy changing nothing: test/e2e/dlt-cli-026.test.ts.
   });
 
@@ -244,6 +247,17 @@ describe('a manifest dlt 1.26.0 generates, deployed by the 0.26.1 CLI: schedules
         Date.parse(gated[0]!.date_added) >= Date.parse(src.time_ended!),
         'only once the upstream completed',
       );
+      // source is refresh="always": its completed run sent one refresh signal down the freshness
+      // edge; one run of gated carries it (dlt's launcher hands it over in run_context), later ones not.
+      const signalled = await waitFor('a gated run with refresh, then one without', async () => {
+        const r = (await runsOf('jobs.fresh.gated')).filter((x) => x.runway_status === 'completed');
+        const i = r.findIndex((x) => x.refresh);
+        return i >= 0 && r.slice(i + 1).some((x) => !x.refresh) && r;
+      });
+      assert.equal(signalled.filter((x) => x.refresh).length, 1, 'the signal is consumed once');
+      const refreshed = signalled.find((x) => x.refresh)!;
+      const log = await ok('job-run', 'jobs.fresh.gated', String(refreshed.number), 'logs');
+      assert.match(log, /gated ran, refresh=True/, log);
     });
 
     it('runway jobs backfill --wait: one run per hour of the range, in order, each after the previous', async () => {
