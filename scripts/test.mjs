@@ -7,7 +7,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative } from 'node:path';
+import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { useSupportedNode } from './node.mjs';
 
@@ -36,6 +36,29 @@ function findTests(dir, out = []) {
   return out;
 }
 
+/**
+ * Files start in this order, four at a time: the long integration files first (real CLIs, clusters,
+ * schedulers that wait for fire times), the short unit specs last, where they fill the gaps while
+ * the last long files finish. Sorting by name put test/scheduling and test/web at the very end.
+ */
+const SLOW_FIRST = [
+  'e2e',
+  'local',
+  'durability',
+  'jobs',
+  'scheduling',
+  'execution',
+  'interactive',
+  'alerting',
+  'events',
+];
+function weight(file) {
+  const parts = relative(join(root, 'dist'), file).split(sep);
+  if (parts[0] !== 'test') return SLOW_FIRST.length + 2;
+  const at = SLOW_FIRST.indexOf(parts[1] ?? '');
+  return at === -1 ? SLOW_FIRST.length : at;
+}
+
 const files = ['libs', 'services', 'test', 'deploy']
   .map((d) => join(root, 'dist', d))
   .filter((d) => {
@@ -47,7 +70,7 @@ const files = ['libs', 'services', 'test', 'deploy']
   })
   .flatMap((d) => findTests(d))
   .filter((f) => filters.length === 0 || filters.some((x) => relative(root, f).includes(x)))
-  .sort();
+  .sort((a, b) => weight(a) - weight(b) || a.localeCompare(b));
 if (files.length === 0) {
   process.stderr.write('no test files found\n');
   process.exit(1);
