@@ -73,36 +73,9 @@ export function launcherCommand(
     return {
       fallback: `the run's interpreter (${python}) has no launcher module ${l.launcher} (dlt 1.26 or later has it): running ${d.entryPoint} as a script`,
     };
-  const trigger = d.triggerSource ?? `manual:${l.jobRef}`;
-  const entryPoint: Record<string, unknown> = {
-    module: l.module,
-    function: l.function,
-    job_type: 'batch',
-    launcher: l.launcher,
-    job_ref: l.jobRef,
-    interval_timezone: l.timezone,
-    allow_external_schedulers: l.externalSchedulers,
-    profile,
-    refresh: d.refresh ?? false,
-    // The job definition's entry_point.config, as dlt's build_runtime_entry_point copies it.
-    ...(l.config !== undefined ? { config: l.config } : {}),
-  };
-  if (d.interval) {
-    entryPoint.interval_start = d.interval.start;
-    entryPoint.interval_end = d.interval.end;
-  }
+  const trigger = launcherTrigger(req, l);
   return {
-    argv: [
-      python,
-      '-m',
-      l.launcher,
-      '--run-id',
-      d.runId,
-      '--trigger',
-      trigger,
-      '--entry-point',
-      JSON.stringify(entryPoint),
-    ],
+    argv: [python, ...launcherArgs(req, l, trigger, runtimeEntryPoint(req, l, profile, 'batch'))],
     env: {
       RUNTIME__RUN_ID: d.runId,
       RUNTIME__JOB_REF: l.jobRef,
@@ -110,6 +83,58 @@ export function launcherCommand(
       RUNTIME__WORKSPACE_ID: req.workspaceId,
     },
   };
+}
+
+type Launch = NonNullable<RunRequestedEvent['data']['launch']>;
+
+/** The trigger a launcher is told: the run's trigger string, else `manual:<job ref>`. */
+export function launcherTrigger(req: RunRequestedEvent, l: Launch): string {
+  return req.data.triggerSource ?? `manual:${l.jobRef}`;
+}
+
+/**
+ * TRuntimeEntryPoint as dlt's `build_runtime_entry_point` builds it from the job definition's
+ * `entry_point` (with its `config`, copied as is) and the run: batch and interactive runs alike.
+ */
+export function runtimeEntryPoint(
+  req: RunRequestedEvent,
+  l: Launch,
+  profile: string,
+  jobType: 'batch' | 'interactive',
+): Record<string, unknown> {
+  const d = req.data;
+  return {
+    module: l.module,
+    function: l.function,
+    job_type: jobType,
+    launcher: l.launcher,
+    job_ref: l.jobRef,
+    interval_timezone: l.timezone,
+    allow_external_schedulers: l.externalSchedulers,
+    profile,
+    refresh: d.refresh ?? false,
+    ...(l.config !== undefined ? { config: l.config } : {}),
+    ...(d.interval ? { interval_start: d.interval.start, interval_end: d.interval.end } : {}),
+  };
+}
+
+/** `-m <launcher> --run-id <id> --trigger <trigger> --entry-point <json>`, after the interpreter. */
+export function launcherArgs(
+  req: RunRequestedEvent,
+  l: Launch,
+  trigger: string,
+  entryPoint: Record<string, unknown>,
+): string[] {
+  return [
+    '-m',
+    l.launcher,
+    '--run-id',
+    req.data.runId,
+    '--trigger',
+    trigger,
+    '--entry-point',
+    JSON.stringify(entryPoint),
+  ];
 }
 
 /** What the exit hook writes when dlt's job launcher returned a value (pipeline-report.ts). */

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { appBasePath, DASHBOARD_ENTRY_POINT, type AppType } from '#libs/contracts';
-import { hasLauncher } from '../launcher.js';
+import { hasLauncher, launcherArgs, launcherTrigger, runtimeEntryPoint } from '../launcher.js';
 import type { RunExecutor } from '../../executor/index.js';
 import type { PreparedRun, RunTools } from '../run-environment.js';
 import type { RunRequestedEvent } from '../run-requested.js';
@@ -191,19 +191,9 @@ export function applyAppLauncher(o: {
     if (launch.byFileError !== undefined) throw new Error(`${why}, and ${launch.byFileError}`);
     return { fallback: `${why}: starting ${d.entryPoint} by file` };
   }
-  const trigger = d.triggerSource ?? `manual:${l.jobRef}`;
+  const trigger = launcherTrigger(req, l);
   const entryPoint = {
-    module: l.module,
-    function: l.function,
-    job_type: 'interactive',
-    launcher: l.launcher,
-    job_ref: l.jobRef,
-    interval_timezone: l.timezone,
-    allow_external_schedulers: l.externalSchedulers,
-    profile: o.profile,
-    refresh: d.refresh ?? false,
-    // The job definition's entry_point.config, as dlt's build_runtime_entry_point copies it.
-    ...(l.config !== undefined ? { config: l.config } : {}),
+    ...runtimeEntryPoint(req, l, o.profile, 'interactive'),
     run_args: { port: launch.port, base_path: launch.basePath },
   };
   const launcherPy = join(o.runDir, APP_DIR, 'launcher.py');
@@ -213,19 +203,7 @@ export function applyAppLauncher(o: {
   const app = launcherApp(l.launcher);
   launch.type = app.type;
   launch.servesBasePath = app.servesBasePath;
-  launch.argv = [
-    o.python,
-    launcherPy,
-    o.python,
-    '-m',
-    l.launcher,
-    '--run-id',
-    d.runId,
-    '--trigger',
-    trigger,
-    '--entry-point',
-    JSON.stringify(entryPoint),
-  ];
+  launch.argv = [o.python, launcherPy, o.python, ...launcherArgs(req, l, trigger, entryPoint)];
   const path = o.runEnv.PATH ?? launch.env.PATH ?? '/usr/bin:/bin';
   Object.assign(launch.env, {
     // dlt's marimo and dashboard launchers exec `marimo`: Runway's wrapper, then the interpreter's scripts.
