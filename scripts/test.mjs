@@ -87,14 +87,7 @@ try {
   code = await new Promise((resolve) => {
     const child = spawn(
       process.execPath,
-      [
-        '--enable-source-maps',
-        '--test',
-        '--test-concurrency=4', // most test files wait on real processes and servers (browsers, CLIs, stacks): 4 keep 2 cores busy
-        '--test-timeout=600000',
-        '--test-reporter=spec',
-        ...files,
-      ],
+      ['--enable-source-maps', join(root, 'scripts', 'run-tests.mjs'), ...files],
       {
         cwd: root,
         stdio: 'inherit',
@@ -104,6 +97,8 @@ try {
           DATABASE_URL: pg.url,
           RUNWAY_PYTHON: join(root, '.venv', 'bin', 'python'),
           RUNWAY_TEST_WORK: work,
+          // each test file runs in its own process: stack traces point at the TypeScript sources
+          NODE_OPTIONS: [process.env.NODE_OPTIONS, '--enable-source-maps'].filter(Boolean).join(' '),
         },
       },
     );

@@ -290,9 +290,18 @@ describe('a manifest dlt 1.26.0 generates, deployed by the 0.26.1 CLI: schedules
         rmSync(cwd, { recursive: true, force: true });
         rmSync(cfg, { recursive: true, force: true });
       }
-      // The hourly schedule itself may fire at a full hour meanwhile: only the backfill's runs.
-      const runs = (await runsOf('jobs.clock.hourly')).filter((r) =>
-        r.trigger_source?.startsWith('backfill:'),
+      // The hourly schedule itself may fire at a full hour meanwhile: only the backfill's runs. The
+      // backfill's end is scheduling's read model; a run's end reaches execution's runs read model on
+      // its own (a moment later on a loaded machine): wait for the three ends there.
+      const runs = await waitFor(
+        "the backfill's three runs ended in the runs read model",
+        async () => {
+          const all = (await runsOf('jobs.clock.hourly')).filter((r) =>
+            r.trigger_source?.startsWith('backfill:'),
+          );
+          return all.length >= 3 && all.every(ended) ? all : undefined;
+        },
+        30_000,
       );
       assert.deepEqual(
         runs.map((r) => [r.interval_start, r.interval_end, r.runway_status]),

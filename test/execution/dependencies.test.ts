@@ -304,11 +304,24 @@ describe("a deployment's own dependencies, installed with uv in the run's setup 
     });
     assert.equal(r.status, 201, await r.text());
   };
+  /**
+   * Polls `f` until it returns a value. A connection reset while polling is "not yet" (a loaded
+   * machine: a kept-alive connection closed by the gateway as the next poll used it); the last one
+   * is named if the deadline passes.
+   */
   const until = async <T>(what: string, f: () => Promise<T | undefined>, ms: number): Promise<T> => {
+    let lastReset = '';
     for (const end = Date.now() + ms; ;) {
-      const v = await f();
+      let v: T | undefined;
+      try {
+        v = await f();
+      } catch (err) {
+        if (!(err instanceof TypeError && err.message === 'fetch failed')) throw err;
+        lastReset = `${String(err.cause)}`;
+      }
       if (v !== undefined) return v;
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+      if (Date.now() > end)
+        throw new Error(`timed out waiting for ${what}${lastReset && ` (last: ${lastReset})`}`);
       await new Promise((r) => setTimeout(r, 250));
     }
   };
