@@ -50,11 +50,6 @@ export async function createGatewayHttp(
     next();
   });
   const server: Server = app.getHttpServer();
-  // Idle kept-alive connections are closed by the client or a load balancer in front (60 s is the
-  // usual), not by Runway: with Node's 5 s a client could send on a connection the gateway was
-  // closing that moment, and get a connection reset instead of an answer.
-  server.keepAliveTimeout = 65_000;
-  server.headersTimeout = 66_000;
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
     if (AppProxy.owns(req.url)) void proxy.upgrade(req, socket, head);
     else socket.destroy();
