@@ -12,6 +12,9 @@ const stream = run({
   // most test files wait on real processes and servers (browsers, CLIs, stacks): 4 keep 2 cores busy
   concurrency: 4,
   timeout: 600_000,
+  // A file whose tests are all done exits even if a failed test left a handle open (a server, a
+  // client): without it the suite waited forever on that file's process.
+  forceExit: true,
 });
 stream.on('test:fail', () => {
   process.exitCode = 1;
