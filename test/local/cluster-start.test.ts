@@ -149,11 +149,14 @@ describe('npm start -- --cluster 3 (three nats-servers clustered on loopback)', 
     assert.equal(single.status, 1);
     assert.match(single.stderr, /3-node cluster \(--cluster 3\)/);
 
-    // The env var alternative, and everything is still there.
-    const second = await start([], env(dir, ports, { RUNWAY_NATS_CLUSTER: '3' }));
+    // The env var alternative, and everything is still there. The cluster's and PostgreSQL's ports
+    // are the data dir's; the HTTP and gRPC ports are new ones: test files run in parallel, and
+    // another one may have been handed a port the first start freed.
+    const restartPorts = { ...ports, RUNWAY_HTTP_PORT: await freePort(), RUNWAY_GRPC_PORT: await freePort() };
+    const second = await start([], env(dir, restartPorts, { RUNWAY_NATS_CLUSTER: '3' }));
     running = second.proc;
     const again = spawnSync(process.execPath, [cli, 'admin', 'events', 'tail'], {
-      env: env(dir, ports),
+      env: env(dir, restartPorts),
       encoding: 'utf8',
       timeout: 60_000,
     });

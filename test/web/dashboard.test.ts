@@ -291,9 +291,20 @@ describe('the web dashboard in a real browser', () => {
     const run = (await api('POST', `/workspaces/${s.workspaceId}/runs`, { script_id_or_name: 'fails' })) as {
       id: string;
     };
+    // The run may wait for a slot behind the earlier tests' runs on a loaded machine: the page is
+    // opened once the run failed (its live updates are tested with the log above).
+    for (const until = Date.now() + 180_000; ;) {
+      const r = (await api('GET', `/workspaces/${s.workspaceId}/runs/${run.id}`)) as {
+        status: string;
+        runway_status?: string;
+      };
+      if (r.status === 'failed' || r.runway_status === 'failed') break;
+      assert.ok(Date.now() < until, `the run did not fail: ${r.status}`);
+      await new Promise((res) => setTimeout(res, 500));
+    }
     await page.goto(wsUrl(`/runs/${run.id}`));
     const reason = page.getByTestId('failure-reason');
-    await reason.waitFor({ timeout: 60_000 });
+    await reason.waitFor({ timeout: T });
     await reason
       .getByText(/exit|code 3|failed/i)
       .first()
