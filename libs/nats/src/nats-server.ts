@@ -16,7 +16,25 @@ import {
   type NatsUser,
 } from './auth.js';
 
+/** Ports this process handed out lately: the kernel may give a just-closed probe port again. */
+const handedOut = new Set<number>();
+
+/**
+ * A port free on 127.0.0.1 now, and not one this process handed out before (two calls in a row
+ * could get the same port from the kernel: a test then gave it to two servers).
+ */
 export async function freePort(): Promise<number> {
+  for (let attempt = 0; ; attempt++) {
+    const port = await probeFreePort();
+    if (!handedOut.has(port) || attempt >= 50) {
+      handedOut.add(port);
+      if (handedOut.size > 4096) handedOut.delete(handedOut.values().next().value!);
+      return port;
+    }
+  }
+}
+
+function probeFreePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.unref();

@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { freePort } from '#libs/nats';
 import { appBasePath, DASHBOARD_ENTRY_POINT, type AppType } from '#libs/contracts';
 import { hasLauncher, launcherArgs, launcherTrigger, runtimeEntryPoint } from '../launcher.js';
 import type { RunExecutor } from '../../executor/index.js';
@@ -49,19 +49,6 @@ export interface AppLaunch {
   exitHint?: string;
   /** An app started by file: what useAppInterpreter needs to start it with another interpreter. */
   byFile?: { launcher: string; file: string; notebookArgs: string[] };
-}
-
-/** A loopback port nobody listens on now (RUNWAY_SANDBOX=off: apps share the host's network). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const port = a !== null && typeof a === 'object' ? a.port : 0;
-      s.close(() => (port > 0 ? resolve(port) : reject(new Error('no free port'))));
-    });
-  });
 }
 
 /** Turns a prepared run directory into an app launch: the launcher, the app's command, its address. */
